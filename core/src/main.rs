@@ -1,1 +1,82 @@
-fn main() {}
+//! `honeybee-core`: parses flags, loads the config, runs the server until a
+//! signal.
+
+use std::process::ExitCode;
+
+use honeybee_core::cli::{self, Action};
+use honeybee_core::server::Core;
+use honeybee_core::shutdown;
+
+fn init_logging() {
+    let level = std::env::var("HONEYBEE_LOG")
+        .ok()
+        .and_then(|l| l.parse::<log::LevelFilter>().ok())
+        .unwrap_or(log::LevelFilter::Info);
+    let _ = simple_logger::SimpleLogger::new()
+        .with_level(level)
+        .with_module_level("rustls", log::LevelFilter::Warn)
+        .init();
+}
+
+fn main() -> ExitCode {
+    let signals = match shutdown::block_signals() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("honeybee-core: blocking signals: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let config = match cli::parse(&args) {
+        Ok(Action::Help) => {
+            print!("{}", cli::HELP);
+            return ExitCode::SUCCESS;
+        }
+        Ok(Action::Version) => {
+            println!("honeybee-core {}", env!("CARGO_PKG_VERSION"));
+            return ExitCode::SUCCESS;
+        }
+        Ok(Action::PrintConfig(config)) => {
+            print!("{}", config.to_toml());
+            return ExitCode::SUCCESS;
+        }
+        Ok(Action::Run(config)) => config,
+        Err(e) => {
+            eprintln!("honeybee-core: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging();
+    raise_fd_limit();
+    let core = match Core::start(&config) {
+        Ok(core) => core,
+        Err(e) => {
+            log::error!("{e}");
+            eprintln!("honeybee-core: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let (tx, rx) = std::sync::mpsc::channel();
+    if let Err(e) = shutdown::on_signal(signals, move |sig| {
+        log::info!("{sig}: shutting down");
+        let _ = tx.send(());
+    }) {
+        eprintln!("honeybee-core: starting the signal thread: {e}");
+        return ExitCode::from(1);
+    }
+    let _ = rx.recv();
+    core.stop();
+    ExitCode::SUCCESS
+}
+
+/// Each node is a file descriptor: lift the soft limit to the hard one.
+fn raise_fd_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        if soft < hard {
+            if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+                log::warn!("raising the open-file limit to {hard}: {e}");
+            }
+        }
+    }
+}

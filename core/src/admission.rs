@@ -1,0 +1,202 @@
+//! Admission of new node connections: caps on unregistered connections,
+//! overall and per source address, and a per-source connection rate.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+/// Most source addresses tracked at once; a fixed bound on network-fed state.
+const MAX_SOURCES: usize = 65_536;
+
+/// Why a connection was turned away.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// Too many unregistered connections overall.
+    TooManyPending,
+    /// Too many unregistered connections from this source.
+    SourcePending,
+    /// This source connects too fast.
+    SourceRate,
+}
+
+impl Refusal {
+    /// Every reason, for metrics.
+    pub const ALL: [Refusal; 3] = [
+        Refusal::TooManyPending,
+        Refusal::SourcePending,
+        Refusal::SourceRate,
+    ];
+
+    /// The metrics label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Refusal::TooManyPending => "too_many_pending",
+            Refusal::SourcePending => "source_pending",
+            Refusal::SourceRate => "source_rate",
+        }
+    }
+}
+
+/// The limits.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Unregistered connections overall.
+    pub max_pending: usize,
+    /// Unregistered connections per source.
+    pub max_pending_per_source: usize,
+    /// New connections per second per source; bursts of twice this.
+    pub rate_per_source: u32,
+}
+
+#[derive(Debug)]
+struct Source {
+    pending: usize,
+    tokens: f64,
+    refilled: Instant,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    pending: usize,
+    sources: HashMap<IpAddr, Source>,
+}
+
+/// Tracks unregistered connections; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Admission {
+    limits: Limits,
+    state: Arc<Mutex<State>>,
+}
+
+/// An admitted, still unregistered connection. Dropping it (registered or
+/// closed) frees its place.
+#[derive(Debug)]
+pub struct Permit {
+    admission: Admission,
+    source: IpAddr,
+}
+
+impl Admission {
+    /// A tracker with these limits.
+    pub fn new(limits: Limits) -> Self {
+        Admission {
+            limits,
+            state: Arc::new(Mutex::new(State::default())),
+        }
+    }
+
+    /// Admits a connection from `source`, or says why not.
+    pub fn admit(&self, source: IpAddr, now: Instant) -> Result<Permit, Refusal> {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if st.pending >= self.limits.max_pending {
+            return Err(Refusal::TooManyPending);
+        }
+        if st.sources.len() >= MAX_SOURCES && !st.sources.contains_key(&source) {
+            self.prune(&mut st, now);
+            if st.sources.len() >= MAX_SOURCES {
+                return Err(Refusal::TooManyPending);
+            }
+        }
+        let rate = f64::from(self.limits.rate_per_source);
+        let burst = rate * 2.0;
+        let entry = st.sources.entry(source).or_insert(Source {
+            pending: 0,
+            tokens: burst,
+            refilled: now,
+        });
+        let elapsed = now.saturating_duration_since(entry.refilled).as_secs_f64();
+        entry.tokens = (entry.tokens + elapsed * rate).min(burst);
+        entry.refilled = now;
+        if entry.pending >= self.limits.max_pending_per_source {
+            return Err(Refusal::SourcePending);
+        }
+        if entry.tokens < 1.0 {
+            return Err(Refusal::SourceRate);
+        }
+        entry.tokens -= 1.0;
+        entry.pending += 1;
+        st.pending += 1;
+        Ok(Permit {
+            admission: self.clone(),
+            source,
+        })
+    }
+
+    /// Unregistered connections now.
+    pub fn pending(&self) -> usize {
+        self.state.lock().map(|s| s.pending).unwrap_or(0)
+    }
+
+    fn prune(&self, st: &mut State, now: Instant) {
+        let rate = f64::from(self.limits.rate_per_source);
+        let burst = rate * 2.0;
+        st.sources.retain(|_, s| {
+            let refill = now.saturating_duration_since(s.refilled).as_secs_f64() * rate;
+            s.pending > 0 || s.tokens + refill < burst
+        });
+    }
+
+    fn release(&self, source: IpAddr) {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        st.pending = st.pending.saturating_sub(1);
+        if let Some(s) = st.sources.get_mut(&source) {
+            s.pending = s.pending.saturating_sub(1);
+        }
+        if st.sources.len() > MAX_SOURCES / 2 {
+            self.prune(&mut st, Instant::now());
+        }
+    }
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        self.admission.release(self.source);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn caps_and_rate() {
+        let a = Admission::new(Limits {
+            max_pending: 10,
+            max_pending_per_source: 3,
+            rate_per_source: 2,
+        });
+        let t = Instant::now();
+        let p: Vec<_> = (0..3)
+            .map(|_| a.admit(ip("127.0.0.1"), t).unwrap())
+            .collect();
+        assert_eq!(
+            a.admit(ip("127.0.0.1"), t).unwrap_err(),
+            Refusal::SourcePending
+        );
+        drop(p);
+        // 4 tokens of burst: 3 used above, one left.
+        let _p = a.admit(ip("127.0.0.1"), t).unwrap();
+        assert_eq!(
+            a.admit(ip("127.0.0.1"), t).unwrap_err(),
+            Refusal::SourceRate
+        );
+        let later = t + Duration::from_secs(1);
+        let _q = a.admit(ip("127.0.0.1"), later).unwrap();
+        let mut others = Vec::new();
+        for i in 2..12 {
+            match a.admit(ip(&format!("127.0.0.{i}")), t) {
+                Ok(p) => others.push(p),
+                Err(e) => assert_eq!(e, Refusal::TooManyPending),
+            }
+        }
+        assert_eq!(a.pending(), 10);
+        drop(others);
+        assert_eq!(a.pending(), 2);
+    }
+}

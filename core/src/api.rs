@@ -1,0 +1,184 @@
+//! The HTTP side (port 9002): `/health`, `/metrics` and the REST API under
+//! `/api/v1`, served by tiny_http on its own threads.
+
+use std::io::Cursor;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use serde_json::{json, Value};
+use tiny_http::{Header, Method, Request, Response, Server};
+
+use crate::metrics::Metrics;
+use crate::registry::Registry;
+use crate::totp::constant_time_eq;
+
+/// Threads answering requests; the API never waits on node connections.
+const THREADS: usize = 2;
+/// NodeEvents returned with one node.
+const NODE_EVENTS: usize = 50;
+
+/// What the API reads from.
+pub struct ApiContext {
+    /// Nodes.
+    pub registry: Arc<Registry>,
+    /// Counters.
+    pub metrics: Arc<Metrics>,
+    /// The bearer token.
+    pub token: String,
+}
+
+/// The running HTTP server.
+pub struct Api {
+    server: Arc<Server>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Api {
+    /// Binds `addr` and starts answering.
+    pub fn start(addr: std::net::SocketAddr, ctx: Arc<ApiContext>) -> Result<Api, String> {
+        let server =
+            Arc::new(Server::http(addr).map_err(|e| format!("binding API port {addr}: {e}"))?);
+        let threads = (0..THREADS)
+            .map(|i| {
+                let server = server.clone();
+                let ctx = ctx.clone();
+                std::thread::Builder::new()
+                    .name(format!("api-{i}"))
+                    .spawn(move || {
+                        for request in server.incoming_requests() {
+                            answer(request, &ctx);
+                        }
+                    })
+                    .map_err(|e| format!("starting API thread: {e}"))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Api { server, threads })
+    }
+
+    /// Stops accepting and waits for the threads.
+    pub fn stop(self) {
+        for _ in &self.threads {
+            self.server.unblock();
+        }
+        for t in self.threads {
+            let _ = t.join();
+        }
+    }
+}
+
+type Reply = Response<Cursor<Vec<u8>>>;
+
+fn header(name: &str, value: &str) -> Header {
+    // Both are ASCII constants from this file.
+    Header::from_bytes(name.as_bytes(), value.as_bytes()).unwrap_or_else(|_| {
+        Header::from_bytes(&b"X-Invalid"[..], &b"1"[..]).expect("static header")
+    })
+}
+
+fn json_reply(status: u16, body: &Value) -> Reply {
+    Response::from_data(body.to_string().into_bytes())
+        .with_status_code(status)
+        .with_header(header("Content-Type", "application/json"))
+}
+
+fn error(status: u16, message: impl Into<String>) -> Reply {
+    json_reply(status, &json!({ "error": message.into() }))
+}
+
+fn answer(request: Request, ctx: &ApiContext) {
+    let reply = route(&request, ctx);
+    if let Err(e) = request.respond(reply) {
+        log::debug!("answering an API request: {e}");
+    }
+}
+
+fn authorized(request: &Request, token: &str) -> bool {
+    request
+        .headers()
+        .iter()
+        .find(|h| h.field.equiv("Authorization"))
+        .and_then(|h| h.value.as_str().strip_prefix("Bearer "))
+        .is_some_and(|given| constant_time_eq(given.trim().as_bytes(), token.as_bytes()))
+}
+
+fn route(request: &Request, ctx: &ApiContext) -> Reply {
+    let path = request.url().split('?').next().unwrap_or("");
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let method = request.method();
+    if segments == ["health"] {
+        return match method {
+            Method::Get | Method::Head => json_reply(
+                200,
+                &json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")}),
+            ),
+            _ => error(405, "method not allowed"),
+        };
+    }
+    if !authorized(request, &ctx.token) {
+        return error(401, "missing or invalid API token")
+            .with_header(header("WWW-Authenticate", "Bearer realm=\"honeybee\""));
+    }
+    match (method, segments.as_slice()) {
+        (Method::Get, ["metrics"]) => {
+            let text = ctx.metrics.render(&ctx.registry.status_counts());
+            Response::from_data(text.into_bytes()).with_header(header(
+                "Content-Type",
+                "text/plain; version=0.0.4; charset=utf-8",
+            ))
+        }
+        (Method::Get, ["api", "v1", "nodes"]) => {
+            let nodes = ctx.registry.list();
+            json_reply(200, &json!({"count": nodes.len(), "nodes": nodes}))
+        }
+        (Method::Get, ["api", "v1", "nodes", id]) => with_node(id, |id| node_detail(ctx, id)),
+        (Method::Delete, ["api", "v1", "nodes", id]) => {
+            with_node(id, |id| match ctx.registry.delete(id) {
+                None => no_such_node(id),
+                Some(Ok(())) => json_reply(200, &json!({ "deleted": id })),
+                Some(Err(e)) => error(500, e.to_string()),
+            })
+        }
+        (Method::Post, ["api", "v1", "nodes", id, "approve"]) => {
+            with_node(id, |id| match ctx.registry.approve(id) {
+                None => no_such_node(id),
+                Some(Ok(view)) => json_reply(200, &json!(view)),
+                Some(Err(e)) => error(500, e.to_string()),
+            })
+        }
+        (_, ["metrics"])
+        | (_, ["api", "v1", "nodes"])
+        | (_, ["api", "v1", "nodes", _])
+        | (_, ["api", "v1", "nodes", _, "approve"]) => error(405, "method not allowed"),
+        _ => error(404, format!("no route for {path}")),
+    }
+}
+
+fn with_node(id: &str, f: impl FnOnce(u64) -> Reply) -> Reply {
+    match id.parse::<u64>() {
+        Ok(id) => f(id),
+        Err(_) => error(
+            400,
+            format!("invalid node id `{id}`: expected an integer 0..=2^64-1"),
+        ),
+    }
+}
+
+fn no_such_node(id: u64) -> Reply {
+    error(404, format!("no such node {id}"))
+}
+
+fn node_detail(ctx: &ApiContext, id: u64) -> Reply {
+    let Some(view) = ctx.registry.get(id) else {
+        return no_such_node(id);
+    };
+    let events = match ctx.registry.node_events(id, NODE_EVENTS) {
+        Ok(events) => events,
+        Err(e) => return error(500, e.to_string()),
+    };
+    let mut body = json!(view);
+    body["events"] = events
+        .into_iter()
+        .map(|e| json!({"type": e.kind, "message": e.message, "description": e.description, "time": e.time}))
+        .collect();
+    json_reply(200, &body)
+}

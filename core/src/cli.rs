@@ -1,0 +1,199 @@
+//! Command-line flags. Flags override the config file, which overrides the
+//! embedded defaults.
+
+use std::path::PathBuf;
+
+use crate::config::{Config, ConfigError, Enrollment};
+
+/// What the command line asks for.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Run the server with this config.
+    Run(Box<Config>),
+    /// Print the effective config as TOML.
+    PrintConfig(Box<Config>),
+    /// Print the version.
+    Version,
+    /// Print the help.
+    Help,
+}
+
+/// The `--help` text.
+pub const HELP: &str = "\
+honeybee-core — the HoneyBee server: nodes on 9001, REST API on 9002, live stream on 9003
+
+USAGE:
+    honeybee-core [OPTIONS]
+    honeybee-core --print-config | --version | --help
+
+OPTIONS (each overrides the config file, which overrides the defaults):
+    --config FILE               TOML config file (see configs/core.toml)
+    --data-dir DIR              database and generated API token [./honeybee-data]
+    --bind ADDR                 address for all ports [127.0.0.1]
+    --node-port N               Protocol v2 nodes [9001]
+    --api-port N                REST API, /health, /metrics [9002]
+    --stream-port N             WebSocket and module stream [9003]
+    --enrollment POLICY         open | token | approve [open]
+    --enrollment-token T        token nodes must present with --enrollment token
+    --api-token T               bearer token for the API [generated into DATA_DIR/api-token]
+    --tls-cert PEM --tls-key PEM  TLS 1.3 on the node port
+    --client-ca PEM             require node client certificates signed by this CA
+    --heartbeat-interval SECS   expected node heartbeat; 3 missed = Unknown [30]
+    --print-config              print the effective config as TOML and exit
+    --version                   print the version and exit
+    --help                      print this help and exit
+
+ENVIRONMENT:
+    HONEYBEE_LOG                error | warn | info | debug | trace [info]
+
+SIGNALS:
+    SIGTERM, SIGINT             stop accepting, finish writes, exit 0
+";
+
+/// Parses the arguments (without the program name).
+pub fn parse(args: &[String]) -> Result<Action, ConfigError> {
+    let mut config_file: Option<PathBuf> = None;
+    let mut sets: Vec<(String, String)> = Vec::new();
+    let mut print = false;
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f, Some(v.to_string())),
+            _ => (arg.as_str(), None),
+        };
+        match flag {
+            "--help" | "-h" => return Ok(Action::Help),
+            "--version" | "-V" => return Ok(Action::Version),
+            "--print-config" => print = true,
+            "--config"
+            | "--data-dir"
+            | "--bind"
+            | "--node-port"
+            | "--api-port"
+            | "--stream-port"
+            | "--enrollment"
+            | "--enrollment-token"
+            | "--api-token"
+            | "--tls-cert"
+            | "--tls-key"
+            | "--client-ca"
+            | "--heartbeat-interval" => {
+                let value = match inline {
+                    Some(v) => v,
+                    None => it
+                        .next()
+                        .cloned()
+                        .ok_or_else(|| ConfigError(format!("{flag} needs a value")))?,
+                };
+                if flag == "--config" {
+                    config_file = Some(PathBuf::from(value));
+                } else {
+                    sets.push((flag.to_string(), value));
+                }
+            }
+            other => {
+                return Err(ConfigError(format!(
+                    "unknown argument `{other}` (see --help)"
+                )))
+            }
+        }
+    }
+    let mut config = match &config_file {
+        Some(path) => Config::from_file(path)?,
+        None => Config::default(),
+    };
+    for (flag, value) in sets {
+        apply(&mut config, &flag, &value)?;
+    }
+    config.validate()?;
+    Ok(if print {
+        Action::PrintConfig(Box::new(config))
+    } else {
+        Action::Run(Box::new(config))
+    })
+}
+
+fn apply(c: &mut Config, flag: &str, value: &str) -> Result<(), ConfigError> {
+    let number = |v: &str| -> Result<u64, ConfigError> {
+        v.parse()
+            .map_err(|_| ConfigError(format!("{flag}: `{v}` is not a number")))
+    };
+    let port = |v: &str| -> Result<u16, ConfigError> {
+        v.parse()
+            .map_err(|_| ConfigError(format!("{flag}: `{v}` is not a port (0-65535)")))
+    };
+    match flag {
+        "--data-dir" => c.data_dir = PathBuf::from(value),
+        "--bind" => c.bind = value.to_string(),
+        "--node-port" => c.node_port = port(value)?,
+        "--api-port" => c.api_port = port(value)?,
+        "--stream-port" => c.stream_port = port(value)?,
+        "--enrollment" => {
+            c.enrollment = Enrollment::parse(value).ok_or_else(|| {
+                ConfigError(format!(
+                    "--enrollment: `{value}` is not one of open, token, approve"
+                ))
+            })?
+        }
+        "--enrollment-token" => c.enrollment_token = value.to_string(),
+        "--api-token" => c.api_token = value.to_string(),
+        "--tls-cert" => c.tls.cert = value.to_string(),
+        "--tls-key" => c.tls.key = value.to_string(),
+        "--client-ca" => c.tls.client_ca = value.to_string(),
+        "--heartbeat-interval" => c.heartbeat_interval = number(value)?,
+        _ => return Err(ConfigError(format!("unknown argument `{flag}`"))),
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Vec<String> {
+        s.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn flags_override_defaults() {
+        let Action::Run(c) = parse(&args(
+            "--node-port 7001 --api-port=7002 --enrollment approve --heartbeat-interval 5",
+        ))
+        .unwrap() else {
+            panic!("expected run")
+        };
+        assert_eq!(
+            (c.node_port, c.api_port, c.heartbeat_interval),
+            (7001, 7002, 5)
+        );
+        assert_eq!(c.enrollment, Enrollment::Approve);
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let dir = std::env::temp_dir().join(format!("hb-cli-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("core.toml");
+        std::fs::write(&file, "node_port = 6001\napi_port = 6002\n").unwrap();
+        let a = args(&format!("--config {} --node-port 5001", file.display()));
+        let Action::PrintConfig(c) = parse(&[a, args("--print-config")].concat()).unwrap() else {
+            panic!("expected print")
+        };
+        assert_eq!((c.node_port, c.api_port), (5001, 6002));
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn bad_input_is_named() {
+        let e = parse(&args("--node-port 99999")).unwrap_err().0;
+        assert!(e.contains("--node-port") && e.contains("99999"), "{e}");
+        let e = parse(&args("--frobnicate")).unwrap_err().0;
+        assert!(e.contains("--frobnicate"), "{e}");
+        let e = parse(&args("--enrollment maybe")).unwrap_err().0;
+        assert!(e.contains("maybe"), "{e}");
+        let e = parse(&args("--api-token")).unwrap_err().0;
+        assert!(e.contains("needs a value"), "{e}");
+        let e = parse(&args("--enrollment token")).unwrap_err().0;
+        assert!(e.contains("enrollment_token"), "{e}");
+    }
+}

@@ -1,0 +1,50 @@
+//! Monotonic milliseconds for liveness, and wall time for records.
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use honeybee_proto::time::format_rfc3339;
+
+/// Maps a monotonic clock (for timeouts) onto wall time (for humans).
+#[derive(Clone, Copy, Debug)]
+pub struct Clock {
+    start: Instant,
+    start_unix_ms: u64,
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Clock::new()
+    }
+}
+
+impl Clock {
+    /// A clock starting now.
+    pub fn new() -> Clock {
+        let unix = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or(Duration::ZERO);
+        Clock {
+            start: Instant::now(),
+            start_unix_ms: unix.as_millis() as u64,
+        }
+    }
+
+    /// Milliseconds since the clock started.
+    pub fn now_ms(&self) -> u64 {
+        self.start.elapsed().as_millis() as u64
+    }
+
+    /// The wall time of a `now_ms` reading, as RFC 3339.
+    pub fn rfc3339(&self, ms: u64) -> String {
+        let unix = self.start_unix_ms + ms;
+        format_rfc3339((unix / 1000) as i64, ((unix % 1000) * 1_000_000) as u32)
+    }
+
+    /// Current unix seconds (for TOTP).
+    pub fn unix_secs(&self) -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or(Duration::ZERO)
+            .as_secs()
+    }
+}

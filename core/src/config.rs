@@ -1,0 +1,291 @@
+//! The core's settings: embedded defaults, the TOML file, and flag overrides.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Who may register for the first time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Enrollment {
+    /// Anyone who can reach port 9001.
+    Open,
+    /// Nodes that present `enrollment_token`.
+    Token,
+    /// Nodes an operator approved through the API.
+    Approve,
+}
+
+impl Enrollment {
+    /// The config spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Enrollment::Open => "open",
+            Enrollment::Token => "token",
+            Enrollment::Approve => "approve",
+        }
+    }
+
+    /// Parses `open`, `token` or `approve`.
+    pub fn parse(s: &str) -> Option<Enrollment> {
+        match s {
+            "open" => Some(Enrollment::Open),
+            "token" => Some(Enrollment::Token),
+            "approve" => Some(Enrollment::Approve),
+            _ => None,
+        }
+    }
+}
+
+/// TLS for port 9001.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    /// Server certificate chain (PEM). TLS is on when this and `key` are set.
+    pub cert: String,
+    /// Server private key (PEM).
+    pub key: String,
+    /// CA (PEM) that signs node client certificates; set to require mTLS.
+    pub client_ca: String,
+}
+
+impl TlsConfig {
+    /// Whether TLS is configured.
+    pub fn enabled(&self) -> bool {
+        !self.cert.is_empty() || !self.key.is_empty()
+    }
+}
+
+/// Every setting of the core. See `configs/core.toml` for the commented file.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address all three ports bind to.
+    pub bind: String,
+    /// Nodes (Protocol v2).
+    pub node_port: u16,
+    /// REST API, metrics, dashboard.
+    pub api_port: u16,
+    /// Live stream and modules.
+    pub stream_port: u16,
+    /// Where the database and the generated API token live.
+    pub data_dir: PathBuf,
+    /// First-registration policy.
+    pub enrollment: Enrollment,
+    /// Token for `enrollment = "token"`.
+    pub enrollment_token: String,
+    /// Bearer token for the API; generated when empty.
+    pub api_token: String,
+    /// Seconds between node heartbeats; 3 missed make a node Unknown.
+    pub heartbeat_interval: u64,
+    /// Seconds a new connection has to send `NodeRegistration`.
+    pub registration_timeout: u64,
+    /// Longest accepted line.
+    pub max_message_bytes: usize,
+    /// Most nodes the core will know.
+    pub max_nodes: usize,
+    /// Most unregistered connections at once.
+    pub max_pending_connections: usize,
+    /// Most unregistered connections from one source address.
+    pub max_pending_per_source: usize,
+    /// New connections per second per source address (burst: twice this).
+    pub connect_rate_per_source: u32,
+    /// Failed TOTP checks that lock a node id ...
+    pub lockout_failures: u32,
+    /// ... within this many seconds.
+    pub lockout_window: u64,
+    /// First lockout in seconds; doubles with each lockout.
+    pub lockout_base: u64,
+    /// Longest lockout in seconds.
+    pub lockout_max: u64,
+    /// TLS on port 9001.
+    pub tls: TlsConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            bind: "127.0.0.1".into(),
+            node_port: 9001,
+            api_port: 9002,
+            stream_port: 9003,
+            data_dir: PathBuf::from("./honeybee-data"),
+            enrollment: Enrollment::Open,
+            enrollment_token: String::new(),
+            api_token: String::new(),
+            heartbeat_interval: 30,
+            registration_timeout: 10,
+            max_message_bytes: honeybee_proto::DEFAULT_MAX_MESSAGE_BYTES,
+            max_nodes: 100_000,
+            max_pending_connections: 1024,
+            max_pending_per_source: 32,
+            connect_rate_per_source: 50,
+            lockout_failures: 5,
+            lockout_window: 300,
+            lockout_base: 60,
+            lockout_max: 3600,
+            tls: TlsConfig::default(),
+        }
+    }
+}
+
+// The tokens are secrets: never in logs.
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        let mut shown = self.clone();
+        for secret in [&mut shown.enrollment_token, &mut shown.api_token] {
+            if !secret.is_empty() {
+                *secret = "<redacted>".into();
+            }
+        }
+        f.write_str(&shown.to_toml())
+    }
+}
+
+/// A setting that makes no sense, with where it came from.
+#[derive(Debug)]
+pub struct ConfigError(pub String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Reads a TOML file; keys it leaves out keep their defaults.
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError(format!("reading config {}: {e}", path.display())))?;
+        Config::from_toml(&text)
+            .map_err(|e| ConfigError(format!("reading config {}: {e}", path.display())))
+    }
+
+    /// Parses TOML text; errors name the line.
+    pub fn from_toml(text: &str) -> Result<Config, String> {
+        toml::from_str(text).map_err(|e| {
+            let line = e
+                .span()
+                .map(|s| text.get(..s.start).unwrap_or(text).matches('\n').count() + 1);
+            match line {
+                Some(line) => format!("line {line}: {}", e.message()),
+                None => e.message().to_string(),
+            }
+        })
+    }
+
+    /// The settings as TOML (secrets included: for `--print-config`).
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).unwrap_or_else(|e| format!("# cannot print config: {e}\n"))
+    }
+
+    /// Checks the settings that would otherwise fail later or silently.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let err = |m: String| Err(ConfigError(m));
+        if self.bind.parse::<IpAddr>().is_err() {
+            return err(format!("bind: `{}` is not an IP address", self.bind));
+        }
+        if self.enrollment == Enrollment::Token && self.enrollment_token.is_empty() {
+            return err("enrollment = \"token\" needs enrollment_token".into());
+        }
+        if self.tls.cert.is_empty() != self.tls.key.is_empty() {
+            return err("tls: cert and key must be given together".into());
+        }
+        if !self.tls.client_ca.is_empty() && !self.tls.enabled() {
+            return err("tls: client_ca needs cert and key".into());
+        }
+        if self.heartbeat_interval == 0 {
+            return err("heartbeat_interval must be at least 1 second".into());
+        }
+        if self.registration_timeout == 0 {
+            return err("registration_timeout must be at least 1 second".into());
+        }
+        if self.max_message_bytes < 1024 {
+            return err("max_message_bytes must be at least 1024".into());
+        }
+        if self.max_pending_connections == 0 || self.max_pending_per_source == 0 {
+            return err(
+                "max_pending_connections and max_pending_per_source must be at least 1".into(),
+            );
+        }
+        if self.connect_rate_per_source == 0 {
+            return err("connect_rate_per_source must be at least 1".into());
+        }
+        if self.lockout_failures == 0 || self.lockout_base == 0 {
+            return err("lockout_failures and lockout_base must be at least 1".into());
+        }
+        Ok(())
+    }
+
+    /// Whether the core binds beyond loopback.
+    pub fn binds_beyond_loopback(&self) -> bool {
+        self.bind
+            .parse::<IpAddr>()
+            .map(|ip| !ip.is_loopback())
+            .unwrap_or(true)
+    }
+
+    /// The database file.
+    pub fn database_path(&self) -> PathBuf {
+        self.data_dir.join("honeybee.db")
+    }
+
+    /// The generated API token file.
+    pub fn api_token_path(&self) -> PathBuf {
+        self.data_dir.join("api-token")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_example_matches_the_defaults() {
+        let text = include_str!("../../configs/core.toml");
+        let parsed = Config::from_toml(text).unwrap();
+        assert_eq!(parsed, Config::default());
+    }
+
+    #[test]
+    fn printed_config_reads_back() {
+        let c = Config::default();
+        assert_eq!(Config::from_toml(&c.to_toml()).unwrap(), c);
+    }
+
+    #[test]
+    fn errors_name_the_line() {
+        let e = Config::from_toml("bind = \"127.0.0.1\"\nnode_port = \"x\"\n").unwrap_err();
+        assert!(e.starts_with("line 2:"), "{e}");
+        let e = Config::from_toml("\n\nnot_a_key = 1\n").unwrap_err();
+        assert!(e.starts_with("line 3:") && e.contains("not_a_key"), "{e}");
+    }
+
+    #[test]
+    fn debug_hides_tokens() {
+        let c = Config {
+            api_token: "s3cret-api".into(),
+            enrollment_token: "s3cret-enroll".into(),
+            ..Config::default()
+        };
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+    }
+
+    #[test]
+    fn validate_catches_half_tls_and_missing_token() {
+        let mut c = Config::default();
+        c.tls.cert = "x.pem".into();
+        assert!(c.validate().is_err());
+        let c = Config {
+            enrollment: Enrollment::Token,
+            ..Config::default()
+        };
+        assert!(c.validate().is_err());
+        assert!(Config::default().validate().is_ok());
+    }
+}

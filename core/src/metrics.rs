@@ -1,0 +1,296 @@
+//! Counters for `/metrics` (Prometheus text format).
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use honeybee_proto::NodeStatus;
+
+use crate::admission::Refusal;
+
+/// Why a registration was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RegistrationRefusal {
+    /// Envelope version is not 2.
+    WrongVersion,
+    /// First message was not `NodeRegistration`.
+    NotRegistration,
+    /// `NodeRegistration` payload did not parse.
+    InvalidRegistration,
+    /// Token policy, missing or wrong token.
+    BadEnrollmentToken,
+    /// Approve policy, not yet approved.
+    PendingApproval,
+    /// Known node sent no code.
+    MissingTotp,
+    /// Known node sent a wrong code.
+    BadTotp,
+    /// Known node reused a step.
+    ReplayedTotp,
+    /// Node id locked out.
+    LockedOut,
+    /// `max_nodes` reached.
+    NodeLimit,
+    /// The store could not record the registration.
+    Internal,
+}
+
+impl RegistrationRefusal {
+    /// Every reason, in label order.
+    pub const ALL: [RegistrationRefusal; 11] = [
+        RegistrationRefusal::WrongVersion,
+        RegistrationRefusal::NotRegistration,
+        RegistrationRefusal::InvalidRegistration,
+        RegistrationRefusal::BadEnrollmentToken,
+        RegistrationRefusal::PendingApproval,
+        RegistrationRefusal::MissingTotp,
+        RegistrationRefusal::BadTotp,
+        RegistrationRefusal::ReplayedTotp,
+        RegistrationRefusal::LockedOut,
+        RegistrationRefusal::NodeLimit,
+        RegistrationRefusal::Internal,
+    ];
+
+    /// The metrics label.
+    pub fn label(self) -> &'static str {
+        match self {
+            RegistrationRefusal::WrongVersion => "wrong_version",
+            RegistrationRefusal::NotRegistration => "not_registration",
+            RegistrationRefusal::InvalidRegistration => "invalid_registration",
+            RegistrationRefusal::BadEnrollmentToken => "bad_enrollment_token",
+            RegistrationRefusal::PendingApproval => "pending_approval",
+            RegistrationRefusal::MissingTotp => "missing_totp",
+            RegistrationRefusal::BadTotp => "bad_totp",
+            RegistrationRefusal::ReplayedTotp => "replayed_totp",
+            RegistrationRefusal::LockedOut => "locked_out",
+            RegistrationRefusal::NodeLimit => "node_limit",
+            RegistrationRefusal::Internal => "internal",
+        }
+    }
+}
+
+/// A protocol error on a node connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProtocolError {
+    /// Line over `max_message_bytes`.
+    TooLong,
+    /// Not UTF-8.
+    NotUtf8,
+    /// Not a JSON envelope.
+    InvalidJson,
+    /// Version other than 2.
+    WrongVersion,
+    /// A known variant with a bad payload.
+    InvalidMessage,
+    /// A message other than `NodeRegistration` came first.
+    NotRegistration,
+    /// No registration within the deadline.
+    RegistrationTimeout,
+    /// TLS handshake failed (plaintext, TLS 1.2, bad client certificate …).
+    TlsHandshake,
+    /// A variant this core does not know.
+    UnknownVariant,
+}
+
+impl ProtocolError {
+    /// Every kind, in label order.
+    pub const ALL: [ProtocolError; 9] = [
+        ProtocolError::TooLong,
+        ProtocolError::NotUtf8,
+        ProtocolError::InvalidJson,
+        ProtocolError::WrongVersion,
+        ProtocolError::InvalidMessage,
+        ProtocolError::NotRegistration,
+        ProtocolError::RegistrationTimeout,
+        ProtocolError::TlsHandshake,
+        ProtocolError::UnknownVariant,
+    ];
+
+    /// The metrics label.
+    pub fn label(self) -> &'static str {
+        match self {
+            ProtocolError::TooLong => "too_long",
+            ProtocolError::NotUtf8 => "not_utf8",
+            ProtocolError::InvalidJson => "invalid_json",
+            ProtocolError::WrongVersion => "wrong_version",
+            ProtocolError::InvalidMessage => "invalid_message",
+            ProtocolError::NotRegistration => "not_registration",
+            ProtocolError::RegistrationTimeout => "registration_timeout",
+            ProtocolError::TlsHandshake => "tls_handshake",
+            ProtocolError::UnknownVariant => "unknown_variant",
+        }
+    }
+
+    /// The kind of a decode error.
+    pub fn from_decode(e: &honeybee_proto::DecodeError) -> ProtocolError {
+        use honeybee_proto::DecodeError as D;
+        match e {
+            D::NotUtf8 => ProtocolError::NotUtf8,
+            D::InvalidJson(_) => ProtocolError::InvalidJson,
+            D::WrongVersion(_) => ProtocolError::WrongVersion,
+            D::InvalidMessage(_) => ProtocolError::InvalidMessage,
+        }
+    }
+}
+
+/// All counters; shared by every part of the core.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Accepted TCP connections on the node port.
+    pub connections: AtomicU64,
+    /// Node connections open now.
+    pub connections_open: AtomicU64,
+    refused: [AtomicU64; 3],
+    /// Accepted registrations.
+    pub registrations_accepted: AtomicU64,
+    registrations_refused: [AtomicU64; 11],
+    protocol_errors: [AtomicU64; 9],
+    /// Heartbeats (`NodeStatusUpdate`) received.
+    pub heartbeats: AtomicU64,
+    /// Store writes that failed.
+    pub store_errors: AtomicU64,
+}
+
+fn index<T: PartialEq>(all: &[T], v: T) -> usize {
+    all.iter().position(|x| *x == v).unwrap_or(0)
+}
+
+impl Metrics {
+    /// Counts a refused connection.
+    pub fn connection_refused(&self, r: Refusal) {
+        self.refused[index(&Refusal::ALL, r)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a refused registration.
+    pub fn registration_refused(&self, r: RegistrationRefusal) {
+        self.registrations_refused[index(&RegistrationRefusal::ALL, r)]
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a protocol error.
+    pub fn protocol_error(&self, e: ProtocolError) {
+        self.protocol_errors[index(&ProtocolError::ALL, e)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The value of one protocol-error counter.
+    pub fn protocol_errors(&self, e: ProtocolError) -> u64 {
+        self.protocol_errors[index(&ProtocolError::ALL, e)].load(Ordering::Relaxed)
+    }
+
+    /// Renders everything; `nodes` gives the node count per status.
+    pub fn render(&self, nodes: &[(NodeStatus, u64)]) -> String {
+        let mut out = String::with_capacity(4096);
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        counter(
+            &mut out,
+            "honeybee_connections_total",
+            "Node connections accepted on the node port.",
+            get(&self.connections),
+        );
+        gauge_head(
+            &mut out,
+            "honeybee_connections_open",
+            "Node connections open now.",
+        );
+        let _ = writeln!(
+            out,
+            "honeybee_connections_open {}",
+            get(&self.connections_open)
+        );
+        labelled(
+            &mut out,
+            "honeybee_connections_refused_total",
+            "Node connections closed at accept, by reason.",
+            "reason",
+            Refusal::ALL
+                .iter()
+                .map(|r| r.label())
+                .zip(self.refused.iter().map(get)),
+        );
+        counter(
+            &mut out,
+            "honeybee_registrations_accepted_total",
+            "Registrations accepted.",
+            get(&self.registrations_accepted),
+        );
+        labelled(
+            &mut out,
+            "honeybee_registrations_refused_total",
+            "Registrations refused, by reason.",
+            "reason",
+            RegistrationRefusal::ALL
+                .iter()
+                .map(|r| r.label())
+                .zip(self.registrations_refused.iter().map(get)),
+        );
+        labelled(
+            &mut out,
+            "honeybee_protocol_errors_total",
+            "Protocol errors on node connections, by kind.",
+            "kind",
+            ProtocolError::ALL
+                .iter()
+                .map(|r| r.label())
+                .zip(self.protocol_errors.iter().map(get)),
+        );
+        counter(
+            &mut out,
+            "honeybee_heartbeats_total",
+            "Node heartbeats received.",
+            get(&self.heartbeats),
+        );
+        counter(
+            &mut out,
+            "honeybee_store_errors_total",
+            "Database writes that failed.",
+            get(&self.store_errors),
+        );
+        gauge_head(&mut out, "honeybee_nodes", "Known nodes, by status.");
+        for (status, n) in nodes {
+            let _ = writeln!(out, "honeybee_nodes{{status=\"{status}\"}} {n}");
+        }
+        out
+    }
+}
+
+fn counter(out: &mut String, name: &str, help: &str, v: u64) {
+    let _ = writeln!(
+        out,
+        "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
+    );
+}
+
+fn gauge_head(out: &mut String, name: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+}
+
+fn labelled<'a>(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    label: &str,
+    values: impl Iterator<Item = (&'a str, u64)>,
+) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+    for (value, n) in values {
+        let _ = writeln!(out, "{name}{{{label}=\"{value}\"}} {n}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_label_is_rendered() {
+        let m = Metrics::default();
+        m.protocol_error(ProtocolError::TooLong);
+        m.registration_refused(RegistrationRefusal::BadTotp);
+        m.connection_refused(Refusal::SourceRate);
+        let text = m.render(&[(NodeStatus::Running, 3)]);
+        assert!(text.contains("honeybee_protocol_errors_total{kind=\"too_long\"} 1"));
+        assert!(text.contains("honeybee_protocol_errors_total{kind=\"unknown_variant\"} 0"));
+        assert!(text.contains("honeybee_registrations_refused_total{reason=\"bad_totp\"} 1"));
+        assert!(text.contains("honeybee_connections_refused_total{reason=\"source_rate\"} 1"));
+        assert!(text.contains("honeybee_nodes{status=\"Running\"} 3"));
+    }
+}

@@ -1,0 +1,723 @@
+//! The registry: every known node, enrollment, TOTP checks, lockouts, status,
+//! liveness and the route to each connected node.
+//!
+//! All state sits behind one mutex that is held only for in-memory work;
+//! writes go to the store's queue and registration waits for the commit
+//! outside the lock. A connected node's heartbeat touches only atomics.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use honeybee_proto::{CoreMessage, NodeEvent, NodeRegistration, NodeStatus, PotStatusUpdate};
+use serde::Serialize;
+
+use crate::clock::Clock;
+use crate::config::Enrollment;
+use crate::lockout::{Lockout, LockoutPolicy};
+use crate::metrics::{Metrics, RegistrationRefusal};
+use crate::store::{
+    NodeEventRecord, NodeRecord, NodeStore, NodeWrite, PotRecord, Receipt, StoreError,
+};
+use crate::totp;
+
+/// Pots tracked per node; a node cannot grow the core's memory past this.
+pub const MAX_POTS_PER_NODE: usize = 256;
+/// Unapproved nodes waiting under the approve policy.
+pub const MAX_PENDING_APPROVALS: usize = 1024;
+/// Messages queued for one node before commands to it fail.
+const OUTBOX: usize = 64;
+
+/// The registry's settings.
+#[derive(Clone, Debug)]
+pub struct Policy {
+    /// First-registration policy.
+    pub enrollment: Enrollment,
+    /// Token for the token policy.
+    pub enrollment_token: String,
+    /// Most known nodes.
+    pub max_nodes: usize,
+    /// Expected heartbeat.
+    pub heartbeat_interval: Duration,
+    /// TOTP lockouts.
+    pub lockout: LockoutPolicy,
+}
+
+/// What a connection and the registry share about a registered node.
+#[derive(Debug)]
+pub struct Liveness {
+    last_seen_ms: AtomicU64,
+    status: AtomicU8,
+}
+
+impl Liveness {
+    fn new(now_ms: u64, status: NodeStatus) -> Liveness {
+        Liveness {
+            last_seen_ms: AtomicU64::new(now_ms),
+            status: AtomicU8::new(status_code(status)),
+        }
+    }
+
+    /// Records that the node said something.
+    pub fn touch(&self, now_ms: u64) {
+        self.last_seen_ms.store(now_ms, Ordering::Relaxed);
+    }
+
+    /// Whether `status` is what the registry already has.
+    pub fn is_status(&self, status: NodeStatus) -> bool {
+        self.status.load(Ordering::Relaxed) == status_code(status)
+    }
+
+    fn last_seen(&self) -> u64 {
+        self.last_seen_ms.load(Ordering::Relaxed)
+    }
+}
+
+fn status_code(s: NodeStatus) -> u8 {
+    NodeStatus::ALL.iter().position(|x| *x == s).unwrap_or(0) as u8
+}
+
+#[derive(Debug)]
+struct Connection {
+    id: u64,
+    outbox: async_channel::Sender<CoreMessage>,
+    live: Arc<Liveness>,
+    peer: SocketAddr,
+}
+
+#[derive(Debug)]
+struct Entry {
+    record: NodeRecord,
+    pots: BTreeMap<String, PotRecord>,
+    conn: Option<Connection>,
+    lockout: Lockout,
+    /// When the node was last heard of while it had no connection.
+    idle_since_ms: u64,
+}
+
+impl Entry {
+    fn last_seen_ms(&self) -> u64 {
+        self.conn
+            .as_ref()
+            .map_or(self.idle_since_ms, |c| c.live.last_seen())
+    }
+}
+
+/// A registration the registry accepted; send the ack once `receipt` commits.
+#[derive(Debug)]
+pub struct Accepted {
+    /// The node.
+    pub node_id: u64,
+    /// This connection's id (a later connection replaces it).
+    pub conn_id: u64,
+    /// Messages for the node.
+    pub outbox: async_channel::Receiver<CoreMessage>,
+    /// Shared liveness.
+    pub live: Arc<Liveness>,
+    /// The new key, on first registration only.
+    pub totp_key: Option<String>,
+    /// The write that records the registration.
+    pub receipt: Receipt,
+}
+
+/// A refused registration: the metric and the message for the node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    /// For `/metrics`.
+    pub reason: RegistrationRefusal,
+    /// For the node's `RegistrationAck.message`.
+    pub message: String,
+}
+
+fn refuse(reason: RegistrationRefusal, message: impl Into<String>) -> Refused {
+    Refused {
+        reason,
+        message: message.into(),
+    }
+}
+
+/// A node as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeView {
+    /// Id.
+    pub node_id: u64,
+    /// Name.
+    pub node_name: String,
+    /// Reported address.
+    pub address: String,
+    /// Reported port.
+    pub port: u16,
+    /// Full or Agent.
+    pub node_type: &'static str,
+    /// Status.
+    pub status: &'static str,
+    /// Has a connection now.
+    pub connected: bool,
+    /// Approved (always true except under the approve policy).
+    pub approved: bool,
+    /// Agent version.
+    pub agent_version: Option<String>,
+    /// Capabilities.
+    pub capabilities: Vec<String>,
+    /// The connection's remote address.
+    pub peer_address: Option<String>,
+    /// First registration.
+    pub registered_at: String,
+    /// Last message.
+    pub last_seen: Option<String>,
+    /// Pots.
+    pub pots: Vec<PotView>,
+}
+
+/// A pot as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct PotView {
+    /// Id on the node.
+    pub pot_id: String,
+    /// Type.
+    pub pot_type: String,
+    /// Status.
+    pub status: &'static str,
+    /// The node's message.
+    pub message: Option<String>,
+    /// Command details.
+    pub details: Option<serde_json::Value>,
+    /// When reported.
+    pub updated_at: String,
+}
+
+/// Why a command could not be delivered.
+#[derive(Debug, PartialEq, Eq)]
+pub enum SendError {
+    /// No such node.
+    UnknownNode,
+    /// The node has no connection.
+    NotConnected,
+    /// The node is not reading its commands.
+    Busy,
+}
+
+/// The registry. See the module docs.
+pub struct Registry {
+    nodes: Mutex<HashMap<u64, Entry>>,
+    store: Arc<dyn NodeStore>,
+    metrics: Arc<Metrics>,
+    policy: Policy,
+    clock: Clock,
+    next_conn: AtomicU64,
+}
+
+impl Registry {
+    /// A registry holding what the store has.
+    pub fn load(
+        store: Arc<dyn NodeStore>,
+        metrics: Arc<Metrics>,
+        policy: Policy,
+        clock: Clock,
+    ) -> Result<Registry, StoreError> {
+        let mut nodes = HashMap::new();
+        for stored in store.load_nodes()? {
+            let pots = stored
+                .pots
+                .into_iter()
+                .map(|p| (p.pot_id.clone(), p))
+                .collect();
+            nodes.insert(
+                stored.node.node_id,
+                Entry {
+                    record: stored.node,
+                    pots,
+                    conn: None,
+                    lockout: Lockout::default(),
+                    // Nodes that were live get three intervals to come back.
+                    idle_since_ms: clock.now_ms(),
+                },
+            );
+        }
+        Ok(Registry {
+            nodes: Mutex::new(nodes),
+            store,
+            metrics,
+            policy,
+            clock,
+            next_conn: AtomicU64::new(1),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<u64, Entry>> {
+        self.nodes.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The clock the registry runs on.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    /// Decides a registration. On acceptance the node is connected in memory
+    /// and its record queued; the caller awaits the receipt, then acks.
+    pub fn register(&self, reg: &NodeRegistration, peer: SocketAddr) -> Result<Accepted, Refused> {
+        let now = Instant::now();
+        let now_ms = self.clock.now_ms();
+        let unix = self.clock.unix_secs();
+        let mut nodes = self.lock();
+        let pending = nodes.values().filter(|e| !e.record.approved).count();
+        let known_count = nodes.len();
+        let mut new_key = None;
+        let entry = match nodes.get_mut(&reg.node_id) {
+            Some(entry) if entry.record.totp_key.is_some() => {
+                self.check_totp(entry, reg, unix, now)?;
+                entry
+            }
+            Some(entry) => {
+                // Known but never accepted: waiting for approval, or approved.
+                if !entry.record.approved {
+                    self.check_enrollment(reg)?;
+                    entry.record.approved = true;
+                }
+                new_key = Some(totp::generate_key().map_err(|e| {
+                    refuse(
+                        RegistrationRefusal::Internal,
+                        format!("cannot generate a key: {e}"),
+                    )
+                })?);
+                entry
+            }
+            None => {
+                if known_count >= self.policy.max_nodes {
+                    return Err(refuse(RegistrationRefusal::NodeLimit, "node limit reached"));
+                }
+                let approved = match self.check_enrollment(reg) {
+                    Ok(()) => true,
+                    Err(r) if r.reason == RegistrationRefusal::PendingApproval => {
+                        if pending >= MAX_PENDING_APPROVALS {
+                            return Err(refuse(
+                                RegistrationRefusal::NodeLimit,
+                                "node limit reached",
+                            ));
+                        }
+                        false
+                    }
+                    Err(r) => return Err(r),
+                };
+                let record = self.new_record(reg, approved, now_ms);
+                let entry = nodes.entry(reg.node_id).or_insert(Entry {
+                    record,
+                    pots: BTreeMap::new(),
+                    conn: None,
+                    lockout: Lockout::default(),
+                    idle_since_ms: now_ms,
+                });
+                if !approved {
+                    self.store.submit(NodeWrite::Node(entry.record.clone()));
+                    log::info!(
+                        "node {} ({}) from {peer} is waiting for approval",
+                        reg.node_id,
+                        reg.node_name
+                    );
+                    return Err(refuse(
+                        RegistrationRefusal::PendingApproval,
+                        "pending approval",
+                    ));
+                }
+                new_key = Some(totp::generate_key().map_err(|e| {
+                    refuse(
+                        RegistrationRefusal::Internal,
+                        format!("cannot generate a key: {e}"),
+                    )
+                })?);
+                entry
+            }
+        };
+        if let Some(key) = &new_key {
+            entry.record.totp_key = Some(key.clone());
+            entry.record.last_totp_step = None;
+        }
+        self.update_from_registration(&mut entry.record, reg, now_ms);
+        if let Some(old) = entry.conn.take() {
+            log::info!(
+                "node {} reconnected from {peer}; closing its connection from {}",
+                reg.node_id,
+                old.peer
+            );
+            old.outbox.close();
+        }
+        let (outbox, inbox) = async_channel::bounded(OUTBOX);
+        let live = Arc::new(Liveness::new(now_ms, NodeStatus::Connected));
+        let conn_id = self.next_conn.fetch_add(1, Ordering::Relaxed);
+        entry.conn = Some(Connection {
+            id: conn_id,
+            outbox,
+            live: live.clone(),
+            peer,
+        });
+        let receipt = self.store.submit(NodeWrite::Node(entry.record.clone()));
+        Ok(Accepted {
+            node_id: reg.node_id,
+            conn_id,
+            outbox: inbox,
+            live,
+            totp_key: new_key.as_deref().map(totp::encode_key),
+            receipt,
+        })
+    }
+
+    fn check_enrollment(&self, reg: &NodeRegistration) -> Result<(), Refused> {
+        match self.policy.enrollment {
+            Enrollment::Open => Ok(()),
+            Enrollment::Token => match &reg.enrollment_token {
+                None => Err(refuse(
+                    RegistrationRefusal::BadEnrollmentToken,
+                    "enrollment token required",
+                )),
+                Some(t)
+                    if totp::constant_time_eq(
+                        t.as_bytes(),
+                        self.policy.enrollment_token.as_bytes(),
+                    ) =>
+                {
+                    Ok(())
+                }
+                Some(_) => Err(refuse(
+                    RegistrationRefusal::BadEnrollmentToken,
+                    "invalid enrollment token",
+                )),
+            },
+            Enrollment::Approve => Err(refuse(
+                RegistrationRefusal::PendingApproval,
+                "pending approval",
+            )),
+        }
+    }
+
+    fn check_totp(
+        &self,
+        entry: &mut Entry,
+        reg: &NodeRegistration,
+        unix: u64,
+        now: Instant,
+    ) -> Result<(), Refused> {
+        if let Some(left) = entry.lockout.remaining(now) {
+            return Err(locked(left));
+        }
+        let key = entry.record.totp_key.as_deref().unwrap_or_default();
+        let failure = match reg.totp_code.as_deref() {
+            None => refuse(
+                RegistrationRefusal::MissingTotp,
+                "totp_code required for a registered node",
+            ),
+            Some(code) => match totp::verify(key, code, unix) {
+                Some(step) if entry.record.last_totp_step.is_some_and(|last| step <= last) => {
+                    refuse(RegistrationRefusal::ReplayedTotp, "TOTP code already used")
+                }
+                Some(step) => {
+                    entry.record.last_totp_step = Some(step);
+                    entry.lockout.succeed();
+                    return Ok(());
+                }
+                None => refuse(RegistrationRefusal::BadTotp, "invalid TOTP code"),
+            },
+        };
+        if let Some(period) = entry.lockout.fail(&self.policy.lockout, now) {
+            log::warn!(
+                "node {}: {} failed TOTP checks; locked out for {} s",
+                reg.node_id,
+                self.policy.lockout.failures,
+                period.as_secs()
+            );
+        }
+        Err(failure)
+    }
+
+    fn new_record(&self, reg: &NodeRegistration, approved: bool, now_ms: u64) -> NodeRecord {
+        NodeRecord {
+            node_id: reg.node_id,
+            node_name: reg.node_name.clone(),
+            address: reg.address.clone(),
+            port: reg.port,
+            node_type: reg.node_type,
+            status: NodeStatus::Unknown,
+            approved,
+            totp_key: None,
+            last_totp_step: None,
+            agent_version: reg.agent_version.clone(),
+            capabilities: reg.capabilities.clone(),
+            registered_at: self.clock.rfc3339(now_ms),
+            last_seen: Some(self.clock.rfc3339(now_ms)),
+        }
+    }
+
+    fn update_from_registration(&self, r: &mut NodeRecord, reg: &NodeRegistration, now_ms: u64) {
+        r.node_name = reg.node_name.clone();
+        r.address = reg.address.clone();
+        r.port = reg.port;
+        r.node_type = reg.node_type;
+        r.agent_version = reg.agent_version.clone();
+        r.capabilities = reg.capabilities.clone();
+        r.status = NodeStatus::Connected;
+        r.last_seen = Some(self.clock.rfc3339(now_ms));
+    }
+
+    /// Sets a connected node's status (heartbeats with an unchanged status
+    /// never get here: the connection checks [`Liveness::is_status`]).
+    pub fn set_status(&self, node_id: u64, conn_id: u64, status: NodeStatus) {
+        let now_ms = self.clock.now_ms();
+        let mut nodes = self.lock();
+        let Some(entry) = current(&mut nodes, node_id, conn_id) else {
+            return;
+        };
+        if let Some(c) = &entry.conn {
+            c.live.status.store(status_code(status), Ordering::Relaxed);
+        }
+        self.write_status(entry, status, now_ms);
+    }
+
+    fn write_status(&self, entry: &mut Entry, status: NodeStatus, now_ms: u64) {
+        let changed = entry.record.status != status;
+        entry.record.status = status;
+        entry.record.last_seen = Some(self.clock.rfc3339(entry.last_seen_ms().min(now_ms)));
+        if changed {
+            log::info!("node {} is {status}", entry.record.node_id);
+        }
+        self.store.submit(NodeWrite::Status {
+            node_id: entry.record.node_id,
+            status,
+            last_seen: entry.record.last_seen.clone().unwrap_or_default(),
+        });
+    }
+
+    /// Records a `PotStatusUpdate` from a connected node.
+    pub fn pot_status(&self, node_id: u64, conn_id: u64, update: PotStatusUpdate) {
+        let now_ms = self.clock.now_ms();
+        let mut nodes = self.lock();
+        let Some(entry) = current(&mut nodes, node_id, conn_id) else {
+            return;
+        };
+        if !entry.pots.contains_key(&update.pot_id) && entry.pots.len() >= MAX_POTS_PER_NODE {
+            log::warn!(
+                "node {node_id}: more than {MAX_POTS_PER_NODE} pots; ignoring pot {:?}",
+                update.pot_id
+            );
+            return;
+        }
+        let record = PotRecord {
+            node_id,
+            pot_id: update.pot_id,
+            pot_type: update.pot_type,
+            status: update.status,
+            message: update.message,
+            details: update.details.map(|d| d.to_string()),
+            updated_at: self.clock.rfc3339(now_ms),
+        };
+        entry.pots.insert(record.pot_id.clone(), record.clone());
+        self.store.submit(NodeWrite::Pot(record));
+    }
+
+    /// Records a `NodeEvent`.
+    pub fn node_event(&self, node_id: u64, event: &NodeEvent) {
+        let now_ms = self.clock.now_ms();
+        self.store.submit(NodeWrite::Event(NodeEventRecord {
+            node_id,
+            kind: event.kind.as_str().to_string(),
+            message: event.message.clone(),
+            description: event.description.clone(),
+            time: self.clock.rfc3339(now_ms),
+        }));
+    }
+
+    /// The node said `NodeDrop`: it left on purpose.
+    pub fn dropped(&self, node_id: u64, conn_id: u64) {
+        let now_ms = self.clock.now_ms();
+        let mut nodes = self.lock();
+        if let Some(entry) = current(&mut nodes, node_id, conn_id) {
+            if let Some(c) = entry.conn.take() {
+                entry.idle_since_ms = c.live.last_seen();
+            }
+            self.write_status(entry, NodeStatus::Stopped, now_ms);
+        }
+    }
+
+    /// The connection ended; a node that did not say `NodeDrop` is lost.
+    pub fn disconnected(&self, node_id: u64, conn_id: u64) {
+        let now_ms = self.clock.now_ms();
+        let mut nodes = self.lock();
+        if let Some(entry) = current(&mut nodes, node_id, conn_id) {
+            if let Some(c) = entry.conn.take() {
+                entry.idle_since_ms = c.live.last_seen();
+            }
+            self.write_status(entry, NodeStatus::Unknown, now_ms);
+        }
+    }
+
+    /// Marks nodes that missed three heartbeats as Unknown and closes their
+    /// connections. Returns how many were marked.
+    pub fn sweep(&self) -> usize {
+        let now_ms = self.clock.now_ms();
+        let limit = self.policy.heartbeat_interval.as_millis() as u64 * 3;
+        let mut nodes = self.lock();
+        let mut lost = 0;
+        for entry in nodes.values_mut() {
+            if !entry.record.status.is_live()
+                || now_ms.saturating_sub(entry.last_seen_ms()) <= limit
+            {
+                continue;
+            }
+            if let Some(c) = entry.conn.take() {
+                log::warn!(
+                    "node {} sent nothing for {} s; closing its connection",
+                    entry.record.node_id,
+                    limit / 1000
+                );
+                entry.idle_since_ms = c.live.last_seen();
+                c.outbox.close();
+            }
+            self.write_status(entry, NodeStatus::Unknown, now_ms);
+            lost += 1;
+        }
+        lost
+    }
+
+    /// Queues a message for a connected node.
+    pub fn send(&self, node_id: u64, message: CoreMessage) -> Result<(), SendError> {
+        let nodes = self.lock();
+        let entry = nodes.get(&node_id).ok_or(SendError::UnknownNode)?;
+        let conn = entry.conn.as_ref().ok_or(SendError::NotConnected)?;
+        conn.outbox.try_send(message).map_err(|e| {
+            if e.is_closed() {
+                SendError::NotConnected
+            } else {
+                SendError::Busy
+            }
+        })
+    }
+
+    /// Approves a node (approve policy). Waits for the write.
+    pub fn approve(&self, node_id: u64) -> Option<Result<NodeView, StoreError>> {
+        let (view, receipt) = {
+            let mut nodes = self.lock();
+            let entry = nodes.get_mut(&node_id)?;
+            entry.record.approved = true;
+            log::info!("node {node_id} approved");
+            (
+                self.view(entry),
+                self.store.submit(NodeWrite::Node(entry.record.clone())),
+            )
+        };
+        Some(receipt.wait().map(|_| view))
+    }
+
+    /// Forgets a node and disconnects it. Waits for the write.
+    pub fn delete(&self, node_id: u64) -> Option<Result<(), StoreError>> {
+        let receipt = {
+            let mut nodes = self.lock();
+            let entry = nodes.remove(&node_id)?;
+            if let Some(c) = entry.conn {
+                c.outbox.close();
+            }
+            log::info!("node {node_id} deleted");
+            self.store.submit(NodeWrite::Delete(node_id))
+        };
+        Some(receipt.wait())
+    }
+
+    /// Every node, by id.
+    pub fn list(&self) -> Vec<NodeView> {
+        let nodes = self.lock();
+        let mut views: Vec<NodeView> = nodes.values().map(|e| self.view(e)).collect();
+        views.sort_by_key(|v| v.node_id);
+        views
+    }
+
+    /// One node.
+    pub fn get(&self, node_id: u64) -> Option<NodeView> {
+        self.lock().get(&node_id).map(|e| self.view(e))
+    }
+
+    /// Node counts per status, every status listed.
+    pub fn status_counts(&self) -> Vec<(NodeStatus, u64)> {
+        let nodes = self.lock();
+        let mut counts = [0u64; 6];
+        for e in nodes.values() {
+            counts[status_code(e.record.status) as usize % 6] += 1;
+        }
+        NodeStatus::ALL.into_iter().zip(counts).collect()
+    }
+
+    /// Closes every node connection (shutdown).
+    pub fn close_all(&self) {
+        for entry in self.lock().values_mut() {
+            if let Some(c) = &entry.conn {
+                c.outbox.close();
+            }
+        }
+    }
+
+    /// The node events of a node, newest first.
+    pub fn node_events(
+        &self,
+        node_id: u64,
+        limit: usize,
+    ) -> Result<Vec<NodeEventRecord>, StoreError> {
+        self.store.node_events(node_id, limit)
+    }
+
+    /// Counts store failures reported by receipts.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    fn view(&self, e: &Entry) -> NodeView {
+        let r = &e.record;
+        let last_seen = match &e.conn {
+            Some(c) => Some(self.clock.rfc3339(c.live.last_seen())),
+            None => r.last_seen.clone(),
+        };
+        NodeView {
+            node_id: r.node_id,
+            node_name: r.node_name.clone(),
+            address: r.address.clone(),
+            port: r.port,
+            node_type: r.node_type.as_str(),
+            status: r.status.as_str(),
+            connected: e.conn.is_some(),
+            approved: r.approved,
+            agent_version: r.agent_version.clone(),
+            capabilities: r.capabilities.clone(),
+            peer_address: e.conn.as_ref().map(|c| c.peer.to_string()),
+            registered_at: r.registered_at.clone(),
+            last_seen,
+            pots: e
+                .pots
+                .values()
+                .map(|p| PotView {
+                    pot_id: p.pot_id.clone(),
+                    pot_type: p.pot_type.clone(),
+                    status: p.status.as_str(),
+                    message: p.message.clone(),
+                    details: p
+                        .details
+                        .as_deref()
+                        .and_then(|d| serde_json::from_str(d).ok()),
+                    updated_at: p.updated_at.clone(),
+                })
+                .collect(),
+        }
+    }
+}
+
+fn current(nodes: &mut HashMap<u64, Entry>, node_id: u64, conn_id: u64) -> Option<&mut Entry> {
+    nodes
+        .get_mut(&node_id)
+        .filter(|e| e.conn.as_ref().is_some_and(|c| c.id == conn_id))
+}
+
+fn locked(left: Duration) -> Refused {
+    refuse(
+        RegistrationRefusal::LockedOut,
+        format!(
+            "too many failed TOTP attempts; locked out for {} s",
+            left.as_secs().max(1)
+        ),
+    )
+}

@@ -1,0 +1,226 @@
+//! Starting and stopping the core's parts.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_io::Timer;
+use futures_lite::future;
+use futures_rustls::TlsAcceptor;
+
+use crate::admission::{Admission, Limits};
+use crate::api::{Api, ApiContext};
+use crate::clock::Clock;
+use crate::config::{Config, Enrollment};
+use crate::files;
+use crate::listener::{self, NodeListener};
+use crate::lockout::LockoutPolicy;
+use crate::metrics::Metrics;
+use crate::registry::{Policy, Registry};
+use crate::session::NodeContext;
+use crate::sqlite_store::SqliteStore;
+use crate::store::NodeStore;
+use crate::{tls, totp};
+
+/// Longest a shutdown may take before the process exits anyway.
+const SHUTDOWN_LIMIT: Duration = Duration::from_millis(4500);
+
+/// A started core; [`Core::stop`] shuts it down.
+pub struct Core {
+    api: Api,
+    registry: Arc<Registry>,
+    store: Arc<SqliteStore>,
+    stop: async_channel::Sender<()>,
+    workers: Vec<std::thread::JoinHandle<()>>,
+    /// Where nodes connect.
+    pub node_addr: SocketAddr,
+    /// Where the API answers.
+    pub api_addr: SocketAddr,
+}
+
+/// Reads the API token from the config, or from `<data_dir>/api-token`,
+/// generating that file on first start.
+pub fn api_token(config: &Config) -> Result<String, String> {
+    if !config.api_token.is_empty() {
+        return Ok(config.api_token.clone());
+    }
+    let path = config.api_token_path();
+    match std::fs::read_to_string(&path) {
+        Ok(t) if !t.trim().is_empty() => {
+            files::restrict_to_owner(&path)
+                .map_err(|e| format!("securing {}: {e}", path.display()))?;
+            log::info!("API token: read from {}", path.display());
+            Ok(t.trim().to_string())
+        }
+        Ok(_) | Err(_) => {
+            let raw = totp::generate_key().map_err(|e| format!("generating an API token: {e}"))?;
+            let token: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+            files::write_secret(&path, format!("{token}\n").as_bytes())
+                .map_err(|e| format!("writing the API token to {}: {e}", path.display()))?;
+            log::info!(
+                "API token: generated into {} (mode 0600); use it as 'Authorization: Bearer <token>'",
+                path.display()
+            );
+            Ok(token)
+        }
+    }
+}
+
+impl Core {
+    /// Starts every part. Errors say which part and why.
+    pub fn start(config: &Config) -> Result<Core, String> {
+        let ip: IpAddr = config
+            .bind
+            .parse()
+            .map_err(|_| format!("bind: `{}` is not an IP address", config.bind))?;
+        if config.enrollment == Enrollment::Open && config.binds_beyond_loopback() {
+            log::warn!(
+                "enrollment is open and the core binds {ip}: anyone who reaches port {} can register a node; \
+                 use --enrollment token or approve",
+                config.node_port
+            );
+        }
+        files::create_private_dir(&config.data_dir)
+            .map_err(|e| format!("creating data dir {}: {e}", config.data_dir.display()))?;
+        let token = api_token(config)?;
+        let store =
+            Arc::new(SqliteStore::open(&config.database_path()).map_err(|e| e.to_string())?);
+        let metrics = Arc::new(Metrics::default());
+        let clock = Clock::new();
+        let policy = Policy {
+            enrollment: config.enrollment,
+            enrollment_token: config.enrollment_token.clone(),
+            max_nodes: config.max_nodes,
+            heartbeat_interval: Duration::from_secs(config.heartbeat_interval),
+            lockout: LockoutPolicy {
+                failures: config.lockout_failures,
+                window: Duration::from_secs(config.lockout_window),
+                base: Duration::from_secs(config.lockout_base),
+                max: Duration::from_secs(config.lockout_max.max(config.lockout_base)),
+            },
+        };
+        let registry = Arc::new(
+            Registry::load(
+                store.clone() as Arc<dyn NodeStore>,
+                metrics.clone(),
+                policy,
+                clock,
+            )
+            .map_err(|e| e.to_string())?,
+        );
+        let tls = if config.tls.enabled() {
+            Some(TlsAcceptor::from(tls::server_config(&config.tls)?))
+        } else {
+            None
+        };
+        let node_socket = listener::bind(SocketAddr::new(ip, config.node_port))
+            .map_err(|e| format!("binding node port {ip}:{}: {e}", config.node_port))?;
+        let node_addr = node_socket
+            .get_ref()
+            .local_addr()
+            .map_err(|e| format!("node port: {e}"))?;
+        let api = Api::start(
+            SocketAddr::new(ip, config.api_port),
+            Arc::new(ApiContext {
+                registry: registry.clone(),
+                metrics: metrics.clone(),
+                token,
+            }),
+        )?;
+        let api_addr = SocketAddr::new(ip, config.api_port);
+
+        let executor = Arc::new(smol::Executor::new());
+        let (stop, stopped) = async_channel::bounded::<()>(1);
+        let node_listener = NodeListener {
+            socket: node_socket,
+            ctx: Arc::new(NodeContext {
+                registry: registry.clone(),
+                metrics: metrics.clone(),
+                max_message_bytes: config.max_message_bytes,
+            }),
+            admission: Admission::new(Limits {
+                max_pending: config.max_pending_connections,
+                max_pending_per_source: config.max_pending_per_source,
+                rate_per_source: config.connect_rate_per_source,
+            }),
+            tls,
+            registration_timeout: Duration::from_secs(config.registration_timeout),
+            executor: executor.clone(),
+        };
+        let until_stopped = {
+            let stopped = stopped.clone();
+            move || {
+                let stopped = stopped.clone();
+                async move {
+                    let _ = stopped.recv().await;
+                }
+            }
+        };
+        executor
+            .spawn(future::or(node_listener.run(), until_stopped()))
+            .detach();
+        let sweep_every =
+            Duration::from_millis((config.heartbeat_interval * 1000 / 4).clamp(250, 5000));
+        let sweeper = registry.clone();
+        executor
+            .spawn(future::or(
+                async move {
+                    loop {
+                        Timer::after(sweep_every).await;
+                        sweeper.sweep();
+                    }
+                },
+                until_stopped(),
+            ))
+            .detach();
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(1, 4));
+        let workers = (0..threads)
+            .map(|i| {
+                let ex = executor.clone();
+                let done = until_stopped();
+                std::thread::Builder::new()
+                    .name(format!("node-io-{i}"))
+                    .spawn(move || future::block_on(ex.run(done)))
+                    .map_err(|e| format!("starting executor thread: {e}"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        log::info!(
+            "honeybee-core {} serving nodes on {node_addr} ({}), API on http://{api_addr}, enrollment {}, data in {}",
+            env!("CARGO_PKG_VERSION"),
+            if config.tls.client_ca.is_empty() {
+                if config.tls.enabled() { "TLS 1.3" } else { "plain TCP" }
+            } else {
+                "TLS 1.3 + client certificates"
+            },
+            config.enrollment.as_str(),
+            config.data_dir.display()
+        );
+        Ok(Core {
+            api,
+            registry,
+            store,
+            stop,
+            workers,
+            node_addr,
+            api_addr,
+        })
+    }
+
+    /// Stops accepting, closes node connections, commits queued writes.
+    pub fn stop(self) {
+        let watchdog = std::thread::spawn(|| {
+            std::thread::sleep(SHUTDOWN_LIMIT);
+            log::error!("shutdown took longer than {SHUTDOWN_LIMIT:?}; exiting");
+            std::process::exit(1);
+        });
+        drop(watchdog);
+        self.stop.close();
+        self.registry.close_all();
+        self.api.stop();
+        for w in self.workers {
+            let _ = w.join();
+        }
+        self.store.close();
+        log::info!("stopped");
+    }
+}

@@ -1,0 +1,449 @@
+//! The embedded store: SQLite in WAL mode, one writer thread that batches
+//! queued writes into transactions, and a separate connection for reads.
+
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::sync::Mutex;
+use std::thread::JoinHandle;
+
+use honeybee_proto::{NodeStatus, NodeType, PotStatus};
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::files;
+use crate::store::{
+    NodeEventRecord, NodeRecord, NodeStore, NodeWrite, PotRecord, Receipt, StoreError, StoredNode,
+};
+
+/// Writes queued before submitters wait (registrations, status changes).
+const QUEUE: usize = 16_384;
+/// Most writes in one transaction.
+const BATCH: usize = 2048;
+/// Node events kept per node; older ones are pruned as new ones arrive.
+pub const EVENTS_PER_NODE: i64 = 1000;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS nodes (
+    node_id INTEGER PRIMARY KEY,
+    node_name TEXT NOT NULL,
+    address TEXT NOT NULL,
+    port INTEGER NOT NULL,
+    node_type TEXT NOT NULL,
+    status TEXT NOT NULL,
+    approved INTEGER NOT NULL,
+    totp_key BLOB,
+    last_totp_step INTEGER,
+    agent_version TEXT,
+    capabilities TEXT NOT NULL,
+    registered_at TEXT NOT NULL,
+    last_seen TEXT
+);
+CREATE TABLE IF NOT EXISTS pots (
+    node_id INTEGER NOT NULL,
+    pot_id TEXT NOT NULL,
+    pot_type TEXT NOT NULL,
+    status TEXT NOT NULL,
+    message TEXT,
+    details TEXT,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (node_id, pot_id)
+);
+CREATE TABLE IF NOT EXISTS node_events (
+    id INTEGER PRIMARY KEY,
+    node_id INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    message TEXT,
+    description TEXT,
+    time TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS node_events_by_node ON node_events (node_id, id);
+PRAGMA user_version = 1;
+";
+
+type Job = (NodeWrite, async_channel::Sender<Result<(), StoreError>>);
+
+/// SQLite behind [`NodeStore`].
+pub struct SqliteStore {
+    jobs: async_channel::Sender<Job>,
+    reader: Mutex<Connection>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+}
+
+// u64 ids are stored as the i64 with the same bits: SQLite integers are signed.
+fn to_db(id: u64) -> i64 {
+    id as i64
+}
+fn from_db(id: i64) -> u64 {
+    id as u64
+}
+
+fn open(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path)
+        .map_err(|e| StoreError(format!("opening database {}: {e}", path.display())))?;
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;",
+    )
+    .map_err(|e| StoreError(format!("configuring database {}: {e}", path.display())))?;
+    Ok(conn)
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed, mode 0600) the database at `path`.
+    pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        let existed = path.exists();
+        if !existed {
+            // Created 0600 before SQLite opens it; SQLite gives its -wal and
+            // -shm files the same mode.
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)
+                .map_err(|e| StoreError(format!("creating database {}: {e}", path.display())))?;
+        }
+        let conn = open(path)?;
+        conn.execute_batch(SCHEMA)
+            .map_err(|e| StoreError(format!("creating tables in {}: {e}", path.display())))?;
+        // The database holds TOTP keys: owner only, including WAL side files.
+        for file in [
+            path.to_path_buf(),
+            path.with_extension("db-wal"),
+            path.with_extension("db-shm"),
+        ] {
+            if file.exists() {
+                files::restrict_to_owner(&file)
+                    .map_err(|e| StoreError(format!("restricting {}: {e}", file.display())))?;
+            }
+        }
+        if !existed {
+            log::info!("created database {}", path.display());
+        }
+        let reader = open(path)?;
+        let (jobs, queue) = async_channel::bounded::<Job>(QUEUE);
+        let writer = std::thread::Builder::new()
+            .name("store-writer".into())
+            .spawn(move || write_loop(conn, queue))
+            .map_err(|e| StoreError(format!("starting the store writer: {e}")))?;
+        Ok(SqliteStore {
+            jobs,
+            reader: Mutex::new(reader),
+            writer: Mutex::new(Some(writer)),
+        })
+    }
+}
+
+fn write_loop(mut conn: Connection, queue: async_channel::Receiver<Job>) {
+    let mut batch: Vec<Job> = Vec::with_capacity(BATCH);
+    while let Ok(first) = queue.recv_blocking() {
+        batch.push(first);
+        while batch.len() < BATCH {
+            match queue.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let result = apply_batch(&mut conn, &batch);
+        if let Err(e) = &result {
+            log::error!("store: {e}");
+        }
+        for (_, done) in batch.drain(..) {
+            let _ = done.try_send(result.clone());
+        }
+    }
+}
+
+fn apply_batch(conn: &mut Connection, batch: &[Job]) -> Result<(), StoreError> {
+    let tx = conn
+        .transaction()
+        .map_err(|e| StoreError(format!("beginning a transaction: {e}")))?;
+    for (write, _) in batch {
+        apply(&tx, write).map_err(|e| StoreError(format!("writing {}: {e}", describe(write))))?;
+    }
+    tx.commit()
+        .map_err(|e| StoreError(format!("committing {} writes: {e}", batch.len())))
+}
+
+fn describe(w: &NodeWrite) -> String {
+    match w {
+        NodeWrite::Node(n) => format!("node {}", n.node_id),
+        NodeWrite::Status { node_id, .. } => format!("status of node {node_id}"),
+        NodeWrite::Pot(p) => format!("pot {} of node {}", p.pot_id, p.node_id),
+        NodeWrite::Event(e) => format!("event of node {}", e.node_id),
+        NodeWrite::Delete(id) => format!("deletion of node {id}"),
+    }
+}
+
+fn apply(tx: &rusqlite::Transaction, w: &NodeWrite) -> rusqlite::Result<()> {
+    match w {
+        NodeWrite::Node(n) => {
+            let caps = serde_json::to_string(&n.capabilities).unwrap_or_else(|_| "[]".into());
+            tx.prepare_cached(
+                "INSERT OR REPLACE INTO nodes (node_id, node_name, address, port, node_type, status,
+                 approved, totp_key, last_totp_step, agent_version, capabilities, registered_at, last_seen)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+            )?
+            .execute(params![
+                to_db(n.node_id),
+                n.node_name,
+                n.address,
+                n.port,
+                n.node_type.as_str(),
+                n.status.as_str(),
+                n.approved,
+                n.totp_key,
+                n.last_totp_step.map(|s| s as i64),
+                n.agent_version,
+                caps,
+                n.registered_at,
+                n.last_seen,
+            ])?;
+        }
+        NodeWrite::Status {
+            node_id,
+            status,
+            last_seen,
+        } => {
+            tx.prepare_cached("UPDATE nodes SET status = ?2, last_seen = ?3 WHERE node_id = ?1")?
+                .execute(params![to_db(*node_id), status.as_str(), last_seen])?;
+        }
+        NodeWrite::Pot(p) => {
+            tx.prepare_cached(
+                "INSERT OR REPLACE INTO pots (node_id, pot_id, pot_type, status, message, details, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?
+            .execute(params![
+                to_db(p.node_id),
+                p.pot_id,
+                p.pot_type,
+                p.status.as_str(),
+                p.message,
+                p.details,
+                p.updated_at
+            ])?;
+        }
+        NodeWrite::Event(e) => {
+            let id = to_db(e.node_id);
+            tx.prepare_cached(
+                "INSERT INTO node_events (node_id, kind, message, description, time) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![id, e.kind, e.message, e.description, e.time])?;
+            tx.prepare_cached(
+                "DELETE FROM node_events WHERE node_id = ?1 AND id <= (
+                   SELECT id FROM node_events WHERE node_id = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2)",
+            )?
+            .execute(params![id, EVENTS_PER_NODE])?;
+        }
+        NodeWrite::Delete(node_id) => {
+            let id = to_db(*node_id);
+            for table in ["nodes", "pots", "node_events"] {
+                tx.prepare_cached(&format!("DELETE FROM {table} WHERE node_id = ?1"))?
+                    .execute(params![id])?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn parse_node(row: &rusqlite::Row) -> rusqlite::Result<NodeRecord> {
+    let text = |i: usize| -> rusqlite::Result<String> { row.get(i) };
+    let bad = |i: usize, what: &str, v: &str| {
+        rusqlite::Error::FromSqlConversionFailure(
+            i,
+            rusqlite::types::Type::Text,
+            format!("unknown {what} `{v}`").into(),
+        )
+    };
+    let node_type = text(4)?;
+    let status = text(5)?;
+    let caps: String = row.get(10)?;
+    Ok(NodeRecord {
+        node_id: from_db(row.get(0)?),
+        node_name: text(1)?,
+        address: text(2)?,
+        port: row.get(3)?,
+        node_type: NodeType::parse(&node_type).ok_or_else(|| bad(4, "node type", &node_type))?,
+        status: NodeStatus::parse(&status).ok_or_else(|| bad(5, "status", &status))?,
+        approved: row.get(6)?,
+        totp_key: row.get(7)?,
+        last_totp_step: row.get::<_, Option<i64>>(8)?.map(|s| s as u64),
+        agent_version: row.get(9)?,
+        capabilities: serde_json::from_str(&caps).unwrap_or_default(),
+        registered_at: text(11)?,
+        last_seen: row.get(12)?,
+    })
+}
+
+fn parse_pot(row: &rusqlite::Row) -> rusqlite::Result<PotRecord> {
+    let status: String = row.get(3)?;
+    Ok(PotRecord {
+        node_id: from_db(row.get(0)?),
+        pot_id: row.get(1)?,
+        pot_type: row.get(2)?,
+        status: PotStatus::parse(&status).ok_or_else(|| {
+            rusqlite::Error::FromSqlConversionFailure(
+                3,
+                rusqlite::types::Type::Text,
+                format!("unknown pot status `{status}`").into(),
+            )
+        })?,
+        message: row.get(4)?,
+        details: row.get(5)?,
+        updated_at: row.get(6)?,
+    })
+}
+
+impl NodeStore for SqliteStore {
+    fn load_nodes(&self) -> Result<Vec<StoredNode>, StoreError> {
+        let conn = self.reader.lock().unwrap_or_else(|e| e.into_inner());
+        let err = |e: rusqlite::Error| StoreError(format!("loading nodes: {e}"));
+        let mut nodes: Vec<StoredNode> = conn
+            .prepare("SELECT node_id, node_name, address, port, node_type, status, approved, totp_key,
+                      last_totp_step, agent_version, capabilities, registered_at, last_seen FROM nodes")
+            .map_err(err)?
+            .query_map([], parse_node)
+            .map_err(err)?
+            .map(|r| r.map(|node| StoredNode { node, pots: Vec::new() }))
+            .collect::<Result<_, _>>()
+            .map_err(err)?;
+        let mut index: std::collections::HashMap<u64, usize> = std::collections::HashMap::new();
+        for (i, n) in nodes.iter().enumerate() {
+            index.insert(n.node.node_id, i);
+        }
+        let pots: Vec<PotRecord> = conn
+            .prepare("SELECT node_id, pot_id, pot_type, status, message, details, updated_at FROM pots ORDER BY node_id, pot_id")
+            .map_err(err)?
+            .query_map([], parse_pot)
+            .map_err(err)?
+            .collect::<Result<_, _>>()
+            .map_err(err)?;
+        for pot in pots {
+            if let Some(&i) = index.get(&pot.node_id) {
+                nodes[i].pots.push(pot);
+            }
+        }
+        Ok(nodes)
+    }
+
+    fn submit(&self, write: NodeWrite) -> Receipt {
+        let (done, receipt) = async_channel::bounded(1);
+        // Never blocks the caller (an executor thread): a full queue fails
+        // the write loudly instead.
+        if let Err(e) = self.jobs.try_send((write, done)) {
+            let why = if e.is_full() {
+                "the store's write queue is full"
+            } else {
+                "the store is shutting down"
+            };
+            let (_, done) = e.into_inner();
+            let _ = done.try_send(Err(StoreError(why.into())));
+        }
+        Receipt(receipt)
+    }
+
+    fn node_events(&self, node_id: u64, limit: usize) -> Result<Vec<NodeEventRecord>, StoreError> {
+        let conn = self.reader.lock().unwrap_or_else(|e| e.into_inner());
+        let err = |e: rusqlite::Error| StoreError(format!("reading events of node {node_id}: {e}"));
+        let rows = conn
+            .prepare_cached(
+                "SELECT kind, message, description, time FROM node_events
+                 WHERE node_id = ?1 ORDER BY id DESC LIMIT ?2",
+            )
+            .map_err(err)?
+            .query_map(params![to_db(node_id), limit as i64], |row| {
+                Ok(NodeEventRecord {
+                    node_id,
+                    kind: row.get(0)?,
+                    message: row.get(1)?,
+                    description: row.get(2)?,
+                    time: row.get(3)?,
+                })
+            })
+            .map_err(err)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(err)?;
+        Ok(rows)
+    }
+
+    fn close(&self) {
+        self.jobs.close();
+        let handle = self.writer.lock().ok().and_then(|mut h| h.take());
+        if let Some(h) = handle {
+            let _ = h.join();
+        }
+    }
+}
+
+impl SqliteStore {
+    /// Looks up one node directly in the database (used by tests).
+    pub fn node(&self, node_id: u64) -> Result<Option<NodeRecord>, StoreError> {
+        let conn = self.reader.lock().unwrap_or_else(|e| e.into_inner());
+        conn.query_row(
+            "SELECT node_id, node_name, address, port, node_type, status, approved, totp_key,
+             last_totp_step, agent_version, capabilities, registered_at, last_seen FROM nodes WHERE node_id = ?1",
+            params![to_db(node_id)],
+            parse_node,
+        )
+        .optional()
+        .map_err(|e| StoreError(format!("reading node {node_id}: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(id: u64) -> NodeRecord {
+        NodeRecord {
+            node_id: id,
+            node_name: "n".into(),
+            address: "127.0.0.1".into(),
+            port: 1,
+            node_type: NodeType::Full,
+            status: NodeStatus::Running,
+            approved: true,
+            totp_key: Some(vec![7; 20]),
+            last_totp_step: Some(99),
+            agent_version: None,
+            capabilities: vec!["event-ack".into()],
+            registered_at: "2026-01-01T00:00:00Z".into(),
+            last_seen: None,
+        }
+    }
+
+    #[test]
+    fn survives_reopen_with_u64_ids_and_bounded_events() {
+        let dir = std::env::temp_dir().join(format!("hb-store-{}", std::process::id()));
+        crate::files::create_private_dir(&dir).unwrap();
+        let path = dir.join("t.db");
+        {
+            let s = SqliteStore::open(&path).unwrap();
+            smol::block_on(s.submit(NodeWrite::Node(record(u64::MAX))).committed()).unwrap();
+            for i in 0..(EVENTS_PER_NODE + 5) {
+                s.submit(NodeWrite::Event(NodeEventRecord {
+                    node_id: u64::MAX,
+                    kind: "Alarm".into(),
+                    message: Some(i.to_string()),
+                    description: None,
+                    time: "t".into(),
+                }));
+            }
+            s.close();
+        }
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        let s = SqliteStore::open(&path).unwrap();
+        let nodes = s.load_nodes().unwrap();
+        assert_eq!(nodes.len(), 1);
+        assert_eq!(nodes[0].node, record(u64::MAX));
+        let events = s.node_events(u64::MAX, 5000).unwrap();
+        assert_eq!(events.len() as i64, EVENTS_PER_NODE);
+        assert_eq!(
+            events[0].message.as_deref(),
+            Some((EVENTS_PER_NODE + 4).to_string().as_str())
+        );
+        s.close();
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}
