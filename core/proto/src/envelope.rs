@@ -82,6 +82,15 @@ struct RawEnvelope<'a> {
 /// another version gets told so rather than "invalid message".
 pub fn decode<M: DeserializeOwned>(line: &[u8]) -> Result<M, DecodeError> {
     let text = std::str::from_utf8(line).map_err(|_| DecodeError::NotUtf8)?;
+    // The envelope is an object; a derived struct would also accept `[2, {...}]`.
+    if !text
+        .trim_start_matches([' ', '\t', '\r', '\n'])
+        .starts_with('{')
+    {
+        return Err(DecodeError::InvalidJson(
+            "envelope is not a JSON object".into(),
+        ));
+    }
     let raw: RawEnvelope =
         serde_json::from_str(text).map_err(|e| DecodeError::InvalidJson(e.to_string()))?;
     let version = raw

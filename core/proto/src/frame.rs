@@ -74,9 +74,9 @@ impl LineDecoder {
         self.end - self.start
     }
 
-    /// Memory currently held by the buffer.
+    /// Memory currently held by the buffer (its allocation, not its length).
     pub fn capacity(&self) -> usize {
-        self.buf.len()
+        self.buf.capacity()
     }
 
     /// Space to read into; call [`LineDecoder::filled`] with the number of
@@ -109,6 +109,8 @@ impl LineDecoder {
                     .max(MIN_WINDOW)
                     .min(self.max + 2)
                     .max(self.end + MIN_WINDOW.min(allowed));
+                // `resize` alone may double the allocation past the limit.
+                self.buf.reserve_exact(grown - self.buf.len());
                 self.buf.resize(grown, 0);
             }
         }

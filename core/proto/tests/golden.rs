@@ -147,8 +147,11 @@ fn commands() -> Vec<(Command, &'static str)> {
     ]
 }
 
+/// Builds a pot command from its pot id.
+type PotCommand = fn(String) -> Command;
+
 /// The pot commands whose payload is a pot id, by wire name.
-fn pot_commands() -> Vec<(&'static str, fn(String) -> Command)> {
+fn pot_commands() -> Vec<(&'static str, PotCommand)> {
     vec![
         ("DeployPot", Command::DeployPot),
         ("StopPot", Command::StopPot),
@@ -724,6 +727,39 @@ fn stream_forwards_node_envelopes_unchanged() {
     }
 }
 
+#[test]
+fn writes_unknown_variants_as_unit_variants() {
+    // An unknown variant keeps only its name, so it can only be written in the
+    // unit form (§1); reading that back gives the same Unknown.
+    golden(
+        NodeMessage::Unknown(s("NodeTeleport")),
+        r#"{"version":2,"message":{"NodeTeleport":{}}}"#,
+    );
+    golden(
+        StreamMessage::Node(NodeMessage::Unknown(s("NodeTeleport"))),
+        r#"{"version":2,"message":{"NodeTeleport":{}}}"#,
+    );
+    golden(
+        CoreMessage::Unknown(s("CoreHello")),
+        r#"{"version":2,"message":{"CoreHello":{}}}"#,
+    );
+    golden(
+        CoreMessage::NodeCommand(NodeCommand {
+            node_id: 1,
+            command: Command::Unknown(s("SelfDestruct")),
+        }),
+        r#"{"version":2,"message":{"NodeCommand":{"node_id":1,"command":{"SelfDestruct":{}}}}}"#,
+    );
+    golden(
+        ModuleMessage::Unknown(s("ModuleHello")),
+        r#"{"version":2,"message":{"ModuleHello":{}}}"#,
+    );
+    golden(
+        ModuleMessage::BackendCommand(BackendCommand::Unknown(s("ReplayAll"))),
+        r#"{"version":2,"message":{"BackendCommand":{"ReplayAll":{}}}}"#,
+    );
+}
+
 // ---------------------------------------------------------------------------
 // As other peers write them: tolerant reads
 // ---------------------------------------------------------------------------
@@ -956,13 +992,12 @@ fn reads_the_alternative_pot_event_shape_like_the_canonical_one() {
     for alternative in alternatives {
         let line = envelope(&format!(r#"{{"PotEvent":{alternative}}}"#));
         reads(&line, NodeMessage::PotEvent(expected.clone()));
-        // Stored alike: written back exactly as the canonical line.
+        // Stored alike: written back as the canonical line (compared as JSON,
+        // since `data` keeps the peer's key order if serde_json preserves it).
         let msg: NodeMessage = decode(line.as_bytes()).unwrap();
-        assert_eq!(
-            encode(&Envelope::new(msg)),
-            format!("{canonical}\n").into_bytes(),
-            "{alternative}"
-        );
+        let written: Value = serde_json::from_slice(&encode(&Envelope::new(msg))).unwrap();
+        let canonical: Value = serde_json::from_str(canonical).unwrap();
+        assert_eq!(written, canonical, "{alternative}");
     }
 }
 
@@ -1630,4 +1665,54 @@ fn debug_never_shows_secrets() {
         &secrets,
         &visible,
     );
+}
+
+#[test]
+fn cowrie_fields_are_kept_verbatim_in_pot_event_data() {
+    // §4: data keys other than the well-known ones are "kept verbatim"; Cowrie's
+    // float `time` (§8) is the sharpest case: its digits must survive a trip
+    // through a PotEvent unchanged.
+    let bytes = fixture("cowrie-socketlog.ndjson");
+    let mut frames = LineDecoder::new(64 * 1024);
+    frames.feed(&bytes).unwrap();
+    let mut count = 0;
+    while let Some(line) = frames.next_frame().unwrap() {
+        let text = std::str::from_utf8(line).expect("fixture is UTF-8");
+        let data: Map<String, Value> = serde_json::from_str(text).expect("fixture line is JSON");
+        let event = PotEvent {
+            node_id: 1,
+            pot_id: s("cowrie-01"),
+            pot_type: s("cowrie"),
+            event_type: data["eventid"].as_str().expect("eventid").to_owned(),
+            timestamp: data["timestamp"].as_str().expect("timestamp").to_owned(),
+            seq: Some(count),
+            data: data.clone(),
+        };
+        let written = encode(&Envelope::new(NodeMessage::PotEvent(event.clone())));
+        let written = String::from_utf8(written).unwrap();
+        // Every number appears in the line exactly as Cowrie wrote it.
+        for (key, value) in &data {
+            if let Value::Number(_) = value {
+                let raw = number_text(text, key);
+                assert!(
+                    written.contains(&format!("\"{key}\":{raw}")),
+                    "{key}: {raw} not kept verbatim in {written}"
+                );
+            }
+        }
+        reads(written.trim_end(), NodeMessage::PotEvent(event));
+        count += 1;
+    }
+    assert_eq!(count, 30, "the README promises 30 events");
+}
+
+/// The text of the number at `"key": ` in a JSON line as Python writes it.
+fn number_text<'a>(line: &'a str, key: &str) -> &'a str {
+    let pattern = format!("\"{key}\": ");
+    let start = line.find(&pattern).expect("key in line") + pattern.len();
+    let rest = &line[start..];
+    let end = rest
+        .find(|c: char| !(c.is_ascii_digit() || matches!(c, '.' | '-' | '+' | 'e' | 'E')))
+        .unwrap_or(rest.len());
+    &rest[..end]
 }
