@@ -1,0 +1,530 @@
+//! Starting and stopping the real `honeybee-core` binary.
+//!
+//! Each [`Core`] gets three free loopback ports (picked by binding
+//! `127.0.0.1:0` and releasing), a data dir inside its own [`TempDir`]
+//! (`<workspace>/data`, created by the core itself), its flags and an
+//! optional TOML config file. [`CoreBuilder::start`] returns once
+//! `GET /health` answers; dropping the `Core` sends SIGTERM, then SIGKILL.
+
+use std::io::Read;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+use crate::http::Api;
+use crate::metrics::Metrics;
+use crate::temp_dir::TempDir;
+use crate::test_node::{NodeIdentity, TestNode};
+
+/// How long the core may take to answer `/health` after spawn.
+pub const START_TIMEOUT: Duration = Duration::from_secs(10);
+
+const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+/// The `honeybee-core` binary: `$HONEYBEE_CORE_BIN`, else
+/// `<target>/<profile>/honeybee-core` next to the test executable's `deps/`.
+pub fn core_binary() -> PathBuf {
+    if let Some(p) = std::env::var_os("HONEYBEE_CORE_BIN") {
+        let p = PathBuf::from(p);
+        assert!(
+            p.is_file(),
+            "HONEYBEE_CORE_BIN={} does not exist",
+            p.display()
+        );
+        return p;
+    }
+    let exe = std::env::current_exe().expect("current_exe");
+    // target/<profile>/deps/<test-exe>
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| {
+            if deps.file_name().is_some_and(|n| n == "deps") {
+                deps.parent()
+            } else {
+                Some(deps)
+            }
+        })
+        .expect("test executable has a parent dir");
+    let bin = profile_dir.join("honeybee-core");
+    if !bin.is_file() {
+        panic!(
+            "honeybee-core binary not found at {}; run `cargo build -p honeybee-core` \
+             (or set HONEYBEE_CORE_BIN)",
+            bin.display()
+        );
+    }
+    bin
+}
+
+/// Three distinct free loopback ports.
+fn free_ports() -> [u16; 3] {
+    let ls: Vec<TcpListener> = (0..3)
+        .map(|_| TcpListener::bind((LOOPBACK, 0)).expect("bind 127.0.0.1:0"))
+        .collect();
+    let p: Vec<u16> = ls
+        .iter()
+        .map(|l| l.local_addr().expect("local_addr").port())
+        .collect();
+    [p[0], p[1], p[2]]
+}
+
+/// Runs the binary with `args` (no ports, no data dir) until it exits, for
+/// CLI tests. Returns (status, stdout, stderr); kills it after `timeout`.
+pub fn run_to_exit(args: &[&str], cwd: &Path, timeout: Duration) -> (ExitStatus, String, String) {
+    let mut child = Command::new(core_binary())
+        .args(args)
+        .current_dir(cwd)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn honeybee-core");
+    let out = capture(child.stdout.take().expect("stdout"), false);
+    let err = capture(child.stderr.take().expect("stderr"), false);
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("try_wait") {
+            break s;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let s = child.wait().expect("wait");
+            let text = String::from_utf8_lossy(&err.0.lock().unwrap()).into_owned();
+            panic!("honeybee-core {args:?} did not exit within {timeout:?} ({s}); stderr:\n{text}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let _ = out.1.join();
+    let _ = err.1.join();
+    let o = String::from_utf8_lossy(&out.0.lock().unwrap()).into_owned();
+    let e = String::from_utf8_lossy(&err.0.lock().unwrap()).into_owned();
+    (status, o, e)
+}
+
+type Captured = (Arc<Mutex<Vec<u8>>>, JoinHandle<()>);
+
+fn capture(mut r: impl Read + Send + 'static, echo: bool) -> Captured {
+    let buf = Arc::new(Mutex::new(Vec::new()));
+    let b = buf.clone();
+    let h = std::thread::spawn(move || {
+        let mut chunk = [0u8; 8192];
+        loop {
+            match r.read(&mut chunk) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if echo {
+                        eprint!("[core] {}", String::from_utf8_lossy(&chunk[..n]));
+                    }
+                    b.lock().unwrap().extend_from_slice(&chunk[..n]);
+                }
+            }
+        }
+    });
+    (buf, h)
+}
+
+/// How to start a core.
+#[derive(Debug, Clone)]
+pub struct CoreBuilder {
+    args: Vec<String>,
+    config: Option<String>,
+    api_token: Option<String>,
+    workspace: Option<Arc<TempDir>>,
+    env: Vec<(String, String)>,
+}
+
+impl Default for CoreBuilder {
+    fn default() -> Self {
+        CoreBuilder {
+            args: Vec::new(),
+            config: None,
+            api_token: Some(format!("test-token-{:016x}", crate::random_u64())),
+            workspace: None,
+            env: Vec::new(),
+        }
+    }
+}
+
+impl CoreBuilder {
+    /// Defaults: a random `--api-token`, a fresh workspace, no config.
+    pub fn new() -> CoreBuilder {
+        CoreBuilder::default()
+    }
+
+    /// Adds one flag or value.
+    pub fn arg(mut self, a: impl Into<String>) -> CoreBuilder {
+        self.args.push(a.into());
+        self
+    }
+
+    /// Adds flags and values.
+    pub fn args<I, S>(mut self, args: I) -> CoreBuilder
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    /// Writes `toml` to `<workspace>/core.toml` and passes `--config`.
+    pub fn config(mut self, toml: &str) -> CoreBuilder {
+        self.config = Some(toml.to_owned());
+        self
+    }
+
+    /// Passes `--api-token token`.
+    pub fn api_token(mut self, token: &str) -> CoreBuilder {
+        self.api_token = Some(token.to_owned());
+        self
+    }
+
+    /// Passes no API token: the core generates `<data_dir>/api-token`.
+    pub fn generated_api_token(mut self) -> CoreBuilder {
+        self.api_token = None;
+        self
+    }
+
+    /// Reuses a workspace (and so the data dir) of an earlier core.
+    pub fn workspace(mut self, ws: Arc<TempDir>) -> CoreBuilder {
+        self.workspace = Some(ws);
+        self
+    }
+
+    /// Sets an environment variable for the child.
+    pub fn env(mut self, k: &str, v: &str) -> CoreBuilder {
+        self.env.push((k.to_owned(), v.to_owned()));
+        self
+    }
+
+    /// Starts the core and waits for `/health`; panics (with the core's
+    /// stderr) if it does not come up within 10 s.
+    #[track_caller]
+    pub fn start(self) -> Core {
+        match self.try_start() {
+            Ok(c) => c,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// Like [`CoreBuilder::start`], returning the failure text instead.
+    pub fn try_start(self) -> Result<Core, String> {
+        let workspace = self
+            .workspace
+            .clone()
+            .unwrap_or_else(|| Arc::new(TempDir::new("honeybee-test")));
+        let config_path = self.config.as_ref().map(|text| {
+            let p = workspace.path().join("core.toml");
+            std::fs::write(&p, text).expect("write core.toml");
+            p
+        });
+        let data_dir = workspace.path().join("data");
+        let bin = core_binary();
+        let mut last_err = String::new();
+        // A port picked free may be taken by a parallel test before the
+        // core binds it: retry with new ports when the core exits early.
+        for _attempt in 0..3 {
+            let [node_port, api_port, stream_port] = free_ports();
+            let mut cmd = Command::new(&bin);
+            if let Some(p) = &config_path {
+                cmd.arg("--config").arg(p);
+            }
+            cmd.arg("--data-dir")
+                .arg(&data_dir)
+                .args(["--bind", "127.0.0.1"])
+                .args(["--node-port", &node_port.to_string()])
+                .args(["--api-port", &api_port.to_string()])
+                .args(["--stream-port", &stream_port.to_string()]);
+            if let Some(t) = &self.api_token {
+                cmd.args(["--api-token", t]);
+            }
+            cmd.args(&self.args)
+                .current_dir(workspace.path())
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+            for (k, v) in &self.env {
+                cmd.env(k, v);
+            }
+            let echo = std::env::var_os("HONEYBEE_TEST_ECHO").is_some();
+            let mut child = cmd
+                .spawn()
+                .map_err(|e| format!("cannot spawn {}: {e}", bin.display()))?;
+            let stdout = capture(child.stdout.take().expect("stdout"), echo);
+            let stderr = capture(child.stderr.take().expect("stderr"), echo);
+            let api_addr = SocketAddr::new(LOOPBACK, api_port);
+            let mut core = Core {
+                child: Some(child),
+                node_addr: SocketAddr::new(LOOPBACK, node_port),
+                api_addr,
+                stream_addr: SocketAddr::new(LOOPBACK, stream_port),
+                api: Api::new(api_addr, self.api_token.clone().unwrap_or_default()),
+                workspace: workspace.clone(),
+                data_dir: data_dir.clone(),
+                stdout: stdout.0,
+                stderr: stderr.0,
+                args: cmd
+                    .get_args()
+                    .map(|a| a.to_string_lossy().into_owned())
+                    .collect(),
+            };
+            let deadline = Instant::now() + START_TIMEOUT;
+            let mut exited = None;
+            let healthy = loop {
+                if core.api.healthy() {
+                    break true;
+                }
+                if let Some(child) = core.child.as_mut() {
+                    if let Ok(Some(status)) = child.try_wait() {
+                        exited = Some(status);
+                        break false;
+                    }
+                }
+                if Instant::now() >= deadline {
+                    break false;
+                }
+                std::thread::sleep(Duration::from_millis(25));
+            };
+            if healthy {
+                if self.api_token.is_none() {
+                    let token = core.read_generated_token()?;
+                    core.api.token = token;
+                }
+                return Ok(core);
+            }
+            if exited.is_some() {
+                // The pipe is closed: everything the core wrote is captured.
+                let _ = stderr.1.join();
+            }
+            let text = core.stderr();
+            last_err = match exited {
+                Some(status) => format!(
+                    "honeybee-core exited during startup ({status}); args {:?}\n--- stderr ---\n{text}",
+                    core.args
+                ),
+                None => format!(
+                    "honeybee-core did not answer GET /health on {api_addr} within {START_TIMEOUT:?}; args {:?}\n--- stderr ---\n{text}",
+                    core.args
+                ),
+            };
+            let port_clash =
+                exited.is_some() && (text.contains("in use") || text.contains("AddrInUse"));
+            drop(core);
+            if !port_clash {
+                break;
+            }
+        }
+        Err(last_err)
+    }
+}
+
+/// A running core.
+pub struct Core {
+    child: Option<Child>,
+    /// Node port (Protocol v2).
+    pub node_addr: SocketAddr,
+    /// HTTP port.
+    pub api_addr: SocketAddr,
+    /// Stream port.
+    pub stream_addr: SocketAddr,
+    api: Api,
+    workspace: Arc<TempDir>,
+    data_dir: PathBuf,
+    stdout: Arc<Mutex<Vec<u8>>>,
+    stderr: Arc<Mutex<Vec<u8>>>,
+    args: Vec<String>,
+}
+
+impl Core {
+    /// A builder with defaults.
+    pub fn builder() -> CoreBuilder {
+        CoreBuilder::new()
+    }
+
+    /// A core with defaults (open enrollment, explicit API token).
+    #[track_caller]
+    pub fn start() -> Core {
+        CoreBuilder::new().start()
+    }
+
+    /// The REST client, with this core's token.
+    pub fn api(&self) -> &Api {
+        &self.api
+    }
+
+    /// The data dir (`<workspace>/data`).
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// The workspace, to start another core on the same data dir.
+    pub fn workspace(&self) -> Arc<TempDir> {
+        self.workspace.clone()
+    }
+
+    /// The child's pid (None once it was reaped).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// The flags the core was started with.
+    pub fn args(&self) -> &[String] {
+        &self.args
+    }
+
+    /// Everything the core wrote to stderr so far.
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.stderr.lock().unwrap()).into_owned()
+    }
+
+    /// Everything the core wrote to stdout so far.
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.stdout.lock().unwrap()).into_owned()
+    }
+
+    /// `GET /metrics`, parsed.
+    #[track_caller]
+    pub fn metrics(&self) -> Metrics {
+        self.api.metrics()
+    }
+
+    fn read_generated_token(&self) -> Result<String, String> {
+        let path = self.data_dir.join("api-token");
+        let found = crate::poll_until(Duration::from_secs(2), Duration::from_millis(20), || {
+            std::fs::read_to_string(&path)
+                .ok()
+                .map(|t| t.trim().to_owned())
+                .filter(|t| !t.is_empty())
+        });
+        found.ok_or_else(|| {
+            format!(
+                "no API token was passed, and {} holds none; stderr:\n{}",
+                path.display(),
+                self.stderr()
+            )
+        })
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(c) => matches!(c.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+
+    /// Sends SIGTERM and waits up to `timeout` for the exit; returns the
+    /// status and how long it took. SIGKILLs and panics if it does not exit.
+    #[track_caller]
+    pub fn terminate(&mut self, timeout: Duration) -> (ExitStatus, Duration) {
+        let mut child = self.child.take().expect("core already stopped");
+        let start = Instant::now();
+        let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return (status, start.elapsed());
+            }
+            if start.elapsed() >= timeout {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "honeybee-core did not exit within {timeout:?} of SIGTERM; stderr:\n{}",
+                    self.stderr()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Connects a node, enrolls it (first registration, open policy) and
+    /// returns the connection and its identity with the TOTP key.
+    #[track_caller]
+    pub fn enroll(&self, name: &str) -> (TestNode, NodeIdentity) {
+        let mut id = NodeIdentity::new(name);
+        let node = id.enroll(self.node_addr);
+        (node, id)
+    }
+
+    /// Proves the core still serves: `/health` and `/api/v1/nodes` answer,
+    /// and a fresh node (from a loopback address of its own, so per-source
+    /// limits of the test do not apply) registers, all quickly.
+    #[track_caller]
+    pub fn assert_serving(&self, why: &str) {
+        let t = Instant::now();
+        let h = crate::http::request(self.api_addr, "GET", "/health", None, None)
+            .unwrap_or_else(|e| panic!("GET /health failed ({why}): {e}"));
+        assert_eq!(h.status, 200, "GET /health ({why}): {}", h.text());
+        let n = self.api.get("/api/v1/nodes");
+        assert_eq!(n.status, 200, "GET /api/v1/nodes ({why}): {}", n.text());
+        let api_time = t.elapsed();
+        assert!(
+            api_time < Duration::from_secs(2),
+            "the API took {api_time:?} ({why})"
+        );
+        let source = IpAddr::V4(Ipv4Addr::new(
+            127,
+            0,
+            1 + (crate::random_u64() % 200) as u8,
+            1 + (crate::random_u64() % 250) as u8,
+        ));
+        let id = NodeIdentity::new("canary");
+        let t = Instant::now();
+        let mut node = TestNode::connect_from(source, self.node_addr)
+            .unwrap_or_else(|e| panic!("canary cannot connect from {source} ({why}): {e}"));
+        let ack = node
+            .try_register(&id.first())
+            .unwrap_or_else(|e| panic!("canary got no ack ({why}): {e}"));
+        assert!(
+            ack.accepted,
+            "canary node refused ({why}): {:?}",
+            ack.message
+        );
+        let reg_time = t.elapsed();
+        assert!(
+            reg_time < Duration::from_secs(2),
+            "registration took {reg_time:?} ({why})"
+        );
+    }
+}
+
+impl Drop for Core {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
+            let deadline = Instant::now() + Duration::from_secs(3);
+            loop {
+                match child.try_wait() {
+                    Ok(Some(_)) | Err(_) => break,
+                    Ok(None) if Instant::now() >= deadline => {
+                        let _ = child.kill();
+                        let _ = child.wait();
+                        break;
+                    }
+                    Ok(None) => std::thread::sleep(Duration::from_millis(10)),
+                }
+            }
+        }
+        if std::thread::panicking() {
+            let text = self.stderr();
+            let tail = if text.len() > 16 * 1024 {
+                let mut cut = text.len() - 16 * 1024;
+                while !text.is_char_boundary(cut) {
+                    cut += 1;
+                }
+                &text[cut..]
+            } else {
+                &text[..]
+            };
+            eprintln!(
+                "--- honeybee-core stderr (args {:?}) ---\n{tail}\n--- end of core stderr ---",
+                self.args
+            );
+        }
+    }
+}

@@ -1,0 +1,300 @@
+//! REST API on the HTTP port (behaviour.md, Port 9002).
+
+use std::os::unix::fs::PermissionsExt;
+use std::time::Duration;
+
+use honeybee_proto::{NodeStatus, PotStatus};
+use honeybee_tests::{totp, Core, TestNode};
+use serde_json::Value;
+
+const T: Duration = Duration::from_secs(5);
+
+#[test]
+fn health_needs_no_token() {
+    let core = Core::start();
+    let r = core.api().get_unauth("/health").expect_status(200);
+    let v = r.json();
+    assert_eq!(v["status"], "ok", "{v}");
+    assert!(
+        v["version"].as_str().is_some_and(|s| !s.is_empty()),
+        "health without a version: {v}"
+    );
+}
+
+#[test]
+fn a_missing_or_wrong_token_is_401_json() {
+    let core = Core::start();
+    let api = core.api();
+    for path in [
+        "/api/v1/nodes",
+        "/api/v1/nodes/1",
+        "/metrics",
+        "/api/v1/no-such-route",
+    ] {
+        api.call_as(None, "GET", path).expect_error(401);
+        api.call_as(Some("not-the-token"), "GET", path)
+            .expect_error(401);
+        api.call_as(Some(""), "GET", path).expect_error(401);
+    }
+    api.call_as(None, "POST", "/api/v1/nodes/1/approve")
+        .expect_error(401);
+    api.call_as(None, "DELETE", "/api/v1/nodes/1")
+        .expect_error(401);
+    // A token that merely starts like the right one.
+    let prefix = &api.token[..api.token.len() - 1];
+    api.call_as(Some(prefix), "GET", "/api/v1/nodes")
+        .expect_error(401);
+}
+
+#[test]
+fn unknown_routes_and_nodes_are_404_and_bad_ids_400() {
+    let core = Core::start();
+    let api = core.api();
+    api.get("/api/v1/no-such-route").expect_error(404);
+    api.get("/api/v2/nodes").expect_error(404);
+    api.get("/api/v1/nodes/424242").expect_error(404);
+    api.delete("/api/v1/nodes/424242").expect_error(404);
+    for bad in ["abc", "-1", "1.5", "18446744073709551616"] {
+        api.get(&format!("/api/v1/nodes/{bad}")).expect_error(400);
+        api.post(&format!("/api/v1/nodes/{bad}/approve"), "")
+            .expect_error(400);
+        api.delete(&format!("/api/v1/nodes/{bad}"))
+            .expect_error(400);
+    }
+    api.call("DELETE", "/api/v1/nodes", None).expect_error(405);
+}
+
+fn assert_node_shape(n: &Value) {
+    for key in [
+        "node_id",
+        "node_name",
+        "address",
+        "port",
+        "node_type",
+        "status",
+        "connected",
+        "approved",
+        "agent_version",
+        "capabilities",
+        "peer_address",
+        "registered_at",
+        "last_seen",
+        "pots",
+    ] {
+        assert!(n.get(key).is_some(), "node object lacks {key:?}: {n}");
+    }
+    assert!(n["node_id"].is_u64(), "{n}");
+    assert!(n["node_name"].is_string(), "{n}");
+    assert!(n["address"].is_string(), "{n}");
+    assert!(n["port"].is_u64(), "{n}");
+    assert!(n["connected"].is_boolean(), "{n}");
+    assert!(n["approved"].is_boolean(), "{n}");
+    assert!(n["capabilities"].is_array(), "{n}");
+    assert!(n["registered_at"].is_string(), "{n}");
+    assert!(n["pots"].is_array(), "{n}");
+    let status = n["status"].as_str().unwrap_or_default();
+    assert!(
+        NodeStatus::parse(status).is_some(),
+        "status {status:?} is not a node status: {n}"
+    );
+}
+
+#[test]
+fn nodes_are_listed_with_the_documented_shape() {
+    let core = Core::start();
+    let api = core.api();
+    let empty = api.get("/api/v1/nodes").expect_status(200).json();
+    assert_eq!(empty["count"], 0, "{empty}");
+    assert_eq!(empty["nodes"].as_array().map(Vec::len), Some(0), "{empty}");
+
+    let (mut conn, id) = core.enroll("shape");
+    conn.must_send(&id.pot_status("cowrie-01", "cowrie", PotStatus::Running));
+    conn.must_send(&id.status(NodeStatus::Running));
+    let n = api.wait_node(id.node_id, T, |n| {
+        n["status"] == "Running" && n["pots"].as_array().is_some_and(|p| !p.is_empty())
+    });
+    assert_node_shape(&n);
+    assert_eq!(n["address"], "127.0.0.1");
+    assert_eq!(n["port"], 8080);
+    assert!(n["last_seen"].is_string(), "{n}");
+    assert!(
+        n["events"].is_array(),
+        "GET /api/v1/nodes/{{id}} has events: {n}"
+    );
+    let pot = &n["pots"][0];
+    for key in ["pot_id", "pot_type", "status", "message", "updated_at"] {
+        assert!(pot.get(key).is_some(), "pot lacks {key:?}: {pot}");
+    }
+    assert_eq!(pot["pot_id"], "cowrie-01");
+    assert_eq!(pot["status"], "Running");
+    assert_eq!(pot["message"], "cowrie-01 is Running");
+
+    let list = api.get("/api/v1/nodes").expect_status(200).json();
+    assert_eq!(list["count"], 1, "{list}");
+    let listed = &list["nodes"][0];
+    assert_node_shape(listed);
+    assert_eq!(listed["node_id"].as_u64(), Some(id.node_id));
+}
+
+#[test]
+fn deleting_a_connected_node_disconnects_it_and_forces_reenrollment() {
+    let core = Core::start();
+    let (mut conn, mut id) = core.enroll("doomed");
+    let old_key = id.key().to_owned();
+    conn.must_send(&id.status(NodeStatus::Running));
+    core.api().wait_status(id.node_id, "Running", T);
+
+    let r = core
+        .api()
+        .delete(&format!("/api/v1/nodes/{}", id.node_id))
+        .expect_status(200)
+        .json();
+    assert_eq!(r["deleted"].as_u64(), Some(id.node_id), "{r}");
+    conn.expect_closed(T, "a deleted node is disconnected");
+    assert!(
+        core.api().node(id.node_id).is_none(),
+        "deleted node still listed"
+    );
+    assert!(
+        !core
+            .api()
+            .nodes()
+            .iter()
+            .any(|n| n["node_id"].as_u64() == Some(id.node_id)),
+        "deleted node still in the list"
+    );
+
+    // Its old key is gone: it must enroll again and gets a new key.
+    totp::wait_for_step_margin(Duration::from_secs(2));
+    let mut c = TestNode::connect(core.node_addr).unwrap();
+    let ack = c.register(&id.with_code(0));
+    assert!(ack.accepted, "re-enrollment refused: {:?}", ack.message);
+    let new_key = ack
+        .totp_key
+        .clone()
+        .expect("re-enrollment without a new key");
+    assert!(totp::is_valid_key(&new_key));
+    assert_ne!(new_key, old_key, "the same key was issued again");
+    id.learn(&ack);
+}
+
+#[test]
+fn metrics_list_every_documented_sample() {
+    let core = Core::start();
+    let m = core.metrics();
+    for name in [
+        "honeybee_connections_total",
+        "honeybee_connections_open",
+        "honeybee_registrations_accepted_total",
+        "honeybee_heartbeats_total",
+    ] {
+        m.value(name, &[]);
+    }
+    for reason in ["too_many_pending", "source_pending", "source_rate"] {
+        m.labeled("honeybee_connections_refused_total", "reason", reason);
+    }
+    for reason in [
+        "wrong_version",
+        "not_registration",
+        "invalid_registration",
+        "bad_enrollment_token",
+        "pending_approval",
+        "missing_totp",
+        "bad_totp",
+        "replayed_totp",
+        "locked_out",
+        "node_limit",
+    ] {
+        let v = m.labeled("honeybee_registrations_refused_total", "reason", reason);
+        assert_eq!(v, 0.0, "registrations_refused{{{reason}}} on a fresh core");
+    }
+    for kind in [
+        "too_long",
+        "not_utf8",
+        "invalid_json",
+        "wrong_version",
+        "invalid_message",
+        "not_registration",
+        "registration_timeout",
+        "tls_handshake",
+        "unknown_variant",
+    ] {
+        let v = m.labeled("honeybee_protocol_errors_total", "kind", kind);
+        assert_eq!(v, 0.0, "protocol_errors{{{kind}}} on a fresh core");
+    }
+    for status in NodeStatus::ALL {
+        let v = m.labeled("honeybee_nodes", "status", status.as_str());
+        assert_eq!(v, 0.0, "nodes{{{status}}} on a fresh core");
+    }
+
+    // They move.
+    let (_conn, _id) = core.enroll("counted");
+    let m2 = core.metrics();
+    assert!(m2.value("honeybee_connections_total", &[]) >= 1.0);
+    assert!(m2.value("honeybee_connections_open", &[]) >= 1.0);
+    assert!(m2.value("honeybee_registrations_accepted_total", &[]) >= 1.0);
+    assert_eq!(
+        m2.labeled("honeybee_nodes", "status", "Connected"),
+        1.0,
+        "{}",
+        m2.text
+    );
+}
+
+#[test]
+fn a_generated_api_token_is_private_used_and_kept() {
+    let core = Core::builder().generated_api_token().start();
+    let path = core.data_dir().join("api-token");
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "{} mode", path.display());
+    let dir_mode = std::fs::metadata(core.data_dir())
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(dir_mode, 0o700, "data dir mode");
+    let token = core.api().token.clone();
+    assert!(
+        token.len() >= 16,
+        "generated token too short: {} chars",
+        token.len()
+    );
+
+    core.api().get("/api/v1/nodes").expect_status(200);
+    core.api()
+        .call_as(Some("guess"), "GET", "/api/v1/nodes")
+        .expect_error(401);
+    let err = core.stderr();
+    assert!(!err.contains(&token), "the core logged its API token");
+    assert!(
+        err.contains("api-token"),
+        "the core should log where the generated token is:\n{err}"
+    );
+
+    // A restart on the same data dir keeps the token.
+    let ws = core.workspace();
+    drop(core);
+    let core2 = Core::builder().workspace(ws).generated_api_token().start();
+    assert_eq!(
+        core2.api().token,
+        token,
+        "the token changed across a restart"
+    );
+    core2.api().get("/api/v1/nodes").expect_status(200);
+}
+
+#[test]
+fn an_explicit_api_token_is_the_only_one_accepted() {
+    let core = Core::builder().api_token("explicit-token-123456").start();
+    assert!(
+        !core.data_dir().join("api-token").exists()
+            || std::fs::read_to_string(core.data_dir().join("api-token"))
+                .map(|t| t.trim() == "explicit-token-123456")
+                .unwrap_or(false),
+        "a different token was generated although one was configured"
+    );
+    core.api().get("/api/v1/nodes").expect_status(200);
+    core.api()
+        .call_as(Some("explicit-token-12345"), "GET", "/api/v1/nodes")
+        .expect_error(401);
+}

@@ -1,0 +1,159 @@
+//! The command line (behaviour.md, CLI).
+
+use std::net::TcpListener;
+use std::time::Duration;
+
+use honeybee_tests::core_process::run_to_exit;
+use honeybee_tests::TempDir;
+
+const T: Duration = Duration::from_secs(10);
+
+/// Flags that keep a core that wrongly keeps running off the default ports.
+fn safe_args(dir: &TempDir) -> Vec<String> {
+    let ports: Vec<u16> = (0..3)
+        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
+        .map(|l| l.local_addr().unwrap().port())
+        .collect();
+    vec![
+        "--data-dir".into(),
+        dir.path().join("data").display().to_string(),
+        "--node-port".into(),
+        ports[0].to_string(),
+        "--api-port".into(),
+        ports[1].to_string(),
+        "--stream-port".into(),
+        ports[2].to_string(),
+    ]
+}
+
+#[test]
+fn version_and_help_exit_zero() {
+    let dir = TempDir::new("honeybee-cli");
+    let (s, out, err) = run_to_exit(&["--version"], dir.path(), T);
+    assert!(s.success(), "--version: {s}\n{err}");
+    assert!(
+        out.contains(env!("CARGO_PKG_VERSION")),
+        "--version should print {}: {out:?}",
+        env!("CARGO_PKG_VERSION")
+    );
+    let (s, out, err) = run_to_exit(&["--help"], dir.path(), T);
+    assert!(s.success(), "--help: {s}\n{err}");
+    let text = format!("{out}{err}");
+    for flag in [
+        "--config",
+        "--data-dir",
+        "--node-port",
+        "--api-token",
+        "--enrollment",
+    ] {
+        assert!(
+            text.contains(flag),
+            "--help does not mention {flag}:\n{text}"
+        );
+    }
+}
+
+#[test]
+fn print_config_prints_the_defaults_as_toml() {
+    let dir = TempDir::new("honeybee-cli");
+    let (s, out, err) = run_to_exit(&["--print-config"], dir.path(), T);
+    assert!(s.success(), "--print-config: {s}\n{err}");
+    for line in [
+        "bind = \"127.0.0.1\"",
+        "node_port = 9001",
+        "api_port = 9002",
+        "stream_port = 9003",
+        "enrollment = \"open\"",
+        "heartbeat_interval = 30",
+        "registration_timeout = 10",
+        "max_message_bytes = 1048576",
+        "max_nodes = 100000",
+        "max_pending_connections = 1024",
+        "max_pending_per_source = 32",
+        "connect_rate_per_source = 50",
+        "lockout_failures = 5",
+        "lockout_window = 300",
+        "lockout_base = 60",
+        "lockout_max = 3600",
+        "[tls]",
+    ] {
+        assert!(
+            out.lines()
+                .any(|l| l.trim() == line || l.trim().starts_with(&format!("{line} "))),
+            "--print-config lacks `{line}`:\n{out}"
+        );
+    }
+    assert!(
+        !dir.path().join("honeybee-data").exists(),
+        "--print-config created a data dir"
+    );
+}
+
+#[test]
+fn a_bad_flag_exits_2_naming_it() {
+    let dir = TempDir::new("honeybee-cli");
+    let (s, _, err) = run_to_exit(&["--no-such-flag"], dir.path(), T);
+    assert_eq!(s.code(), Some(2), "unknown flag: {s}\n{err}");
+    assert!(
+        err.contains("--no-such-flag"),
+        "stderr should name the flag: {err}"
+    );
+
+    let mut args = safe_args(&dir);
+    let pos = args.iter().position(|a| a == "--node-port").unwrap();
+    args[pos + 1] = "not-a-port".into();
+    let a: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (s, _, err) = run_to_exit(&a, dir.path(), T);
+    assert_eq!(s.code(), Some(2), "bad --node-port: {s}\n{err}");
+    assert!(
+        err.contains("--node-port"),
+        "stderr should name the flag: {err}"
+    );
+
+    let mut args = safe_args(&dir);
+    args.extend(["--enrollment".into(), "sometimes".into()]);
+    let a: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (s, _, err) = run_to_exit(&a, dir.path(), T);
+    assert_eq!(s.code(), Some(2), "bad --enrollment: {s}\n{err}");
+    assert!(
+        err.contains("--enrollment"),
+        "stderr should name the flag: {err}"
+    );
+}
+
+#[test]
+fn a_bad_config_exits_2_naming_file_and_line() {
+    let dir = TempDir::new("honeybee-cli");
+    let cfg = dir.path().join("broken.toml");
+    std::fs::write(
+        &cfg,
+        "bind = \"127.0.0.1\"\nnode_port = 9001\napi_port = = 3\n",
+    )
+    .unwrap();
+    let mut args = vec!["--config".to_string(), cfg.display().to_string()];
+    args.extend(safe_args(&dir));
+    let a: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (s, _, err) = run_to_exit(&a, dir.path(), T);
+    assert_eq!(s.code(), Some(2), "bad config: {s}\n{err}");
+    assert!(
+        err.contains("broken.toml"),
+        "stderr should name the file: {err}"
+    );
+    assert!(
+        err.contains("line 3") || err.contains(":3:") || err.contains(":3 "),
+        "stderr should name line 3: {err}"
+    );
+
+    // Well-formed but wrong: token policy without a token.
+    std::fs::write(&cfg, "enrollment = \"token\"\n").unwrap();
+    let (s, _, err) = run_to_exit(&a, dir.path(), T);
+    assert_eq!(
+        s.code(),
+        Some(2),
+        "token policy without a token: {s}\n{err}"
+    );
+    assert!(
+        err.contains("enrollment_token"),
+        "stderr should say what is missing: {err}"
+    );
+}
