@@ -273,6 +273,11 @@ impl CoreBuilder {
                     .get_args()
                     .map(|a| a.to_string_lossy().into_owned())
                     .collect(),
+                canary_token: self
+                    .args
+                    .iter()
+                    .position(|a| a == "--enrollment-token")
+                    .and_then(|i| self.args.get(i + 1).cloned()),
             };
             let deadline = Instant::now() + START_TIMEOUT;
             let mut exited = None;
@@ -339,6 +344,8 @@ pub struct Core {
     stdout: Arc<Mutex<Vec<u8>>>,
     stderr: Arc<Mutex<Vec<u8>>>,
     args: Vec<String>,
+    /// `--enrollment-token`, for the canary of [`Core::assert_serving`].
+    canary_token: Option<String>,
 }
 
 impl Core {
@@ -423,9 +430,16 @@ impl Core {
     /// status and how long it took. SIGKILLs and panics if it does not exit.
     #[track_caller]
     pub fn terminate(&mut self, timeout: Duration) -> (ExitStatus, Duration) {
+        self.stop_with(Signal::SIGTERM, timeout)
+    }
+
+    /// Sends `signal` and waits up to `timeout` for the exit, like
+    /// [`Core::terminate`].
+    #[track_caller]
+    pub fn stop_with(&mut self, signal: Signal, timeout: Duration) -> (ExitStatus, Duration) {
         let mut child = self.child.take().expect("core already stopped");
         let start = Instant::now();
-        let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
+        let _ = kill(Pid::from_raw(child.id() as i32), signal);
         loop {
             if let Ok(Some(status)) = child.try_wait() {
                 return (status, start.elapsed());
@@ -434,7 +448,7 @@ impl Core {
                 let _ = child.kill();
                 let _ = child.wait();
                 panic!(
-                    "honeybee-core did not exit within {timeout:?} of SIGTERM; stderr:\n{}",
+                    "honeybee-core did not exit within {timeout:?} of {signal}; stderr:\n{}",
                     self.stderr()
                 );
             }
@@ -464,7 +478,7 @@ impl Core {
         assert_eq!(n.status, 200, "GET /api/v1/nodes ({why}): {}", n.text());
         let api_time = t.elapsed();
         assert!(
-            api_time < Duration::from_secs(2),
+            api_time < Duration::from_secs(3),
             "the API took {api_time:?} ({why})"
         );
         let source = IpAddr::V4(Ipv4Addr::new(
@@ -473,7 +487,8 @@ impl Core {
             1 + (crate::random_u64() % 200) as u8,
             1 + (crate::random_u64() % 250) as u8,
         ));
-        let id = NodeIdentity::new("canary");
+        let mut id = NodeIdentity::new("canary");
+        id.enrollment_token = self.canary_token.clone();
         let t = Instant::now();
         let mut node = TestNode::connect_from(source, self.node_addr)
             .unwrap_or_else(|e| panic!("canary cannot connect from {source} ({why}): {e}"));
@@ -487,7 +502,7 @@ impl Core {
         );
         let reg_time = t.elapsed();
         assert!(
-            reg_time < Duration::from_secs(2),
+            reg_time < Duration::from_secs(3),
             "registration took {reg_time:?} ({why})"
         );
     }

@@ -181,7 +181,17 @@ impl TestNode {
         config: Arc<ClientConfig>,
         server_name: &str,
     ) -> io::Result<TestNode> {
-        let mut tcp = tcp_connect(None, addr, None)?;
+        Self::connect_tls_from(None, addr, config, server_name)
+    }
+
+    /// Like [`TestNode::connect_tls`], from the loopback address `source`.
+    pub fn connect_tls_from(
+        source: Option<IpAddr>,
+        addr: SocketAddr,
+        config: Arc<ClientConfig>,
+        server_name: &str,
+    ) -> io::Result<TestNode> {
+        let mut tcp = tcp_connect(source, addr, None)?;
         tcp.set_read_timeout(Some(ACK_TIMEOUT))?;
         let name = ServerName::try_from(server_name.to_owned())
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;

@@ -86,6 +86,7 @@ fn an_over_long_line_is_cut_off_early() {
         ),
         "the core stopped reading after {sent} bytes but kept the connection open"
     );
+    eprintln!("one endless line: the core closed after {sent} bytes were written ({err})");
     assert!(
         sent < 4 << 20,
         "the core read {sent} bytes of a line limited to 4096 before closing"
@@ -319,4 +320,23 @@ fn no_complete_line_within_the_registration_timeout_closes() {
     trickle.join().unwrap();
     wait_protocol_error(&core, "registration_timeout", before + 3.0);
     core.assert_serving("after slow connections");
+}
+
+#[test]
+fn the_registration_timeout_is_configurable() {
+    let core = Core::builder().config("registration_timeout = 2\n").start();
+    let before = protocol_errors(&core, "registration_timeout");
+    let start = Instant::now();
+    let mut idle = TestNode::connect(core.node_addr).unwrap();
+    idle.send_raw(b"{").unwrap();
+    idle.expect_closed(Duration::from_secs(5), "registration_timeout = 2");
+    let at = start.elapsed();
+    assert!(
+        at >= Duration::from_millis(1_500) && at <= Duration::from_millis(4_000),
+        "closed {at:?} after connect; registration_timeout is 2 s"
+    );
+    wait_protocol_error(&core, "registration_timeout", before + 1.0);
+    // A registered node is not subject to it.
+    let (mut conn, _id) = core.enroll("past-the-timeout");
+    conn.expect_open(Duration::from_millis(2_500), "registered connection");
 }

@@ -88,6 +88,10 @@ fn two_thousand_idle_connections_from_one_source_are_capped() {
         - refused(&m0, "source_pending")
         - refused(&m0, "source_rate");
     let expected = (n - errors).saturating_sub(32) as f64;
+    eprintln!(
+        "{n} connections from 127.0.0.1: {} still open, {capped} refused by per-source caps, {errors} connects failed",
+        open_count(&conns)
+    );
     assert!(
         capped >= expected,
         "refused by per-source caps: {capped}, expected at least {expected} ({errors} connects failed)"

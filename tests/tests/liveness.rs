@@ -15,6 +15,8 @@ fn a_silent_node_becomes_unknown_while_a_heartbeating_one_stays_running() {
     let core = Core::builder().args(["--heartbeat-interval", "1"]).start();
     let (mut silent, sid) = core.enroll("silent");
     let (mut beating, bid) = core.enroll("beating");
+    // Any message counts as liveness, not only NodeStatusUpdate.
+    let (mut chatty, cid) = core.enroll("chatty");
 
     let stop = Arc::new(AtomicBool::new(false));
     let beat = {
@@ -23,6 +25,20 @@ fn a_silent_node_becomes_unknown_while_a_heartbeating_one_stays_running() {
         std::thread::spawn(move || {
             while !stop.load(Ordering::Relaxed) {
                 if beating.send(&msg).is_err() {
+                    return false;
+                }
+                std::thread::sleep(Duration::from_millis(300));
+            }
+            true
+        })
+    };
+
+    let chat = {
+        let stop = stop.clone();
+        let msg = cid.pot_status("cowrie-01", "cowrie", honeybee_proto::PotStatus::Running);
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                if chatty.send(&msg).is_err() {
                     return false;
                 }
                 std::thread::sleep(Duration::from_millis(300));
@@ -68,7 +84,15 @@ fn a_silent_node_becomes_unknown_while_a_heartbeating_one_stays_running() {
         m.text
     );
 
+    let c = core.api().node(cid.node_id).unwrap();
+    assert_eq!(
+        c["status"], "Connected",
+        "a node sending only pot updates: {c}"
+    );
+    assert_eq!(c["connected"], true, "a node sending only pot updates: {c}");
+
     stop.store(true, Ordering::Relaxed);
+    assert!(chat.join().unwrap(), "the chatty node's connection broke");
     assert!(
         beat.join().unwrap(),
         "the heartbeating node's connection broke"
@@ -149,4 +173,42 @@ fn a_silent_registered_node_does_not_block_others_or_the_api() {
     for i in 0..3 {
         core.assert_serving(&format!("round {i} with silent peers"));
     }
+}
+
+#[test]
+fn the_connection_decides_which_node_a_message_is_for() {
+    let core = Core::start();
+    let (mut a, aid) = core.enroll("a");
+    let (mut b, bid) = core.enroll("b");
+    a.must_send(&aid.status(NodeStatus::Running));
+    b.must_send(&bid.status(NodeStatus::Running));
+    core.api().wait_status(bid.node_id, "Running", T);
+    // A claims to speak for B.
+    a.must_send(&bid.status(NodeStatus::Failed));
+    a.must_send(&bid.pot_status("stolen-01", "cowrie", honeybee_proto::PotStatus::Running));
+    let has_stolen = |n: &serde_json::Value| {
+        n["pots"]
+            .as_array()
+            .is_some_and(|p| p.iter().any(|p| p["pot_id"] == "stolen-01"))
+    };
+    if honeybee_tests::poll_until(T, Duration::from_millis(50), || {
+        let n = core.api().node(aid.node_id)?;
+        (n["status"] == "Failed" && has_stolen(&n)).then_some(())
+    })
+    .is_none()
+    {
+        panic!(
+            "A's messages naming B were not applied to A; A: {:?}; B: {:?}",
+            core.api().node(aid.node_id),
+            core.api().node(bid.node_id)
+        );
+    }
+    let nb = core.api().node(bid.node_id).unwrap();
+    assert_eq!(nb["status"], "Running", "B changed by A's message: {nb}");
+    assert!(
+        !nb["pots"]
+            .as_array()
+            .is_some_and(|p| p.iter().any(|p| p["pot_id"] == "stolen-01")),
+        "B got A's pot: {nb}"
+    );
 }

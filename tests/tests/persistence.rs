@@ -126,3 +126,19 @@ fn nodes_status_pots_and_keys_survive_a_restart() {
     });
     assert_private_files(core2.data_dir());
 }
+
+#[test]
+fn sigint_also_stops_the_core_cleanly() {
+    let mut core = Core::start();
+    let (mut conn, id) = core.enroll("interrupted");
+    conn.must_send(&id.status(NodeStatus::Running));
+    core.api().wait_status(id.node_id, "Running", T);
+    let (status, took) = core.stop_with(nix::sys::signal::Signal::SIGINT, Duration::from_secs(10));
+    assert!(took <= Duration::from_secs(5), "SIGINT took {took:?}");
+    assert!(
+        status.success(),
+        "exit after SIGINT: {status}; stderr:\n{}",
+        core.stderr()
+    );
+    conn.expect_closed(T, "the core stopped");
+}

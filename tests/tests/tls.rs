@@ -30,8 +30,14 @@ fn handshake_errors(core: &Core) -> f64 {
 fn assert_tls_serving(core: &Core, pki: &Pki, mtls: bool, why: &str) {
     let client = if mtls { Some(&pki.client) } else { None };
     let t = Instant::now();
-    let mut node = TestNode::connect_tls(core.node_addr, pki.client_config(client), "localhost")
-        .unwrap_or_else(|e| panic!("TLS handshake failed ({why}): {e}"));
+    let source = "127.0.0.2".parse().ok();
+    let mut node = TestNode::connect_tls_from(
+        source,
+        core.node_addr,
+        pki.client_config(client),
+        "localhost",
+    )
+    .unwrap_or_else(|e| panic!("TLS handshake failed ({why}): {e}"));
     let mut id = NodeIdentity::new("tls-canary");
     let ack = node
         .try_register(&id.first())

@@ -194,6 +194,7 @@ fn one_step_of_skew_is_accepted_two_are_not_and_used_steps_are_refused() {
     );
     assert_eq!(ack.message.as_deref(), Some("TOTP code already used"));
     e.expect_closed(T, "older step");
+    core.assert_serving("after replayed and skewed codes");
 }
 
 /// Parses `N` out of `too many failed TOTP attempts; locked out for N s`.
