@@ -64,6 +64,27 @@ fn unknown_routes_and_nodes_are_404_and_bad_ids_400() {
     api.call("DELETE", "/api/v1/nodes", None).expect_error(405);
 }
 
+/// `YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)`.
+fn is_rfc3339(v: &Value) -> bool {
+    let Some(s) = v.as_str() else { return false };
+    let b = s.as_bytes();
+    let digits =
+        |r: std::ops::Range<usize>| b.get(r).is_some_and(|d| d.iter().all(u8::is_ascii_digit));
+    b.len() >= 20
+        && digits(0..4)
+        && b[4] == b'-'
+        && digits(5..7)
+        && b[7] == b'-'
+        && digits(8..10)
+        && (b[10] == b'T' || b[10] == b't')
+        && digits(11..13)
+        && b[13] == b':'
+        && digits(14..16)
+        && b[16] == b':'
+        && digits(17..19)
+        && (s.ends_with('Z') || s.ends_with('z') || s[19..].contains('+') || s[19..].contains('-'))
+}
+
 fn assert_node_shape(n: &Value) {
     for key in [
         "node_id",
@@ -90,7 +111,11 @@ fn assert_node_shape(n: &Value) {
     assert!(n["connected"].is_boolean(), "{n}");
     assert!(n["approved"].is_boolean(), "{n}");
     assert!(n["capabilities"].is_array(), "{n}");
-    assert!(n["registered_at"].is_string(), "{n}");
+    assert!(is_rfc3339(&n["registered_at"]), "registered_at: {n}");
+    assert!(
+        n["last_seen"].is_null() || is_rfc3339(&n["last_seen"]),
+        "last_seen: {n}"
+    );
     assert!(n["pots"].is_array(), "{n}");
     let status = n["status"].as_str().unwrap_or_default();
     assert!(

@@ -198,3 +198,17 @@ fn the_node_limit_refuses_new_nodes_but_not_known_ones() {
         ack.message
     );
 }
+
+#[test]
+fn registered_connections_do_not_count_as_pending() {
+    let core = Core::builder()
+        .config("max_pending_per_source = 4\nmax_pending_connections = 8\n")
+        .start();
+    let mut held = Vec::new();
+    for i in 0..12 {
+        let mut id = NodeIdentity::new(&format!("held-{i}"));
+        held.push(id.enroll(core.node_addr));
+    }
+    assert_eq!(core.api().nodes().len(), 12);
+    core.assert_serving("with 12 registered connections and a pending cap of 4");
+}

@@ -318,3 +318,33 @@ fn mtls_requires_a_client_cert_signed_by_the_configured_ca() {
 
     assert_tls_serving(&core, &pki, true, "with the right client cert");
 }
+
+#[test]
+fn a_stalled_tls_handshake_is_closed_by_the_registration_timeout() {
+    let dir = TempDir::new("honeybee-pki");
+    let pki = Pki::new(dir.path());
+    let core = Core::builder()
+        .args(pki.server_args())
+        .config("registration_timeout = 2\n")
+        .start();
+    let start = Instant::now();
+    // Nothing at all, and half a ClientHello.
+    let mut silent = TestNode::connect(core.node_addr).unwrap();
+    let mut half = TestNode::connect(core.node_addr).unwrap();
+    let hello = tls12_client_hello();
+    half.send_raw(&hello[..hello.len() / 2]).unwrap();
+    for (name, c) in [("silent", &mut silent), ("half hello", &mut half)] {
+        let left = Duration::from_secs(6).saturating_sub(start.elapsed());
+        assert!(
+            c.wait_closed(left).is_some(),
+            "{name}: a TLS connection that never completes its handshake is still open after {:?}",
+            start.elapsed()
+        );
+    }
+    let at = start.elapsed();
+    assert!(
+        at >= Duration::from_millis(1_500),
+        "closed after only {at:?}"
+    );
+    assert_tls_serving(&core, &pki, false, "after stalled handshakes");
+}
