@@ -280,6 +280,7 @@ fn five_failures_lock_the_node_out_for_a_growing_period() {
     let (_c, ack) = id.login(addr, 0);
     let second = lockout_secs(ack.message.as_deref())
         .unwrap_or_else(|| panic!("not locked out the second time: {ack:?}"));
+    eprintln!("lockouts: first {first} s, second {second} s");
     assert!(
         second > first && (3..=4).contains(&second),
         "second lockout {second} s should double the first ({first} s)"
