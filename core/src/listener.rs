@@ -67,27 +67,40 @@ impl NodeListener {
         let metrics = self.ctx.metrics.clone();
         metrics.connections_open.fetch_add(1, Ordering::Relaxed);
         let deadline = Instant::now() + self.registration_timeout;
+        // Boxed per branch so that the task of an idle plain-TCP node does
+        // not carry the space a TLS session's future needs.
         match &self.tls {
-            None => self.registered(stream, peer, permit, deadline).await,
-            Some(acceptor) => {
-                let handshake = future::or(async { Some(acceptor.accept(stream).await) }, async {
-                    Timer::at(deadline).await;
-                    None
-                });
-                match handshake.await {
-                    Some(Ok(tls)) => self.registered(tls, peer, permit, deadline).await,
-                    Some(Err(e)) => {
-                        metrics.protocol_error(ProtocolError::TlsHandshake);
-                        log::info!("TLS handshake with {peer} failed: {e}");
-                    }
-                    None => {
-                        metrics.protocol_error(ProtocolError::RegistrationTimeout);
-                        log::info!("TLS handshake with {peer} timed out");
-                    }
-                }
-            }
+            None => Box::pin(self.registered(stream, peer, permit, deadline)).await,
+            Some(acceptor) => Box::pin(self.tls(acceptor, stream, peer, permit, deadline)).await,
         }
         metrics.connections_open.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    async fn tls(
+        &self,
+        acceptor: &TlsAcceptor,
+        stream: Async<TcpStream>,
+        peer: SocketAddr,
+        permit: Permit,
+        deadline: Instant,
+    ) {
+        let handshake = future::or(async { Some(acceptor.accept(stream).await) }, async {
+            Timer::at(deadline).await;
+            None
+        });
+        match handshake.await {
+            Some(Ok(tls)) => self.registered(tls, peer, permit, deadline).await,
+            Some(Err(e)) => {
+                self.ctx.metrics.protocol_error(ProtocolError::TlsHandshake);
+                log::info!("TLS handshake with {peer} failed: {e}");
+            }
+            None => {
+                self.ctx
+                    .metrics
+                    .protocol_error(ProtocolError::RegistrationTimeout);
+                log::info!("TLS handshake with {peer} timed out");
+            }
+        }
     }
 
     async fn registered<S: AsyncRead + AsyncWrite + Unpin>(
@@ -98,7 +111,7 @@ impl NodeListener {
         deadline: Instant,
     ) {
         let first = future::or(
-            async { Some(session::first_message(stream, peer, &self.ctx).await) },
+            async { Some(Box::pin(session::first_message(stream, peer, &self.ctx)).await) },
             async {
                 Timer::at(deadline).await;
                 None
@@ -107,7 +120,7 @@ impl NodeListener {
         .await;
         match first {
             Some(Some((stream, frames, msg))) => {
-                session::serve(stream, frames, msg, peer, permit, &self.ctx).await
+                Box::pin(session::serve(stream, frames, msg, peer, permit, &self.ctx)).await
             }
             Some(None) => {}
             None => {

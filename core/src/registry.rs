@@ -18,6 +18,7 @@ use crate::clock::Clock;
 use crate::config::Enrollment;
 use crate::lockout::{Lockout, LockoutPolicy};
 use crate::metrics::{Metrics, RegistrationRefusal};
+use crate::outbox::{self, Inbox, Outbox, PushError};
 use crate::store::{
     NodeEventRecord, NodeRecord, NodeStore, NodeWrite, PotRecord, Receipt, StoreError,
 };
@@ -27,8 +28,6 @@ use crate::totp;
 pub const MAX_POTS_PER_NODE: usize = 256;
 /// Unapproved nodes waiting under the approve policy.
 pub const MAX_PENDING_APPROVALS: usize = 1024;
-/// Messages queued for one node before commands to it fail.
-const OUTBOX: usize = 64;
 
 /// The registry's settings.
 #[derive(Clone, Debug)]
@@ -82,7 +81,7 @@ fn status_code(s: NodeStatus) -> u8 {
 #[derive(Debug)]
 struct Connection {
     id: u64,
-    outbox: async_channel::Sender<CoreMessage>,
+    outbox: Outbox,
     live: Arc<Liveness>,
     peer: SocketAddr,
 }
@@ -113,7 +112,7 @@ pub struct Accepted {
     /// This connection's id (a later connection replaces it).
     pub conn_id: u64,
     /// Messages for the node.
-    pub outbox: async_channel::Receiver<CoreMessage>,
+    pub outbox: Inbox,
     /// Shared liveness.
     pub live: Arc<Liveness>,
     /// The new key, on first registration only.
@@ -201,7 +200,7 @@ pub enum SendError {
 
 /// The registry. See the module docs.
 pub struct Registry {
-    nodes: Mutex<HashMap<u64, Entry>>,
+    nodes: Mutex<HashMap<u64, Box<Entry>>>,
     store: Arc<dyn NodeStore>,
     metrics: Arc<Metrics>,
     policy: Policy,
@@ -226,14 +225,14 @@ impl Registry {
                 .collect();
             nodes.insert(
                 stored.node.node_id,
-                Entry {
+                Box::new(Entry {
                     record: stored.node,
                     pots,
                     conn: None,
                     lockout: Lockout::default(),
                     // Nodes that were live get three intervals to come back.
                     idle_since_ms: clock.now_ms(),
-                },
+                }),
             );
         }
         Ok(Registry {
@@ -246,7 +245,7 @@ impl Registry {
         })
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<u64, Entry>> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<u64, Box<Entry>>> {
         self.nodes.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -302,13 +301,13 @@ impl Registry {
                     Err(r) => return Err(r),
                 };
                 let record = self.new_record(reg, approved, now_ms);
-                let entry = nodes.entry(reg.node_id).or_insert(Entry {
+                let entry = nodes.entry(reg.node_id).or_insert(Box::new(Entry {
                     record,
                     pots: BTreeMap::new(),
                     conn: None,
                     lockout: Lockout::default(),
                     idle_since_ms: now_ms,
-                });
+                }));
                 if !approved {
                     self.store.submit(NodeWrite::Node(entry.record.clone()));
                     log::info!(
@@ -343,7 +342,7 @@ impl Registry {
             );
             old.outbox.close();
         }
-        let (outbox, inbox) = async_channel::bounded(OUTBOX);
+        let (outbox, inbox) = outbox::outbox();
         let live = Arc::new(Liveness::new(now_ms, NodeStatus::Connected));
         let conn_id = self.next_conn.fetch_add(1, Ordering::Relaxed);
         entry.conn = Some(Connection {
@@ -583,12 +582,9 @@ impl Registry {
         let nodes = self.lock();
         let entry = nodes.get(&node_id).ok_or(SendError::UnknownNode)?;
         let conn = entry.conn.as_ref().ok_or(SendError::NotConnected)?;
-        conn.outbox.try_send(message).map_err(|e| {
-            if e.is_closed() {
-                SendError::NotConnected
-            } else {
-                SendError::Busy
-            }
+        conn.outbox.push(message).map_err(|e| match e {
+            PushError::Closed => SendError::NotConnected,
+            PushError::Full => SendError::Busy,
         })
     }
 
@@ -706,10 +702,11 @@ impl Registry {
     }
 }
 
-fn current(nodes: &mut HashMap<u64, Entry>, node_id: u64, conn_id: u64) -> Option<&mut Entry> {
+fn current(nodes: &mut HashMap<u64, Box<Entry>>, node_id: u64, conn_id: u64) -> Option<&mut Entry> {
     nodes
         .get_mut(&node_id)
         .filter(|e| e.conn.as_ref().is_some_and(|c| c.id == conn_id))
+        .map(|e| &mut **e)
 }
 
 fn locked(left: Duration) -> Refused {
@@ -717,7 +714,7 @@ fn locked(left: Duration) -> Refused {
         RegistrationRefusal::LockedOut,
         format!(
             "too many failed TOTP attempts; locked out for {} s",
-            left.as_secs().max(1)
+            (left.as_millis() as u64).div_ceil(1000).max(1)
         ),
     )
 }

@@ -20,7 +20,7 @@ use crate::registry::{Policy, Registry};
 use crate::session::NodeContext;
 use crate::sqlite_store::SqliteStore;
 use crate::store::NodeStore;
-use crate::{tls, totp};
+use crate::{io_thread, tls, totp};
 
 /// Longest a shutdown may take before the process exits anyway.
 const SHUTDOWN_LIMIT: Duration = Duration::from_millis(4500);
@@ -173,17 +173,15 @@ impl Core {
                 until_stopped(),
             ))
             .detach();
-        let threads = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(1, 4));
-        let workers = (0..threads)
-            .map(|i| {
-                let ex = executor.clone();
-                let done = until_stopped();
-                std::thread::Builder::new()
-                    .name(format!("node-io-{i}"))
-                    .spawn(move || future::block_on(ex.run(done)))
-                    .map_err(|e| format!("starting executor thread: {e}"))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let workers = {
+            let ex = executor.clone();
+            let stopped = stopped.clone();
+            let worker = std::thread::Builder::new()
+                .name("node-io".into())
+                .spawn(move || io_thread::run(ex, stopped))
+                .map_err(|e| format!("starting the node I/O thread: {e}"))?;
+            vec![worker]
+        };
         log::info!(
             "honeybee-core {} serving nodes on {node_addr} ({}), API on http://{api_addr}, enrollment {}, data in {}",
             env!("CARGO_PKG_VERSION"),

@@ -15,7 +15,8 @@ use honeybee_proto::{
 
 use crate::admission::Permit;
 use crate::metrics::{Metrics, ProtocolError, RegistrationRefusal};
-use crate::registry::{Accepted, Registry};
+use crate::outbox::Inbox;
+use crate::registry::{Accepted, Liveness, Registry};
 
 /// Warnings logged per connection before they go quiet (a noisy peer must
 /// not flood the log).
@@ -125,6 +126,14 @@ fn refusal_ack(node_id: u64, message: String) -> CoreMessage {
     })
 }
 
+/// A registered connection: what the message loop needs.
+struct Registered {
+    node_id: u64,
+    conn_id: u64,
+    inbox: Inbox,
+    live: Arc<Liveness>,
+}
+
 /// Registers the node that sent `first`, then serves it until the
 /// connection ends. `permit` (the pending-connection slot) is released once
 /// the node is registered.
@@ -142,6 +151,28 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
         peer,
         warnings: 0,
     };
+    // Boxed: registration needs far more space than the long idle life of a
+    // connection, and that space is freed once it is done.
+    let Some(node) = Box::pin(register(&mut link, first, ctx)).await else {
+        return;
+    };
+    drop(permit);
+    let dropped = run_registered(&mut link, &node, ctx).await;
+    if dropped {
+        ctx.registry.dropped(node.node_id, node.conn_id);
+        log::info!("node {} left (NodeDrop)", node.node_id);
+    } else {
+        ctx.registry.disconnected(node.node_id, node.conn_id);
+    }
+}
+
+/// Registration: the registry's decision, the commit, the ack.
+async fn register<S: AsyncRead + AsyncWrite + Unpin>(
+    link: &mut Link<S>,
+    first: NodeMessage,
+    ctx: &NodeContext,
+) -> Option<Registered> {
+    let peer = link.peer;
     let reg = match first {
         NodeMessage::NodeRegistration(reg) => reg,
         other => {
@@ -154,7 +185,7 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
             );
             link.warn(format_args!("{why}"));
             let _ = link.send(refusal_ack(0, why)).await;
-            return;
+            return None;
         }
     };
     let accepted = match ctx.registry.register(&reg, peer) {
@@ -168,7 +199,7 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
                 refused.message
             );
             let _ = link.send(refusal_ack(reg.node_id, refused.message)).await;
-            return;
+            return None;
         }
     };
     let Accepted {
@@ -191,7 +222,7 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
                 "the core could not record the registration".into(),
             ))
             .await;
-        return;
+        return None;
     }
     let first_time = totp_key.is_some();
     let ack = CoreMessage::RegistrationAck(RegistrationAck {
@@ -202,9 +233,8 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     });
     if link.send(ack).await.is_err() {
         ctx.registry.disconnected(node_id, conn_id);
-        return;
+        return None;
     }
-    drop(permit);
     ctx.metrics
         .registrations_accepted
         .fetch_add(1, Ordering::Relaxed);
@@ -218,14 +248,12 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
             ""
         }
     );
-
-    let dropped = run_registered(&mut link, node_id, conn_id, &outbox, &live, ctx).await;
-    if dropped {
-        ctx.registry.dropped(node_id, conn_id);
-        log::info!("node {node_id} left (NodeDrop)");
-    } else {
-        ctx.registry.disconnected(node_id, conn_id);
-    }
+    Some(Registered {
+        node_id,
+        conn_id,
+        inbox: outbox,
+        live,
+    })
 }
 
 enum Wake {
@@ -236,12 +264,15 @@ enum Wake {
 /// Serves a registered node; returns whether it said `NodeDrop`.
 async fn run_registered<S: AsyncRead + AsyncWrite + Unpin>(
     link: &mut Link<S>,
-    node_id: u64,
-    conn_id: u64,
-    outbox: &async_channel::Receiver<CoreMessage>,
-    live: &crate::registry::Liveness,
+    node: &Registered,
     ctx: &NodeContext,
 ) -> bool {
+    let Registered {
+        node_id,
+        conn_id,
+        ref inbox,
+        ref live,
+    } = *node;
     loop {
         loop {
             let msg = match link.frames.next_frame() {
@@ -273,7 +304,7 @@ async fn run_registered<S: AsyncRead + AsyncWrite + Unpin>(
             let Link { stream, frames, .. } = &mut *link;
             future::or(
                 async { Wake::Read(stream.read(frames.window()).await) },
-                async { Wake::Outbox(outbox.recv().await.ok()) },
+                async { Wake::Outbox(inbox.recv().await) },
             )
             .await
         };
@@ -296,7 +327,7 @@ fn handle(
     msg: NodeMessage,
     node_id: u64,
     conn_id: u64,
-    live: &crate::registry::Liveness,
+    live: &Liveness,
     ctx: &NodeContext,
 ) -> bool {
     match msg {

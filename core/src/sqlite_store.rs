@@ -14,10 +14,11 @@ use crate::store::{
     NodeEventRecord, NodeRecord, NodeStore, NodeWrite, PotRecord, Receipt, StoreError, StoredNode,
 };
 
-/// Writes queued before submitters wait (registrations, status changes).
-const QUEUE: usize = 16_384;
+/// Writes queued for the writer (registrations, status changes); a full
+/// queue fails the write rather than blocking a connection task.
+const QUEUE: usize = 1024;
 /// Most writes in one transaction.
-const BATCH: usize = 2048;
+const BATCH: usize = 512;
 /// Node events kept per node; older ones are pruned as new ones arrive.
 pub const EVENTS_PER_NODE: i64 = 1000;
 

@@ -6,7 +6,7 @@ use std::fmt;
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 1024 * 1024;
 
 /// The smallest read window handed out; also the initial allocation.
-const MIN_WINDOW: usize = 512;
+const MIN_WINDOW: usize = 256;
 /// A buffer grown past this is released once it is empty again, so one large
 /// message does not pin memory for the life of the connection.
 const KEEP_CAPACITY: usize = 16 * 1024;

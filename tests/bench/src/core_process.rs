@@ -1,0 +1,203 @@
+//! The core under test: started from the same target dir, measured via /proc.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const TOKEN: &str = "bench-token";
+
+pub struct CoreProcess {
+    child: Child,
+    dir: PathBuf,
+    pub node_addr: SocketAddr,
+    api_addr: SocketAddr,
+    pub tls_roots: Option<Arc<rustls::RootCertStore>>,
+}
+
+/// CPU time and memory of the core at one moment.
+pub struct Sample {
+    pub cpu: Duration,
+    pub rss_kb: u64,
+    pub hwm_kb: u64,
+}
+
+fn free_port() -> Result<u16, String> {
+    let l = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    Ok(l.local_addr().map_err(|e| e.to_string())?.port())
+}
+
+fn core_binary() -> Result<PathBuf, String> {
+    if let Ok(p) = std::env::var("HONEYBEE_CORE_BIN") {
+        return Ok(PathBuf::from(p));
+    }
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let bin = exe.with_file_name("honeybee-core");
+    if bin.exists() {
+        Ok(bin)
+    } else {
+        Err(format!(
+            "{} not found: cargo build --release -p honeybee-core",
+            bin.display()
+        ))
+    }
+}
+
+impl CoreProcess {
+    pub fn start(tls: bool) -> Result<CoreProcess, String> {
+        let dir = std::env::temp_dir().join(format!(
+            "hb-bench-{}-{}",
+            std::process::id(),
+            Instant::now().elapsed().as_nanos() ^ u128::from(free_port()?)
+        ));
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let node_port = free_port()?;
+        let api_port = free_port()?;
+        let mut args: Vec<String> = vec![
+            "--data-dir".into(),
+            dir.join("data").display().to_string(),
+            "--node-port".into(),
+            node_port.to_string(),
+            "--api-port".into(),
+            api_port.to_string(),
+            "--api-token".into(),
+            TOKEN.into(),
+        ];
+        let mut tls_roots = None;
+        if tls {
+            let (cert, key, roots) = certificates(&dir)?;
+            args.extend(["--tls-cert".into(), cert, "--tls-key".into(), key]);
+            tls_roots = Some(Arc::new(roots));
+        }
+        let child = Command::new(core_binary()?)
+            .args(&args)
+            .env("HONEYBEE_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| format!("starting honeybee-core: {e}"))?;
+        let core = CoreProcess {
+            child,
+            dir,
+            node_addr: SocketAddr::from(([127, 0, 0, 1], node_port)),
+            api_addr: SocketAddr::from(([127, 0, 0, 1], api_port)),
+            tls_roots,
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while core.get("/health").is_err() {
+            if Instant::now() > deadline {
+                return Err("core did not answer /health within 10 s".into());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(core)
+    }
+
+    fn get(&self, path: &str) -> Result<String, String> {
+        let mut s = TcpStream::connect(self.api_addr).map_err(|e| e.to_string())?;
+        s.set_read_timeout(Some(Duration::from_secs(30))).ok();
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer {TOKEN}\r\nConnection: close\r\n\r\n"
+        )
+        .map_err(|e| e.to_string())?;
+        let mut body = String::new();
+        s.read_to_string(&mut body).map_err(|e| e.to_string())?;
+        Ok(body)
+    }
+
+    fn metric(&self, prefix: &str) -> Result<u64, String> {
+        let text = self.get("/metrics")?;
+        text.lines()
+            .find_map(|l| l.strip_prefix(prefix).and_then(|v| v.trim().parse().ok()))
+            .ok_or_else(|| format!("{prefix} missing from /metrics"))
+    }
+
+    pub fn heartbeats_seen(&self) -> Result<u64, String> {
+        self.metric("honeybee_heartbeats_total ")
+    }
+
+    pub fn connected_nodes(&self) -> Result<u64, String> {
+        self.metric("honeybee_connections_open ")
+    }
+
+    pub fn sample(&self) -> Result<Sample, String> {
+        let pid = self.child.id();
+        let stat =
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).map_err(|e| e.to_string())?;
+        // Fields after the parenthesised command name; utime and stime are 14 and 15.
+        let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|f| f.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+            .ok()
+            .flatten()
+            .unwrap_or(100) as u64;
+        let cpu_ticks = ticks(11) + ticks(12);
+        let status =
+            std::fs::File::open(format!("/proc/{pid}/status")).map_err(|e| e.to_string())?;
+        let (mut rss_kb, mut hwm_kb) = (0, 0);
+        for line in BufReader::new(status).lines().map_while(Result::ok) {
+            let kb = || {
+                line.split_whitespace()
+                    .nth(1)
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0)
+            };
+            if line.starts_with("VmRSS:") {
+                rss_kb = kb();
+            } else if line.starts_with("VmHWM:") {
+                hwm_kb = kb();
+            }
+        }
+        Ok(Sample {
+            cpu: Duration::from_micros(cpu_ticks * 1_000_000 / hz),
+            rss_kb,
+            hwm_kb,
+        })
+    }
+}
+
+impl Drop for CoreProcess {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn certificates(dir: &std::path::Path) -> Result<(String, String, rustls::RootCertStore), String> {
+    let key = rcgen::KeyPair::generate().map_err(|e| e.to_string())?;
+    let params = rcgen::CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()])
+        .map_err(|e| e.to_string())?;
+    let cert = params.self_signed(&key).map_err(|e| e.to_string())?;
+    let cert_path = dir.join("cert.pem");
+    let key_path = dir.join("key.pem");
+    std::fs::write(&cert_path, cert.pem()).map_err(|e| e.to_string())?;
+    std::fs::write(&key_path, key.serialize_pem()).map_err(|e| e.to_string())?;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert.der().clone()).map_err(|e| e.to_string())?;
+    Ok((
+        cert_path.display().to_string(),
+        key_path.display().to_string(),
+        roots,
+    ))
+}
