@@ -37,6 +37,7 @@ pub mod io_thread;
 pub mod listener;
 pub mod lockout;
 pub mod metrics;
+pub mod node_poller;
 pub mod outbox;
 pub mod registry;
 pub mod server;

@@ -12,8 +12,9 @@ use futures_rustls::TlsAcceptor;
 use socket2::{SockRef, TcpKeepalive};
 
 use crate::admission::{Admission, Permit};
-use crate::metrics::ProtocolError;
-use crate::session::{self, NodeContext};
+use crate::metrics::{Metrics, ProtocolError};
+use crate::node_poller::{Handoff, NodePoller};
+use crate::session::{self, Flow, NodeContext, Session};
 
 /// Everything the accept loop needs.
 pub struct NodeListener {
@@ -29,6 +30,8 @@ pub struct NodeListener {
     pub registration_timeout: Duration,
     /// Where connection tasks run.
     pub executor: Arc<smol::Executor<'static>>,
+    /// Where registered plain connections are served.
+    pub poller: Arc<NodePoller>,
 }
 
 impl NodeListener {
@@ -64,16 +67,40 @@ impl NodeListener {
     }
 
     async fn connection(&self, stream: Async<TcpStream>, peer: SocketAddr, permit: Permit) {
-        let metrics = self.ctx.metrics.clone();
-        metrics.connections_open.fetch_add(1, Ordering::Relaxed);
+        let open = OpenConnection::new(self.ctx.metrics.clone());
         let deadline = Instant::now() + self.registration_timeout;
-        // Boxed per branch so that the task of an idle plain-TCP node does
-        // not carry the space a TLS session's future needs.
+        // Boxed per branch so that the task does not carry the space the
+        // other branch needs.
         match &self.tls {
-            None => Box::pin(self.registered(stream, peer, permit, deadline)).await,
+            None => {
+                let registered = Box::pin(self.register(stream, peer, permit, deadline)).await;
+                if let Some(session) = registered {
+                    self.hand_over(session, open);
+                }
+            }
             Some(acceptor) => Box::pin(self.tls(acceptor, stream, peer, permit, deadline)).await,
         }
-        metrics.connections_open.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// A registered plain connection leaves the executor for the poller.
+    fn hand_over(&self, session: Session<Async<TcpStream>>, open: OpenConnection) {
+        let (stream, frames, node, warner) = session.into_parts();
+        match stream.into_inner() {
+            Ok(stream) => self.poller.adopt(Handoff {
+                stream,
+                frames,
+                node,
+                warner,
+                open,
+            }),
+            Err(e) => {
+                log::warn!(
+                    "node {}: cannot hand its connection over: {e}",
+                    node.node_id
+                );
+                session::finish(&node, Flow::Close, &self.ctx);
+            }
+        }
     }
 
     async fn tls(
@@ -89,7 +116,11 @@ impl NodeListener {
             None
         });
         match handshake.await {
-            Some(Ok(tls)) => self.registered(tls, peer, permit, deadline).await,
+            Some(Ok(tls)) => {
+                if let Some(session) = self.register(tls, peer, permit, deadline).await {
+                    session::serve(session, &self.ctx).await;
+                }
+            }
             Some(Err(e)) => {
                 self.ctx.metrics.protocol_error(ProtocolError::TlsHandshake);
                 log::info!("TLS handshake with {peer} failed: {e}");
@@ -103,13 +134,14 @@ impl NodeListener {
         }
     }
 
-    async fn registered<S: AsyncRead + AsyncWrite + Unpin>(
+    /// Reads the first message within the deadline and registers the node.
+    async fn register<S: AsyncRead + AsyncWrite + Unpin>(
         &self,
         stream: S,
         peer: SocketAddr,
         permit: Permit,
         deadline: Instant,
-    ) {
+    ) -> Option<Session<S>> {
         let first = future::or(
             async { Some(Box::pin(session::first_message(stream, peer, &self.ctx)).await) },
             async {
@@ -120,16 +152,35 @@ impl NodeListener {
         .await;
         match first {
             Some(Some((stream, frames, msg))) => {
-                Box::pin(session::serve(stream, frames, msg, peer, permit, &self.ctx)).await
+                let session = session::register_node(stream, frames, msg, peer, &self.ctx).await;
+                drop(permit);
+                session
             }
-            Some(None) => {}
+            Some(None) => None,
             None => {
                 self.ctx
                     .metrics
                     .protocol_error(ProtocolError::RegistrationTimeout);
                 log::info!("node connection {peer}: no registration within the deadline; closing");
+                None
             }
         }
+    }
+}
+
+/// Counts a node connection as open for as long as it lives.
+pub struct OpenConnection(Arc<Metrics>);
+
+impl OpenConnection {
+    fn new(metrics: Arc<Metrics>) -> OpenConnection {
+        metrics.connections_open.fetch_add(1, Ordering::Relaxed);
+        OpenConnection(metrics)
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.connections_open.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

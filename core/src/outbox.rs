@@ -6,7 +6,7 @@
 use std::collections::VecDeque;
 use std::future::poll_fn;
 use std::sync::{Arc, Mutex};
-use std::task::{Poll, Waker};
+use std::task::{Context, Poll, Waker};
 
 use honeybee_proto::CoreMessage;
 
@@ -78,20 +78,24 @@ impl Outbox {
 impl Inbox {
     /// The next message, or `None` once the outbox was closed.
     pub async fn recv(&self) -> Option<CoreMessage> {
-        poll_fn(|cx| {
-            let mut st = lock(&self.0);
-            if st.closed {
-                return Poll::Ready(None);
-            }
-            match st.queue.pop_front() {
-                Some(m) => Poll::Ready(Some(m)),
-                None => {
+        poll_fn(|cx| self.poll_recv(cx)).await
+    }
+
+    /// Poll form of [`Inbox::recv`]: registers `cx`'s waker when empty.
+    pub fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Option<CoreMessage>> {
+        let mut st = lock(&self.0);
+        if st.closed {
+            return Poll::Ready(None);
+        }
+        match st.queue.pop_front() {
+            Some(m) => Poll::Ready(Some(m)),
+            None => {
+                if !st.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
                     st.waker = Some(cx.waker().clone());
-                    Poll::Pending
                 }
+                Poll::Pending
             }
-        })
-        .await
+        }
     }
 }
 

@@ -16,6 +16,7 @@ use crate::files;
 use crate::listener::{self, NodeListener};
 use crate::lockout::LockoutPolicy;
 use crate::metrics::Metrics;
+use crate::node_poller::NodePoller;
 use crate::registry::{Policy, Registry};
 use crate::session::NodeContext;
 use crate::sqlite_store::SqliteStore;
@@ -31,6 +32,7 @@ pub struct Core {
     registry: Arc<Registry>,
     store: Arc<SqliteStore>,
     stop: async_channel::Sender<()>,
+    poller: Arc<NodePoller>,
     workers: Vec<std::thread::JoinHandle<()>>,
     /// Where nodes connect.
     pub node_addr: SocketAddr,
@@ -131,13 +133,18 @@ impl Core {
 
         let executor = Arc::new(smol::Executor::new());
         let (stop, stopped) = async_channel::bounded::<()>(1);
+        let node_ctx = Arc::new(NodeContext {
+            registry: registry.clone(),
+            metrics: metrics.clone(),
+            max_message_bytes: config.max_message_bytes,
+        });
+        let poller = Arc::new(
+            NodePoller::start(node_ctx.clone())
+                .map_err(|e| format!("starting the node poller: {e}"))?,
+        );
         let node_listener = NodeListener {
             socket: node_socket,
-            ctx: Arc::new(NodeContext {
-                registry: registry.clone(),
-                metrics: metrics.clone(),
-                max_message_bytes: config.max_message_bytes,
-            }),
+            ctx: node_ctx,
             admission: Admission::new(Limits {
                 max_pending: config.max_pending_connections,
                 max_pending_per_source: config.max_pending_per_source,
@@ -146,6 +153,7 @@ impl Core {
             tls,
             registration_timeout: Duration::from_secs(config.registration_timeout),
             executor: executor.clone(),
+            poller: poller.clone(),
         };
         let until_stopped = {
             let stopped = stopped.clone();
@@ -198,6 +206,7 @@ impl Core {
             registry,
             store,
             stop,
+            poller,
             workers,
             node_addr,
             api_addr,
@@ -214,6 +223,7 @@ impl Core {
         drop(watchdog);
         self.stop.close();
         self.registry.close_all();
+        self.poller.stop();
         self.api.stop();
         for w in self.workers {
             let _ = w.join();

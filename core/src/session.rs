@@ -13,7 +13,6 @@ use honeybee_proto::{
     decode, encode, CoreMessage, DecodeError, Envelope, LineDecoder, NodeMessage, RegistrationAck,
 };
 
-use crate::admission::Permit;
 use crate::metrics::{Metrics, ProtocolError, RegistrationRefusal};
 use crate::outbox::Inbox;
 use crate::registry::{Accepted, Liveness, Registry};
@@ -32,12 +31,31 @@ pub struct NodeContext {
     pub max_message_bytes: usize,
 }
 
+/// Rate-limits the warnings one connection may log.
+#[derive(Debug)]
+pub struct Warner {
+    peer: SocketAddr,
+    count: u32,
+}
+
+impl Warner {
+    fn new(peer: SocketAddr) -> Warner {
+        Warner { peer, count: 0 }
+    }
+
+    fn warn(&mut self, text: std::fmt::Arguments) {
+        self.count += 1;
+        if self.count <= WARNINGS_PER_CONNECTION {
+            log::warn!("node connection {}: {text}", self.peer);
+        }
+    }
+}
+
 /// A stream with its frame decoder.
 struct Link<S> {
     stream: S,
     frames: LineDecoder,
-    peer: SocketAddr,
-    warnings: u32,
+    warner: Warner,
 }
 
 /// How reading the next line ended.
@@ -69,10 +87,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Link<S> {
     }
 
     fn warn(&mut self, text: std::fmt::Arguments) {
-        self.warnings += 1;
-        if self.warnings <= WARNINGS_PER_CONNECTION {
-            log::warn!("node connection {}: {text}", self.peer);
-        }
+        self.warner.warn(text)
     }
 }
 
@@ -86,8 +101,7 @@ pub async fn first_message<S: AsyncRead + AsyncWrite + Unpin>(
     let mut link = Link {
         stream,
         frames: LineDecoder::new(ctx.max_message_bytes),
-        peer,
-        warnings: 0,
+        warner: Warner::new(peer),
     };
     match link.next().await {
         Read::Line(Ok(msg)) => Some((link.stream, link.frames, msg)),
@@ -127,42 +141,118 @@ fn refusal_ack(node_id: u64, message: String) -> CoreMessage {
 }
 
 /// A registered connection: what the message loop needs.
-struct Registered {
-    node_id: u64,
-    conn_id: u64,
-    inbox: Inbox,
-    live: Arc<Liveness>,
+#[derive(Debug)]
+pub struct Registered {
+    /// The node.
+    pub node_id: u64,
+    /// This connection (a newer one for the same node replaces it).
+    pub conn_id: u64,
+    /// Commands for the node; closed when the registry ends the connection.
+    pub inbox: Inbox,
+    /// Shared with the registry's liveness sweep.
+    pub live: Arc<Liveness>,
 }
 
-/// Registers the node that sent `first`, then serves it until the
-/// connection ends. `permit` (the pending-connection slot) is released once
-/// the node is registered.
-pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
+/// A node connection that passed registration.
+pub struct Session<S> {
+    link: Link<S>,
+    node: Registered,
+}
+
+impl<S> Session<S> {
+    /// The parts, for serving the connection elsewhere: the stream, the
+    /// decoder (it may hold lines that arrived after the registration), the
+    /// node and the warning limiter.
+    pub fn into_parts(self) -> (S, LineDecoder, Registered, Warner) {
+        (
+            self.link.stream,
+            self.link.frames,
+            self.node,
+            self.link.warner,
+        )
+    }
+}
+
+/// Registers the node that sent `first` (ack sent, registration recorded).
+/// `None` means refused or gone; the caller closes the connection.
+pub async fn register_node<S: AsyncRead + AsyncWrite + Unpin>(
     stream: S,
     frames: LineDecoder,
     first: NodeMessage,
     peer: SocketAddr,
-    permit: Permit,
     ctx: &NodeContext,
-) {
+) -> Option<Session<S>> {
     let mut link = Link {
         stream,
         frames,
-        peer,
-        warnings: 0,
+        warner: Warner::new(peer),
     };
     // Boxed: registration needs far more space than the long idle life of a
     // connection, and that space is freed once it is done.
-    let Some(node) = Box::pin(register(&mut link, first, ctx)).await else {
-        return;
-    };
-    drop(permit);
-    let dropped = run_registered(&mut link, &node, ctx).await;
-    if dropped {
+    let node = Box::pin(register(&mut link, first, ctx)).await?;
+    Some(Session { link, node })
+}
+
+/// Serves a registered node until the connection ends.
+pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(session: Session<S>, ctx: &NodeContext) {
+    let Session { mut link, node } = session;
+    let flow = run_registered(&mut link, &node, ctx).await;
+    finish(&node, flow, ctx);
+}
+
+/// Records how a registered connection ended.
+pub fn finish(node: &Registered, flow: Flow, ctx: &NodeContext) {
+    if flow == Flow::Dropped {
         ctx.registry.dropped(node.node_id, node.conn_id);
         log::info!("node {} left (NodeDrop)", node.node_id);
     } else {
         ctx.registry.disconnected(node.node_id, node.conn_id);
+    }
+}
+
+/// What the connection does after the lines read so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    /// Read on.
+    Continue,
+    /// The node said `NodeDrop`.
+    Dropped,
+    /// Close it: framing broken, or the peer is gone.
+    Close,
+}
+
+/// Handles every complete line in `frames`.
+pub fn drain_frames(
+    frames: &mut LineDecoder,
+    node: &Registered,
+    warner: &mut Warner,
+    ctx: &NodeContext,
+) -> Flow {
+    loop {
+        let msg = match frames.next_frame() {
+            Ok(Some(line)) => decode::<NodeMessage>(line),
+            Ok(None) => return Flow::Continue,
+            Err(_) => {
+                ctx.metrics.protocol_error(ProtocolError::TooLong);
+                warner.warn(format_args!("message too long; closing"));
+                return Flow::Close;
+            }
+        };
+        match msg {
+            Ok(msg) => {
+                node.live.touch(ctx.registry.clock().now_ms());
+                if handle(msg, node, ctx) {
+                    return Flow::Dropped;
+                }
+            }
+            Err(e) => {
+                ctx.metrics.protocol_error(ProtocolError::from_decode(&e));
+                warner.warn(format_args!("node {}: {e}", node.node_id));
+                if matches!(e, DecodeError::NotUtf8 | DecodeError::InvalidJson(_)) {
+                    return Flow::Close;
+                }
+            }
+        }
     }
 }
 
@@ -172,7 +262,7 @@ async fn register<S: AsyncRead + AsyncWrite + Unpin>(
     first: NodeMessage,
     ctx: &NodeContext,
 ) -> Option<Registered> {
-    let peer = link.peer;
+    let peer = link.warner.peer;
     let reg = match first {
         NodeMessage::NodeRegistration(reg) => reg,
         other => {
@@ -261,61 +351,32 @@ enum Wake {
     Outbox(Option<CoreMessage>),
 }
 
-/// Serves a registered node; returns whether it said `NodeDrop`.
 async fn run_registered<S: AsyncRead + AsyncWrite + Unpin>(
     link: &mut Link<S>,
     node: &Registered,
     ctx: &NodeContext,
-) -> bool {
-    let Registered {
-        node_id,
-        conn_id,
-        ref inbox,
-        ref live,
-    } = *node;
+) -> Flow {
     loop {
-        loop {
-            let msg = match link.frames.next_frame() {
-                Ok(Some(line)) => decode::<NodeMessage>(line),
-                Ok(None) => break,
-                Err(_) => {
-                    ctx.metrics.protocol_error(ProtocolError::TooLong);
-                    link.warn(format_args!("message too long; closing"));
-                    return false;
-                }
-            };
-            match msg {
-                Ok(msg) => {
-                    live.touch(ctx.registry.clock().now_ms());
-                    if handle(msg, node_id, conn_id, live, ctx) {
-                        return true;
-                    }
-                }
-                Err(e) => {
-                    ctx.metrics.protocol_error(ProtocolError::from_decode(&e));
-                    link.warn(format_args!("node {node_id}: {e}"));
-                    if matches!(e, DecodeError::NotUtf8 | DecodeError::InvalidJson(_)) {
-                        return false;
-                    }
-                }
-            }
+        let flow = drain_frames(&mut link.frames, node, &mut link.warner, ctx);
+        if flow != Flow::Continue {
+            return flow;
         }
         let wake = {
             let Link { stream, frames, .. } = &mut *link;
             future::or(
                 async { Wake::Read(stream.read(frames.window()).await) },
-                async { Wake::Outbox(inbox.recv().await) },
+                async { Wake::Outbox(node.inbox.recv().await) },
             )
             .await
         };
         match wake {
-            Wake::Read(Ok(0)) | Wake::Read(Err(_)) => return false,
+            Wake::Read(Ok(0)) | Wake::Read(Err(_)) => return Flow::Close,
             Wake::Read(Ok(n)) => link.frames.filled(n),
             // Closed: replaced by a newer connection, deleted, lost, or shutdown.
-            Wake::Outbox(None) => return false,
+            Wake::Outbox(None) => return Flow::Close,
             Wake::Outbox(Some(message)) => {
                 if link.send(message).await.is_err() {
-                    return false;
+                    return Flow::Close;
                 }
             }
         }
@@ -323,17 +384,12 @@ async fn run_registered<S: AsyncRead + AsyncWrite + Unpin>(
 }
 
 /// Handles one message; returns true on `NodeDrop`.
-fn handle(
-    msg: NodeMessage,
-    node_id: u64,
-    conn_id: u64,
-    live: &Liveness,
-    ctx: &NodeContext,
-) -> bool {
+fn handle(msg: NodeMessage, node: &Registered, ctx: &NodeContext) -> bool {
+    let (node_id, conn_id) = (node.node_id, node.conn_id);
     match msg {
         NodeMessage::NodeStatusUpdate(update) => {
             ctx.metrics.heartbeats.fetch_add(1, Ordering::Relaxed);
-            if !live.is_status(update.status) {
+            if !node.live.is_status(update.status) {
                 ctx.registry.set_status(node_id, conn_id, update.status);
             }
         }
@@ -348,7 +404,7 @@ fn handle(
         }
         NodeMessage::NodeDrop => return true,
         NodeMessage::PotEvent(_) => {
-            // Stored from step 2 on (the event pipeline); counted meanwhile.
+            // Stored from step 2 on (the event pipeline).
             log::debug!("node {node_id}: PotEvent not stored by this core version");
         }
         NodeMessage::NodeRegistration(_) => {
