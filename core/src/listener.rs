@@ -172,7 +172,7 @@ impl NodeListener {
 pub struct OpenConnection(Arc<Metrics>);
 
 impl OpenConnection {
-    fn new(metrics: Arc<Metrics>) -> OpenConnection {
+    pub(crate) fn new(metrics: Arc<Metrics>) -> OpenConnection {
         metrics.connections_open.fetch_add(1, Ordering::Relaxed);
         OpenConnection(metrics)
     }

@@ -1,12 +1,13 @@
-//! Registered plain-TCP node connections, served by one level-triggered
+//! Registered plain-TCP node connections, served by one edge-triggered
 //! epoll loop that batches wake-ups.
 //!
 //! A registered node mostly sends a heartbeat now and then. Served as an
 //! async task, every heartbeat costs a thread wake-up, two reads and an
 //! epoll re-arm. Here, after a round that handled any event, the thread
 //! sleeps for [`COALESCE`] so that the next `epoll_wait` returns many ready
-//! sockets at once; level-triggered interest needs no re-arming; and a
-//! connection costs its socket, its line buffer and a few words. When
+//! sockets at once; edge-triggered interest needs no re-arming and no second
+//! look at a drained socket; and a connection costs its socket, its line
+//! buffer and a few words. When
 //! nothing happens the thread blocks and costs nothing.
 //!
 //! Registration (and TLS connections, whose state machine is async) stays
@@ -28,9 +29,9 @@ use crate::session::{drain_frames, finish, Flow, NodeContext, Registered, Warner
 
 /// How long a busy loop lets I/O pile up before the next poll.
 pub const COALESCE: Duration = Duration::from_millis(2);
-/// Reads per connection per round, so one chatty node cannot starve others
-/// (level-triggered: what is left is reported again next round).
-const READS_PER_ROUND: usize = 4;
+/// Reads per connection per round, so one chatty node cannot starve others;
+/// a connection with more to read is read again next round.
+const READS_PER_ROUND: usize = 8;
 
 /// A registered connection handed over by the executor.
 pub struct Handoff {
@@ -176,6 +177,9 @@ struct Loop {
     shared: Arc<Shared>,
     ctx: Arc<NodeContext>,
     conns: Slots,
+    /// Connections that had more to read when their round ended (edge
+    /// triggering will not report them again).
+    backlog: Vec<usize>,
 }
 
 impl Loop {
@@ -184,6 +188,7 @@ impl Loop {
             shared,
             ctx,
             conns: Slots::default(),
+            backlog: Vec::new(),
         }
     }
 
@@ -203,11 +208,14 @@ impl Loop {
                 break;
             }
             self.adopt_new();
+            for key in std::mem::take(&mut self.backlog) {
+                self.ready(Event::readable(key));
+            }
             for ev in events.iter() {
                 self.ready(ev);
             }
             self.deliver();
-            busy = !events.is_empty();
+            busy = !events.is_empty() || !self.backlog.is_empty();
             if busy {
                 std::thread::sleep(COALESCE);
             }
@@ -240,11 +248,9 @@ impl Loop {
             // SAFETY: the socket is removed from the poller (`close`) before
             // it is dropped, and the loop owns it until then.
             let added = unsafe {
-                self.shared.poller.add_with_mode(
-                    &conn.stream,
-                    Event::readable(key),
-                    PollMode::Level,
-                )
+                self.shared
+                    .poller
+                    .add_with_mode(&conn.stream, Event::readable(key), PollMode::Edge)
             };
             if let Err(e) = added {
                 log::error!("node {node_id}: cannot watch its connection: {e}");
@@ -269,7 +275,11 @@ impl Loop {
             flow = flush(conn);
         }
         if ev.readable && flow == Flow::Continue {
-            flow = read_round(conn, &self.ctx);
+            let (read, more) = read_round(conn, &self.ctx);
+            flow = read;
+            if more && flow == Flow::Continue {
+                self.backlog.push(ev.key);
+            }
         }
         self.after(ev.key, flow);
     }
@@ -319,7 +329,7 @@ impl Loop {
                 if let Err(e) =
                     self.shared
                         .poller
-                        .modify_with_mode(&conn.stream, interest, PollMode::Level)
+                        .modify_with_mode(&conn.stream, interest, PollMode::Edge)
                 {
                     log::warn!("node {}: {e}", conn.node.node_id);
                     flow = Flow::Close;
@@ -339,28 +349,30 @@ impl Loop {
     }
 }
 
-fn read_round(conn: &mut Conn, ctx: &NodeContext) -> Flow {
+/// Reads until the socket is drained (a short read or `WouldBlock`) or the
+/// round's budget is spent; says whether more may be waiting.
+fn read_round(conn: &mut Conn, ctx: &NodeContext) -> (Flow, bool) {
     for _ in 0..READS_PER_ROUND {
         let window = conn.frames.window();
         let room = window.len();
         if room == 0 {
-            return Flow::Close;
+            return (Flow::Close, false);
         }
         match conn.stream.read(window) {
-            Ok(0) => return Flow::Close,
+            Ok(0) => return (Flow::Close, false),
             Ok(n) => {
                 conn.frames.filled(n);
                 let flow = drain_frames(&mut conn.frames, &conn.node, &mut conn.warner, ctx);
                 if flow != Flow::Continue || n < room {
-                    return flow;
+                    return (flow, false);
                 }
             }
-            Err(e) if e.kind() == ErrorKind::WouldBlock => return Flow::Continue,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return (Flow::Continue, false),
             Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(_) => return Flow::Close,
+            Err(_) => return (Flow::Close, false),
         }
     }
-    Flow::Continue
+    (Flow::Continue, true)
 }
 
 fn flush(conn: &mut Conn) -> Flow {
@@ -377,4 +389,139 @@ fn flush(conn: &mut Conn) -> Flow {
     }
     conn.out = Vec::new();
     Flow::Continue
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::Clock;
+    use crate::config::Enrollment;
+    use crate::lockout::LockoutPolicy;
+    use crate::metrics::Metrics;
+    use crate::registry::{Policy, Registry};
+    use crate::sqlite_store::SqliteStore;
+    use crate::store::NodeStore;
+    use honeybee_proto::{
+        decode, encode, Command, CoreMessage, NodeCommand, NodeMessage, NodeRegistration,
+        NodeStatus, NodeStatusUpdate, NodeType,
+    };
+    use std::io::BufRead;
+    use std::net::TcpListener;
+
+    fn context(dir: &std::path::Path) -> Arc<NodeContext> {
+        let store = Arc::new(SqliteStore::open(&dir.join("t.db")).unwrap());
+        let policy = Policy {
+            enrollment: Enrollment::Open,
+            enrollment_token: String::new(),
+            max_nodes: 10,
+            heartbeat_interval: Duration::from_secs(30),
+            lockout: LockoutPolicy {
+                failures: 5,
+                window: Duration::from_secs(300),
+                base: Duration::from_secs(60),
+                max: Duration::from_secs(3600),
+            },
+        };
+        let metrics = Arc::new(Metrics::default());
+        let registry = Registry::load(
+            store as Arc<dyn NodeStore>,
+            metrics.clone(),
+            policy,
+            Clock::new(),
+        )
+        .unwrap();
+        Arc::new(NodeContext {
+            registry: Arc::new(registry),
+            metrics,
+            max_message_bytes: 4096,
+        })
+    }
+
+    /// A node handed to the poller gets its commands, its heartbeats count,
+    /// and deleting the node closes the socket.
+    #[test]
+    fn commands_heartbeats_and_close_through_the_poller() {
+        let dir = std::env::temp_dir().join(format!("hb-poller-{}", std::process::id()));
+        crate::files::create_private_dir(&dir).unwrap();
+        let ctx = context(&dir);
+        let poller = NodePoller::start(ctx.clone()).unwrap();
+
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, peer) = listener.accept().unwrap();
+        server.set_nonblocking(true).unwrap();
+        let reg = NodeRegistration {
+            node_id: 7,
+            node_name: "n".into(),
+            address: "127.0.0.1".into(),
+            port: 1,
+            node_type: NodeType::Full,
+            totp_code: None,
+            enrollment_token: None,
+            agent_version: None,
+            capabilities: vec![],
+        };
+        let accepted = ctx.registry.register(&reg, peer).unwrap();
+        smol::block_on(accepted.receipt.committed()).unwrap();
+        // A heartbeat already buffered at hand-over time is handled too.
+        let mut frames = LineDecoder::new(4096);
+        let beat = NodeMessage::NodeStatusUpdate(NodeStatusUpdate {
+            node_id: 7,
+            status: NodeStatus::Running,
+        });
+        frames.feed(&encode(&Envelope::new(beat))).unwrap();
+        poller.adopt(Handoff {
+            stream: server,
+            frames,
+            node: Registered {
+                node_id: 7,
+                conn_id: accepted.conn_id,
+                inbox: accepted.outbox,
+                live: accepted.live,
+            },
+            warner: Warner::new(peer),
+            open: OpenConnection::new(ctx.metrics.clone()),
+        });
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while ctx.registry.get(7).map(|v| v.status) != Some("Running") {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "heartbeat not handled"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+
+        let command = CoreMessage::NodeCommand(NodeCommand {
+            node_id: 7,
+            command: Command::GetPotStatus("cowrie-01".into()),
+        });
+        ctx.registry.send(7, command.clone()).unwrap();
+        client
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut reader = std::io::BufReader::new(client.try_clone().unwrap());
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        assert_eq!(
+            decode::<CoreMessage>(line.trim_end().as_bytes()).unwrap(),
+            command
+        );
+
+        ctx.registry.delete(7).unwrap().unwrap();
+        line.clear();
+        assert_eq!(
+            reader.read_line(&mut line).unwrap(),
+            0,
+            "socket closed after delete"
+        );
+        while ctx.metrics.connections_open.load(Ordering::Relaxed) != 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "connection still counted open"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        poller.stop();
+        std::fs::remove_dir_all(&dir).ok();
+    }
 }

@@ -39,7 +39,7 @@ pub struct Warner {
 }
 
 impl Warner {
-    fn new(peer: SocketAddr) -> Warner {
+    pub(crate) fn new(peer: SocketAddr) -> Warner {
         Warner { peer, count: 0 }
     }
 
