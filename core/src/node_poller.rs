@@ -447,7 +447,7 @@ mod tests {
         let poller = NodePoller::start(ctx.clone()).unwrap();
 
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let (server, peer) = listener.accept().unwrap();
         server.set_nonblocking(true).unwrap();
         let reg = NodeRegistration {
