@@ -8,13 +8,15 @@ use std::time::{Duration, Instant};
 
 use async_io::{Async, Timer};
 use futures_lite::{future, AsyncRead, AsyncWrite};
+use futures_rustls::server::TlsStream;
 use futures_rustls::TlsAcceptor;
+use honeybee_proto::LineDecoder;
 use socket2::{SockRef, TcpKeepalive};
 
 use crate::admission::{Admission, Permit};
 use crate::metrics::{Metrics, ProtocolError};
-use crate::node_poller::{Handoff, NodePoller};
-use crate::session::{self, Flow, NodeContext, Session};
+use crate::node_poller::{Handoff, NodePoller, Wire};
+use crate::session::{self, Flow, NodeContext, Registered, Session, Warner};
 
 /// Everything the accept loop needs.
 pub struct NodeListener {
@@ -75,19 +77,35 @@ impl NodeListener {
             None => {
                 let registered = Box::pin(self.register(stream, peer, permit, deadline)).await;
                 if let Some(session) = registered {
-                    self.hand_over(session, open);
+                    let (stream, frames, node, warner) = session.into_parts();
+                    let wire = stream.into_inner().map(Wire::Plain);
+                    self.hand_over(wire, frames, node, warner, open);
                 }
             }
-            Some(acceptor) => Box::pin(self.tls(acceptor, stream, peer, permit, deadline)).await,
+            Some(acceptor) => {
+                let registered = Box::pin(self.tls(acceptor, stream, peer, permit, deadline)).await;
+                if let Some(session) = registered {
+                    let (stream, frames, node, warner) = session.into_parts();
+                    let (socket, tls) = stream.into_inner();
+                    let wire = socket.into_inner().map(|s| Wire::Tls(s, Box::new(tls)));
+                    self.hand_over(wire, frames, node, warner, open);
+                }
+            }
         }
     }
 
-    /// A registered plain connection leaves the executor for the poller.
-    fn hand_over(&self, session: Session<Async<TcpStream>>, open: OpenConnection) {
-        let (stream, frames, node, warner) = session.into_parts();
-        match stream.into_inner() {
-            Ok(stream) => self.poller.adopt(Handoff {
-                stream,
+    /// A registered connection leaves the executor for the poller.
+    fn hand_over(
+        &self,
+        wire: std::io::Result<Wire>,
+        frames: LineDecoder,
+        node: Registered,
+        warner: Warner,
+        open: OpenConnection,
+    ) {
+        match wire {
+            Ok(wire) => self.poller.adopt(Handoff {
+                wire,
                 frames,
                 node,
                 warner,
@@ -110,26 +128,24 @@ impl NodeListener {
         peer: SocketAddr,
         permit: Permit,
         deadline: Instant,
-    ) {
+    ) -> Option<Session<TlsStream<Async<TcpStream>>>> {
         let handshake = future::or(async { Some(acceptor.accept(stream).await) }, async {
             Timer::at(deadline).await;
             None
         });
         match handshake.await {
-            Some(Ok(tls)) => {
-                if let Some(session) = self.register(tls, peer, permit, deadline).await {
-                    session::serve(session, &self.ctx).await;
-                }
-            }
+            Some(Ok(tls)) => self.register(tls, peer, permit, deadline).await,
             Some(Err(e)) => {
                 self.ctx.metrics.protocol_error(ProtocolError::TlsHandshake);
                 log::info!("TLS handshake with {peer} failed: {e}");
+                None
             }
             None => {
                 self.ctx
                     .metrics
                     .protocol_error(ProtocolError::RegistrationTimeout);
                 log::info!("TLS handshake with {peer} timed out");
+                None
             }
         }
     }

@@ -1,4 +1,4 @@
-//! Registered plain-TCP node connections, served by one edge-triggered
+//! Registered node connections (plain TCP or TLS), served by one edge-triggered
 //! epoll loop that batches wake-ups.
 //!
 //! A registered node mostly sends a heartbeat now and then. Served as an
@@ -10,8 +10,9 @@
 //! buffer and a few words. When
 //! nothing happens the thread blocks and costs nothing.
 //!
-//! Registration (and TLS connections, whose state machine is async) stays
-//! on the executor; a plain connection is handed over once registered.
+//! Registration and the TLS handshake run on the executor; a connection is
+//! handed over once registered, TLS session included (rustls' own
+//! non-async API drives it from here).
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
@@ -21,8 +22,9 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use honeybee_proto::{encode_into, Envelope, LineDecoder};
+use honeybee_proto::{encode_into, CoreMessage, Envelope, LineDecoder};
 use polling::{Event, Events, PollMode, Poller};
+use rustls::ServerConnection;
 
 use crate::listener::OpenConnection;
 use crate::session::{drain_frames, finish, Flow, NodeContext, Registered, Warner};
@@ -33,10 +35,26 @@ pub const COALESCE: Duration = Duration::from_millis(2);
 /// a connection with more to read is read again next round.
 const READS_PER_ROUND: usize = 8;
 
+/// A registered connection's socket: plain, or with its TLS session.
+pub enum Wire {
+    /// Plain TCP.
+    Plain(TcpStream),
+    /// TLS 1.3; the session as the handshake left it.
+    Tls(TcpStream, Box<ServerConnection>),
+}
+
+impl Wire {
+    fn socket(&self) -> &TcpStream {
+        match self {
+            Wire::Plain(s) | Wire::Tls(s, _) => s,
+        }
+    }
+}
+
 /// A registered connection handed over by the executor.
 pub struct Handoff {
-    /// The socket (non-blocking).
-    pub stream: TcpStream,
+    /// The socket (non-blocking), with TLS if any.
+    pub wire: Wire,
     /// Its decoder, possibly holding lines already read.
     pub frames: LineDecoder,
     /// The node.
@@ -48,12 +66,12 @@ pub struct Handoff {
 }
 
 struct Conn {
-    stream: TcpStream,
+    wire: Wire,
     frames: LineDecoder,
     node: Registered,
     warner: Warner,
     waker: Waker,
-    /// Bytes for the node not yet written.
+    /// Bytes for the node not yet written (plain; TLS buffers in rustls).
     out: Vec<u8>,
     _open: OpenConnection,
 }
@@ -230,7 +248,7 @@ impl Loop {
         for h in adopted {
             let node_id = h.node.node_id;
             let key = self.conns.insert(Conn {
-                stream: h.stream,
+                wire: h.wire,
                 frames: h.frames,
                 node: h.node,
                 warner: h.warner,
@@ -248,9 +266,11 @@ impl Loop {
             // SAFETY: the socket is removed from the poller (`close`) before
             // it is dropped, and the loop owns it until then.
             let added = unsafe {
-                self.shared
-                    .poller
-                    .add_with_mode(&conn.stream, Event::readable(key), PollMode::Edge)
+                self.shared.poller.add_with_mode(
+                    conn.wire.socket(),
+                    Event::readable(key),
+                    PollMode::Edge,
+                )
             };
             if let Err(e) = added {
                 log::error!("node {node_id}: cannot watch its connection: {e}");
@@ -259,9 +279,9 @@ impl Loop {
                 }
                 continue;
             }
-            // Lines that came in with the registration, and commands queued
-            // before the hand-over.
-            self.after(key, Flow::Continue);
+            // Lines (and TLS records) that came in with the registration,
+            // and commands queued before the hand-over.
+            self.ready(Event::readable(key));
             lock(&self.shared.woken).push(key);
         }
     }
@@ -305,13 +325,12 @@ impl Loop {
             let Some(conn) = self.conns.get_mut(key) else {
                 continue;
             };
-            let mut cx = Context::from_waker(&conn.waker);
+            let waker = conn.waker.clone();
+            let mut cx = Context::from_waker(&waker);
             let mut flow = Flow::Continue;
             loop {
                 match conn.node.inbox.poll_recv(&mut cx) {
-                    Poll::Ready(Some(message)) => {
-                        encode_into(&Envelope::new(message), &mut conn.out)
-                    }
+                    Poll::Ready(Some(message)) => queue(conn, &message),
                     Poll::Ready(None) => {
                         flow = Flow::Close;
                         break;
@@ -319,18 +338,18 @@ impl Loop {
                     Poll::Pending => break,
                 }
             }
-            if flow == Flow::Continue && !conn.out.is_empty() {
+            if flow == Flow::Continue && has_output(conn) {
                 flow = flush(conn);
-                let interest = if conn.out.is_empty() {
-                    Event::readable(key)
-                } else {
+                let interest = if has_output(conn) {
                     Event::all(key)
+                } else {
+                    Event::readable(key)
                 };
-                if let Err(e) =
-                    self.shared
-                        .poller
-                        .modify_with_mode(&conn.stream, interest, PollMode::Edge)
-                {
+                if let Err(e) = self.shared.poller.modify_with_mode(
+                    conn.wire.socket(),
+                    interest,
+                    PollMode::Edge,
+                ) {
                     log::warn!("node {}: {e}", conn.node.node_id);
                     flow = Flow::Close;
                 }
@@ -343,26 +362,57 @@ impl Loop {
 
     fn close(&mut self, key: usize, flow: Flow) {
         if let Some(conn) = self.conns.remove(key) {
-            let _ = self.shared.poller.delete(&conn.stream);
+            let _ = self.shared.poller.delete(conn.wire.socket());
             finish(&conn.node, flow, &self.ctx);
         }
     }
 }
 
-/// Reads until the socket is drained (a short read or `WouldBlock`) or the
-/// round's budget is spent; says whether more may be waiting.
+/// Reads until the socket is drained or the round's budget is spent; says
+/// whether more may be waiting.
 fn read_round(conn: &mut Conn, ctx: &NodeContext) -> (Flow, bool) {
+    match &mut conn.wire {
+        Wire::Plain(stream) => {
+            read_plain(stream, &mut conn.frames, &conn.node, &mut conn.warner, ctx)
+        }
+        Wire::Tls(stream, tls) => {
+            let (flow, more) = read_tls(
+                stream,
+                tls,
+                &mut conn.frames,
+                &conn.node,
+                &mut conn.warner,
+                ctx,
+            );
+            // Alerts, key updates and replies rustls wants sent.
+            if flow == Flow::Continue && tls.wants_write() {
+                return (flush(conn), more);
+            }
+            (flow, more)
+        }
+    }
+}
+
+fn read_plain(
+    stream: &mut TcpStream,
+    frames: &mut LineDecoder,
+    node: &Registered,
+    warner: &mut Warner,
+    ctx: &NodeContext,
+) -> (Flow, bool) {
     for _ in 0..READS_PER_ROUND {
-        let window = conn.frames.window();
+        let window = frames.window();
         let room = window.len();
         if room == 0 {
             return (Flow::Close, false);
         }
-        match conn.stream.read(window) {
+        match stream.read(window) {
             Ok(0) => return (Flow::Close, false),
             Ok(n) => {
-                conn.frames.filled(n);
-                let flow = drain_frames(&mut conn.frames, &conn.node, &mut conn.warner, ctx);
+                frames.filled(n);
+                let flow = drain_frames(frames, node, warner, ctx);
+                // A short read means the socket is drained: the next data
+                // brings a new edge.
                 if flow != Flow::Continue || n < room {
                     return (flow, false);
                 }
@@ -375,19 +425,117 @@ fn read_round(conn: &mut Conn, ctx: &NodeContext) -> (Flow, bool) {
     (Flow::Continue, true)
 }
 
-fn flush(conn: &mut Conn) -> Flow {
-    while !conn.out.is_empty() {
-        match conn.stream.write(&conn.out) {
+fn read_tls(
+    stream: &mut TcpStream,
+    tls: &mut ServerConnection,
+    frames: &mut LineDecoder,
+    node: &Registered,
+    warner: &mut Warner,
+    ctx: &NodeContext,
+) -> (Flow, bool) {
+    for _ in 0..READS_PER_ROUND {
+        // Plaintext rustls already holds comes first (some may have arrived
+        // with the handshake or the registration).
+        let flow = read_plaintext(tls, frames, node, warner, ctx);
+        if flow != Flow::Continue {
+            return (flow, false);
+        }
+        match tls.read_tls(stream) {
+            Ok(0) => return (Flow::Close, false),
+            Ok(_) => {
+                if let Err(e) = tls.process_new_packets() {
+                    warner.warn(format_args!("TLS: {e}"));
+                    let _ = tls.write_tls(stream);
+                    return (Flow::Close, false);
+                }
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return (Flow::Continue, false),
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(_) => return (Flow::Close, false),
+        }
+    }
+    let flow = read_plaintext(tls, frames, node, warner, ctx);
+    (flow, flow == Flow::Continue)
+}
+
+fn read_plaintext(
+    tls: &mut ServerConnection,
+    frames: &mut LineDecoder,
+    node: &Registered,
+    warner: &mut Warner,
+    ctx: &NodeContext,
+) -> Flow {
+    loop {
+        let window = frames.window();
+        if window.is_empty() {
+            return Flow::Close;
+        }
+        match tls.reader().read(window) {
+            // The peer sent close_notify.
             Ok(0) => return Flow::Close,
             Ok(n) => {
-                conn.out.drain(..n);
+                frames.filled(n);
+                let flow = drain_frames(frames, node, warner, ctx);
+                if flow != Flow::Continue {
+                    return flow;
+                }
             }
             Err(e) if e.kind() == ErrorKind::WouldBlock => return Flow::Continue,
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
             Err(_) => return Flow::Close,
         }
     }
-    conn.out = Vec::new();
+}
+
+fn queue(conn: &mut Conn, message: &CoreMessage) {
+    match &mut conn.wire {
+        Wire::Plain(_) => encode_into(&Envelope::new(message), &mut conn.out),
+        Wire::Tls(_, tls) => {
+            let mut line = Vec::with_capacity(256);
+            encode_into(&Envelope::new(message), &mut line);
+            // Bounded by the outbox (16 messages) and rustls' buffer limit.
+            if let Err(e) = tls.writer().write_all(&line) {
+                conn.warner
+                    .warn(format_args!("TLS: cannot queue a message: {e}"));
+            }
+        }
+    }
+}
+
+fn has_output(conn: &Conn) -> bool {
+    match &conn.wire {
+        Wire::Plain(_) => !conn.out.is_empty(),
+        Wire::Tls(_, tls) => tls.wants_write(),
+    }
+}
+
+fn flush(conn: &mut Conn) -> Flow {
+    match &mut conn.wire {
+        Wire::Plain(stream) => {
+            while !conn.out.is_empty() {
+                match stream.write(&conn.out) {
+                    Ok(0) => return Flow::Close,
+                    Ok(n) => {
+                        conn.out.drain(..n);
+                    }
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => return Flow::Continue,
+                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                    Err(_) => return Flow::Close,
+                }
+            }
+            conn.out = Vec::new();
+        }
+        Wire::Tls(stream, tls) => {
+            while tls.wants_write() {
+                match tls.write_tls(stream) {
+                    Ok(0) => return Flow::Close,
+                    Ok(_) => {}
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => return Flow::Continue,
+                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                    Err(_) => return Flow::Close,
+                }
+            }
+        }
+    }
     Flow::Continue
 }
 
@@ -471,7 +619,7 @@ mod tests {
         });
         frames.feed(&encode(&Envelope::new(beat))).unwrap();
         poller.adopt(Handoff {
-            stream: server,
+            wire: Wire::Plain(server),
             frames,
             node: Registered {
                 node_id: 7,

@@ -1,6 +1,8 @@
-//! One node connection: registration, then messages until it ends.
+//! One node connection: registration, and the handling of every later line.
 //!
-//! Generic over the byte stream so that plain TCP and TLS share one path.
+//! Registration is generic over the byte stream so that plain TCP and TLS
+//! share one path; the registered connection is then served by the
+//! [`crate::node_poller`].
 //! Framing is the sans-I/O [`LineDecoder`]: lines are split by newline, never
 //! by read, and a line never grows past `max_message_bytes`.
 
@@ -8,7 +10,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use futures_lite::{future, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use honeybee_proto::{
     decode, encode, CoreMessage, DecodeError, Envelope, LineDecoder, NodeMessage, RegistrationAck,
 };
@@ -43,7 +45,8 @@ impl Warner {
         Warner { peer, count: 0 }
     }
 
-    fn warn(&mut self, text: std::fmt::Arguments) {
+    /// Logs a warning, unless this connection already logged its share.
+    pub fn warn(&mut self, text: std::fmt::Arguments) {
         self.count += 1;
         if self.count <= WARNINGS_PER_CONNECTION {
             log::warn!("node connection {}: {text}", self.peer);
@@ -107,7 +110,15 @@ pub async fn first_message<S: AsyncRead + AsyncWrite + Unpin>(
         Read::Line(Ok(msg)) => Some((link.stream, link.frames, msg)),
         Read::Line(Err(e)) => {
             ctx.metrics.protocol_error(ProtocolError::from_decode(&e));
-            link.warn(format_args!("{e}"));
+            // A payload error may quote a field of the registration, and
+            // that may be a secret (a TOTP code, a token): the peer gets the
+            // details, the log only the kind.
+            match &e {
+                DecodeError::InvalidMessage(_) => link.warn(format_args!(
+                    "invalid first message (details sent to the peer)"
+                )),
+                other => link.warn(format_args!("{other}")),
+            }
             let refusal = match e {
                 DecodeError::WrongVersion(_) => Some(RegistrationRefusal::WrongVersion),
                 DecodeError::InvalidMessage(_) => Some(RegistrationRefusal::InvalidRegistration),
@@ -191,13 +202,6 @@ pub async fn register_node<S: AsyncRead + AsyncWrite + Unpin>(
     // connection, and that space is freed once it is done.
     let node = Box::pin(register(&mut link, first, ctx)).await?;
     Some(Session { link, node })
-}
-
-/// Serves a registered node until the connection ends.
-pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(session: Session<S>, ctx: &NodeContext) {
-    let Session { mut link, node } = session;
-    let flow = run_registered(&mut link, &node, ctx).await;
-    finish(&node, flow, ctx);
 }
 
 /// Records how a registered connection ended.
@@ -344,43 +348,6 @@ async fn register<S: AsyncRead + AsyncWrite + Unpin>(
         inbox: outbox,
         live,
     })
-}
-
-enum Wake {
-    Read(std::io::Result<usize>),
-    Outbox(Option<CoreMessage>),
-}
-
-async fn run_registered<S: AsyncRead + AsyncWrite + Unpin>(
-    link: &mut Link<S>,
-    node: &Registered,
-    ctx: &NodeContext,
-) -> Flow {
-    loop {
-        let flow = drain_frames(&mut link.frames, node, &mut link.warner, ctx);
-        if flow != Flow::Continue {
-            return flow;
-        }
-        let wake = {
-            let Link { stream, frames, .. } = &mut *link;
-            future::or(
-                async { Wake::Read(stream.read(frames.window()).await) },
-                async { Wake::Outbox(node.inbox.recv().await) },
-            )
-            .await
-        };
-        match wake {
-            Wake::Read(Ok(0)) | Wake::Read(Err(_)) => return Flow::Close,
-            Wake::Read(Ok(n)) => link.frames.filled(n),
-            // Closed: replaced by a newer connection, deleted, lost, or shutdown.
-            Wake::Outbox(None) => return Flow::Close,
-            Wake::Outbox(Some(message)) => {
-                if link.send(message).await.is_err() {
-                    return Flow::Close;
-                }
-            }
-        }
-    }
 }
 
 /// Handles one message; returns true on `NodeDrop`.

@@ -117,9 +117,18 @@ pub struct NodeRegistration {
     /// (ext) The agent's version string.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent_version: Option<String>,
-    /// (ext) What the node can do, e.g. [`CAP_EVENT_ACK`].
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// (ext) What the node can do, e.g. [`CAP_EVENT_ACK`]. `null` reads as
+    /// empty (Go peers write a nil slice that way).
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "null_as_empty"
+    )]
     pub capabilities: Vec<String>,
+}
+
+fn null_as_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    Ok(Option::<Vec<String>>::deserialize(d)?.unwrap_or_default())
 }
 
 impl NodeRegistration {
