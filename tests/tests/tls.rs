@@ -5,7 +5,7 @@ use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use honeybee_proto::NodeStatus;
+use honeybee_proto::{NodeStatus, PotStatus};
 use honeybee_tests::test_node::ACK_TIMEOUT;
 use honeybee_tests::{Core, NodeIdentity, Pki, RecvError, TempDir, TestNode};
 use rustls::ProtocolVersion;
@@ -352,4 +352,52 @@ fn a_stalled_tls_handshake_is_closed_by_the_registration_timeout() {
         "closed after only {at:?}"
     );
     assert_tls_serving(&core, &pki, false, "after stalled handshakes");
+}
+
+/// After registration a TLS node is served like a plain one: pot updates and
+/// NodeDrop are recorded, a newer TLS connection replaces an older one, and
+/// deleting the node closes its TLS connection.
+#[test]
+fn a_registered_tls_node_is_served_until_it_leaves_or_is_deleted() {
+    let dir = TempDir::new("honeybee-pki");
+    let pki = Pki::new(dir.path());
+    let core = tls_core(&pki, false);
+    let connect = || {
+        TestNode::connect_tls(core.node_addr, pki.client_config(None), "localhost")
+            .expect("TLS 1.3 handshake")
+    };
+    let mut id = NodeIdentity::new("tls-life");
+    let mut first = connect();
+    let ack = first.register(&id.first());
+    assert!(ack.accepted, "refused over TLS: {:?}", ack.message);
+    id.learn(&ack);
+    first.must_send(&id.pot_status("cowrie-01", "cowrie", PotStatus::Running));
+    first.must_send(&id.status(NodeStatus::Running));
+    core.api().wait_status(id.node_id, "Running", T);
+    let node = core
+        .api()
+        .get(&format!("/api/v1/nodes/{}", id.node_id))
+        .json();
+    assert_eq!(node["pots"][0]["pot_id"], "cowrie-01", "{node}");
+
+    // A second TLS connection with a fresh code replaces the first.
+    let mut second = connect();
+    let ack = second.register(&id.with_code(1));
+    assert!(ack.accepted, "second TLS login refused: {:?}", ack.message);
+    first.expect_closed(T, "the replaced TLS connection");
+    second.must_send(&honeybee_proto::NodeMessage::NodeDrop);
+    core.api().wait_status(id.node_id, "Stopped", T);
+
+    // Deleting a connected TLS node closes its connection.
+    let mut other = NodeIdentity::new("tls-deleted");
+    let mut conn = connect();
+    let ack = conn.register(&other.first());
+    assert!(ack.accepted);
+    other.learn(&ack);
+    conn.must_send(&other.status(NodeStatus::Running));
+    core.api().wait_status(other.node_id, "Running", T);
+    core.api()
+        .delete(&format!("/api/v1/nodes/{}", other.node_id))
+        .expect_status(200);
+    conn.expect_closed(T, "the deleted node's TLS connection");
 }
