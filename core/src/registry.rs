@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -201,6 +201,8 @@ pub enum SendError {
 /// The registry. See the module docs.
 pub struct Registry {
     nodes: Mutex<HashMap<u64, Box<Entry>>>,
+    /// Nodes waiting for approval; changed only under the `nodes` lock.
+    pending_approvals: AtomicUsize,
     store: Arc<dyn NodeStore>,
     metrics: Arc<Metrics>,
     policy: Policy,
@@ -236,6 +238,9 @@ impl Registry {
             );
         }
         Ok(Registry {
+            pending_approvals: AtomicUsize::new(
+                nodes.values().filter(|e| !e.record.approved).count(),
+            ),
             nodes: Mutex::new(nodes),
             store,
             metrics,
@@ -261,7 +266,7 @@ impl Registry {
         let now_ms = self.clock.now_ms();
         let unix = self.clock.unix_secs();
         let mut nodes = self.lock();
-        let pending = nodes.values().filter(|e| !e.record.approved).count();
+        let pending = self.pending_approvals.load(Ordering::Relaxed);
         let known_count = nodes.len();
         let mut new_key = None;
         let entry = match nodes.get_mut(&reg.node_id) {
@@ -274,6 +279,7 @@ impl Registry {
                 if !entry.record.approved {
                     self.check_enrollment(reg)?;
                     entry.record.approved = true;
+                    self.pending_approvals.fetch_sub(1, Ordering::Relaxed);
                 }
                 new_key = Some(totp::generate_key().map_err(|e| {
                     refuse(
@@ -309,6 +315,7 @@ impl Registry {
                     idle_since_ms: now_ms,
                 }));
                 if !approved {
+                    self.pending_approvals.fetch_add(1, Ordering::Relaxed);
                     self.store.submit(NodeWrite::Node(entry.record.clone()));
                     log::info!(
                         "node {} ({}) from {peer} is waiting for approval",
@@ -593,7 +600,10 @@ impl Registry {
         let (view, receipt) = {
             let mut nodes = self.lock();
             let entry = nodes.get_mut(&node_id)?;
-            entry.record.approved = true;
+            if !entry.record.approved {
+                entry.record.approved = true;
+                self.pending_approvals.fetch_sub(1, Ordering::Relaxed);
+            }
             log::info!("node {node_id} approved");
             (
                 self.view(entry),
@@ -608,6 +618,9 @@ impl Registry {
         let receipt = {
             let mut nodes = self.lock();
             let entry = nodes.remove(&node_id)?;
+            if !entry.record.approved {
+                self.pending_approvals.fetch_sub(1, Ordering::Relaxed);
+            }
             if let Some(c) = entry.conn {
                 c.outbox.close();
             }
