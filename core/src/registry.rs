@@ -534,25 +534,24 @@ impl Registry {
 
     /// The node said `NodeDrop`: it left on purpose.
     pub fn dropped(&self, node_id: u64, conn_id: u64) {
-        let now_ms = self.clock.now_ms();
-        let mut nodes = self.lock();
-        if let Some(entry) = current(&mut nodes, node_id, conn_id) {
-            if let Some(c) = entry.conn.take() {
-                entry.idle_since_ms = c.live.last_seen();
-            }
-            self.write_status(entry, NodeStatus::Stopped, now_ms);
-        }
+        self.connection_ended(node_id, conn_id, NodeStatus::Stopped);
     }
 
     /// The connection ended; a node that did not say `NodeDrop` is lost.
     pub fn disconnected(&self, node_id: u64, conn_id: u64) {
+        self.connection_ended(node_id, conn_id, NodeStatus::Unknown);
+    }
+
+    /// Forgets connection `conn_id` of the node, if it is still the node's
+    /// current one (a replaced connection changes nothing).
+    fn connection_ended(&self, node_id: u64, conn_id: u64, status: NodeStatus) {
         let now_ms = self.clock.now_ms();
         let mut nodes = self.lock();
         if let Some(entry) = current(&mut nodes, node_id, conn_id) {
             if let Some(c) = entry.conn.take() {
                 entry.idle_since_ms = c.live.last_seen();
             }
-            self.write_status(entry, NodeStatus::Unknown, now_ms);
+            self.write_status(entry, status, now_ms);
         }
     }
 
