@@ -8,8 +8,10 @@ use std::thread::JoinHandle;
 use serde_json::{json, Value};
 use tiny_http::{Header, Method, Request, Response, Server};
 
+use crate::event_query;
 use crate::metrics::Metrics;
 use crate::registry::Registry;
+use crate::store::EventStore;
 use crate::totp::constant_time_eq;
 
 /// Threads answering requests; the API never waits on node connections.
@@ -23,6 +25,8 @@ pub struct ApiContext {
     pub registry: Arc<Registry>,
     /// Counters.
     pub metrics: Arc<Metrics>,
+    /// Attack events.
+    pub events: Arc<dyn EventStore>,
     /// The bearer token.
     pub token: String,
 }
@@ -131,6 +135,7 @@ fn route(request: &Request, ctx: &ApiContext) -> Reply {
             json_reply(200, &json!({"count": nodes.len(), "nodes": nodes}))
         }
         (Method::Get, ["api", "v1", "nodes", id]) => with_node(id, |id| node_detail(ctx, id)),
+        (Method::Get, ["api", "v1", "events"]) => events(ctx, request.url()),
         (Method::Delete, ["api", "v1", "nodes", id]) => {
             with_node(id, |id| match ctx.registry.delete(id) {
                 None => no_such_node(id),
@@ -146,6 +151,7 @@ fn route(request: &Request, ctx: &ApiContext) -> Reply {
             })
         }
         (_, ["metrics"])
+        | (_, ["api", "v1", "events"])
         | (_, ["api", "v1", "nodes"])
         | (_, ["api", "v1", "nodes", _])
         | (_, ["api", "v1", "nodes", _, "approve"]) => error(405, "method not allowed"),
@@ -181,4 +187,40 @@ fn node_detail(ctx: &ApiContext, id: u64) -> Reply {
         .map(|e| json!({"type": e.kind, "message": e.message, "description": e.description, "time": e.time}))
         .collect();
     json_reply(200, &body)
+}
+
+fn events(ctx: &ApiContext, url: &str) -> Reply {
+    let query = url.split_once('?').map_or("", |(_, q)| q);
+    let mut filter = match event_query::parse(query) {
+        Ok(f) => f,
+        Err(e) => return error(400, e),
+    };
+    let page = filter.limit as usize;
+    filter.limit += 1;
+    let mut rows = match ctx.events.events(&filter) {
+        Ok(rows) => rows,
+        Err(e) => return error(500, e.to_string()),
+    };
+    let next_cursor = if rows.len() > page {
+        rows.truncate(page);
+        rows.last().map(|e| e.id.to_string())
+    } else {
+        None
+    };
+    let events: Vec<Value> = rows
+        .into_iter()
+        .map(|e| {
+            json!({
+                "id": e.id,
+                "node_id": e.node_id,
+                "pot_id": e.pot_id,
+                "pot_type": e.pot_type,
+                "event_type": e.event_type,
+                "timestamp": e.timestamp,
+                "seq": e.seq,
+                "data": serde_json::from_str::<Value>(&e.data).unwrap_or(Value::Null),
+            })
+        })
+        .collect();
+    json_reply(200, &json!({"events": events, "next_cursor": next_cursor}))
 }

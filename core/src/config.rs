@@ -100,6 +100,10 @@ pub struct Config {
     pub lockout_base: u64,
     /// Longest lockout in seconds.
     pub lockout_max: u64,
+    /// Days attack events are kept; 0 keeps them forever.
+    pub retention_days: u64,
+    /// Most attack events kept (the oldest go first); 0 is no cap.
+    pub max_events: u64,
     /// TLS on port 9001.
     pub tls: TlsConfig,
 }
@@ -126,6 +130,8 @@ impl Default for Config {
             lockout_window: 300,
             lockout_base: 60,
             lockout_max: 3600,
+            retention_days: 90,
+            max_events: 10_000_000,
             tls: TlsConfig::default(),
         }
     }

@@ -148,6 +148,18 @@ pub struct Metrics {
     pub heartbeats: AtomicU64,
     /// Store writes that failed.
     pub store_errors: AtomicU64,
+    /// PotEvents read from nodes.
+    pub events_received: AtomicU64,
+    /// PotEvents committed (duplicates not counted).
+    pub events_stored: AtomicU64,
+    /// Replayed PotEvents already stored.
+    pub events_duplicate: AtomicU64,
+    /// EventAcks queued for nodes.
+    pub event_acks: AtomicU64,
+    /// EventAcks that could not be queued (node gone or not reading).
+    pub event_acks_failed: AtomicU64,
+    /// Events removed by retention.
+    pub events_expired: AtomicU64,
 }
 
 fn index<T: PartialEq>(all: &[T], v: T) -> usize {
@@ -244,6 +256,40 @@ impl Metrics {
             "Database writes that failed.",
             get(&self.store_errors),
         );
+        for (name, help, value) in [
+            (
+                "honeybee_events_received_total",
+                "PotEvents read from nodes.",
+                &self.events_received,
+            ),
+            (
+                "honeybee_events_stored_total",
+                "PotEvents committed (replays not counted).",
+                &self.events_stored,
+            ),
+            (
+                "honeybee_events_duplicate_total",
+                "Replayed PotEvents that were already stored.",
+                &self.events_duplicate,
+            ),
+            (
+                "honeybee_event_acks_total",
+                "EventAcks queued for nodes.",
+                &self.event_acks,
+            ),
+            (
+                "honeybee_event_acks_failed_total",
+                "EventAcks not queued: node gone or not reading.",
+                &self.event_acks_failed,
+            ),
+            (
+                "honeybee_events_expired_total",
+                "Events removed by retention.",
+                &self.events_expired,
+            ),
+        ] {
+            counter(&mut out, name, help, get(value));
+        }
         gauge_head(&mut out, "honeybee_nodes", "Known nodes, by status.");
         for (status, n) in nodes {
             let _ = writeln!(out, "honeybee_nodes{{status=\"{status}\"}} {n}");

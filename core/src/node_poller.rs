@@ -558,6 +558,7 @@ mod tests {
 
     fn context(dir: &std::path::Path) -> Arc<NodeContext> {
         let store = Arc::new(SqliteStore::open(&dir.join("t.db")).unwrap());
+        let events = store.clone() as Arc<dyn crate::store::EventStore>;
         let policy = Policy {
             enrollment: Enrollment::Open,
             enrollment_token: String::new(),
@@ -580,6 +581,7 @@ mod tests {
         .unwrap();
         Arc::new(NodeContext {
             registry: Arc::new(registry),
+            events,
             metrics,
             max_message_bytes: 4096,
         })

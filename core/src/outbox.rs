@@ -8,7 +8,7 @@ use std::future::poll_fn;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 
-use honeybee_proto::CoreMessage;
+use honeybee_proto::{CoreMessage, EventAck};
 
 /// Messages queued for one node before further ones are refused.
 pub const CAPACITY: usize = 16;
@@ -62,6 +62,23 @@ impl Outbox {
             w.wake();
         }
         Ok(())
+    }
+
+    /// Queues an `EventAck`, or raises the one already waiting: a node needs
+    /// only the highest acknowledged `seq`, so acks never fill the queue.
+    pub fn push_ack(&self, ack: EventAck) -> Result<(), PushError> {
+        let mut st = lock(&self.0);
+        if st.closed {
+            return Err(PushError::Closed);
+        }
+        for queued in st.queue.iter_mut() {
+            if let CoreMessage::EventAck(waiting) = queued {
+                waiting.seq = waiting.seq.max(ack.seq);
+                return Ok(());
+            }
+        }
+        drop(st);
+        self.push(CoreMessage::EventAck(ack))
     }
 
     /// Ends the connection: the inbox yields `None` once drained of nothing.
@@ -132,6 +149,30 @@ mod tests {
         assert_eq!(smol::block_on(rx.recv()), None);
         assert_eq!(tx.push(msg(1)), Err(PushError::Closed));
         drop(rx);
+    }
+
+    #[test]
+    fn acks_merge_into_the_one_waiting() {
+        let (tx, rx) = outbox();
+        for seq in [3, 9, 5] {
+            tx.push_ack(EventAck { node_id: 1, seq }).unwrap();
+        }
+        for i in 0..CAPACITY as u64 - 1 {
+            tx.push(msg(i)).unwrap();
+        }
+        tx.push_ack(EventAck {
+            node_id: 1,
+            seq: 11,
+        })
+        .unwrap();
+        let first = smol::block_on(rx.recv());
+        assert_eq!(
+            first,
+            Some(CoreMessage::EventAck(EventAck {
+                node_id: 1,
+                seq: 11
+            }))
+        );
     }
 
     #[test]

@@ -11,7 +11,9 @@ use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use honeybee_proto::{CoreMessage, NodeEvent, NodeRegistration, NodeStatus, PotStatusUpdate};
+use honeybee_proto::{
+    CoreMessage, EventAck, NodeEvent, NodeRegistration, NodeStatus, PotStatusUpdate,
+};
 use serde::Serialize;
 
 use crate::clock::Clock;
@@ -592,6 +594,19 @@ impl Registry {
             PushError::Closed => SendError::NotConnected,
             PushError::Full => SendError::Busy,
         })
+    }
+
+    /// Queues an `EventAck` for a connected node (merged with one waiting).
+    pub fn ack_events(&self, node_id: u64, seq: u64) -> Result<(), SendError> {
+        let nodes = self.lock();
+        let entry = nodes.get(&node_id).ok_or(SendError::UnknownNode)?;
+        let conn = entry.conn.as_ref().ok_or(SendError::NotConnected)?;
+        conn.outbox
+            .push_ack(EventAck { node_id, seq })
+            .map_err(|e| match e {
+                PushError::Closed => SendError::NotConnected,
+                PushError::Full => SendError::Busy,
+            })
     }
 
     /// Approves a node (approve policy). Waits for the write.

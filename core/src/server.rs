@@ -19,8 +19,8 @@ use crate::metrics::Metrics;
 use crate::node_poller::NodePoller;
 use crate::registry::{Policy, Registry};
 use crate::session::NodeContext;
-use crate::sqlite_store::SqliteStore;
-use crate::store::NodeStore;
+use crate::sqlite_store::{Retention, SqliteStore};
+use crate::store::{EventStore, NodeStore};
 use crate::{io_thread, tls, totp};
 
 /// Longest a shutdown may take before the process exits anyway.
@@ -85,9 +85,18 @@ impl Core {
         files::create_private_dir(&config.data_dir)
             .map_err(|e| format!("creating data dir {}: {e}", config.data_dir.display()))?;
         let token = api_token(config)?;
-        let store =
-            Arc::new(SqliteStore::open(&config.database_path()).map_err(|e| e.to_string())?);
         let metrics = Arc::new(Metrics::default());
+        let store = Arc::new(
+            SqliteStore::open_with(
+                &config.database_path(),
+                Retention {
+                    days: config.retention_days,
+                    max_events: config.max_events,
+                },
+                metrics.clone(),
+            )
+            .map_err(|e| e.to_string())?,
+        );
         let clock = Clock::new();
         let policy = Policy {
             enrollment: config.enrollment,
@@ -126,6 +135,7 @@ impl Core {
             Arc::new(ApiContext {
                 registry: registry.clone(),
                 metrics: metrics.clone(),
+                events: store.clone() as Arc<dyn EventStore>,
                 token,
             }),
         )?;
@@ -133,8 +143,21 @@ impl Core {
 
         let executor = Arc::new(smol::Executor::new());
         let (stop, stopped) = async_channel::bounded::<()>(1);
+        {
+            // Acknowledge committed events on the node's current connection.
+            let registry = registry.clone();
+            let metrics = metrics.clone();
+            store.on_commit(Box::new(move |node_id, seq| {
+                let counter = match registry.ack_events(node_id, seq) {
+                    Ok(()) => &metrics.event_acks,
+                    Err(_) => &metrics.event_acks_failed,
+                };
+                counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }));
+        }
         let node_ctx = Arc::new(NodeContext {
             registry: registry.clone(),
+            events: store.clone() as Arc<dyn EventStore>,
             metrics: metrics.clone(),
             max_message_bytes: config.max_message_bytes,
         });

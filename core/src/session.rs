@@ -15,9 +15,11 @@ use honeybee_proto::{
     decode, encode, CoreMessage, DecodeError, Envelope, LineDecoder, NodeMessage, RegistrationAck,
 };
 
+use crate::events::EventRecord;
 use crate::metrics::{Metrics, ProtocolError, RegistrationRefusal};
 use crate::outbox::Inbox;
 use crate::registry::{Accepted, Liveness, Registry};
+use crate::store::EventStore;
 
 /// Warnings logged per connection before they go quiet (a noisy peer must
 /// not flood the log).
@@ -27,6 +29,8 @@ const WARNINGS_PER_CONNECTION: u32 = 5;
 pub struct NodeContext {
     /// The registry.
     pub registry: Arc<Registry>,
+    /// Where attack events go.
+    pub events: Arc<dyn EventStore>,
     /// The counters.
     pub metrics: Arc<Metrics>,
     /// Line limit.
@@ -370,9 +374,12 @@ fn handle(msg: NodeMessage, node: &Registered, ctx: &NodeContext) -> bool {
             ctx.registry.node_event(node_id, &event);
         }
         NodeMessage::NodeDrop => return true,
-        NodeMessage::PotEvent(_) => {
-            // Stored from step 2 on (the event pipeline).
-            log::debug!("node {node_id}: PotEvent not stored by this core version");
+        NodeMessage::PotEvent(event) => {
+            // Blocks while the writer is behind: no more reading from any
+            // node until it catches up, and nothing read is dropped.
+            if let Err(e) = ctx.events.append(EventRecord::new(node_id, event)) {
+                log::warn!("node {node_id}: event not stored: {e}");
+            }
         }
         NodeMessage::NodeRegistration(_) => {
             log::debug!("node {node_id}: NodeRegistration on a registered connection ignored");

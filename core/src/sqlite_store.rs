@@ -1,24 +1,48 @@
 //! The embedded store: SQLite in WAL mode, one writer thread that batches
 //! queued writes into transactions, and a separate connection for reads.
 
+use std::collections::HashMap;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
+use async_io::Timer;
+use futures_lite::future;
 use honeybee_proto::{NodeStatus, NodeType, PotStatus};
 use rusqlite::{params, Connection, OptionalExtension};
 
+use crate::events::EventRecord;
 use crate::files;
+use crate::metrics::Metrics;
+use crate::sqlite_events;
 use crate::store::{
-    NodeEventRecord, NodeRecord, NodeStore, NodeWrite, PotRecord, Receipt, StoreError, StoredNode,
+    AckSink, EventFilter, EventStore, NodeEventRecord, NodeRecord, NodeStore, NodeWrite, PotRecord,
+    Receipt, StoreError, StoredEvent, StoredNode,
 };
 
 /// Writes queued for the writer (registrations, status changes); a full
 /// queue fails the write rather than blocking a connection task.
 const QUEUE: usize = 1024;
-/// Most writes in one transaction.
+/// Most node writes in one transaction.
 const BATCH: usize = 512;
+/// Attack events queued for the writer; a full queue blocks the node poller.
+pub const EVENT_QUEUE: usize = 8192;
+/// Most events in one transaction.
+const EVENT_BATCH: usize = 4096;
+/// How often retention runs.
+const RETENTION_EVERY: Duration = Duration::from_secs(60);
+
+/// How long events are kept.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Retention {
+    /// Days; 0 keeps events forever.
+    pub days: u64,
+    /// Most events kept; 0 is no cap.
+    pub max_events: u64,
+}
 /// Node events kept per node; older ones are pruned as new ones arrive.
 pub const EVENTS_PER_NODE: i64 = 1000;
 
@@ -62,11 +86,20 @@ PRAGMA user_version = 1;
 
 type Job = (NodeWrite, async_channel::Sender<Result<(), StoreError>>);
 
-/// SQLite behind [`NodeStore`].
+/// SQLite behind [`NodeStore`] and [`EventStore`].
 pub struct SqliteStore {
     jobs: async_channel::Sender<Job>,
+    events: async_channel::Sender<EventRecord>,
     reader: Mutex<Connection>,
     writer: Mutex<Option<JoinHandle<()>>>,
+    shared: Arc<WriterShared>,
+}
+
+/// What the writer thread shares with the store handle.
+struct WriterShared {
+    acks: OnceLock<AckSink>,
+    metrics: Arc<Metrics>,
+    retention: Retention,
 }
 
 // u64 ids are stored as the i64 with the same bits: SQLite integers are signed.
@@ -88,8 +121,18 @@ fn open(path: &Path) -> Result<Connection, StoreError> {
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed, mode 0600) the database at `path`.
+    /// Opens the database at `path` keeping events forever, with its own
+    /// counters (tests, tools).
     pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        SqliteStore::open_with(path, Retention::default(), Arc::new(Metrics::default()))
+    }
+
+    /// Opens (creating if needed, mode 0600) the database at `path`.
+    pub fn open_with(
+        path: &Path,
+        retention: Retention,
+        metrics: Arc<Metrics>,
+    ) -> Result<SqliteStore, StoreError> {
         let existed = path.exists();
         if !existed {
             // Created 0600 before SQLite opens it; SQLite gives its -wal and
@@ -103,6 +146,7 @@ impl SqliteStore {
         }
         let conn = open(path)?;
         conn.execute_batch(SCHEMA)
+            .and_then(|_| conn.execute_batch(sqlite_events::SCHEMA))
             .map_err(|e| StoreError(format!("creating tables in {}: {e}", path.display())))?;
         // The database holds TOTP keys: owner only, including WAL side files.
         for file in [
@@ -119,48 +163,182 @@ impl SqliteStore {
             log::info!("created database {}", path.display());
         }
         let reader = open(path)?;
-        let (jobs, queue) = async_channel::bounded::<Job>(QUEUE);
-        let writer = std::thread::Builder::new()
-            .name("store-writer".into())
-            .spawn(move || write_loop(conn, queue))
-            .map_err(|e| StoreError(format!("starting the store writer: {e}")))?;
+        let (jobs, job_queue) = async_channel::bounded::<Job>(QUEUE);
+        let (events, event_queue) = async_channel::bounded::<EventRecord>(EVENT_QUEUE);
+        let shared = Arc::new(WriterShared {
+            acks: OnceLock::new(),
+            metrics,
+            retention,
+        });
+        let writer = {
+            let shared = shared.clone();
+            std::thread::Builder::new()
+                .name("store-writer".into())
+                .spawn(move || Writer::new(conn, job_queue, event_queue, shared).run())
+                .map_err(|e| StoreError(format!("starting the store writer: {e}")))?
+        };
         Ok(SqliteStore {
             jobs,
+            events,
             reader: Mutex::new(reader),
             writer: Mutex::new(Some(writer)),
+            shared,
         })
     }
 }
 
-fn write_loop(mut conn: Connection, queue: async_channel::Receiver<Job>) {
-    let mut batch: Vec<Job> = Vec::with_capacity(BATCH);
-    while let Ok(first) = queue.recv_blocking() {
-        batch.push(first);
-        while batch.len() < BATCH {
-            match queue.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
+/// The writer thread: waits for node writes or events, commits everything
+/// queued in one transaction, then answers receipts and acknowledges events.
+struct Writer {
+    conn: Connection,
+    jobs: async_channel::Receiver<Job>,
+    events: async_channel::Receiver<EventRecord>,
+    shared: Arc<WriterShared>,
+    last_retention: Instant,
+}
+
+enum Work {
+    Job(Job),
+    Event(EventRecord),
+    Tick,
+    Closed,
+}
+
+impl Writer {
+    fn new(
+        conn: Connection,
+        jobs: async_channel::Receiver<Job>,
+        events: async_channel::Receiver<EventRecord>,
+        shared: Arc<WriterShared>,
+    ) -> Writer {
+        Writer {
+            conn,
+            jobs,
+            events,
+            shared,
+            last_retention: Instant::now(),
+        }
+    }
+
+    fn run(mut self) {
+        let mut jobs: Vec<Job> = Vec::new();
+        let mut events: Vec<EventRecord> = Vec::new();
+        loop {
+            match async_io::block_on(self.next()) {
+                Work::Job(job) => jobs.push(job),
+                Work::Event(e) => events.push(e),
+                Work::Tick => {}
+                Work::Closed => break,
+            }
+            while jobs.len() < BATCH {
+                match self.jobs.try_recv() {
+                    Ok(job) => jobs.push(job),
+                    Err(_) => break,
+                }
+            }
+            while events.len() < EVENT_BATCH {
+                match self.events.try_recv() {
+                    Ok(e) => events.push(e),
+                    Err(_) => break,
+                }
+            }
+            self.commit(&mut jobs, &mut events);
+        }
+    }
+
+    async fn next(&self) -> Work {
+        let job = async {
+            match self.jobs.recv().await {
+                Ok(j) => Work::Job(j),
+                // Both queues close together: drain events, then stop.
+                Err(_) => match self.events.try_recv() {
+                    Ok(e) => Work::Event(e),
+                    Err(_) => Work::Closed,
+                },
+            }
+        };
+        let event = async {
+            match self.events.recv().await {
+                Ok(e) => Work::Event(e),
+                Err(_) => future::pending().await,
+            }
+        };
+        let tick = async {
+            Timer::after(RETENTION_EVERY).await;
+            Work::Tick
+        };
+        future::or(job, future::or(event, tick)).await
+    }
+
+    fn commit(&mut self, jobs: &mut Vec<Job>, events: &mut Vec<EventRecord>) {
+        let retention_due = self.last_retention.elapsed() >= RETENTION_EVERY;
+        let mut acks: HashMap<u64, u64> = HashMap::new();
+        let mut stored = 0u64;
+        let mut expired = 0usize;
+        let result = (|| {
+            let tx = self
+                .conn
+                .transaction()
+                .map_err(|e| StoreError(format!("beginning a transaction: {e}")))?;
+            for (write, _) in jobs.iter() {
+                apply(&tx, write)
+                    .map_err(|e| StoreError(format!("writing {}: {e}", describe(write))))?;
+            }
+            for e in events.iter() {
+                let new = sqlite_events::insert(&tx, e).map_err(|err| {
+                    StoreError(format!("storing an event of node {}: {err}", e.node_id))
+                })?;
+                stored += u64::from(new);
+                if let Some(seq) = e.seq {
+                    let top = acks.entry(e.node_id).or_insert(seq);
+                    *top = (*top).max(seq);
+                }
+            }
+            if retention_due {
+                let r = self.shared.retention;
+                let now = honeybee_proto::time::now_unix();
+                let now_us = now.0.saturating_mul(1_000_000);
+                expired = sqlite_events::expire(&tx, now_us, r.days, r.max_events)
+                    .map_err(|e| StoreError(format!("expiring old events: {e}")))?;
+            }
+            tx.commit().map_err(|e| {
+                StoreError(format!(
+                    "committing {} writes and {} events: {e}",
+                    jobs.len(),
+                    events.len()
+                ))
+            })
+        })();
+        if retention_due {
+            self.last_retention = Instant::now();
+        }
+        let m = &self.shared.metrics;
+        match &result {
+            Ok(()) => {
+                m.events_stored.fetch_add(stored, Ordering::Relaxed);
+                m.events_duplicate
+                    .fetch_add(events.len() as u64 - stored, Ordering::Relaxed);
+                m.events_expired
+                    .fetch_add(expired as u64, Ordering::Relaxed);
+                if let Some(sink) = self.shared.acks.get() {
+                    for (node, seq) in acks {
+                        sink(node, seq);
+                    }
+                }
+                events.clear();
+            }
+            Err(e) => {
+                m.store_errors.fetch_add(1, Ordering::Relaxed);
+                log::error!("store: {e}");
+                // Events stay queued here (never acknowledged, never lost
+                // while the core runs); the next batch retries them.
+                std::thread::sleep(Duration::from_millis(100));
             }
         }
-        let result = apply_batch(&mut conn, &batch);
-        if let Err(e) = &result {
-            log::error!("store: {e}");
-        }
-        for (_, done) in batch.drain(..) {
+        for (_, done) in jobs.drain(..) {
             let _ = done.try_send(result.clone());
         }
     }
-}
-
-fn apply_batch(conn: &mut Connection, batch: &[Job]) -> Result<(), StoreError> {
-    let tx = conn
-        .transaction()
-        .map_err(|e| StoreError(format!("beginning a transaction: {e}")))?;
-    for (write, _) in batch {
-        apply(&tx, write).map_err(|e| StoreError(format!("writing {}: {e}", describe(write))))?;
-    }
-    tx.commit()
-        .map_err(|e| StoreError(format!("committing {} writes: {e}", batch.len())))
 }
 
 fn describe(w: &NodeWrite) -> String {
@@ -366,9 +544,33 @@ impl NodeStore for SqliteStore {
 
     fn close(&self) {
         self.jobs.close();
+        self.events.close();
         let handle = self.writer.lock().ok().and_then(|mut h| h.take());
         if let Some(h) = handle {
             let _ = h.join();
+        }
+    }
+}
+
+impl EventStore for SqliteStore {
+    fn append(&self, event: EventRecord) -> Result<(), StoreError> {
+        self.shared
+            .metrics
+            .events_received
+            .fetch_add(1, Ordering::Relaxed);
+        self.events
+            .send_blocking(event)
+            .map_err(|_| StoreError("the store is shutting down".into()))
+    }
+
+    fn events(&self, filter: &EventFilter) -> Result<Vec<StoredEvent>, StoreError> {
+        let conn = self.reader.lock().unwrap_or_else(|e| e.into_inner());
+        sqlite_events::query(&conn, filter).map_err(|e| StoreError(format!("reading events: {e}")))
+    }
+
+    fn on_commit(&self, sink: AckSink) {
+        if self.shared.acks.set(sink).is_err() {
+            log::warn!("store: commit acknowledgements already routed");
         }
     }
 }
@@ -443,6 +645,118 @@ mod tests {
         assert_eq!(
             events[0].message.as_deref(),
             Some((EVENTS_PER_NODE + 4).to_string().as_str())
+        );
+        s.close();
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    fn event(node_id: u64, seq: Option<u64>, src: &str, time_us: i64) -> EventRecord {
+        EventRecord {
+            node_id,
+            seq,
+            pot_id: "p".into(),
+            pot_type: "t".into(),
+            event_type: "e.x".into(),
+            timestamp: "t".into(),
+            time_us,
+            src_ip: Some(src.into()),
+            src_port: None,
+            dst_port: None,
+            protocol: None,
+            username: None,
+            password: None,
+            data: "{}".into(),
+        }
+    }
+
+    #[test]
+    fn events_are_acked_after_commit_stored_once_queried_and_expired() {
+        let dir = std::env::temp_dir().join(format!("hb-events-{}", std::process::id()));
+        crate::files::create_private_dir(&dir).unwrap();
+        let metrics = Arc::new(Metrics::default());
+        let s = SqliteStore::open_with(
+            &dir.join("e.db"),
+            Retention {
+                days: 0,
+                max_events: 0,
+            },
+            metrics.clone(),
+        )
+        .unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        s.on_commit(Box::new(move |node, seq| tx.send((node, seq)).unwrap()));
+        for seq in 1..=3 {
+            s.append(event(1, Some(seq), "198.51.100.1", 1_000 + seq as i64))
+                .unwrap();
+        }
+        s.append(event(1, Some(2), "198.51.100.1", 0)).unwrap(); // a replay
+        s.append(event(2, None, "198.51.100.2", 5_000)).unwrap();
+        let mut top = 0;
+        while top < 3 {
+            let (node, seq) = rx.recv_timeout(Duration::from_secs(5)).expect("an ack");
+            assert_eq!(node, 1, "only sequenced events are acknowledged");
+            top = top.max(seq);
+        }
+        let all = |f: EventFilter| s.events(&EventFilter { limit: 100, ..f }).unwrap();
+        let mut waited = 0;
+        while metrics.events_stored.load(Ordering::Relaxed)
+            + metrics.events_duplicate.load(Ordering::Relaxed)
+            < 5
+        {
+            std::thread::sleep(Duration::from_millis(10));
+            waited += 1;
+            assert!(waited < 500, "events not committed");
+        }
+        assert_eq!(
+            all(EventFilter::default()).len(),
+            4,
+            "the replay is stored once"
+        );
+        assert_eq!(metrics.events_duplicate.load(Ordering::Relaxed), 1);
+        let newest = all(EventFilter::default());
+        assert!(newest.windows(2).all(|w| w[0].id > w[1].id), "newest first");
+        assert_eq!(
+            all(EventFilter {
+                node_id: Some(2),
+                ..Default::default()
+            })
+            .len(),
+            1
+        );
+        assert_eq!(
+            all(EventFilter {
+                src_ip: Some("198.51.100.1".into()),
+                ..Default::default()
+            })
+            .len(),
+            3
+        );
+        assert_eq!(
+            all(EventFilter {
+                since_us: Some(1_002),
+                until_us: Some(1_003),
+                ..Default::default()
+            })
+            .len(),
+            2
+        );
+        assert_eq!(
+            all(EventFilter {
+                before_id: Some(newest[1].id),
+                ..Default::default()
+            })
+            .len(),
+            2
+        );
+        // Retention by count keeps the newest.
+        let mut conn = open(&dir.join("e.db")).unwrap();
+        let tx = conn.transaction().unwrap();
+        assert_eq!(sqlite_events::expire(&tx, 0, 0, 2).unwrap(), 2);
+        tx.commit().unwrap();
+        let left = all(EventFilter::default());
+        assert_eq!(
+            left.iter().map(|e| e.id).collect::<Vec<_>>(),
+            vec![newest[0].id, newest[1].id]
         );
         s.close();
         std::fs::remove_dir_all(&dir).ok();

@@ -164,3 +164,60 @@ pub trait NodeStore: Send + Sync {
     /// Commits everything queued and stops the writer.
     fn close(&self);
 }
+
+/// Which events to read (the REST API's filters), newest first.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EventFilter {
+    /// Only this node.
+    pub node_id: Option<u64>,
+    /// Only this pot.
+    pub pot_id: Option<String>,
+    /// Only this event type.
+    pub event_type: Option<String>,
+    /// Only this source address.
+    pub src_ip: Option<String>,
+    /// Not before (unix microseconds).
+    pub since_us: Option<i64>,
+    /// Not after (unix microseconds).
+    pub until_us: Option<i64>,
+    /// Only events older than this id (the paging cursor).
+    pub before_id: Option<i64>,
+    /// At most this many.
+    pub limit: u32,
+}
+
+/// An event as read back.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredEvent {
+    /// Store-assigned, increasing in arrival order.
+    pub id: i64,
+    /// The node.
+    pub node_id: u64,
+    /// The node's sequence number.
+    pub seq: Option<u64>,
+    /// The pot.
+    pub pot_id: String,
+    /// The pot's type.
+    pub pot_type: String,
+    /// Event type.
+    pub event_type: String,
+    /// As sent.
+    pub timestamp: String,
+    /// `data` as JSON text.
+    pub data: String,
+}
+
+/// Called after a commit with each node and the highest `seq` committed.
+pub type AckSink = Box<dyn Fn(u64, u64) + Send + Sync>;
+
+/// Attack events.
+pub trait EventStore: Send + Sync {
+    /// Queues an event for the writer. Blocks while the queue is full: the
+    /// caller (the node poller) then stops reading from nodes, which is the
+    /// backpressure. Fails only once the store is closed.
+    fn append(&self, event: crate::events::EventRecord) -> Result<(), StoreError>;
+    /// Events matching `filter`, newest first.
+    fn events(&self, filter: &EventFilter) -> Result<Vec<StoredEvent>, StoreError>;
+    /// Sets where commit acknowledgements go (once, at startup).
+    fn on_commit(&self, sink: AckSink);
+}

@@ -1,0 +1,139 @@
+//! The events table: schema, batched inserts with de-duplication, the
+//! filtered query, and retention. Functions over a connection; the writer
+//! thread and the reader connection in `sqlite_store` call them.
+
+use rusqlite::types::ToSql;
+use rusqlite::{params, Connection, Transaction};
+
+use crate::events::EventRecord;
+use crate::store::{EventFilter, StoredEvent};
+
+/// Tables and one index per API filter. `(node_id, seq)` is unique so that
+/// a replayed event is stored once.
+pub const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY,
+    node_id INTEGER NOT NULL,
+    seq INTEGER,
+    pot_id TEXT NOT NULL,
+    pot_type TEXT NOT NULL,
+    event_type TEXT NOT NULL,
+    timestamp TEXT NOT NULL,
+    time INTEGER NOT NULL,
+    src_ip TEXT,
+    src_port INTEGER,
+    dst_port INTEGER,
+    protocol TEXT,
+    username TEXT,
+    password TEXT,
+    data TEXT NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS events_node_seq ON events (node_id, seq) WHERE seq IS NOT NULL;
+CREATE INDEX IF NOT EXISTS events_by_node ON events (node_id, id);
+CREATE INDEX IF NOT EXISTS events_by_pot ON events (pot_id, id);
+CREATE INDEX IF NOT EXISTS events_by_type ON events (event_type, id);
+CREATE INDEX IF NOT EXISTS events_by_src ON events (src_ip, id);
+CREATE INDEX IF NOT EXISTS events_by_time ON events (time);
+";
+
+/// Inserts one event; false when `(node_id, seq)` was already stored.
+pub fn insert(tx: &Transaction, e: &EventRecord) -> rusqlite::Result<bool> {
+    let changed = tx
+        .prepare_cached(
+            "INSERT OR IGNORE INTO events (node_id, seq, pot_id, pot_type, event_type, timestamp, time,
+             src_ip, src_port, dst_port, protocol, username, password, data)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+        )?
+        .execute(params![
+            e.node_id as i64,
+            e.seq.map(|s| s as i64),
+            e.pot_id,
+            e.pot_type,
+            e.event_type,
+            e.timestamp,
+            e.time_us,
+            e.src_ip,
+            e.src_port,
+            e.dst_port,
+            e.protocol,
+            e.username,
+            e.password,
+            e.data,
+        ])?;
+    Ok(changed == 1)
+}
+
+/// Events matching `f`, newest first. Values are bound as parameters,
+/// never spliced into the SQL.
+pub fn query(conn: &Connection, f: &EventFilter) -> rusqlite::Result<Vec<StoredEvent>> {
+    let mut sql = String::from(
+        "SELECT id, node_id, seq, pot_id, pot_type, event_type, timestamp, data FROM events WHERE 1=1",
+    );
+    let mut args: Vec<Box<dyn ToSql>> = Vec::new();
+    let mut clause = |sql_part: &str, value: Box<dyn ToSql>| {
+        sql.push_str(sql_part);
+        args.push(value);
+    };
+    if let Some(v) = f.node_id {
+        clause(" AND node_id = ?", Box::new(v as i64));
+    }
+    if let Some(v) = &f.pot_id {
+        clause(" AND pot_id = ?", Box::new(v.clone()));
+    }
+    if let Some(v) = &f.event_type {
+        clause(" AND event_type = ?", Box::new(v.clone()));
+    }
+    if let Some(v) = &f.src_ip {
+        clause(" AND src_ip = ?", Box::new(v.clone()));
+    }
+    if let Some(v) = f.since_us {
+        clause(" AND time >= ?", Box::new(v));
+    }
+    if let Some(v) = f.until_us {
+        clause(" AND time <= ?", Box::new(v));
+    }
+    if let Some(v) = f.before_id {
+        clause(" AND id < ?", Box::new(v));
+    }
+    clause(" ORDER BY id DESC LIMIT ?", Box::new(i64::from(f.limit)));
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let params: Vec<&dyn ToSql> = args.iter().map(|a| a.as_ref()).collect();
+    let rows = stmt.query_map(params.as_slice(), |row| {
+        Ok(StoredEvent {
+            id: row.get(0)?,
+            node_id: row.get::<_, i64>(1)? as u64,
+            seq: row.get::<_, Option<i64>>(2)?.map(|s| s as u64),
+            pot_id: row.get(3)?,
+            pot_type: row.get(4)?,
+            event_type: row.get(5)?,
+            timestamp: row.get(6)?,
+            data: row.get(7)?,
+        })
+    })?;
+    rows.collect()
+}
+
+/// Deletes events older than `retention_days` (0: keep) and beyond the
+/// newest `max_events` (0: no cap); returns how many went.
+pub fn expire(
+    tx: &Transaction,
+    now_us: i64,
+    retention_days: u64,
+    max_events: u64,
+) -> rusqlite::Result<usize> {
+    let mut gone = 0;
+    if retention_days > 0 {
+        let cutoff = now_us.saturating_sub((retention_days as i64).saturating_mul(86_400_000_000));
+        gone += tx
+            .prepare_cached("DELETE FROM events WHERE time < ?1")?
+            .execute(params![cutoff])?;
+    }
+    if max_events > 0 {
+        gone += tx
+            .prepare_cached(
+                "DELETE FROM events WHERE id <= (SELECT id FROM events ORDER BY id DESC LIMIT 1 OFFSET ?1)",
+            )?
+            .execute(params![max_events as i64])?;
+    }
+    Ok(gone)
+}
