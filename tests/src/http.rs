@@ -226,6 +226,41 @@ fn dechunk(mut rest: &[u8]) -> io::Result<Option<Vec<u8>>> {
     }
 }
 
+/// Percent-encodes `s` for a query string (everything but RFC 3986
+/// unreserved characters).
+pub fn url_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// `?k=v&...` with keys and values percent-encoded; empty for no pairs.
+pub fn query_string(pairs: &[(&str, &str)]) -> String {
+    if pairs.is_empty() {
+        return String::new();
+    }
+    let parts: Vec<String> = pairs
+        .iter()
+        .map(|(k, v)| format!("{}={}", url_encode(k), url_encode(v)))
+        .collect();
+    format!("?{}", parts.join("&"))
+}
+
+/// One page of `GET /api/v1/events`.
+#[derive(Debug, Clone)]
+pub struct EventPage {
+    /// The `events` array, as sent (newest first).
+    pub events: Vec<Value>,
+    /// `next_cursor` (None when it is null).
+    pub next_cursor: Option<String>,
+}
+
 /// The core's HTTP API at one address, with its bearer token.
 #[derive(Debug, Clone)]
 pub struct Api {
@@ -337,6 +372,66 @@ impl Api {
     #[track_caller]
     pub fn wait_status(&self, id: u64, status: &str, timeout: Duration) -> Value {
         self.wait_node(id, timeout, |n| n["status"] == status)
+    }
+
+    /// `GET /api/v1/events` with `pairs` as the (encoded) query.
+    #[track_caller]
+    pub fn events_raw(&self, pairs: &[(&str, &str)]) -> Response {
+        self.get(&format!("/api/v1/events{}", query_string(pairs)))
+    }
+
+    /// `GET /api/v1/events`: one page; panics unless it is 200 with an
+    /// `events` array and a string or null `next_cursor`.
+    #[track_caller]
+    pub fn events(&self, pairs: &[(&str, &str)]) -> EventPage {
+        let r = self.events_raw(pairs);
+        if r.status != 200 {
+            panic!(
+                "GET /api/v1/events{}: HTTP {}: {}",
+                query_string(pairs),
+                r.status,
+                r.text()
+            );
+        }
+        let v = r.json();
+        let events = v
+            .get("events")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_else(|| panic!("GET /api/v1/events: no \"events\" array in {v}"));
+        let next_cursor = match v.get("next_cursor") {
+            Some(Value::Null) => None,
+            Some(Value::String(c)) => Some(c.clone()),
+            other => panic!(
+                "GET /api/v1/events: next_cursor must be a string or null, got {other:?} in {v}"
+            ),
+        };
+        EventPage {
+            events,
+            next_cursor,
+        }
+    }
+
+    /// Every event matching `pairs` (no `limit`/`cursor` in them), following
+    /// `next_cursor` with `limit=1000`; panics after 1000 pages.
+    #[track_caller]
+    pub fn all_events(&self, pairs: &[(&str, &str)]) -> Vec<Value> {
+        let mut out = Vec::new();
+        let mut cursor: Option<String> = None;
+        for _ in 0..1000 {
+            let mut q: Vec<(&str, &str)> = pairs.to_vec();
+            q.push(("limit", "1000"));
+            if let Some(c) = &cursor {
+                q.push(("cursor", c));
+            }
+            let page = self.events(&q);
+            out.extend(page.events);
+            match page.next_cursor {
+                Some(c) => cursor = Some(c),
+                None => return out,
+            }
+        }
+        panic!("GET /api/v1/events: still a next_cursor after 1000 pages");
     }
 
     /// `GET /metrics`, parsed.

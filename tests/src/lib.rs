@@ -25,7 +25,7 @@ pub mod totp;
 
 pub use certs::Pki;
 pub use core_process::{Core, CoreBuilder};
-pub use http::{Api, Response};
+pub use http::{Api, EventPage, Response};
 pub use metrics::Metrics;
 pub use temp_dir::TempDir;
 pub use test_node::{NodeIdentity, RecvError, TestNode};

@@ -8,9 +8,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use honeybee_proto::{
-    decode, encode, CoreMessage, DecodeError, Envelope, FrameError, LineDecoder, NodeMessage,
-    NodeRegistration, NodeStatus, NodeStatusUpdate, NodeType, PotStatus, PotStatusUpdate,
-    RegistrationAck, DEFAULT_MAX_MESSAGE_BYTES,
+    decode, encode, CoreMessage, DecodeError, Envelope, EventAck, FrameError, LineDecoder,
+    NodeMessage, NodeRegistration, NodeStatus, NodeStatusUpdate, NodeType, PotEvent, PotStatus,
+    PotStatusUpdate, RegistrationAck, DEFAULT_MAX_MESSAGE_BYTES,
 };
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection, ProtocolVersion, StreamOwned};
@@ -367,6 +367,60 @@ impl TestNode {
         }
     }
 
+    /// Reads `EventAck`s until one covers `seq` (its `seq` ≥ `seq`) or
+    /// `timeout` passes. Returns every `EventAck` read, in order; on failure
+    /// also the reason (another message, a timeout, a close …).
+    pub fn try_wait_event_ack(
+        &mut self,
+        seq: u64,
+        timeout: Duration,
+    ) -> Result<Vec<EventAck>, (RecvError, Vec<EventAck>)> {
+        let deadline = Instant::now() + timeout;
+        let mut acks = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.recv(left) {
+                Ok(CoreMessage::EventAck(a)) => {
+                    acks.push(a);
+                    if a.seq >= seq {
+                        return Ok(acks);
+                    }
+                }
+                Ok(other) => return Err((RecvError::Unexpected(Box::new(other)), acks)),
+                Err(e) => return Err((e, acks)),
+            }
+        }
+    }
+
+    /// Like [`TestNode::try_wait_event_ack`]; panics (with the acks seen) on
+    /// failure.
+    #[track_caller]
+    pub fn wait_event_ack(&mut self, seq: u64, timeout: Duration) -> Vec<EventAck> {
+        match self.try_wait_event_ack(seq, timeout) {
+            Ok(acks) => acks,
+            Err((e, acks)) => panic!(
+                "no EventAck covering seq {seq} within {timeout:?}: {e}; EventAcks seen: {acks:?}"
+            ),
+        }
+    }
+
+    /// Reads until the core closes the connection (or `timeout`), keeping
+    /// the `EventAck`s; returns them and whether the close was seen.
+    pub fn event_acks_until_closed(&mut self, timeout: Duration) -> (Vec<EventAck>, bool) {
+        let deadline = Instant::now() + timeout;
+        let mut acks = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.recv(left) {
+                Ok(CoreMessage::EventAck(a)) => acks.push(a),
+                Ok(_) => {}
+                Err(RecvError::Timeout) => return (acks, false),
+                Err(RecvError::Decode(..)) => {}
+                Err(_) => return (acks, true),
+            }
+        }
+    }
+
     /// Half-closes our side (no more writes).
     pub fn shutdown_write(&self) {
         let _ = self.stream.tcp().shutdown(Shutdown::Write);
@@ -386,6 +440,8 @@ pub struct NodeIdentity {
     pub totp_key: Option<String>,
     /// The token for the `token` enrollment policy.
     pub enrollment_token: Option<String>,
+    /// `capabilities` sent in every registration (none by default).
+    pub capabilities: Vec<String>,
 }
 
 impl NodeIdentity {
@@ -397,7 +453,14 @@ impl NodeIdentity {
             node_type: NodeType::Full,
             totp_key: None,
             enrollment_token: None,
+            capabilities: Vec::new(),
         }
+    }
+
+    /// The same, advertising `caps` (e.g. `"event-ack"`) when registering.
+    pub fn with_capabilities(mut self, caps: &[&str]) -> NodeIdentity {
+        self.capabilities = caps.iter().map(|c| (*c).to_owned()).collect();
+        self
     }
 
     /// The same, with an enrollment token.
@@ -417,7 +480,7 @@ impl NodeIdentity {
             totp_code,
             enrollment_token: self.enrollment_token.clone(),
             agent_version: Some("0.1.0-test".into()),
-            capabilities: Vec::new(),
+            capabilities: self.capabilities.clone(),
         })
     }
 
@@ -476,6 +539,32 @@ impl NodeIdentity {
             status,
             message: Some(format!("{pot_id} is {status}")),
             details: None,
+        })
+    }
+
+    /// A canonical `PotEvent` (PROTOCOL.md §4) claiming this node's id.
+    /// `data` must be a JSON object.
+    #[track_caller]
+    pub fn pot_event(
+        &self,
+        pot_id: &str,
+        pot_type: &str,
+        event_type: &str,
+        timestamp: &str,
+        seq: Option<u64>,
+        data: serde_json::Value,
+    ) -> NodeMessage {
+        let serde_json::Value::Object(data) = data else {
+            panic!("PotEvent data must be a JSON object, got {data}");
+        };
+        NodeMessage::PotEvent(PotEvent {
+            node_id: self.node_id,
+            pot_id: pot_id.into(),
+            pot_type: pot_type.into(),
+            event_type: event_type.into(),
+            timestamp: timestamp.into(),
+            seq,
+            data,
         })
     }
 
