@@ -572,9 +572,11 @@ mod tests {
             },
         };
         let metrics = Arc::new(Metrics::default());
+        let bus = Arc::new(crate::bus::Bus::new());
         let registry = Registry::load(
             store as Arc<dyn NodeStore>,
             metrics.clone(),
+            bus.clone(),
             policy,
             Clock::new(),
         )
@@ -582,6 +584,7 @@ mod tests {
         Arc::new(NodeContext {
             registry: Arc::new(registry),
             events,
+            bus,
             metrics,
             max_message_bytes: 4096,
         })

@@ -12,10 +12,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use honeybee_proto::{
-    CoreMessage, EventAck, NodeEvent, NodeRegistration, NodeStatus, PotStatusUpdate,
+    CoreMessage, EventAck, NodeEvent, NodeMessage, NodeRegistration, NodeStatus, NodeStatusUpdate,
+    PotStatusUpdate,
 };
 use serde::Serialize;
 
+use crate::bus::{Bus, Live, Topic};
 use crate::clock::Clock;
 use crate::config::Enrollment;
 use crate::lockout::{Lockout, LockoutPolicy};
@@ -207,6 +209,7 @@ pub struct Registry {
     pending_approvals: AtomicUsize,
     store: Arc<dyn NodeStore>,
     metrics: Arc<Metrics>,
+    bus: Arc<Bus>,
     policy: Policy,
     clock: Clock,
     next_conn: AtomicU64,
@@ -217,6 +220,7 @@ impl Registry {
     pub fn load(
         store: Arc<dyn NodeStore>,
         metrics: Arc<Metrics>,
+        bus: Arc<Bus>,
         policy: Policy,
         clock: Clock,
     ) -> Result<Registry, StoreError> {
@@ -246,6 +250,7 @@ impl Registry {
             nodes: Mutex::new(nodes),
             store,
             metrics,
+            bus,
             policy,
             clock,
             next_conn: AtomicU64::new(1),
@@ -361,6 +366,7 @@ impl Registry {
             peer,
         });
         let receipt = self.store.submit(NodeWrite::Node(entry.record.clone()));
+        self.publish_status(reg.node_id, NodeStatus::Connected);
         Ok(Accepted {
             node_id: reg.node_id,
             conn_id,
@@ -487,12 +493,21 @@ impl Registry {
         entry.record.last_seen = Some(self.clock.rfc3339(entry.last_seen_ms().min(now_ms)));
         if changed {
             log::info!("node {} is {status}", entry.record.node_id);
+            self.publish_status(entry.record.node_id, status);
         }
         self.store.submit(NodeWrite::Status {
             node_id: entry.record.node_id,
             status,
             last_seen: entry.record.last_seen.clone().unwrap_or_default(),
         });
+    }
+
+    fn publish_status(&self, node_id: u64, status: NodeStatus) {
+        if self.bus.active() {
+            let update = NodeStatusUpdate { node_id, status };
+            let message = NodeMessage::NodeStatusUpdate(update);
+            self.bus.publish(Live::new(Topic::Status, node_id, message));
+        }
     }
 
     /// Records a `PotStatusUpdate` from a connected node.
@@ -511,15 +526,19 @@ impl Registry {
         }
         let record = PotRecord {
             node_id,
-            pot_id: update.pot_id,
-            pot_type: update.pot_type,
+            pot_id: update.pot_id.clone(),
+            pot_type: update.pot_type.clone(),
             status: update.status,
-            message: update.message,
-            details: update.details.map(|d| d.to_string()),
+            message: update.message.clone(),
+            details: update.details.as_ref().map(|d| d.to_string()),
             updated_at: self.clock.rfc3339(now_ms),
         };
         entry.pots.insert(record.pot_id.clone(), record.clone());
         self.store.submit(NodeWrite::Pot(record));
+        if self.bus.active() {
+            let message = NodeMessage::PotStatusUpdate(PotStatusUpdate { node_id, ..update });
+            self.bus.publish(Live::new(Topic::Status, node_id, message));
+        }
     }
 
     /// Records a `NodeEvent`.
@@ -532,6 +551,14 @@ impl Registry {
             description: event.description.clone(),
             time: self.clock.rfc3339(now_ms),
         }));
+        if self.bus.active() {
+            let event = NodeEvent {
+                node_id: Some(node_id),
+                ..event.clone()
+            };
+            let message = NodeMessage::NodeEvent(event);
+            self.bus.publish(Live::new(Topic::Nodes, node_id, message));
+        }
     }
 
     /// The node said `NodeDrop`: it left on purpose.

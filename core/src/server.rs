@@ -10,6 +10,7 @@ use futures_rustls::TlsAcceptor;
 
 use crate::admission::{Admission, Limits};
 use crate::api::{Api, ApiContext};
+use crate::bus::Bus;
 use crate::clock::Clock;
 use crate::config::{Config, Enrollment};
 use crate::files;
@@ -85,6 +86,7 @@ impl Core {
         files::create_private_dir(&config.data_dir)
             .map_err(|e| format!("creating data dir {}: {e}", config.data_dir.display()))?;
         let token = api_token(config)?;
+        let bus = Arc::new(Bus::new());
         let metrics = Arc::new(Metrics::default());
         let store = Arc::new(
             SqliteStore::open_with(
@@ -114,6 +116,7 @@ impl Core {
             Registry::load(
                 store.clone() as Arc<dyn NodeStore>,
                 metrics.clone(),
+                bus.clone(),
                 policy,
                 clock,
             )
@@ -157,6 +160,7 @@ impl Core {
         }
         let node_ctx = Arc::new(NodeContext {
             registry: registry.clone(),
+            bus: bus.clone(),
             events: store.clone() as Arc<dyn EventStore>,
             metrics: metrics.clone(),
             max_message_bytes: config.max_message_bytes,

@@ -15,6 +15,7 @@ use honeybee_proto::{
     decode, encode, CoreMessage, DecodeError, Envelope, LineDecoder, NodeMessage, RegistrationAck,
 };
 
+use crate::bus::{Bus, Live, Topic};
 use crate::events::EventRecord;
 use crate::metrics::{Metrics, ProtocolError, RegistrationRefusal};
 use crate::outbox::Inbox;
@@ -31,6 +32,8 @@ pub struct NodeContext {
     pub registry: Arc<Registry>,
     /// Where attack events go.
     pub events: Arc<dyn EventStore>,
+    /// Live subscribers (port 9003).
+    pub bus: Arc<Bus>,
     /// The counters.
     pub metrics: Arc<Metrics>,
     /// Line limit.
@@ -374,7 +377,12 @@ fn handle(msg: NodeMessage, node: &Registered, ctx: &NodeContext) -> bool {
             ctx.registry.node_event(node_id, &event);
         }
         NodeMessage::NodeDrop => return true,
-        NodeMessage::PotEvent(event) => {
+        NodeMessage::PotEvent(mut event) => {
+            event.node_id = node_id;
+            if ctx.bus.active() {
+                let live = NodeMessage::PotEvent(event.clone());
+                ctx.bus.publish(Live::new(Topic::Events, node_id, live));
+            }
             // Blocks while the writer is behind: no more reading from any
             // node until it catches up, and nothing read is dropped.
             if let Err(e) = ctx.events.append(EventRecord::new(node_id, event)) {
