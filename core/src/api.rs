@@ -1,16 +1,18 @@
 //! The HTTP side (port 9002): `/health`, `/metrics` and the REST API under
 //! `/api/v1`, served by tiny_http on its own threads.
 
-use std::io::Cursor;
+use std::io::Read;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
+use honeybee_proto::{Command, CoreMessage, NodeCommand};
 use serde_json::{json, Value};
 use tiny_http::{Header, Method, Request, Response, Server};
 
-use crate::event_query;
+use crate::api_events;
 use crate::metrics::Metrics;
-use crate::registry::Registry;
+use crate::outbox;
+use crate::registry::{Registry, SendError};
 use crate::store::EventStore;
 use crate::totp::constant_time_eq;
 
@@ -70,27 +72,35 @@ impl Api {
     }
 }
 
-type Reply = Response<Cursor<Vec<u8>>>;
+/// Every answer; boxed so that streamed bodies (the export) fit too.
+pub type Reply = tiny_http::ResponseBox;
 
-fn header(name: &str, value: &str) -> Header {
+/// Largest request body accepted.
+pub const MAX_BODY: usize = 1024 * 1024;
+
+/// A header from two ASCII constants.
+pub fn header(name: &str, value: &str) -> Header {
     // Both are ASCII constants from this file.
     Header::from_bytes(name.as_bytes(), value.as_bytes()).unwrap_or_else(|_| {
         Header::from_bytes(&b"X-Invalid"[..], &b"1"[..]).expect("static header")
     })
 }
 
-fn json_reply(status: u16, body: &Value) -> Reply {
+/// A JSON answer.
+pub fn json_reply(status: u16, body: &Value) -> Reply {
     Response::from_data(body.to_string().into_bytes())
         .with_status_code(status)
         .with_header(header("Content-Type", "application/json"))
+        .boxed()
 }
 
-fn error(status: u16, message: impl Into<String>) -> Reply {
+/// A JSON error answer: `{"error": message}`.
+pub fn error(status: u16, message: impl Into<String>) -> Reply {
     json_reply(status, &json!({ "error": message.into() }))
 }
 
-fn answer(request: Request, ctx: &ApiContext) {
-    let reply = route(&request, ctx);
+fn answer(mut request: Request, ctx: &ApiContext) {
+    let reply = route(&mut request, ctx);
     if let Err(e) = request.respond(reply) {
         log::debug!("answering an API request: {e}");
     }
@@ -105,8 +115,9 @@ fn authorized(request: &Request, token: &str) -> bool {
         .is_some_and(|given| constant_time_eq(given.trim().as_bytes(), token.as_bytes()))
 }
 
-fn route(request: &Request, ctx: &ApiContext) -> Reply {
-    let path = request.url().split('?').next().unwrap_or("");
+fn route(request: &mut Request, ctx: &ApiContext) -> Reply {
+    let url = request.url().to_string();
+    let path = url.split('?').next().unwrap_or("");
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     let method = request.method();
     if segments == ["health"] {
@@ -125,17 +136,25 @@ fn route(request: &Request, ctx: &ApiContext) -> Reply {
     match (method, segments.as_slice()) {
         (Method::Get, ["metrics"]) => {
             let text = ctx.metrics.render(&ctx.registry.status_counts());
-            Response::from_data(text.into_bytes()).with_header(header(
-                "Content-Type",
-                "text/plain; version=0.0.4; charset=utf-8",
-            ))
+            Response::from_data(text.into_bytes())
+                .with_header(header(
+                    "Content-Type",
+                    "text/plain; version=0.0.4; charset=utf-8",
+                ))
+                .boxed()
         }
         (Method::Get, ["api", "v1", "nodes"]) => {
             let nodes = ctx.registry.list();
             json_reply(200, &json!({"count": nodes.len(), "nodes": nodes}))
         }
         (Method::Get, ["api", "v1", "nodes", id]) => with_node(id, |id| node_detail(ctx, id)),
-        (Method::Get, ["api", "v1", "events"]) => events(ctx, request.url()),
+        (Method::Get, ["api", "v1", "events"]) => api_events::list(ctx, &url),
+        (Method::Get, ["api", "v1", "events", "export"]) => api_events::export(ctx, &url),
+        (Method::Get, ["api", "v1", "stats"]) => api_events::stats(ctx, &url),
+        (Method::Get, ["api", "v1", "honeypots"]) => honeypots(ctx),
+        (Method::Post, ["api", "v1", "nodes", id, "commands"]) => {
+            with_node(id, |id| command(ctx, id, request))
+        }
         (Method::Delete, ["api", "v1", "nodes", id]) => {
             with_node(id, |id| match ctx.registry.delete(id) {
                 None => no_such_node(id),
@@ -152,6 +171,10 @@ fn route(request: &Request, ctx: &ApiContext) -> Reply {
         }
         (_, ["metrics"])
         | (_, ["api", "v1", "events"])
+        | (_, ["api", "v1", "events", "export"])
+        | (_, ["api", "v1", "stats"])
+        | (_, ["api", "v1", "honeypots"])
+        | (_, ["api", "v1", "nodes", _, "commands"])
         | (_, ["api", "v1", "nodes"])
         | (_, ["api", "v1", "nodes", _])
         | (_, ["api", "v1", "nodes", _, "approve"]) => error(405, "method not allowed"),
@@ -189,38 +212,70 @@ fn node_detail(ctx: &ApiContext, id: u64) -> Reply {
     json_reply(200, &body)
 }
 
-fn events(ctx: &ApiContext, url: &str) -> Reply {
-    let query = url.split_once('?').map_or("", |(_, q)| q);
-    let mut filter = match event_query::parse(query) {
-        Ok(f) => f,
-        Err(e) => return error(400, e),
+/// Reads a JSON body of at most [`MAX_BODY`] bytes.
+pub fn json_body<T: serde::de::DeserializeOwned>(request: &mut Request) -> Result<T, Reply> {
+    if request.body_length().is_some_and(|n| n > MAX_BODY) {
+        return Err(error(413, format!("request body over {MAX_BODY} bytes")));
+    }
+    let mut body = Vec::new();
+    let read = request
+        .as_reader()
+        .take(MAX_BODY as u64 + 1)
+        .read_to_end(&mut body);
+    if let Err(e) = read {
+        return Err(error(400, format!("reading the request body: {e}")));
+    }
+    if body.len() > MAX_BODY {
+        return Err(error(413, format!("request body over {MAX_BODY} bytes")));
+    }
+    serde_json::from_slice(&body).map_err(|e| error(400, format!("invalid JSON body: {e}")))
+}
+
+/// `POST /api/v1/nodes/{id}/commands`: a command of PROTOCOL.md §3 for a
+/// connected node; its answer arrives as the node's `PotStatusUpdate`.
+fn command(ctx: &ApiContext, id: u64, request: &mut Request) -> Reply {
+    let command: Command = match json_body(request) {
+        Ok(c) => c,
+        Err(reply) => return reply,
     };
-    let page = filter.limit as usize;
-    filter.limit += 1;
-    let mut rows = match ctx.events.events(&filter) {
-        Ok(rows) => rows,
-        Err(e) => return error(500, e.to_string()),
-    };
-    let next_cursor = if rows.len() > page {
-        rows.truncate(page);
-        rows.last().map(|e| e.id.to_string())
-    } else {
-        None
-    };
-    let events: Vec<Value> = rows
+    if let Command::Unknown(name) = &command {
+        return error(400, format!("unknown command `{name}`"));
+    }
+    let name = command.name().to_string();
+    let message = CoreMessage::NodeCommand(NodeCommand {
+        node_id: id,
+        command,
+    });
+    match ctx.registry.send(id, message) {
+        Ok(()) => json_reply(202, &json!({"node_id": id, "command": name, "sent": true})),
+        Err(SendError::UnknownNode) => no_such_node(id),
+        Err(SendError::NotConnected) => error(409, format!("node {id} is not connected")),
+        Err(SendError::Busy) => error(
+            429,
+            format!(
+                "node {id} has {} commands waiting; try again",
+                outbox::CAPACITY
+            ),
+        ),
+    }
+}
+
+/// `GET /api/v1/honeypots`: every pot of every node.
+fn honeypots(ctx: &ApiContext) -> Reply {
+    let pots: Vec<Value> = ctx
+        .registry
+        .list()
         .into_iter()
-        .map(|e| {
-            json!({
-                "id": e.id,
-                "node_id": e.node_id,
-                "pot_id": e.pot_id,
-                "pot_type": e.pot_type,
-                "event_type": e.event_type,
-                "timestamp": e.timestamp,
-                "seq": e.seq,
-                "data": serde_json::from_str::<Value>(&e.data).unwrap_or(Value::Null),
+        .flat_map(|node| {
+            let (node_id, node_name, connected) = (node.node_id, node.node_name, node.connected);
+            node.pots.into_iter().map(move |pot| {
+                let mut v = json!(pot);
+                v["node_id"] = json!(node_id);
+                v["node_name"] = json!(node_name);
+                v["node_connected"] = json!(connected);
+                v
             })
         })
         .collect();
-    json_reply(200, &json!({"events": events, "next_cursor": next_cursor}))
+    json_reply(200, &json!({"count": pots.len(), "honeypots": pots}))
 }

@@ -29,6 +29,7 @@
 
 pub mod admission;
 pub mod api;
+pub mod api_events;
 pub mod bus;
 pub mod cli;
 pub mod clock;

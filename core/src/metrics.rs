@@ -154,7 +154,8 @@ pub struct Metrics {
     pub events_stored: AtomicU64,
     /// Replayed PotEvents already stored.
     pub events_duplicate: AtomicU64,
-    /// EventAcks queued for nodes.
+    /// EventAck messages queued for nodes (raising one still waiting does
+    /// not count again).
     pub event_acks: AtomicU64,
     /// EventAcks that could not be queued (node gone or not reading).
     pub event_acks_failed: AtomicU64,
@@ -274,7 +275,7 @@ impl Metrics {
             ),
             (
                 "honeybee_event_acks_total",
-                "EventAcks queued for nodes.",
+                "EventAck messages queued for nodes.",
                 &self.event_acks,
             ),
             (

@@ -66,7 +66,8 @@ impl Outbox {
 
     /// Queues an `EventAck`, or raises the one already waiting: a node needs
     /// only the highest acknowledged `seq`, so acks never fill the queue.
-    pub fn push_ack(&self, ack: EventAck) -> Result<(), PushError> {
+    /// Says whether a new message was queued (false: merged).
+    pub fn push_ack(&self, ack: EventAck) -> Result<bool, PushError> {
         let mut st = lock(&self.0);
         if st.closed {
             return Err(PushError::Closed);
@@ -74,11 +75,11 @@ impl Outbox {
         for queued in st.queue.iter_mut() {
             if let CoreMessage::EventAck(waiting) = queued {
                 waiting.seq = waiting.seq.max(ack.seq);
-                return Ok(());
+                return Ok(false);
             }
         }
         drop(st);
-        self.push(CoreMessage::EventAck(ack))
+        self.push(CoreMessage::EventAck(ack)).map(|()| true)
     }
 
     /// Ends the connection: the inbox yields `None` once drained of nothing.

@@ -623,8 +623,9 @@ impl Registry {
         })
     }
 
-    /// Queues an `EventAck` for a connected node (merged with one waiting).
-    pub fn ack_events(&self, node_id: u64, seq: u64) -> Result<(), SendError> {
+    /// Queues an `EventAck` for a connected node, or raises the one waiting;
+    /// says whether a new message was queued.
+    pub fn ack_events(&self, node_id: u64, seq: u64) -> Result<bool, SendError> {
         let nodes = self.lock();
         let entry = nodes.get(&node_id).ok_or(SendError::UnknownNode)?;
         let conn = entry.conn.as_ref().ok_or(SendError::NotConnected)?;

@@ -152,7 +152,8 @@ impl Core {
             let metrics = metrics.clone();
             store.on_commit(Box::new(move |node_id, seq| {
                 let counter = match registry.ack_events(node_id, seq) {
-                    Ok(()) => &metrics.event_acks,
+                    Ok(true) => &metrics.event_acks,
+                    Ok(false) => return,
                     Err(_) => &metrics.event_acks_failed,
                 };
                 counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);

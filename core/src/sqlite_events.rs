@@ -6,7 +6,7 @@ use rusqlite::types::ToSql;
 use rusqlite::{params, Connection, Transaction};
 
 use crate::events::EventRecord;
-use crate::store::{EventFilter, StoredEvent};
+use crate::store::{EventFilter, EventStats, StoredEvent};
 
 /// Tables and one index per API filter. `(node_id, seq)` is unique so that
 /// a replayed event is stored once.
@@ -136,4 +136,59 @@ pub fn expire(
             .execute(params![max_events as i64])?;
     }
     Ok(gone)
+}
+
+/// How many values the top lists hold.
+pub const TOP: i64 = 10;
+
+/// See [`EventStats`]; every query uses the time index except the total.
+pub fn stats(conn: &Connection, now_us: i64, hours: u32) -> rusqlite::Result<EventStats> {
+    let minute = 60_000_000i64;
+    let since = now_us - i64::from(hours) * 3_600_000_000;
+    let hour_start = (now_us / minute - 59) * minute;
+    let total: i64 = conn.query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))?;
+    let in_window: i64 = conn.query_row(
+        "SELECT COUNT(*) FROM events WHERE time >= ?1",
+        params![since],
+        |r| r.get(0),
+    )?;
+    let mut counts = std::collections::HashMap::new();
+    {
+        let mut stmt = conn
+            .prepare_cached("SELECT time / ?1, COUNT(*) FROM events WHERE time >= ?2 GROUP BY 1")?;
+        let rows = stmt.query_map(params![minute, hour_start], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+        })?;
+        for row in rows {
+            let (m, c) = row?;
+            counts.insert(m * minute, c as u64);
+        }
+    }
+    let per_minute = (0..60)
+        .map(|i| {
+            let m = hour_start + i * minute;
+            (m, counts.get(&m).copied().unwrap_or(0))
+        })
+        .collect();
+    let top = |column: &str| -> rusqlite::Result<Vec<(String, u64)>> {
+        // `column` is one of four constants below, never input.
+        let sql = format!(
+            "SELECT {column}, COUNT(*) AS n FROM events WHERE time >= ?1 AND {column} IS NOT NULL
+             GROUP BY {column} ORDER BY n DESC, {column} LIMIT ?2"
+        );
+        let mut stmt = conn.prepare_cached(&sql)?;
+        let rows = stmt.query_map(params![since, TOP], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
+        })?;
+        rows.collect()
+    };
+    Ok(EventStats {
+        total: total as u64,
+        in_window: in_window as u64,
+        per_minute,
+        top_src_ips: top("src_ip")?,
+        top_usernames: top("username")?,
+        top_passwords: top("password")?,
+        top_event_types: top("event_type")?,
+    })
 }

@@ -19,8 +19,8 @@ use crate::files;
 use crate::metrics::Metrics;
 use crate::sqlite_events;
 use crate::store::{
-    AckSink, EventFilter, EventStore, NodeEventRecord, NodeRecord, NodeStore, NodeWrite, PotRecord,
-    Receipt, StoreError, StoredEvent, StoredNode,
+    AckSink, EventFilter, EventStats, EventStore, NodeEventRecord, NodeRecord, NodeStore,
+    NodeWrite, PotRecord, Receipt, StoreError, StoredEvent, StoredNode,
 };
 
 /// Writes queued for the writer (registrations, status changes); a full
@@ -566,6 +566,12 @@ impl EventStore for SqliteStore {
     fn events(&self, filter: &EventFilter) -> Result<Vec<StoredEvent>, StoreError> {
         let conn = self.reader.lock().unwrap_or_else(|e| e.into_inner());
         sqlite_events::query(&conn, filter).map_err(|e| StoreError(format!("reading events: {e}")))
+    }
+
+    fn stats(&self, now_us: i64, hours: u32) -> Result<EventStats, StoreError> {
+        let conn = self.reader.lock().unwrap_or_else(|e| e.into_inner());
+        sqlite_events::stats(&conn, now_us, hours)
+            .map_err(|e| StoreError(format!("computing event statistics: {e}")))
     }
 
     fn on_commit(&self, sink: AckSink) {

@@ -220,4 +220,27 @@ pub trait EventStore: Send + Sync {
     fn events(&self, filter: &EventFilter) -> Result<Vec<StoredEvent>, StoreError>;
     /// Sets where commit acknowledgements go (once, at startup).
     fn on_commit(&self, sink: AckSink);
+    /// Totals, the last hour per minute, and the top values of the last
+    /// `hours` hours, as of `now_us`.
+    fn stats(&self, now_us: i64, hours: u32) -> Result<EventStats, StoreError>;
+}
+
+/// Event statistics for the dashboard and `GET /api/v1/stats`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EventStats {
+    /// Every stored event.
+    pub total: u64,
+    /// Events in the window.
+    pub in_window: u64,
+    /// Each of the last 60 minutes (start, unix µs) with its event count,
+    /// oldest first; minutes without events are listed with 0.
+    pub per_minute: Vec<(i64, u64)>,
+    /// Most frequent source addresses in the window.
+    pub top_src_ips: Vec<(String, u64)>,
+    /// Most frequent usernames in the window.
+    pub top_usernames: Vec<(String, u64)>,
+    /// Most frequent passwords in the window.
+    pub top_passwords: Vec<(String, u64)>,
+    /// Most frequent event types in the window.
+    pub top_event_types: Vec<(String, u64)>,
 }

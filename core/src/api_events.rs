@@ -1,0 +1,218 @@
+//! The event routes of the REST API: the paged list, the streamed NDJSON
+//! export, and the statistics.
+
+use std::io::Read;
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+use tiny_http::{Response, StatusCode};
+
+use crate::api::{error, header, json_reply, ApiContext, Reply};
+use crate::event_query;
+use crate::store::{EventFilter, EventStore, StoredEvent};
+
+/// Rows read from the database per step of an export.
+const EXPORT_PAGE: u32 = 1000;
+
+/// An event as the API shows it (also in exports and module queries).
+pub fn event_json(e: StoredEvent) -> Value {
+    json!({
+        "id": e.id,
+        "node_id": e.node_id,
+        "pot_id": e.pot_id,
+        "pot_type": e.pot_type,
+        "event_type": e.event_type,
+        "timestamp": e.timestamp,
+        "seq": e.seq,
+        "data": serde_json::from_str::<Value>(&e.data).unwrap_or(Value::Null),
+    })
+}
+
+fn query_of(url: &str) -> &str {
+    url.split_once('?').map_or("", |(_, q)| q)
+}
+
+/// `GET /api/v1/events`: newest first, one page.
+pub fn list(ctx: &ApiContext, url: &str) -> Reply {
+    let mut filter = match event_query::parse(query_of(url)) {
+        Ok(f) => f,
+        Err(e) => return error(400, e),
+    };
+    let page = filter.limit as usize;
+    // One more row than asked says whether a next page exists.
+    filter.limit += 1;
+    let mut rows = match ctx.events.events(&filter) {
+        Ok(rows) => rows,
+        Err(e) => return error(500, e.to_string()),
+    };
+    let next_cursor = if rows.len() > page {
+        rows.truncate(page);
+        rows.last().map(|e| e.id.to_string())
+    } else {
+        None
+    };
+    let events: Vec<Value> = rows.into_iter().map(event_json).collect();
+    json_reply(200, &json!({"events": events, "next_cursor": next_cursor}))
+}
+
+/// `GET /api/v1/events/export`: every matching event as NDJSON, newest
+/// first, read from the database a page at a time while the client reads.
+/// `limit`, when given, caps the total.
+pub fn export(ctx: &ApiContext, url: &str) -> Reply {
+    // `limit` caps the whole export here, so it is not a page size.
+    let (mut cap, mut rest) = (None, Vec::new());
+    for part in query_of(url).split('&').filter(|p| !p.is_empty()) {
+        match part.strip_prefix("limit=") {
+            Some(v) => match v.parse::<u64>().ok().filter(|n| *n > 0) {
+                Some(n) => cap = Some(n),
+                None => return error(400, format!("limit: `{v}` is not a positive integer")),
+            },
+            None => rest.push(part),
+        }
+    }
+    let mut filter = match event_query::parse(&rest.join("&")) {
+        Ok(f) => f,
+        Err(e) => return error(400, e),
+    };
+    filter.limit = EXPORT_PAGE;
+    let reader = Export {
+        events: ctx.events.clone(),
+        filter,
+        left: cap,
+        buf: Vec::new(),
+        pos: 0,
+        done: false,
+    };
+    Response::new(
+        StatusCode(200),
+        vec![header("Content-Type", "application/x-ndjson")],
+        Box::new(reader) as Box<dyn Read + Send>,
+        None,
+        None,
+    )
+}
+
+struct Export {
+    events: Arc<dyn EventStore>,
+    filter: EventFilter,
+    left: Option<u64>,
+    buf: Vec<u8>,
+    pos: usize,
+    done: bool,
+}
+
+impl Export {
+    fn refill(&mut self) -> std::io::Result<()> {
+        self.buf.clear();
+        self.pos = 0;
+        if let Some(left) = self.left {
+            self.filter.limit = self
+                .filter
+                .limit
+                .min(left.min(u64::from(EXPORT_PAGE)) as u32);
+        }
+        if self.done || self.filter.limit == 0 {
+            self.done = true;
+            return Ok(());
+        }
+        let rows = self
+            .events
+            .events(&self.filter)
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        if rows.len() < self.filter.limit as usize {
+            self.done = true;
+        }
+        if let Some(left) = self.left.as_mut() {
+            *left -= rows.len() as u64;
+        }
+        self.filter.before_id = rows.last().map(|e| e.id);
+        for e in rows {
+            let line = event_json(e).to_string();
+            self.buf.extend_from_slice(line.as_bytes());
+            self.buf.push(b'\n');
+        }
+        Ok(())
+    }
+}
+
+impl Read for Export {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        while self.pos == self.buf.len() {
+            if self.done {
+                return Ok(0);
+            }
+            self.refill()?;
+        }
+        let n = out.len().min(self.buf.len() - self.pos);
+        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// `GET /api/v1/stats[?hours=N]`: totals, events per minute over the last
+/// hour, and the top sources, usernames, passwords and event types of the
+/// last N hours (default 24, at most 720).
+pub fn stats(ctx: &ApiContext, url: &str) -> Reply {
+    let mut hours = 24u32;
+    match event_query::pairs(query_of(url)) {
+        Ok(pairs) => {
+            for (k, v) in pairs {
+                match k.as_str() {
+                    "hours" => match v.parse().ok().filter(|h| (1..=720).contains(h)) {
+                        Some(h) => hours = h,
+                        None => {
+                            return error(400, format!("hours: `{v}` is not an integer 1..=720"))
+                        }
+                    },
+                    other => return error(400, format!("unknown parameter `{other}`")),
+                }
+            }
+        }
+        Err(e) => return error(400, e),
+    }
+    let now = honeybee_proto::time::now_unix();
+    let now_us = now.0.saturating_mul(1_000_000);
+    let stats = match ctx.events.stats(now_us, hours) {
+        Ok(s) => s,
+        Err(e) => return error(500, e.to_string()),
+    };
+    let nodes = ctx.registry.status_counts();
+    let node_total: u64 = nodes.iter().map(|(_, n)| n).sum();
+    let by_status: serde_json::Map<String, Value> = nodes
+        .iter()
+        .map(|(s, n)| (s.as_str().to_string(), json!(n)))
+        .collect();
+    let pots: usize = ctx.registry.list().iter().map(|n| n.pots.len()).sum();
+    let top = |rows: Vec<(String, u64)>| -> Vec<Value> {
+        rows.into_iter()
+            .map(|(value, count)| json!({"value": value, "count": count}))
+            .collect()
+    };
+    let per_minute: Vec<Value> = stats
+        .per_minute
+        .iter()
+        .map(|(minute_us, count)| {
+            let secs = minute_us / 1_000_000;
+            json!({"minute": honeybee_proto::time::format_rfc3339(secs, 0), "count": count})
+        })
+        .collect();
+    json_reply(
+        200,
+        &json!({
+            "window_hours": hours,
+            "totals": {
+                "events": stats.total,
+                "events_in_window": stats.in_window,
+                "nodes": node_total,
+                "nodes_by_status": by_status,
+                "pots": pots,
+            },
+            "events_per_minute": per_minute,
+            "top_source_ips": top(stats.top_src_ips),
+            "top_usernames": top(stats.top_usernames),
+            "top_passwords": top(stats.top_passwords),
+            "top_event_types": top(stats.top_event_types),
+        }),
+    )
+}

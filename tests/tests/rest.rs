@@ -1,0 +1,218 @@
+//! The REST routes beyond nodes and events: node commands, honeypots, the
+//! NDJSON export and the statistics (DESIGN.md, REST API).
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use honeybee_proto::time::{format_rfc3339, now_unix};
+use honeybee_proto::{Command, CoreMessage, NodeStatus, PotStatus, CAP_EVENT_ACK};
+use honeybee_tests::{poll_until, Core, NodeIdentity};
+use serde_json::{json, Value};
+
+const T: Duration = Duration::from_secs(5);
+
+/// A core with one connected node that sent `n` login events.
+fn core_with_events(n: u64) -> (Core, honeybee_tests::TestNode, NodeIdentity) {
+    let core = Core::start();
+    let mut id = NodeIdentity::new("rest").with_capabilities(&[CAP_EVENT_ACK]);
+    let mut conn = id.enroll(core.node_addr);
+    conn.must_send(&id.status(NodeStatus::Running));
+    conn.must_send(&id.pot_status("cowrie-01", "cowrie", PotStatus::Running));
+    let now = now_unix().0;
+    for i in 1..=n {
+        let data = json!({
+            "src_ip": format!("203.0.113.{}", i % 3),
+            "username": if i % 2 == 0 { "root" } else { "admin" },
+            "password": format!("p{}", i % 4),
+        });
+        let ts = format_rfc3339(now - i as i64, 0);
+        conn.must_send(&id.pot_event(
+            "cowrie-01",
+            "cowrie",
+            "cowrie.login.failed",
+            &ts,
+            Some(i),
+            data,
+        ));
+    }
+    poll_until(T, Duration::from_millis(50), || {
+        let body = core.api().get("/api/v1/events?limit=1").json();
+        (body["events"][0]["seq"] == json!(n)).then_some(())
+    })
+    .expect("events stored");
+    (core, conn, id)
+}
+
+#[test]
+fn commands_reach_connected_nodes_and_refuse_clearly() {
+    let (core, mut conn, id) = core_with_events(1);
+    let path = format!("/api/v1/nodes/{}/commands", id.node_id);
+    let r = core
+        .api()
+        .post(&path, r#"{"GetPotStatus": "cowrie-01"}"#)
+        .expect_status(202);
+    assert_eq!(r.json()["command"], "GetPotStatus");
+    let delivered = poll_until(T, Duration::from_millis(10), || {
+        match conn.recv(Duration::from_millis(200)) {
+            Ok(CoreMessage::NodeCommand(c)) => Some(c),
+            _ => None,
+        }
+    })
+    .expect("the command reaches the node");
+    assert_eq!(delivered.command, Command::GetPotStatus("cowrie-01".into()));
+    assert_eq!(delivered.node_id, id.node_id);
+
+    core.api().post(&path, "{not json").expect_error(400);
+    let e = core
+        .api()
+        .post(&path, r#"{"Frobnicate": {}}"#)
+        .expect_error(400);
+    assert!(e.contains("Frobnicate"), "{e}");
+    core.api()
+        .post("/api/v1/nodes/424242/commands", r#""Restart""#)
+        .expect_error(404);
+    core.api()
+        .post("/api/v1/nodes/x/commands", r#""Restart""#)
+        .expect_error(400);
+
+    // Over 1 MiB: 413, whatever the content.
+    let big = format!("\"{}\"", "a".repeat(1024 * 1024 + 10));
+    core.api().post(&path, &big).expect_error(413);
+
+    // A node that left: 409.
+    conn.must_send(&honeybee_proto::NodeMessage::NodeDrop);
+    core.api().wait_status(id.node_id, "Stopped", T);
+    let e = core
+        .api()
+        .post(&path, r#"{"StopPot": "cowrie-01"}"#)
+        .expect_error(409);
+    assert!(e.contains("not connected"), "{e}");
+}
+
+#[test]
+fn honeypots_lists_every_pot_with_its_node() {
+    let (core, _conn, id) = core_with_events(1);
+    let body = core
+        .api()
+        .get("/api/v1/honeypots")
+        .expect_status(200)
+        .json();
+    assert_eq!(body["count"], 1, "{body}");
+    let pot = &body["honeypots"][0];
+    assert_eq!(
+        (pot["pot_id"].as_str(), pot["status"].as_str()),
+        (Some("cowrie-01"), Some("Running"))
+    );
+    assert_eq!(pot["node_id"], json!(id.node_id));
+}
+
+/// Reads a chunked or plain HTTP body from a raw GET.
+fn raw_get(core: &Core, path: &str) -> (String, String) {
+    let mut s = TcpStream::connect(core.api_addr).unwrap();
+    s.set_read_timeout(Some(T)).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n",
+        core.api().token
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let text = String::from_utf8(raw).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        let mut out = String::new();
+        let mut rest = body;
+        loop {
+            let (size, after) = rest.split_once("\r\n").unwrap();
+            let size = usize::from_str_radix(size.trim(), 16).unwrap();
+            if size == 0 {
+                break;
+            }
+            out.push_str(&after[..size]);
+            rest = &after[size + 2..];
+        }
+        out
+    } else {
+        body.to_string()
+    };
+    (head.to_string(), body)
+}
+
+#[test]
+fn export_streams_every_matching_event_as_ndjson() {
+    let (core, _conn, _id) = core_with_events(2300);
+    let (head, body) = raw_get(&core, "/api/v1/events/export");
+    assert!(
+        head.to_ascii_lowercase().contains("application/x-ndjson"),
+        "{head}"
+    );
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("transfer-encoding: chunked"),
+        "streamed: {head}"
+    );
+    let events: Vec<Value> = body
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(events.len(), 2300);
+    let ids: Vec<i64> = events.iter().map(|e| e["id"].as_i64().unwrap()).collect();
+    assert!(
+        ids.windows(2).all(|w| w[0] > w[1]),
+        "newest first, no repeats"
+    );
+
+    let (_, body) = raw_get(&core, "/api/v1/events/export?src_ip=203.0.113.1&limit=1500");
+    let filtered: Vec<Value> = body
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(filtered.len(), 767, "i % 3 == 1 for i in 1..=2300");
+    assert!(filtered
+        .iter()
+        .all(|e| e["data"]["src_ip"] == "203.0.113.1"));
+    let (_, body) = raw_get(&core, "/api/v1/events/export?limit=1001");
+    assert_eq!(body.lines().count(), 1001, "limit caps the export");
+    core.api()
+        .get("/api/v1/events/export?limit=0")
+        .expect_error(400);
+    core.api()
+        .get("/api/v1/events/export?since=never")
+        .expect_error(400);
+}
+
+#[test]
+fn stats_count_and_rank_what_nodes_saw() {
+    let (core, _conn, _id) = core_with_events(12);
+    let s = core.api().get("/api/v1/stats").expect_status(200).json();
+    assert_eq!(s["totals"]["events"], 12, "{s}");
+    assert_eq!(s["totals"]["pots"], 1, "{s}");
+    assert_eq!(s["totals"]["nodes_by_status"]["Running"], 1, "{s}");
+    let per_minute = s["events_per_minute"].as_array().unwrap();
+    assert_eq!(per_minute.len(), 60);
+    let last_hour: u64 = per_minute
+        .iter()
+        .map(|m| m["count"].as_u64().unwrap())
+        .sum();
+    assert_eq!(last_hour, 12, "all 12 are from the last seconds");
+    assert_eq!(s["top_usernames"][0], json!({"value": "admin", "count": 6}));
+    assert_eq!(
+        s["top_event_types"][0],
+        json!({"value": "cowrie.login.failed", "count": 12})
+    );
+    let passwords: u64 = s["top_passwords"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["count"].as_u64().unwrap())
+        .sum();
+    assert_eq!(passwords, 12);
+    assert_eq!(s["top_source_ips"].as_array().unwrap().len(), 3);
+    core.api().get("/api/v1/stats?hours=0").expect_error(400);
+    core.api().get("/api/v1/stats?bogus=1").expect_error(400);
+}
