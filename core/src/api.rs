@@ -94,6 +94,13 @@ pub fn json_reply(status: u16, body: &Value) -> Reply {
         .boxed()
 }
 
+/// The OpenAPI 3 description of these routes.
+pub const OPENAPI: &str = include_str!("../api/openapi.json");
+
+fn not_allowed(allow: &str) -> Reply {
+    error(405, "method not allowed").with_header(header("Allow", allow))
+}
+
 /// A JSON error answer: `{"error": message}`.
 pub fn error(status: u16, message: impl Into<String>) -> Reply {
     json_reply(status, &json!({ "error": message.into() }))
@@ -120,13 +127,19 @@ fn route(request: &mut Request, ctx: &ApiContext) -> Reply {
     let path = url.split('?').next().unwrap_or("");
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     let method = request.method();
+    if segments == ["api", "v1", "openapi.json"] && matches!(method, Method::Get) {
+        // The API's description is public, like /health.
+        return Response::from_data(OPENAPI.as_bytes().to_vec())
+            .with_header(header("Content-Type", "application/json"))
+            .boxed();
+    }
     if segments == ["health"] {
         return match method {
             Method::Get | Method::Head => json_reply(
                 200,
                 &json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")}),
             ),
-            _ => error(405, "method not allowed"),
+            _ => not_allowed("GET, HEAD"),
         };
     }
     if !authorized(request, &ctx.token) {
@@ -169,15 +182,11 @@ fn route(request: &mut Request, ctx: &ApiContext) -> Reply {
                 Some(Err(e)) => error(500, e.to_string()),
             })
         }
-        (_, ["metrics"])
-        | (_, ["api", "v1", "events"])
-        | (_, ["api", "v1", "events", "export"])
-        | (_, ["api", "v1", "stats"])
-        | (_, ["api", "v1", "honeypots"])
-        | (_, ["api", "v1", "nodes", _, "commands"])
-        | (_, ["api", "v1", "nodes"])
-        | (_, ["api", "v1", "nodes", _])
-        | (_, ["api", "v1", "nodes", _, "approve"]) => error(405, "method not allowed"),
+        (_, ["metrics" | "health"])
+        | (_, ["api", "v1", "events" | "honeypots" | "stats" | "nodes" | "openapi.json"])
+        | (_, ["api", "v1", "events", "export"]) => not_allowed("GET"),
+        (_, ["api", "v1", "nodes", _]) => not_allowed("GET, DELETE"),
+        (_, ["api", "v1", "nodes", _, "approve" | "commands"]) => not_allowed("POST"),
         _ => error(404, format!("no route for {path}")),
     }
 }
@@ -234,9 +243,26 @@ pub fn json_body<T: serde::de::DeserializeOwned>(request: &mut Request) -> Resul
 /// `POST /api/v1/nodes/{id}/commands`: a command of PROTOCOL.md §3 for a
 /// connected node; its answer arrives as the node's `PotStatusUpdate`.
 fn command(ctx: &ApiContext, id: u64, request: &mut Request) -> Reply {
-    let command: Command = match json_body(request) {
-        Ok(c) => c,
+    let body: Value = match json_body(request) {
+        Ok(v) => v,
         Err(reply) => return reply,
+    };
+    // The wire tolerates keys beside the variant; an operator's request is
+    // held to the documented shape.
+    let one_key = match &body {
+        Value::Object(m) => m.len() == 1,
+        Value::String(_) => true,
+        _ => false,
+    };
+    if !one_key {
+        return error(
+            400,
+            "a command is an object with exactly one key, e.g. {\"StopPot\": \"cowrie-01\"}",
+        );
+    }
+    let command: Command = match serde_json::from_value(body) {
+        Ok(c) => c,
+        Err(e) => return error(400, format!("invalid command: {e}")),
     };
     if let Command::Unknown(name) = &command {
         return error(400, format!("unknown command `{name}`"));

@@ -63,9 +63,13 @@ pub fn export(ctx: &ApiContext, url: &str) -> Reply {
     let (mut cap, mut rest) = (None, Vec::new());
     for part in query_of(url).split('&').filter(|p| !p.is_empty()) {
         match part.strip_prefix("limit=") {
-            Some(v) => match v.parse::<u64>().ok().filter(|n| *n > 0) {
+            Some(v) => match v
+                .parse::<u64>()
+                .ok()
+                .filter(|n| (1..=i64::MAX as u64).contains(n))
+            {
                 Some(n) => cap = Some(n),
-                None => return error(400, format!("limit: `{v}` is not a positive integer")),
+                None => return error(400, format!("limit: `{v}` is not an integer 1..=2^63-1")),
             },
             None => rest.push(part),
         }
