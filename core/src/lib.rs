@@ -4,7 +4,9 @@
 //! ([`listener`], [`session`]: Protocol v2 over TCP or TLS 1.3), the
 //! [`registry`] of nodes (enrollment, TOTP, lockouts, liveness), the
 //! [`store`] trait and its embedded SQLite implementation, the HTTP [`api`]
-//! with `/metrics`, and the [`config`] and [`cli`] that set them up.
+//! with `/metrics`, the [`stream`] port for modules and the dashboard
+//! ([`module_session`]: PROTOCOL.md §7, live messages from the [`bus`]), and
+//! the [`config`] and [`cli`] that set them up.
 //!
 //! # Implementation
 //!
@@ -34,6 +36,7 @@ pub mod bus;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod event_page;
 pub mod event_query;
 pub mod events;
 pub mod files;
@@ -41,6 +44,7 @@ pub mod io_thread;
 pub mod listener;
 pub mod lockout;
 pub mod metrics;
+pub mod module_session;
 pub mod node_poller;
 pub mod outbox;
 pub mod registry;
@@ -50,5 +54,6 @@ pub mod shutdown;
 pub mod sqlite_events;
 pub mod sqlite_store;
 pub mod store;
+pub mod stream;
 pub mod tls;
 pub mod totp;

@@ -132,6 +132,48 @@ impl ProtocolError {
     }
 }
 
+/// Why a stream-port (9003) connection was closed before or instead of
+/// serving it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StreamRefusal {
+    /// `MAX_SESSIONS` stream sessions were already open.
+    TooManySessions,
+    /// Wrong or missing API token.
+    InvalidToken,
+    /// No registration within the deadline.
+    RegistrationTimeout,
+    /// Not an envelope: not UTF-8 or not JSON.
+    InvalidJson,
+    /// A line or WebSocket message over the size limit.
+    TooLong,
+    /// The WebSocket handshake failed.
+    Handshake,
+}
+
+impl StreamRefusal {
+    /// Every reason, in label order.
+    pub const ALL: [StreamRefusal; 6] = [
+        StreamRefusal::TooManySessions,
+        StreamRefusal::InvalidToken,
+        StreamRefusal::RegistrationTimeout,
+        StreamRefusal::InvalidJson,
+        StreamRefusal::TooLong,
+        StreamRefusal::Handshake,
+    ];
+
+    /// The metrics label.
+    pub fn label(self) -> &'static str {
+        match self {
+            StreamRefusal::TooManySessions => "too_many_sessions",
+            StreamRefusal::InvalidToken => "invalid_token",
+            StreamRefusal::RegistrationTimeout => "registration_timeout",
+            StreamRefusal::InvalidJson => "invalid_json",
+            StreamRefusal::TooLong => "too_long",
+            StreamRefusal::Handshake => "handshake",
+        }
+    }
+}
+
 /// All counters; shared by every part of the core.
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -161,6 +203,17 @@ pub struct Metrics {
     pub event_acks_failed: AtomicU64,
     /// Events removed by retention.
     pub events_expired: AtomicU64,
+    /// Connections accepted on the stream port.
+    pub stream_connections: AtomicU64,
+    /// Stream sessions open now (registered or not).
+    pub stream_sessions_open: AtomicU64,
+    /// Stream sessions that presented a valid API token.
+    pub stream_registrations: AtomicU64,
+    stream_refused: [AtomicU64; 6],
+    /// `BackendCommand`s answered.
+    pub stream_commands: AtomicU64,
+    /// Live messages dropped for slow stream subscribers (reported as `lagged N`).
+    pub stream_dropped: AtomicU64,
 }
 
 fn index<T: PartialEq>(all: &[T], v: T) -> usize {
@@ -177,6 +230,11 @@ impl Metrics {
     pub fn registration_refused(&self, r: RegistrationRefusal) {
         self.registrations_refused[index(&RegistrationRefusal::ALL, r)]
             .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a stream connection closed for `r`.
+    pub fn stream_refused(&self, r: StreamRefusal) {
+        self.stream_refused[index(&StreamRefusal::ALL, r)].fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts a protocol error.
@@ -291,6 +349,50 @@ impl Metrics {
         ] {
             counter(&mut out, name, help, get(value));
         }
+        counter(
+            &mut out,
+            "honeybee_stream_connections_total",
+            "Connections accepted on the stream port.",
+            get(&self.stream_connections),
+        );
+        gauge_head(
+            &mut out,
+            "honeybee_stream_sessions_open",
+            "Stream sessions open now.",
+        );
+        let _ = writeln!(
+            out,
+            "honeybee_stream_sessions_open {}",
+            get(&self.stream_sessions_open)
+        );
+        counter(
+            &mut out,
+            "honeybee_stream_registrations_total",
+            "Stream sessions that presented a valid API token.",
+            get(&self.stream_registrations),
+        );
+        labelled(
+            &mut out,
+            "honeybee_stream_refused_total",
+            "Stream connections closed without being served, by reason.",
+            "reason",
+            StreamRefusal::ALL
+                .iter()
+                .map(|r| r.label())
+                .zip(self.stream_refused.iter().map(get)),
+        );
+        counter(
+            &mut out,
+            "honeybee_stream_commands_total",
+            "Module commands answered on the stream port.",
+            get(&self.stream_commands),
+        );
+        counter(
+            &mut out,
+            "honeybee_stream_dropped_total",
+            "Live messages dropped for slow stream subscribers.",
+            get(&self.stream_dropped),
+        );
         gauge_head(&mut out, "honeybee_nodes", "Known nodes, by status.");
         for (status, n) in nodes {
             let _ = writeln!(out, "honeybee_nodes{{status=\"{status}\"}} {n}");
@@ -339,5 +441,9 @@ mod tests {
         assert!(text.contains("honeybee_registrations_refused_total{reason=\"bad_totp\"} 1"));
         assert!(text.contains("honeybee_connections_refused_total{reason=\"source_rate\"} 1"));
         assert!(text.contains("honeybee_nodes{status=\"Running\"} 3"));
+        m.stream_refused(StreamRefusal::InvalidToken);
+        let text = m.render(&[]);
+        assert!(text.contains("honeybee_stream_refused_total{reason=\"invalid_token\"} 1"));
+        assert!(text.contains("honeybee_stream_refused_total{reason=\"handshake\"} 0"));
     }
 }

@@ -17,11 +17,13 @@ use crate::files;
 use crate::listener::{self, NodeListener};
 use crate::lockout::LockoutPolicy;
 use crate::metrics::Metrics;
+use crate::module_session::ModuleContext;
 use crate::node_poller::NodePoller;
 use crate::registry::{Policy, Registry};
 use crate::session::NodeContext;
 use crate::sqlite_store::{Retention, SqliteStore};
 use crate::store::{EventStore, NodeStore};
+use crate::stream::StreamListener;
 use crate::{io_thread, tls, totp};
 
 /// Longest a shutdown may take before the process exits anyway.
@@ -39,6 +41,8 @@ pub struct Core {
     pub node_addr: SocketAddr,
     /// Where the API answers.
     pub api_addr: SocketAddr,
+    /// Where modules and the dashboard connect (WebSocket or NDJSON).
+    pub stream_addr: SocketAddr,
 }
 
 /// Reads the API token from the config, or from `<data_dir>/api-token`,
@@ -133,6 +137,19 @@ impl Core {
             .get_ref()
             .local_addr()
             .map_err(|e| format!("node port: {e}"))?;
+        let stream_socket = listener::bind(SocketAddr::new(ip, config.stream_port))
+            .map_err(|e| format!("binding stream port {ip}:{}: {e}", config.stream_port))?;
+        let stream_addr = stream_socket
+            .get_ref()
+            .local_addr()
+            .map_err(|e| format!("stream port: {e}"))?;
+        let stream_ctx = Arc::new(ModuleContext {
+            registry: registry.clone(),
+            events: store.clone() as Arc<dyn EventStore>,
+            bus: bus.clone(),
+            metrics: metrics.clone(),
+            token: token.clone(),
+        });
         let api = Api::start(
             SocketAddr::new(ip, config.api_port),
             Arc::new(ApiContext {
@@ -195,6 +212,15 @@ impl Core {
         executor
             .spawn(future::or(node_listener.run(), until_stopped()))
             .detach();
+        let stream_listener = StreamListener {
+            socket: stream_socket,
+            ctx: stream_ctx,
+            registration_timeout: Duration::from_secs(config.registration_timeout),
+            executor: executor.clone(),
+        };
+        executor
+            .spawn(future::or(stream_listener.run(), until_stopped()))
+            .detach();
         let sweep_every =
             Duration::from_millis((config.heartbeat_interval * 1000 / 4).clamp(250, 5000));
         let sweeper = registry.clone();
@@ -219,7 +245,7 @@ impl Core {
             vec![worker]
         };
         log::info!(
-            "honeybee-core {} serving nodes on {node_addr} ({}), API on http://{api_addr}, enrollment {}, data in {}",
+            "honeybee-core {} serving nodes on {node_addr} ({}), API on http://{api_addr}, stream on {stream_addr}, enrollment {}, data in {}",
             env!("CARGO_PKG_VERSION"),
             if config.tls.client_ca.is_empty() {
                 if config.tls.enabled() { "TLS 1.3" } else { "plain TCP" }
@@ -238,6 +264,7 @@ impl Core {
             workers,
             node_addr,
             api_addr,
+            stream_addr,
         })
     }
 
