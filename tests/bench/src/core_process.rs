@@ -95,7 +95,8 @@ impl CoreProcess {
         Ok(core)
     }
 
-    fn get(&self, path: &str) -> Result<String, String> {
+    /// A GET with the bench token; the whole response, headers included.
+    pub fn get(&self, path: &str) -> Result<String, String> {
         let mut s = TcpStream::connect(self.api_addr).map_err(|e| e.to_string())?;
         s.set_read_timeout(Some(Duration::from_secs(30))).ok();
         write!(

@@ -9,14 +9,11 @@
 //!     cargo build --release -p honeybee-core -p honeybee-bench
 //!     target/release/node-load --nodes 1000,10000 [--tls]
 
-mod core_process;
-mod node;
-mod report;
-
 use std::time::{Duration, Instant};
 
-use core_process::CoreProcess;
-use node::{NodeKey, Transport};
+use honeybee_bench::core_process::CoreProcess;
+use honeybee_bench::node::{self, NodeKey, Transport};
+use honeybee_bench::report;
 
 struct Options {
     sizes: Vec<usize>,
@@ -69,7 +66,7 @@ fn main() {
             std::process::exit(2);
         }
     };
-    raise_fd_limit();
+    honeybee_bench::raise_fd_limit();
     let mut rows = Vec::new();
     for &tls in &options.tls {
         for &n in &options.sizes {
@@ -142,13 +139,4 @@ fn run(n: usize, tls: bool, o: &Options) -> Result<report::Row, String> {
         rss_mb: after_hb.rss_kb as f64 / 1024.0,
         hwm_mb: after_hb.hwm_kb as f64 / 1024.0,
     })
-}
-
-fn raise_fd_limit() {
-    use nix::sys::resource::{getrlimit, setrlimit, Resource};
-    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
-        if soft < hard {
-            let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
-        }
-    }
 }

@@ -1,0 +1,212 @@
+//! `event-load`: starts the real `honeybee-core`, has K nodes stream N
+//! PotEvents with `seq` as fast as the core acknowledges them, then times
+//! event queries. Prints durable (acknowledged) events per second, the core's
+//! CPU and memory, and query latency percentiles; asserts nothing.
+//!
+//!     cargo build --release -p honeybee-core -p honeybee-bench
+//!     target/release/event-load --events 1000000 --nodes 10
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use honeybee_bench::core_process::CoreProcess;
+use honeybee_proto::{
+    decode, encode_into, CoreMessage, Envelope, NodeMessage, NodeRegistration, NodeType, PotEvent,
+    CAP_EVENT_ACK,
+};
+
+struct Options {
+    events: u64,
+    nodes: u64,
+    queries: usize,
+}
+
+fn parse() -> Result<Options, String> {
+    let mut o = Options {
+        events: 1_000_000,
+        nodes: 10,
+        queries: 200,
+    };
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut num = || -> Result<u64, String> {
+            it.next()
+                .and_then(|v| v.replace('_', "").parse().ok())
+                .ok_or(format!("{a} needs a number"))
+        };
+        match a.as_str() {
+            "--events" => o.events = num()?,
+            "--nodes" => o.nodes = num()?.max(1),
+            "--queries" => o.queries = num()? as usize,
+            "--help" | "-h" => {
+                println!("event-load [--events N] [--nodes K] [--queries Q]");
+                std::process::exit(0);
+            }
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    Ok(o)
+}
+
+/// One node: registers with event-ack, writes its events in large writes,
+/// and returns when an EventAck covers its last seq.
+fn node(
+    addr: std::net::SocketAddr,
+    index: u64,
+    count: u64,
+    start: Arc<Instant>,
+) -> Result<Duration, String> {
+    let id = 1_000 + index;
+    let mut sock = TcpStream::connect(addr).map_err(|e| e.to_string())?;
+    let mut reader = BufReader::new(sock.try_clone().map_err(|e| e.to_string())?);
+    let reg = NodeMessage::NodeRegistration(NodeRegistration {
+        node_id: id,
+        node_name: format!("events-{index}"),
+        address: "127.0.0.1".into(),
+        port: 0,
+        node_type: NodeType::Full,
+        totp_code: None,
+        enrollment_token: None,
+        agent_version: Some("bench".into()),
+        capabilities: vec![CAP_EVENT_ACK.into()],
+    });
+    let mut line = Vec::new();
+    encode_into(&Envelope::new(reg), &mut line);
+    sock.write_all(&line).map_err(|e| e.to_string())?;
+    let mut text = String::new();
+    reader.read_line(&mut text).map_err(|e| e.to_string())?;
+    let acker = std::thread::spawn(move || -> Result<Duration, String> {
+        let mut text = String::new();
+        loop {
+            text.clear();
+            if reader.read_line(&mut text).map_err(|e| e.to_string())? == 0 {
+                return Err("connection closed before the last ack".into());
+            }
+            if let Ok(CoreMessage::EventAck(a)) = decode::<CoreMessage>(text.trim_end().as_bytes())
+            {
+                if a.seq >= count {
+                    return Ok(start.elapsed());
+                }
+            }
+        }
+    });
+    let mut buf = Vec::with_capacity(64 * 1024);
+    for seq in 1..=count {
+        let mut data = serde_json::Map::new();
+        data.insert("src_ip".into(), format!("203.0.113.{}", seq % 200).into());
+        data.insert("src_port".into(), (40_000 + seq % 20_000).into());
+        data.insert("dst_port".into(), 22.into());
+        data.insert("username".into(), "root".into());
+        data.insert("password".into(), format!("pw{}", seq % 1000).into());
+        let event = NodeMessage::PotEvent(PotEvent {
+            node_id: id,
+            pot_id: "cowrie-01".into(),
+            pot_type: "cowrie".into(),
+            event_type: if seq % 3 == 0 {
+                "cowrie.command.input"
+            } else {
+                "cowrie.login.failed"
+            }
+            .into(),
+            timestamp: honeybee_proto::time::now_rfc3339(),
+            seq: Some(seq),
+            data,
+        });
+        encode_into(&Envelope::new(event), &mut buf);
+        if buf.len() >= 60 * 1024 {
+            sock.write_all(&buf).map_err(|e| e.to_string())?;
+            buf.clear();
+        }
+    }
+    sock.write_all(&buf).map_err(|e| e.to_string())?;
+    acker
+        .join()
+        .map_err(|_| "ack reader panicked".to_string())?
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn main() {
+    let o = match parse() {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("event-load: {e}");
+            std::process::exit(2);
+        }
+    };
+    honeybee_bench::raise_fd_limit();
+    let core = match CoreProcess::start(false) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("event-load: {e}");
+            std::process::exit(1);
+        }
+    };
+    let per_node = o.events / o.nodes;
+    let total = per_node * o.nodes;
+    let before = core.sample().expect("sample");
+    let start = Arc::new(Instant::now());
+    let workers: Vec<_> = (0..o.nodes)
+        .map(|i| {
+            let (addr, start) = (core.node_addr, start.clone());
+            std::thread::spawn(move || node(addr, i, per_node, start))
+        })
+        .collect();
+    let mut last = Duration::ZERO;
+    for w in workers {
+        match w.join() {
+            Ok(Ok(t)) => last = last.max(t),
+            Ok(Err(e)) => eprintln!("event-load: a node failed: {e}"),
+            Err(_) => eprintln!("event-load: a node panicked"),
+        }
+    }
+    let after = core.sample().expect("sample");
+    let cpu = (after.cpu - before.cpu).as_secs_f64();
+    println!(
+        "{total} events from {} nodes acknowledged in {:.2} s: {:.0} durable events/s; core CPU {:.2} s ({:.1} µs per event); core RSS {:.1} MB (peak {:.1})",
+        o.nodes,
+        last.as_secs_f64(),
+        total as f64 / last.as_secs_f64(),
+        cpu,
+        cpu * 1e6 / total as f64,
+        after.rss_kb as f64 / 1024.0,
+        after.hwm_kb as f64 / 1024.0
+    );
+
+    let queries = [
+        "/api/v1/events?limit=100",
+        "/api/v1/events?node_id=1003&limit=100",
+        "/api/v1/events?src_ip=203.0.113.7&limit=100",
+        "/api/v1/events?event_type=cowrie.command.input&limit=100",
+        "/api/v1/events?pot_id=cowrie-01&since=2020-01-01T00:00:00Z&limit=100",
+    ];
+    let mut times = Vec::with_capacity(o.queries);
+    for i in 0..o.queries {
+        let t = Instant::now();
+        match core.get(queries[i % queries.len()]) {
+            Ok(body) if body.starts_with("HTTP/1.1 200") => times.push(t.elapsed()),
+            Ok(body) => eprintln!(
+                "event-load: query failed: {}",
+                body.lines().next().unwrap_or("")
+            ),
+            Err(e) => eprintln!("event-load: query failed: {e}"),
+        }
+    }
+    times.sort();
+    println!(
+        "{} event queries over {total} stored events: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        times.len(),
+        percentile(&times, 0.5).as_secs_f64() * 1e3,
+        percentile(&times, 0.99).as_secs_f64() * 1e3,
+        times.last().copied().unwrap_or_default().as_secs_f64() * 1e3
+    );
+}
