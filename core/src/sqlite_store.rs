@@ -114,7 +114,7 @@ fn open(path: &Path) -> Result<Connection, StoreError> {
     let conn = Connection::open(path)
         .map_err(|e| StoreError(format!("opening database {}: {e}", path.display())))?;
     conn.execute_batch(
-        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;",
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;\n         PRAGMA cache_size = -16384; PRAGMA wal_autocheckpoint = 4000;",
     )
     .map_err(|e| StoreError(format!("configuring database {}: {e}", path.display())))?;
     Ok(conn)
