@@ -8,25 +8,12 @@ use serde_json::{json, Value};
 use tiny_http::{Response, StatusCode};
 
 use crate::api::{error, header, json_reply, ApiContext, Reply};
+use crate::event_page::{self, event_json};
 use crate::event_query;
-use crate::store::{EventFilter, EventStore, StoredEvent};
+use crate::store::{EventFilter, EventStore};
 
 /// Rows read from the database per step of an export.
 const EXPORT_PAGE: u32 = 1000;
-
-/// An event as the API shows it (also in exports and module queries).
-pub fn event_json(e: StoredEvent) -> Value {
-    json!({
-        "id": e.id,
-        "node_id": e.node_id,
-        "pot_id": e.pot_id,
-        "pot_type": e.pot_type,
-        "event_type": e.event_type,
-        "timestamp": e.timestamp,
-        "seq": e.seq,
-        "data": serde_json::from_str::<Value>(&e.data).unwrap_or(Value::Null),
-    })
-}
 
 fn query_of(url: &str) -> &str {
     url.split_once('?').map_or("", |(_, q)| q)
@@ -34,25 +21,14 @@ fn query_of(url: &str) -> &str {
 
 /// `GET /api/v1/events`: newest first, one page.
 pub fn list(ctx: &ApiContext, url: &str) -> Reply {
-    let mut filter = match event_query::parse(query_of(url)) {
+    let filter = match event_query::parse(query_of(url)) {
         Ok(f) => f,
         Err(e) => return error(400, e),
     };
-    let page = filter.limit as usize;
-    // One more row than asked says whether a next page exists.
-    filter.limit += 1;
-    let mut rows = match ctx.events.events(&filter) {
-        Ok(rows) => rows,
-        Err(e) => return error(500, e.to_string()),
-    };
-    let next_cursor = if rows.len() > page {
-        rows.truncate(page);
-        rows.last().map(|e| e.id.to_string())
-    } else {
-        None
-    };
-    let events: Vec<Value> = rows.into_iter().map(event_json).collect();
-    json_reply(200, &json!({"events": events, "next_cursor": next_cursor}))
+    match event_page::page(ctx.events.as_ref(), &filter) {
+        Ok(body) => json_reply(200, &body),
+        Err(e) => error(500, e.to_string()),
+    }
 }
 
 /// `GET /api/v1/events/export`: every matching event as NDJSON, newest
@@ -131,7 +107,7 @@ impl Export {
         }
         self.filter.before_id = rows.last().map(|e| e.id);
         for e in rows {
-            let line = event_json(e).to_string();
+            let line = event_json(&e).to_string();
             self.buf.extend_from_slice(line.as_bytes());
             self.buf.push(b'\n');
         }

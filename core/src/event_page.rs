@@ -3,11 +3,10 @@
 //! shape of `GET /api/v1/events` (behaviour.md). Also the module interface's
 //! `QueryEvents` filters, checked the same way as the REST parameters.
 
-use honeybee_proto::time::parse_rfc3339;
 use honeybee_proto::EventQuery;
 use serde_json::{json, Value};
 
-use crate::event_query::{DEFAULT_LIMIT, MAX_LIMIT};
+use crate::event_query::{self, DEFAULT_LIMIT};
 use crate::store::{EventFilter, EventStore, StoreError, StoredEvent};
 
 /// One event as the API shows it.
@@ -24,38 +23,29 @@ pub fn event_json(e: &StoredEvent) -> Value {
     })
 }
 
-fn time(name: &str, v: &str) -> Result<i64, String> {
-    let (s, n) = parse_rfc3339(v).ok_or_else(|| {
-        format!("{name}: `{v}` is not an RFC 3339 time (e.g. 2026-01-15T10:30:00Z)")
-    })?;
-    Ok(s.saturating_mul(1_000_000)
-        .saturating_add(i64::from(n / 1000)))
-}
-
 /// The store filter for a `QueryEvents`; errors name the bad field, like the
 /// REST API's. `limit` is the page size (default 100, at most 1000).
 pub fn filter_from_query(q: &EventQuery) -> Result<EventFilter, String> {
     let limit = match q.limit {
         None => DEFAULT_LIMIT,
-        Some(l) if (1..=MAX_LIMIT).contains(&l) => l,
-        Some(l) => return Err(format!("limit: `{l}` is not an integer 1..={MAX_LIMIT}")),
+        Some(l) => event_query::limit(&l.to_string())?,
     };
-    let before_id = match &q.cursor {
-        None => None,
-        Some(c) => Some(
-            c.parse::<i64>()
-                .ok()
-                .filter(|c| *c > 0)
-                .ok_or_else(|| format!("cursor: `{c}` is not a cursor from a previous page"))?,
-        ),
-    };
+    let before_id = q.cursor.as_deref().map(event_query::cursor).transpose()?;
     Ok(EventFilter {
         node_id: q.node_id,
         pot_id: q.pot_id.clone(),
         event_type: q.event_type.clone(),
         src_ip: q.src_ip.clone(),
-        since_us: q.since.as_deref().map(|v| time("since", v)).transpose()?,
-        until_us: q.until.as_deref().map(|v| time("until", v)).transpose()?,
+        since_us: q
+            .since
+            .as_deref()
+            .map(|v| event_query::time("since", v))
+            .transpose()?,
+        until_us: q
+            .until
+            .as_deref()
+            .map(|v| event_query::time("until", v))
+            .transpose()?,
         before_id,
         limit,
     })

@@ -45,12 +45,29 @@ fn decode(s: &str) -> Result<String, String> {
     String::from_utf8(out).map_err(|_| format!("`{s}` is not UTF-8 once decoded"))
 }
 
-fn time(name: &str, v: &str) -> Result<i64, String> {
+/// An RFC 3339 parameter as unix microseconds; the error names it.
+pub fn time(name: &str, v: &str) -> Result<i64, String> {
     let (s, n) = parse_rfc3339(v).ok_or_else(|| {
         format!("{name}: `{v}` is not an RFC 3339 time (e.g. 2026-01-15T10:30:00Z)")
     })?;
     Ok(s.saturating_mul(1_000_000)
         .saturating_add(i64::from(n / 1000)))
+}
+
+/// A page size 1..=[`MAX_LIMIT`]; the error names the parameter.
+pub fn limit(v: &str) -> Result<u32, String> {
+    v.parse()
+        .ok()
+        .filter(|l| (1..=MAX_LIMIT).contains(l))
+        .ok_or_else(|| format!("limit: `{v}` is not an integer 1..={MAX_LIMIT}"))
+}
+
+/// A paging cursor (the `next_cursor` of a previous page).
+pub fn cursor(v: &str) -> Result<i64, String> {
+    v.parse()
+        .ok()
+        .filter(|c: &i64| *c > 0)
+        .ok_or_else(|| format!("cursor: `{v}` is not a cursor from a previous page"))
 }
 
 /// The filter for a query string. `limit` is the page size; callers fetch
