@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 use tiny_http::{Header, Method, Request, Response, Server};
 
 use crate::api_events;
+use crate::dashboard;
 use crate::metrics::Metrics;
 use crate::outbox;
 use crate::registry::{Registry, SendError};
@@ -132,6 +133,9 @@ fn route(request: &mut Request, ctx: &ApiContext) -> Reply {
         return Response::from_data(OPENAPI.as_bytes().to_vec())
             .with_header(header("Content-Type", "application/json"))
             .boxed();
+    }
+    if dashboard::is_dashboard_path(path) && matches!(method, Method::Get | Method::Head) {
+        return dashboard::serve(path);
     }
     if segments == ["health"] {
         return match method {

@@ -36,6 +36,7 @@ pub mod bus;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod dashboard;
 pub mod event_page;
 pub mod event_query;
 pub mod events;
