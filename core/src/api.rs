@@ -32,6 +32,8 @@ pub struct ApiContext {
     pub events: Arc<dyn EventStore>,
     /// The bearer token.
     pub token: String,
+    /// The stream port (WebSocket), for the dashboard's `/ui/config.json`.
+    pub stream_port: u16,
 }
 
 /// The running HTTP server.
@@ -135,7 +137,7 @@ fn route(request: &mut Request, ctx: &ApiContext) -> Reply {
             .boxed();
     }
     if dashboard::is_dashboard_path(path) && matches!(method, Method::Get | Method::Head) {
-        return dashboard::serve(path);
+        return dashboard::serve(path, ctx.stream_port);
     }
     if segments == ["health"] {
         return match method {

@@ -157,6 +157,7 @@ impl Core {
                 metrics: metrics.clone(),
                 events: store.clone() as Arc<dyn EventStore>,
                 token,
+                stream_port: stream_addr.port(),
             }),
         )?;
         let api_addr = SocketAddr::new(ip, config.api_port);
