@@ -10,8 +10,10 @@ use serde_json::{json, Value};
 use tiny_http::{Header, Method, Request, Response, Server};
 
 use crate::api_events;
+use crate::api_modules;
 use crate::dashboard;
 use crate::metrics::Metrics;
+use crate::modules::Modules;
 use crate::outbox;
 use crate::registry::{Registry, SendError};
 use crate::store::EventStore;
@@ -32,6 +34,8 @@ pub struct ApiContext {
     pub events: Arc<dyn EventStore>,
     /// The bearer token.
     pub token: String,
+    /// Extension modules.
+    pub modules: Arc<Modules>,
     /// The stream port (WebSocket), for the dashboard's `/ui/config.json`.
     pub stream_port: u16,
 }
@@ -171,6 +175,10 @@ fn route(request: &mut Request, ctx: &ApiContext) -> Reply {
         (Method::Get, ["api", "v1", "events", "export"]) => api_events::export(ctx, &url),
         (Method::Get, ["api", "v1", "stats"]) => api_events::stats(ctx, &url),
         (Method::Get, ["api", "v1", "honeypots"]) => honeypots(ctx),
+        (Method::Get, ["api", "v1", "modules"]) => api_modules::list(ctx),
+        (Method::Post, ["api", "v1", "modules"]) => api_modules::add(ctx, request),
+        (Method::Post, ["api", "v1", "modules", name, "start"]) => api_modules::start(ctx, name),
+        (Method::Post, ["api", "v1", "modules", name, "stop"]) => api_modules::stop(ctx, name),
         (Method::Post, ["api", "v1", "nodes", id, "commands"]) => {
             with_node(id, |id| command(ctx, id, request))
         }
@@ -193,6 +201,8 @@ fn route(request: &mut Request, ctx: &ApiContext) -> Reply {
         | (_, ["api", "v1", "events", "export"]) => not_allowed("GET"),
         (_, ["api", "v1", "nodes", _]) => not_allowed("GET, DELETE"),
         (_, ["api", "v1", "nodes", _, "approve" | "commands"]) => not_allowed("POST"),
+        (_, ["api", "v1", "modules"]) => not_allowed("GET, POST"),
+        (_, ["api", "v1", "modules", _, "start" | "stop"]) => not_allowed("POST"),
         _ => error(404, format!("no route for {path}")),
     }
 }

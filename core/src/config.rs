@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::modules::ModuleConfig;
+
 /// Who may register for the first time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -106,6 +108,9 @@ pub struct Config {
     pub max_events: u64,
     /// TLS on port 9001.
     pub tls: TlsConfig,
+    /// Extension modules the core runs (`[[modules]]`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub modules: Vec<ModuleConfig>,
 }
 
 impl Default for Config {
@@ -133,6 +138,7 @@ impl Default for Config {
             retention_days: 90,
             max_events: 10_000_000,
             tls: TlsConfig::default(),
+            modules: Vec::new(),
         }
     }
 }
@@ -145,6 +151,9 @@ impl fmt::Debug for Config {
             if !secret.is_empty() {
                 *secret = "<redacted>".into();
             }
+        }
+        for value in shown.modules.iter_mut().flat_map(|m| m.env.values_mut()) {
+            *value = "<redacted>".into();
         }
         f.write_str(&shown.to_toml())
     }
@@ -224,6 +233,7 @@ impl Config {
         if self.lockout_failures == 0 || self.lockout_base == 0 {
             return err("lockout_failures and lockout_base must be at least 1".into());
         }
+        crate::modules::validate_all(&self.modules).map_err(ConfigError)?;
         Ok(())
     }
 
@@ -269,6 +279,22 @@ mod tests {
         assert!(e.starts_with("line 2:"), "{e}");
         let e = Config::from_toml("\n\nnot_a_key = 1\n").unwrap_err();
         assert!(e.starts_with("line 3:") && e.contains("not_a_key"), "{e}");
+    }
+
+    #[test]
+    fn modules_read_back_and_hide_env_values() {
+        let text = "bind = \"127.0.0.1\"\n[tls]\ncert = \"\"\n\n[[modules]]\nname = \"csv\"\ncommand = \"python3\"\nargs = [\"m.py\"]\nenv = { SECRET = \"s3cret-env\" }\n";
+        let c = Config::from_toml(text).unwrap();
+        assert_eq!(c.modules.len(), 1);
+        assert!(c.modules[0].autostart);
+        assert_eq!(Config::from_toml(&c.to_toml()).unwrap(), c);
+        assert!(!format!("{c:?}").contains("s3cret"));
+        assert!(c.validate().is_ok());
+        let e = Config::from_toml("[[modules]]\nname = \"x\"\ncommand = \"y\"\nbogus = 1\n");
+        assert!(e.is_err());
+        let mut twice = c.clone();
+        twice.modules.push(c.modules[0].clone());
+        assert!(twice.validate().is_err());
     }
 
     #[test]

@@ -32,6 +32,7 @@
 pub mod admission;
 pub mod api;
 pub mod api_events;
+pub mod api_modules;
 pub mod bus;
 pub mod cli;
 pub mod clock;
@@ -46,6 +47,7 @@ pub mod listener;
 pub mod lockout;
 pub mod metrics;
 pub mod module_session;
+pub mod modules;
 pub mod node_poller;
 pub mod outbox;
 pub mod registry;

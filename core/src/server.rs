@@ -18,6 +18,7 @@ use crate::listener::{self, NodeListener};
 use crate::lockout::LockoutPolicy;
 use crate::metrics::Metrics;
 use crate::module_session::ModuleContext;
+use crate::modules::{Modules, Timing};
 use crate::node_poller::NodePoller;
 use crate::registry::{Policy, Registry};
 use crate::session::NodeContext;
@@ -28,6 +29,8 @@ use crate::{io_thread, tls, totp};
 
 /// Longest a shutdown may take before the process exits anyway.
 const SHUTDOWN_LIMIT: Duration = Duration::from_millis(4500);
+/// Time modules get between SIGTERM and SIGKILL at shutdown.
+const MODULE_GRACE: Duration = Duration::from_secs(3);
 
 /// A started core; [`Core::stop`] shuts it down.
 pub struct Core {
@@ -36,6 +39,7 @@ pub struct Core {
     store: Arc<SqliteStore>,
     stop: async_channel::Sender<()>,
     poller: Arc<NodePoller>,
+    modules: Arc<Modules>,
     workers: Vec<std::thread::JoinHandle<()>>,
     /// Where nodes connect.
     pub node_addr: SocketAddr,
@@ -150,6 +154,22 @@ impl Core {
             metrics: metrics.clone(),
             token: token.clone(),
         });
+        // Modules reach the stream port on loopback when it binds everything.
+        let module_addr = if ip.is_unspecified() {
+            let loopback: IpAddr = match ip {
+                IpAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                IpAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+            };
+            SocketAddr::new(loopback, stream_addr.port())
+        } else {
+            stream_addr
+        };
+        let modules = Arc::new(Modules::start(
+            &config.modules,
+            module_addr.to_string(),
+            token.clone(),
+            Timing::default(),
+        )?);
         let api = Api::start(
             SocketAddr::new(ip, config.api_port),
             Arc::new(ApiContext {
@@ -157,6 +177,7 @@ impl Core {
                 metrics: metrics.clone(),
                 events: store.clone() as Arc<dyn EventStore>,
                 token,
+                modules: modules.clone(),
                 stream_port: stream_addr.port(),
             }),
         )?;
@@ -245,6 +266,7 @@ impl Core {
                 .map_err(|e| format!("starting the node I/O thread: {e}"))?;
             vec![worker]
         };
+        modules.autostart();
         log::info!(
             "honeybee-core {} serving nodes on {node_addr} ({}), API on http://{api_addr}, stream on {stream_addr}, enrollment {}, data in {}",
             env!("CARGO_PKG_VERSION"),
@@ -262,6 +284,7 @@ impl Core {
             store,
             stop,
             poller,
+            modules,
             workers,
             node_addr,
             api_addr,
@@ -277,6 +300,7 @@ impl Core {
             std::process::exit(1);
         });
         drop(watchdog);
+        self.modules.stop_all(MODULE_GRACE);
         self.stop.close();
         self.registry.close_all();
         self.poller.stop();
