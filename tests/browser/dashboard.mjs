@@ -155,13 +155,22 @@ try {
     throw new Error(`parseJson is not exact: ${JSON.stringify(parsed)}`);
   }
 
-  // 7. Approve node B by clicking.
+  // 7. Reconnect: the stream drops, the page comes back live by itself and
+  //    shows the next event.
+  await page.evaluate(() => window.HoneyBeeDashboard.dropStream());
+  await page.locator('#live[data-state="off"]').waitFor({ timeout: 2000 });
+  await page.locator('#live[data-state="live"]').waitFor({ timeout: 5000 });
+  log('stream reconnected');
+  await step('reconnected');
+  await page.locator('#events tr', { hasText: `${MARKER}-again` }).first().waitFor({ timeout: 2000 });
+
+  // 8. Approve node B by clicking.
   await rowB.locator('button[data-action="approve"]').click();
   await rowB.locator('.badge[data-state="Pending"]').waitFor({ state: 'detached' });
   log('node B approved in the page');
   await step('approved');
 
-  // 8. Pot actions on node A: stop (the node answers Stopped, shown live),
+  // 9. Pot actions on node A: stop (the node answers Stopped, shown live),
   //    then install a second pot.
   await rowA.locator('li[data-pot-id="cowrie-01"] button[data-action="stop"]').click();
   await step('stop-clicked');
@@ -173,7 +182,7 @@ try {
   await rowA.locator('li[data-pot-id="cowrie-02"] .badge[data-state="Running"]').waitFor({ timeout: 2000 });
   log('pot actions work');
 
-  // 9. Charts drawn as SVG from /api/v1/stats (the page refreshes them).
+  // 10. Charts drawn as SVG from /api/v1/stats (the page refreshes them).
   await page.reload({ waitUntil: 'domcontentloaded' });
   await page.locator('#live[data-state="live"]').waitFor();
   await page.locator('#chart-minutes svg rect.bar:not([data-count="0"])').first().waitFor();

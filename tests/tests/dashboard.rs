@@ -243,6 +243,18 @@ fn dashboard_in_headless_chromium() {
     ));
     script.go();
 
+    // After the page reconnects by itself: one more event.
+    script.expect("step reconnected");
+    conn_a.must_send(&a.pot_event(
+        "cowrie-01",
+        "cowrie",
+        "cowrie.login.success",
+        &format_rfc3339(now_unix().0, 0),
+        None,
+        json!({"src_ip": "203.0.113.8", "username": "admin", "password": format!("{marker}-again")}),
+    ));
+    script.go();
+
     // Node B approved by a click.
     script.expect("step approved");
     let n = api.node(b_id).expect("node B listed");

@@ -28,6 +28,7 @@
     wsTimer: null,
     timers: [],
     nodesTimer: null,
+    renderTimer: null,
     running: false,
     pending: [], // handlers of outstanding stream commands, in order
   };
@@ -230,6 +231,15 @@
       state.nodesTimer = null;
       refreshNodes().catch(() => {});
     }, 1000);
+  }
+
+  // Re-renders the fleet at most every 250 ms (heartbeats of big fleets).
+  function renderNodesSoon() {
+    if (state.renderTimer) return;
+    state.renderTimer = setTimeout(() => {
+      state.renderTimer = null;
+      renderNodes();
+    }, 250);
   }
 
   function sortedNodes() {
@@ -601,11 +611,15 @@
       const u = msg.NodeStatusUpdate;
       const n = state.nodes.get(idStr(u.node_id));
       if (n) {
+        const changed = n.status !== text(u.status);
         n.status = text(u.status);
         n.last_seen = new Date().toISOString();
-        renderNodes();
+        renderNodesSoon();
+        // A heartbeat changes nothing else; a new status may (connection, pots).
+        if (changed) scheduleNodeRefresh();
+      } else {
+        scheduleNodeRefresh();
       }
-      scheduleNodeRefresh();
       return;
     }
     if (msg.PotStatusUpdate) {
@@ -626,7 +640,7 @@
       } else {
         n.pots.push({ pot_id: u.pot_id, pot_type: u.pot_type, status: u.status, message: u.message });
       }
-      renderNodes();
+      renderNodesSoon();
       if (u.status === 'Failed') toast('Pot ' + text(u.pot_id) + ' on ' + nodeName(idStr(u.node_id)) + ' failed: ' + text(u.message), true);
       return;
     }
@@ -736,8 +750,14 @@
     }
   }
 
-  // For tests: the JSON helper, so its exactness can be checked in a browser.
-  window.HoneyBeeDashboard = Object.freeze({ parseJson });
+  // For tests: the JSON helper (its exactness is checked in a browser) and a
+  // way to cut the stream, to see the page reconnect.
+  window.HoneyBeeDashboard = Object.freeze({
+    parseJson,
+    dropStream: () => {
+      if (state.ws) state.ws.close();
+    },
+  });
 
   if (document.readyState === 'loading') {
     document.addEventListener('DOMContentLoaded', init);
