@@ -214,6 +214,10 @@ pub struct Metrics {
     pub stream_commands: AtomicU64,
     /// Live messages dropped for slow stream subscribers (reported as `lagged N`).
     pub stream_dropped: AtomicU64,
+    /// Times a module was started again after it exited or failed to start.
+    pub module_restarts: AtomicU64,
+    /// Modules whose process runs now.
+    pub modules_running: AtomicU64,
 }
 
 fn index<T: PartialEq>(all: &[T], v: T) -> usize {
@@ -392,6 +396,22 @@ impl Metrics {
             "honeybee_stream_dropped_total",
             "Live messages dropped for slow stream subscribers.",
             get(&self.stream_dropped),
+        );
+        counter(
+            &mut out,
+            "honeybee_module_restarts_total",
+            "Module processes started again after an exit or a failed start.",
+            get(&self.module_restarts),
+        );
+        gauge_head(
+            &mut out,
+            "honeybee_modules_running",
+            "Module processes running now.",
+        );
+        let _ = writeln!(
+            out,
+            "honeybee_modules_running {}",
+            get(&self.modules_running)
         );
         gauge_head(&mut out, "honeybee_nodes", "Known nodes, by status.");
         for (status, n) in nodes {

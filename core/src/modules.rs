@@ -24,6 +24,8 @@ use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use crate::metrics::Metrics;
+
 /// Lines of output kept per module.
 pub const OUTPUT_LINES: usize = 200;
 /// Longest kept output line in bytes; the rest of the line is dropped.
@@ -183,6 +185,7 @@ struct Inner {
     stream_addr: String,
     api_token: String,
     timing: Timing,
+    metrics: Arc<Metrics>,
 }
 
 /// Errors of [`Modules`] calls, mapped to HTTP statuses by the API.
@@ -213,6 +216,7 @@ impl Modules {
         stream_addr: String,
         api_token: String,
         timing: Timing,
+        metrics: Arc<Metrics>,
     ) -> Result<Modules, String> {
         validate_all(configs)?;
         let now = Instant::now();
@@ -239,6 +243,7 @@ impl Modules {
             stream_addr,
             api_token,
             timing,
+            metrics,
         });
         let thread = {
             let inner = inner.clone();
@@ -525,9 +530,14 @@ impl Inner {
                     && now >= m.next_start
                 {
                     m.restarts += 1;
+                    self.metrics.module_restarts.fetch_add(1, Ordering::Relaxed);
                     self.spawn(m);
                 }
             }
+            let running = modules.iter().filter(|m| m.child.is_some()).count();
+            self.metrics
+                .modules_running
+                .store(running as u64, Ordering::Relaxed);
             modules = self
                 .wake
                 .wait_timeout(modules, TICK)
@@ -712,7 +722,14 @@ mod tests {
             "echo addr=$HONEYBEE_STREAM_ADDR tok=$HONEYBEE_API_TOKEN x=$X; sleep 30",
         );
         c.env.insert("X".into(), "y".into());
-        let m = Modules::start(&[c], "127.0.0.1:1".into(), "t0k".into(), fast()).unwrap();
+        let m = Modules::start(
+            &[c],
+            "127.0.0.1:1".into(),
+            "t0k".into(),
+            fast(),
+            Default::default(),
+        )
+        .unwrap();
         m.autostart();
         wait_for("output", || {
             m.get("env").unwrap()["recent_output"]
@@ -732,7 +749,7 @@ mod tests {
             "chatty",
             "i=0; while [ $i -lt 500 ]; do echo line $i; i=$((i+1)); done; sleep 30",
         );
-        let m = Modules::start(&[c], "a".into(), "t".into(), fast()).unwrap();
+        let m = Modules::start(&[c], "a".into(), "t".into(), fast(), Default::default()).unwrap();
         m.autostart();
         wait_for("the last line", || {
             m.get("chatty").unwrap()["recent_output"]
@@ -748,7 +765,14 @@ mod tests {
 
     #[test]
     fn a_dying_module_is_restarted_with_backoff() {
-        let m = Modules::start(&[sh("dies", "exit 3")], "a".into(), "t".into(), fast()).unwrap();
+        let m = Modules::start(
+            &[sh("dies", "exit 3")],
+            "a".into(),
+            "t".into(),
+            fast(),
+            Default::default(),
+        )
+        .unwrap();
         m.autostart();
         wait_for("three restarts", || {
             m.get("dies").unwrap()["restarts"].as_u64() >= Some(3)
@@ -775,7 +799,7 @@ mod tests {
             args: vec![],
             ..sh("missing", "")
         };
-        let m = Modules::start(&[c], "a".into(), "t".into(), fast()).unwrap();
+        let m = Modules::start(&[c], "a".into(), "t".into(), fast(), Default::default()).unwrap();
         m.autostart();
         assert_eq!(m.get("missing").unwrap()["status"], "failed");
         wait_for("a retry", || {
@@ -791,7 +815,7 @@ mod tests {
             "stubborn",
             "trap '' TERM; sleep 300 & echo child=$!; while true; do sleep 0.05; done",
         );
-        let m = Modules::start(&[c], "a".into(), "t".into(), fast()).unwrap();
+        let m = Modules::start(&[c], "a".into(), "t".into(), fast(), Default::default()).unwrap();
         m.autostart();
         let mut child = 0;
         wait_for("the child pid", || {
@@ -824,7 +848,7 @@ mod tests {
 
     #[test]
     fn add_refuses_duplicates_and_bad_names() {
-        let m = Modules::start(&[], "a".into(), "t".into(), fast()).unwrap();
+        let m = Modules::start(&[], "a".into(), "t".into(), fast(), Default::default()).unwrap();
         m.autostart();
         let c = ModuleConfig {
             autostart: false,

@@ -169,6 +169,7 @@ impl Core {
             module_addr.to_string(),
             token.clone(),
             Timing::default(),
+            metrics.clone(),
         )?);
         let api = Api::start(
             SocketAddr::new(ip, config.api_port),

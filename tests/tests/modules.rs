@@ -134,6 +134,9 @@ fn the_example_module_writes_login_attempts_to_csv_and_is_restarted() {
             .then_some(m)
     });
     assert!(m["last_exit"].as_str().unwrap().contains("9"), "{m}");
+    let metrics = core.metrics();
+    assert_eq!(metrics.value("honeybee_module_restarts_total", &[]), 1.0);
+    assert_eq!(metrics.value("honeybee_modules_running", &[]), 1.0);
     // It has to reconnect before it sees the next event.
     wait_for("a new subscription", T, EVERY, || {
         let out = module(&core, "creds")["recent_output"].clone();
