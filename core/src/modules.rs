@@ -432,14 +432,20 @@ impl Inner {
             .stderr(Stdio::piped())
             .process_group(0);
         // The core blocks SIGTERM and SIGINT in every thread (a signal
-        // thread takes them); a child must not inherit that mask.
+        // thread takes them); a child must not inherit that mask. And should
+        // the core die without stopping it (SIGKILL), the module gets SIGTERM
+        // (Linux: when the thread that spawned it ends; those live until
+        // the modules are stopped).
         let unblocked = SigSet::empty();
-        // SAFETY: only sigprocmask, which is async-signal-safe, runs
-        // between fork and exec; `unblocked` was built before the fork.
+        // SAFETY: only sigprocmask and prctl, both plain system calls and
+        // async-signal-safe, run between fork and exec; `unblocked` was
+        // built before the fork.
         unsafe {
             cmd.pre_exec(move || {
-                sigprocmask(SigmaskHow::SIG_SETMASK, Some(&unblocked), None)
-                    .map_err(std::io::Error::from)
+                sigprocmask(SigmaskHow::SIG_SETMASK, Some(&unblocked), None)?;
+                #[cfg(target_os = "linux")]
+                nix::sys::prctl::set_pdeathsig(Signal::SIGTERM)?;
+                Ok(())
             });
         }
         let now = Instant::now();

@@ -271,3 +271,20 @@ fn the_api_lists_adds_starts_and_stops_modules() {
         "module {pid} survived the core"
     );
 }
+
+#[test]
+fn modules_do_not_outlive_a_killed_core() {
+    let config =
+        "[[modules]]\nname = \"sleeper\"\ncommand = \"sh\"\nargs = [\"-c\", \"exec sleep 300\"]\n";
+    let mut core = Core::builder().config(config).start();
+    let pid = wait_for("the module to run", T, EVERY, || {
+        module(&core, "sleeper")["pid"].as_i64()
+    }) as i32;
+    core.stop_with(Signal::SIGKILL, Duration::from_secs(5));
+    wait_for("the module to go with the core", T, EVERY, || {
+        let gone = kill(Pid::from_raw(pid), None).is_err()
+            || std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .is_ok_and(|s| s.contains(") Z "));
+        gone.then_some(())
+    });
+}
