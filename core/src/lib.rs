@@ -5,8 +5,9 @@
 //! [`registry`] of nodes (enrollment, TOTP, lockouts, liveness), the
 //! [`store`] trait and its embedded SQLite implementation, the HTTP [`api`]
 //! with `/metrics`, the [`stream`] port for modules and the dashboard
-//! ([`module_session`]: PROTOCOL.md §7, live messages from the [`bus`]), and
-//! the [`config`] and [`cli`] that set them up.
+//! ([`module_session`]: PROTOCOL.md §7, live messages from the [`bus`]), the
+//! extension [`modules`] the core runs as child processes (managed through
+//! [`api_modules`]), and the [`config`] and [`cli`] that set them up.
 //!
 //! # Implementation
 //!
