@@ -7,13 +7,16 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const TOKEN: &str = "bench-token";
+/// The API token every bench core runs with.
+pub const TOKEN: &str = "bench-token";
 
 pub struct CoreProcess {
     child: Child,
     dir: PathBuf,
     pub node_addr: SocketAddr,
     api_addr: SocketAddr,
+    /// The live stream (port 9003).
+    pub stream_addr: SocketAddr,
     pub tls_roots: Option<Arc<rustls::RootCertStore>>,
 }
 
@@ -55,6 +58,7 @@ impl CoreProcess {
         std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
         let node_port = free_port()?;
         let api_port = free_port()?;
+        let stream_port = free_port()?;
         let mut args: Vec<String> = vec![
             "--data-dir".into(),
             dir.join("data").display().to_string(),
@@ -62,6 +66,8 @@ impl CoreProcess {
             node_port.to_string(),
             "--api-port".into(),
             api_port.to_string(),
+            "--stream-port".into(),
+            stream_port.to_string(),
             "--api-token".into(),
             TOKEN.into(),
         ];
@@ -83,6 +89,7 @@ impl CoreProcess {
             dir,
             node_addr: SocketAddr::from(([127, 0, 0, 1], node_port)),
             api_addr: SocketAddr::from(([127, 0, 0, 1], api_port)),
+            stream_addr: SocketAddr::from(([127, 0, 0, 1], stream_port)),
             tls_roots,
         };
         let deadline = Instant::now() + Duration::from_secs(10);

@@ -5,6 +5,7 @@
 //!
 //!     cargo build --release -p honeybee-core -p honeybee-bench
 //!     target/release/event-load --events 1000000 --nodes 10
+//!     target/release/event-load --rate 10000 --seconds 10 --nodes 10   # latency
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
@@ -21,6 +22,9 @@ struct Options {
     events: u64,
     nodes: u64,
     queries: usize,
+    /// Latency mode: events per second, all nodes together.
+    rate: Option<u64>,
+    seconds: u64,
 }
 
 fn parse() -> Result<Options, String> {
@@ -28,6 +32,8 @@ fn parse() -> Result<Options, String> {
         events: 1_000_000,
         nodes: 10,
         queries: 200,
+        rate: None,
+        seconds: 10,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut it = args.iter();
@@ -41,8 +47,10 @@ fn parse() -> Result<Options, String> {
             "--events" => o.events = num()?,
             "--nodes" => o.nodes = num()?.max(1),
             "--queries" => o.queries = num()? as usize,
+            "--rate" => o.rate = Some(num()?.max(1)),
+            "--seconds" => o.seconds = num()?.max(1),
             "--help" | "-h" => {
-                println!("event-load [--events N] [--nodes K] [--queries Q]");
+                println!("event-load [--events N] [--nodes K] [--queries Q] | [--rate EVENTS_PER_S --seconds S --nodes K]");
                 std::process::exit(0);
             }
             other => return Err(format!("unknown argument {other}")),
@@ -51,14 +59,11 @@ fn parse() -> Result<Options, String> {
     Ok(o)
 }
 
-/// One node: registers with event-ack, writes its events in large writes,
-/// and returns when an EventAck covers its last seq.
-fn node(
+/// Connects node `index` with event-ack; returns its socket and a reader.
+fn connect_node(
     addr: std::net::SocketAddr,
     index: u64,
-    count: u64,
-    start: Arc<Instant>,
-) -> Result<Duration, String> {
+) -> Result<(TcpStream, BufReader<TcpStream>), String> {
     let id = 1_000 + index;
     let mut sock = TcpStream::connect(addr).map_err(|e| e.to_string())?;
     let mut reader = BufReader::new(sock.try_clone().map_err(|e| e.to_string())?);
@@ -78,6 +83,46 @@ fn node(
     sock.write_all(&line).map_err(|e| e.to_string())?;
     let mut text = String::new();
     reader.read_line(&mut text).map_err(|e| e.to_string())?;
+    Ok((sock, reader))
+}
+
+/// One login event of node `id`; `sent_ns` lets a subscriber time it.
+fn login(id: u64, seq: u64, sent_ns: Option<u128>) -> NodeMessage {
+    let mut data = serde_json::Map::new();
+    data.insert("src_ip".into(), format!("203.0.113.{}", seq % 200).into());
+    data.insert("src_port".into(), (40_000 + seq % 20_000).into());
+    data.insert("dst_port".into(), 22.into());
+    data.insert("username".into(), "root".into());
+    data.insert("password".into(), format!("pw{}", seq % 1000).into());
+    if let Some(ns) = sent_ns {
+        data.insert("sent_ns".into(), (ns as u64).into());
+    }
+    NodeMessage::PotEvent(PotEvent {
+        node_id: id,
+        pot_id: "cowrie-01".into(),
+        pot_type: "cowrie".into(),
+        event_type: if seq.is_multiple_of(3) {
+            "cowrie.command.input"
+        } else {
+            "cowrie.login.failed"
+        }
+        .into(),
+        timestamp: honeybee_proto::time::now_rfc3339(),
+        seq: Some(seq),
+        data,
+    })
+}
+
+/// One node: registers with event-ack, writes its events in large writes,
+/// and returns when an EventAck covers its last seq.
+fn node(
+    addr: std::net::SocketAddr,
+    index: u64,
+    count: u64,
+    start: Arc<Instant>,
+) -> Result<Duration, String> {
+    let id = 1_000 + index;
+    let (mut sock, mut reader) = connect_node(addr, index)?;
     let acker = std::thread::spawn(move || -> Result<Duration, String> {
         let mut text = String::new();
         loop {
@@ -95,26 +140,7 @@ fn node(
     });
     let mut buf = Vec::with_capacity(64 * 1024);
     for seq in 1..=count {
-        let mut data = serde_json::Map::new();
-        data.insert("src_ip".into(), format!("203.0.113.{}", seq % 200).into());
-        data.insert("src_port".into(), (40_000 + seq % 20_000).into());
-        data.insert("dst_port".into(), 22.into());
-        data.insert("username".into(), "root".into());
-        data.insert("password".into(), format!("pw{}", seq % 1000).into());
-        let event = NodeMessage::PotEvent(PotEvent {
-            node_id: id,
-            pot_id: "cowrie-01".into(),
-            pot_type: "cowrie".into(),
-            event_type: if seq % 3 == 0 {
-                "cowrie.command.input"
-            } else {
-                "cowrie.login.failed"
-            }
-            .into(),
-            timestamp: honeybee_proto::time::now_rfc3339(),
-            seq: Some(seq),
-            data,
-        });
+        let event = login(id, seq, None);
         encode_into(&Envelope::new(event), &mut buf);
         if buf.len() >= 60 * 1024 {
             sock.write_all(&buf).map_err(|e| e.to_string())?;
@@ -125,6 +151,104 @@ fn node(
     acker
         .join()
         .map_err(|_| "ack reader panicked".to_string())?
+}
+
+/// Latency mode: a WebSocket subscriber listens while `nodes` nodes send
+/// `rate` events per second in total for `seconds`; each event carries its
+/// send time, so the subscriber measures send-to-receipt latency.
+fn latency(core: &CoreProcess, o: &Options, rate: u64) {
+    let epoch = Instant::now();
+    let url = format!(
+        "ws://{}/?token={}",
+        core.stream_addr,
+        honeybee_bench::core_process::TOKEN
+    );
+    let stream = TcpStream::connect(core.stream_addr).expect("connect to the stream port");
+    let (mut ws, _) = tungstenite::client(url.as_str(), stream).expect("WebSocket handshake");
+    let subscribe =
+        r#"{"version":2,"message":{"BackendCommand":{"Subscribe":{"topics":["events"]}}}}"#;
+    ws.send(tungstenite::Message::text(subscribe))
+        .expect("subscribe");
+    let total = rate * o.seconds;
+    let listener = std::thread::spawn(move || {
+        let mut lat = Vec::with_capacity(total as usize);
+        let mut lagged = 0u64;
+        let deadline = Instant::now() + Duration::from_secs(30 + total / rate.max(1));
+        while (lat.len() as u64) < total && Instant::now() < deadline {
+            let Ok(msg) = ws.read() else { break };
+            let tungstenite::Message::Text(text) = msg else {
+                continue;
+            };
+            let now = epoch.elapsed().as_nanos() as u64;
+            let v: serde_json::Value = match serde_json::from_str(text.as_str()) {
+                Ok(v) => v,
+                Err(_) => continue,
+            };
+            if let Some(sent) = v["message"]["PotEvent"]["data"]["sent_ns"].as_u64() {
+                lat.push(Duration::from_nanos(now.saturating_sub(sent)));
+            } else if let Some(f) = v["message"]["BackendResponse"]["Failure"].as_str() {
+                if let Some(n) = f.strip_prefix("lagged ") {
+                    lagged += n.parse::<u64>().unwrap_or(0);
+                }
+            }
+        }
+        (lat, lagged)
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    let before = core.sample().expect("sample");
+    let per_node = rate / o.nodes;
+    let senders: Vec<_> = (0..o.nodes)
+        .map(|i| {
+            let addr = core.node_addr;
+            let seconds = o.seconds;
+            std::thread::spawn(move || -> Result<(), String> {
+                let (mut sock, _reader) = connect_node(addr, 100 + i)?;
+                let id = 1_100 + i;
+                // 1 ms ticks; each sends the events due by then.
+                let start = Instant::now();
+                let mut sent = 0u64;
+                let mut buf = Vec::new();
+                while sent < per_node * seconds {
+                    let due = (start.elapsed().as_secs_f64() * per_node as f64) as u64;
+                    while sent < due.min(per_node * seconds) {
+                        sent += 1;
+                        let ns = epoch.elapsed().as_nanos();
+                        encode_into(&Envelope::new(login(id, sent, Some(ns))), &mut buf);
+                    }
+                    if !buf.is_empty() {
+                        sock.write_all(&buf).map_err(|e| e.to_string())?;
+                        buf.clear();
+                    }
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Ok(())
+            })
+        })
+        .collect();
+    for s in senders {
+        if let Ok(Err(e)) = s.join() {
+            eprintln!("event-load: a node failed: {e}");
+        }
+    }
+    let (mut lat, lagged) = listener.join().expect("listener");
+    let after = core.sample().expect("sample");
+    lat.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    println!(
+        "{} events/s from {} nodes for {} s, one WebSocket subscriber: received {} of {} ({} reported lagged); \
+         send-to-subscriber latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; core CPU {:.1}% of one core, RSS {:.1} MB",
+        rate,
+        o.nodes,
+        o.seconds,
+        lat.len(),
+        per_node * o.nodes * o.seconds,
+        lagged,
+        ms(percentile(&lat, 0.5)),
+        ms(percentile(&lat, 0.99)),
+        ms(lat.last().copied().unwrap_or_default()),
+        (after.cpu - before.cpu).as_secs_f64() * 100.0 / o.seconds as f64,
+        after.rss_kb as f64 / 1024.0
+    );
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -151,6 +275,10 @@ fn main() {
             std::process::exit(1);
         }
     };
+    if let Some(rate) = o.rate {
+        latency(&core, &o, rate);
+        return;
+    }
     let per_node = o.events / o.nodes;
     let total = per_node * o.nodes;
     let before = core.sample().expect("sample");
