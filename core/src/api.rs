@@ -36,6 +36,8 @@ pub struct ApiContext {
     pub token: String,
     /// Extension modules.
     pub modules: Arc<Modules>,
+    /// Whether `POST /api/v1/modules` may add modules.
+    pub modules_api_add: bool,
     /// The stream port (WebSocket), for the dashboard's `/ui/config.json`.
     pub stream_port: u16,
 }

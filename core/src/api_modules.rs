@@ -16,6 +16,12 @@ pub fn list(ctx: &ApiContext) -> Reply {
 /// `POST /api/v1/modules`: adds a module until the core stops (it is not
 /// written to the config file); starts it when `autostart` (default true).
 pub fn add(ctx: &ApiContext, request: &mut Request) -> Reply {
+    if !ctx.modules_api_add {
+        return error(
+            403,
+            "adding modules through the API is off; set modules_api_add = true in the core config",
+        );
+    }
     let config: ModuleConfig = match json_body(request) {
         Ok(c) => c,
         Err(reply) => return reply,

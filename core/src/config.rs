@@ -106,6 +106,10 @@ pub struct Config {
     pub retention_days: u64,
     /// Most attack events kept (the oldest go first); 0 is no cap.
     pub max_events: u64,
+    /// Whether `POST /api/v1/modules` may add modules (programs the core
+    /// runs) at run time. Off: the API token alone must not be enough to run
+    /// a program on the core's machine.
+    pub modules_api_add: bool,
     /// TLS on port 9001.
     pub tls: TlsConfig,
     /// Extension modules the core runs (`[[modules]]`).
@@ -137,6 +141,7 @@ impl Default for Config {
             lockout_max: 3600,
             retention_days: 90,
             max_events: 10_000_000,
+            modules_api_add: false,
             tls: TlsConfig::default(),
             modules: Vec::new(),
         }

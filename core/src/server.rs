@@ -179,6 +179,7 @@ impl Core {
                 events: store.clone() as Arc<dyn EventStore>,
                 token,
                 modules: modules.clone(),
+                modules_api_add: config.modules_api_add,
                 stream_port: stream_addr.port(),
             }),
         )?;

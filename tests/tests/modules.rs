@@ -168,7 +168,15 @@ fn the_example_module_writes_login_attempts_to_csv_and_is_restarted() {
 
 #[test]
 fn the_api_lists_adds_starts_and_stops_modules() {
-    let core = Core::start();
+    // By default the API may not add programs for the core to run.
+    let locked = Core::start();
+    let e = locked
+        .api()
+        .post("/api/v1/modules", r#"{"name": "x", "command": "true"}"#)
+        .expect_error(403);
+    assert!(e.contains("modules_api_add"), "{e}");
+    drop(locked);
+    let core = Core::builder().config("modules_api_add = true\n").start();
     let api = core.api().clone();
     let api = &api;
     let list = api.get("/api/v1/modules").expect_status(200).json();

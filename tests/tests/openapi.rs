@@ -43,6 +43,9 @@ fn the_document_is_served_without_a_token_and_names_every_route() {
         "/api/v1/events",
         "/api/v1/events/export",
         "/api/v1/stats",
+        "/api/v1/modules",
+        "/api/v1/modules/{name}/start",
+        "/api/v1/modules/{name}/stop",
     ] {
         assert!(
             paths.contains_key(route),
