@@ -49,10 +49,13 @@ pub struct Api {
 }
 
 impl Api {
-    /// Binds `addr` and starts answering.
-    pub fn start(addr: std::net::SocketAddr, ctx: Arc<ApiContext>) -> Result<Api, String> {
-        let server =
-            Arc::new(Server::http(addr).map_err(|e| format!("binding API port {addr}: {e}"))?);
+    /// Serves on the Unix socket `path`; the TCP port belongs to the
+    /// [`crate::http_gate`], which forwards admitted connections here.
+    pub fn start(path: &std::path::Path, ctx: Arc<ApiContext>) -> Result<Api, String> {
+        let server = Arc::new(
+            Server::http_unix(path)
+                .map_err(|e| format!("binding the API's Unix socket {}: {e}", path.display()))?,
+        );
         let threads = (0..THREADS)
             .map(|i| {
                 let server = server.clone();

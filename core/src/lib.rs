@@ -43,6 +43,7 @@ pub mod event_page;
 pub mod event_query;
 pub mod events;
 pub mod files;
+pub mod http_gate;
 pub mod io_thread;
 pub mod listener;
 pub mod lockout;

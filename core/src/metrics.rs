@@ -203,6 +203,8 @@ pub struct Metrics {
     pub event_acks_failed: AtomicU64,
     /// Events removed by retention.
     pub events_expired: AtomicU64,
+    /// API connections closed at accept (limits of the HTTP gate).
+    pub api_refused: AtomicU64,
     /// Connections accepted on the stream port.
     pub stream_connections: AtomicU64,
     /// Stream sessions open now (registered or not).
@@ -349,6 +351,11 @@ impl Metrics {
                 "honeybee_events_expired_total",
                 "Events removed by retention.",
                 &self.events_expired,
+            ),
+            (
+                "honeybee_api_connections_refused_total",
+                "API connections closed at accept: too many, or too fast from one source.",
+                &self.api_refused,
             ),
         ] {
             counter(&mut out, name, help, get(value));

@@ -14,6 +14,7 @@ use crate::bus::Bus;
 use crate::clock::Clock;
 use crate::config::{Config, Enrollment};
 use crate::files;
+use crate::http_gate::{self, HttpGate};
 use crate::listener::{self, NodeListener};
 use crate::lockout::LockoutPolicy;
 use crate::metrics::Metrics;
@@ -171,8 +172,17 @@ impl Core {
             Timing::default(),
             metrics.clone(),
         )?);
+        let api_socket = http_gate::bind(SocketAddr::new(ip, config.api_port))
+            .map_err(|e| format!("binding API port {ip}:{}: {e}", config.api_port))?;
+        let api_addr = api_socket
+            .get_ref()
+            .local_addr()
+            .map_err(|e| format!("API port: {e}"))?;
+        // tiny_http behind the gate, on a socket only this user can reach.
+        let api_unix = config.data_dir.join("api.sock");
+        let _ = std::fs::remove_file(&api_unix);
         let api = Api::start(
-            SocketAddr::new(ip, config.api_port),
+            &api_unix,
             Arc::new(ApiContext {
                 registry: registry.clone(),
                 metrics: metrics.clone(),
@@ -183,7 +193,6 @@ impl Core {
                 stream_port: stream_addr.port(),
             }),
         )?;
-        let api_addr = SocketAddr::new(ip, config.api_port);
 
         let executor = Arc::new(smol::Executor::new());
         let (stop, stopped) = async_channel::bounded::<()>(1);
@@ -235,6 +244,15 @@ impl Core {
         };
         executor
             .spawn(future::or(node_listener.run(), until_stopped()))
+            .detach();
+        let gate = HttpGate {
+            socket: api_socket,
+            backend: api_unix,
+            metrics: metrics.clone(),
+            executor: executor.clone(),
+        };
+        executor
+            .spawn(future::or(gate.run(), until_stopped()))
             .detach();
         let stream_listener = StreamListener {
             socket: stream_socket,
