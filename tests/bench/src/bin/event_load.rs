@@ -165,6 +165,10 @@ fn latency(core: &CoreProcess, o: &Options, rate: u64) {
     );
     let stream = TcpStream::connect(core.stream_addr).expect("connect to the stream port");
     let (mut ws, _) = tungstenite::client(url.as_str(), stream).expect("WebSocket handshake");
+    // Lets the listener notice its deadline when messages stop coming.
+    let _ = ws
+        .get_ref()
+        .set_read_timeout(Some(Duration::from_millis(500)));
     let subscribe =
         r#"{"version":2,"message":{"BackendCommand":{"Subscribe":{"topics":["events"]}}}}"#;
     ws.send(tungstenite::Message::text(subscribe))
@@ -173,9 +177,20 @@ fn latency(core: &CoreProcess, o: &Options, rate: u64) {
     let listener = std::thread::spawn(move || {
         let mut lat = Vec::with_capacity(total as usize);
         let mut lagged = 0u64;
-        let deadline = Instant::now() + Duration::from_secs(30 + total / rate.max(1));
-        while (lat.len() as u64) < total && Instant::now() < deadline {
-            let Ok(msg) = ws.read() else { break };
+        let deadline = Instant::now() + Duration::from_secs(10 + total / rate.max(1));
+        while (lat.len() as u64) + lagged < total && Instant::now() < deadline {
+            let msg = match ws.read() {
+                Ok(m) => m,
+                Err(tungstenite::Error::Io(e))
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    continue
+                }
+                Err(_) => break,
+            };
             let tungstenite::Message::Text(text) = msg else {
                 continue;
             };
@@ -202,7 +217,7 @@ fn latency(core: &CoreProcess, o: &Options, rate: u64) {
             let addr = core.node_addr;
             let seconds = o.seconds;
             std::thread::spawn(move || -> Result<(), String> {
-                let (mut sock, _reader) = connect_node(addr, 100 + i)?;
+                let (mut sock, mut reader) = connect_node(addr, 100 + i)?;
                 let id = 1_100 + i;
                 // 1 ms ticks; each sends the events due by then.
                 let start = Instant::now();
@@ -221,7 +236,24 @@ fn latency(core: &CoreProcess, o: &Options, rate: u64) {
                     }
                     std::thread::sleep(Duration::from_millis(1));
                 }
-                Ok(())
+                // Leave only once everything is acknowledged: closing with
+                // unread acks would reset the connection, and a reset makes
+                // the core's kernel drop what it had not read yet (a real
+                // agent replays its spool; this load generator would not).
+                let mut line = String::new();
+                loop {
+                    line.clear();
+                    if reader.read_line(&mut line).map_err(|e| e.to_string())? == 0 {
+                        return Err("closed before the last ack".into());
+                    }
+                    if let Ok(CoreMessage::EventAck(a)) =
+                        decode::<CoreMessage>(line.trim_end().as_bytes())
+                    {
+                        if a.seq >= per_node * seconds {
+                            return Ok(());
+                        }
+                    }
+                }
             })
         })
         .collect();
@@ -231,6 +263,16 @@ fn latency(core: &CoreProcess, o: &Options, rate: u64) {
         }
     }
     let (mut lat, lagged) = listener.join().expect("listener");
+    let stored = core
+        .get("/api/v1/stats")
+        .ok()
+        .and_then(|r| r.split_once("\r\n\r\n").map(|(_, b)| b.to_string()))
+        .and_then(|b| serde_json::from_str::<serde_json::Value>(&b).ok())
+        .and_then(|v| v["totals"]["events"].as_u64())
+        .unwrap_or(0);
+    if stored != per_node * o.nodes * o.seconds {
+        eprintln!("event-load: the core stored {stored} events");
+    }
     let after = core.sample().expect("sample");
     lat.sort();
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
