@@ -50,14 +50,7 @@ impl HttpGate {
         });
         let backend = Arc::new(self.backend);
         loop {
-            let (client, peer) = match self.socket.accept().await {
-                Ok(c) => c,
-                Err(e) => {
-                    log::error!("accepting an API connection: {e}");
-                    Timer::after(Duration::from_millis(100)).await;
-                    continue;
-                }
-            };
+            let (client, peer) = crate::listener::accept(&self.socket, "an API connection").await;
             let permit = match admission.admit(peer.ip(), Instant::now()) {
                 Ok(p) => p,
                 Err(refusal) => {

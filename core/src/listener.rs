@@ -41,15 +41,7 @@ impl NodeListener {
     pub async fn run(self) {
         let this = Arc::new(self);
         loop {
-            let (stream, peer) = match this.socket.accept().await {
-                Ok(c) => c,
-                Err(e) => {
-                    // Out of file descriptors and the like: back off, keep serving.
-                    log::error!("accepting a node connection: {e}");
-                    Timer::after(Duration::from_millis(100)).await;
-                    continue;
-                }
-            };
+            let (stream, peer) = accept(&this.socket, "a node connection").await;
             let metrics = &this.ctx.metrics;
             metrics.connections.fetch_add(1, Ordering::Relaxed);
             let permit = match this.admission.admit(peer.ip(), Instant::now()) {
@@ -197,6 +189,20 @@ impl OpenConnection {
 impl Drop for OpenConnection {
     fn drop(&mut self) {
         self.0.connections_open.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// The next connection. Errors (out of file descriptors and the like) are
+/// logged and retried after a pause: a port keeps serving whatever happens.
+pub async fn accept(socket: &Async<TcpListener>, what: &str) -> (Async<TcpStream>, SocketAddr) {
+    loop {
+        match socket.accept().await {
+            Ok(c) => return c,
+            Err(e) => {
+                log::error!("accepting {what}: {e}");
+                Timer::after(Duration::from_millis(100)).await;
+            }
+        }
     }
 }
 

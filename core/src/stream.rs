@@ -102,14 +102,7 @@ impl StreamListener {
         let this = Arc::new(self);
         let open = Arc::new(AtomicUsize::new(0));
         loop {
-            let (stream, peer) = match this.socket.accept().await {
-                Ok(c) => c,
-                Err(e) => {
-                    log::error!("accepting a stream connection: {e}");
-                    Timer::after(Duration::from_millis(100)).await;
-                    continue;
-                }
-            };
+            let (stream, peer) = crate::listener::accept(&this.socket, "a stream connection").await;
             let metrics = &this.ctx.metrics;
             metrics.stream_connections.fetch_add(1, Ordering::Relaxed);
             let Some(slot) = Slot::take(&open, metrics) else {
