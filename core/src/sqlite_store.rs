@@ -223,6 +223,10 @@ impl Writer {
     fn run(mut self) {
         let mut jobs: Vec<Job> = Vec::new();
         let mut events: Vec<EventRecord> = Vec::new();
+        // Retention runs once at start (a core that was down a week must not
+        // wait a minute to drop what expired meanwhile), then every minute.
+        self.last_retention = Instant::now() - RETENTION_EVERY;
+        self.commit(&mut jobs, &mut events);
         loop {
             match async_io::block_on(self.next()) {
                 Work::Job(job) => jobs.push(job),
@@ -764,6 +768,59 @@ mod tests {
             left.iter().map(|e| e.id).collect::<Vec<_>>(),
             vec![newest[0].id, newest[1].id]
         );
+        s.close();
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// When the writer cannot write, appending blocks once the bounded
+    /// queue is full (the node poller then stops reading): nothing is
+    /// dropped, and everything is stored once the writer can go on.
+    #[test]
+    fn a_stalled_writer_blocks_appenders_and_loses_nothing() {
+        let dir = std::env::temp_dir().join(format!("hb-backpressure-{}", std::process::id()));
+        crate::files::create_private_dir(&dir).unwrap();
+        let path = dir.join("b.db");
+        let metrics = Arc::new(Metrics::default());
+        let s =
+            Arc::new(SqliteStore::open_with(&path, Retention::default(), metrics.clone()).unwrap());
+        // Another connection holds the write lock: the writer's inserts wait.
+        let blocker = open(&path).unwrap();
+        blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let total = (EVENT_QUEUE + EVENT_BATCH + 5000) as u64;
+        let appended = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let appender = {
+            let (s, appended) = (s.clone(), appended.clone());
+            std::thread::spawn(move || {
+                for seq in 1..=total {
+                    s.append(event(1, Some(seq), "198.51.100.1", seq as i64))
+                        .unwrap();
+                    appended.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        };
+        std::thread::sleep(Duration::from_millis(1500));
+        let held = appended.load(Ordering::Relaxed);
+        assert!(
+            held < total,
+            "appending went on while nothing could be written"
+        );
+        assert!(
+            held as usize <= EVENT_QUEUE + EVENT_BATCH + 1,
+            "{held} events buffered while the writer is stalled"
+        );
+        blocker.execute_batch("ROLLBACK").unwrap();
+        appender.join().unwrap();
+        let mut waited = 0;
+        while metrics.events_stored.load(Ordering::Relaxed) < total {
+            std::thread::sleep(Duration::from_millis(20));
+            waited += 1;
+            assert!(
+                waited < 1500,
+                "stored {}",
+                metrics.events_stored.load(Ordering::Relaxed)
+            );
+        }
+        assert_eq!(metrics.events_stored.load(Ordering::Relaxed), total);
         s.close();
         std::fs::remove_dir_all(&dir).ok();
     }

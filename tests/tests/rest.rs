@@ -216,3 +216,35 @@ fn stats_count_and_rank_what_nodes_saw() {
     core.api().get("/api/v1/stats?hours=0").expect_error(400);
     core.api().get("/api/v1/stats?bogus=1").expect_error(400);
 }
+
+#[test]
+fn retention_drops_expired_events_and_keeps_recent_ones() {
+    let config = "retention_days = 1\n";
+    let core = Core::builder().config(config).start();
+    let mut id = NodeIdentity::new("old-and-new").with_capabilities(&[CAP_EVENT_ACK]);
+    let mut conn = id.enroll(core.node_addr);
+    let now = now_unix().0;
+    let old = format_rfc3339(now - 3 * 86_400, 0);
+    let new = format_rfc3339(now - 60, 0);
+    conn.must_send(&id.pot_event("p", "t", "x.old", &old, Some(1), json!({})));
+    conn.must_send(&id.pot_event("p", "t", "x.new", &new, Some(2), json!({})));
+    conn.wait_event_ack(2, T);
+    let ws = core.workspace();
+    drop(conn);
+    drop(core);
+    // Retention runs when the core starts (then every minute).
+    let core = Core::builder().config(config).workspace(ws).start();
+    let types = poll_until(T, Duration::from_millis(50), || {
+        let body = core.api().get("/api/v1/events").json();
+        let types: Vec<String> = body["events"]
+            .as_array()?
+            .iter()
+            .filter_map(|e| e["event_type"].as_str().map(String::from))
+            .collect();
+        (types.len() == 1).then_some(types)
+    })
+    .expect("the expired event is dropped after the restart");
+    assert_eq!(types, vec!["x.new".to_string()]);
+    let text = core.api().get("/metrics").expect_status(200).text();
+    assert!(text.contains("honeybee_events_expired_total 1"), "{text}");
+}
