@@ -584,17 +584,18 @@ impl Registry {
         }
     }
 
-    /// Marks nodes that missed three heartbeats as Unknown and closes their
-    /// connections. Returns how many were marked.
+    /// Marks nodes that sent nothing for three heartbeat intervals as
+    /// Unknown and closes their connections. Returns how many were marked.
     pub fn sweep(&self) -> usize {
         let now_ms = self.clock.now_ms();
         let limit = self.policy.heartbeat_interval.as_millis() as u64 * 3;
         let mut nodes = self.lock();
         let mut lost = 0;
         for entry in nodes.values_mut() {
-            if !entry.record.status.is_live()
-                || now_ms.saturating_sub(entry.last_seen_ms()) <= limit
-            {
+            // A connected node that went silent is lost whatever status it
+            // last reported; so is a live one that never came back.
+            let watched = entry.conn.is_some() || entry.record.status.is_live();
+            if !watched || now_ms.saturating_sub(entry.last_seen_ms()) <= limit {
                 continue;
             }
             if let Some(c) = entry.conn.take() {

@@ -212,3 +212,15 @@ fn the_connection_decides_which_node_a_message_is_for() {
         "B got A's pot: {nb}"
     );
 }
+
+/// A node that last reported Failed (or Stopped) and then went silent is
+/// lost too: its connection is closed and it becomes Unknown.
+#[test]
+fn a_silent_node_is_lost_whatever_status_it_last_reported() {
+    let core = Core::builder().args(["--heartbeat-interval", "1"]).start();
+    let (mut failed, fid) = core.enroll("failed-then-silent");
+    failed.must_send(&fid.status(NodeStatus::Failed));
+    core.api().wait_status(fid.node_id, "Failed", T);
+    failed.expect_closed(Duration::from_secs(8), "a silent connection");
+    core.api().wait_status(fid.node_id, "Unknown", T);
+}
