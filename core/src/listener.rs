@@ -207,7 +207,7 @@ pub async fn accept(socket: &Async<TcpListener>, what: &str) -> (Async<TcpStream
 }
 
 /// Keepalive finds peers that vanished; no Nagle delay for small messages.
-fn configure(stream: &TcpStream) {
+pub fn configure(stream: &TcpStream) {
     let sock = SockRef::from(stream);
     let keepalive = TcpKeepalive::new()
         .with_time(Duration::from_secs(60))

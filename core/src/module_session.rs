@@ -301,8 +301,6 @@ pub fn url_token(query: Option<&str>) -> Option<String> {
 mod tests {
     use super::*;
     use crate::clock::Clock;
-    use crate::config::Enrollment;
-    use crate::lockout::LockoutPolicy;
     use crate::registry::Policy;
     use crate::sqlite_store::SqliteStore;
     use crate::store::NodeStore;
@@ -310,7 +308,6 @@ mod tests {
         encode, BackendRegistration, BackendType, Command, Envelope, EventQuery, NodeRegistration,
         NodeStatus, NodeType, Subscribe,
     };
-    use std::time::Duration;
 
     const TOKEN: &str = "secret-token";
 
@@ -331,18 +328,7 @@ mod tests {
         let store = Arc::new(SqliteStore::open(&dir.join("t.db")).unwrap());
         let metrics = Arc::new(Metrics::default());
         let bus = Arc::new(Bus::new());
-        let policy = Policy {
-            enrollment: Enrollment::Open,
-            enrollment_token: String::new(),
-            max_nodes: 10,
-            heartbeat_interval: Duration::from_secs(30),
-            lockout: LockoutPolicy {
-                failures: 5,
-                window: Duration::from_secs(300),
-                base: Duration::from_secs(60),
-                max: Duration::from_secs(3600),
-            },
-        };
+        let policy = Policy::for_tests();
         let registry = Registry::load(
             store.clone() as Arc<dyn NodeStore>,
             metrics.clone(),

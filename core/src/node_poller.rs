@@ -543,8 +543,6 @@ fn flush(conn: &mut Conn) -> Flow {
 mod tests {
     use super::*;
     use crate::clock::Clock;
-    use crate::config::Enrollment;
-    use crate::lockout::LockoutPolicy;
     use crate::metrics::Metrics;
     use crate::registry::{Policy, Registry};
     use crate::sqlite_store::SqliteStore;
@@ -559,18 +557,7 @@ mod tests {
     fn context(dir: &std::path::Path) -> Arc<NodeContext> {
         let store = Arc::new(SqliteStore::open(&dir.join("t.db")).unwrap());
         let events = store.clone() as Arc<dyn crate::store::EventStore>;
-        let policy = Policy {
-            enrollment: Enrollment::Open,
-            enrollment_token: String::new(),
-            max_nodes: 10,
-            heartbeat_interval: Duration::from_secs(30),
-            lockout: LockoutPolicy {
-                failures: 5,
-                window: Duration::from_secs(300),
-                base: Duration::from_secs(60),
-                max: Duration::from_secs(3600),
-            },
-        };
+        let policy = Policy::for_tests();
         let metrics = Arc::new(Metrics::default());
         let bus = Arc::new(crate::bus::Bus::new());
         let registry = Registry::load(

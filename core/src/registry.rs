@@ -48,6 +48,25 @@ pub struct Policy {
     pub lockout: LockoutPolicy,
 }
 
+#[cfg(test)]
+impl Policy {
+    /// Open enrollment, 10 nodes, 30 s heartbeats, the default lockouts.
+    pub(crate) fn for_tests() -> Policy {
+        Policy {
+            enrollment: Enrollment::Open,
+            enrollment_token: String::new(),
+            max_nodes: 10,
+            heartbeat_interval: Duration::from_secs(30),
+            lockout: LockoutPolicy {
+                failures: 5,
+                window: Duration::from_secs(300),
+                base: Duration::from_secs(60),
+                max: Duration::from_secs(3600),
+            },
+        }
+    }
+}
+
 /// What a connection and the registry share about a registered node.
 #[derive(Debug)]
 pub struct Liveness {

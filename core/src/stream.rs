@@ -27,7 +27,6 @@ use honeybee_proto::{
     decode, encode, BackendResponse, DecodeError, Envelope, LineDecoder, ModuleMessage,
     StreamMessage,
 };
-use socket2::{SockRef, TcpKeepalive};
 
 use crate::bus::{Delivery, Subscription};
 use crate::metrics::{Metrics, StreamRefusal};
@@ -110,7 +109,7 @@ impl StreamListener {
                 log::debug!("refused stream connection from {peer}: {MAX_SESSIONS} sessions open");
                 continue;
             };
-            configure(stream.get_ref());
+            crate::listener::configure(stream.get_ref());
             let task = Arc::clone(&this);
             this.executor
                 .spawn(async move {
@@ -441,18 +440,6 @@ async fn sniff(stream: &Async<TcpStream>) -> io::Result<Option<bool>> {
         // A prefix of "GET " so far: the rest is on its way.
         Timer::after(Duration::from_millis(10)).await;
     }
-}
-
-/// Keepalive finds peers that vanished; no Nagle delay for small messages.
-fn configure(stream: &TcpStream) {
-    let sock = SockRef::from(stream);
-    let keepalive = TcpKeepalive::new()
-        .with_time(Duration::from_secs(60))
-        .with_interval(Duration::from_secs(10));
-    if let Err(e) = sock.set_tcp_keepalive(&keepalive) {
-        log::debug!("setting keepalive: {e}");
-    }
-    let _ = sock.set_tcp_nodelay(true);
 }
 
 #[cfg(test)]
