@@ -147,7 +147,10 @@ impl SqliteStore {
         let conn = open(path)?;
         conn.execute_batch(SCHEMA)
             .and_then(|_| conn.execute_batch(sqlite_events::SCHEMA))
+            .and_then(|_| sqlite_events::migrate(&conn))
             .map_err(|e| StoreError(format!("creating tables in {}: {e}", path.display())))?;
+        let seqs = sqlite_events::load_seqs(&conn)
+            .map_err(|e| StoreError(format!("reading event seqs in {}: {e}", path.display())))?;
         // The database holds TOTP keys: owner only, including WAL side files.
         for file in [
             path.to_path_buf(),
@@ -174,7 +177,7 @@ impl SqliteStore {
             let shared = shared.clone();
             std::thread::Builder::new()
                 .name("store-writer".into())
-                .spawn(move || Writer::new(conn, job_queue, event_queue, shared).run())
+                .spawn(move || Writer::new(conn, job_queue, event_queue, shared, seqs).run())
                 .map_err(|e| StoreError(format!("starting the store writer: {e}")))?
         };
         Ok(SqliteStore {
@@ -195,6 +198,8 @@ struct Writer {
     events: async_channel::Receiver<EventRecord>,
     shared: Arc<WriterShared>,
     last_retention: Instant,
+    /// Each node's highest stored `seq`, as committed.
+    seqs: HashMap<u64, u64>,
 }
 
 enum Work {
@@ -210,6 +215,7 @@ impl Writer {
         jobs: async_channel::Receiver<Job>,
         events: async_channel::Receiver<EventRecord>,
         shared: Arc<WriterShared>,
+        seqs: HashMap<u64, u64>,
     ) -> Writer {
         Writer {
             conn,
@@ -217,6 +223,7 @@ impl Writer {
             events,
             shared,
             last_retention: Instant::now(),
+            seqs,
         }
     }
 
@@ -277,6 +284,8 @@ impl Writer {
     fn commit(&mut self, jobs: &mut Vec<Job>, events: &mut Vec<EventRecord>) {
         let retention_due = self.last_retention.elapsed() >= RETENTION_EVERY;
         let mut acks: HashMap<u64, u64> = HashMap::new();
+        // High-water marks this batch raises; kept only if it commits.
+        let mut raised: HashMap<u64, u64> = HashMap::new();
         let mut stored = 0u64;
         let mut expired = 0usize;
         let result = (|| {
@@ -289,14 +298,24 @@ impl Writer {
                     .map_err(|e| StoreError(format!("writing {}: {e}", describe(write))))?;
             }
             for e in events.iter() {
-                let new = sqlite_events::insert(&tx, e).map_err(|err| {
-                    StoreError(format!("storing an event of node {}: {err}", e.node_id))
-                })?;
-                stored += u64::from(new);
                 if let Some(seq) = e.seq {
                     let top = acks.entry(e.node_id).or_insert(seq);
                     *top = (*top).max(seq);
+                    let stored_up_to = raised.get(&e.node_id).or(self.seqs.get(&e.node_id));
+                    if stored_up_to.is_some_and(|&top| seq <= top) {
+                        continue; // a replay: acknowledged again, stored once
+                    }
+                    raised.insert(e.node_id, seq);
                 }
+                sqlite_events::insert(&tx, e).map_err(|err| {
+                    StoreError(format!("storing an event of node {}: {err}", e.node_id))
+                })?;
+                stored += 1;
+            }
+            for (&node, &seq) in &raised {
+                sqlite_events::save_seq(&tx, node, seq).map_err(|err| {
+                    StoreError(format!("recording the seq of node {node}: {err}"))
+                })?;
             }
             if retention_due {
                 let r = self.shared.retention;
@@ -319,6 +338,7 @@ impl Writer {
         let m = &self.shared.metrics;
         match &result {
             Ok(()) => {
+                self.seqs.extend(raised);
                 m.events_stored.fetch_add(stored, Ordering::Relaxed);
                 m.events_duplicate
                     .fetch_add(events.len() as u64 - stored, Ordering::Relaxed);
@@ -767,6 +787,71 @@ mod tests {
         assert_eq!(
             left.iter().map(|e| e.id).collect::<Vec<_>>(),
             vec![newest[0].id, newest[1].id]
+        );
+        s.close();
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    fn settle(metrics: &Metrics, handled: u64) {
+        for _ in 0..500 {
+            let done = metrics.events_stored.load(Ordering::Relaxed)
+                + metrics.events_duplicate.load(Ordering::Relaxed);
+            if done >= handled {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!("events not committed");
+    }
+
+    /// A replay is recognised after a restart, and in a database written
+    /// by a core that still de-duplicated with a unique index.
+    #[test]
+    fn replays_are_stored_once_across_restarts_and_old_databases() {
+        let dir = std::env::temp_dir().join(format!("hb-replay-{}", std::process::id()));
+        crate::files::create_private_dir(&dir).unwrap();
+        let path = dir.join("r.db");
+        {
+            let old = open(&path).unwrap();
+            old.execute_batch(sqlite_events::SCHEMA).unwrap();
+            old.execute_batch(
+                "DROP TABLE event_seqs;
+                 CREATE UNIQUE INDEX events_node_seq ON events (node_id, seq) WHERE seq IS NOT NULL;
+                 INSERT INTO events (node_id, seq, pot_id, pot_type, event_type, timestamp, time, data)
+                     VALUES (7, 5, 'p', 't', 'e.x', 't', 1, '{}');",
+            )
+            .unwrap();
+        }
+        let stored = |s: &SqliteStore| {
+            s.events(&EventFilter {
+                limit: 100,
+                ..Default::default()
+            })
+            .unwrap()
+        };
+        let metrics = Arc::new(Metrics::default());
+        let s = SqliteStore::open_with(&path, Retention::default(), metrics.clone()).unwrap();
+        for seq in [4, 5, 6] {
+            s.append(event(7, Some(seq), "198.51.100.7", 2)).unwrap();
+        }
+        settle(&metrics, 3);
+        let seqs: Vec<_> = stored(&s).iter().map(|e| e.seq).collect();
+        assert_eq!(seqs, vec![Some(6), Some(5)], "4 and 5 were stored before");
+        s.close();
+
+        let metrics = Arc::new(Metrics::default());
+        let s = SqliteStore::open_with(&path, Retention::default(), metrics.clone()).unwrap();
+        for seq in [6, 7] {
+            s.append(event(7, Some(seq), "198.51.100.7", 3)).unwrap();
+        }
+        s.append(event(8, Some(6), "198.51.100.8", 3)).unwrap();
+        settle(&metrics, 3);
+        assert_eq!(metrics.events_duplicate.load(Ordering::Relaxed), 1);
+        let seqs: Vec<_> = stored(&s).iter().map(|e| (e.node_id, e.seq)).collect();
+        assert_eq!(
+            seqs,
+            vec![(8, Some(6)), (7, Some(7)), (7, Some(6)), (7, Some(5))],
+            "another node's seqs are its own"
         );
         s.close();
         std::fs::remove_dir_all(&dir).ok();
