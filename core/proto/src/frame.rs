@@ -1,4 +1,12 @@
 //! Splitting a byte stream into NDJSON lines, sans I/O.
+//!
+//! [`LineDecoder`] turns reads of any size into complete lines while holding at
+//! most one line's worth of an unfinished line. Two policies for a line over
+//! the limit: by default the stream is broken for good (a peer speaking the
+//! protocol never sends one, so the connection is dropped); with
+//! [`LineDecoder::dropping_long_lines`] the line is discarded and decoding goes
+//! on with the next one (for local producers such as honeypots, where one odd
+//! event must not cost the rest).
 
 use std::fmt;
 
@@ -37,7 +45,8 @@ impl std::error::Error for FrameError {}
 /// one read and a line may arrive over many reads. Blank lines are skipped.
 /// The decoder never holds more than `max + 2` bytes of an unfinished line
 /// (the line, a `\r` and the byte that proves it too long); after a
-/// [`FrameError`] it refuses all further input.
+/// [`FrameError`] it refuses all further input, unless it was made with
+/// [`LineDecoder::dropping_long_lines`].
 #[derive(Debug)]
 pub struct LineDecoder {
     buf: Vec<u8>,
@@ -49,6 +58,11 @@ pub struct LineDecoder {
     scanned: usize,
     max: usize,
     failed: bool,
+    /// Drop over-long lines instead of failing.
+    drop_long: bool,
+    /// Dropping mode: `buf[start..]` continues a line already reported as too
+    /// long; it is discarded up to and including its `\n`.
+    skipping: bool,
 }
 
 impl LineDecoder {
@@ -61,6 +75,22 @@ impl LineDecoder {
             scanned: 0,
             max: max_message_bytes.max(1),
             failed: false,
+            drop_long: false,
+            skipping: false,
+        }
+    }
+
+    /// A decoder that discards lines longer than `max_message_bytes` and goes
+    /// on with the next line.
+    ///
+    /// [`LineDecoder::next_frame`] reports each discarded line once as
+    /// [`FrameError::TooLong`]; keep calling it after that error. While a
+    /// line is being discarded no more than `max_message_bytes + 2` bytes of
+    /// it are held, however long it turns out to be.
+    pub fn dropping_long_lines(max_message_bytes: usize) -> Self {
+        LineDecoder {
+            drop_long: true,
+            ..LineDecoder::new(max_message_bytes)
         }
     }
 
@@ -80,13 +110,18 @@ impl LineDecoder {
     }
 
     /// Space to read into; call [`LineDecoder::filled`] with the number of
-    /// bytes written. Returns an empty slice only after a framing error.
+    /// bytes written. Returns an empty slice only after a framing error, or
+    /// when [`LineDecoder::next_frame`] has an error to report first.
     ///
     /// The window never lets the unfinished line grow past the limit: the
     /// decoder reports the error before asking for more.
     pub fn window(&mut self) -> &mut [u8] {
         if self.failed {
             return &mut [];
+        }
+        if self.skipping {
+            // Frees the room even if the caller has not drained `next_frame`.
+            self.skip_dropped();
         }
         if self.start == self.end {
             self.start = 0;
@@ -127,7 +162,14 @@ impl LineDecoder {
     ///
     /// Complete lines may pile up here until taken out; the unfinished tail
     /// is held to the same limit as with `window`.
+    ///
+    /// In dropping mode this never fails: an over-long line is cut down to
+    /// `max + 2` bytes here, enough for `next_frame` to report it.
     pub fn feed(&mut self, bytes: &[u8]) -> Result<(), FrameError> {
+        if self.drop_long {
+            self.feed_dropping(bytes);
+            return Ok(());
+        }
         if self.failed {
             return Err(FrameError::TooLong { max: self.max });
         }
@@ -143,6 +185,87 @@ impl LineDecoder {
         self.buf.extend_from_slice(bytes);
         self.end = self.buf.len();
         Ok(())
+    }
+
+    fn feed_dropping(&mut self, mut bytes: &[u8]) {
+        self.buf.truncate(self.end);
+        if self.skipping {
+            self.skip_dropped();
+        }
+        let mut tail = self.unfinished_len();
+        while !bytes.is_empty() {
+            let newline = bytes.iter().position(|&b| b == b'\n');
+            if self.skipping {
+                // `skip_dropped` left nothing buffered, so the reported line
+                // goes on at the start of `bytes`.
+                let Some(i) = newline else { return };
+                bytes = bytes.get(i + 1..).unwrap_or_default();
+                self.skipping = false;
+                tail = 0;
+                continue;
+            }
+            if tail > self.max + 1 {
+                // The `max + 2` bytes already held prove the line too long;
+                // the rest of it is not kept, its `\n` is, so that
+                // `next_frame` sees where the line ends.
+                let Some(i) = newline else { return };
+                self.push(b"\n");
+                bytes = bytes.get(i + 1..).unwrap_or_default();
+                tail = 0;
+                continue;
+            }
+            let room = self.max + 2 - tail;
+            let take = match newline {
+                Some(i) if i < room => i + 1,
+                _ => room.min(bytes.len()),
+            };
+            let (head, rest) = bytes.split_at(take);
+            self.push(head);
+            tail = if head.last() == Some(&b'\n') {
+                0
+            } else {
+                tail + take
+            };
+            bytes = rest;
+        }
+    }
+
+    fn push(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+        self.end = self.buf.len();
+    }
+
+    /// Dropping mode: discards the rest of a line already reported as too
+    /// long, up to and including its `\n`. Returns whether the `\n` was seen.
+    fn skip_dropped(&mut self) -> bool {
+        let pending = self.buf.get(self.start..self.end).unwrap_or_default();
+        self.scanned = 0;
+        match pending.iter().position(|&b| b == b'\n') {
+            Some(i) => {
+                self.start += i + 1;
+                self.skipping = false;
+                true
+            }
+            None => {
+                self.start = self.end;
+                false
+            }
+        }
+    }
+
+    /// Reports a line over the limit: the end of the stream by default, one
+    /// dropped line in dropping mode. `unfinished` says its `\n` is yet to come.
+    fn too_long(&mut self, unfinished: bool) -> FrameError {
+        if self.drop_long {
+            if unfinished {
+                self.start = self.end;
+                self.scanned = 0;
+                self.skipping = true;
+            }
+        } else {
+            self.failed = true;
+        }
+        FrameError::TooLong { max: self.max }
     }
 
     fn unfinished_len(&self) -> usize {
@@ -168,15 +291,19 @@ impl LineDecoder {
     ///
     /// `Ok(None)` means more bytes are needed. An unfinished line longer than
     /// the limit, or a finished one, is an error, and so is every call after it.
+    /// In dropping mode the error stands for that one line only: call again
+    /// for the lines after it.
     pub fn next_frame(&mut self) -> Result<Option<&[u8]>, FrameError> {
         loop {
             if self.failed {
                 return Err(FrameError::TooLong { max: self.max });
             }
+            if self.skipping && !self.skip_dropped() {
+                return Ok(None);
+            }
             let Some(nl) = self.find_newline() else {
                 if self.buffered() > self.max + 1 {
-                    self.failed = true;
-                    return Err(FrameError::TooLong { max: self.max });
+                    return Err(self.too_long(true));
                 }
                 return Ok(None);
             };
@@ -188,8 +315,7 @@ impl LineDecoder {
             self.start = nl + 1;
             self.scanned = 0;
             if stop - begin > self.max {
-                self.failed = true;
-                return Err(FrameError::TooLong { max: self.max });
+                return Err(self.too_long(false));
             }
             if stop == begin {
                 continue;
@@ -300,5 +426,247 @@ mod tests {
         assert_eq!(lines(&mut d).len(), 1);
         d.window();
         assert!(d.capacity() <= KEEP_CAPACITY, "capacity {}", d.capacity());
+    }
+
+    /// Everything `next_frame` has to say until it needs more bytes.
+    fn drain(d: &mut LineDecoder) -> Vec<Result<Vec<u8>, FrameError>> {
+        let mut out = Vec::new();
+        loop {
+            match d.next_frame() {
+                Ok(Some(l)) => out.push(Ok(l.to_vec())),
+                Ok(None) => return out,
+                Err(e) => out.push(Err(e)),
+            }
+        }
+    }
+
+    fn ok(line: &[u8]) -> Result<Vec<u8>, FrameError> {
+        Ok(line.to_vec())
+    }
+
+    /// What a dropping decoder must produce for `input`, by plain splitting.
+    fn model(input: &[u8], max: usize) -> Vec<Result<Vec<u8>, FrameError>> {
+        let mut parts: Vec<&[u8]> = input.split(|&b| b == b'\n').collect();
+        let unfinished = parts.pop().unwrap_or_default();
+        let mut out = Vec::new();
+        for p in parts {
+            let p = p.strip_suffix(b"\r").unwrap_or(p);
+            if p.len() > max {
+                out.push(Err(FrameError::TooLong { max }));
+            } else if !p.is_empty() {
+                out.push(ok(p));
+            }
+        }
+        if unfinished.len() > max + 1 {
+            out.push(Err(FrameError::TooLong { max }));
+        }
+        out
+    }
+
+    /// Feeds `input` in chunks of the given sizes (cycled), draining after each.
+    fn by_feeds(
+        d: &mut LineDecoder,
+        input: &[u8],
+        sizes: &[usize],
+    ) -> Vec<Result<Vec<u8>, FrameError>> {
+        let mut out = Vec::new();
+        let mut rest = input;
+        for &n in sizes.iter().cycle() {
+            if rest.is_empty() {
+                break;
+            }
+            let (head, tail) = rest.split_at(n.clamp(1, rest.len()));
+            d.feed(head).unwrap();
+            assert!(d.buffered() <= head.len() + d.max_message_bytes() + 2);
+            out.extend(drain(d));
+            assert!(d.buffered() <= d.max_message_bytes() + 1);
+            rest = tail;
+        }
+        out
+    }
+
+    /// Reads `input` through `window`/`filled` at most `sizes` (cycled) at a time.
+    fn by_windows(
+        d: &mut LineDecoder,
+        input: &[u8],
+        sizes: &[usize],
+    ) -> Vec<Result<Vec<u8>, FrameError>> {
+        let mut out = Vec::new();
+        let mut rest = input;
+        for &n in sizes.iter().cycle() {
+            if rest.is_empty() {
+                break;
+            }
+            let w = d.window();
+            assert!(!w.is_empty(), "a drained dropping decoder always has room");
+            let n = n.clamp(1, w.len()).min(rest.len());
+            w[..n].copy_from_slice(&rest[..n]);
+            d.filled(n);
+            rest = &rest[n..];
+            out.extend(drain(d));
+            assert!(
+                d.capacity() <= d.max_message_bytes() + 2,
+                "capacity {}",
+                d.capacity()
+            );
+        }
+        out
+    }
+
+    #[test]
+    fn dropping_long_line_between_two_good_lines() {
+        let mut d = LineDecoder::dropping_long_lines(10);
+        d.feed(b"{\"a\":1}\n0123456789ABCDEF\r\n{\"b\":2}\n")
+            .unwrap();
+        assert_eq!(
+            drain(&mut d),
+            vec![
+                ok(b"{\"a\":1}"),
+                Err(FrameError::TooLong { max: 10 }),
+                ok(b"{\"b\":2}")
+            ]
+        );
+        assert_eq!(d.next_frame(), Ok(None));
+    }
+
+    #[test]
+    fn dropping_line_at_the_limit_passes_and_one_over_is_dropped() {
+        let mut d = LineDecoder::dropping_long_lines(10);
+        d.feed(b"0123456789\r\n0123456789A\n0123456789\n").unwrap();
+        assert_eq!(
+            drain(&mut d),
+            vec![
+                ok(b"0123456789"),
+                Err(FrameError::TooLong { max: 10 }),
+                ok(b"0123456789")
+            ]
+        );
+    }
+
+    #[test]
+    fn dropping_long_line_over_many_feeds() {
+        let max = 64;
+        let mut input = b"first\n".to_vec();
+        input.extend(std::iter::repeat_n(b'x', 50 * max));
+        input.extend_from_slice(b"\r\nsecond\n");
+        for size in [1, 7, max, max + 1, max + 2, 3 * max] {
+            let mut d = LineDecoder::dropping_long_lines(max);
+            assert_eq!(
+                by_feeds(&mut d, &input, &[size]),
+                vec![
+                    ok(b"first"),
+                    Err(FrameError::TooLong { max }),
+                    ok(b"second")
+                ],
+                "feeds of {size}"
+            );
+        }
+    }
+
+    #[test]
+    fn dropping_long_line_over_many_windows() {
+        let max = 300;
+        let mut input = b"first\n".to_vec();
+        input.extend(std::iter::repeat_n(b'x', 100 * max));
+        input.extend_from_slice(b"\nsecond\n");
+        for size in [1, 13, max + 1, usize::MAX] {
+            let mut d = LineDecoder::dropping_long_lines(max);
+            assert_eq!(
+                by_windows(&mut d, &input, &[size]),
+                vec![
+                    ok(b"first"),
+                    Err(FrameError::TooLong { max }),
+                    ok(b"second")
+                ],
+                "windows of {size}"
+            );
+        }
+    }
+
+    #[test]
+    fn dropping_long_line_at_the_end_without_newline() {
+        let max = 16;
+        let mut d = LineDecoder::dropping_long_lines(max);
+        d.feed(b"good\n").unwrap();
+        d.feed(&[b'x'; 100]).unwrap();
+        assert_eq!(
+            drain(&mut d),
+            vec![ok(b"good"), Err(FrameError::TooLong { max })]
+        );
+        assert_eq!(d.next_frame(), Ok(None), "reported once");
+        // More of the same line is dropped silently, and nothing is held.
+        d.feed(&[b'y'; 1000]).unwrap();
+        assert_eq!(d.buffered(), 0);
+        assert_eq!(drain(&mut d), vec![]);
+        d.feed(b"yyy\nafter\n").unwrap();
+        assert_eq!(drain(&mut d), vec![ok(b"after")]);
+    }
+
+    #[test]
+    fn dropping_several_long_lines_in_a_row() {
+        let max = 8;
+        let long = [b'z'; 20];
+        let mut input = Vec::new();
+        for _ in 0..3 {
+            input.extend_from_slice(&long);
+            input.push(b'\n');
+        }
+        input.extend_from_slice(b"\n123456789\r\nok\n");
+        let mut d = LineDecoder::dropping_long_lines(max);
+        d.feed(&input).unwrap();
+        let err = Err(FrameError::TooLong { max });
+        assert_eq!(
+            drain(&mut d),
+            vec![err.clone(), err.clone(), err.clone(), err, ok(b"ok")]
+        );
+    }
+
+    #[test]
+    fn dropping_holds_little_of_a_long_line_fed_without_draining() {
+        let max = 32;
+        let mut d = LineDecoder::dropping_long_lines(max);
+        d.feed(b"a\n").unwrap();
+        for _ in 0..1000 {
+            d.feed(&[b'q'; 10]).unwrap();
+            assert!(d.buffered() <= 2 + max + 2, "buffered {}", d.buffered());
+        }
+        d.feed(b"q\nb\n").unwrap();
+        assert_eq!(
+            drain(&mut d),
+            vec![ok(b"a"), Err(FrameError::TooLong { max }), ok(b"b")]
+        );
+    }
+
+    #[test]
+    fn dropping_mode_window_after_an_undrained_error_has_room() {
+        let max = 10;
+        let mut d = LineDecoder::dropping_long_lines(max);
+        d.feed(&[b'x'; 50]).unwrap();
+        assert_eq!(d.next_frame(), Err(FrameError::TooLong { max }));
+        let w = d.window();
+        assert!(!w.is_empty());
+        w[0] = b'\n';
+        d.filled(1);
+        d.feed(b"next\n").unwrap();
+        assert_eq!(drain(&mut d), vec![ok(b"next")]);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn dropping_matches_plain_splitting(
+            max in 1usize..24,
+            input in proptest::collection::vec(
+                proptest::prop_oneof![20 => proptest::strategy::Just(b'a'),
+                    1 => proptest::strategy::Just(b'\r'), 2 => proptest::strategy::Just(b'\n')],
+                0..600,
+            ),
+            sizes in proptest::collection::vec(1usize..80, 1..8),
+        ) {
+            let want = model(&input, max);
+            let mut d = LineDecoder::dropping_long_lines(max);
+            proptest::prop_assert_eq!(&by_feeds(&mut d, &input, &sizes), &want);
+            let mut d = LineDecoder::dropping_long_lines(max);
+            proptest::prop_assert_eq!(&by_windows(&mut d, &input, &sizes), &want);
+        }
     }
 }
