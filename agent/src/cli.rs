@@ -1,0 +1,191 @@
+//! Command-line flags. Flags override the config file, which overrides the
+//! embedded defaults.
+
+use std::path::PathBuf;
+
+use crate::config::{Config, ConfigError, Mode};
+
+/// What the command line asks for.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Run the agent with this config.
+    Run(Box<Config>),
+    /// Print the effective config as TOML.
+    PrintConfig(Box<Config>),
+    /// Print the version.
+    Version,
+    /// Print the help.
+    Help,
+}
+
+/// The `--help` text.
+pub const HELP: &str = "\
+honeybee-agent — the HoneyBee edge agent
+
+USAGE:
+    honeybee-agent full [OPTIONS] [--potstore DIR] [--event-port N]
+    honeybee-agent extension [OPTIONS]
+    honeybee-agent --version | --help
+
+MODES:
+    full        supervise honeypots from the potstore and forward their events
+    extension   quiet tripwires on the ports nobody on this machine uses
+
+OPTIONS (each overrides the config file, which overrides the defaults):
+    --config FILE               TOML config (see configs/agent-full.toml)
+    --core HOST:PORT            the core's node port [127.0.0.1:9001]
+    --state-dir DIR             node id, TOTP key, spool, pots
+                                [/var/lib/honeybee as root, else ./honeybee-agent-state]
+    --name NAME                 the name the core shows [hostname]
+    --enrollment-token T        presented at first registration
+    --tls                       TLS 1.3 towards the core
+    --ca PEM                    CA of the core's certificate
+    --server-name NAME          name in the core's certificate [host of --core]
+    --client-cert PEM --client-key PEM   client certificate for mTLS
+    --heartbeat-interval SECS   [30]
+    --log-format text|json      log lines on stderr [text]
+    --print-config              print the effective config as TOML and exit
+
+FULL MODE:
+    --potstore DIR              the pot catalogue [/usr/share/honeybee/potstore]
+    --event-port N              loopback port pots send events to [9100]
+
+ENVIRONMENT:
+    HONEYBEE_LOG                error | warn | info | debug | trace [info]
+
+SIGNALS:
+    SIGTERM, SIGINT             report Stopped to the core, stop pots, exit 0
+
+FILES:
+    STATE_DIR/identity.json     node id and TOTP key (0600)
+    STATE_DIR/spool/            events not yet acknowledged by the core
+    STATE_DIR/pots/             installed pots and their working dirs
+";
+
+const VALUE_FLAGS: [&str; 13] = [
+    "--core",
+    "--state-dir",
+    "--name",
+    "--enrollment-token",
+    "--ca",
+    "--server-name",
+    "--client-cert",
+    "--client-key",
+    "--heartbeat-interval",
+    "--log-format",
+    "--potstore",
+    "--event-port",
+    "--config",
+];
+
+/// Parses the arguments (without the program name).
+pub fn parse(args: &[String]) -> Result<Action, ConfigError> {
+    let mut mode: Option<Mode> = None;
+    let mut config_file: Option<PathBuf> = None;
+    let mut sets: Vec<(String, String)> = Vec::new();
+    let mut tls = false;
+    let mut print = false;
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f, Some(v.to_string())),
+            _ => (arg.as_str(), None),
+        };
+        match flag {
+            "--help" | "-h" => return Ok(Action::Help),
+            "--version" | "-V" => return Ok(Action::Version),
+            "--print-config" => print = true,
+            "--tls" => tls = true,
+            "full" if mode.is_none() => mode = Some(Mode::Full),
+            "extension" if mode.is_none() => mode = Some(Mode::Extension),
+            f if VALUE_FLAGS.contains(&f) => {
+                let value = match inline {
+                    Some(v) => v,
+                    None => it
+                        .next()
+                        .cloned()
+                        .ok_or_else(|| ConfigError(format!("{f} needs a value")))?,
+                };
+                if f == "--config" {
+                    config_file = Some(PathBuf::from(value));
+                } else {
+                    sets.push((f.to_string(), value));
+                }
+            }
+            other => {
+                return Err(ConfigError(format!(
+                    "unknown argument {other:?} (see --help)"
+                )))
+            }
+        }
+    }
+    let mut config = match &config_file {
+        Some(path) => Config::from_file(path)?,
+        None => Config::default(),
+    };
+    match mode {
+        Some(m) => config.mode = m,
+        None if config_file.is_none() => {
+            return Err(ConfigError(
+                "say which mode: honeybee-agent full | extension (see --help)".into(),
+            ))
+        }
+        None => {}
+    }
+    for (flag, value) in &sets {
+        if config.mode == Mode::Extension && ["--potstore", "--event-port"].contains(&flag.as_str())
+        {
+            return Err(ConfigError(format!("{flag} is for full mode")));
+        }
+        config.set_flag(flag, value)?;
+    }
+    if tls {
+        config.tls.enabled = true;
+    }
+    config.validate()?;
+    Ok(if print {
+        Action::PrintConfig(Box::new(config))
+    } else {
+        Action::Run(Box::new(config))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Vec<String> {
+        s.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn mode_and_flags() {
+        let Ok(Action::Run(c)) = parse(&args("full --core 10.0.0.1:9001 --tls --event-port=9200"))
+        else {
+            panic!()
+        };
+        assert_eq!(c.mode, Mode::Full);
+        assert_eq!(c.core, "10.0.0.1:9001");
+        assert!(c.tls.enabled);
+        assert_eq!(c.full.event_port, 9200);
+        assert!(matches!(
+            parse(&args("extension --print-config")),
+            Ok(Action::PrintConfig(c)) if c.mode == Mode::Extension
+        ));
+    }
+
+    #[test]
+    fn refusals_say_why() {
+        for (line, why) in [
+            ("", "mode"),
+            ("full --bogus", "unknown argument"),
+            ("full --core", "needs a value"),
+            ("extension --event-port 9100", "full mode"),
+            ("full --heartbeat-interval 0", "heartbeat_interval"),
+            ("full --client-cert a.pem", "client_key"),
+        ] {
+            let e = parse(&args(line)).unwrap_err();
+            assert!(e.0.contains(why), "{line:?}: {e}");
+        }
+    }
+}

@@ -1,0 +1,312 @@
+//! The agent's settings: embedded defaults, then the TOML config file, then
+//! command-line flags. Every value is checked here, once, so that the parts
+//! that run never meet a bad one.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Which job the agent does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Supervises pots and forwards their events.
+    Full,
+    /// Quiet tripwires on unused ports.
+    Extension,
+}
+
+/// How log lines look.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// `2026-11-26T10:00:00Z INFO  uplink: registered as node 42`.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// TLS towards the core.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Tls {
+    /// TLS 1.3 on the uplink.
+    pub enabled: bool,
+    /// PEM file of the CA that signed the core's certificate.
+    pub ca: Option<PathBuf>,
+    /// Name the core's certificate must carry (SNI); the host of `core` when unset.
+    pub server_name: Option<String>,
+    /// PEM client certificate, for a core that requires one.
+    pub client_cert: Option<PathBuf>,
+    /// PEM private key of the client certificate.
+    pub client_key: Option<PathBuf>,
+}
+
+/// Bounds of the event spool (PROTOCOL.md §6).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SpoolConfig {
+    /// Most unacknowledged events held in memory for sending.
+    pub memory_events: usize,
+    /// Most bytes of unacknowledged events on disk; beyond it the oldest
+    /// are dropped, counted and reported as a NodeEvent Alarm.
+    pub max_bytes: u64,
+}
+
+impl Default for SpoolConfig {
+    fn default() -> Self {
+        SpoolConfig {
+            memory_events: 1024,
+            max_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+/// Full mode: the pot supervisor and its event socket.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FullConfig {
+    /// The pot catalogue.
+    pub potstore: PathBuf,
+    /// Loopback port pots send their events to.
+    pub event_port: u16,
+    /// Most lines per second one event-socket connection may send; a faster
+    /// sender is slowed down (its socket is read less often), never dropped.
+    pub event_rate: u32,
+    /// Unprivileged user pots run as when the agent runs as root.
+    pub pot_user: String,
+    /// Seconds between SIGTERM and SIGKILL when a pot stops.
+    pub stop_grace_secs: u64,
+}
+
+impl Default for FullConfig {
+    fn default() -> Self {
+        FullConfig {
+            potstore: PathBuf::from("/usr/share/honeybee/potstore"),
+            event_port: 9100,
+            event_rate: 50_000,
+            pot_user: "honeybee".into(),
+            stop_grace_secs: 5,
+        }
+    }
+}
+
+/// Everything the agent runs with.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// `full` or `extension`.
+    pub mode: Mode,
+    /// The core's node port, `HOST:PORT`.
+    pub core: String,
+    /// Node id, TOTP key, event spool, installed pots.
+    pub state_dir: PathBuf,
+    /// The name the core shows.
+    pub name: String,
+    /// Presented at first registration when the core requires one.
+    pub enrollment_token: Option<String>,
+    /// Seconds between heartbeats.
+    pub heartbeat_interval: u64,
+    /// `text` or `json`, on stderr.
+    pub log_format: LogFormat,
+    /// TLS towards the core.
+    pub tls: Tls,
+    /// Spool bounds.
+    pub spool: SpoolConfig,
+    /// Full mode.
+    pub full: FullConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            mode: Mode::Full,
+            core: "127.0.0.1:9001".into(),
+            state_dir: default_state_dir(),
+            name: default_name(),
+            enrollment_token: None,
+            heartbeat_interval: 30,
+            log_format: LogFormat::Text,
+            tls: Tls::default(),
+            spool: SpoolConfig::default(),
+            full: FullConfig::default(),
+        }
+    }
+}
+
+/// /var/lib/honeybee for root (the packages' state dir), else a folder
+/// beside where the agent was started.
+fn default_state_dir() -> PathBuf {
+    if nix::unistd::geteuid().is_root() {
+        PathBuf::from("/var/lib/honeybee")
+    } else {
+        PathBuf::from("./honeybee-agent-state")
+    }
+}
+
+fn default_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "honeybee-agent".into())
+}
+
+/// A setting that cannot be used, with where it came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError(pub String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Reads `path` over the defaults.
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError(format!("reading config {}: {e}", path.display())))?;
+        Config::from_toml(&text).map_err(|e| ConfigError(format!("config {}: {e}", path.display())))
+    }
+
+    /// Parses TOML text over the defaults.
+    pub fn from_toml(text: &str) -> Result<Config, String> {
+        toml::from_str(text).map_err(|e| {
+            let line = e
+                .span()
+                .map(|s| text[..s.start.min(text.len())].lines().count().max(1));
+            match line {
+                Some(l) => format!("line {l}: {}", e.message()),
+                None => e.message().to_string(),
+            }
+        })
+    }
+
+    /// The effective config as TOML.
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).unwrap_or_else(|e| format!("# cannot print the config: {e}\n"))
+    }
+
+    /// Sets one setting from a command-line flag (`--event-port` → `full.event_port`).
+    pub fn set_flag(&mut self, flag: &str, value: &str) -> Result<(), ConfigError> {
+        let bad = |what: &str| ConfigError(format!("{flag} {value:?}: {what}"));
+        let path = || Some(PathBuf::from(value));
+        match flag {
+            "--core" => self.core = value.into(),
+            "--state-dir" => self.state_dir = value.into(),
+            "--name" => self.name = value.into(),
+            "--enrollment-token" => self.enrollment_token = Some(value.into()),
+            "--ca" => self.tls.ca = path(),
+            "--server-name" => self.tls.server_name = Some(value.into()),
+            "--client-cert" => self.tls.client_cert = path(),
+            "--client-key" => self.tls.client_key = path(),
+            "--heartbeat-interval" => {
+                self.heartbeat_interval = value.parse().map_err(|_| bad("not a number"))?
+            }
+            "--log-format" => {
+                self.log_format = match value {
+                    "text" => LogFormat::Text,
+                    "json" => LogFormat::Json,
+                    _ => return Err(bad("expected text or json")),
+                }
+            }
+            "--potstore" => self.full.potstore = value.into(),
+            "--event-port" => {
+                self.full.event_port = value.parse().map_err(|_| bad("not a port"))?
+            }
+            _ => return Err(ConfigError(format!("unknown option {flag}"))),
+        }
+        Ok(())
+    }
+
+    /// Refuses settings that cannot work, saying which and why.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |key: &str, why: &str| Err(ConfigError(format!("{key}: {why}")));
+        if core_host_port(&self.core).is_none() {
+            return bad("core", "expected HOST:PORT, e.g. 127.0.0.1:9001");
+        }
+        if self.name.trim().is_empty() || self.name.len() > 255 {
+            return bad("name", "1 to 255 characters");
+        }
+        if !(1..=3600).contains(&self.heartbeat_interval) {
+            return bad("heartbeat_interval", "1 to 3600 seconds");
+        }
+        if self.tls.client_cert.is_some() != self.tls.client_key.is_some() {
+            return bad("tls.client_cert", "client_cert and client_key go together");
+        }
+        if self.spool.memory_events == 0 || self.spool.memory_events > 1_000_000 {
+            return bad("spool.memory_events", "1 to 1000000");
+        }
+        if self.spool.max_bytes < 4096 {
+            return bad("spool.max_bytes", "at least 4096");
+        }
+        if self.full.event_port == 0 {
+            return bad("full.event_port", "1 to 65535");
+        }
+        if self.full.event_rate == 0 {
+            return bad("full.event_rate", "at least 1 line per second");
+        }
+        if self.full.pot_user.is_empty() {
+            return bad("full.pot_user", "a user name");
+        }
+        Ok(())
+    }
+}
+
+/// `HOST:PORT` split; the host may be a name, an IPv4 or a bracketed IPv6.
+pub fn core_host_port(core: &str) -> Option<(String, u16)> {
+    let (host, port) = core.rsplit_once(':')?;
+    let port: u16 = port.parse().ok().filter(|p| *p != 0)?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    (!host.is_empty()).then(|| (host.to_string(), port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_configs_parse_and_validate() {
+        for (name, text) in [
+            (
+                "agent-full.toml",
+                include_str!("../../configs/agent-full.toml"),
+            ),
+            (
+                "agent-extension.toml",
+                include_str!("../../configs/agent-extension.toml"),
+            ),
+        ] {
+            let c = Config::from_toml(text).unwrap_or_else(|e| panic!("{name}: {e}"));
+            c.validate().unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
+    }
+
+    #[test]
+    fn errors_name_the_line_and_the_setting() {
+        let e = Config::from_toml("core = \"a:1\"\nheartbeat_interval = \"x\"\n").unwrap_err();
+        assert!(e.starts_with("line 2:"), "{e}");
+        let e = Config::from_toml("no_such_key = 1\n").unwrap_err();
+        assert!(e.contains("no_such_key"), "{e}");
+        let c = Config {
+            core: "nohost".into(),
+            ..Config::default()
+        };
+        assert!(c.validate().unwrap_err().0.starts_with("core:"));
+    }
+
+    #[test]
+    fn flags_override_and_print_config_round_trips() {
+        let mut c = Config::from_toml("[full]\nevent_port = 9200\n").unwrap();
+        c.set_flag("--event-port", "9300").unwrap();
+        c.set_flag("--core", "[::1]:9001").unwrap();
+        assert_eq!(c.full.event_port, 9300);
+        assert_eq!(core_host_port(&c.core), Some(("::1".into(), 9001)));
+        assert!(c.set_flag("--event-port", "x").is_err());
+        assert_eq!(Config::from_toml(&c.to_toml()).unwrap(), c);
+    }
+}

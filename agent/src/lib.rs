@@ -1,0 +1,24 @@
+//! The HoneyBee agent: the edge binary.
+//!
+//! (crate docs: being written)
+#![warn(missing_docs)]
+
+pub mod agent;
+pub mod answers;
+pub mod backoff;
+pub mod cli;
+pub mod config;
+pub mod connect;
+pub mod event_map;
+pub mod event_socket;
+pub mod logging;
+pub mod pot_process;
+pub mod potstore;
+pub mod proc_stat;
+pub mod shared;
+pub mod shutdown;
+pub mod spool;
+pub mod state;
+pub mod supervisor;
+pub mod totp;
+pub mod uplink;

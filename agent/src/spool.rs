@@ -1,0 +1,649 @@
+//! The event spool (PROTOCOL.md §6): every `PotEvent` gets the next `seq`,
+//! is appended to a file in the state dir and kept until an `EventAck`
+//! covers it; after every reconnect the unacknowledged ones are sent again,
+//! in order.
+//!
+//! On disk the spool is a run of segment files, `spool/<first seq>.spool`,
+//! each line `<seq> <envelope>\n`, and `spool/acked` (the highest seq the
+//! core acknowledged). A segment is deleted once everything in it is
+//! acknowledged. Past `max_bytes` the oldest segment is deleted even so: its
+//! unacknowledged events are counted as dropped for a NodeEvent Alarm.
+//!
+//! In memory, a ring holds the newest encoded events so that a connected
+//! agent sends without reading its own file; an agent that fell behind (a
+//! reconnect, a long outage) reads the segments back instead.
+//!
+//! Each batch is written with one `write` before it is offered for sending,
+//! so a crash of the agent (not of the machine) loses nothing it accepted;
+//! [`Spool::sync`] makes it survive a power cut too and runs every second.
+
+use std::collections::VecDeque;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use honeybee_proto::{encode_into, Envelope, NodeMessage, PotEvent};
+
+use crate::state;
+
+/// The most bytes read from a segment at once when replaying; a longer line
+/// (there should be none: pot lines are capped at 64 KiB) is skipped.
+const READ_CHUNK: usize = 256 * 1024;
+/// The ring's byte bound, whatever its event bound.
+const RING_BYTES: usize = 1024 * 1024;
+
+#[derive(Debug)]
+struct Segment {
+    first_seq: u64,
+    bytes: u64,
+}
+
+/// Where a replay stands in the segment files.
+#[derive(Debug, Clone, Copy)]
+struct FilePos {
+    segment_first: u64,
+    offset: u64,
+}
+
+/// The spool. Single-threaded: the agent's executor owns it.
+pub struct Spool {
+    dir: PathBuf,
+    max_bytes: u64,
+    segment_max: u64,
+    segments: VecDeque<Segment>,
+    active: Option<File>,
+    next_seq: u64,
+    acked: u64,
+    acked_on_disk: u64,
+    /// The next seq to send.
+    cursor: u64,
+    file_pos: Option<FilePos>,
+    ring: VecDeque<(u64, Vec<u8>)>,
+    ring_bytes: usize,
+    ring_max: usize,
+    dropped_unreported: u64,
+    dropped_total: u64,
+    dirty: bool,
+    read_buf: Vec<u8>,
+}
+
+fn segment_path(dir: &Path, first_seq: u64) -> PathBuf {
+    dir.join(format!("{first_seq:020}.spool"))
+}
+
+/// The seq at the front of a spool line, and the envelope after it.
+fn split_line(line: &[u8]) -> Option<(u64, &[u8])> {
+    let space = line.iter().position(|&b| b == b' ')?;
+    let seq = std::str::from_utf8(line.get(..space)?).ok()?.parse().ok()?;
+    Some((seq, line.get(space + 1..)?))
+}
+
+impl Spool {
+    /// Opens (creating) the spool in `dir`, repairing a segment that a crash
+    /// left with a torn last line.
+    pub fn open(dir: &Path, max_bytes: u64, ring_max: usize) -> Result<Spool, String> {
+        let ctx = |e: io::Error| format!("opening the spool {}: {e}", dir.display());
+        state::private_dir(dir).map_err(ctx)?;
+        let mut firsts: Vec<u64> = Vec::new();
+        for entry in fs::read_dir(dir).map_err(ctx)? {
+            let name = entry.map_err(ctx)?.file_name();
+            let name = name.to_string_lossy();
+            if let Some(first) = name.strip_suffix(".spool").and_then(|n| n.parse().ok()) {
+                firsts.push(first);
+            }
+        }
+        firsts.sort_unstable();
+        let acked = fs::read_to_string(dir.join("acked"))
+            .ok()
+            .and_then(|s| s.trim().parse::<u64>().ok())
+            .unwrap_or(0);
+        let mut spool = Spool {
+            dir: dir.to_path_buf(),
+            max_bytes,
+            segment_max: (max_bytes / 4).max(1024),
+            segments: VecDeque::new(),
+            active: None,
+            next_seq: acked + 1,
+            acked,
+            acked_on_disk: acked,
+            cursor: acked + 1,
+            file_pos: None,
+            ring: VecDeque::new(),
+            ring_bytes: 0,
+            ring_max: ring_max.max(1),
+            dropped_unreported: 0,
+            dropped_total: 0,
+            dirty: false,
+            read_buf: Vec::new(),
+        };
+        for first in firsts {
+            let path = segment_path(dir, first);
+            let last_seq = repair_segment(&path).map_err(ctx)?;
+            let bytes = fs::metadata(&path).map_err(ctx)?.len();
+            spool.next_seq = spool.next_seq.max(first).max(last_seq.map_or(0, |s| s + 1));
+            spool.segments.push_back(Segment {
+                first_seq: first,
+                bytes,
+            });
+        }
+        spool.remove_acked_segments();
+        Ok(spool)
+    }
+
+    /// The seq the next event gets.
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    /// The highest seq the core acknowledged.
+    pub fn acked(&self) -> u64 {
+        self.acked
+    }
+
+    /// Events accepted and not yet acknowledged.
+    pub fn pending(&self) -> u64 {
+        self.next_seq - 1 - self.acked
+    }
+
+    /// Events dropped because a bound was exceeded, since the agent started.
+    pub fn dropped_total(&self) -> u64 {
+        self.dropped_total
+    }
+
+    /// Dropped events not yet reported to the core; reading resets it.
+    pub fn take_dropped(&mut self) -> u64 {
+        std::mem::take(&mut self.dropped_unreported)
+    }
+
+    /// Gives each event its seq and appends them all with one write. On a
+    /// write error the events are still sent from memory (and counted as
+    /// dropped should the ring lose them before an ack).
+    pub fn push_all(&mut self, node_id: u64, events: Vec<PotEvent>) -> io::Result<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let mut file_bytes = Vec::with_capacity(events.len() * 256);
+        let first = self.next_seq;
+        for mut event in events {
+            let seq = self.next_seq;
+            self.next_seq += 1;
+            event.seq = Some(seq);
+            event.node_id = node_id;
+            let mut line = Vec::with_capacity(256);
+            encode_into(&Envelope::new(NodeMessage::PotEvent(event)), &mut line);
+            file_bytes.extend_from_slice(seq.to_string().as_bytes());
+            file_bytes.push(b' ');
+            file_bytes.extend_from_slice(&line);
+            self.ring_push(seq, line);
+        }
+        let written = self.append(first, &file_bytes);
+        self.enforce_bound();
+        written
+    }
+
+    fn ring_push(&mut self, seq: u64, line: Vec<u8>) {
+        self.ring_bytes += line.len();
+        self.ring.push_back((seq, line));
+        while self.ring.len() > self.ring_max || self.ring_bytes > RING_BYTES {
+            match self.ring.pop_front() {
+                Some((_, l)) => self.ring_bytes -= l.len(),
+                None => break,
+            }
+        }
+    }
+
+    fn append(&mut self, first_seq: u64, bytes: &[u8]) -> io::Result<()> {
+        if self
+            .segments
+            .back()
+            .is_none_or(|s| s.bytes >= self.segment_max)
+        {
+            self.segments.push_back(Segment {
+                first_seq,
+                bytes: 0,
+            });
+            self.active = None;
+        }
+        if self.active.is_none() {
+            let first = self.segments.back().map_or(first_seq, |s| s.first_seq);
+            self.active = Some(
+                OpenOptions::new()
+                    .append(true)
+                    .create(true)
+                    .mode(0o600)
+                    .open(segment_path(&self.dir, first))?,
+            );
+        }
+        let file = self
+            .active
+            .as_mut()
+            .ok_or_else(|| io::Error::other("no segment"))?;
+        file.write_all(bytes)?;
+        if let Some(s) = self.segments.back_mut() {
+            s.bytes += bytes.len() as u64;
+        }
+        self.dirty = true;
+        Ok(())
+    }
+
+    /// Drops the oldest segments while the spool is over its byte bound.
+    fn enforce_bound(&mut self) {
+        while self.segments.len() > 1 && self.disk_bytes() > self.max_bytes {
+            let Some(oldest) = self.segments.pop_front() else {
+                break;
+            };
+            let next_first = self.segments.front().map_or(self.next_seq, |s| s.first_seq);
+            let last = next_first.saturating_sub(1);
+            let unacked = last.saturating_sub(self.acked.max(oldest.first_seq.saturating_sub(1)));
+            let _ = fs::remove_file(segment_path(&self.dir, oldest.first_seq));
+            if unacked > 0 {
+                self.dropped_unreported += unacked;
+                self.dropped_total += unacked;
+                log::warn!(
+                    "spool over {} bytes: dropped {unacked} unacknowledged events (seq {}..={last})",
+                    self.max_bytes,
+                    oldest.first_seq.max(self.acked + 1)
+                );
+            }
+            // What was dropped is neither sent nor acknowledged any more.
+            self.acked = self.acked.max(last);
+            self.cursor = self.cursor.max(next_first);
+            while self.ring.front().is_some_and(|(s, _)| *s <= last) {
+                if let Some((_, l)) = self.ring.pop_front() {
+                    self.ring_bytes -= l.len();
+                }
+            }
+            if self
+                .file_pos
+                .is_some_and(|p| p.segment_first == oldest.first_seq)
+            {
+                self.file_pos = None;
+            }
+        }
+    }
+
+    fn disk_bytes(&self) -> u64 {
+        self.segments.iter().map(|s| s.bytes).sum()
+    }
+
+    /// Records an `EventAck`: everything up to `seq` is stored at the core.
+    pub fn ack(&mut self, seq: u64) {
+        let seq = seq.min(self.next_seq - 1);
+        if seq <= self.acked {
+            return;
+        }
+        self.acked = seq;
+        self.cursor = self.cursor.max(seq + 1);
+        while self.ring.front().is_some_and(|(s, _)| *s <= seq) {
+            if let Some((_, l)) = self.ring.pop_front() {
+                self.ring_bytes -= l.len();
+            }
+        }
+        self.remove_acked_segments();
+    }
+
+    /// Deletes segments wholly acknowledged, the `acked` file first written
+    /// so that a restart never takes their events for unsent ones.
+    fn remove_acked_segments(&mut self) {
+        let removable = |s: &VecDeque<Segment>, acked: u64| {
+            s.len() > 1 && s.get(1).is_some_and(|next| next.first_seq <= acked + 1)
+        };
+        if !removable(&self.segments, self.acked) {
+            return;
+        }
+        if self.save_acked().is_err() {
+            return;
+        }
+        while removable(&self.segments, self.acked) {
+            if let Some(old) = self.segments.pop_front() {
+                let _ = fs::remove_file(segment_path(&self.dir, old.first_seq));
+                if self
+                    .file_pos
+                    .is_some_and(|p| p.segment_first == old.first_seq)
+                {
+                    self.file_pos = None;
+                }
+            }
+        }
+    }
+
+    fn save_acked(&mut self) -> io::Result<()> {
+        if self.acked_on_disk != self.acked {
+            state::write_private(&self.dir.join("acked"), self.acked.to_string().as_bytes())
+                .inspect_err(|e| log::warn!("spool: writing {}/acked: {e}", self.dir.display()))?;
+            self.acked_on_disk = self.acked;
+        }
+        Ok(())
+    }
+
+    /// Syncs the active segment and the acknowledged seq to disk; called
+    /// about once a second.
+    pub fn sync(&mut self) {
+        if self.dirty {
+            if let Some(f) = &self.active {
+                if let Err(e) = f.sync_data() {
+                    log::warn!("spool: syncing {}: {e}", self.dir.display());
+                }
+            }
+            self.dirty = false;
+        }
+        let _ = self.save_acked();
+    }
+
+    /// After a (re)connection: send again from the oldest unacknowledged event.
+    pub fn rewind(&mut self) {
+        let oldest = self.segments.front().map_or(self.next_seq, |s| s.first_seq);
+        self.cursor = (self.acked + 1).max(oldest.min(self.next_seq));
+        self.file_pos = None;
+    }
+
+    /// True when there are events to send.
+    pub fn has_unsent(&self) -> bool {
+        self.cursor < self.next_seq
+    }
+
+    /// Appends up to `max_events` events to send, in seq order, to `out`;
+    /// returns how many.
+    pub fn next_batch(&mut self, out: &mut Vec<u8>, max_events: usize) -> usize {
+        let mut n = 0;
+        while n < max_events && self.has_unsent() {
+            let from_ring = self.ring.front().is_some_and(|(s, _)| *s <= self.cursor);
+            let got = if from_ring {
+                self.take_from_ring(out, max_events - n)
+            } else {
+                self.take_from_file(out, max_events - n)
+            };
+            if got == 0 {
+                break;
+            }
+            n += got;
+        }
+        n
+    }
+
+    fn take_from_ring(&mut self, out: &mut Vec<u8>, max: usize) -> usize {
+        let Some(front) = self.ring.front().map(|(s, _)| *s) else {
+            return 0;
+        };
+        let skip = (self.cursor - front) as usize;
+        let mut n = 0;
+        for (seq, line) in self.ring.iter().skip(skip).take(max) {
+            out.extend_from_slice(line);
+            self.cursor = seq + 1;
+            n += 1;
+        }
+        n
+    }
+
+    /// Reads events at the cursor back from the segment files.
+    fn take_from_file(&mut self, out: &mut Vec<u8>, max: usize) -> usize {
+        let pos = match self.file_pos {
+            Some(p) => p,
+            None => {
+                let Some(seg) = self
+                    .segments
+                    .iter()
+                    .rev()
+                    .find(|s| s.first_seq <= self.cursor)
+                    .or(self.segments.front())
+                else {
+                    return 0;
+                };
+                FilePos {
+                    segment_first: seg.first_seq,
+                    offset: 0,
+                }
+            }
+        };
+        let mut buf = std::mem::take(&mut self.read_buf);
+        buf.clear();
+        let read = File::open(segment_path(&self.dir, pos.segment_first)).and_then(|mut f| {
+            f.seek(SeekFrom::Start(pos.offset))?;
+            f.take(READ_CHUNK as u64).read_to_end(&mut buf)
+        });
+        let n = match read {
+            Ok(_) => self.take_lines(&buf, pos, out, max),
+            Err(e) => {
+                log::warn!("spool: reading segment {}: {e}", pos.segment_first);
+                self.next_segment(pos);
+                0
+            }
+        };
+        if buf.capacity() <= READ_CHUNK + 1024 {
+            self.read_buf = buf;
+        }
+        n
+    }
+
+    fn take_lines(&mut self, buf: &[u8], pos: FilePos, out: &mut Vec<u8>, max: usize) -> usize {
+        let mut consumed = 0usize;
+        let mut n = 0;
+        let mut rest = buf;
+        while n < max {
+            let Some(nl) = rest.iter().position(|&b| b == b'\n') else {
+                break;
+            };
+            let (line, after) = rest.split_at(nl + 1);
+            consumed += line.len();
+            rest = after;
+            if let Some((seq, envelope)) = split_line(line) {
+                if seq >= self.cursor && seq < self.next_seq {
+                    out.extend_from_slice(envelope);
+                    self.cursor = seq + 1;
+                    n += 1;
+                }
+            }
+        }
+        let at_end = consumed == buf.len() || (n < max && buf.len() < READ_CHUNK);
+        if consumed == 0 && buf.len() >= READ_CHUNK {
+            // One line longer than a read: not ours to send; skip past it.
+            log::warn!(
+                "spool: skipping an over-long line in segment {}",
+                pos.segment_first
+            );
+            consumed = buf.len();
+        }
+        let offset = pos.offset + consumed as u64;
+        let is_active = self
+            .segments
+            .back()
+            .is_some_and(|s| s.first_seq == pos.segment_first);
+        if at_end && !is_active && n < max {
+            self.next_segment(pos);
+        } else {
+            self.file_pos = Some(FilePos {
+                segment_first: pos.segment_first,
+                offset,
+            });
+        }
+        if n == 0 && at_end && is_active {
+            // Nothing more on file: the rest must be in the ring.
+            self.file_pos = None;
+            if let Some(&(front, _)) = self.ring.front() {
+                self.cursor = self.cursor.max(front.min(self.next_seq));
+            }
+        }
+        n
+    }
+
+    fn next_segment(&mut self, pos: FilePos) {
+        let next = self
+            .segments
+            .iter()
+            .find(|s| s.first_seq > pos.segment_first);
+        self.file_pos = next.map(|s| FilePos {
+            segment_first: s.first_seq,
+            offset: 0,
+        });
+        if let Some(s) = next {
+            self.cursor = self.cursor.max(s.first_seq.min(self.next_seq));
+        } else {
+            self.cursor = self.next_seq;
+        }
+    }
+}
+
+/// Cuts a torn last line (a crash mid-write) off a segment; returns the last
+/// whole line's seq.
+fn repair_segment(path: &Path) -> io::Result<Option<u64>> {
+    let mut data = Vec::new();
+    File::open(path)?.read_to_end(&mut data)?;
+    let whole = data.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
+    if whole < data.len() {
+        log::warn!(
+            "spool: {} ended in a torn line ({} bytes); cut",
+            path.display(),
+            data.len() - whole
+        );
+        OpenOptions::new()
+            .write(true)
+            .open(path)?
+            .set_len(whole as u64)?;
+    }
+    let last = data
+        .get(..whole)
+        .unwrap_or_default()
+        .split(|&b| b == b'\n')
+        .filter_map(split_line)
+        .map(|(seq, _)| seq)
+        .max();
+    Ok(last)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use honeybee_proto::decode;
+
+    fn dir(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("hb-spool-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        d
+    }
+
+    fn event(i: u64) -> PotEvent {
+        let mut data = serde_json::Map::new();
+        data.insert("i".into(), i.into());
+        PotEvent {
+            node_id: 0,
+            pot_id: "p".into(),
+            pot_type: "t".into(),
+            event_type: "t.x".into(),
+            timestamp: "2026-11-26T00:00:00Z".into(),
+            seq: None,
+            data,
+        }
+    }
+
+    fn seqs(out: &[u8]) -> Vec<u64> {
+        out.split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(|l| match decode::<NodeMessage>(l).unwrap() {
+                NodeMessage::PotEvent(e) => e.seq.unwrap(),
+                other => panic!("{other:?}"),
+            })
+            .collect()
+    }
+
+    fn drain(s: &mut Spool) -> Vec<u64> {
+        let mut out = Vec::new();
+        while s.next_batch(&mut out, 7) > 0 {}
+        seqs(&out)
+    }
+
+    #[test]
+    fn events_get_increasing_seqs_and_are_sent_once_until_a_rewind() {
+        let d = dir("order");
+        let mut s = Spool::open(&d, 1 << 20, 4).unwrap();
+        s.push_all(9, (0..10).map(event).collect()).unwrap();
+        assert_eq!(drain(&mut s), (1..=10).collect::<Vec<_>>());
+        assert!(drain(&mut s).is_empty());
+        s.ack(4);
+        s.rewind();
+        assert_eq!(
+            drain(&mut s),
+            (5..=10).collect::<Vec<_>>(),
+            "replay from file and ring"
+        );
+        assert_eq!(s.pending(), 6);
+        fs::remove_dir_all(&d).ok();
+    }
+
+    #[test]
+    fn a_restart_replays_what_was_not_acknowledged_and_keeps_counting() {
+        let d = dir("restart");
+        {
+            let mut s = Spool::open(&d, 1 << 20, 1024).unwrap();
+            s.push_all(1, (0..100).map(event).collect()).unwrap();
+            drain(&mut s);
+            s.ack(60);
+            s.sync();
+        }
+        // A crash mid-write leaves half a line.
+        let seg = fs::read_dir(&d)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.extension().is_some_and(|e| e == "spool"))
+            .unwrap();
+        OpenOptions::new()
+            .append(true)
+            .open(&seg)
+            .unwrap()
+            .write_all(b"101 {\"version\":2,\"mess")
+            .unwrap();
+        let mut s = Spool::open(&d, 1 << 20, 1024).unwrap();
+        assert_eq!(s.next_seq(), 101);
+        assert_eq!(drain(&mut s), (61..=100).collect::<Vec<_>>());
+        s.push_all(1, vec![event(0)]).unwrap();
+        assert_eq!(drain(&mut s), vec![101], "the torn line was cut, not glued");
+        fs::remove_dir_all(&d).ok();
+    }
+
+    #[test]
+    fn acknowledged_segments_go_and_the_bound_drops_the_oldest_counted() {
+        let d = dir("bound");
+        let mut s = Spool::open(&d, 8192, 16).unwrap();
+        for i in 0..40 {
+            s.push_all(1, vec![event(i)]).unwrap();
+        }
+        let segments = || {
+            fs::read_dir(&d)
+                .unwrap()
+                .filter(|e| {
+                    e.as_ref()
+                        .unwrap()
+                        .path()
+                        .extension()
+                        .is_some_and(|x| x == "spool")
+                })
+                .count()
+        };
+        assert!(segments() > 1);
+        drain(&mut s);
+        s.ack(40);
+        assert_eq!(segments(), 1, "acknowledged segments are deleted");
+        assert_eq!(s.take_dropped(), 0);
+        // The core is away: far more than 8 KiB waits.
+        for i in 0..400 {
+            s.push_all(1, vec![event(i)]).unwrap();
+        }
+        let dropped = s.take_dropped();
+        assert!(dropped > 0 && dropped < 400, "{dropped}");
+        assert_eq!(s.take_dropped(), 0, "reported once");
+        assert!(s.disk_bytes() <= 8192);
+        s.rewind();
+        let replay = drain(&mut s);
+        assert_eq!(
+            replay.len() as u64,
+            400 - dropped,
+            "everything not dropped is sent"
+        );
+        assert!(
+            replay.windows(2).all(|w| w[1] == w[0] + 1),
+            "in order, no gaps"
+        );
+        assert_eq!(replay.last(), Some(&440));
+        fs::remove_dir_all(&d).ok();
+    }
+}

@@ -1,0 +1,130 @@
+//! The state directory: who this node is (node id, TOTP key) and the atomic,
+//! owner-only file writes everything in it uses.
+//!
+//! A file is replaced by writing a temporary sibling (mode 0600), syncing it,
+//! renaming it over the old one and syncing the directory: a crash at any
+//! point leaves either the old file or the new one, never half of one.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Creates `dir` (and parents) and restricts it to the owner (0700).
+pub fn private_dir(dir: &Path) -> io::Result<()> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+}
+
+/// Replaces `path` with `bytes`, atomically, mode 0600.
+pub fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    let _ = fs::remove_file(&tmp);
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    drop(f);
+    fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+/// Who this node is to the core.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    /// Chosen at random on first start; the core keys the node by it.
+    pub node_id: u64,
+    /// Base32 TOTP key, from the core's first `RegistrationAck`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub totp_key: Option<String>,
+    /// The last TOTP step used: a step is never presented twice (the core
+    /// refuses replays), even across agent restarts.
+    #[serde(default)]
+    pub last_totp_step: u64,
+}
+
+/// `identity.json` in the state dir.
+pub struct IdentityFile {
+    path: PathBuf,
+    /// The identity as last written.
+    pub identity: Identity,
+}
+
+impl IdentityFile {
+    /// Loads the identity, or makes and saves a new one.
+    pub fn open(state_dir: &Path) -> Result<IdentityFile, String> {
+        let path = state_dir.join("identity.json");
+        match fs::read(&path) {
+            Ok(bytes) => {
+                let identity: Identity = serde_json::from_slice(&bytes)
+                    .map_err(|e| format!("reading {}: {e}", path.display()))?;
+                Ok(IdentityFile { path, identity })
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                let file = IdentityFile {
+                    path,
+                    identity: Identity {
+                        node_id: new_node_id()?,
+                        totp_key: None,
+                        last_totp_step: 0,
+                    },
+                };
+                file.save()?;
+                Ok(file)
+            }
+            Err(e) => Err(format!("reading {}: {e}", path.display())),
+        }
+    }
+
+    /// Writes the identity (atomically, 0600).
+    pub fn save(&self) -> Result<(), String> {
+        let json = serde_json::to_vec_pretty(&self.identity).map_err(|e| e.to_string())?;
+        write_private(&self.path, &json)
+            .map_err(|e| format!("writing {}: {e}", self.path.display()))
+    }
+}
+
+/// A random id below 2^53, so that it survives every JSON consumer
+/// (JavaScript numbers in the dashboard) unchanged; never 0.
+fn new_node_id() -> Result<u64, String> {
+    let mut b = [0u8; 8];
+    getrandom::fill(&mut b).map_err(|e| format!("choosing a node id: {e}"))?;
+    Ok((u64::from_le_bytes(b) >> 11).max(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    #[test]
+    fn identity_is_created_once_private_and_kept() {
+        let dir = std::env::temp_dir().join(format!("hb-agent-state-{}", std::process::id()));
+        private_dir(&dir).unwrap();
+        let mut first = IdentityFile::open(&dir).unwrap();
+        assert!(first.identity.node_id > 0 && first.identity.node_id < 1 << 53);
+        first.identity.totp_key = Some("JBSWY3DPEHPK3PXP".into());
+        first.save().unwrap();
+        let again = IdentityFile::open(&dir).unwrap();
+        assert_eq!(again.identity, first.identity);
+        let mode = fs::metadata(dir.join("identity.json")).unwrap().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert_eq!(fs::metadata(&dir).unwrap().mode() & 0o777, 0o700);
+        assert!(!dir.join("identity.tmp").exists());
+        fs::write(dir.join("identity.json"), b"{garbage").unwrap();
+        let e = IdentityFile::open(&dir).err().unwrap();
+        assert!(e.contains("identity.json"), "{e}");
+        fs::remove_dir_all(&dir).ok();
+    }
+}

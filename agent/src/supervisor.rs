@@ -1,0 +1,839 @@
+//! Full mode: the pot supervisor. It answers every pot command of
+//! PROTOCOL.md §3, installs pots from the potstore (or a git repository),
+//! runs them, restarts the ones that crash (with backoff, `Failed` after 5
+//! crashes in 5 minutes), and keeps the list of installed pots and whether
+//! each should run in `pots/pots.json`, so that a restarted agent brings
+//! its running pots back.
+//!
+//! Commands are handled one at a time on the agent's thread; only the slow
+//! parts (a git clone, an `install` script) run as tasks that report back.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, VecDeque};
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::ExitStatus;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use async_io::Timer;
+use futures_lite::future;
+use honeybee_proto::{Command, InstallPot, PotStatus};
+use serde::{Deserialize, Serialize};
+use smol::LocalExecutor;
+
+use crate::answers::{failed, pot_status};
+use crate::config::Config;
+use crate::event_map::PotHint;
+use crate::pot_process::{self, describe, LogRing, RunAs, Running, Spec};
+use crate::potstore::{self, PotSource};
+use crate::proc_stat;
+use crate::shared::Shared;
+use crate::state;
+
+/// Most pots installed on one node.
+pub const MAX_POTS: usize = 64;
+/// Crashes within [`CRASH_WINDOW`] that mark a pot Failed.
+const MAX_CRASHES: usize = 5;
+const CRASH_WINDOW: Duration = Duration::from_secs(300);
+/// An `install` (or clone) taking longer is stopped and the pot Failed.
+const INSTALL_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+
+/// What survives an agent restart, per pot.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct SavedPot {
+    pot_id: String,
+    honeypot_type: String,
+    #[serde(default)]
+    git_url: Option<String>,
+    #[serde(default)]
+    git_branch: Option<String>,
+    #[serde(default)]
+    config: BTreeMap<String, String>,
+    /// Whether the operator wants it running.
+    run: bool,
+}
+
+struct Pot {
+    saved: SavedPot,
+    source: Option<PotSource>,
+    status: PotStatus,
+    message: Option<String>,
+    process: Option<Running>,
+    /// Bumped at every start and stop, so that stale exits are ignored.
+    generation: u64,
+    crashes: VecDeque<Instant>,
+    restarts: u32,
+    installing: bool,
+    logs: Rc<RefCell<LogRing>>,
+}
+
+enum Internal {
+    Exited {
+        pot_id: String,
+        generation: u64,
+        status: ExitStatus,
+    },
+    RestartDue {
+        pot_id: String,
+        generation: u64,
+    },
+    Installed {
+        pot_id: String,
+        generation: u64,
+        result: Result<Box<PotSource>, String>,
+    },
+}
+
+enum Work {
+    Command(Command),
+    Internal(Internal),
+    Shutdown,
+}
+
+/// The pot supervisor.
+pub struct Supervisor {
+    ex: Rc<LocalExecutor<'static>>,
+    shared: Rc<Shared>,
+    config: Rc<Config>,
+    pots_dir: PathBuf,
+    event_addr: String,
+    run_as: Result<Option<RunAs>, String>,
+    pots: BTreeMap<String, Pot>,
+    internal: (
+        async_channel::Sender<Internal>,
+        async_channel::Receiver<Internal>,
+    ),
+}
+
+impl Supervisor {
+    /// A supervisor keeping its pots under `<state_dir>/pots`.
+    pub fn new(
+        ex: Rc<LocalExecutor<'static>>,
+        shared: Rc<Shared>,
+        config: Rc<Config>,
+    ) -> Result<Supervisor, String> {
+        let run_as = pot_user(&config.full.pot_user);
+        let pots_dir = config.state_dir.join("pots");
+        state::private_dir(&pots_dir)
+            .map_err(|e| format!("creating {}: {e}", pots_dir.display()))?;
+        if let Ok(Some(_)) = run_as {
+            // The pot user must reach its own folder inside the state dir;
+            // x without r lets it through without listing anything.
+            for dir in [&config.state_dir, &pots_dir] {
+                set_mode(dir, 0o711)?;
+            }
+        }
+        Ok(Supervisor {
+            ex,
+            shared,
+            event_addr: format!("127.0.0.1:{}", config.full.event_port),
+            config,
+            pots_dir,
+            run_as,
+            pots: BTreeMap::new(),
+            internal: async_channel::unbounded(),
+        })
+    }
+
+    /// Handles commands until `shutdown` fires, then stops every pot
+    /// (keeping whether it should run) and returns.
+    pub async fn run(mut self, shutdown: async_channel::Receiver<()>) {
+        self.restore();
+        let commands = self.shared.commands.1.clone();
+        loop {
+            let work = future::or(
+                async {
+                    match commands.recv().await {
+                        Ok(c) => Work::Command(c),
+                        Err(_) => Work::Shutdown,
+                    }
+                },
+                future::or(
+                    async {
+                        match self.internal.1.recv().await {
+                            Ok(i) => Work::Internal(i),
+                            Err(_) => Work::Shutdown,
+                        }
+                    },
+                    async {
+                        let _ = shutdown.recv().await;
+                        Work::Shutdown
+                    },
+                ),
+            )
+            .await;
+            match work {
+                Work::Command(c) => self.command(c).await,
+                Work::Internal(i) => self.internal(i).await,
+                Work::Shutdown => break,
+            }
+        }
+        let grace = self.grace();
+        for (id, pot) in self.pots.iter_mut() {
+            if let Some(p) = pot.process.take() {
+                log::info!("stopping pot {id}");
+                pot.generation += 1;
+                p.stop(grace).await;
+                pot.status = PotStatus::Stopped;
+            }
+        }
+    }
+
+    fn grace(&self) -> Duration {
+        Duration::from_secs(self.config.full.stop_grace_secs)
+    }
+
+    fn saved_path(&self) -> PathBuf {
+        self.pots_dir.join("pots.json")
+    }
+
+    fn pot_dir(&self, pot_id: &str) -> PathBuf {
+        self.pots_dir.join(pot_id)
+    }
+
+    /// Brings back the pots of the last run.
+    fn restore(&mut self) {
+        let path = self.saved_path();
+        let saved: Vec<SavedPot> = match std::fs::read(&path) {
+            Ok(bytes) => match serde_json::from_slice(&bytes) {
+                Ok(s) => s,
+                Err(e) => {
+                    log::error!("reading {}: {e}; starting with no pots", path.display());
+                    return;
+                }
+            },
+            Err(_) => return,
+        };
+        for s in saved.into_iter().take(MAX_POTS) {
+            if !potstore::valid_pot_id(&s.pot_id) {
+                continue;
+            }
+            let id = s.pot_id.clone();
+            let source = self.source_of(&s);
+            let (status, message) = match &source {
+                Ok(_) => (PotStatus::Stopped, None),
+                Err(e) => (PotStatus::Failed, Some(e.clone())),
+            };
+            let run = s.run;
+            self.pots
+                .insert(id.clone(), new_pot(s, source.ok(), status, message));
+            if run {
+                if let Err(e) = self.start(&id) {
+                    log::warn!("pot {id} did not come back: {e}");
+                } else {
+                    log::info!("pot {id} is running again");
+                }
+            }
+        }
+        self.publish_hints();
+    }
+
+    fn source_of(&self, s: &SavedPot) -> Result<PotSource, String> {
+        let dir = match &s.git_url {
+            Some(_) => self.pot_dir(&s.pot_id).join("source"),
+            None => self.config.full.potstore.clone(),
+        };
+        potstore::resolve(&dir, &s.honeypot_type).map_err(|e| e.0)
+    }
+
+    fn save(&self) {
+        let saved: Vec<&SavedPot> = self.pots.values().map(|p| &p.saved).collect();
+        let json = serde_json::to_vec_pretty(&saved).unwrap_or_default();
+        if let Err(e) = state::write_private(&self.saved_path(), &json) {
+            log::error!("writing {}: {e}", self.saved_path().display());
+        }
+    }
+
+    fn publish_hints(&self) {
+        *self.shared.pot_hints.borrow_mut() = self
+            .pots
+            .iter()
+            .map(|(id, p)| PotHint {
+                pot_id: id.clone(),
+                pot_type: p.saved.honeypot_type.clone(),
+                running: p.status == PotStatus::Running,
+            })
+            .collect();
+    }
+
+    fn report(&self, pot_id: &str, details: Option<serde_json::Value>) {
+        if let Some(p) = self.pots.get(pot_id) {
+            pot_status(
+                &self.shared,
+                pot_id,
+                &p.saved.honeypot_type,
+                p.status,
+                p.message.clone(),
+                details,
+            );
+        }
+    }
+
+    fn set(&mut self, pot_id: &str, status: PotStatus, message: Option<String>) {
+        if let Some(p) = self.pots.get_mut(pot_id) {
+            p.status = status;
+            p.message = message;
+        }
+        self.publish_hints();
+        self.report(pot_id, None);
+    }
+
+    async fn command(&mut self, command: Command) {
+        if let Some(id) = command.pot_id() {
+            if !matches!(command, Command::InstallPot(_)) && !self.pots.contains_key(id) {
+                let why = format!("no pot {id:?} is installed on this node");
+                return failed(&self.shared, &command, &why);
+            }
+        }
+        match command {
+            Command::InstallPot(p) => self.install(p).await,
+            Command::DeployPot(id) => {
+                if let Some(p) = self.pots.get_mut(&id) {
+                    p.crashes.clear();
+                }
+                self.deploy(&id)
+            }
+            Command::StopPot(id) => {
+                self.stop(&id, false).await;
+                self.report(&id, None);
+            }
+            Command::RestartPot(id) => {
+                self.stop(&id, true).await;
+                self.deploy(&id);
+            }
+            Command::GetPotStatus(id) => self.report(&id, None),
+            Command::GetPotLogs(id) => {
+                let lines = self.pots.get(&id).map(|p| p.logs.borrow().lines());
+                self.report(&id, Some(serde_json::json!({ "lines": lines })));
+            }
+            Command::GetPotMetrics(id) => {
+                let details = self.metrics(&id);
+                self.report(&id, Some(details));
+            }
+            Command::GetPotInfo(id) => match self.pots.get(&id).and_then(|p| p.source.as_ref()) {
+                Some(src) => {
+                    let info = src.info();
+                    self.report(&id, Some(info));
+                }
+                None => failed(
+                    &self.shared,
+                    &Command::GetPotInfo(id.clone()),
+                    "the pot has no manifest (install failed)",
+                ),
+            },
+            Command::GetInstalledPots => {
+                let ids: Vec<String> = self.pots.keys().cloned().collect();
+                for id in ids {
+                    self.report(&id, None);
+                }
+            }
+            Command::UninstallPot(id) => self.uninstall(&id).await,
+            Command::UpdateConfig(_) => {}
+            Command::Restart => {}
+            Command::Unknown(ref name) => {
+                let why = format!("unknown command {name}");
+                failed(&self.shared, &command, &why)
+            }
+        }
+    }
+
+    fn deploy(&mut self, id: &str) {
+        if self.pots.get(id).is_some_and(|p| p.installing) {
+            return failed(
+                &self.shared,
+                &Command::DeployPot(id.into()),
+                "the pot is still installing",
+            );
+        }
+        if let Some(p) = self.pots.get_mut(id) {
+            p.saved.run = true;
+        }
+        self.save();
+        if self.pots.get(id).is_some_and(|p| p.process.is_some()) {
+            return self.report(id, None);
+        }
+        match self.start(id) {
+            Ok(()) => self.set(id, PotStatus::Running, None),
+            Err(e) => self.set(id, PotStatus::Failed, Some(e)),
+        }
+    }
+
+    /// Starts the pot's `start` executable.
+    fn start(&mut self, id: &str) -> Result<(), String> {
+        let run_as = self.run_as.clone()?;
+        let dir = self.pot_dir(id);
+        let node_id = self.shared.node_id;
+        let internal = self.internal.0.clone();
+        let pot = self.pots.get_mut(id).ok_or("not installed")?;
+        let source = pot
+            .source
+            .as_ref()
+            .ok_or("the pot is not installed (install failed)")?;
+        let env = potstore::pot_env(
+            &source.manifest,
+            &pot.saved.config,
+            id,
+            &dir,
+            &source.folder,
+            &self.event_addr,
+            node_id,
+        )
+        .map_err(|e| e.0)?;
+        pot.generation += 1;
+        let generation = pot.generation;
+        let pot_id = id.to_string();
+        let running = pot_process::spawn(
+            &self.ex,
+            Spec {
+                program: &source.start_path(),
+                args: &[],
+                cwd: &dir,
+                env: &env,
+                run_as,
+                logs: pot.logs.clone(),
+                label: "start",
+            },
+            move |status| {
+                let _ = internal.try_send(Internal::Exited {
+                    pot_id,
+                    generation,
+                    status,
+                });
+            },
+        )
+        .map_err(|e| format!("starting {}: {e}", source.start_path().display()))?;
+        log::info!("pot {id} started (pid {})", running.pid);
+        pot.process = Some(running);
+        pot.status = PotStatus::Running;
+        pot.message = None;
+        Ok(())
+    }
+
+    /// Stops the pot's processes; `keep_wanted` leaves its desired state.
+    async fn stop(&mut self, id: &str, keep_wanted: bool) {
+        let grace = self.grace();
+        let Some(pot) = self.pots.get_mut(id) else {
+            return;
+        };
+        pot.generation += 1;
+        if !keep_wanted {
+            pot.saved.run = false;
+        }
+        if let Some(p) = pot.process.take() {
+            p.stop(grace).await;
+            log::info!("pot {id} stopped");
+        }
+        if let Some(pot) = self.pots.get_mut(id) {
+            if pot.status == PotStatus::Running || !pot.installing {
+                pot.status = PotStatus::Stopped;
+                pot.message = None;
+            }
+        }
+        self.save();
+        self.publish_hints();
+    }
+
+    async fn install(&mut self, req: InstallPot) {
+        let id = req.pot_id.clone();
+        let cmd = Command::InstallPot(req.clone());
+        if !potstore::valid_pot_id(&id) {
+            return failed(
+                &self.shared,
+                &cmd,
+                "pot_id must be 1-64 of A-Z a-z 0-9 _ . - (not starting with '.')",
+            );
+        }
+        if !self.pots.contains_key(&id) && self.pots.len() >= MAX_POTS {
+            return failed(
+                &self.shared,
+                &cmd,
+                &format!("{MAX_POTS} pots are installed already"),
+            );
+        }
+        if self.pots.get(&id).is_some_and(|p| p.installing) {
+            return failed(
+                &self.shared,
+                &cmd,
+                "an install of this pot is already running",
+            );
+        }
+        if let Err(e) = self.run_as.clone() {
+            return failed(&self.shared, &cmd, &e);
+        }
+        self.stop(&id, false).await;
+        let saved = SavedPot {
+            pot_id: id.clone(),
+            honeypot_type: req.honeypot_type.clone(),
+            git_url: req.git_url.clone(),
+            git_branch: req.git_branch.clone(),
+            config: req.config.clone().unwrap_or_default(),
+            run: req.auto_start,
+        };
+        let logs = match self.pots.remove(&id) {
+            Some(old) => old.logs,
+            None => Rc::default(),
+        };
+        let mut pot = new_pot(saved.clone(), None, PotStatus::Installing, None);
+        pot.logs = logs;
+        pot.installing = true;
+        pot.generation += 1;
+        let generation = pot.generation;
+        self.pots.insert(id.clone(), pot);
+        self.save();
+        self.set(&id, PotStatus::Installing, None);
+        let job = InstallJob {
+            ex: self.ex.clone(),
+            saved,
+            dir: self.pot_dir(&id),
+            potstore: self.config.full.potstore.clone(),
+            run_as: self.run_as.clone().unwrap_or(None),
+            event_addr: self.event_addr.clone(),
+            node_id: self.shared.node_id,
+            logs: self
+                .pots
+                .get(&id)
+                .map(|p| p.logs.clone())
+                .unwrap_or_default(),
+        };
+        let internal = self.internal.0.clone();
+        self.ex
+            .spawn(async move {
+                let result = job.run().await.map(Box::new);
+                let _ = internal
+                    .send(Internal::Installed {
+                        pot_id: id,
+                        generation,
+                        result,
+                    })
+                    .await;
+            })
+            .detach();
+    }
+
+    async fn uninstall(&mut self, id: &str) {
+        self.stop(id, false).await;
+        if let Some(p) = self.pots.get(id) {
+            if p.installing {
+                return failed(
+                    &self.shared,
+                    &Command::UninstallPot(id.into()),
+                    "the pot is still installing",
+                );
+            }
+        }
+        let pot_type = self
+            .pots
+            .get(id)
+            .map(|p| p.saved.honeypot_type.clone())
+            .unwrap_or_default();
+        self.pots.remove(id);
+        self.shared.pot_events.borrow_mut().remove(id);
+        let dir = self.pot_dir(id);
+        if let Err(e) = std::fs::remove_dir_all(&dir) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                log::warn!("removing {}: {e}", dir.display());
+            }
+        }
+        self.save();
+        self.publish_hints();
+        log::info!("pot {id} uninstalled");
+        pot_status(
+            &self.shared,
+            id,
+            &pot_type,
+            PotStatus::Stopped,
+            Some("uninstalled".into()),
+            Some(serde_json::json!({ "uninstalled": true })),
+        );
+    }
+
+    fn metrics(&self, id: &str) -> serde_json::Value {
+        let Some(pot) = self.pots.get(id) else {
+            return serde_json::Value::Null;
+        };
+        let events = self
+            .shared
+            .pot_events
+            .borrow()
+            .get(id)
+            .copied()
+            .unwrap_or(0);
+        let (pid, group) = match &pot.process {
+            Some(p) => (
+                Some(p.pid),
+                proc_stat::group_stats(p.pid).unwrap_or_default(),
+            ),
+            None => (None, proc_stat::GroupStats::default()),
+        };
+        serde_json::json!({
+            "pid": pid,
+            "processes": group.processes,
+            "cpu_seconds": group.cpu_seconds,
+            "rss_bytes": group.rss_bytes,
+            "uptime_s": group.uptime_s,
+            "restarts": pot.restarts,
+            "events": events,
+        })
+    }
+
+    async fn internal(&mut self, work: Internal) {
+        match work {
+            Internal::Exited {
+                pot_id,
+                generation,
+                status,
+            } => self.exited(&pot_id, generation, status),
+            Internal::RestartDue { pot_id, generation } => {
+                let due = self.pots.get(&pot_id).is_some_and(|p| {
+                    p.generation == generation && p.process.is_none() && p.saved.run
+                });
+                if due {
+                    if let Some(p) = self.pots.get_mut(&pot_id) {
+                        p.restarts += 1;
+                    }
+                    match self.start(&pot_id) {
+                        Ok(()) => self.set(&pot_id, PotStatus::Running, None),
+                        Err(e) => self.set(&pot_id, PotStatus::Failed, Some(e)),
+                    }
+                }
+            }
+            Internal::Installed {
+                pot_id,
+                generation,
+                result,
+            } => {
+                let Some(pot) = self.pots.get_mut(&pot_id) else {
+                    return;
+                };
+                if pot.generation != generation {
+                    return;
+                }
+                pot.installing = false;
+                match result {
+                    Ok(source) => {
+                        log::info!("pot {pot_id} installed");
+                        pot.source = Some(*source);
+                        if pot.saved.run {
+                            self.deploy(&pot_id);
+                        } else {
+                            self.set(&pot_id, PotStatus::Stopped, None);
+                        }
+                    }
+                    Err(e) => {
+                        log::warn!("pot {pot_id}: install failed: {e}");
+                        pot.saved.run = false;
+                        self.save();
+                        self.set(&pot_id, PotStatus::Failed, Some(e));
+                    }
+                }
+            }
+        }
+    }
+
+    /// A pot ended on its own: restart it with backoff, or give up.
+    fn exited(&mut self, id: &str, generation: u64, status: ExitStatus) {
+        let Some(pot) = self.pots.get_mut(id) else {
+            return;
+        };
+        if pot.generation != generation || pot.process.is_none() {
+            return; // stopped on purpose
+        }
+        pot.process = None;
+        let now = Instant::now();
+        pot.crashes.push_back(now);
+        while pot
+            .crashes
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > CRASH_WINDOW)
+        {
+            pot.crashes.pop_front();
+        }
+        let how = describe(status);
+        if pot.crashes.len() >= MAX_CRASHES {
+            log::warn!("pot {id} {how}: {MAX_CRASHES} crashes in 5 minutes, giving up");
+            let why = format!("{how}; crashed {MAX_CRASHES} times in 5 minutes, not restarted");
+            return self.set(id, PotStatus::Failed, Some(why));
+        }
+        let delay = Duration::from_secs(1 << (pot.crashes.len() - 1).min(5));
+        log::warn!("pot {id} {how}; restarting in {} s", delay.as_secs());
+        let message = format!("{how}; restarting in {} s", delay.as_secs());
+        let internal = self.internal.0.clone();
+        let pot_id = id.to_string();
+        self.ex
+            .spawn(async move {
+                Timer::after(delay).await;
+                let _ = internal
+                    .send(Internal::RestartDue { pot_id, generation })
+                    .await;
+            })
+            .detach();
+        self.set(id, PotStatus::Running, Some(message));
+    }
+}
+
+fn new_pot(
+    saved: SavedPot,
+    source: Option<PotSource>,
+    status: PotStatus,
+    message: Option<String>,
+) -> Pot {
+    Pot {
+        saved,
+        source,
+        status,
+        message,
+        process: None,
+        generation: 0,
+        crashes: VecDeque::new(),
+        restarts: 0,
+        installing: false,
+        logs: Rc::default(),
+    }
+}
+
+/// The slow part of an install, run as a task.
+struct InstallJob {
+    ex: Rc<LocalExecutor<'static>>,
+    saved: SavedPot,
+    dir: PathBuf,
+    potstore: PathBuf,
+    run_as: Option<RunAs>,
+    event_addr: String,
+    node_id: u64,
+    logs: Rc<RefCell<LogRing>>,
+}
+
+impl InstallJob {
+    async fn run(self) -> Result<PotSource, String> {
+        state::private_dir(&self.dir)
+            .map_err(|e| format!("creating {}: {e}", self.dir.display()))?;
+        if let Some(who) = self.run_as {
+            chown(&self.dir, who)?;
+        }
+        let source_dir = match &self.saved.git_url {
+            Some(url) => {
+                let dest = self.dir.join("source");
+                let _ = std::fs::remove_dir_all(&dest);
+                let git = potstore::git_clone_command(url, self.saved.git_branch.as_deref(), &dest)
+                    .map_err(|e| e.0)?;
+                let args: Vec<OsString> = git.get_args().map(OsString::from).collect();
+                let env = vec![("GIT_TERMINAL_PROMPT".to_string(), "0".to_string())];
+                self.exec(Path::new("git"), &args, &env, "git").await?;
+                dest
+            }
+            None => self.potstore.clone(),
+        };
+        let source = potstore::resolve(&source_dir, &self.saved.honeypot_type).map_err(|e| e.0)?;
+        let env = potstore::pot_env(
+            &source.manifest,
+            &self.saved.config,
+            &self.saved.pot_id,
+            &self.dir,
+            &source.folder,
+            &self.event_addr,
+            self.node_id,
+        )
+        .map_err(|e| e.0)?;
+        self.exec(&source.install_path(), &[], &env, "install")
+            .await?;
+        Ok(source)
+    }
+
+    async fn exec(
+        &self,
+        program: &Path,
+        args: &[OsString],
+        env: &[(String, String)],
+        label: &'static str,
+    ) -> Result<(), String> {
+        let (tx, rx) = async_channel::bounded(1);
+        let running = pot_process::spawn(
+            &self.ex,
+            Spec {
+                program,
+                args,
+                cwd: &self.dir,
+                env,
+                run_as: self.run_as,
+                logs: self.logs.clone(),
+                label,
+            },
+            move |status| {
+                let _ = tx.try_send(status);
+            },
+        )
+        .map_err(|e| format!("{label}: starting {}: {e}", program.display()))?;
+        let status = future::or(async { rx.recv().await.ok() }, async {
+            Timer::after(INSTALL_TIMEOUT).await;
+            None
+        })
+        .await;
+        match status {
+            Some(s) if s.success() => Ok(()),
+            Some(s) => {
+                let last = self
+                    .logs
+                    .borrow()
+                    .lines()
+                    .last()
+                    .cloned()
+                    .unwrap_or_default();
+                Err(format!("{label} {}: {last}", describe(s)))
+            }
+            None => {
+                running.stop(Duration::from_secs(5)).await;
+                Err(format!(
+                    "{label} took longer than {} minutes",
+                    INSTALL_TIMEOUT.as_secs() / 60
+                ))
+            }
+        }
+    }
+}
+
+/// Who pots run as: nobody special when the agent is not root; when it is,
+/// `pot_user`, else `nobody` with a warning, else no pot runs at all.
+fn pot_user(name: &str) -> Result<Option<RunAs>, String> {
+    use nix::unistd::{geteuid, User};
+    if !geteuid().is_root() {
+        return Ok(None);
+    }
+    let found = |n: &str| {
+        User::from_name(n)
+            .ok()
+            .flatten()
+            .filter(|u| !u.uid.is_root())
+    };
+    if let Some(u) = found(name) {
+        return Ok(Some(RunAs {
+            uid: u.uid.as_raw(),
+            gid: u.gid.as_raw(),
+        }));
+    }
+    if let Some(u) = found("nobody") {
+        log::warn!("pot_user {name:?} does not exist: pots run as nobody");
+        return Ok(Some(RunAs {
+            uid: u.uid.as_raw(),
+            gid: u.gid.as_raw(),
+        }));
+    }
+    Err(format!(
+        "refusing to run pots as root: neither pot_user {name:?} nor nobody exists"
+    ))
+}
+
+fn chown(path: &Path, who: RunAs) -> Result<(), String> {
+    nix::unistd::chown(
+        path,
+        Some(nix::unistd::Uid::from_raw(who.uid)),
+        Some(nix::unistd::Gid::from_raw(who.gid)),
+    )
+    .map_err(|e| format!("giving {} to uid {}: {e}", path.display(), who.uid))
+}
+
+fn set_mode(path: &Path, mode: u32) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .map_err(|e| format!("setting mode {mode:o} on {}: {e}", path.display()))
+}
