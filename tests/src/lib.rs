@@ -10,25 +10,36 @@
 //! - [`Metrics`] ([`metrics`]): the Prometheus text of `/metrics`, parsed;
 //! - [`Pki`] ([`certs`]): CA, server and client certificates made with rcgen;
 //! - [`totp`]: RFC 6238 codes for a chosen time step;
-//! - [`TempDir`] ([`temp_dir`]): a directory removed on drop.
+//! - [`TempDir`] ([`temp_dir`]): a directory removed on drop;
+//! - [`Agent`] ([`agent_process`]): starts and stops the real
+//!   `honeybee-agent`, feeds its event socket;
+//! - [`TestPotstore`] ([`test_pot`]): a potstore of test pots (event
+//!   emitter, crasher, failing install) and `/proc` process-group checks;
+//! - [`LinkProxy`] ([`link_proxy`]): a TCP proxy a test can cut and restore.
 //!
 //! Everything is blocking and bounded by deadlines: a test never waits
 //! longer than it must, and never forever.
 
+pub mod agent_process;
 pub mod certs;
 pub mod core_process;
 pub mod http;
+pub mod link_proxy;
 pub mod metrics;
 pub mod temp_dir;
 pub mod test_node;
+pub mod test_pot;
 pub mod totp;
 
+pub use agent_process::{Agent, AgentBuilder, AgentMode};
 pub use certs::Pki;
 pub use core_process::{Core, CoreBuilder};
 pub use http::{Api, EventPage, Response};
+pub use link_proxy::LinkProxy;
 pub use metrics::Metrics;
 pub use temp_dir::TempDir;
 pub use test_node::{NodeIdentity, RecvError, TestNode};
+pub use test_pot::{TestPot, TestPotstore};
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
