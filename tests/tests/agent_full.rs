@@ -1,0 +1,280 @@
+//! The Full-mode agent against the real core, driven through the REST API as
+//! an operator would: a test pot installed from a temporary potstore, its
+//! events in the API and on the WebSocket, logs and metrics, stop without
+//! orphans, crash handling, and pots that come back after an agent restart.
+
+use std::time::{Duration, Instant};
+
+use honeybee_proto::{
+    decode, encode, BackendCommand, BackendRegistration, BackendResponse, BackendType, Envelope,
+    ModuleMessage, NodeMessage, StreamMessage, Subscribe,
+};
+use honeybee_tests::test_pot::{
+    process_alive, processes_in_group, BAD_INSTALL_MESSAGE, DEFAULT_SRC_IP, STDERR_LINE,
+    STDOUT_LINE,
+};
+use honeybee_tests::{Agent, Core, TestPot, TestPotstore};
+use serde_json::{json, Value};
+use tungstenite::stream::MaybeTlsStream;
+use tungstenite::Message;
+
+const T: Duration = Duration::from_secs(20);
+
+fn potstore(core: &Core, pots: Vec<TestPot>) -> TestPotstore {
+    let mut store = TestPotstore::new(core.workspace().path().join("potstore"));
+    for p in pots {
+        store.add(p);
+    }
+    store
+}
+
+fn full_agent(core: &Core, store: &TestPotstore) -> (Agent, u64) {
+    let agent = Agent::full(core.node_addr)
+        .workspace(core.workspace())
+        .potstore(store.path())
+        .heartbeat_interval(1)
+        .start();
+    let id = agent.node_id();
+    core.api().wait_status(id, "Running", T);
+    (agent, id)
+}
+
+fn command(core: &Core, node_id: u64, cmd: Value) {
+    core.api()
+        .post(
+            &format!("/api/v1/nodes/{node_id}/commands"),
+            &cmd.to_string(),
+        )
+        .expect_status(202);
+}
+
+fn pot_of(node: &Value, pot_id: &str) -> Option<Value> {
+    node["pots"]
+        .as_array()?
+        .iter()
+        .find(|p| p["pot_id"] == pot_id)
+        .cloned()
+}
+
+#[track_caller]
+fn wait_pot(core: &Core, node_id: u64, pot_id: &str, pred: impl Fn(&Value) -> bool) -> Value {
+    let node = core
+        .api()
+        .wait_node(node_id, T, |n| pot_of(n, pot_id).is_some_and(|p| pred(&p)));
+    pot_of(&node, pot_id).unwrap_or_default()
+}
+
+#[track_caller]
+fn wait_events(core: &Core, pot_id: &str, at_least: usize) -> Vec<Value> {
+    let deadline = Instant::now() + T;
+    loop {
+        let events = core.api().all_events(&[("pot_id", pot_id)]);
+        if events.len() >= at_least {
+            return events;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} of {at_least} events of {pot_id} arrived",
+            events.len()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn install(core: &Core, node_id: u64, pot_id: &str, pot_type: &str, config: Value) {
+    command(
+        core,
+        node_id,
+        json!({"InstallPot": {"pot_id": pot_id, "honeypot_type": pot_type,
+                              "config": config, "auto_start": true}}),
+    );
+}
+
+/// Subscribes to events over the WebSocket, as the dashboard does.
+fn subscribe(core: &Core) -> tungstenite::WebSocket<MaybeTlsStream<std::net::TcpStream>> {
+    let (mut ws, _) = tungstenite::connect(format!("ws://{}/", core.stream_addr)).expect("ws");
+    if let MaybeTlsStream::Plain(s) = ws.get_ref() {
+        s.set_read_timeout(Some(T)).expect("timeout");
+    }
+    for m in [
+        ModuleMessage::BackendRegistration(BackendRegistration {
+            backend_name: "agent-test".into(),
+            backend_type: BackendType::Monitoring,
+            token: core.api().token.clone(),
+        }),
+        ModuleMessage::BackendCommand(BackendCommand::Subscribe(Subscribe {
+            topics: vec!["events".into()],
+            filter: None,
+        })),
+    ] {
+        let line = String::from_utf8(encode(&Envelope::new(m))).expect("utf8");
+        ws.send(Message::text(line.trim_end())).expect("ws send");
+    }
+    ws
+}
+
+fn next_ws_event(
+    ws: &mut tungstenite::WebSocket<MaybeTlsStream<std::net::TcpStream>>,
+) -> honeybee_proto::PotEvent {
+    loop {
+        match ws.read().expect("ws read") {
+            Message::Text(t) => match decode::<StreamMessage>(t.as_bytes()).expect("envelope") {
+                StreamMessage::Node(NodeMessage::PotEvent(e)) => return e,
+                StreamMessage::BackendResponse(BackendResponse::Failure(f)) => panic!("{f}"),
+                _ => continue,
+            },
+            _ => continue,
+        }
+    }
+}
+
+#[test]
+fn a_pot_installed_through_the_api_runs_reports_and_stops_without_orphans() {
+    let core = Core::start();
+    let store = potstore(&core, vec![TestPot::emitter("emitter")]);
+    let (agent, id) = full_agent(&core, &store);
+    let node = core.api().node(id).expect("node");
+    assert_eq!(node["node_type"], "Full");
+    let mut ws = subscribe(&core);
+
+    install(
+        &core,
+        id,
+        "emit-01",
+        "emitter",
+        json!({"burst": "5", "interval": "0.2"}),
+    );
+    wait_pot(&core, id, "emit-01", |p| p["status"] == "Running");
+    let events = wait_events(&core, "emit-01", 5);
+    for e in &events {
+        assert_eq!(e["node_id"], id);
+        assert_eq!(e["data"]["src_ip"], DEFAULT_SRC_IP);
+        assert!(e["seq"].as_u64().is_some(), "events carry a seq: {e}");
+    }
+    let live = next_ws_event(&mut ws);
+    assert_eq!((live.node_id, live.pot_id.as_str()), (id, "emit-01"));
+
+    command(&core, id, json!({"GetPotLogs": "emit-01"}));
+    let logs = wait_pot(&core, id, "emit-01", |p| p["details"]["lines"].is_array());
+    let lines = logs["details"]["lines"].to_string();
+    assert!(
+        lines.contains(STDOUT_LINE) && lines.contains(STDERR_LINE),
+        "{lines}"
+    );
+
+    let pid = store.wait_pot_pid("emit-01", T);
+    command(&core, id, json!({"GetPotMetrics": "emit-01"}));
+    let m = wait_pot(&core, id, "emit-01", |p| p["details"]["pid"].is_number())["details"].clone();
+    assert_eq!(m["pid"], pid);
+    assert!(m["rss_bytes"].as_u64().unwrap_or(0) > 0, "{m}");
+    assert!(m["events"].as_u64().unwrap_or(0) >= 5, "{m}");
+    assert_eq!(m["restarts"], 0);
+
+    command(&core, id, json!({"GetPotInfo": "emit-01"}));
+    let info = wait_pot(&core, id, "emit-01", |p| p["details"]["name"].is_string());
+    let manifest = store.pots()[0].manifest();
+    assert_eq!(info["details"]["type"], manifest["type"]);
+    assert_eq!(info["details"]["version"], manifest["version"]);
+
+    let background = store
+        .background_pid("emit-01")
+        .expect("the pot's background child");
+    command(&core, id, json!({"StopPot": "emit-01"}));
+    wait_pot(&core, id, "emit-01", |p| p["status"] == "Stopped");
+    assert!(
+        processes_in_group(pid).is_empty(),
+        "processes left: {:?}",
+        processes_in_group(pid)
+    );
+    assert!(
+        !process_alive(background),
+        "the pot's child {background} survived the stop"
+    );
+
+    command(&core, id, json!({"UninstallPot": "emit-01"}));
+    wait_pot(&core, id, "emit-01", |p| {
+        p["details"]["uninstalled"] == true
+    });
+    assert!(
+        !agent.state_dir().join("pots/emit-01").exists(),
+        "working dir left behind"
+    );
+}
+
+#[test]
+fn a_crashing_pot_is_restarted_with_backoff_then_failed() {
+    let core = Core::start();
+    let store = potstore(&core, vec![TestPot::crasher("crasher")]);
+    let (_agent, id) = full_agent(&core, &store);
+    install(&core, id, "crash-01", "crasher", json!({}));
+    let pot = core.api().wait_node(id, Duration::from_secs(60), |n| {
+        pot_of(n, "crash-01").is_some_and(|p| p["status"] == "Failed")
+    });
+    let pot = pot_of(&pot, "crash-01").unwrap_or_default();
+    let message = pot["message"].as_str().unwrap_or_default();
+    assert!(message.contains("5 times"), "{pot}");
+    assert!(message.contains("status 3"), "{pot}");
+    assert_eq!(
+        store.starts("crash-01"),
+        5,
+        "started once and restarted 4 times"
+    );
+}
+
+#[test]
+fn a_failing_install_and_unknown_pots_are_answered_failed_with_why() {
+    let core = Core::start();
+    let store = potstore(&core, vec![TestPot::bad_install("broken")]);
+    let (agent, id) = full_agent(&core, &store);
+    install(&core, id, "broken-01", "broken", json!({}));
+    let pot = wait_pot(&core, id, "broken-01", |p| p["status"] == "Failed");
+    assert!(
+        pot["message"].to_string().contains(BAD_INSTALL_MESSAGE),
+        "{pot}"
+    );
+    install(&core, id, "nope-01", "no-such-type", json!({}));
+    let pot = wait_pot(&core, id, "nope-01", |p| p["status"] == "Failed");
+    assert!(pot["message"].to_string().contains("no-such-type"), "{pot}");
+    command(&core, id, json!({"StopPot": "ghost"}));
+    let pot = wait_pot(&core, id, "ghost", |p| p["status"] == "Failed");
+    assert!(pot["message"].to_string().contains("no pot"), "{pot}");
+    install(&core, id, "../escape", "broken", json!({}));
+    let pot = wait_pot(&core, id, "../escape", |p| p["status"] == "Failed");
+    assert!(pot["message"].to_string().contains("pot_id"), "{pot}");
+    assert!(!agent.state_dir().join("escape").exists());
+}
+
+#[test]
+fn sigterm_shows_the_node_stopped_and_a_restarted_agent_brings_its_pot_back() {
+    let core = Core::start();
+    let store = potstore(&core, vec![TestPot::emitter("emitter")]);
+    let (mut agent, id) = full_agent(&core, &store);
+    install(&core, id, "emit-02", "emitter", json!({"burst": "3"}));
+    wait_pot(&core, id, "emit-02", |p| p["status"] == "Running");
+    wait_events(&core, "emit-02", 3);
+    let pid = store.wait_pot_pid("emit-02", T);
+
+    let status = agent.terminate(T);
+    assert!(status.success(), "SIGTERM must exit 0: {status:?}");
+    let node = core.api().wait_status(id, "Stopped", T);
+    assert_eq!(node["connected"], false);
+    assert!(
+        processes_in_group(pid).is_empty(),
+        "pot left running after the agent stopped"
+    );
+
+    let _again = agent.builder().start();
+    wait_pot(&core, id, "emit-02", |p| p["status"] == "Running");
+    core.api().wait_status(id, "Running", T);
+    let pid2 = store.wait_pot_pid("emit-02", T);
+    let deadline = Instant::now() + T;
+    while store.pot_pid("emit-02") == Some(pid) {
+        assert!(Instant::now() < deadline, "the pot was not started again");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        process_alive(store.wait_pot_pid("emit-02", T)),
+        "pot {pid2} not running"
+    );
+    wait_events(&core, "emit-02", 6);
+}
