@@ -1,0 +1,317 @@
+//! The agent's delivery guarantee (PROTOCOL.md §6) end to end: events that
+//! reached the agent's event socket are stored by the core exactly once
+//! across a `kill -9` of the core and a cut link; a spool past its bound
+//! reports what it dropped; TLS with TOTP across an agent restart; and bad
+//! or flooding pots on the event socket leave the agent up with flat memory.
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use honeybee_tests::agent_process::{connect_event_socket, cowrie_line, send_events};
+use honeybee_tests::{Agent, Core, LinkProxy, Pki};
+use nix::sys::signal::Signal;
+use serde_json::Value;
+
+const T: Duration = Duration::from_secs(30);
+
+/// Sends `n` events at about `per_second`, in chunks, from a thread.
+fn paced_sender(
+    addr: std::net::SocketAddr,
+    first: u64,
+    n: u64,
+    per_second: u64,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut sock = connect_event_socket(addr, T);
+        let chunk = (per_second / 20).max(1);
+        let mut i = first;
+        while i < first + n {
+            let mut bytes = String::new();
+            for k in i..(i + chunk).min(first + n) {
+                bytes.push_str(&cowrie_line(
+                    "pot-a",
+                    "cowrie.login.failed",
+                    "203.0.113.5",
+                    k,
+                ));
+                bytes.push('\n');
+            }
+            sock.write_all(bytes.as_bytes())
+                .expect("event socket write");
+            i += chunk;
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    })
+}
+
+/// Every event of `node_id` once `want` are stored; panics on a timeout.
+#[track_caller]
+fn wait_stored(core: &Core, node_id: u64, want: usize, timeout: Duration) -> Vec<Value> {
+    let deadline = Instant::now() + timeout;
+    let node = node_id.to_string();
+    loop {
+        let events = core.api().all_events(&[("node_id", node.as_str())]);
+        if events.len() >= want || Instant::now() > deadline {
+            return events;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The seqs of `events`, checked to be distinct.
+#[track_caller]
+fn seqs_once(events: &[Value]) -> BTreeSet<u64> {
+    let seqs: BTreeSet<u64> = events.iter().filter_map(|e| e["seq"].as_u64()).collect();
+    assert_eq!(
+        seqs.len(),
+        events.len(),
+        "an event was stored twice or without seq"
+    );
+    seqs
+}
+
+fn stored_total(core: &Core) -> f64 {
+    core.api()
+        .metrics()
+        .get("honeybee_events_stored_total", &[])
+        .unwrap_or(0.0)
+}
+
+#[test]
+fn a_core_killed_mid_stream_loses_nothing_and_stores_each_event_once() {
+    let mut core = Core::start();
+    let agent = Agent::full(core.node_addr)
+        .workspace(core.workspace())
+        .start();
+    let id = agent.node_id();
+    core.api().wait_status(id, "Running", T);
+    let total = 20_000u64;
+    let sender = paced_sender(agent.event_addr(), 0, total, 5_000);
+    let deadline = Instant::now() + T;
+    while stored_total(&core) < 3_000.0 {
+        assert!(Instant::now() < deadline, "the stream did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    core.stop_with(Signal::SIGKILL, T);
+    std::thread::sleep(Duration::from_millis(500));
+    let node_port = core.node_addr.port().to_string();
+    let core = Core::builder()
+        .workspace(core.workspace())
+        .args(["--node-port", node_port.as_str()])
+        .start();
+    sender.join().expect("sender");
+    let events = wait_stored(&core, id, total as usize, Duration::from_secs(90));
+    let seqs = seqs_once(&events);
+    assert_eq!(events.len() as u64, total, "every event, once");
+    assert_eq!(seqs.first(), Some(&1));
+    assert_eq!(seqs.last(), Some(&total));
+}
+
+#[test]
+fn a_cut_link_loses_nothing() {
+    let core = Core::start();
+    let proxy = LinkProxy::start(core.node_addr);
+    let agent = Agent::full(proxy.addr())
+        .workspace(core.workspace())
+        .start();
+    let id = agent.node_id();
+    core.api().wait_status(id, "Running", T);
+    let total = 5_000u64;
+    let sender = paced_sender(agent.event_addr(), 0, total, 2_500);
+    std::thread::sleep(Duration::from_millis(700));
+    proxy.cut();
+    std::thread::sleep(Duration::from_millis(1500));
+    proxy.restore();
+    sender.join().expect("sender");
+    let events = wait_stored(&core, id, total as usize, Duration::from_secs(90));
+    let seqs = seqs_once(&events);
+    assert_eq!(events.len() as u64, total, "every event, once");
+    assert_eq!(seqs.last(), Some(&total));
+    assert!(
+        proxy.accepted() >= 2,
+        "the agent reconnected through the proxy"
+    );
+}
+
+#[test]
+fn a_spool_past_its_bound_reports_the_dropped_count_as_an_alarm() {
+    let core = Core::start();
+    let proxy = LinkProxy::start(core.node_addr);
+    proxy.cut();
+    let agent = Agent::full(proxy.addr())
+        .workspace(core.workspace())
+        .config("[spool]\nmax_bytes = 16384\n")
+        .start();
+    let id = agent.node_id();
+    let total = 400u64;
+    let lines: Vec<String> = (0..total)
+        .map(|k| cowrie_line("pot-a", "cowrie.login.failed", "203.0.113.6", k))
+        .collect();
+    send_events(agent.event_addr(), &lines);
+    std::thread::sleep(Duration::from_millis(500));
+    proxy.restore();
+    let node = core.api().wait_node(id, T, |n| {
+        n["events"]
+            .as_array()
+            .is_some_and(|e| e.iter().any(|e| e["type"] == "Alarm"))
+    });
+    let alarm = node["events"]
+        .as_array()
+        .and_then(|e| e.iter().find(|e| e["type"] == "Alarm"))
+        .cloned()
+        .unwrap_or_default();
+    let message = alarm["message"].as_str().unwrap_or_default();
+    let dropped: u64 = message
+        .strip_prefix("spool full: ")
+        .and_then(|m| m.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count in the alarm: {alarm}"));
+    assert!(dropped > 0 && dropped < total, "{alarm}");
+    let events = wait_stored(&core, id, (total - dropped) as usize, T);
+    let seqs = seqs_once(&events);
+    assert_eq!(
+        events.len() as u64,
+        total - dropped,
+        "all but the dropped arrive"
+    );
+    assert_eq!(
+        seqs.last(),
+        Some(&total),
+        "the oldest were dropped, the newest kept"
+    );
+    assert_eq!(seqs.first(), Some(&(dropped + 1)));
+}
+
+#[test]
+fn tls_with_totp_survives_an_agent_restart() {
+    let core_ws = Core::builder();
+    let dir = honeybee_tests::TempDir::new("agent-tls");
+    let pki = Pki::new(dir.path());
+    let core = core_ws.args(pki.server_args()).start();
+    let tls = |b: honeybee_tests::AgentBuilder| {
+        b.args([
+            "--tls".to_string(),
+            "--ca".into(),
+            pki.server_ca_path.display().to_string(),
+            "--server-name".into(),
+            "localhost".into(),
+        ])
+    };
+    let mut agent = tls(Agent::full(core.node_addr).workspace(core.workspace())).start();
+    let id = agent.node_id();
+    core.api().wait_status(id, "Running", T);
+    let key = agent.identity().expect("identity")["totp_key"].clone();
+    assert!(key.is_string(), "the core's TOTP key is kept");
+    let batch = |from: u64| -> Vec<String> {
+        (from..from + 10)
+            .map(|k| cowrie_line("pot-t", "cowrie.login.failed", "203.0.113.7", k))
+            .collect()
+    };
+    send_events(agent.event_addr(), &batch(0));
+    wait_stored(&core, id, 10, T);
+    assert!(agent.terminate(T).success());
+    core.api().wait_status(id, "Stopped", T);
+    // Again, at once: the same TOTP step must not be presented twice.
+    let agent = tls(agent.builder()).start();
+    core.api().wait_status(id, "Running", T);
+    assert_eq!(
+        agent.identity().expect("identity")["totp_key"],
+        key,
+        "no second key"
+    );
+    send_events(agent.event_addr(), &batch(10));
+    let events = wait_stored(&core, id, 20, T);
+    let seqs = seqs_once(&events);
+    assert_eq!(seqs, (1..=20).collect(), "seq goes on across the restart");
+}
+
+fn hwm_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+#[test]
+fn garbage_oversize_lines_and_a_flood_leave_the_agent_up_with_flat_memory() {
+    let core = Core::start();
+    let mut agent = Agent::full(core.node_addr)
+        .workspace(core.workspace())
+        .start();
+    let id = agent.node_id();
+    core.api().wait_status(id, "Running", T);
+    let addr = agent.event_addr();
+    let mut sock = connect_event_socket(addr, T);
+    sock.write_all(b"not json at all\n[1,2,3]\n{\"no\":\"eventid\"}\n")
+        .expect("write");
+    let huge = format!(
+        "{{\"eventid\":\"x.y\",\"pad\":\"{}\"}}\n",
+        "A".repeat(100 * 1024)
+    );
+    sock.write_all(huge.as_bytes()).expect("write");
+    sock.write_all(format!("{}\n", cowrie_line("pot-g", "good.one", "203.0.113.8", 1)).as_bytes())
+        .expect("write");
+    drop(sock);
+    let events = wait_stored(&core, id, 1, T);
+    assert_eq!(
+        events.len(),
+        1,
+        "only the good line became an event: {events:?}"
+    );
+    assert_eq!(events[0]["event_type"], "good.one");
+
+    let before = agent.rss_kb().expect("rss");
+    let flooders: Vec<_> = (0..4u64)
+        .map(|t| {
+            std::thread::spawn(move || {
+                let mut s = connect_event_socket(addr, T);
+                let mut chunk = String::new();
+                for k in 0..500 {
+                    chunk.push_str(&cowrie_line(
+                        "pot-f",
+                        "flood.x",
+                        "203.0.113.9",
+                        t * 1_000_000 + k,
+                    ));
+                    chunk.push('\n');
+                }
+                // 50,000 events in all: within the default spool bound, so
+                // that every one must arrive.
+                for _ in 0..25 {
+                    if s.write_all(chunk.as_bytes()).is_err() {
+                        break;
+                    }
+                }
+            })
+        })
+        .collect();
+    for f in flooders {
+        f.join().expect("flooder");
+    }
+    assert!(agent.is_running(), "the agent survived the flood");
+    let peak = hwm_kb(agent.pid());
+    assert!(
+        peak < before + 12 * 1024,
+        "memory grew with the flood: {before} kB before, peak {peak} kB"
+    );
+    send_events(addr, &[cowrie_line("pot-g", "good.two", "203.0.113.8", 2)]);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let page = core.api().events(&[("event_type", "good.two")]);
+        if !page.events.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "events after the flood did not arrive"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let flood = core.api().all_events(&[("event_type", "flood.x")]).len();
+    assert_eq!(flood, 4 * 500 * 25, "nothing a flooding pot sent was lost");
+}
