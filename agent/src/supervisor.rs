@@ -772,14 +772,16 @@ impl InstallJob {
         match status {
             Some(s) if s.success() => Ok(()),
             Some(s) => {
-                let last = self
-                    .logs
-                    .borrow()
-                    .lines()
-                    .last()
+                // git says why in its `fatal:` line, then adds hints.
+                let lines = self.logs.borrow().lines();
+                let why = lines
+                    .iter()
+                    .rev()
+                    .find(|l| l.contains("fatal:") || l.contains("error:"))
+                    .or(lines.last())
                     .cloned()
                     .unwrap_or_default();
-                Err(format!("{label} {}: {last}", describe(s)))
+                Err(format!("{label} {}: {why}", describe(s)))
             }
             None => {
                 running.stop(Duration::from_secs(5)).await;

@@ -163,6 +163,46 @@ fn a_pot_installed_through_the_api_runs_reports_and_stops_without_orphans() {
     );
 
     let pid = store.wait_pot_pid("emit-01", T);
+    let env = store.start_env("emit-01");
+    assert_eq!(
+        env.get("HONEYBEE_POT_ID").map(String::as_str),
+        Some("emit-01")
+    );
+    assert_eq!(env.get("HONEYBEE_NODE_ID"), Some(&id.to_string()));
+    assert_eq!(env.get("HONEYBEE_CFG_BURST").map(String::as_str), Some("5"));
+    assert_eq!(
+        env.get("HONEYBEE_EVENT_ADDR"),
+        Some(&agent.event_addr().to_string())
+    );
+    let pot_dir = agent.state_dir().join("pots/emit-01");
+    assert_eq!(
+        env.get("HONEYBEE_POT_DIR"),
+        Some(&pot_dir.display().to_string())
+    );
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).expect("limits");
+    assert!(
+        limits
+            .lines()
+            .any(|l| l.starts_with("Max core file size") && l.contains(" 0 ")),
+        "{limits}"
+    );
+    assert!(
+        limits
+            .lines()
+            .any(|l| l.starts_with("Max open files") && l.contains("4096")),
+        "{limits}"
+    );
+    if nix::unistd::geteuid().is_root() {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+        let uid = status
+            .lines()
+            .find(|l| l.starts_with("Uid:"))
+            .unwrap_or_default();
+        assert!(
+            !uid.split_whitespace().skip(1).any(|u| u == "0"),
+            "a pot runs as root: {uid}"
+        );
+    }
     command(&core, id, json!({"GetPotMetrics": "emit-01"}));
     let m = wait_pot(&core, id, "emit-01", |p| p["details"]["pid"].is_number())["details"].clone();
     assert_eq!(m["pid"], pid);
@@ -277,4 +317,99 @@ fn sigterm_shows_the_node_stopped_and_a_restarted_agent_brings_its_pot_back() {
         "pot {pid2} not running"
     );
     wait_events(&core, "emit-02", 6);
+}
+
+#[test]
+fn cowrie_json_lines_arrive_unchanged_and_restart_reconnects() {
+    let core = Core::start();
+    let store = potstore(&core, vec![]);
+    let (agent, id) = full_agent(&core, &store);
+    let fixture = include_str!("../../agent/tests/fixtures/cowrie-socketlog.ndjson");
+    let lines: Vec<String> = fixture.lines().map(String::from).collect();
+    honeybee_tests::agent_process::send_events(agent.event_addr(), &lines);
+    let events = wait_events(&core, "cowrie-01", lines.len());
+    assert!(events.iter().all(|e| e["pot_type"] == "cowrie"));
+    let failed: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["event_type"] == "cowrie.login.failed")
+        .collect();
+    assert!(!failed.is_empty(), "the fixture has failed logins");
+    for e in failed {
+        assert!(
+            e["data"]["username"].is_string() && e["data"]["password"].is_string(),
+            "{e}"
+        );
+        assert_eq!(e["data"]["src_ip"], "127.0.0.1");
+    }
+    let peer = core.api().node(id).expect("node")["peer_address"].clone();
+    command(&core, id, json!({"Restart": {}}));
+    core.api().wait_node(id, T, |n| {
+        n["status"] == "Running" && n["peer_address"] != peer && n["connected"] == true
+    });
+}
+
+#[test]
+fn a_pot_installs_from_a_git_repository() {
+    let core = Core::start();
+    let store = potstore(&core, vec![TestPot::emitter("emitter")]);
+    // A repository holding one pot at its root, as a pot author publishes it.
+    let repo = core.workspace().path().join("pot-repo");
+    let folder = store.folder("emitter");
+    let copy = std::process::Command::new("cp")
+        .args([
+            "-a",
+            &format!("{}/.", folder.display()),
+            &repo.display().to_string(),
+        ])
+        .status()
+        .expect("cp");
+    assert!(copy.success());
+    for args in [
+        vec!["init", "-q", "-b", "main"],
+        vec!["add", "."],
+        vec![
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "commit",
+            "-q",
+            "-m",
+            "pot",
+        ],
+    ] {
+        let ok = std::process::Command::new("git")
+            .args(&args)
+            .current_dir(&repo)
+            .status()
+            .expect("git");
+        assert!(ok.success(), "git {args:?}");
+    }
+    if nix::unistd::geteuid().is_root() {
+        // The agent clones as the pot user; git refuses a local repository
+        // owned by somebody else ("dubious ownership"), as it should.
+        let owner = nix::unistd::User::from_name("honeybee")
+            .ok()
+            .flatten()
+            .or_else(|| nix::unistd::User::from_name("nobody").ok().flatten())
+            .expect("a pot user");
+        let ok = std::process::Command::new("chown")
+            .args(["-R", &owner.uid.to_string(), &repo.display().to_string()])
+            .status()
+            .expect("chown");
+        assert!(ok.success());
+    }
+    let (_agent, id) = full_agent(&core, &store);
+    let url = format!("file://{}", repo.display());
+    command(
+        &core,
+        id,
+        json!({"InstallPot": {"pot_id": "git-01", "honeypot_type": "emitter", "git_url": url,
+                              "git_branch": "main", "config": {"burst": "2"}, "auto_start": true}}),
+    );
+    let pot = wait_pot(&core, id, "git-01", |p| {
+        p["status"] == "Running" || p["status"] == "Failed"
+    });
+    assert_eq!(pot["status"], "Running", "{pot}");
+    wait_events(&core, "git-01", 2);
 }
