@@ -298,6 +298,11 @@ fn sigterm_shows_the_node_stopped_and_a_restarted_agent_brings_its_pot_back() {
     assert!(status.success(), "SIGTERM must exit 0: {status:?}");
     let node = core.api().wait_status(id, "Stopped", T);
     assert_eq!(node["connected"], false);
+    let kinds = node["events"].to_string();
+    assert!(
+        kinds.contains("\"Started\"") && kinds.contains("\"Stopped\""),
+        "node events: {kinds}"
+    );
     assert!(
         processes_in_group(pid).is_empty(),
         "pot left running after the agent stopped"
@@ -412,4 +417,69 @@ fn a_pot_installs_from_a_git_repository() {
     });
     assert_eq!(pot["status"], "Running", "{pot}");
     wait_events(&core, "git-01", 2);
+}
+
+#[test]
+fn a_pot_that_ignores_sigterm_is_killed_after_the_grace_period() {
+    let core = Core::start();
+    let store = potstore(&core, vec![TestPot::stubborn("stubborn")]);
+    let agent = Agent::full(core.node_addr)
+        .workspace(core.workspace())
+        .potstore(store.path())
+        .config("[full]\nstop_grace_secs = 1\n")
+        .start();
+    let id = agent.node_id();
+    core.api().wait_status(id, "Running", T);
+    install(&core, id, "stub-01", "stubborn", json!({}));
+    wait_pot(&core, id, "stub-01", |p| p["status"] == "Running");
+    let pid = store.wait_pot_pid("stub-01", T);
+    let background = store.background_pid("stub-01");
+    command(&core, id, json!({"StopPot": "stub-01"}));
+    wait_pot(&core, id, "stub-01", |p| p["status"] == "Stopped");
+    assert!(
+        processes_in_group(pid).is_empty(),
+        "left: {:?}",
+        processes_in_group(pid)
+    );
+    if let Some(b) = background {
+        assert!(!process_alive(b), "the pot's child {b} survived");
+    }
+}
+
+#[test]
+fn an_enrollment_token_is_presented_and_a_wrong_one_refused() {
+    let core = Core::builder()
+        .args([
+            "--enrollment",
+            "token",
+            "--enrollment-token",
+            "s3cret-token",
+        ])
+        .start();
+    let store = potstore(&core, vec![]);
+    let wrong = Agent::full(core.node_addr)
+        .workspace(core.workspace())
+        .state_dir(core.workspace().path().join("wrong-state"))
+        .potstore(store.path())
+        .enrollment_token("not-it")
+        .start();
+    assert!(
+        wrong.wait_stderr_contains("invalid enrollment token", T),
+        "{}",
+        wrong.stderr()
+    );
+    assert!(
+        core.api().node(wrong.node_id()).is_none(),
+        "a node enrolled with a wrong token"
+    );
+    let right = Agent::full(core.node_addr)
+        .workspace(core.workspace())
+        .potstore(store.path())
+        .enrollment_token("s3cret-token")
+        .start();
+    core.api().wait_status(right.node_id(), "Running", T);
+    assert!(
+        !right.stderr().contains("s3cret-token"),
+        "the token was logged"
+    );
 }
