@@ -244,7 +244,19 @@ mod tests {
             .spawn()
             .unwrap();
         let pgid = child.id() as i32;
-        let stats = group_stats(pgid);
+        // The child joins its own group (setpgid) and execs a moment after
+        // spawn returns: wait for that rather than race it.
+        let mut stats = group_stats(pgid);
+        for _ in 0..200 {
+            if stats
+                .as_ref()
+                .is_ok_and(|s| s.processes >= 1 && s.rss_bytes > 0)
+            {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            stats = group_stats(pgid);
+        }
         let _ = child.kill();
         let _ = child.wait();
         let stats = stats.unwrap();
