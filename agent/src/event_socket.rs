@@ -23,6 +23,8 @@ use crate::shared::Shared;
 pub const MAX_LINE: usize = 64 * 1024;
 /// Pot connections served at once; more are closed at once and counted.
 pub const MAX_CONNECTIONS: usize = 32;
+/// Bytes read from a pot at once.
+const READ_BYTES: usize = 16 * 1024;
 /// How often the drop counters are logged when they moved.
 const REPORT_EVERY: Duration = Duration::from_secs(60);
 
@@ -119,13 +121,18 @@ async fn connection(
         tokens: f64::from(rate),
         at: Instant::now(),
     };
+    // Large reads: one spool write per read, not per line or two.
+    let mut buf = vec![0u8; READ_BYTES];
     loop {
-        let n = match stream.read(decoder.window()).await {
+        let n = match stream.read(&mut buf).await {
             Ok(0) | Err(_) => return,
             Ok(n) => n,
         };
-        decoder.filled(n);
+        // Never fails in the dropping mode: a long line is cut, not refused.
+        let _ = decoder.feed(buf.get(..n).unwrap_or_default());
         let events = take_events(&mut decoder, shared, stats);
+        // A pot with more to send must not keep the thread from the uplink.
+        futures_lite::future::yield_now().await;
         if events.is_empty() {
             continue;
         }

@@ -66,6 +66,7 @@ pub struct Spool {
     dropped_total: u64,
     dirty: bool,
     read_buf: Vec<u8>,
+    read_chunk: usize,
 }
 
 fn segment_path(dir: &Path, first_seq: u64) -> PathBuf {
@@ -116,6 +117,7 @@ impl Spool {
             dropped_total: 0,
             dirty: false,
             read_buf: Vec::new(),
+            read_chunk: READ_CHUNK,
         };
         for first in firsts {
             let path = segment_path(dir, first);
@@ -238,13 +240,12 @@ impl Spool {
             let unacked = last.saturating_sub(self.acked.max(oldest.first_seq.saturating_sub(1)));
             let _ = fs::remove_file(segment_path(&self.dir, oldest.first_seq));
             if unacked > 0 {
-                self.dropped_unreported += unacked;
-                self.dropped_total += unacked;
-                log::warn!(
-                    "spool over {} bytes: dropped {unacked} unacknowledged events (seq {}..={last})",
+                let why = format!(
+                    "the spool went over {} bytes (seq {}..={last})",
                     self.max_bytes,
                     oldest.first_seq.max(self.acked + 1)
                 );
+                self.count_dropped(unacked, &why);
             }
             // What was dropped is neither sent nor acknowledged any more.
             self.acked = self.acked.max(last);
@@ -261,6 +262,12 @@ impl Spool {
                 self.file_pos = None;
             }
         }
+    }
+
+    fn count_dropped(&mut self, n: u64, why: &str) {
+        self.dropped_unreported += n;
+        self.dropped_total += n;
+        log::warn!("spool: dropped {n} unacknowledged events: {why}");
     }
 
     fn disk_bytes(&self) -> u64 {
@@ -400,7 +407,7 @@ impl Spool {
         buf.clear();
         let read = File::open(segment_path(&self.dir, pos.segment_first)).and_then(|mut f| {
             f.seek(SeekFrom::Start(pos.offset))?;
-            f.take(READ_CHUNK as u64).read_to_end(&mut buf)
+            f.take(self.read_chunk as u64).read_to_end(&mut buf)
         });
         let n = match read {
             Ok(_) => self.take_lines(&buf, pos, out, max),
@@ -410,7 +417,7 @@ impl Spool {
                 0
             }
         };
-        if buf.capacity() <= READ_CHUNK + 1024 {
+        if buf.capacity() <= self.read_chunk + 1024 {
             self.read_buf = buf;
         }
         n
@@ -435,8 +442,10 @@ impl Spool {
                 }
             }
         }
-        let at_end = consumed == buf.len() || (n < max && buf.len() < READ_CHUNK);
-        if consumed == 0 && buf.len() >= READ_CHUNK {
+        // Only a short read says the file ends here; a full one that ends
+        // on a line break is just that.
+        let eof = buf.len() < self.read_chunk;
+        if consumed == 0 && !eof {
             // One line longer than a read: not ours to send; skip past it.
             log::warn!(
                 "spool: skipping an over-long line in segment {}",
@@ -449,7 +458,8 @@ impl Spool {
             .segments
             .back()
             .is_some_and(|s| s.first_seq == pos.segment_first);
-        if at_end && !is_active && n < max {
+        let drained = eof && n < max;
+        if drained && !is_active {
             self.next_segment(pos);
         } else {
             self.file_pos = Some(FilePos {
@@ -457,11 +467,16 @@ impl Spool {
                 offset,
             });
         }
-        if n == 0 && at_end && is_active {
-            // Nothing more on file: the rest must be in the ring.
+        if drained && is_active && n == 0 {
+            // Everything on file is sent; unsent events not on file are in
+            // the ring (their write failed). Any the ring lost are gone.
             self.file_pos = None;
             if let Some(&(front, _)) = self.ring.front() {
-                self.cursor = self.cursor.max(front.min(self.next_seq));
+                let front = front.min(self.next_seq);
+                if front > self.cursor {
+                    self.count_dropped(front - self.cursor, "neither written nor kept in memory");
+                    self.cursor = front;
+                }
             }
         }
         n
@@ -598,6 +613,38 @@ mod tests {
         s.push_all(1, vec![event(0)]).unwrap();
         assert_eq!(drain(&mut s), vec![101], "the torn line was cut, not glued");
         fs::remove_dir_all(&d).ok();
+    }
+
+    /// A read that ends exactly on a line break is not the end of the file
+    /// (this skipped events once).
+    #[test]
+    fn replay_reads_past_reads_that_end_on_a_line_break() {
+        let d = dir("boundary");
+        state::private_dir(&d).unwrap();
+        // Seqs 10..=99 all have two digits: every line has the same length.
+        fs::write(d.join("acked"), b"9").unwrap();
+        let mut s = Spool::open(&d, 1 << 20, 4).unwrap();
+        s.push_all(1, (0..80).map(|_| event(0)).collect()).unwrap();
+        let seg = fs::read(segment_path(&d, 10)).unwrap();
+        let line = seg.iter().position(|&b| b == b'\n').unwrap() + 1;
+        assert_eq!(seg.len(), line * 80, "equal lines");
+        s.read_chunk = line * 3;
+        s.rewind();
+        assert_eq!(drain(&mut s), (10..90).collect::<Vec<_>>());
+        // The same across segments.
+        let d2 = dir("boundary2");
+        state::private_dir(&d2).unwrap();
+        fs::write(d2.join("acked"), b"9").unwrap();
+        let mut s = Spool::open(&d2, (line * 4 * 12) as u64, 4).unwrap();
+        for _ in 0..30 {
+            s.push_all(1, vec![event(0)]).unwrap();
+        }
+        s.read_chunk = line * 2;
+        s.rewind();
+        assert_eq!(drain(&mut s), (10..40).collect::<Vec<_>>());
+        assert_eq!(s.take_dropped(), 0);
+        fs::remove_dir_all(&d).ok();
+        fs::remove_dir_all(&d2).ok();
     }
 
     #[test]

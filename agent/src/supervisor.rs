@@ -98,7 +98,9 @@ pub struct Supervisor {
     config: Rc<Config>,
     pots_dir: PathBuf,
     event_addr: String,
-    run_as: Result<Option<RunAs>, String>,
+    /// Who pots run as; looked up when the first pot needs it, so that an
+    /// agent without pots never loads the user database.
+    run_as: Option<Result<Option<RunAs>, String>>,
     pots: BTreeMap<String, Pot>,
     internal: (
         async_channel::Sender<Internal>,
@@ -113,24 +115,16 @@ impl Supervisor {
         shared: Rc<Shared>,
         config: Rc<Config>,
     ) -> Result<Supervisor, String> {
-        let run_as = pot_user(&config.full.pot_user);
         let pots_dir = config.state_dir.join("pots");
         state::private_dir(&pots_dir)
             .map_err(|e| format!("creating {}: {e}", pots_dir.display()))?;
-        if let Ok(Some(_)) = run_as {
-            // The pot user must reach its own folder inside the state dir;
-            // x without r lets it through without listing anything.
-            for dir in [&config.state_dir, &pots_dir] {
-                set_mode(dir, 0o711)?;
-            }
-        }
         Ok(Supervisor {
             ex,
             shared,
             event_addr: format!("127.0.0.1:{}", config.full.event_port),
             config,
             pots_dir,
-            run_as,
+            run_as: None,
             pots: BTreeMap::new(),
             internal: async_channel::unbounded(),
         })
@@ -178,6 +172,24 @@ impl Supervisor {
                 pot.status = PotStatus::Stopped;
             }
         }
+    }
+
+    /// Who pots run as (see [`pot_user`]), looked up once.
+    fn run_as(&mut self) -> Result<Option<RunAs>, String> {
+        if self.run_as.is_none() {
+            let who = pot_user(&self.config.full.pot_user).and_then(|who| {
+                if who.is_some() {
+                    // The pot user must reach its own folder inside the state
+                    // dir; x without r lets it through without listing.
+                    for dir in [&self.config.state_dir, &self.pots_dir] {
+                        set_mode(dir, 0o711)?;
+                    }
+                }
+                Ok(who)
+            });
+            self.run_as = Some(who);
+        }
+        self.run_as.clone().unwrap_or(Ok(None))
     }
 
     fn grace(&self) -> Duration {
@@ -361,7 +373,7 @@ impl Supervisor {
 
     /// Starts the pot's `start` executable.
     fn start(&mut self, id: &str) -> Result<(), String> {
-        let run_as = self.run_as.clone()?;
+        let run_as = self.run_as()?;
         let dir = self.pot_dir(id);
         let node_id = self.shared.node_id;
         let internal = self.internal.0.clone();
@@ -458,9 +470,10 @@ impl Supervisor {
                 "an install of this pot is already running",
             );
         }
-        if let Err(e) = self.run_as.clone() {
-            return failed(&self.shared, &cmd, &e);
-        }
+        let run_as = match self.run_as() {
+            Ok(who) => who,
+            Err(e) => return failed(&self.shared, &cmd, &e),
+        };
         self.stop(&id, false).await;
         let saved = SavedPot {
             pot_id: id.clone(),
@@ -487,7 +500,7 @@ impl Supervisor {
             saved,
             dir: self.pot_dir(&id),
             potstore: self.config.full.potstore.clone(),
-            run_as: self.run_as.clone().unwrap_or(None),
+            run_as,
             event_addr: self.event_addr.clone(),
             node_id: self.shared.node_id,
             logs: self
@@ -796,33 +809,48 @@ impl InstallJob {
 
 /// Who pots run as: nobody special when the agent is not root; when it is,
 /// `pot_user`, else `nobody` with a warning, else no pot runs at all.
+/// Local users (/etc/passwd) are looked up first: going through NSS loads
+/// shared libraries that stay resident (~0.7 MB) for the agent's life.
 fn pot_user(name: &str) -> Result<Option<RunAs>, String> {
     use nix::unistd::{geteuid, User};
     if !geteuid().is_root() {
         return Ok(None);
     }
-    let found = |n: &str| {
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    let local = |n: &str| local_user(&passwd, n);
+    let nss = |n: &str| {
         User::from_name(n)
             .ok()
             .flatten()
             .filter(|u| !u.uid.is_root())
+            .map(|u| RunAs {
+                uid: u.uid.as_raw(),
+                gid: u.gid.as_raw(),
+            })
     };
-    if let Some(u) = found(name) {
-        return Ok(Some(RunAs {
-            uid: u.uid.as_raw(),
-            gid: u.gid.as_raw(),
-        }));
+    if let Some(who) = local(name).or_else(|| nss(name)) {
+        return Ok(Some(who));
     }
-    if let Some(u) = found("nobody") {
+    if let Some(who) = local("nobody").or_else(|| nss("nobody")) {
         log::warn!("pot_user {name:?} does not exist: pots run as nobody");
-        return Ok(Some(RunAs {
-            uid: u.uid.as_raw(),
-            gid: u.gid.as_raw(),
-        }));
+        return Ok(Some(who));
     }
     Err(format!(
         "refusing to run pots as root: neither pot_user {name:?} nor nobody exists"
     ))
+}
+
+/// `name`'s uid and gid in /etc/passwd text, unless it is root.
+fn local_user(passwd: &str, name: &str) -> Option<RunAs> {
+    passwd.lines().find_map(|line| {
+        let mut f = line.split(':');
+        if f.next()? != name {
+            return None;
+        }
+        let uid: u32 = f.nth(1)?.parse().ok()?;
+        let gid: u32 = f.next()?.parse().ok()?;
+        (uid != 0).then_some(RunAs { uid, gid })
+    })
 }
 
 fn chown(path: &Path, who: RunAs) -> Result<(), String> {
@@ -838,4 +866,23 @@ fn set_mode(path: &Path, mode: u32) -> Result<(), String> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
         .map_err(|e| format!("setting mode {mode:o} on {}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_users_are_read_from_passwd_and_root_never() {
+        let passwd = "root:x:0:0:root:/root:/bin/bash\nnobody:x:65534:65534:nobody:/:/usr/sbin/nologin\nbad:x:notanumber:1::/:\ntoor:x:0:0::/:\n";
+        let who = local_user(passwd, "nobody").unwrap();
+        assert_eq!((who.uid, who.gid), (65534, 65534));
+        assert!(local_user(passwd, "root").is_none());
+        assert!(
+            local_user(passwd, "toor").is_none(),
+            "uid 0 under another name"
+        );
+        assert!(local_user(passwd, "bad").is_none());
+        assert!(local_user(passwd, "honeybee").is_none());
+    }
 }

@@ -454,7 +454,7 @@ fn report_drops(shared: &Shared) {
             NodeEventKind::Alarm,
             Some(format!("spool full: {spooled} events dropped")),
             Some(format!(
-                "the spool bound was exceeded while the core was unreachable: {spooled} unacknowledged events dropped (oldest first), {total} since the agent started"
+                "the spool went over its bound (spool.max_bytes) before the core acknowledged its events: {spooled} unacknowledged events dropped, oldest first; {total} since the agent started"
             )),
         );
     }

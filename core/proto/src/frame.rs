@@ -158,7 +158,7 @@ impl LineDecoder {
         self.end = (self.end + n).min(self.buf.len());
     }
 
-    /// Copies `bytes` in. For tests and fuzzing; readers use `window`.
+    /// Copies `bytes` in, for a reader with a buffer of its own (and tests).
     ///
     /// Complete lines may pile up here until taken out; the unfinished tail
     /// is held to the same limit as with `window`.
@@ -181,14 +181,34 @@ impl LineDecoder {
             self.failed = true;
             return Err(FrameError::TooLong { max: self.max });
         }
-        self.buf.truncate(self.end);
+        self.compact();
         self.buf.extend_from_slice(bytes);
         self.end = self.buf.len();
         Ok(())
     }
 
-    fn feed_dropping(&mut self, mut bytes: &[u8]) {
+    /// Moves what is still buffered to the front, so that a decoder fed
+    /// forever holds only its unread lines, never everything it was fed.
+    fn compact(&mut self) {
         self.buf.truncate(self.end);
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+            self.scanned = 0;
+            self.buf.clear();
+            if self.buf.capacity() > KEEP_CAPACITY {
+                self.buf = Vec::new();
+            }
+        } else if self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+            self.buf.truncate(self.end);
+        }
+    }
+
+    fn feed_dropping(&mut self, mut bytes: &[u8]) {
+        self.compact();
         if self.skipping {
             self.skip_dropped();
         }
@@ -667,6 +687,24 @@ mod tests {
             proptest::prop_assert_eq!(&by_feeds(&mut d, &input, &sizes), &want);
             let mut d = LineDecoder::dropping_long_lines(max);
             proptest::prop_assert_eq!(&by_windows(&mut d, &input, &sizes), &want);
+        }
+    }
+
+    /// Fed forever, a decoder holds what is unread, not what it was fed.
+    #[test]
+    fn feeding_does_not_keep_what_was_taken() {
+        for mut d in [
+            LineDecoder::new(1024),
+            LineDecoder::dropping_long_lines(1024),
+        ] {
+            let chunk = b"{\"a\":1}\n{\"b\":2}\n{\"c\"";
+            for _ in 0..10_000 {
+                d.feed(chunk).unwrap();
+                while let Ok(Some(_)) = d.next_frame() {}
+                d.feed(b":3}\n").unwrap();
+                while let Ok(Some(_)) = d.next_frame() {}
+            }
+            assert!(d.capacity() <= 4096, "holds {} bytes", d.capacity());
         }
     }
 }
