@@ -316,3 +316,83 @@ fn garbage_oversize_lines_and_a_flood_leave_the_agent_up_with_flat_memory() {
     seqs_once(&all);
     assert!(agent.is_running());
 }
+
+#[test]
+fn mtls_with_a_client_certificate() {
+    let dir = honeybee_tests::TempDir::new("agent-mtls");
+    let pki = Pki::new(dir.path());
+    let core = Core::builder().args(pki.mtls_server_args()).start();
+    let tls = [
+        "--tls".to_string(),
+        "--ca".into(),
+        pki.server_ca_path.display().to_string(),
+        "--server-name".into(),
+        "localhost".into(),
+    ];
+    let without = Agent::full(core.node_addr)
+        .workspace(core.workspace())
+        .state_dir(core.workspace().path().join("no-cert"))
+        .args(tls.clone())
+        .start();
+    let with = Agent::full(core.node_addr)
+        .workspace(core.workspace())
+        .args(tls)
+        .args([
+            "--client-cert".to_string(),
+            pki.client.cert_path.display().to_string(),
+            "--client-key".into(),
+            pki.client.key_path.display().to_string(),
+        ])
+        .start();
+    core.api().wait_status(with.node_id(), "Running", T);
+    assert!(
+        without.wait_stderr_contains("lost", T),
+        "an agent without a client certificate: {}",
+        without.stderr()
+    );
+    assert!(
+        core.api().node(without.node_id()).is_none(),
+        "registered without a certificate"
+    );
+}
+
+#[test]
+fn a_killed_agent_loses_nothing_that_reached_its_spool() {
+    let core = Core::start();
+    let proxy = LinkProxy::start(core.node_addr);
+    proxy.cut();
+    let mut agent = Agent::full(proxy.addr())
+        .workspace(core.workspace())
+        .start();
+    let id = agent.node_id();
+    let total = 1_000u64;
+    let lines: Vec<String> = (0..total)
+        .map(|k| cowrie_line("pot-k", "cowrie.login.failed", "203.0.113.10", k))
+        .collect();
+    send_events(agent.event_addr(), &lines);
+    // Wait until the agent has written all of them to its spool file.
+    let spool = agent.state_dir().join("spool");
+    let deadline = Instant::now() + T;
+    loop {
+        let spooled: usize = std::fs::read_dir(&spool)
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .filter(|e| e.path().extension().is_some_and(|x| x == "spool"))
+                    .filter_map(|e| std::fs::read(e.path()).ok())
+                    .map(|b| b.iter().filter(|&&c| c == b'\n').count())
+                    .sum()
+            })
+            .unwrap_or(0);
+        if spooled as u64 >= total {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{spooled} of {total} spooled");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    agent.kill9();
+    proxy.restore();
+    let _again = agent.builder().start();
+    let events = wait_stored(&core, id, total as usize, T);
+    let seqs = seqs_once(&events);
+    assert_eq!(seqs, (1..=total).collect(), "every spooled event, once");
+}
