@@ -18,7 +18,15 @@
 //!     target/release/agent-load [--events 200000] [--rate 10000] [--seconds 10] [--connections 1]
 //!
 //! The binaries are found next to this one, or at `$HONEYBEE_AGENT_BIN` and
-//! `$HONEYBEE_CORE_BIN`.
+//! `$HONEYBEE_CORE_BIN`. The static musl agent, as shipped to routers:
+//!
+//!     HONEYBEE_CROSS_PACKAGES=honeybee-agent cross/build.sh x86_64-unknown-linux-musl
+//!     HONEYBEE_AGENT_BIN=dist/x86_64-unknown-linux-musl/honeybee-agent target/release/agent-load
+//!
+//! Measured on the 2-core dev machine (2026-11-26): glibc release build idle
+//! 3.1 MB (1.3 MB of it is libc.so), 3.6 MB at 10,000 events/s; static musl
+//! build idle 1.43 MB, 2.18 MB at 10,000 events/s, 66,500 events/s forwarded
+//! to acknowledgement, 4.8 ms agent CPU per 1,000 events, 3.7 MB peak.
 
 use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};
