@@ -10,6 +10,8 @@ use crate::answers::failed;
 use crate::config::{Config, Mode};
 use crate::connect::Connector;
 use crate::event_socket::{self, EventSocketStats};
+use crate::extension_mode;
+use crate::privileges;
 use crate::shared::Shared;
 use crate::spool::Spool;
 use crate::state::{self, IdentityFile};
@@ -64,6 +66,16 @@ pub fn run(config: Config, shutdown: async_channel::Receiver<()>) -> Result<(), 
             .detach();
         }
         Mode::Extension => {
+            let settings = config.extension.settings()?;
+            let tripwires = extension_mode::bind(settings, &shared);
+            if let Some(who) = privileges::drop_to(&config.extension.user, &config.state_dir)? {
+                log::info!(
+                    "ports bound; now running as uid {} gid {}",
+                    who.uid,
+                    who.gid
+                );
+            }
+            ex.spawn(tripwires.run(ex.clone())).detach();
             let shared = shared.clone();
             ex.spawn(async move {
                 let _ = futures_lite::future::or(

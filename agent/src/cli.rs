@@ -24,7 +24,7 @@ honeybee-agent — the HoneyBee edge agent
 
 USAGE:
     honeybee-agent full [OPTIONS] [--potstore DIR] [--event-port N]
-    honeybee-agent extension [OPTIONS]
+    honeybee-agent extension [OPTIONS] [--ports LIST] [--udp-ports LIST] [--bind ADDRS] [--profile P]
     honeybee-agent --version | --help
 
 MODES:
@@ -50,6 +50,15 @@ FULL MODE:
     --potstore DIR              the pot catalogue [/usr/share/honeybee/potstore]
     --event-port N              loopback port pots send events to [9100]
 
+EXTENSION MODE:
+    --ports LIST                TCP ports and ranges, e.g. 21-23,80,445,3389,5900-5905
+                                [~45 ports scanners probe most]
+    --udp-ports LIST            UDP ports [123,161,1900]
+    --bind ADDRS                comma-separated listen addresses [0.0.0.0,::]
+    --profile P                 banners: linux-server | windows-workstation [linux-server]
+    A port something else uses is skipped (and tried again every minute);
+    started as root, the agent binds, then becomes extension.user [honeybee].
+
 ENVIRONMENT:
     HONEYBEE_LOG                error | warn | info | debug | trace [info]
 
@@ -62,7 +71,7 @@ FILES:
     STATE_DIR/pots/             installed pots and their working dirs
 ";
 
-const VALUE_FLAGS: [&str; 13] = [
+const VALUE_FLAGS: [&str; 17] = [
     "--core",
     "--state-dir",
     "--name",
@@ -76,7 +85,13 @@ const VALUE_FLAGS: [&str; 13] = [
     "--potstore",
     "--event-port",
     "--config",
+    "--ports",
+    "--udp-ports",
+    "--bind",
+    "--profile",
 ];
+const FULL_ONLY: [&str; 2] = ["--potstore", "--event-port"];
+const EXTENSION_ONLY: [&str; 4] = ["--ports", "--udp-ports", "--bind", "--profile"];
 
 /// Parses the arguments (without the program name).
 pub fn parse(args: &[String]) -> Result<Action, ConfigError> {
@@ -133,9 +148,11 @@ pub fn parse(args: &[String]) -> Result<Action, ConfigError> {
         None => {}
     }
     for (flag, value) in &sets {
-        if config.mode == Mode::Extension && ["--potstore", "--event-port"].contains(&flag.as_str())
-        {
+        if config.mode == Mode::Extension && FULL_ONLY.contains(&flag.as_str()) {
             return Err(ConfigError(format!("{flag} is for full mode")));
+        }
+        if config.mode == Mode::Full && EXTENSION_ONLY.contains(&flag.as_str()) {
+            return Err(ConfigError(format!("{flag} is for extension mode")));
         }
         config.set_flag(flag, value)?;
     }

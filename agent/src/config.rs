@@ -5,6 +5,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use honeybee_extension::config::ExtensionConfig;
 use serde::{Deserialize, Serialize};
 
 /// Which job the agent does.
@@ -116,6 +117,8 @@ pub struct Config {
     pub spool: SpoolConfig,
     /// Full mode.
     pub full: FullConfig,
+    /// Extension mode.
+    pub extension: ExtensionConfig,
 }
 
 impl Default for Config {
@@ -131,6 +134,7 @@ impl Default for Config {
             tls: Tls::default(),
             spool: SpoolConfig::default(),
             full: FullConfig::default(),
+            extension: ExtensionConfig::default(),
         }
     }
 }
@@ -215,6 +219,12 @@ impl Config {
                 }
             }
             "--potstore" => self.full.potstore = value.into(),
+            "--ports" => self.extension.ports = value.into(),
+            "--udp-ports" => self.extension.udp_ports = value.into(),
+            "--bind" => {
+                self.extension.bind = value.split(',').map(|a| a.trim().to_string()).collect()
+            }
+            "--profile" => self.extension.profile = value.into(),
             "--event-port" => {
                 self.full.event_port = value.parse().map_err(|_| bad("not a port"))?
             }
@@ -253,6 +263,7 @@ impl Config {
         if self.full.pot_user.is_empty() {
             return bad("full.pot_user", "a user name");
         }
+        self.extension.settings().map_err(ConfigError)?;
         Ok(())
     }
 }

@@ -48,14 +48,7 @@ impl LogRing {
     }
 }
 
-/// A uid/gid to run as.
-#[derive(Clone, Copy, Debug)]
-pub struct RunAs {
-    /// User id.
-    pub uid: u32,
-    /// Group id.
-    pub gid: u32,
-}
+pub use crate::users::RunAs;
 
 /// What to run.
 pub struct Spec<'a> {

@@ -44,6 +44,8 @@ pub struct Shared {
     pub pot_hints: RefCell<Vec<PotHint>>,
     /// Events per installed pot since the agent started.
     pub pot_events: RefCell<HashMap<String, u64>>,
+    /// Said with the first NodeEvent Started (Extension mode: its ports).
+    pub started_description: RefCell<Option<String>>,
 }
 
 impl Shared {
@@ -64,6 +66,7 @@ impl Shared {
             heartbeat_secs: Cell::new(heartbeat_secs),
             pot_hints: RefCell::new(Vec::new()),
             pot_events: RefCell::new(HashMap::new()),
+            started_description: RefCell::new(None),
         }
     }
 

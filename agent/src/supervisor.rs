@@ -30,6 +30,7 @@ use crate::potstore::{self, PotSource};
 use crate::proc_stat;
 use crate::shared::Shared;
 use crate::state;
+use crate::users::pot_user;
 
 /// Most pots installed on one node.
 pub const MAX_POTS: usize = 64;
@@ -807,52 +808,6 @@ impl InstallJob {
     }
 }
 
-/// Who pots run as: nobody special when the agent is not root; when it is,
-/// `pot_user`, else `nobody` with a warning, else no pot runs at all.
-/// Local users (/etc/passwd) are looked up first: going through NSS loads
-/// shared libraries that stay resident (~0.7 MB) for the agent's life.
-fn pot_user(name: &str) -> Result<Option<RunAs>, String> {
-    use nix::unistd::{geteuid, User};
-    if !geteuid().is_root() {
-        return Ok(None);
-    }
-    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
-    let local = |n: &str| local_user(&passwd, n);
-    let nss = |n: &str| {
-        User::from_name(n)
-            .ok()
-            .flatten()
-            .filter(|u| !u.uid.is_root())
-            .map(|u| RunAs {
-                uid: u.uid.as_raw(),
-                gid: u.gid.as_raw(),
-            })
-    };
-    if let Some(who) = local(name).or_else(|| nss(name)) {
-        return Ok(Some(who));
-    }
-    if let Some(who) = local("nobody").or_else(|| nss("nobody")) {
-        log::warn!("pot_user {name:?} does not exist: pots run as nobody");
-        return Ok(Some(who));
-    }
-    Err(format!(
-        "refusing to run pots as root: neither pot_user {name:?} nor nobody exists"
-    ))
-}
-
-/// `name`'s uid and gid in /etc/passwd text, unless it is root.
-fn local_user(passwd: &str, name: &str) -> Option<RunAs> {
-    passwd.lines().find_map(|line| {
-        let mut f = line.split(':');
-        if f.next()? != name {
-            return None;
-        }
-        let uid: u32 = f.nth(1)?.parse().ok()?;
-        let gid: u32 = f.next()?.parse().ok()?;
-        (uid != 0).then_some(RunAs { uid, gid })
-    })
-}
-
 fn chown(path: &Path, who: RunAs) -> Result<(), String> {
     nix::unistd::chown(
         path,
@@ -866,23 +821,4 @@ fn set_mode(path: &Path, mode: u32) -> Result<(), String> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
         .map_err(|e| format!("setting mode {mode:o} on {}: {e}", path.display()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn local_users_are_read_from_passwd_and_root_never() {
-        let passwd = "root:x:0:0:root:/root:/bin/bash\nnobody:x:65534:65534:nobody:/:/usr/sbin/nologin\nbad:x:notanumber:1::/:\ntoor:x:0:0::/:\n";
-        let who = local_user(passwd, "nobody").unwrap();
-        assert_eq!((who.uid, who.gid), (65534, 65534));
-        assert!(local_user(passwd, "root").is_none());
-        assert!(
-            local_user(passwd, "toor").is_none(),
-            "uid 0 under another name"
-        );
-        assert!(local_user(passwd, "bad").is_none());
-        assert!(local_user(passwd, "honeybee").is_none());
-    }
 }

@@ -264,13 +264,14 @@ impl Uplink {
             }));
         if !self.started_reported {
             self.started_reported = true;
+            let description = self.shared.started_description.borrow().clone();
             self.shared.node_event(
                 NodeEventKind::Started,
                 Some(format!(
                     "honeybee-agent {} started",
                     env!("CARGO_PKG_VERSION")
                 )),
-                None,
+                description,
             );
         }
         // The mode's handler re-reports its pots on every connection.

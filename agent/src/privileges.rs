@@ -1,0 +1,47 @@
+//! Extension mode started as root: once its ports are bound the agent
+//! becomes an unprivileged user for good. Its state dir is handed to that
+//! user first, so that the spool and identity stay writable.
+
+use std::path::Path;
+
+use nix::unistd::{chown, setgid, setgroups, setuid, Gid, Uid};
+
+use crate::users::{pot_user, RunAs};
+
+/// Becomes `user` (or nobody) when running as root; does nothing otherwise.
+/// Returns who the agent now is.
+pub fn drop_to(user: &str, state_dir: &Path) -> Result<Option<RunAs>, String> {
+    let Some(who) = pot_user(user)? else {
+        return Ok(None);
+    };
+    give(state_dir, who)?;
+    let (uid, gid) = (Uid::from_raw(who.uid), Gid::from_raw(who.gid));
+    setgroups(&[gid]).map_err(|e| format!("dropping supplementary groups: {e}"))?;
+    setgid(gid).map_err(|e| format!("setgid {}: {e}", who.gid))?;
+    setuid(uid).map_err(|e| format!("setuid {}: {e}", who.uid))?;
+    // Proof that there is no way back.
+    if setuid(Uid::from_raw(0)).is_ok() {
+        return Err("still able to become root after dropping privileges".into());
+    }
+    Ok(Some(who))
+}
+
+/// Chowns `dir` and everything in it (no symlinks followed) to `who`.
+fn give(dir: &Path, who: RunAs) -> Result<(), String> {
+    let (uid, gid) = (Some(Uid::from_raw(who.uid)), Some(Gid::from_raw(who.gid)));
+    chown(dir, uid, gid)
+        .map_err(|e| format!("giving {} to uid {}: {e}", dir.display(), who.uid))?;
+    let entries = std::fs::read_dir(dir).map_err(|e| format!("reading {}: {e}", dir.display()))?;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let meta =
+            std::fs::symlink_metadata(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        if meta.is_dir() {
+            give(&path, who)?;
+        } else if meta.is_file() {
+            chown(&path, uid, gid)
+                .map_err(|e| format!("giving {} to uid {}: {e}", path.display(), who.uid))?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,432 @@
+//! The tripwires: accept on every port taken, send a banner where the
+//! protocol speaks first, read a few hundred bytes, fingerprint them and
+//! report — unless the source floods, then it is only counted and
+//! summarised. UDP datagrams are recorded and never answered (a reply could
+//! be used to amplify an attack on a third party).
+//!
+//! Fixed capacity throughout: at most [`MAX_IN_FLIGHT`] connections are read
+//! at once (more are closed unread and counted), each reads into one buffer
+//! of at most `max_read` bytes, and the scan detector tracks a fixed number
+//! of sources. Whatever arrives, memory does not grow.
+
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use async_executor::LocalExecutor;
+use async_io::{Async, Timer};
+use futures_lite::{future, AsyncReadExt, AsyncWriteExt};
+use serde_json::{Map, Value};
+
+use crate::banner::{banner, service_name};
+use crate::bind::{self, Skipped};
+use crate::config::{Settings, MAX_READ};
+use crate::fingerprint::fingerprint;
+use crate::ports::format_ports;
+use crate::scan::{Detector, Verdict};
+
+/// Connections being read at once.
+pub const MAX_IN_FLIGHT: usize = 64;
+/// First bytes kept in an event, as hex.
+pub const FIRST_BYTES: usize = 64;
+/// After the first bytes arrived, how long to wait for more.
+const MORE_BYTES: Duration = Duration::from_millis(200);
+/// Writing a banner may take this long.
+const BANNER_TIMEOUT: Duration = Duration::from_secs(1);
+/// How often flood summaries are cut and counters checked.
+const TICK: Duration = Duration::from_secs(1);
+/// Least time between two overflow notices.
+const NOTICE_EVERY: Duration = Duration::from_secs(60);
+
+/// Where the tripwires send what they see.
+pub trait Sink {
+    /// An attack event (`extension.connection`, `extension.portscan`, `extension.flood`).
+    fn event(&self, event_type: &'static str, data: Map<String, Value>);
+    /// Something for the operator: ports taken or skipped, overflows.
+    fn notice(&self, alarm: bool, message: String);
+}
+
+/// Counters, for reports and tests.
+#[derive(Default, Debug)]
+pub struct Counters {
+    /// TCP connections accepted.
+    pub connections: Cell<u64>,
+    /// Connections and datagrams reported one by one.
+    pub reported: Cell<u64>,
+    /// Connections of flooding sources, only counted.
+    pub suppressed: Cell<u64>,
+    /// Connections closed unread because [`MAX_IN_FLIGHT`] were being read.
+    pub overflow: Cell<u64>,
+    /// UDP datagrams received.
+    pub datagrams: Cell<u64>,
+}
+
+fn bump(c: &Cell<u64>) {
+    c.set(c.get() + 1);
+}
+
+/// The ports taken and the ones skipped.
+#[derive(Default)]
+struct Ports {
+    tcp: BTreeMap<u16, ()>,
+    udp: BTreeMap<u16, ()>,
+    skipped_tcp: BTreeMap<u16, Skipped>,
+    skipped_udp: BTreeMap<u16, Skipped>,
+}
+
+/// Extension mode, bound and ready to run.
+pub struct Extension {
+    settings: Settings,
+    sink: Rc<dyn Sink>,
+    detector: RefCell<Detector>,
+    in_flight: Cell<usize>,
+    /// What happened so far.
+    pub counters: Counters,
+    ports: RefCell<Ports>,
+    pending_tcp: RefCell<Vec<(u16, Async<TcpListener>)>>,
+    pending_udp: RefCell<Vec<(u16, Async<UdpSocket>)>>,
+}
+
+impl Extension {
+    /// Binds every configured port that is free (call before dropping
+    /// privileges); [`Extension::run`] then serves them.
+    pub fn bind(settings: Settings, sink: Rc<dyn Sink>) -> Rc<Extension> {
+        let ext = Extension {
+            detector: RefCell::new(Detector::new(settings.scan)),
+            settings,
+            sink,
+            in_flight: Cell::new(0),
+            counters: Counters::default(),
+            ports: RefCell::default(),
+            pending_tcp: RefCell::default(),
+            pending_udp: RefCell::default(),
+        };
+        ext.take_ports();
+        Rc::new(ext)
+    }
+
+    /// Binds what is not bound yet; returns the ports newly taken.
+    fn take_ports(&self) -> (Vec<u16>, Vec<u16>) {
+        let (mut new_tcp, mut new_udp) = (Vec::new(), Vec::new());
+        let mut ports = self.ports.borrow_mut();
+        for &port in &self.settings.tcp {
+            if ports.tcp.contains_key(&port) {
+                continue;
+            }
+            match bind::tcp(port, &self.settings.bind) {
+                Ok(listeners) => {
+                    ports.skipped_tcp.remove(&port);
+                    ports.tcp.insert(port, ());
+                    new_tcp.push(port);
+                    let mut pending = self.pending_tcp.borrow_mut();
+                    pending.extend(listeners.into_iter().map(|l| (port, l)));
+                }
+                Err(why) => {
+                    ports.skipped_tcp.insert(port, why);
+                }
+            }
+        }
+        for &port in &self.settings.udp {
+            if ports.udp.contains_key(&port) {
+                continue;
+            }
+            match bind::udp(port, &self.settings.bind) {
+                Ok(sockets) => {
+                    ports.skipped_udp.remove(&port);
+                    ports.udp.insert(port, ());
+                    new_udp.push(port);
+                    let mut pending = self.pending_udp.borrow_mut();
+                    pending.extend(sockets.into_iter().map(|s| (port, s)));
+                }
+                Err(why) => {
+                    ports.skipped_udp.insert(port, why);
+                }
+            }
+        }
+        (new_tcp, new_udp)
+    }
+
+    /// One line on what is taken and what was skipped, and why.
+    pub fn report(&self) -> String {
+        let p = self.ports.borrow();
+        let list = |m: &BTreeMap<u16, ()>| format_ports(&m.keys().copied().collect::<Vec<_>>());
+        let skipped = |m: &BTreeMap<u16, Skipped>| {
+            m.iter()
+                .map(|(port, why)| format!("{port} ({})", why.as_str()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let mut s = format!(
+            "listening on TCP {} and UDP {}",
+            or_none(list(&p.tcp)),
+            or_none(list(&p.udp))
+        );
+        if !p.skipped_tcp.is_empty() {
+            s.push_str(&format!("; skipped TCP {}", skipped(&p.skipped_tcp)));
+        }
+        if !p.skipped_udp.is_empty() {
+            s.push_str(&format!("; skipped UDP {}", skipped(&p.skipped_udp)));
+        }
+        s
+    }
+
+    /// TCP ports taken.
+    pub fn tcp_ports(&self) -> Vec<u16> {
+        self.ports.borrow().tcp.keys().copied().collect()
+    }
+
+    /// Serves every port taken, retries the skipped ones, cuts flood
+    /// summaries. Never returns; drop the task to stop.
+    pub async fn run(self: Rc<Self>, ex: Rc<LocalExecutor<'static>>) {
+        self.start_pending(&ex);
+        let mut last_retry = Instant::now();
+        let mut last_notice = Instant::now() - NOTICE_EVERY;
+        let mut noticed = (0u64, 0u64);
+        loop {
+            Timer::after(TICK).await;
+            let now = Instant::now();
+            let summaries = self.detector.borrow_mut().tick(now);
+            for f in summaries {
+                let mut d = Map::new();
+                d.insert("src_ip".into(), f.src.to_string().into());
+                d.insert("connections".into(), f.connections.into());
+                d.insert("ports".into(), f.ports.into());
+                d.insert("window_s".into(), f.since_secs.into());
+                self.sink.event("extension.flood", d);
+            }
+            let counts = (
+                self.counters.overflow.get(),
+                self.detector.borrow().evicted(),
+            );
+            if counts != noticed && now.duration_since(last_notice) >= NOTICE_EVERY {
+                self.sink.notice(
+                    true,
+                    format!(
+                        "extension limits reached: {} connections closed unread ({} being read at most), {} sources forgotten (tracking a fixed number)",
+                        counts.0, MAX_IN_FLIGHT, counts.1
+                    ),
+                );
+                noticed = counts;
+                last_notice = now;
+            }
+            if now.duration_since(last_retry) >= self.settings.retry {
+                last_retry = now;
+                let (tcp, udp) = self.take_ports();
+                if !tcp.is_empty() || !udp.is_empty() {
+                    self.sink.notice(
+                        false,
+                        format!(
+                            "now also listening on TCP {} and UDP {}",
+                            or_none(format_ports(&tcp)),
+                            or_none(format_ports(&udp))
+                        ),
+                    );
+                    self.start_pending(&ex);
+                }
+            }
+        }
+    }
+
+    fn start_pending(self: &Rc<Self>, ex: &Rc<LocalExecutor<'static>>) {
+        for (port, listener) in self.pending_tcp.borrow_mut().drain(..) {
+            let (me, ex2) = (self.clone(), ex.clone());
+            ex.spawn(async move { me.accept_loop(ex2, port, listener).await })
+                .detach();
+        }
+        for (port, socket) in self.pending_udp.borrow_mut().drain(..) {
+            let me = self.clone();
+            ex.spawn(async move { me.udp_loop(port, socket).await })
+                .detach();
+        }
+    }
+
+    async fn accept_loop(
+        self: Rc<Self>,
+        ex: Rc<LocalExecutor<'static>>,
+        port: u16,
+        listener: Async<TcpListener>,
+    ) {
+        loop {
+            let (stream, peer) = match listener.accept().await {
+                Ok(c) => c,
+                Err(e) => {
+                    // Out of descriptors and the like: wait, never spin.
+                    log::warn!("extension: accepting on port {port}: {e}");
+                    Timer::after(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            bump(&self.counters.connections);
+            if !self.observe(peer, port) {
+                continue; // dropping `stream` closes it
+            }
+            if self.in_flight.get() >= MAX_IN_FLIGHT {
+                bump(&self.counters.overflow);
+                continue;
+            }
+            self.in_flight.set(self.in_flight.get() + 1);
+            let me = self.clone();
+            ex.spawn(async move {
+                me.connection(stream, peer, port).await;
+                me.in_flight.set(me.in_flight.get() - 1);
+            })
+            .detach();
+        }
+    }
+
+    /// Feeds the scan detector; false when the source floods.
+    fn observe(&self, peer: SocketAddr, port: u16) -> bool {
+        let (verdict, scan) = self
+            .detector
+            .borrow_mut()
+            .observe(peer.ip(), port, Instant::now());
+        if let Some(s) = scan {
+            let mut d = Map::new();
+            d.insert("src_ip".into(), s.src.to_string().into());
+            d.insert("ports".into(), s.ports.into());
+            d.insert("count".into(), s.count.into());
+            d.insert("window_s".into(), s.window_secs.into());
+            self.sink.event("extension.portscan", d);
+        }
+        match verdict {
+            Verdict::Report => true,
+            Verdict::Suppress => {
+                bump(&self.counters.suppressed);
+                false
+            }
+        }
+    }
+
+    async fn connection(&self, mut stream: Async<TcpStream>, peer: SocketAddr, port: u16) {
+        if let Some(b) = banner(port, self.settings.profile) {
+            let _ = future::or(async { stream.write_all(b).await }, async {
+                Timer::after(BANNER_TIMEOUT).await;
+                Ok(())
+            })
+            .await;
+        }
+        let mut buf = vec![0u8; MAX_READ];
+        let n = read_first_bytes(
+            &mut stream,
+            &mut buf,
+            self.settings.max_read,
+            self.settings.read_timeout,
+        )
+        .await;
+        let first = buf.get(..n).unwrap_or_default();
+        let fp = fingerprint(port, first);
+        let mut d = Map::new();
+        d.insert("src_ip".into(), peer.ip().to_string().into());
+        d.insert("src_port".into(), peer.port().into());
+        d.insert("dst_port".into(), port.into());
+        d.insert("transport".into(), "tcp".into());
+        for (k, v) in fp.to_json() {
+            d.insert(k, v);
+        }
+        d.insert("bytes".into(), n.into());
+        d.insert(
+            "first_bytes".into(),
+            hex(first.get(..n.min(FIRST_BYTES)).unwrap_or_default()).into(),
+        );
+        bump(&self.counters.reported);
+        self.sink.event("extension.connection", d);
+    }
+
+    async fn udp_loop(self: Rc<Self>, port: u16, socket: Async<UdpSocket>) {
+        let mut buf = vec![0u8; self.settings.max_read];
+        loop {
+            let (n, peer) = match socket.recv_from(&mut buf).await {
+                Ok(r) => r,
+                Err(_) => {
+                    Timer::after(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            bump(&self.counters.datagrams);
+            if !self.observe(peer, port) {
+                continue;
+            }
+            let first = buf.get(..n).unwrap_or_default();
+            let mut d = Map::new();
+            d.insert("src_ip".into(), peer.ip().to_string().into());
+            d.insert("src_port".into(), peer.port().into());
+            d.insert("dst_port".into(), port.into());
+            d.insert("transport".into(), "udp".into());
+            d.insert("protocol".into(), service_name(port).into());
+            d.insert("bytes".into(), n.into());
+            d.insert(
+                "first_bytes".into(),
+                hex(first.get(..n.min(FIRST_BYTES)).unwrap_or_default()).into(),
+            );
+            bump(&self.counters.reported);
+            self.sink.event("extension.connection", d);
+        }
+    }
+}
+
+fn or_none(s: String) -> String {
+    if s.is_empty() {
+        "none".into()
+    } else {
+        s
+    }
+}
+
+/// Reads until `limit` bytes, the peer stops sending for a moment after its
+/// first bytes, it closes, or `timeout` passes; returns the bytes read. A
+/// TLS ClientHello may be read whole up to the buffer's end, so that its
+/// JA3 can be computed (modern hellos are 0.5 to 2 KB).
+async fn read_first_bytes(
+    stream: &mut Async<TcpStream>,
+    buf: &mut [u8],
+    limit: usize,
+    timeout: Duration,
+) -> usize {
+    let deadline = Instant::now() + timeout;
+    let mut limit = limit.min(buf.len());
+    let mut n = 0;
+    while n < limit {
+        let wait = if n == 0 {
+            deadline
+        } else {
+            (Instant::now() + MORE_BYTES).min(deadline)
+        };
+        let Some(rest) = buf.get_mut(n..limit) else {
+            break;
+        };
+        let read = future::or(async { Some(stream.read(rest).await) }, async {
+            Timer::at(wait).await;
+            None
+        })
+        .await;
+        match read {
+            Some(Ok(0)) | Some(Err(_)) | None => break,
+            Some(Ok(k)) => n += k,
+        }
+        if let Some(record) = tls_record_len(buf.get(..n).unwrap_or_default()) {
+            limit = limit.max(record.min(buf.len()));
+        }
+    }
+    n
+}
+
+/// The length of a TLS handshake record (header included) that `first`
+/// starts with.
+fn tls_record_len(first: &[u8]) -> Option<usize> {
+    match first {
+        [0x16, 0x03, _, hi, lo, ..] => Some(5 + usize::from(u16::from_be_bytes([*hi, *lo]))),
+        _ => None,
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(char::from(DIGITS[usize::from(b >> 4)]));
+        s.push(char::from(DIGITS[usize::from(b & 15)]));
+    }
+    s
+}
