@@ -415,3 +415,65 @@ fn an_nmap_scan_from_another_host_is_one_portscan_event() {
         .all_events(&[("event_type", "extension.portscan")]);
     assert_eq!(scans.len(), 1, "one scan, one event: {scans:?}");
 }
+
+#[test]
+fn a_low_port_is_bound_as_root_then_root_is_dropped_and_udp_is_recorded_unanswered() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "binding port 1 needs root (CI runs as root)"
+    );
+    let core = Core::start();
+    let udp_port = {
+        let s = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp");
+        s.local_addr().expect("addr").port()
+    };
+    let agent = Agent::extension(core.node_addr)
+        .workspace(core.workspace())
+        .heartbeat_interval(1)
+        .args([
+            "--ports",
+            "1",
+            "--udp-ports",
+            &udp_port.to_string(),
+            "--bind",
+            "127.0.0.1",
+        ])
+        .start();
+    let id = agent.node_id();
+    core.api().wait_status(id, "Running", T);
+    let report = port_report(&core, id);
+    assert!(report.contains("listening on TCP 1 and UDP"), "{report}");
+    let status = std::fs::read_to_string(format!("/proc/{}/status", agent.pid())).expect("status");
+    let uid = status
+        .lines()
+        .find(|l| l.starts_with("Uid:"))
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        !uid.split_whitespace().skip(1).any(|u| u == "0"),
+        "still root: {uid}"
+    );
+
+    let mut c = TcpStream::connect(("127.0.0.1", 1)).expect("port 1");
+    c.write_all(b"probe\n").expect("write");
+    drop(c);
+    wait_event(&core, "extension.connection", on_port(1));
+
+    let client = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp client");
+    client
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .expect("timeout");
+    client
+        .send_to(
+            b"\x30\x26\x02\x01\x01\x04\x06public",
+            ("127.0.0.1", udp_port),
+        )
+        .expect("send");
+    let e = wait_event(&core, "extension.connection", on_port(udp_port));
+    assert_eq!(e["data"]["transport"], "udp", "{e}");
+    let mut buf = [0u8; 64];
+    assert!(
+        client.recv_from(&mut buf).is_err(),
+        "a datagram was answered"
+    );
+}
