@@ -63,8 +63,13 @@ pub struct CatalogueEntry {
     /// What the machine needs beforehand, e.g. the Debian package `python3-venv`.
     #[serde(default)]
     pub requirements: Vec<String>,
-    /// The pot's folder, relative to the potstore directory.
+    /// The pot's folder, relative to the potstore directory; empty for a
+    /// native pot.
+    #[serde(default)]
     pub directory: String,
+    /// Compiled into the agent (`native-telnet`, …): no folder, no scripts.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub native: bool,
 }
 
 /// The parsed `potstore.json`.
@@ -104,7 +109,9 @@ impl Catalogue {
             if self.pots.iter().take(i).any(|p| p.id == pot.id) {
                 return Err(format!("{which}: duplicate id"));
             }
-            relative_path(&pot.directory).map_err(|e| format!("{which}: directory: {e}"))?;
+            if !pot.native {
+                relative_path(&pot.directory).map_err(|e| format!("{which}: directory: {e}"))?;
+            }
         }
         Ok(())
     }
