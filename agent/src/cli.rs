@@ -16,6 +16,8 @@ pub enum Action {
     Version,
     /// Print the help.
     Help,
+    /// Print the pot catalogue of this potstore directory.
+    PotstoreList(PathBuf),
 }
 
 /// The `--help` text.
@@ -25,6 +27,7 @@ honeybee-agent — the HoneyBee edge agent
 USAGE:
     honeybee-agent full [OPTIONS] [--potstore DIR] [--event-port N]
     honeybee-agent extension [OPTIONS] [--ports LIST] [--udp-ports LIST] [--bind ADDRS] [--profile P]
+    honeybee-agent potstore list [--potstore DIR]
     honeybee-agent --version | --help
 
 MODES:
@@ -95,6 +98,9 @@ const EXTENSION_ONLY: [&str; 4] = ["--ports", "--udp-ports", "--bind", "--profil
 
 /// Parses the arguments (without the program name).
 pub fn parse(args: &[String]) -> Result<Action, ConfigError> {
+    if args.first().map(String::as_str) == Some("potstore") {
+        return potstore_command(args.get(1..).unwrap_or_default());
+    }
     let mut mode: Option<Mode> = None;
     let mut config_file: Option<PathBuf> = None;
     let mut sets: Vec<(String, String)> = Vec::new();
@@ -165,6 +171,33 @@ pub fn parse(args: &[String]) -> Result<Action, ConfigError> {
     } else {
         Action::Run(Box::new(config))
     })
+}
+
+/// `potstore list [--potstore DIR]`.
+fn potstore_command(args: &[String]) -> Result<Action, ConfigError> {
+    let mut dir = crate::config::FullConfig::default().potstore;
+    let mut it = args.iter();
+    match it.next().map(String::as_str) {
+        Some("list") => {}
+        _ => {
+            return Err(ConfigError(
+                "usage: honeybee-agent potstore list [--potstore DIR]".into(),
+            ))
+        }
+    }
+    while let Some(a) = it.next() {
+        match a.split_once('=') {
+            Some(("--potstore", v)) => dir = PathBuf::from(v),
+            _ if a == "--potstore" => {
+                dir = it
+                    .next()
+                    .map(PathBuf::from)
+                    .ok_or_else(|| ConfigError("--potstore needs a value".into()))?
+            }
+            _ => return Err(ConfigError(format!("unknown argument {a:?} (see --help)"))),
+        }
+    }
+    Ok(Action::PotstoreList(dir))
 }
 
 #[cfg(test)]

@@ -21,24 +21,7 @@ pub struct SpoolSink {
 
 impl Sink for SpoolSink {
     fn event(&self, event_type: &'static str, data: Map<String, Value>) {
-        let event = PotEvent {
-            node_id: self.shared.node_id,
-            pot_id: POT_ID.into(),
-            pot_type: POT_ID.into(),
-            event_type: event_type.into(),
-            timestamp: now_rfc3339(),
-            seq: None,
-            data,
-        };
-        if let Err(e) = self
-            .shared
-            .spool
-            .borrow_mut()
-            .push_all(self.shared.node_id, vec![event])
-        {
-            log::error!("spool: writing an event: {e}");
-        }
-        self.shared.wake();
+        spool_event(&self.shared, POT_ID, POT_ID, event_type, data);
     }
 
     fn notice(&self, alarm: bool, message: String) {
@@ -50,6 +33,54 @@ impl Sink for SpoolSink {
         };
         self.shared.node_event(kind, Some(message), None);
     }
+}
+
+/// A native pot's events, under its own pot id, into the spool.
+pub struct PotSink {
+    /// The agent's shared state.
+    pub shared: Rc<Shared>,
+    /// The installed pot's id.
+    pub pot_id: String,
+    /// Its type (`native-telnet`, …).
+    pub pot_type: String,
+}
+
+impl Sink for PotSink {
+    fn event(&self, event_type: &'static str, data: Map<String, Value>) {
+        spool_event(&self.shared, &self.pot_id, &self.pot_type, event_type, data);
+    }
+
+    fn notice(&self, _alarm: bool, message: String) {
+        log::info!("pot {}: {message}", self.pot_id);
+    }
+}
+
+/// One event into the spool, counted for its pot.
+fn spool_event(
+    shared: &Shared,
+    pot_id: &str,
+    pot_type: &str,
+    event_type: &'static str,
+    data: Map<String, Value>,
+) {
+    let event = PotEvent {
+        node_id: shared.node_id,
+        pot_id: pot_id.into(),
+        pot_type: pot_type.into(),
+        event_type: event_type.into(),
+        timestamp: now_rfc3339(),
+        seq: None,
+        data,
+    };
+    shared.count_pot_events(std::slice::from_ref(&event));
+    if let Err(e) = shared
+        .spool
+        .borrow_mut()
+        .push_all(shared.node_id, vec![event])
+    {
+        log::error!("spool: writing an event: {e}");
+    }
+    shared.wake();
 }
 
 /// Binds the configured ports (call before dropping privileges).

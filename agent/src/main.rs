@@ -24,6 +24,7 @@ fn main() -> ExitCode {
             println!("honeybee-agent {}", env!("CARGO_PKG_VERSION"));
             return ExitCode::SUCCESS;
         }
+        Ok(Action::PotstoreList(dir)) => return potstore_list(&dir),
         Ok(Action::PrintConfig(config)) => {
             print!("{}", config.to_toml());
             return ExitCode::SUCCESS;
@@ -44,6 +45,35 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             log::error!("{e}");
+            eprintln!("honeybee-agent: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Prints the catalogue: one pot a line.
+fn potstore_list(dir: &std::path::Path) -> ExitCode {
+    match honeybee_agent::potstore::Catalogue::load(dir) {
+        Ok(c) => {
+            println!(
+                "{:<16} {:<16} {:<8} {:<14} {:<22} DESCRIPTION",
+                "ID", "TYPE", "VERSION", "PROTOCOLS", "PORTS"
+            );
+            for p in &c.pots {
+                let ports: Vec<String> = p.ports.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                println!(
+                    "{:<16} {:<16} {:<8} {:<14} {:<22} {}",
+                    p.id,
+                    p.pot_type,
+                    p.version,
+                    p.protocols.join(","),
+                    ports.join(","),
+                    p.description
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
             eprintln!("honeybee-agent: {e}");
             ExitCode::from(1)
         }

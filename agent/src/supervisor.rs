@@ -25,12 +25,14 @@ use smol::LocalExecutor;
 use crate::answers::{failed, pot_status};
 use crate::config::Config;
 use crate::event_map::PotHint;
+use crate::extension_mode::PotSink;
 use crate::pot_process::{self, describe, LogRing, RunAs, Running, Spec};
 use crate::potstore::{self, PotSource};
 use crate::proc_stat;
 use crate::shared::Shared;
 use crate::state;
 use crate::users::pot_user;
+use honeybee_extension::native;
 
 /// Most pots installed on one node.
 pub const MAX_POTS: usize = 64;
@@ -61,6 +63,10 @@ struct Pot {
     status: PotStatus,
     message: Option<String>,
     process: Option<Running>,
+    /// A native pot's listener, when it runs.
+    native: Option<native::Handle>,
+    /// Which native pot this is, if it is one.
+    kind: Option<native::Kind>,
     /// Bumped at every start and stop, so that stale exits are ignored.
     generation: u64,
     crashes: VecDeque<Instant>,
@@ -166,6 +172,7 @@ impl Supervisor {
         }
         let grace = self.grace();
         for (id, pot) in self.pots.iter_mut() {
+            pot.native = None;
             if let Some(p) = pot.process.take() {
                 log::info!("stopping pot {id}");
                 pot.generation += 1;
@@ -223,8 +230,12 @@ impl Supervisor {
                 continue;
             }
             let id = s.pot_id.clone();
-            let source = self.source_of(&s);
+            let source = match native::Kind::from_type(&s.honeypot_type) {
+                Some(_) => Err(String::new()),
+                None => self.source_of(&s),
+            };
             let (status, message) = match &source {
+                Err(e) if e.is_empty() => (PotStatus::Stopped, None),
                 Ok(_) => (PotStatus::Stopped, None),
                 Err(e) => (PotStatus::Failed, Some(e.clone())),
             };
@@ -324,11 +335,12 @@ impl Supervisor {
                 let details = self.metrics(&id);
                 self.report(&id, Some(details));
             }
-            Command::GetPotInfo(id) => match self.pots.get(&id).and_then(|p| p.source.as_ref()) {
-                Some(src) => {
-                    let info = src.info();
-                    self.report(&id, Some(info));
-                }
+            Command::GetPotInfo(id) => match self.pots.get(&id).and_then(|p| {
+                p.kind
+                    .map(native::Kind::info)
+                    .or_else(|| p.source.as_ref().map(PotSource::info))
+            }) {
+                Some(info) => self.report(&id, Some(info)),
                 None => failed(
                     &self.shared,
                     &Command::GetPotInfo(id.clone()),
@@ -363,7 +375,11 @@ impl Supervisor {
             p.saved.run = true;
         }
         self.save();
-        if self.pots.get(id).is_some_and(|p| p.process.is_some()) {
+        if self
+            .pots
+            .get(id)
+            .is_some_and(|p| p.process.is_some() || p.native.is_some())
+        {
             return self.report(id, None);
         }
         match self.start(id) {
@@ -374,6 +390,9 @@ impl Supervisor {
 
     /// Starts the pot's `start` executable.
     fn start(&mut self, id: &str) -> Result<(), String> {
+        if let Some(kind) = self.pots.get(id).and_then(|p| p.kind) {
+            return self.start_native(id, kind);
+        }
         let run_as = self.run_as()?;
         let dir = self.pot_dir(id);
         let node_id = self.shared.node_id;
@@ -423,6 +442,25 @@ impl Supervisor {
         Ok(())
     }
 
+    /// Starts a native pot inside the agent.
+    fn start_native(&mut self, id: &str, kind: native::Kind) -> Result<(), String> {
+        let pot = self.pots.get_mut(id).ok_or("not installed")?;
+        let sink = Rc::new(PotSink {
+            shared: self.shared.clone(),
+            pot_id: id.to_string(),
+            pot_type: pot.saved.honeypot_type.clone(),
+        });
+        let handle = native::start(&self.ex, kind, &pot.saved.config, sink)?;
+        log::info!("native pot {id} listening on {}", handle.addr);
+        pot.logs
+            .borrow_mut()
+            .push(format!("[native] listening on {}", handle.addr));
+        pot.native = Some(handle);
+        pot.status = PotStatus::Running;
+        pot.message = None;
+        Ok(())
+    }
+
     /// Stops the pot's processes; `keep_wanted` leaves its desired state.
     async fn stop(&mut self, id: &str, keep_wanted: bool) {
         let grace = self.grace();
@@ -432,6 +470,9 @@ impl Supervisor {
         pot.generation += 1;
         if !keep_wanted {
             pot.saved.run = false;
+        }
+        if pot.native.take().is_some() {
+            log::info!("native pot {id} stopped");
         }
         if let Some(p) = pot.process.take() {
             p.stop(grace).await;
@@ -470,6 +511,9 @@ impl Supervisor {
                 &cmd,
                 "an install of this pot is already running",
             );
+        }
+        if let Some(kind) = native::Kind::from_type(&req.honeypot_type) {
+            return self.install_native(req, kind).await;
         }
         let run_as = match self.run_as() {
             Ok(who) => who,
@@ -523,6 +567,30 @@ impl Supervisor {
                     .await;
             })
             .detach();
+    }
+
+    /// A native pot needs nothing installed: it is ready at once.
+    async fn install_native(&mut self, req: InstallPot, kind: native::Kind) {
+        let id = req.pot_id.clone();
+        self.stop(&id, false).await;
+        let saved = SavedPot {
+            pot_id: id.clone(),
+            honeypot_type: req.honeypot_type.clone(),
+            git_url: None,
+            git_branch: None,
+            config: req.config.clone().unwrap_or_default(),
+            run: req.auto_start,
+        };
+        let mut pot = new_pot(saved, None, PotStatus::Stopped, None);
+        pot.kind = Some(kind);
+        self.pots.insert(id.clone(), pot);
+        self.save();
+        self.set(&id, PotStatus::Installing, None);
+        if req.auto_start {
+            self.deploy(&id);
+        } else {
+            self.set(&id, PotStatus::Stopped, None);
+        }
     }
 
     async fn uninstall(&mut self, id: &str) {
@@ -692,12 +760,15 @@ fn new_pot(
     status: PotStatus,
     message: Option<String>,
 ) -> Pot {
+    let kind = native::Kind::from_type(&saved.honeypot_type);
     Pot {
         saved,
         source,
         status,
         message,
         process: None,
+        native: None,
+        kind,
         generation: 0,
         crashes: VecDeque::new(),
         restarts: 0,

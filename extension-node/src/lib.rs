@@ -37,6 +37,7 @@ pub mod banner;
 pub mod bind;
 pub mod config;
 pub mod fingerprint;
+pub mod native;
 pub mod ports;
 pub mod scan;
 pub mod tripwire;

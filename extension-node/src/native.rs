@@ -1,0 +1,604 @@
+//! Native pots: small interactive honeypots compiled into the agent, for
+//! devices that cannot run Python or PHP. `native-telnet` shows a login
+//! prompt and a fake BusyBox shell, `native-http` a WordPress-style login
+//! page, `native-banner` a configurable banner. They are bounded exactly like
+//! Extension mode: a fixed number of sessions at once, fixed-size buffers,
+//! short timeouts, a few commands per session.
+
+use std::cell::Cell;
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use async_executor::{LocalExecutor, Task};
+use async_io::{Async, Timer};
+use futures_lite::{future, AsyncReadExt, AsyncWriteExt};
+use serde_json::{Map, Value};
+
+use crate::bind;
+use crate::tripwire::{Sink, MAX_IN_FLIGHT};
+
+/// Longest line read in a session (username, password, a command).
+const LINE: usize = 256;
+/// Commands recorded per telnet session before it is closed.
+const COMMANDS: usize = 8;
+/// A session ends after this long, whatever happens.
+const SESSION: Duration = Duration::from_secs(60);
+/// Waiting for one line.
+const IDLE: Duration = Duration::from_secs(20);
+/// Most bytes of an HTTP request read (head and body).
+const REQUEST: usize = 8192;
+
+/// Which native pot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Telnet login and fake shell.
+    Telnet,
+    /// WordPress-style HTTP login.
+    Http,
+    /// A banner on any port.
+    Banner,
+}
+
+impl Kind {
+    /// The pot type (`native-telnet`, …), or `None` for another type.
+    pub fn from_type(t: &str) -> Option<Kind> {
+        match t {
+            "native-telnet" => Some(Kind::Telnet),
+            "native-http" => Some(Kind::Http),
+            "native-banner" => Some(Kind::Banner),
+            _ => None,
+        }
+    }
+
+    /// The config key of its port and the default port.
+    pub fn port_key(self) -> (&'static str, u16) {
+        match self {
+            Kind::Telnet => ("telnet_port", 2323),
+            Kind::Http => ("http_port", 8081),
+            Kind::Banner => ("port", 2121),
+        }
+    }
+
+    /// Name, version, protocols and ports, for `GetPotInfo`.
+    pub fn info(self) -> Value {
+        let (key, port) = self.port_key();
+        let (name, protocol) = match self {
+            Kind::Telnet => ("Native Telnet", "telnet"),
+            Kind::Http => ("Native HTTP login", "http"),
+            Kind::Banner => ("Native banner", "tcp"),
+        };
+        serde_json::json!({"name": name, "version": env!("CARGO_PKG_VERSION"),
+            "type": format!("native-{}", match self { Kind::Telnet => "telnet", Kind::Http => "http", Kind::Banner => "banner" }),
+            "protocols": [protocol], "ports": {key: port}})
+    }
+}
+
+/// A running native pot; dropping it closes its port.
+pub struct Handle {
+    _accept: Task<()>,
+    stopped: Rc<Cell<bool>>,
+    /// The address it listens on.
+    pub addr: SocketAddr,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        // Sessions in progress see this and end at their next step.
+        self.stopped.set(true);
+    }
+}
+
+struct Pot {
+    kind: Kind,
+    port: u16,
+    hostname: String,
+    banner: String,
+    sink: Rc<dyn Sink>,
+    in_flight: Cell<usize>,
+    stopped: Rc<Cell<bool>>,
+}
+
+/// Binds the pot's port (config `<kind>_port`, `listen_addr`) and serves it.
+pub fn start(
+    ex: &Rc<LocalExecutor<'static>>,
+    kind: Kind,
+    config: &BTreeMap<String, String>,
+    sink: Rc<dyn Sink>,
+) -> Result<Handle, String> {
+    let (key, default) = kind.port_key();
+    let port = match config.get(key) {
+        Some(p) => p
+            .parse::<u16>()
+            .ok()
+            .filter(|p| *p != 0)
+            .ok_or_else(|| format!("config {key} {p:?} is not a port"))?,
+        None => default,
+    };
+    let addr: IpAddr = config
+        .get("listen_addr")
+        .map(String::as_str)
+        .unwrap_or("0.0.0.0")
+        .parse()
+        .map_err(|_| "config listen_addr is not an IP address".to_string())?;
+    let mut listeners = bind::tcp(port, &[addr])
+        .map_err(|why| format!("port {port} on {addr}: {}", why.as_str()))?;
+    let listener = listeners.pop().ok_or("no socket")?;
+    let stopped = Rc::new(Cell::new(false));
+    let pot = Rc::new(Pot {
+        kind,
+        port,
+        hostname: config
+            .get("hostname")
+            .cloned()
+            .unwrap_or_else(|| "router".into()),
+        banner: config
+            .get("banner")
+            .cloned()
+            .unwrap_or_else(|| "220 FTP server ready.".into()),
+        sink,
+        in_flight: Cell::new(0),
+        stopped: stopped.clone(),
+    });
+    let ex2 = ex.clone();
+    let accept = ex.spawn(async move { pot.accept_loop(ex2, listener).await });
+    Ok(Handle {
+        _accept: accept,
+        stopped,
+        addr: SocketAddr::new(addr, port),
+    })
+}
+
+impl Pot {
+    async fn accept_loop(
+        self: Rc<Self>,
+        ex: Rc<LocalExecutor<'static>>,
+        listener: Async<TcpListener>,
+    ) {
+        loop {
+            let Ok((stream, peer)) = listener.accept().await else {
+                Timer::after(Duration::from_millis(100)).await;
+                continue;
+            };
+            if self.in_flight.get() >= MAX_IN_FLIGHT {
+                continue; // closed unread: a fixed number of sessions
+            }
+            self.in_flight.set(self.in_flight.get() + 1);
+            let me = self.clone();
+            ex.spawn(async move {
+                let deadline = Instant::now() + SESSION;
+                let session = Session {
+                    stream,
+                    peer,
+                    buf: Vec::with_capacity(LINE),
+                    deadline,
+                };
+                let _ = future::or(me.serve(session), async {
+                    Timer::at(deadline).await;
+                })
+                .await;
+                me.in_flight.set(me.in_flight.get() - 1);
+            })
+            .detach();
+        }
+    }
+
+    fn event(&self, event_type: &'static str, peer: SocketAddr, fields: &[(&str, Value)]) {
+        let mut d = Map::new();
+        d.insert("src_ip".into(), peer.ip().to_string().into());
+        d.insert("src_port".into(), peer.port().into());
+        d.insert("dst_port".into(), self.port.into());
+        for (k, v) in fields {
+            d.insert((*k).into(), v.clone());
+        }
+        self.sink.event(event_type, d);
+    }
+
+    async fn serve(&self, mut s: Session) {
+        match self.kind {
+            Kind::Telnet => self.telnet(&mut s).await,
+            Kind::Http => self.http(&mut s).await,
+            Kind::Banner => self.banner(&mut s).await,
+        }
+    }
+
+    async fn telnet(&self, s: &mut Session) {
+        let greeting = format!("\r\n{} login: ", self.hostname);
+        if s.write(greeting.as_bytes()).await.is_err() {
+            return;
+        }
+        let Some(user) = s.line().await else { return };
+        if s.write(b"Password: ").await.is_err() {
+            return;
+        }
+        let Some(password) = s.line().await else {
+            return;
+        };
+        self.event(
+            "native.telnet.login",
+            s.peer,
+            &[
+                ("username", user.clone().into()),
+                ("password", password.into()),
+                ("protocol", "telnet".into()),
+            ],
+        );
+        let banner = format!(
+            "\r\n\r\nBusyBox v1.31.1 () built-in shell (ash)\r\n\r\n{}@{}:~# ",
+            user, self.hostname
+        );
+        if s.write(banner.as_bytes()).await.is_err() {
+            return;
+        }
+        for _ in 0..COMMANDS {
+            if self.stopped.get() {
+                return;
+            }
+            let Some(cmd) = s.line().await else { return };
+            if cmd.is_empty() {
+                let _ = s.write(b"# ").await;
+                continue;
+            }
+            self.event(
+                "native.telnet.command",
+                s.peer,
+                &[
+                    ("username", user.clone().into()),
+                    ("input", cmd.clone().into()),
+                    ("protocol", "telnet".into()),
+                ],
+            );
+            if matches!(cmd.as_str(), "exit" | "logout" | "quit") {
+                return;
+            }
+            let out = fake_shell(&cmd, &self.hostname);
+            if s.write(format!("{out}{user}@{}:~# ", self.hostname).as_bytes())
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+    }
+
+    async fn http(&self, s: &mut Session) {
+        let Some(req) = s.request().await else { return };
+        let response = match (req.method.as_str(), req.path_only()) {
+            ("POST", "/wp-login.php") => {
+                let form = parse_form(&req.body);
+                let user = form.get("log").cloned().unwrap_or_default();
+                let password = form.get("pwd").cloned().unwrap_or_default();
+                self.event(
+                    "native.http.login",
+                    s.peer,
+                    &[
+                        ("username", user.clone().into()),
+                        ("password", password.into()),
+                        ("user_agent", req.user_agent.clone().into()),
+                        ("url", req.path.clone().into()),
+                        ("protocol", "http".into()),
+                    ],
+                );
+                page(200, &login_page(Some(&user)))
+            }
+            (_, "/" | "/wp-login.php") => page(200, &login_page(None)),
+            (_, p) if p.starts_with("/wp-admin") => {
+                "HTTP/1.1 302 Found\r\nLocation: /wp-login.php?redirect_to=%2Fwp-admin%2F&reauth=1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_string()
+            }
+            _ => page(404, "<html><head><title>Page not found</title></head><body><h1>Not Found</h1></body></html>"),
+        };
+        let _ = s.write(response.as_bytes()).await;
+    }
+
+    async fn banner(&self, s: &mut Session) {
+        let line = format!("{}\r\n", self.banner);
+        let _ = s.write(line.as_bytes()).await;
+        let first = s.some_bytes().await;
+        let text: String = String::from_utf8_lossy(&first)
+            .chars()
+            .map(|c| {
+                if c.is_control() && !matches!(c, '\n' | '\r' | '\t') {
+                    '\u{fffd}'
+                } else {
+                    c
+                }
+            })
+            .take(LINE)
+            .collect();
+        self.event(
+            "native.banner.connection",
+            s.peer,
+            &[
+                ("input", text.trim().to_string().into()),
+                ("bytes", first.len().into()),
+            ],
+        );
+    }
+}
+
+struct Session {
+    stream: Async<TcpStream>,
+    peer: SocketAddr,
+    buf: Vec<u8>,
+    deadline: Instant,
+}
+
+struct Request {
+    method: String,
+    path: String,
+    user_agent: String,
+    body: Vec<u8>,
+}
+
+impl Request {
+    fn path_only(&self) -> &str {
+        self.path.split('?').next().unwrap_or("")
+    }
+}
+
+impl Session {
+    async fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.stream.write_all(bytes).await
+    }
+
+    async fn read_more(&mut self, cap: usize) -> bool {
+        let mut chunk = [0u8; 512];
+        let room = cap.saturating_sub(self.buf.len()).min(chunk.len());
+        if room == 0 {
+            return false;
+        }
+        let wait = (Instant::now() + IDLE).min(self.deadline);
+        let Some(part) = chunk.get_mut(..room) else {
+            return false;
+        };
+        let n = future::or(async { self.stream.read(part).await.ok() }, async {
+            Timer::at(wait).await;
+            None
+        })
+        .await;
+        match n {
+            Some(0) | None => false,
+            Some(n) => {
+                self.buf
+                    .extend_from_slice(part.get(..n).unwrap_or_default());
+                true
+            }
+        }
+    }
+
+    /// One line of text, telnet negotiation removed, at most [`LINE`] bytes.
+    async fn line(&mut self) -> Option<String> {
+        loop {
+            strip_telnet(&mut self.buf);
+            if let Some(end) = self
+                .buf
+                .iter()
+                .position(|&b| b == b'\n' || b == b'\r' || b == 0)
+            {
+                let line: Vec<u8> = self.buf.drain(..=end).collect();
+                // A CR LF or CR NUL pair: drop the second half too.
+                if matches!(self.buf.first(), Some(b'\n') | Some(0)) {
+                    self.buf.remove(0);
+                }
+                let text = String::from_utf8_lossy(line.get(..end).unwrap_or_default());
+                return Some(text.chars().filter(|c| !c.is_control()).collect());
+            }
+            if self.buf.len() >= LINE {
+                let line: Vec<u8> = std::mem::take(&mut self.buf);
+                return Some(
+                    String::from_utf8_lossy(&line)
+                        .chars()
+                        .filter(|c| !c.is_control())
+                        .collect(),
+                );
+            }
+            if !self.read_more(LINE).await {
+                return None;
+            }
+        }
+    }
+
+    async fn some_bytes(&mut self) -> Vec<u8> {
+        let _ = self.read_more(LINE).await;
+        std::mem::take(&mut self.buf)
+    }
+
+    async fn request(&mut self) -> Option<Request> {
+        let head_end = loop {
+            if let Some(i) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
+            }
+            if !self.read_more(REQUEST).await {
+                return None;
+            }
+        };
+        let head = String::from_utf8_lossy(self.buf.get(..head_end)?).into_owned();
+        let mut lines = head.split("\r\n");
+        let mut first = lines.next()?.split(' ');
+        let method = first.next()?.to_string();
+        let path: String = first.next()?.chars().take(LINE).collect();
+        let mut user_agent = String::new();
+        let mut length = 0usize;
+        for l in lines {
+            let Some((k, v)) = l.split_once(':') else {
+                continue;
+            };
+            match k.trim().to_ascii_lowercase().as_str() {
+                "user-agent" => user_agent = v.trim().chars().take(LINE).collect(),
+                "content-length" => length = v.trim().parse().unwrap_or(0),
+                _ => {}
+            }
+        }
+        let want = head_end.saturating_add(length).min(REQUEST);
+        while self.buf.len() < want {
+            if !self.read_more(REQUEST).await {
+                break;
+            }
+        }
+        let body = self.buf.get(head_end..).unwrap_or_default().to_vec();
+        Some(Request {
+            method,
+            path,
+            user_agent,
+            body,
+        })
+    }
+}
+
+/// Removes telnet IAC sequences (option negotiation) from `buf`.
+fn strip_telnet(buf: &mut Vec<u8>) {
+    let mut out = Vec::with_capacity(buf.len());
+    let mut i = 0;
+    while let Some(&b) = buf.get(i) {
+        if b == 0xff {
+            match buf.get(i + 1) {
+                Some(0xfb..=0xfe) if buf.get(i + 2).is_some() => i += 3,
+                Some(0xfb..=0xfe) | None => break, // incomplete: wait for the rest
+                Some(0xff) => {
+                    out.push(0xff);
+                    i += 2;
+                }
+                Some(_) => i += 2,
+            }
+            continue;
+        }
+        out.push(b);
+        i += 1;
+    }
+    let rest = buf.get(i..).unwrap_or_default().to_vec();
+    out.extend(rest);
+    *buf = out;
+}
+
+fn fake_shell(cmd: &str, host: &str) -> String {
+    let word = cmd.split_whitespace().next().unwrap_or("");
+    match word {
+        "uname" => format!(
+            "Linux {host} 4.14.180 #1 SMP PREEMPT Tue Mar 2 12:00:00 UTC 2021 armv7l GNU/Linux\r\n"
+        ),
+        "whoami" => "root\r\n".into(),
+        "id" => "uid=0(root) gid=0(root) groups=0(root)\r\n".into(),
+        "pwd" => "/root\r\n".into(),
+        "ls" => "\r\n".into(),
+        "cd" | "echo" | "export" | "wget" | "curl" | "chmod" | "rm" | "cat" => {
+            if word == "echo" {
+                format!("{}\r\n", cmd.get(5..).unwrap_or(""))
+            } else {
+                String::new()
+            }
+        }
+        _ => format!("-sh: {word}: not found\r\n"),
+    }
+}
+
+fn parse_form(body: &[u8]) -> BTreeMap<String, String> {
+    let text = String::from_utf8_lossy(body);
+    text.split('&')
+        .take(32)
+        .filter_map(|pair| {
+            let (k, v) = pair.split_once('=')?;
+            Some((url_decode(k), url_decode(v).chars().take(LINE).collect()))
+        })
+        .collect()
+}
+
+fn url_decode(s: &str) -> String {
+    let mut out = Vec::with_capacity(s.len());
+    let bytes = s.as_bytes();
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        match b {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = bytes
+                    .get(i + 1..i + 3)
+                    .and_then(|h| std::str::from_utf8(h).ok());
+                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                    Some(v) => {
+                        out.push(v);
+                        i += 2;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            other => out.push(other),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn login_page(failed_user: Option<&str>) -> String {
+    let error = failed_user
+        .map(|u| {
+            format!(
+                "<div id=\"login_error\"><strong>Error:</strong> The password you entered for the username <strong>{}</strong> is incorrect. <a href=\"/wp-login.php?action=lostpassword\">Lost your password?</a></div>",
+                html_escape(u)
+            )
+        })
+        .unwrap_or_default();
+    format!(
+        "<!DOCTYPE html><html lang=\"en-US\"><head><meta charset=\"UTF-8\"><title>Log In &lsaquo; WordPress</title></head>\
+<body class=\"login wp-core-ui\"><div id=\"login\"><h1><a href=\"https://wordpress.org/\">Powered by WordPress</a></h1>{error}\
+<form name=\"loginform\" id=\"loginform\" action=\"/wp-login.php\" method=\"post\">\
+<p><label for=\"user_login\">Username or Email Address</label><input type=\"text\" name=\"log\" id=\"user_login\" size=\"20\"></p>\
+<p><label for=\"user_pass\">Password</label><input type=\"password\" name=\"pwd\" id=\"user_pass\" size=\"20\"></p>\
+<p class=\"submit\"><input type=\"submit\" name=\"wp-submit\" id=\"wp-submit\" value=\"Log In\"></p></form>\
+<p id=\"nav\"><a href=\"/wp-login.php?action=lostpassword\">Lost your password?</a></p></div></body></html>"
+    )
+}
+
+fn page(status: u16, body: &str) -> String {
+    let reason = if status == 200 { "OK" } else { "Not Found" };
+    format!(
+        "HTTP/1.1 {status} {reason}\r\nServer: Apache/2.4.57 (Debian)\r\nContent-Type: text/html; charset=UTF-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn telnet_negotiation_is_stripped_even_when_cut() {
+        let mut b = vec![
+            0xff, 0xfd, 0x01, b'r', b'o', 0xff, 0xff, b'o', b't', 0xff, 0xfb,
+        ];
+        strip_telnet(&mut b);
+        assert_eq!(b, vec![b'r', b'o', 0xff, b'o', b't', 0xff, 0xfb]);
+    }
+
+    #[test]
+    fn forms_decode_and_are_bounded() {
+        let f = parse_form(b"log=admin&pwd=p%40ss+word&x=%zz");
+        assert_eq!(f.get("log").map(String::as_str), Some("admin"));
+        assert_eq!(f.get("pwd").map(String::as_str), Some("p@ss word"));
+        assert_eq!(f.get("x").map(String::as_str), Some("%zz"));
+        let long = format!("pwd={}", "a".repeat(5000));
+        assert_eq!(parse_form(long.as_bytes())["pwd"].len(), LINE);
+    }
+
+    #[test]
+    fn the_login_page_escapes_what_it_echoes() {
+        let p = login_page(Some("<script>"));
+        assert!(p.contains("&lt;script&gt;") && !p.contains("<script>"));
+        assert!(p.contains("name=\"log\"") && p.contains("name=\"pwd\""));
+    }
+
+    #[test]
+    fn kinds_and_ports() {
+        assert_eq!(Kind::from_type("native-telnet"), Some(Kind::Telnet));
+        assert_eq!(Kind::from_type("cowrie"), None);
+        assert_eq!(Kind::Http.port_key(), ("http_port", 8081));
+        assert_eq!(Kind::Telnet.info()["type"], "native-telnet");
+    }
+}
