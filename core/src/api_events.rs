@@ -192,6 +192,8 @@ pub fn stats(ctx: &ApiContext, url: &str) -> Reply {
             "top_source_ips": top(stats.top_src_ips),
             "top_usernames": top(stats.top_usernames),
             "top_passwords": top(stats.top_passwords),
+            "top_commands": top(stats.top_commands),
+            "top_credentials": top(stats.top_credentials),
             "top_event_types": top(stats.top_event_types),
         }),
     )

@@ -35,6 +35,8 @@ pub struct EventRecord {
     pub username: Option<String>,
     /// `data.password`.
     pub password: Option<String>,
+    /// `data.input`: a command typed into a pot.
+    pub input: Option<String>,
     /// `data`, verbatim, as JSON text.
     pub data: String,
 }
@@ -76,6 +78,7 @@ impl EventRecord {
             protocol: text(d, "protocol"),
             username: text(d, "username"),
             password: text(d, "password"),
+            input: text(d, "input"),
             data: Value::Object(event.data).to_string(),
             pot_id: event.pot_id,
             pot_type: event.pot_type,

@@ -31,6 +31,7 @@ CREATE TABLE IF NOT EXISTS events (
     protocol TEXT,
     username TEXT,
     password TEXT,
+    input TEXT,
     data TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS event_seqs (
@@ -47,6 +48,15 @@ CREATE INDEX IF NOT EXISTS events_by_time ON events (time);
 /// Databases written before `event_seqs` de-duplicated with a unique index:
 /// carry its high-water marks over once, then drop it.
 pub fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    // Step 5 added `input` (a command typed into a pot).
+    let has_input: i64 = conn.query_row(
+        "SELECT COUNT(*) FROM pragma_table_info('events') WHERE name = 'input'",
+        [],
+        |r| r.get(0),
+    )?;
+    if has_input == 0 {
+        conn.execute_batch("ALTER TABLE events ADD COLUMN input TEXT")?;
+    }
     let old_index: i64 = conn.query_row(
         "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name = 'events_node_seq'",
         [],
@@ -87,8 +97,8 @@ pub fn save_seq(tx: &Transaction, node_id: u64, seq: u64) -> rusqlite::Result<()
 pub fn insert(tx: &Transaction, e: &EventRecord) -> rusqlite::Result<()> {
     tx.prepare_cached(
         "INSERT INTO events (node_id, seq, pot_id, pot_type, event_type, timestamp, time,
-             src_ip, src_port, dst_port, protocol, username, password, data)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+             src_ip, src_port, dst_port, protocol, username, password, data, input)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
     )?
     .execute(params![
         e.node_id as i64,
@@ -105,6 +115,7 @@ pub fn insert(tx: &Transaction, e: &EventRecord) -> rusqlite::Result<()> {
         e.username,
         e.password,
         e.data,
+        e.input,
     ])?;
     Ok(())
 }
@@ -217,7 +228,7 @@ pub fn stats(conn: &Connection, now_us: i64, hours: u32) -> rusqlite::Result<Eve
         })
         .collect();
     let top = |column: &str| -> rusqlite::Result<Vec<(String, u64)>> {
-        // `column` is one of four constants below, never input.
+        // `column` is one of the constant expressions below, never input.
         let sql = format!(
             "SELECT {column}, COUNT(*) AS n FROM events WHERE time >= ?1 AND {column} IS NOT NULL
              GROUP BY {column} ORDER BY n DESC, {column} LIMIT ?2"
@@ -235,6 +246,32 @@ pub fn stats(conn: &Connection, now_us: i64, hours: u32) -> rusqlite::Result<Eve
         top_src_ips: top("src_ip")?,
         top_usernames: top("username")?,
         top_passwords: top("password")?,
+        top_commands: top("input")?,
+        top_credentials: top("username || ':' || password")?,
         top_event_types: top("event_type")?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_database_without_the_input_column_gets_it() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(&SCHEMA.replace("    input TEXT,\n", ""))
+            .unwrap();
+        let count = |c: &Connection| -> i64 {
+            c.query_row(
+                "SELECT COUNT(*) FROM pragma_table_info('events') WHERE name = 'input'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap()
+        };
+        assert_eq!(count(&conn), 0);
+        migrate(&conn).unwrap();
+        assert_eq!(count(&conn), 1);
+        migrate(&conn).unwrap();
+    }
 }

@@ -695,6 +695,7 @@ mod tests {
             protocol: None,
             username: None,
             password: None,
+            input: None,
             data: "{}".into(),
         }
     }

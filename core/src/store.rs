@@ -241,6 +241,10 @@ pub struct EventStats {
     pub top_usernames: Vec<(String, u64)>,
     /// Most frequent passwords in the window.
     pub top_passwords: Vec<(String, u64)>,
+    /// Most frequent commands typed into pots (`data.input`).
+    pub top_commands: Vec<(String, u64)>,
+    /// Most frequent `username:password` pairs.
+    pub top_credentials: Vec<(String, u64)>,
     /// Most frequent event types in the window.
     pub top_event_types: Vec<(String, u64)>,
 }

@@ -187,6 +187,8 @@ try {
   await page.locator('#live[data-state="live"]').waitFor();
   await page.locator('#chart-minutes svg rect.bar:not([data-count="0"])').first().waitFor();
   await page.locator('#chart-usernames svg text.label', { hasText: 'root' }).first().waitFor();
+  await page.locator('#chart-credentials svg text.label', { hasText: 'root:' }).first().waitFor();
+  await page.locator('#chart-commands svg text.label', { hasText: 'cat /etc/passwd' }).first().waitFor();
   await page.locator('#events td.user').filter({ hasText: XSS }).first().waitFor();
   const svgImgs = await page.locator('img').count();
   if (svgImgs !== 0) throw new Error(`${svgImgs} <img> elements after reload`);

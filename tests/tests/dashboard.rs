@@ -231,7 +231,7 @@ fn dashboard_in_headless_chromium() {
         "cowrie.login.success",
         &ts,
         None,
-        json!({"src_ip": "203.0.113.7", "src_port": 51234, "username": "root", "password": marker}),
+        json!({"src_ip": "203.0.113.7", "src_port": 51234, "username": "root", "password": marker, "input": "cat /etc/passwd"}),
     ));
     conn_a.must_send(&a.pot_event(
         "cowrie-01",

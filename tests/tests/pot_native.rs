@@ -121,6 +121,15 @@ fn native_pots_record_logins_commands_and_probes_and_stop_cleanly() {
     assert_eq!(login["pot_id"], "tn-01");
     let cmd = wait_event(&core, "native.telnet.command", |d| d["dst_port"] == telnet);
     assert_eq!(cmd["data"]["input"], "uname -a");
+    // The dashboard's top-commands and top-credentials charts read these.
+    let stats = core.api().get("/api/v1/stats").expect_status(200).json();
+    let has = |key: &str, value: &str| {
+        stats[key]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|r| r["value"] == value))
+    };
+    assert!(has("top_commands", "uname -a"), "{stats}");
+    assert!(has("top_credentials", "root:vizxv"), "{stats}");
 
     install(
         &core,

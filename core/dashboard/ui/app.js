@@ -461,6 +461,8 @@
     barChart($('chart-sources'), s.top_source_ips || []);
     barChart($('chart-usernames'), s.top_usernames || []);
     barChart($('chart-passwords'), s.top_passwords || []);
+    barChart($('chart-credentials'), s.top_credentials || []);
+    barChart($('chart-commands'), s.top_commands || []);
   }
 
   function renderTotals(t) {
