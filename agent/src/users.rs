@@ -1,10 +1,10 @@
 //! Finding the unprivileged user the agent hands work to: pots in Full
 //! mode, the whole agent in Extension mode once its ports are bound.
 //!
-//! Local users (/etc/passwd) are looked up first: going through NSS loads
-//! shared libraries that then stay resident (~0.7 MB) for the agent's life.
+//! Only local users (/etc/passwd) are looked up: going through NSS loads
+//! shared libraries that then stay resident (~0.6 MB) for the agent's life.
 
-use nix::unistd::{geteuid, User};
+use nix::unistd::geteuid;
 
 /// A uid/gid to run as.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -16,32 +16,24 @@ pub struct RunAs {
 }
 
 /// `name`, else `nobody` with a warning; never root. `Ok(None)` when the
-/// agent is not root (it keeps its own user).
+/// agent is not root (it keeps its own user). Only local users count: the
+/// packages create `honeybee` in /etc/passwd, and NSS would keep its
+/// modules (~0.6 MB) resident for the agent's life.
 pub fn pot_user(name: &str) -> Result<Option<RunAs>, String> {
     if !geteuid().is_root() {
         return Ok(None);
     }
-    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
-    let local = |n: &str| local_user(&passwd, n);
-    let nss = |n: &str| {
-        User::from_name(n)
-            .ok()
-            .flatten()
-            .filter(|u| !u.uid.is_root())
-            .map(|u| RunAs {
-                uid: u.uid.as_raw(),
-                gid: u.gid.as_raw(),
-            })
-    };
-    if let Some(who) = local(name).or_else(|| nss(name)) {
+    let passwd =
+        std::fs::read_to_string("/etc/passwd").map_err(|e| format!("reading /etc/passwd: {e}"))?;
+    if let Some(who) = local_user(&passwd, name) {
         return Ok(Some(who));
     }
-    if let Some(who) = local("nobody").or_else(|| nss("nobody")) {
-        log::warn!("user {name:?} does not exist: using nobody");
+    if let Some(who) = local_user(&passwd, "nobody") {
+        log::warn!("user {name:?} is not in /etc/passwd: using nobody");
         return Ok(Some(who));
     }
     Err(format!(
-        "refusing to run as root: neither user {name:?} nor nobody exists"
+        "refusing to run as root: neither user {name:?} nor nobody is in /etc/passwd"
     ))
 }
 
