@@ -39,6 +39,8 @@ pub const MAX_POTS: usize = 64;
 /// Crashes within [`CRASH_WINDOW`] that mark a pot Failed.
 const MAX_CRASHES: usize = 5;
 const CRASH_WINDOW: Duration = Duration::from_secs(300);
+/// A pot that ran this long before dying was healthy: its crash count restarts.
+const HEALTHY_RUN: Duration = Duration::from_secs(60);
 /// An `install` (or clone) taking longer is stopped and the pot Failed.
 const INSTALL_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
@@ -721,8 +723,14 @@ impl Supervisor {
         if pot.generation != generation || pot.process.is_none() {
             return; // stopped on purpose
         }
-        pot.process = None;
+        let ran = pot.process.take().map(|p| p.started.elapsed());
         let now = Instant::now();
+        if ran.is_some_and(|r| r >= HEALTHY_RUN) {
+            // A pot that ran a while and then died (an attacker's crafted
+            // request, say) starts its crash count afresh: only pots that
+            // keep dying soon after starting are given up on.
+            pot.crashes.clear();
+        }
         pot.crashes.push_back(now);
         while pot
             .crashes
@@ -750,7 +758,8 @@ impl Supervisor {
                     .await;
             })
             .detach();
-        self.set(id, PotStatus::Running, Some(message));
+        // Nothing runs until the restart: say so, and why.
+        self.set(id, PotStatus::Stopped, Some(message));
     }
 }
 
