@@ -162,7 +162,7 @@ fn unix_seconds_to_rfc3339(secs: f64) -> Option<String> {
 mod tests {
     use super::*;
 
-    const COWRIE: &str = include_str!("../tests/fixtures/cowrie-socketlog.ndjson");
+    const COWRIE: &str = include_str!("../../tests/fixtures/cowrie-socketlog.ndjson");
 
     fn hint(pot_id: &str, pot_type: &str, running: bool) -> PotHint {
         PotHint {

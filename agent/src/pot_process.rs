@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use async_io::Timer;
 use futures_lite::{future, AsyncRead, AsyncReadExt};
-use nix::sys::signal::{killpg, Signal};
+use nix::sys::signal::{killpg, sigprocmask, SigSet, SigmaskHow, Signal};
 use nix::unistd::Pid;
 use smol::LocalExecutor;
 
@@ -98,10 +98,20 @@ pub fn spawn(
         // std drops supplementary groups when it changes the uid.
         cmd.uid(who.uid).gid(who.gid);
     }
-    // SAFETY: only async-signal-safe calls (setrlimit) between fork and exec.
+    // The agent blocks SIGTERM and SIGINT in every thread (its signal thread
+    // takes them) and std passes that mask on: a pot must get it cleared or
+    // it cannot be stopped with SIGTERM. And should the agent die without
+    // stopping it (SIGKILL), the pot gets SIGTERM, so that a restarted agent
+    // does not find its port taken by an orphan.
+    let unblocked = SigSet::empty();
+    // SAFETY: only plain, async-signal-safe system calls (sigprocmask,
+    // prctl, setrlimit) run between fork and exec; `unblocked` was built
+    // before the fork.
     unsafe {
-        cmd.pre_exec(|| {
+        cmd.pre_exec(move || {
             use nix::sys::resource::{setrlimit, Resource};
+            sigprocmask(SigmaskHow::SIG_SETMASK, Some(&unblocked), None)?;
+            nix::sys::prctl::set_pdeathsig(Signal::SIGTERM)?;
             setrlimit(Resource::RLIMIT_CORE, 0, 0)?;
             setrlimit(Resource::RLIMIT_NOFILE, NOFILE, NOFILE)?;
             Ok(())

@@ -4,8 +4,8 @@
 use nix::sys::signal::{SigSet, Signal};
 
 /// Blocks SIGTERM and SIGINT in this thread and every thread started after.
-/// Call first thing in `main`. (Pots get a clean signal mask: std resets it
-/// in the child.)
+/// Call first thing in `main`. (Children inherit the mask: pot_process
+/// clears it in every pot.)
 pub fn block_signals() -> nix::Result<SigSet> {
     let mut set = SigSet::empty();
     set.add(Signal::SIGTERM);

@@ -179,6 +179,19 @@ fn a_pot_installed_through_the_api_runs_reports_and_stops_without_orphans() {
         env.get("HONEYBEE_POT_DIR"),
         Some(&pot_dir.display().to_string())
     );
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    let blocked = status
+        .lines()
+        .find(|l| l.starts_with("SigBlk:"))
+        .unwrap_or_default();
+    assert!(
+        blocked
+            .trim_start_matches("SigBlk:")
+            .trim()
+            .trim_start_matches('0')
+            .is_empty(),
+        "the pot inherited blocked signals: {blocked}"
+    );
     let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).expect("limits");
     assert!(
         limits
@@ -229,6 +242,11 @@ fn a_pot_installed_through_the_api_runs_reports_and_stops_without_orphans() {
     assert!(
         !process_alive(background),
         "the pot's child {background} survived the stop"
+    );
+    assert!(
+        !agent.stderr().contains("ignored SIGTERM"),
+        "the pot did not stop on SIGTERM: {}",
+        agent.stderr()
     );
 
     command(&core, id, json!({"UninstallPot": "emit-01"}));
@@ -329,7 +347,7 @@ fn cowrie_json_lines_arrive_unchanged_and_restart_reconnects() {
     let core = Core::start();
     let store = potstore(&core, vec![]);
     let (agent, id) = full_agent(&core, &store);
-    let fixture = include_str!("../../agent/tests/fixtures/cowrie-socketlog.ndjson");
+    let fixture = include_str!("../fixtures/cowrie-socketlog.ndjson");
     let lines: Vec<String> = fixture.lines().map(String::from).collect();
     honeybee_tests::agent_process::send_events(agent.event_addr(), &lines);
     let events = wait_events(&core, "cowrie-01", lines.len());
@@ -482,4 +500,28 @@ fn an_enrollment_token_is_presented_and_a_wrong_one_refused() {
         !right.stderr().contains("s3cret-token"),
         "the token was logged"
     );
+}
+
+#[test]
+fn a_pot_does_not_outlive_an_agent_killed_with_sigkill() {
+    let core = Core::start();
+    let store = potstore(&core, vec![TestPot::emitter("emitter")]);
+    let (mut agent, id) = full_agent(&core, &store);
+    install(&core, id, "orphan-01", "emitter", json!({}));
+    wait_pot(&core, id, "orphan-01", |p| p["status"] == "Running");
+    let pid = store.wait_pot_pid("orphan-01", T);
+    agent.kill9();
+    let deadline = Instant::now() + T;
+    while process_alive(pid) {
+        assert!(Instant::now() < deadline, "pot {pid} outlived its agent");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // A restarted agent can take the pot's place again.
+    let _again = agent.builder().start();
+    wait_pot(&core, id, "orphan-01", |p| p["status"] == "Running");
+    let deadline = Instant::now() + T;
+    while store.pot_pid("orphan-01") == Some(pid) {
+        assert!(Instant::now() < deadline, "the pot was not started again");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }

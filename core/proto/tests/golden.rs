@@ -1511,17 +1511,13 @@ fn crlf_lines_through_the_line_decoder() {
 // Fixtures from real peers
 // ---------------------------------------------------------------------------
 
+/// Real wire samples, copied into the repository's `tests/fixtures/` from
+/// the shared ones (a clone of the repository alone must pass its tests).
 fn fixture(name: &str) -> Vec<u8> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/fixtures")
+        .join("../../tests/fixtures")
         .join(name);
-    std::fs::read(&path).unwrap_or_else(|e| {
-        panic!(
-            "fixture {} is missing ({e}); the repository must be checked out at X/main \
-             with the shared fixtures at X/shared/fixtures",
-            path.display()
-        )
-    })
+    std::fs::read(&path).unwrap_or_else(|e| panic!("fixture {} is missing ({e})", path.display()))
 }
 
 #[test]
