@@ -701,6 +701,59 @@ pub fn processes_in_group(pgid: i32) -> Vec<i32> {
     pids
 }
 
+/// The repository's potstore, for tests that install a shipped pot. When
+/// the tests run as root the agent runs pot scripts as an unprivileged user,
+/// who must be able to read them: if this checkout is somewhere that user
+/// cannot reach (say under /root), the catalogue and the `pot` folder are
+/// copied into `workspace` (world-readable) and that copy is returned.
+pub fn shipped_potstore(workspace: &Path, pot: &str) -> PathBuf {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../potstore");
+    let repo = repo.canonicalize().unwrap_or(repo);
+    let root = nix::unistd::geteuid().is_root();
+    if !root || readable_by_others(&repo.join(pot)) {
+        return repo;
+    }
+    let copy = workspace.join("potstore");
+    std::fs::create_dir_all(&copy).expect("potstore copy");
+    let ok = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(repo.join("potstore.json"))
+        .arg(repo.join(pot))
+        .arg(&copy)
+        .status()
+        .expect("cp");
+    assert!(ok.success(), "copying the potstore");
+    let ok = std::process::Command::new("chmod")
+        .arg("-R")
+        .arg("a+rX")
+        .arg(&copy)
+        .status()
+        .expect("chmod");
+    assert!(ok.success(), "chmod of the potstore copy");
+    println!(
+        "{} is not readable by the pot user: using a copy in {}",
+        repo.display(),
+        copy.display()
+    );
+    copy
+}
+
+/// Whether every directory down to `dir` can be traversed by others and
+/// everything in `dir` read.
+fn readable_by_others(dir: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &Path| std::fs::metadata(p).map(|m| m.permissions().mode());
+    let traversable = dir
+        .ancestors()
+        .all(|a| mode(a).is_ok_and(|m| m & 0o001 != 0));
+    let files = std::fs::read_dir(dir).is_ok_and(|entries| {
+        entries
+            .flatten()
+            .all(|e| mode(&e.path()).is_ok_and(|m| m & 0o004 != 0))
+    });
+    traversable && files
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

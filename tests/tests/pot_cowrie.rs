@@ -10,13 +10,11 @@
 //! Slow (the install downloads Cowrie and takes up to minutes): a developer
 //! skips it with `HONEYBEE_SKIP_SLOW=1`; CI never sets it.
 
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use honeybee_tests::agent_process::{free_port, listening_on};
-use honeybee_tests::test_pot::processes_in_group;
+use honeybee_tests::test_pot::{processes_in_group, shipped_potstore};
 use honeybee_tests::{Agent, Core};
 use serde_json::{json, Value};
 
@@ -34,56 +32,6 @@ const HOSTNAME: &str = "web07";
 const HOSTNAME2: &str = "web08";
 const RIGHT_PASSWORD: &str = "123456";
 const WRONG_PASSWORD: &str = "hunter2-not-it";
-
-/// The shipped potstore. When the tests run as root the agent runs the
-/// pot's scripts as an unprivileged user, who must be able to read them: if
-/// this checkout is somewhere that user cannot reach (say under /root), the
-/// catalogue and the cowrie folder are copied into the test's workspace.
-fn potstore(core: &Core) -> PathBuf {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../potstore");
-    let repo = repo.canonicalize().unwrap_or(repo);
-    if !nix::unistd::geteuid().is_root() || readable_by_others(&repo.join("cowrie")) {
-        return repo;
-    }
-    let copy = core.workspace().path().join("potstore");
-    std::fs::create_dir_all(&copy).expect("potstore copy");
-    let ok = Command::new("cp")
-        .arg("-a")
-        .arg(repo.join("potstore.json"))
-        .arg(repo.join("cowrie"))
-        .arg(&copy)
-        .status()
-        .expect("cp");
-    assert!(ok.success(), "copying the potstore");
-    let ok = Command::new("chmod")
-        .arg("-R")
-        .arg("a+rX")
-        .arg(&copy)
-        .status()
-        .expect("chmod");
-    assert!(ok.success(), "chmod of the potstore copy");
-    println!(
-        "{} is not readable by the pot user: using a copy in {}",
-        repo.display(),
-        copy.display()
-    );
-    copy
-}
-
-/// Whether every directory down to `dir` can be traversed by others and
-/// everything in `dir` read.
-fn readable_by_others(dir: &Path) -> bool {
-    let mode = |p: &Path| std::fs::metadata(p).map(|m| m.permissions().mode());
-    let traversable = dir
-        .ancestors()
-        .all(|a| mode(a).is_ok_and(|m| m & 0o001 != 0));
-    let files = std::fs::read_dir(dir).is_ok_and(|entries| {
-        entries
-            .flatten()
-            .all(|e| mode(&e.path()).is_ok_and(|m| m & 0o004 != 0))
-    });
-    traversable && files
-}
 
 fn command(core: &Core, node_id: u64, cmd: Value) {
     core.api()
@@ -203,7 +151,7 @@ fn cowrie_installs_records_an_ssh_attack_and_stops_cleanly() {
     );
     let started = Instant::now();
     let core = Core::start();
-    let store = potstore(&core);
+    let store = shipped_potstore(core.workspace().path(), "cowrie");
     let agent = Agent::full(core.node_addr)
         .workspace(core.workspace())
         .potstore(&store)

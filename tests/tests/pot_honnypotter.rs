@@ -9,12 +9,11 @@
 //! the test runs as root): set `HONEYBEE_SKIP_SLOW` to skip it locally. CI
 //! never sets it.
 
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use honeybee_tests::agent_process::{free_port, listening_on};
-use honeybee_tests::test_pot::processes_in_group;
+use honeybee_tests::test_pot::{processes_in_group, shipped_potstore};
 use honeybee_tests::{Agent, Core};
 use serde_json::{json, Value};
 
@@ -60,12 +59,6 @@ fn ensure_php() {
         assert!(apt(&install), "apt-get install php-cli failed");
     }
     assert!(has_php(), "php still missing after installing php-cli");
-}
-
-fn potstore() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../potstore");
-    dir.canonicalize()
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
 }
 
 fn command(core: &Core, node_id: u64, cmd: Value) {
@@ -205,7 +198,7 @@ fn honnypotter_records_wp_login_and_xmlrpc_brute_force_and_stops_clean() {
     let core = Core::start();
     let agent = Agent::full(core.node_addr)
         .workspace(core.workspace())
-        .potstore(potstore())
+        .potstore(shipped_potstore(core.workspace().path(), "honnypotter"))
         .heartbeat_interval(1)
         .start();
     let id = agent.node_id();
