@@ -45,36 +45,7 @@ const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 /// `<target>/<profile>/honeybee-agent` next to the test executable's
 /// `deps/`.
 pub fn agent_binary() -> PathBuf {
-    if let Some(p) = std::env::var_os("HONEYBEE_AGENT_BIN") {
-        let p = PathBuf::from(p);
-        assert!(
-            p.is_file(),
-            "HONEYBEE_AGENT_BIN={} does not exist",
-            p.display()
-        );
-        return p;
-    }
-    let exe = std::env::current_exe().expect("current_exe");
-    // target/<profile>/deps/<test-exe>
-    let profile_dir = exe
-        .parent()
-        .and_then(|deps| {
-            if deps.file_name().is_some_and(|n| n == "deps") {
-                deps.parent()
-            } else {
-                Some(deps)
-            }
-        })
-        .expect("test executable has a parent dir");
-    let bin = profile_dir.join("honeybee-agent");
-    if !bin.is_file() {
-        panic!(
-            "honeybee-agent binary not found at {}; run `cargo build -p honeybee-agent` \
-             (or set HONEYBEE_AGENT_BIN)",
-            bin.display()
-        );
-    }
-    bin
+    crate::binaries::workspace_binary("honeybee-agent", "HONEYBEE_AGENT_BIN")
 }
 
 /// The agent's mode (its first argument).

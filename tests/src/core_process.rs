@@ -30,35 +30,7 @@ const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 /// The `honeybee-core` binary: `$HONEYBEE_CORE_BIN`, else
 /// `<target>/<profile>/honeybee-core` next to the test executable's `deps/`.
 pub fn core_binary() -> PathBuf {
-    if let Some(p) = std::env::var_os("HONEYBEE_CORE_BIN") {
-        let p = PathBuf::from(p);
-        assert!(
-            p.is_file(),
-            "HONEYBEE_CORE_BIN={} does not exist",
-            p.display()
-        );
-        return p;
-    }
-    let exe = std::env::current_exe().expect("current_exe");
-    // target/<profile>/deps/<test-exe>
-    let profile_dir = exe
-        .parent()
-        .and_then(|deps| {
-            if deps.file_name().is_some_and(|n| n == "deps") {
-                deps.parent()
-            } else {
-                Some(deps)
-            }
-        })
-        .expect("test executable has a parent dir");
-    let bin = profile_dir.join("honeybee-core");
-    if !bin.is_file() {
-        panic!(
-            "honeybee-core binary not found at {}; run `cargo build -p honeybee-core` \
-             (or set HONEYBEE_CORE_BIN)",
-            bin.display()
-        );
-    }
+    let bin = crate::binaries::workspace_binary("honeybee-core", "HONEYBEE_CORE_BIN");
     warn_if_stale(&bin);
     bin
 }

@@ -270,6 +270,15 @@ pub struct Api {
     pub token: String,
 }
 
+/// The pot `pot_id` in a node object of the API.
+pub fn pot_of(node: &Value, pot_id: &str) -> Option<Value> {
+    node["pots"]
+        .as_array()?
+        .iter()
+        .find(|p| p["pot_id"] == pot_id)
+        .cloned()
+}
+
 impl Api {
     /// A client for `addr` using `token`.
     pub fn new(addr: SocketAddr, token: impl Into<String>) -> Api {
@@ -372,6 +381,33 @@ impl Api {
     #[track_caller]
     pub fn wait_status(&self, id: u64, status: &str, timeout: Duration) -> Value {
         self.wait_node(id, timeout, |n| n["status"] == status)
+    }
+
+    /// `POST /api/v1/nodes/{id}/commands` with `command`; panics unless the
+    /// core queued it (202).
+    #[track_caller]
+    pub fn command(&self, node_id: u64, command: &Value) {
+        self.post(
+            &format!("/api/v1/nodes/{node_id}/commands"),
+            &command.to_string(),
+        )
+        .expect_status(202);
+    }
+
+    /// Polls until node `node_id` shows pot `pot_id` matching `pred`;
+    /// returns that pot.
+    #[track_caller]
+    pub fn wait_pot(
+        &self,
+        node_id: u64,
+        pot_id: &str,
+        timeout: Duration,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let node = self.wait_node(node_id, timeout, |n| {
+            pot_of(n, pot_id).is_some_and(|p| pred(&p))
+        });
+        pot_of(&node, pot_id).unwrap_or_default()
     }
 
     /// `GET /api/v1/events` with `pairs` as the (encoded) query.

@@ -9,6 +9,7 @@ use honeybee_proto::{
     decode, encode, BackendCommand, BackendRegistration, BackendResponse, BackendType, Envelope,
     ModuleMessage, NodeMessage, StreamMessage, Subscribe,
 };
+use honeybee_tests::http::pot_of;
 use honeybee_tests::test_pot::{
     process_alive, processes_in_group, BAD_INSTALL_MESSAGE, DEFAULT_SRC_IP, STDERR_LINE,
     STDOUT_LINE,
@@ -40,28 +41,12 @@ fn full_agent(core: &Core, store: &TestPotstore) -> (Agent, u64) {
 }
 
 fn command(core: &Core, node_id: u64, cmd: Value) {
-    core.api()
-        .post(
-            &format!("/api/v1/nodes/{node_id}/commands"),
-            &cmd.to_string(),
-        )
-        .expect_status(202);
-}
-
-fn pot_of(node: &Value, pot_id: &str) -> Option<Value> {
-    node["pots"]
-        .as_array()?
-        .iter()
-        .find(|p| p["pot_id"] == pot_id)
-        .cloned()
+    core.api().command(node_id, &cmd);
 }
 
 #[track_caller]
 fn wait_pot(core: &Core, node_id: u64, pot_id: &str, pred: impl Fn(&Value) -> bool) -> Value {
-    let node = core
-        .api()
-        .wait_node(node_id, T, |n| pot_of(n, pot_id).is_some_and(|p| pred(&p)));
-    pot_of(&node, pot_id).unwrap_or_default()
+    core.api().wait_pot(node_id, pot_id, T, pred)
 }
 
 #[track_caller]

@@ -34,28 +34,12 @@ const RIGHT_PASSWORD: &str = "123456";
 const WRONG_PASSWORD: &str = "hunter2-not-it";
 
 fn command(core: &Core, node_id: u64, cmd: Value) {
-    core.api()
-        .post(
-            &format!("/api/v1/nodes/{node_id}/commands"),
-            &cmd.to_string(),
-        )
-        .expect_status(202);
-}
-
-fn pot_of(node: &Value, pot_id: &str) -> Option<Value> {
-    node["pots"]
-        .as_array()?
-        .iter()
-        .find(|p| p["pot_id"] == pot_id)
-        .cloned()
+    core.api().command(node_id, &cmd);
 }
 
 #[track_caller]
 fn wait_pot(core: &Core, node_id: u64, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Value {
-    let node = core.api().wait_node(node_id, timeout, |n| {
-        pot_of(n, POT).is_some_and(|p| pred(&p))
-    });
-    pot_of(&node, POT).unwrap_or_default()
+    core.api().wait_pot(node_id, POT, timeout, pred)
 }
 
 /// Sends `cmd` about the pot and returns the `details` of its answer. A

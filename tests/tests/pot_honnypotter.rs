@@ -62,28 +62,12 @@ fn ensure_php() {
 }
 
 fn command(core: &Core, node_id: u64, cmd: Value) {
-    core.api()
-        .post(
-            &format!("/api/v1/nodes/{node_id}/commands"),
-            &cmd.to_string(),
-        )
-        .expect_status(202);
-}
-
-fn pot_of(node: &Value, pot_id: &str) -> Option<Value> {
-    node["pots"]
-        .as_array()?
-        .iter()
-        .find(|p| p["pot_id"] == pot_id)
-        .cloned()
+    core.api().command(node_id, &cmd);
 }
 
 #[track_caller]
 fn wait_pot(core: &Core, node_id: u64, pred: impl Fn(&Value) -> bool) -> Value {
-    let node = core
-        .api()
-        .wait_node(node_id, T, |n| pot_of(n, POT).is_some_and(|p| pred(&p)));
-    pot_of(&node, POT).unwrap_or_default()
+    core.api().wait_pot(node_id, POT, T, pred)
 }
 
 #[track_caller]

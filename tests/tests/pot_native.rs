@@ -25,12 +25,7 @@ fn free_port() -> u16 {
 }
 
 fn command(core: &Core, node_id: u64, cmd: Value) {
-    core.api()
-        .post(
-            &format!("/api/v1/nodes/{node_id}/commands"),
-            &cmd.to_string(),
-        )
-        .expect_status(202);
+    core.api().command(node_id, &cmd);
 }
 
 fn wait_pot_status(core: &Core, id: u64, pot_id: &str, status: &str) {

@@ -1,0 +1,33 @@
+//! Finding the workspace's binaries from a test executable.
+
+use std::path::PathBuf;
+
+/// `$<env_var>` when set, else `<target>/<profile>/<name>` next to the test
+/// executable's `deps/` (where `cargo test --workspace` builds it).
+pub fn workspace_binary(name: &str, env_var: &str) -> PathBuf {
+    if let Some(p) = std::env::var_os(env_var) {
+        let p = PathBuf::from(p);
+        assert!(p.is_file(), "{env_var}={} does not exist", p.display());
+        return p;
+    }
+    let exe = std::env::current_exe().expect("current_exe");
+    // target/<profile>/deps/<test-exe>
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| {
+            if deps.file_name().is_some_and(|n| n == "deps") {
+                deps.parent()
+            } else {
+                Some(deps)
+            }
+        })
+        .expect("test executable has a parent dir");
+    let bin = profile_dir.join(name);
+    if !bin.is_file() {
+        panic!(
+            "{name} binary not found at {}; run `cargo build -p {name}` (or set {env_var})",
+            bin.display()
+        );
+    }
+    bin
+}
