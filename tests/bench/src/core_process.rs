@@ -123,6 +123,18 @@ impl CoreProcess {
             .ok_or_else(|| format!("{prefix} missing from /metrics"))
     }
 
+    /// The value of the unlabelled metric `name` on `/metrics`.
+    pub fn metric_value(&self, name: &str) -> Result<u64, String> {
+        let text = self.get("/metrics")?;
+        text.lines()
+            .find_map(|l| {
+                l.strip_prefix(name)
+                    .and_then(|v| v.strip_prefix(' '))
+                    .and_then(|v| v.trim().parse().ok())
+            })
+            .ok_or_else(|| format!("{name} missing from /metrics"))
+    }
+
     pub fn heartbeats_seen(&self) -> Result<u64, String> {
         self.metric("honeybee_heartbeats_total ")
     }

@@ -3,6 +3,7 @@
 
 pub mod core_process;
 pub mod node;
+pub mod procfs;
 pub mod report;
 
 /// Lifts the open-file limit to the hard limit: every node is a socket.

@@ -55,3 +55,12 @@ pub fn print_table(rows: &[Row]) {
     }
     println!("| 5000 | TCP (reference: existing tokio core, no persistence) | – | – | – | – | ~11 | ~38 | – |");
 }
+
+/// "met" or "MISSED", beside a target.
+pub fn verdict(ok: bool) -> &'static str {
+    if ok {
+        "met"
+    } else {
+        "MISSED"
+    }
+}

@@ -28,6 +28,7 @@
 //! build idle 1.43 MB, 2.18 MB at 10,000 events/s, 66,500 events/s forwarded
 //! to acknowledgement, 4.8 ms agent CPU per 1,000 events, 3.7 MB peak.
 
+use honeybee_bench::report::verdict;
 use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -107,18 +108,6 @@ fn agent_binary() -> Result<PathBuf, String> {
     }
 }
 
-/// One value of the core's Prometheus text, unlabelled.
-fn metric(core: &CoreProcess, name: &str) -> Result<u64, String> {
-    let text = core.get("/metrics")?;
-    text.lines()
-        .find_map(|l| {
-            l.strip_prefix(name)
-                .and_then(|v| v.strip_prefix(' '))
-                .and_then(|v| v.trim().parse().ok())
-        })
-        .ok_or_else(|| format!("{name} missing from /metrics"))
-}
-
 /// CPU time, VmRSS and VmHWM of any process.
 fn sample(pid: u32) -> Result<Sample, String> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).map_err(|e| e.to_string())?;
@@ -175,7 +164,7 @@ impl Agent {
         std::fs::write(potstore.join("potstore.json"), "{\"pots\": []}\n")
             .map_err(|e| e.to_string())?;
         let event_port = free_port()?;
-        let registered = metric(core, REGISTERED)?;
+        let registered = core.metric_value(REGISTERED)?;
         let child = Command::new(agent_binary()?)
             .arg("full")
             .arg("--core")
@@ -204,7 +193,7 @@ impl Agent {
             if let Ok(Some(status)) = agent.child.try_wait() {
                 return Err(format!("honeybee-agent exited at start: {status}"));
             }
-            if metric(core, REGISTERED)? > registered
+            if core.metric_value(REGISTERED)? > registered
                 && TcpStream::connect(agent.event_addr).is_ok()
             {
                 return Ok(agent);
@@ -334,9 +323,9 @@ fn wait_stored(
     limit: Duration,
 ) -> Result<(u64, Instant), String> {
     let deadline = Instant::now() + limit;
-    let (mut last, mut grew) = (metric(core, STORED)?, Instant::now());
+    let (mut last, mut grew) = (core.metric_value(STORED)?, Instant::now());
     loop {
-        let n = metric(core, STORED)?;
+        let n = core.metric_value(STORED)?;
         let at = Instant::now();
         if n != last {
             (last, grew) = (n, at);
@@ -350,14 +339,6 @@ fn wait_stored(
 
 fn mb(kb: u64) -> f64 {
     kb as f64 / 1024.0
-}
-
-fn verdict(ok: bool) -> &'static str {
-    if ok {
-        "met"
-    } else {
-        "MISSED"
-    }
 }
 
 /// The rate counts only when every event arrived.
@@ -416,7 +397,7 @@ fn stream(
 ) -> Result<(u64, u64, f64, u64, u64), String> {
     let total = o.rate * o.seconds;
     let (buf, starts) = cowrie_lines(1, total);
-    let base = metric(core, STORED)?;
+    let base = core.metric_value(STORED)?;
     let mut sock = TcpStream::connect(agent.event_addr).map_err(|e| e.to_string())?;
     let watch = RssWatch::start(agent.pid());
     let before = agent.sample()?;
@@ -486,7 +467,7 @@ fn throughput(
         bytes += buf.len();
         bufs.push(buf);
     }
-    let base = metric(core, STORED)?;
+    let base = core.metric_value(STORED)?;
     let ready = Arc::new(Barrier::new(o.connections as usize + 1));
     let mut socks = Vec::new();
     for _ in 0..o.connections {

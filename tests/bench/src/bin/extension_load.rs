@@ -45,6 +45,8 @@
 //! the flood, 14 µs; OpenCanary idle 64 MB, 68 MB after, 130–150 µs, 0.55–0.7 s.
 //! CPU comes in 10 ms ticks: the agent's 60–70 ms total is ±1 tick.
 
+use honeybee_bench::procfs::{clock_ticks, stat_fields, status_kb};
+use honeybee_bench::report::verdict;
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::Write;
@@ -122,25 +124,6 @@ fn parse() -> Result<Options, String> {
 
 // ---------------------------------------------------------------- /proc
 
-fn clock_ticks() -> u64 {
-    nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
-        .ok()
-        .flatten()
-        .unwrap_or(100) as u64
-}
-
-/// The fields of `/proc/<pid>/stat` after the parenthesised command name:
-/// [0] state, [1] ppid, [11] utime, [12] stime, [13] cutime, [14] cstime.
-fn stat_fields(pid: u32) -> Option<Vec<u64>> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = stat.rsplit_once(')')?.1;
-    Some(
-        rest.split_whitespace()
-            .map(|f| f.parse().unwrap_or(0))
-            .collect(),
-    )
-}
-
 /// `root` and every process descending from it.
 fn tree(root: u32) -> Vec<u32> {
     let mut children: HashMap<u32, Vec<u32>> = HashMap::new();
@@ -168,18 +151,6 @@ fn tree(root: u32) -> Vec<u32> {
         i += 1;
     }
     out
-}
-
-fn status_kb(pid: u32, key: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix(key))
-                .and_then(|v| v.split_whitespace().next())
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
 }
 
 /// CPU time and memory of a process tree at one moment.
@@ -442,17 +413,6 @@ fn is_static(bin: &Path) -> bool {
         let o = phoff + i * size;
         o + 4 <= b.len() && u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]) == 3
     })
-}
-
-fn metric(core: &CoreProcess, name: &str) -> Result<u64, String> {
-    let text = core.get("/metrics")?;
-    text.lines()
-        .find_map(|l| {
-            l.strip_prefix(name)
-                .and_then(|v| v.strip_prefix(' '))
-                .and_then(|v| v.trim().parse().ok())
-        })
-        .ok_or_else(|| format!("{name} missing from /metrics"))
 }
 
 fn start_agent(bin: &Path, core: &CoreProcess, ports: &[u16]) -> Result<Daemon, String> {
@@ -856,23 +816,23 @@ fn measure(
 
 fn run_agent(bin: &Path, ports: &[u16], o: &Options) -> Result<Figures, String> {
     let core = CoreProcess::start(false)?;
-    let registered = metric(&core, REGISTERED)?;
+    let registered = core.metric_value(REGISTERED)?;
     let d = start_agent(bin, &core, ports)?;
     let mut base = 0;
     let mut recorded = |d: &Daemon, after: bool| {
         if !after {
-            if metric(&core, REGISTERED).unwrap_or(0) <= registered {
+            if core.metric_value(REGISTERED).unwrap_or(0) <= registered {
                 println!("{}: not registered with the core yet", d.name);
             }
-            base = metric(&core, STORED).unwrap_or(0);
+            base = core.metric_value(STORED).unwrap_or(0);
             return String::new();
         }
         // Give the uplink a moment: stored count still for 2 s (at most 15 s).
         let deadline = Instant::now() + Duration::from_secs(15);
-        let (mut last, mut since) = (metric(&core, STORED).unwrap_or(0), Instant::now());
+        let (mut last, mut since) = (core.metric_value(STORED).unwrap_or(0), Instant::now());
         while since.elapsed() < Duration::from_secs(2) && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(200));
-            let n = metric(&core, STORED).unwrap_or(0);
+            let n = core.metric_value(STORED).unwrap_or(0);
             if n != last {
                 (last, since) = (n, Instant::now());
             }
@@ -905,14 +865,6 @@ fn run_opencanary(oc: &OpenCanary, ports: &[u16], o: &Options) -> Result<Figures
         )
     };
     measure(d, ports, o, &mut recorded)
-}
-
-fn verdict(ok: bool) -> &'static str {
-    if ok {
-        "met"
-    } else {
-        "MISSED"
-    }
 }
 
 fn print_table(

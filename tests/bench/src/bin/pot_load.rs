@@ -59,6 +59,8 @@
 //! whole node, telnet is 22–23× at the same rate (18.6× at full speed) and
 //! HTTP 5–6× (a 3.3 MB agent against a 15 MB PHP process).
 
+use honeybee_bench::procfs::{clock_ticks, stat_fields, status_kb};
+use honeybee_bench::report::verdict;
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{Read, Write};
@@ -136,25 +138,6 @@ fn parse() -> Result<Options, String> {
 
 // ---------------------------------------------------------------- /proc
 
-fn clock_ticks() -> u64 {
-    nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
-        .ok()
-        .flatten()
-        .unwrap_or(100) as u64
-}
-
-/// The fields of `/proc/<pid>/stat` after the parenthesised command name:
-/// [0] state, [1] ppid, [2] pgrp, [11] utime, [12] stime.
-fn stat_fields(pid: u32) -> Option<Vec<u64>> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = stat.rsplit_once(')')?.1;
-    Some(
-        rest.split_whitespace()
-            .map(|f| f.parse().unwrap_or(0))
-            .collect(),
-    )
-}
-
 fn all_pids() -> Vec<u32> {
     std::fs::read_dir("/proc")
         .map(|d| {
@@ -195,18 +178,6 @@ fn pot_tree(leader: u32) -> Vec<u32> {
         i += 1;
     }
     out
-}
-
-fn status_kb(pid: u32, key: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix(key))
-                .and_then(|v| v.split_whitespace().next())
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
 }
 
 /// VmRSS summed and utime + stime of a set of processes.
@@ -1543,14 +1514,6 @@ fn ratio_cell(python_kb: i64, native_kb: i64) -> (String, bool) {
     } else {
         let r = python_kb as f64 / native_kb as f64;
         (format!("{r:.0}×"), r >= MEMORY_RATIO_TARGET)
-    }
-}
-
-fn verdict(ok: bool) -> &'static str {
-    if ok {
-        "met"
-    } else {
-        "MISSED"
     }
 }
 
