@@ -18,18 +18,17 @@
 //! [`LinkProxy`]: crate::link_proxy::LinkProxy
 
 use std::fmt::Display;
-use std::io::{BufWriter, Read, Write};
+use std::io::{BufWriter, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
+use nix::sys::signal::Signal;
 use serde_json::{json, Value};
 
+use crate::child_process::{capture, signal_and_wait, tail};
 use crate::temp_dir::TempDir;
 
 /// How long a Full agent may take to listen on its event port after spawn.
@@ -91,28 +90,6 @@ pub fn listening_on(port: u16) -> bool {
         // sl local_address rem_address st …; 0A is LISTEN.
         f.len() > 3 && f[3] == "0A" && want.iter().any(|w| w == f[1])
     })
-}
-
-type Captured = (Arc<Mutex<Vec<u8>>>, JoinHandle<()>);
-
-fn capture(mut r: impl Read + Send + 'static, echo: bool) -> Captured {
-    let buf = Arc::new(Mutex::new(Vec::new()));
-    let b = buf.clone();
-    let h = std::thread::spawn(move || {
-        let mut chunk = [0u8; 8192];
-        loop {
-            match r.read(&mut chunk) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    if echo {
-                        eprint!("[agent] {}", String::from_utf8_lossy(&chunk[..n]));
-                    }
-                    b.lock().unwrap().extend_from_slice(&chunk[..n]);
-                }
-            }
-        }
-    });
-    (buf, h)
 }
 
 /// How to start an agent.
@@ -328,8 +305,8 @@ impl AgentBuilder {
             let mut child = cmd
                 .spawn()
                 .map_err(|e| format!("cannot spawn {}: {e}", bin.display()))?;
-            let stdout = capture(child.stdout.take().expect("stdout"), echo);
-            let stderr = capture(child.stderr.take().expect("stderr"), echo);
+            let stdout = capture(child.stdout.take().expect("stdout"), echo, "agent");
+            let stderr = capture(child.stderr.take().expect("stderr"), echo, "agent");
             let mut agent = Agent {
                 child: Some(child),
                 pid: 0,
@@ -531,21 +508,12 @@ impl Agent {
     #[track_caller]
     pub fn stop_with(&mut self, signal: Signal, timeout: Duration) -> ExitStatus {
         let mut child = self.child.take().expect("agent already stopped");
-        let start = Instant::now();
-        let _ = kill(Pid::from_raw(child.id() as i32), signal);
-        loop {
-            if let Ok(Some(status)) = child.try_wait() {
-                return status;
-            }
-            if start.elapsed() >= timeout {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "honeybee-agent did not exit within {timeout:?} of {signal}; stderr:\n{}",
-                    self.stderr()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(10));
+        match signal_and_wait(&mut child, signal, timeout) {
+            Some((status, _)) => status,
+            None => panic!(
+                "honeybee-agent did not exit within {timeout:?} of {signal}; stderr:\n{}",
+                self.stderr()
+            ),
         }
     }
 
@@ -573,31 +541,11 @@ impl Agent {
 impl Drop for Agent {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
-            let deadline = Instant::now() + Duration::from_secs(5);
-            loop {
-                match child.try_wait() {
-                    Ok(Some(_)) | Err(_) => break,
-                    Ok(None) if Instant::now() >= deadline => {
-                        let _ = child.kill();
-                        let _ = child.wait();
-                        break;
-                    }
-                    Ok(None) => std::thread::sleep(Duration::from_millis(10)),
-                }
-            }
+            signal_and_wait(&mut child, Signal::SIGTERM, Duration::from_secs(5));
         }
         if std::thread::panicking() {
             let text = self.stderr();
-            let tail = if text.len() > 16 * 1024 {
-                let mut cut = text.len() - 16 * 1024;
-                while !text.is_char_boundary(cut) {
-                    cut += 1;
-                }
-                &text[cut..]
-            } else {
-                &text[..]
-            };
+            let tail = tail(&text);
             eprintln!(
                 "--- honeybee-agent stderr (args {:?}) ---\n{tail}\n--- end of agent stderr ---",
                 self.args

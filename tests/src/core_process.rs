@@ -6,17 +6,15 @@
 //! optional TOML config file. [`CoreBuilder::start`] returns once
 //! `GET /health` answers; dropping the `Core` sends SIGTERM, then SIGKILL.
 
-use std::io::Read;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
+use nix::sys::signal::Signal;
 
+use crate::child_process::{capture, signal_and_wait, tail};
 use crate::http::Api;
 use crate::metrics::Metrics;
 use crate::temp_dir::TempDir;
@@ -94,8 +92,8 @@ pub fn run_to_exit(args: &[&str], cwd: &Path, timeout: Duration) -> (ExitStatus,
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn honeybee-core");
-    let out = capture(child.stdout.take().expect("stdout"), false);
-    let err = capture(child.stderr.take().expect("stderr"), false);
+    let out = capture(child.stdout.take().expect("stdout"), false, "core");
+    let err = capture(child.stderr.take().expect("stderr"), false, "core");
     let deadline = Instant::now() + timeout;
     let status = loop {
         if let Some(s) = child.try_wait().expect("try_wait") {
@@ -114,28 +112,6 @@ pub fn run_to_exit(args: &[&str], cwd: &Path, timeout: Duration) -> (ExitStatus,
     let o = String::from_utf8_lossy(&out.0.lock().unwrap()).into_owned();
     let e = String::from_utf8_lossy(&err.0.lock().unwrap()).into_owned();
     (status, o, e)
-}
-
-type Captured = (Arc<Mutex<Vec<u8>>>, JoinHandle<()>);
-
-fn capture(mut r: impl Read + Send + 'static, echo: bool) -> Captured {
-    let buf = Arc::new(Mutex::new(Vec::new()));
-    let b = buf.clone();
-    let h = std::thread::spawn(move || {
-        let mut chunk = [0u8; 8192];
-        loop {
-            match r.read(&mut chunk) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    if echo {
-                        eprint!("[core] {}", String::from_utf8_lossy(&chunk[..n]));
-                    }
-                    b.lock().unwrap().extend_from_slice(&chunk[..n]);
-                }
-            }
-        }
-    });
-    (buf, h)
 }
 
 /// How to start a core.
@@ -265,8 +241,8 @@ impl CoreBuilder {
             let mut child = cmd
                 .spawn()
                 .map_err(|e| format!("cannot spawn {}: {e}", bin.display()))?;
-            let stdout = capture(child.stdout.take().expect("stdout"), echo);
-            let stderr = capture(child.stderr.take().expect("stderr"), echo);
+            let stdout = capture(child.stdout.take().expect("stdout"), echo, "core");
+            let stderr = capture(child.stderr.take().expect("stderr"), echo, "core");
             let api_addr = SocketAddr::new(LOOPBACK, api_port);
             let mut core = Core {
                 child: Some(child),
@@ -447,21 +423,12 @@ impl Core {
     #[track_caller]
     pub fn stop_with(&mut self, signal: Signal, timeout: Duration) -> (ExitStatus, Duration) {
         let mut child = self.child.take().expect("core already stopped");
-        let start = Instant::now();
-        let _ = kill(Pid::from_raw(child.id() as i32), signal);
-        loop {
-            if let Ok(Some(status)) = child.try_wait() {
-                return (status, start.elapsed());
-            }
-            if start.elapsed() >= timeout {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "honeybee-core did not exit within {timeout:?} of {signal}; stderr:\n{}",
-                    self.stderr()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(10));
+        match signal_and_wait(&mut child, signal, timeout) {
+            Some((status, took)) => (status, took),
+            None => panic!(
+                "honeybee-core did not exit within {timeout:?} of {signal}; stderr:\n{}",
+                self.stderr()
+            ),
         }
     }
 
@@ -520,31 +487,11 @@ impl Core {
 impl Drop for Core {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
-            let deadline = Instant::now() + Duration::from_secs(3);
-            loop {
-                match child.try_wait() {
-                    Ok(Some(_)) | Err(_) => break,
-                    Ok(None) if Instant::now() >= deadline => {
-                        let _ = child.kill();
-                        let _ = child.wait();
-                        break;
-                    }
-                    Ok(None) => std::thread::sleep(Duration::from_millis(10)),
-                }
-            }
+            signal_and_wait(&mut child, Signal::SIGTERM, Duration::from_secs(3));
         }
         if std::thread::panicking() {
             let text = self.stderr();
-            let tail = if text.len() > 16 * 1024 {
-                let mut cut = text.len() - 16 * 1024;
-                while !text.is_char_boundary(cut) {
-                    cut += 1;
-                }
-                &text[cut..]
-            } else {
-                &text[..]
-            };
+            let tail = tail(&text);
             eprintln!(
                 "--- honeybee-core stderr (args {:?}) ---\n{tail}\n--- end of core stderr ---",
                 self.args

@@ -23,6 +23,7 @@
 pub mod agent_process;
 pub mod binaries;
 pub mod certs;
+pub mod child_process;
 pub mod core_process;
 pub mod http;
 pub mod link_proxy;
