@@ -32,22 +32,6 @@ fn free_port() -> Result<u16, String> {
     Ok(l.local_addr().map_err(|e| e.to_string())?.port())
 }
 
-fn core_binary() -> Result<PathBuf, String> {
-    if let Ok(p) = std::env::var("HONEYBEE_CORE_BIN") {
-        return Ok(PathBuf::from(p));
-    }
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let bin = exe.with_file_name("honeybee-core");
-    if bin.exists() {
-        Ok(bin)
-    } else {
-        Err(format!(
-            "{} not found: cargo build --release -p honeybee-core",
-            bin.display()
-        ))
-    }
-}
-
 impl CoreProcess {
     pub fn start(tls: bool) -> Result<CoreProcess, String> {
         let dir = std::env::temp_dir().join(format!(
@@ -77,7 +61,7 @@ impl CoreProcess {
             args.extend(["--tls-cert".into(), cert, "--tls-key".into(), key]);
             tls_roots = Some(Arc::new(roots));
         }
-        let child = Command::new(core_binary()?)
+        let child = Command::new(crate::sibling_binary("HONEYBEE_CORE_BIN", "honeybee-core")?)
             .args(&args)
             .env("HONEYBEE_LOG", "warn")
             .stdout(Stdio::null())

@@ -15,3 +15,22 @@ pub fn raise_fd_limit() {
         }
     }
 }
+
+/// A workspace binary next to this benchmark's own executable (the same
+/// `target/<profile>/`), or `$env` when set, made absolute: the daemons run
+/// from temp dirs.
+pub fn sibling_binary(env: &str, name: &str) -> Result<std::path::PathBuf, String> {
+    if let Ok(p) = std::env::var(env) {
+        return std::fs::canonicalize(&p).map_err(|e| format!("{env}={p}: {e}"));
+    }
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let bin = exe.with_file_name(name);
+    if bin.exists() {
+        Ok(bin)
+    } else {
+        Err(format!(
+            "{} not found: cargo build --release -p {name}",
+            bin.display()
+        ))
+    }
+}

@@ -29,6 +29,7 @@
 //! to acknowledgement, 4.8 ms agent CPU per 1,000 events, 3.7 MB peak.
 
 use honeybee_bench::report::verdict;
+use honeybee_bench::sibling_binary;
 use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -92,22 +93,6 @@ fn free_port() -> Result<u16, String> {
     Ok(l.local_addr().map_err(|e| e.to_string())?.port())
 }
 
-fn agent_binary() -> Result<PathBuf, String> {
-    if let Ok(p) = std::env::var("HONEYBEE_AGENT_BIN") {
-        return Ok(PathBuf::from(p));
-    }
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let bin = exe.with_file_name("honeybee-agent");
-    if bin.exists() {
-        Ok(bin)
-    } else {
-        Err(format!(
-            "{} not found: cargo build --release -p honeybee-agent",
-            bin.display()
-        ))
-    }
-}
-
 /// CPU time, VmRSS and VmHWM of any process.
 fn sample(pid: u32) -> Result<Sample, String> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).map_err(|e| e.to_string())?;
@@ -165,7 +150,7 @@ impl Agent {
             .map_err(|e| e.to_string())?;
         let event_port = free_port()?;
         let registered = core.metric_value(REGISTERED)?;
-        let child = Command::new(agent_binary()?)
+        let child = Command::new(sibling_binary("HONEYBEE_AGENT_BIN", "honeybee-agent")?)
             .arg("full")
             .arg("--core")
             .arg(core.node_addr.to_string())

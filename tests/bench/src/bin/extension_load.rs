@@ -47,6 +47,7 @@
 
 use honeybee_bench::procfs::{clock_ticks, stat_fields, status_kb};
 use honeybee_bench::report::verdict;
+use honeybee_bench::sibling_binary;
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::Write;
@@ -378,23 +379,6 @@ impl Drop for Daemon {
     fn drop(&mut self) {
         self.stop();
         let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn sibling_binary(env: &str, name: &str, package: &str) -> Result<PathBuf, String> {
-    if let Ok(p) = std::env::var(env) {
-        // Absolute: the daemons run from their temp dirs.
-        return std::fs::canonicalize(&p).map_err(|e| format!("{env}={p}: {e}"));
-    }
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let bin = exe.with_file_name(name);
-    if bin.exists() {
-        Ok(bin)
-    } else {
-        Err(format!(
-            "{} not found: cargo build --release -p {package}",
-            bin.display()
-        ))
     }
 }
 
@@ -1034,7 +1018,7 @@ fn main() {
             std::process::exit(1);
         }
     };
-    let agent_bin = sibling_binary("HONEYBEE_AGENT_BIN", "honeybee-agent", "honeybee-agent");
+    let agent_bin = sibling_binary("HONEYBEE_AGENT_BIN", "honeybee-agent");
     let (agent_label, idle_target) = match &agent_bin {
         Ok(b) if is_static(b) => (
             "honeybee-agent extension (static)".to_string(),

@@ -61,6 +61,7 @@
 
 use honeybee_bench::procfs::{clock_ticks, stat_fields, status_kb};
 use honeybee_bench::report::verdict;
+use honeybee_bench::sibling_binary;
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{Read, Write};
@@ -540,22 +541,6 @@ fn dechunk(mut b: &[u8]) -> Vec<u8> {
 
 // ---------------------------------------------------------------- the agent
 
-fn sibling_binary(env: &str, name: &str, package: &str) -> Result<PathBuf, String> {
-    if let Ok(p) = std::env::var(env) {
-        return std::fs::canonicalize(&p).map_err(|e| format!("{env}={p}: {e}"));
-    }
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let bin = exe.with_file_name(name);
-    if bin.exists() {
-        Ok(bin)
-    } else {
-        Err(format!(
-            "{} not found: cargo build --release -p {package}",
-            bin.display()
-        ))
-    }
-}
-
 fn temp_dir(tag: &str) -> Result<PathBuf, String> {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -585,31 +570,27 @@ impl Agent {
         let out = File::create(&log).map_err(|e| e.to_string())?;
         let err = out.try_clone().map_err(|e| e.to_string())?;
         let event_port = pick_ports(1)?[0];
-        let child = Command::new(sibling_binary(
-            "HONEYBEE_AGENT_BIN",
-            "honeybee-agent",
-            "honeybee-agent",
-        )?)
-        .arg("full")
-        .arg("--core")
-        .arg(core.node_addr.to_string())
-        .arg("--state-dir")
-        .arg(dir.join("state"))
-        .arg("--event-port")
-        .arg(event_port.to_string())
-        .arg("--potstore")
-        .arg(potstore)
-        .arg("--name")
-        .arg(name)
-        .arg("--heartbeat-interval")
-        .arg("1")
-        .env("HONEYBEE_LOG", "warn")
-        .current_dir(&dir)
-        .stdin(Stdio::null())
-        .stdout(out)
-        .stderr(err)
-        .spawn()
-        .map_err(|e| format!("starting honeybee-agent: {e}"))?;
+        let child = Command::new(sibling_binary("HONEYBEE_AGENT_BIN", "honeybee-agent")?)
+            .arg("full")
+            .arg("--core")
+            .arg(core.node_addr.to_string())
+            .arg("--state-dir")
+            .arg(dir.join("state"))
+            .arg("--event-port")
+            .arg(event_port.to_string())
+            .arg("--potstore")
+            .arg(potstore)
+            .arg("--name")
+            .arg(name)
+            .arg("--heartbeat-interval")
+            .arg("1")
+            .env("HONEYBEE_LOG", "warn")
+            .current_dir(&dir)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .map_err(|e| format!("starting honeybee-agent: {e}"))?;
         let mut agent = Agent {
             child,
             dir,
