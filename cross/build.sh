@@ -28,10 +28,22 @@ for t in $TARGETS; do
 done
 
 # --- what it needs --------------------------------------------------------
+stripper() {
+    case "$1" in
+        x86_64-*) echo x86_64-linux-gnu-strip ;;
+        aarch64-*) echo aarch64-linux-gnu-strip ;;
+        armv7-*) echo arm-linux-gnueabihf-strip ;;
+    esac
+}
 need_install=""
 { [ -x /usr/bin/cargo ] && [ -x /usr/bin/rustc ] && [ -d /usr/lib/rustlib/src/rust ]; } ||
     need_install="rustc-web cargo-web rust-web-src"
 command -v file >/dev/null 2>&1 || need_install="$need_install file"
+# binutils' strip for each target (see "build" below for why not rustc's).
+for t in $TARGETS; do
+    s=$(stripper "$t")
+    command -v "$s" >/dev/null 2>&1 || need_install="$need_install $(echo "binutils-${s%-strip}" | tr _ -)"
+done
 if [ -n "$need_install" ]; then
     echo "cross: installing$need_install from Debian"
     apt-get update -qq
@@ -101,15 +113,19 @@ for t in $TARGETS; do
     echo "cross: building $PACKAGES for $t"
     pkgs=""
     for p in $PACKAGES; do pkgs="$pkgs -p $p"; done
+    # Linked with its symbols and stripped after: agent/link/profile-hot-text.sh
+    # reads the symbols of the very code that ships, and rustc's link-time
+    # strip gives the agent other crate hashes, so another layout of the
+    # code outside .text.hot than the one profiled.
     # shellcheck disable=SC2086
-    env RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1 \
+    env RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1 CARGO_PROFILE_RELEASE_STRIP=false \
         "CARGO_TARGET_${T}_LINKER=$TOOLS/cc-$t" \
         "CARGO_TARGET_${T}_RUSTFLAGS=-C link-self-contained=no -C target-feature=+crt-static" \
         "CC_$u=$TOOLS/cc-$t" "AR_$u=$TOOLS/ar" \
         /usr/bin/cargo build --release --locked -Zbuild-std=std,panic_abort --target "$t" $pkgs
     mkdir -p "dist/$t"
     for p in $PACKAGES; do
-        cp "$CARGO_TARGET_DIR/$t/release/$p" "dist/$t/$p"
+        "$(stripper "$t")" --strip-all -o "dist/$t/$p" "$CARGO_TARGET_DIR/$t/release/$p"
         desc=$(file -b "dist/$t/$p")
         case "$desc" in
             *"statically linked"*|*"static-pie linked"*) ;;
