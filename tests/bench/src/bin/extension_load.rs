@@ -19,7 +19,7 @@
 //! OpenCanary); asserts nothing.
 //!
 //!     CARGO_BUILD_JOBS=1 cargo build --release -p honeybee-core -p honeybee-agent -p honeybee-bench
-//!     target/release/extension-load [--connections 5000] [--threads 8] [--idle 3] [--no-opencanary]
+//!     target/release/extension-load [--connections 5000] [--threads 8] [--idle 3] [--no-opencanary] [--warm]
 //!
 //! The agent reports to a real `honeybee-core` on loopback (not measured).
 //! Binaries are found next to this one, or at `$HONEYBEE_AGENT_BIN` and
@@ -37,15 +37,23 @@
 //! file in that dir. Everything is stopped at the end (SIGTERM, then SIGKILL)
 //! and the temp dirs removed.
 //!
+//! The agent's binary is dropped from the page cache before it starts (as
+//! after boot; `--warm` keeps it): how the file was last written decides
+//! how much of it the kernel maps at once (see `drop_from_page_cache`).
+//!
 //! Measured on the 2-core dev machine (2026-11-26, OpenCanary 0.9.10 with
-//! ftp, ssh, telnet, http, mssql, mysql, rdp, vnc, redis, httpproxy): glibc
-//! release agent idle 4.1–4.3 MB (3.8 of it file pages: libc 1.5, the binary
-//! 1.5, libnss_systemd 0.3), 4.2–4.4 MB after the flood, 12–14 µs CPU per
-//! connection, 32 ms to listen; static musl agent idle 1.72 MB, 1.91 MB after
-//! the flood, 14 µs; OpenCanary idle 64 MB, 68 MB after, 130–150 µs, 0.55–0.7 s.
+//! ftp, ssh, telnet, http, mssql, mysql, rdp, vnc, redis, httpproxy), with
+//! the agent's hot code linked first (agent/link/hot-text.ld): static musl
+//! agent idle 1.02 MB (1.67-1.80 MB before the hot-code layout), 1.16 MB
+//! during and after the flood, 16 µs CPU per connection, 20 ms to listen;
+//! glibc release agent idle 3.01 MB (PSS 1.44: libc.so, ld.so and libgcc_s
+//! alone map 1.7 MB, shared with every other process), 3.06 MB after the
+//! flood, 14 µs; OpenCanary idle 64 MB, 68 MB after, 162 µs, 0.6-0.8 s.
 //! CPU comes in 10 ms ticks: the agent's 60–70 ms total is ±1 tick.
 
-use honeybee_bench::procfs::{clock_ticks, stat_fields, status_kb};
+use honeybee_bench::procfs::{
+    clock_ticks, drop_from_page_cache, smaps_rollup_kb, stat_fields, status_kb,
+};
 use honeybee_bench::report::verdict;
 use honeybee_bench::sibling_binary;
 use std::collections::{HashMap, HashSet};
@@ -89,6 +97,8 @@ struct Options {
     threads: u64,
     idle_secs: u64,
     opencanary: bool,
+    /// Start the agent with its binary out of the page cache (as after boot).
+    cold: bool,
 }
 
 fn parse() -> Result<Options, String> {
@@ -97,6 +107,7 @@ fn parse() -> Result<Options, String> {
         threads: 8,
         idle_secs: 3,
         opencanary: true,
+        cold: true,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut it = args.iter();
@@ -111,9 +122,10 @@ fn parse() -> Result<Options, String> {
             "--threads" => o.threads = num()?.clamp(1, 64),
             "--idle" => o.idle_secs = num()?,
             "--no-opencanary" => o.opencanary = false,
+            "--warm" => o.cold = false,
             "--help" | "-h" => {
                 println!(
-                    "extension-load [--connections N] [--threads T] [--idle S] [--no-opencanary]"
+                    "extension-load [--connections N] [--threads T] [--idle S] [--no-opencanary] [--warm]"
                 );
                 std::process::exit(0);
             }
@@ -399,7 +411,19 @@ fn is_static(bin: &Path) -> bool {
     })
 }
 
-fn start_agent(bin: &Path, core: &CoreProcess, ports: &[u16]) -> Result<Daemon, String> {
+fn start_agent(
+    bin: &Path,
+    core: &CoreProcess,
+    ports: &[u16],
+    o: &Options,
+) -> Result<Daemon, String> {
+    if o.cold {
+        drop_from_page_cache(bin)?;
+        println!(
+            "agent: {} dropped from the page cache first, as after boot (--warm: as last written)",
+            bin.display()
+        );
+    }
     let dir = temp_dir("agent")?;
     let log = dir.join("agent.log");
     let list: Vec<String> = ports.iter().map(|p| p.to_string()).collect();
@@ -747,12 +771,13 @@ fn measure(
     d.alive()?;
     let idle = sample_tree(d.pid());
     println!(
-        "{}: idle {} s: VmRSS {:.2} MB (root: RssAnon {:.2}, RssFile {:.2}, Threads {}; {} process{})",
+        "{}: idle {} s: VmRSS {:.2} MB (root: RssAnon {:.2}, RssFile {:.2}, Pss {:.2}, Threads {}; {} process{})",
         d.name,
         o.idle_secs,
         mb(idle.rss_kb),
         mb(status_kb(d.pid(), "RssAnon:")),
         mb(status_kb(d.pid(), "RssFile:")),
+        mb(smaps_rollup_kb(d.pid(), "Pss:")),
         status_kb(d.pid(), "Threads:"),
         idle.procs,
         if idle.procs == 1 { "" } else { "es" }
@@ -801,7 +826,7 @@ fn measure(
 fn run_agent(bin: &Path, ports: &[u16], o: &Options) -> Result<Figures, String> {
     let core = CoreProcess::start(false)?;
     let registered = core.metric_value(REGISTERED)?;
-    let d = start_agent(bin, &core, ports)?;
+    let d = start_agent(bin, &core, ports, o)?;
     let mut base = 0;
     let mut recorded = |d: &Daemon, after: bool| {
         if !after {
