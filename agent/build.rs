@@ -4,7 +4,8 @@
 //! that runs ("fault-around"), so code that runs at start and while idle,
 //! scattered over the whole binary, makes nearly all of it resident. The
 //! linker script gathers those functions into one `.text.hot` section ahead
-//! of the rest. `HONEYBEE_HOT_TEXT=off` links without it (to compare).
+//! of the rest. `HONEYBEE_HOT_TEXT=off` links without it (to compare, or
+//! with a linker that does not take `INSERT` scripts, such as mold).
 
 use std::env;
 
