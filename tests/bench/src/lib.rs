@@ -1,10 +1,12 @@
 //! Load generators that measure the real HoneyBee binaries on loopback.
 //! They print figures and never assert on timings.
 
+pub mod child;
 pub mod core_process;
 pub mod node;
 pub mod procfs;
 pub mod report;
+pub mod rss_watch;
 
 /// Lifts the open-file limit to the hard limit: every node is a socket.
 pub fn raise_fd_limit() {

@@ -28,13 +28,14 @@
 //! build idle 1.43 MB, 2.18 MB at 10,000 events/s, 66,500 events/s forwarded
 //! to acknowledgement, 4.8 ms agent CPU per 1,000 events, 3.7 MB peak.
 
+use honeybee_bench::child;
 use honeybee_bench::report::verdict;
+use honeybee_bench::rss_watch::RssWatch;
 use honeybee_bench::sibling_binary;
 use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
@@ -204,57 +205,16 @@ impl Agent {
 
 impl Drop for Agent {
     fn drop(&mut self) {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(self.child.id() as i32),
-            nix::sys::signal::Signal::SIGTERM,
-        );
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        child::stop(&mut self.child, Duration::from_secs(5));
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
-/// Samples a process's VmRSS every 50 ms until stopped; the highest seen.
-struct RssWatch {
-    stop: Arc<AtomicBool>,
-    max_kb: Arc<AtomicU64>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl RssWatch {
-    fn start(pid: u32) -> RssWatch {
-        let stop = Arc::new(AtomicBool::new(false));
-        let max_kb = Arc::new(AtomicU64::new(0));
-        let (s, m) = (stop.clone(), max_kb.clone());
-        let thread = std::thread::spawn(move || {
-            while !s.load(Ordering::Relaxed) {
-                if let Ok(x) = sample(pid) {
-                    m.fetch_max(x.rss_kb, Ordering::Relaxed);
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        });
-        RssWatch {
-            stop,
-            max_kb,
-            thread: Some(thread),
-        }
-    }
-
-    fn finish(mut self) -> u64 {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-        self.max_kb.load(Ordering::Relaxed)
-    }
+/// The agent's peak VmRSS, sampled every 50 ms.
+fn rss_watch(pid: u32) -> RssWatch {
+    RssWatch::start(Duration::from_millis(50), move || {
+        sample(pid).ok().map(|x| x.rss_kb)
+    })
 }
 
 /// Lines as Cowrie writes them (same fields as its JSON log), `count` of
@@ -384,7 +344,7 @@ fn stream(
     let (buf, starts) = cowrie_lines(1, total);
     let base = core.metric_value(STORED)?;
     let mut sock = TcpStream::connect(agent.event_addr).map_err(|e| e.to_string())?;
-    let watch = RssWatch::start(agent.pid());
+    let watch = rss_watch(agent.pid());
     let before = agent.sample()?;
     let core_before = sample_core(core);
     let start = Instant::now();
@@ -470,7 +430,7 @@ fn throughput(
             },
         ));
     }
-    let watch = RssWatch::start(agent.pid());
+    let watch = rss_watch(agent.pid());
     let before = agent.sample()?;
     let core_before = sample_core(core);
     ready.wait();

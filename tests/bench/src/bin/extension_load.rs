@@ -54,10 +54,12 @@
 //! listener 2.10 MB: the 2 MB target is below a dynamic glibc floor.
 //! CPU comes in 10 ms ticks: the agent's 60–70 ms total is ±1 tick.
 
+use honeybee_bench::child;
 use honeybee_bench::procfs::{
     clock_ticks, drop_from_page_cache, smaps_rollup_kb, stat_fields, status_kb,
 };
 use honeybee_bench::report::verdict;
+use honeybee_bench::rss_watch::RssWatch;
 use honeybee_bench::sibling_binary;
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
@@ -65,7 +67,7 @@ use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Barrier, Mutex};
 use std::time::{Duration, Instant};
 
@@ -366,22 +368,16 @@ impl Daemon {
     }
 
     fn stop(&mut self) {
-        let pids = tree(self.pid());
+        let root = self.pid();
+        let pids = tree(root);
         let signal = |pids: &[u32], sig| {
             for &p in pids {
                 let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(p as i32), sig);
             }
         };
-        signal(&pids, nix::sys::signal::Signal::SIGTERM);
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let children: Vec<u32> = pids.iter().copied().filter(|&p| p != root).collect();
+        signal(&children, nix::sys::signal::Signal::SIGTERM);
+        child::stop(&mut self.child, Duration::from_secs(5));
         let left: Vec<u32> = pids
             .into_iter()
             .filter(|p| Path::new(&format!("/proc/{p}")).exists())
@@ -603,40 +599,6 @@ fn start_opencanary(oc: &OpenCanary, ports: &[u16]) -> Result<Daemon, String> {
 
 // ---------------------------------------------------------------- the run
 
-/// Samples the tree's VmRSS every 20 ms until stopped; the highest seen.
-struct RssWatch {
-    stop: Arc<AtomicBool>,
-    max_kb: Arc<AtomicU64>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl RssWatch {
-    fn start(pid: u32) -> RssWatch {
-        let stop = Arc::new(AtomicBool::new(false));
-        let max_kb = Arc::new(AtomicU64::new(0));
-        let (s, m) = (stop.clone(), max_kb.clone());
-        let thread = std::thread::spawn(move || {
-            while !s.load(Ordering::Relaxed) {
-                m.fetch_max(sample_tree(pid).rss_kb, Ordering::Relaxed);
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        });
-        RssWatch {
-            stop,
-            max_kb,
-            thread: Some(thread),
-        }
-    }
-
-    fn finish(mut self) -> u64 {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-        self.max_kb.load(Ordering::Relaxed)
-    }
-}
-
 struct Figures {
     startup: Duration,
     idle_kb: u64,
@@ -705,7 +667,9 @@ fn flood(d: &mut Daemon, ports: &[u16], o: &Options) -> Result<Flood, String> {
         }));
     }
     let before = sample_tree(pid);
-    let watch = RssWatch::start(pid);
+    let watch = RssWatch::start(Duration::from_millis(20), move || {
+        Some(sample_tree(pid).rss_kb)
+    });
     ready.wait();
     let start = Instant::now();
     for c in clients {

@@ -59,6 +59,7 @@
 //! whole node, telnet is 22–23× at the same rate (18.6× at full speed) and
 //! HTTP 5–6× (a 3.3 MB agent against a 15 MB PHP process).
 
+use honeybee_bench::child;
 use honeybee_bench::procfs::{clock_ticks, stat_fields, status_kb};
 use honeybee_bench::report::verdict;
 use honeybee_bench::sibling_binary;
@@ -645,19 +646,7 @@ impl Agent {
 
 impl Drop for Agent {
     fn drop(&mut self) {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(self.child.id() as i32),
-            nix::sys::signal::Signal::SIGTERM,
-        );
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        child::stop(&mut self.child, Duration::from_secs(15));
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
