@@ -58,6 +58,7 @@ free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
+# Sets CORE_PORT (not echoed: a $(...) subshell would lose the pid in PIDS).
 start_core() { # name, extra flags...
     local name=$1; shift
     local np ap sp
@@ -69,7 +70,7 @@ start_core() { # name, extra flags...
         (echo >/dev/tcp/127.0.0.1/"$np") 2>/dev/null && break
         sleep 0.05
     done
-    echo "$np"
+    CORE_PORT=$np
 }
 
 # Starts the agent under $TOOL; prints the agent's own pid. callgrind writes
@@ -195,8 +196,10 @@ TLS_CONFIG=$(printf '[tls]\nenabled = true\nca = "%s"\nserver_name = "localhost"
 
 RUNS=()
 build
-PLAIN=$(start_core plain)
-TLS=$(start_core tls --tls-cert "$WORK/core.pem" --tls-key "$WORK/core.key")
+start_core plain
+PLAIN=$CORE_PORT
+start_core tls --tls-cert "$WORK/core.pem" --tls-key "$WORK/core.key"
+TLS=$CORE_PORT
 TOOL=callgrind PASS=0 scenarios
 python3 agent/link/hot_text.py ld agent/link/hot-text.ld "${RUNS[@]}"
 for PASS in 1 2; do
