@@ -10,7 +10,7 @@
 //! of sources. Whatever arrives, memory does not grow.
 
 use std::cell::{Cell, RefCell};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -67,13 +67,61 @@ fn bump(c: &Cell<u64>) {
     c.set(c.get() + 1);
 }
 
-/// The ports taken and the ones skipped.
+/// The ports taken and the ones skipped, per protocol.
 #[derive(Default)]
 struct Ports {
-    tcp: BTreeMap<u16, ()>,
-    udp: BTreeMap<u16, ()>,
-    skipped_tcp: BTreeMap<u16, Skipped>,
-    skipped_udp: BTreeMap<u16, Skipped>,
+    tcp: Taken,
+    udp: Taken,
+}
+
+/// The ports of one protocol taken, and the ones skipped with the reason.
+#[derive(Default)]
+struct Taken {
+    bound: BTreeSet<u16>,
+    skipped: BTreeMap<u16, Skipped>,
+}
+
+impl Taken {
+    /// Binds each of `wanted` not bound yet (all its addresses or none, see
+    /// [`bind`]); queues the sockets on `pending`; returns the ports newly
+    /// taken.
+    fn take<S>(
+        &mut self,
+        wanted: &[u16],
+        bind: impl Fn(u16) -> Result<Vec<S>, Skipped>,
+        pending: &mut Vec<(u16, S)>,
+    ) -> Vec<u16> {
+        let mut new = Vec::new();
+        for &port in wanted {
+            if self.bound.contains(&port) {
+                continue;
+            }
+            match bind(port) {
+                Ok(sockets) => {
+                    self.skipped.remove(&port);
+                    self.bound.insert(port);
+                    new.push(port);
+                    pending.extend(sockets.into_iter().map(|s| (port, s)));
+                }
+                Err(why) => {
+                    self.skipped.insert(port, why);
+                }
+            }
+        }
+        new
+    }
+
+    fn report_skipped(&self, protocol: &str, out: &mut String) {
+        if self.skipped.is_empty() {
+            return;
+        }
+        let list: Vec<String> = self
+            .skipped
+            .iter()
+            .map(|(port, why)| format!("{port} ({})", why.as_str()))
+            .collect();
+        out.push_str(&format!("; skipped {protocol} {}", list.join(", ")));
+    }
 }
 
 /// Extension mode, bound and ready to run.
@@ -109,72 +157,38 @@ impl Extension {
 
     /// Binds what is not bound yet; returns the ports newly taken.
     fn take_ports(&self) -> (Vec<u16>, Vec<u16>) {
-        let (mut new_tcp, mut new_udp) = (Vec::new(), Vec::new());
         let mut ports = self.ports.borrow_mut();
-        for &port in &self.settings.tcp {
-            if ports.tcp.contains_key(&port) {
-                continue;
-            }
-            match bind::tcp(port, &self.settings.bind) {
-                Ok(listeners) => {
-                    ports.skipped_tcp.remove(&port);
-                    ports.tcp.insert(port, ());
-                    new_tcp.push(port);
-                    let mut pending = self.pending_tcp.borrow_mut();
-                    pending.extend(listeners.into_iter().map(|l| (port, l)));
-                }
-                Err(why) => {
-                    ports.skipped_tcp.insert(port, why);
-                }
-            }
-        }
-        for &port in &self.settings.udp {
-            if ports.udp.contains_key(&port) {
-                continue;
-            }
-            match bind::udp(port, &self.settings.bind) {
-                Ok(sockets) => {
-                    ports.skipped_udp.remove(&port);
-                    ports.udp.insert(port, ());
-                    new_udp.push(port);
-                    let mut pending = self.pending_udp.borrow_mut();
-                    pending.extend(sockets.into_iter().map(|s| (port, s)));
-                }
-                Err(why) => {
-                    ports.skipped_udp.insert(port, why);
-                }
-            }
-        }
-        (new_tcp, new_udp)
+        let addrs = &self.settings.bind;
+        let tcp = ports.tcp.take(
+            &self.settings.tcp,
+            |port| bind::tcp(port, addrs),
+            &mut self.pending_tcp.borrow_mut(),
+        );
+        let udp = ports.udp.take(
+            &self.settings.udp,
+            |port| bind::udp(port, addrs),
+            &mut self.pending_udp.borrow_mut(),
+        );
+        (tcp, udp)
     }
 
     /// One line on what is taken and what was skipped, and why.
     pub fn report(&self) -> String {
         let p = self.ports.borrow();
-        let list = |m: &BTreeMap<u16, ()>| format_ports(&m.keys().copied().collect::<Vec<_>>());
-        let skipped = |m: &BTreeMap<u16, Skipped>| {
-            m.iter()
-                .map(|(port, why)| format!("{port} ({})", why.as_str()))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
+        let list = |t: &Taken| format_ports(&t.bound.iter().copied().collect::<Vec<_>>());
         let mut s = format!(
             "listening on TCP {} and UDP {}",
             or_none(list(&p.tcp)),
             or_none(list(&p.udp))
         );
-        if !p.skipped_tcp.is_empty() {
-            s.push_str(&format!("; skipped TCP {}", skipped(&p.skipped_tcp)));
-        }
-        if !p.skipped_udp.is_empty() {
-            s.push_str(&format!("; skipped UDP {}", skipped(&p.skipped_udp)));
-        }
+        p.tcp.report_skipped("TCP", &mut s);
+        p.udp.report_skipped("UDP", &mut s);
         s
     }
 
     /// TCP ports taken.
     pub fn tcp_ports(&self) -> Vec<u16> {
-        self.ports.borrow().tcp.keys().copied().collect()
+        self.ports.borrow().tcp.bound.iter().copied().collect()
     }
 
     /// Serves every port taken, retries the skipped ones, cuts flood
