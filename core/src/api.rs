@@ -17,7 +17,6 @@ use crate::modules::Modules;
 use crate::outbox;
 use crate::registry::{Registry, SendError};
 use crate::store::EventStore;
-use crate::totp::constant_time_eq;
 
 /// Threads answering requests; the API never waits on node connections.
 const THREADS: usize = 2;
@@ -131,7 +130,7 @@ fn authorized(request: &Request, token: &str) -> bool {
         .iter()
         .find(|h| h.field.equiv("Authorization"))
         .and_then(|h| h.value.as_str().strip_prefix("Bearer "))
-        .is_some_and(|given| constant_time_eq(given.trim().as_bytes(), token.as_bytes()))
+        .is_some_and(|given| crate::secret::equal(given.trim().as_bytes(), token.as_bytes()))
 }
 
 fn route(request: &mut Request, ctx: &ApiContext) -> Reply {

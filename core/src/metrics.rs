@@ -205,6 +205,9 @@ pub struct Metrics {
     pub events_expired: AtomicU64,
     /// API connections closed at accept (limits of the HTTP gate).
     pub api_refused: AtomicU64,
+    /// API requests the gate answered itself with an error (head too
+    /// large or malformed, body too large or unauthenticated, too slow).
+    pub api_requests_refused: AtomicU64,
     /// Connections accepted on the stream port.
     pub stream_connections: AtomicU64,
     /// Stream sessions open now (registered or not).
@@ -356,6 +359,11 @@ impl Metrics {
                 "honeybee_api_connections_refused_total",
                 "API connections closed at accept: too many, or too fast from one source.",
                 &self.api_refused,
+            ),
+            (
+                "honeybee_api_requests_refused_total",
+                "API requests refused by the gate: oversized, malformed, unauthenticated body or too slow.",
+                &self.api_requests_refused,
             ),
         ] {
             counter(&mut out, name, help, get(value));

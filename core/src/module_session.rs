@@ -20,7 +20,6 @@ use crate::event_page;
 use crate::metrics::{Metrics, StreamRefusal};
 use crate::registry::{Registry, SendError};
 use crate::store::{EventFilter, EventStore};
-use crate::totp::constant_time_eq;
 
 /// The answer to a missing or wrong API token.
 pub const INVALID_TOKEN: &str = "invalid API token";
@@ -42,7 +41,7 @@ pub struct ModuleContext {
 impl ModuleContext {
     /// Whether `given` is the API token (constant time).
     pub fn token_ok(&self, given: &str) -> bool {
-        !self.token.is_empty() && constant_time_eq(given.as_bytes(), self.token.as_bytes())
+        !self.token.is_empty() && crate::secret::equal(given.as_bytes(), self.token.as_bytes())
     }
 }
 

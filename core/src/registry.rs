@@ -405,7 +405,7 @@ impl Registry {
                     "enrollment token required",
                 )),
                 Some(t)
-                    if totp::constant_time_eq(
+                    if crate::secret::equal(
                         t.as_bytes(),
                         self.policy.enrollment_token.as_bytes(),
                     ) =>

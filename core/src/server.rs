@@ -187,7 +187,7 @@ impl Core {
                 registry: registry.clone(),
                 metrics: metrics.clone(),
                 events: store.clone() as Arc<dyn EventStore>,
-                token,
+                token: token.clone(),
                 modules: modules.clone(),
                 modules_api_add: config.modules_api_add,
                 stream_port: stream_addr.port(),
@@ -248,6 +248,7 @@ impl Core {
         let gate = HttpGate {
             socket: api_socket,
             backend: api_unix,
+            token,
             metrics: metrics.clone(),
             executor: executor.clone(),
         };

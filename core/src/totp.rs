@@ -39,19 +39,11 @@ pub fn verify(key: &[u8], code: &str, unix_secs: u64) -> Option<u64> {
     // Check all three steps every time so that timing says nothing about which matched.
     for step in [now.saturating_sub(1), now, now + 1] {
         let expected = totp.generate(step * STEP_SECONDS);
-        if constant_time_eq(expected.as_bytes(), code.as_bytes()) && found.is_none() {
+        if crate::secret::equal(code.as_bytes(), expected.as_bytes()) && found.is_none() {
             found = Some(step);
         }
     }
     found
-}
-
-/// Compares secrets without an early exit.
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]

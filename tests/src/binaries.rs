@@ -31,3 +31,29 @@ pub fn workspace_binary(name: &str, env_var: &str) -> PathBuf {
     }
     bin
 }
+
+/// The shipped (release) build of `name` for this machine: the static
+/// `dist/x86_64-unknown-linux-musl/<name>` from `cross/build.sh`, else
+/// `target/release/<name>`. `None` when neither exists, unless
+/// `HONEYBEE_REQUIRE_DIST` is set (CI): then it panics and says why.
+pub fn release_binary(name: &str) -> Option<PathBuf> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let dist = std::env::var_os("HONEYBEE_DIST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("dist"));
+    let candidates = [
+        dist.join("x86_64-unknown-linux-musl").join(name),
+        root.join("target/release").join(name),
+    ];
+    if let Some(found) = candidates.iter().find(|p| p.is_file()) {
+        return Some(found.clone());
+    }
+    if std::env::var_os("HONEYBEE_REQUIRE_DIST").is_some() {
+        panic!(
+            "HONEYBEE_REQUIRE_DIST is set but no release {name} exists at {} or {}",
+            candidates[0].display(),
+            candidates[1].display()
+        );
+    }
+    None
+}

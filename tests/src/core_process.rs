@@ -122,6 +122,7 @@ pub struct CoreBuilder {
     api_token: Option<String>,
     workspace: Option<Arc<TempDir>>,
     env: Vec<(String, String)>,
+    binary: Option<PathBuf>,
 }
 
 impl Default for CoreBuilder {
@@ -132,6 +133,7 @@ impl Default for CoreBuilder {
             api_token: Some(format!("test-token-{:016x}", crate::random_u64())),
             workspace: None,
             env: Vec::new(),
+            binary: None,
         }
     }
 }
@@ -188,6 +190,12 @@ impl CoreBuilder {
         self
     }
 
+    /// Runs this binary instead of the workspace's debug build.
+    pub fn binary(mut self, path: PathBuf) -> CoreBuilder {
+        self.binary = Some(path);
+        self
+    }
+
     /// Starts the core and waits for `/health`; panics (with the core's
     /// stderr) if it does not come up within 10 s.
     #[track_caller]
@@ -210,7 +218,7 @@ impl CoreBuilder {
             p
         });
         let data_dir = workspace.path().join("data");
-        let bin = core_binary();
+        let bin = self.binary.clone().unwrap_or_else(core_binary);
         let mut last_err = String::new();
         // A port picked free may be taken by a parallel test before the
         // core binds it: retry with new ports when the core exits early.
@@ -401,6 +409,20 @@ impl Core {
                 self.stderr()
             )
         })
+    }
+
+    /// Resident memory (VmRSS) in KiB; panics once the process is gone.
+    #[track_caller]
+    pub fn rss_kb(&self) -> u64 {
+        let pid = self.pid().expect("core pid");
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()
+            .and_then(|text| {
+                text.lines()
+                    .find_map(|l| l.strip_prefix("VmRSS:"))
+                    .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            })
+            .unwrap_or_else(|| panic!("core {pid} is gone; stderr:\n{}", self.stderr()))
     }
 
     /// Whether the process is still running.

@@ -21,6 +21,7 @@
 //! longer than it must, and never forever.
 
 pub mod agent_process;
+pub mod attacks;
 pub mod binaries;
 pub mod certs;
 pub mod child_process;

@@ -11,16 +11,6 @@ use honeybee_proto::CAP_EVENT_ACK;
 use honeybee_tests::{Core, NodeIdentity};
 use serde_json::json;
 
-fn rss_kb(core: &Core) -> u64 {
-    let pid = core.pid().expect("core pid");
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap()
-}
-
 /// A raw module subscribed to events; returns its reader.
 fn raw_subscriber(core: &Core) -> BufReader<TcpStream> {
     let mut s = TcpStream::connect(core.stream_addr).unwrap();
@@ -53,7 +43,7 @@ fn a_websocket_client_that_never_reads_slows_nobody_and_costs_bounded_memory() {
     let mut node = id.enroll(core.node_addr);
     let padding = "x".repeat(1500);
     let total = 12_000u64;
-    let before = rss_kb(&core);
+    let before = core.rss_kb();
     let started = Instant::now();
     for seq in 1..=total {
         let data = json!({"src_ip": "203.0.113.5", "username": "root", "pad": padding});
@@ -85,7 +75,7 @@ fn a_websocket_client_that_never_reads_slows_nobody_and_costs_bounded_memory() {
     core.api().get("/health").expect_status(200);
     // ~18 MB went past the deaf client; what it holds is bounded by its
     // queue (1024 messages) and socket buffers.
-    let grew_kb = rss_kb(&core).saturating_sub(before);
+    let grew_kb = core.rss_kb().saturating_sub(before);
     assert!(
         grew_kb < 64 * 1024,
         "core grew by {grew_kb} KB for a client that never reads"
