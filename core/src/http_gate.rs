@@ -129,6 +129,8 @@ impl Refused {
 async fn serve(mut client: Async<TcpStream>, shared: &Shared) -> std::io::Result<()> {
     let mut buf = Vec::with_capacity(1024);
     let head = match deadline(HEAD_TIMEOUT, read_head(&mut client, &mut buf)).await {
+        // Silent clients are closed silently, as before a request.
+        None if buf.is_empty() => return Ok(()),
         None => Err(Refused::Timeout),
         Some(Ok(None)) => return Ok(()), // closed before a full head
         Some(Ok(Some(head))) => Ok(head),
