@@ -145,7 +145,12 @@ fn route(request: &mut Request, ctx: &ApiContext) -> Reply {
             .boxed();
     }
     if dashboard::is_dashboard_path(path) && matches!(method, Method::Get | Method::Head) {
-        return dashboard::serve(path, ctx.stream_port);
+        let host = request
+            .headers()
+            .iter()
+            .find(|h| h.field.equiv("Host"))
+            .map(|h| h.value.as_str().to_string());
+        return dashboard::serve(path, host.as_deref(), ctx.stream_port);
     }
     if segments == ["health"] {
         return match method {

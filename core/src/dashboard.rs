@@ -28,14 +28,40 @@ const FILES: &[(&str, &str, &str)] = &[
 ];
 
 /// The page's security policy: scripts and styles only from the files
-/// above (no inline code), WebSocket to the stream port.
-const CSP: &str = "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; \
-                   style-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; \
-                   frame-ancestors 'none'; form-action 'none'";
+/// above (no inline code), WebSocket only to the stream port of the host
+/// the page came from.
+fn csp(host: Option<&str>, stream_port: u16) -> String {
+    let connect = match host.map(host_only).filter(|h| plain_host(h)) {
+        Some(h) => format!("'self' ws://{h}:{stream_port} wss://{h}:{stream_port}"),
+        None => "'self'".to_string(),
+    };
+    format!(
+        "default-src 'self'; connect-src {connect}; img-src 'self' data:; \
+         style-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; \
+         frame-ancestors 'none'; form-action 'none'"
+    )
+}
+
+/// The host of a `Host` header, without its port.
+fn host_only(host: &str) -> &str {
+    if host.starts_with('[') {
+        return host.split_inclusive(']').next().unwrap_or("");
+    }
+    host.rsplit_once(':').map_or(host, |(h, _)| h)
+}
+
+/// Whether `h` is safe to put in a policy: a name, an IPv4 or a bracketed IPv6.
+fn plain_host(h: &str) -> bool {
+    !h.is_empty()
+        && h.len() <= 255
+        && h.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'[' | b']' | b':'))
+}
 
 /// The file for `path` (without the query string), or a 404;
-/// `stream_port` is the port `/ui/config.json` reports.
-pub fn serve(path: &str, stream_port: u16) -> Reply {
+/// `stream_port` is the port `/ui/config.json` reports, `host` the request's
+/// `Host` header.
+pub fn serve(path: &str, host: Option<&str>, stream_port: u16) -> Reply {
     if path == "/ui/config.json" {
         return json_reply(200, &json!({ "stream_port": stream_port }))
             .with_header(header("Cache-Control", "no-cache"));
@@ -44,7 +70,7 @@ pub fn serve(path: &str, stream_port: u16) -> Reply {
         Some((_, content_type, body)) => Response::from_data(body.as_bytes().to_vec())
             .with_header(header("Content-Type", content_type))
             .with_header(header("Cache-Control", "no-cache"))
-            .with_header(header("Content-Security-Policy", CSP))
+            .with_header(header("Content-Security-Policy", &csp(host, stream_port)))
             .with_header(header("X-Content-Type-Options", "nosniff"))
             .with_header(header("X-Frame-Options", "DENY"))
             .with_header(header("Referrer-Policy", "no-referrer"))
@@ -65,12 +91,30 @@ mod tests {
 
     #[test]
     fn only_listed_files_exist() {
-        assert_eq!(serve("/", 9003).status_code().0, 200);
-        assert_eq!(serve("/ui/app.js", 9003).status_code().0, 200);
-        assert_eq!(serve("/ui/style.css", 9003).status_code().0, 200);
-        assert_eq!(serve("/ui/config.json", 9003).status_code().0, 200);
-        assert_eq!(serve("/ui/../Cargo.toml", 9003).status_code().0, 404);
-        assert_eq!(serve("/ui/", 9003).status_code().0, 404);
+        assert_eq!(serve("/", None, 9003).status_code().0, 200);
+        assert_eq!(serve("/ui/app.js", None, 9003).status_code().0, 200);
+        assert_eq!(serve("/ui/style.css", None, 9003).status_code().0, 200);
+        assert_eq!(serve("/ui/config.json", None, 9003).status_code().0, 200);
+        assert_eq!(serve("/ui/../Cargo.toml", None, 9003).status_code().0, 404);
+        assert_eq!(serve("/ui/", None, 9003).status_code().0, 404);
+    }
+
+    #[test]
+    fn the_policy_allows_only_this_hosts_stream_port() {
+        let p = csp(Some("core.example.org:9002"), 9003);
+        assert!(
+            p.contains(
+                "connect-src 'self' ws://core.example.org:9003 wss://core.example.org:9003;"
+            ),
+            "{p}"
+        );
+        assert!(!p.contains("ws: ") && !p.contains("wss: "), "{p}");
+        let p = csp(Some("[::1]:9002"), 9003);
+        assert!(p.contains("ws://[::1]:9003"), "{p}");
+        // A Host header that could inject into the policy is not used.
+        let p = csp(Some("x; script-src *"), 9003);
+        assert!(p.contains("connect-src 'self';") && !p.contains('*'), "{p}");
+        assert!(csp(None, 9003).contains("connect-src 'self';"));
     }
 
     #[test]

@@ -148,17 +148,24 @@ pub enum StreamRefusal {
     TooLong,
     /// The WebSocket handshake failed.
     Handshake,
+    /// Too many unregistered connections (overall or from this source), or
+    /// this source connects too fast.
+    Pending,
+    /// A browser page from another origin opened the WebSocket.
+    Origin,
 }
 
 impl StreamRefusal {
     /// Every reason, in label order.
-    pub const ALL: [StreamRefusal; 6] = [
+    pub const ALL: [StreamRefusal; 8] = [
         StreamRefusal::TooManySessions,
         StreamRefusal::InvalidToken,
         StreamRefusal::RegistrationTimeout,
         StreamRefusal::InvalidJson,
         StreamRefusal::TooLong,
         StreamRefusal::Handshake,
+        StreamRefusal::Pending,
+        StreamRefusal::Origin,
     ];
 
     /// The metrics label.
@@ -170,6 +177,8 @@ impl StreamRefusal {
             StreamRefusal::InvalidJson => "invalid_json",
             StreamRefusal::TooLong => "too_long",
             StreamRefusal::Handshake => "handshake",
+            StreamRefusal::Pending => "pending_limit",
+            StreamRefusal::Origin => "origin",
         }
     }
 }
@@ -214,7 +223,7 @@ pub struct Metrics {
     pub stream_sessions_open: AtomicU64,
     /// Stream sessions that presented a valid API token.
     pub stream_registrations: AtomicU64,
-    stream_refused: [AtomicU64; 6],
+    stream_refused: [AtomicU64; 8],
     /// `BackendCommand`s answered.
     pub stream_commands: AtomicU64,
     /// Live messages dropped for slow stream subscribers (reported as `lagged N`).

@@ -17,6 +17,7 @@ use honeybee_proto::{
 };
 use serde::Serialize;
 
+use crate::budget::{self, MAX_MESSAGE, MAX_NAME, MAX_POTS_PER_NODE};
 use crate::bus::{Bus, Live, Topic};
 use crate::clock::Clock;
 use crate::config::Enrollment;
@@ -28,8 +29,6 @@ use crate::store::{
 };
 use crate::totp;
 
-/// Pots tracked per node; a node cannot grow the core's memory past this.
-pub const MAX_POTS_PER_NODE: usize = 256;
 /// Unapproved nodes waiting under the approve policy.
 pub const MAX_PENDING_APPROVALS: usize = 1024;
 
@@ -466,28 +465,34 @@ impl Registry {
     fn new_record(&self, reg: &NodeRegistration, approved: bool, now_ms: u64) -> NodeRecord {
         NodeRecord {
             node_id: reg.node_id,
-            node_name: reg.node_name.clone(),
-            address: reg.address.clone(),
+            node_name: budget::clip(&reg.node_name, MAX_NAME),
+            address: budget::clip(&reg.address, MAX_NAME),
             port: reg.port,
             node_type: reg.node_type,
             status: NodeStatus::Unknown,
             approved,
             totp_key: None,
             last_totp_step: None,
-            agent_version: reg.agent_version.clone(),
-            capabilities: reg.capabilities.clone(),
+            agent_version: reg
+                .agent_version
+                .as_deref()
+                .map(|v| budget::clip(v, MAX_NAME)),
+            capabilities: budget::capabilities(&reg.capabilities),
             registered_at: self.clock.rfc3339(now_ms),
             last_seen: Some(self.clock.rfc3339(now_ms)),
         }
     }
 
     fn update_from_registration(&self, r: &mut NodeRecord, reg: &NodeRegistration, now_ms: u64) {
-        r.node_name = reg.node_name.clone();
-        r.address = reg.address.clone();
+        r.node_name = budget::clip(&reg.node_name, MAX_NAME);
+        r.address = budget::clip(&reg.address, MAX_NAME);
         r.port = reg.port;
         r.node_type = reg.node_type;
-        r.agent_version = reg.agent_version.clone();
-        r.capabilities = reg.capabilities.clone();
+        r.agent_version = reg
+            .agent_version
+            .as_deref()
+            .map(|v| budget::clip(v, MAX_NAME));
+        r.capabilities = budget::capabilities(&reg.capabilities);
         r.status = NodeStatus::Connected;
         r.last_seen = Some(self.clock.rfc3339(now_ms));
     }
@@ -543,21 +548,36 @@ impl Registry {
             );
             return;
         }
+        if update.pot_id.len() > MAX_NAME || update.pot_type.len() > MAX_NAME {
+            log::warn!("node {node_id}: pot id or type over {MAX_NAME} bytes; ignoring the update");
+            return;
+        }
         let record = PotRecord {
             node_id,
             pot_id: update.pot_id.clone(),
             pot_type: update.pot_type.clone(),
             status: update.status,
-            message: update.message.clone(),
-            details: update.details.as_ref().map(|d| d.to_string()),
+            message: update
+                .message
+                .as_deref()
+                .map(|m| budget::clip(m, MAX_MESSAGE)),
+            details: update.details.as_ref().map(budget::details),
             updated_at: self.clock.rfc3339(now_ms),
         };
         entry.pots.insert(record.pot_id.clone(), record.clone());
-        self.store.submit(NodeWrite::Pot(record));
         if self.bus.active() {
-            let message = NodeMessage::PotStatusUpdate(PotStatusUpdate { node_id, ..update });
+            let message = NodeMessage::PotStatusUpdate(PotStatusUpdate {
+                node_id,
+                message: record.message.clone(),
+                details: record
+                    .details
+                    .as_deref()
+                    .and_then(|d| serde_json::from_str(d).ok()),
+                ..update
+            });
             self.bus.publish(Live::new(Topic::Status, node_id, message));
         }
+        self.store.submit(NodeWrite::Pot(record));
     }
 
     /// Records a `NodeEvent`.
@@ -565,15 +585,29 @@ impl Registry {
         let now_ms = self.clock.now_ms();
         self.store.submit(NodeWrite::Event(NodeEventRecord {
             node_id,
-            kind: event.kind.as_str().to_string(),
-            message: event.message.clone(),
-            description: event.description.clone(),
+            kind: budget::clip(event.kind.as_str(), MAX_NAME),
+            message: event
+                .message
+                .as_deref()
+                .map(|m| budget::clip(m, MAX_MESSAGE)),
+            description: event
+                .description
+                .as_deref()
+                .map(|d| budget::clip(d, MAX_MESSAGE)),
             time: self.clock.rfc3339(now_ms),
         }));
         if self.bus.active() {
             let event = NodeEvent {
                 node_id: Some(node_id),
-                ..event.clone()
+                kind: event.kind.clone(),
+                message: event
+                    .message
+                    .as_deref()
+                    .map(|m| budget::clip(m, MAX_MESSAGE)),
+                description: event
+                    .description
+                    .as_deref()
+                    .map(|d| budget::clip(d, MAX_MESSAGE)),
             };
             let message = NodeMessage::NodeEvent(event);
             self.bus.publish(Live::new(Topic::Nodes, node_id, message));

@@ -260,6 +260,7 @@ impl Core {
             ctx: stream_ctx,
             registration_timeout: Duration::from_secs(config.registration_timeout),
             executor: executor.clone(),
+            api_port: api_addr.port(),
         };
         executor
             .spawn(future::or(stream_listener.run(), until_stopped()))

@@ -110,7 +110,9 @@ pub async fn first_message<S: AsyncRead + AsyncWrite + Unpin>(
 ) -> Option<(S, LineDecoder, NodeMessage)> {
     let mut link = Link {
         stream,
-        frames: LineDecoder::new(ctx.max_message_bytes),
+        // Until it is registered, a peer gets a small line: 1,024 such
+        // connections hold at most 64 MiB.
+        frames: LineDecoder::new(ctx.max_message_bytes.min(MAX_REGISTRATION_BYTES)),
         warner: Warner::new(peer),
     };
     match link.next().await {
@@ -191,6 +193,10 @@ impl<S> Session<S> {
     }
 }
 
+/// Longest first line (the registration) read from a connection that is
+/// not yet registered.
+pub const MAX_REGISTRATION_BYTES: usize = 64 * 1024;
+
 /// Registers the node that sent `first` (ack sent, registration recorded).
 /// `None` means refused or gone; the caller closes the connection.
 pub async fn register_node<S: AsyncRead + AsyncWrite + Unpin>(
@@ -208,6 +214,7 @@ pub async fn register_node<S: AsyncRead + AsyncWrite + Unpin>(
     // Boxed: registration needs far more space than the long idle life of a
     // connection, and that space is freed once it is done.
     let node = Box::pin(register(&mut link, first, ctx)).await?;
+    link.frames.set_max_message_bytes(ctx.max_message_bytes);
     Some(Session { link, node })
 }
 

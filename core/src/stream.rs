@@ -28,14 +28,25 @@ use honeybee_proto::{
     StreamMessage,
 };
 
+use crate::admission::{Admission, Limits, Permit};
 use crate::bus::{Delivery, Subscription};
 use crate::metrics::{Metrics, StreamRefusal};
 use crate::module_session::{url_token, ModuleContext, ModuleSession, Step, INVALID_TOKEN};
+use crate::origin;
 
 /// Stream sessions open at once; more are closed at accept.
 pub const MAX_SESSIONS: usize = 256;
 /// Longest message a module may send (an NDJSON line or a WebSocket message).
 pub const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
+/// Unregistered stream connections at once, all sources: registered
+/// modules and dashboards always find [`MAX_SESSIONS`]` - MAX_PENDING` places.
+pub const MAX_PENDING: usize = 64;
+/// Unregistered stream connections from one source address.
+pub const MAX_PENDING_PER_SOURCE: usize = 8;
+/// New stream connections per second from one source (bursts of twice this).
+pub const RATE_PER_SOURCE: u32 = 20;
+/// Longest NDJSON line read before a session has shown the API token.
+pub const MAX_UNREGISTERED_MESSAGE_BYTES: usize = 64 * 1024;
 /// Longest response the core writes; a larger one is replaced by a failure.
 pub const MAX_OUTPUT_BYTES: usize = 32 * 1024 * 1024;
 /// How long a closing session waits for the peer to take its last words.
@@ -55,6 +66,9 @@ pub struct StreamListener {
     pub registration_timeout: Duration,
     /// Where session tasks run.
     pub executor: Arc<smol::Executor<'static>>,
+    /// The API port: a browser may open the WebSocket only from a page
+    /// served there (the dashboard).
+    pub api_port: u16,
 }
 
 /// Holds one of the [`MAX_SESSIONS`] places while a session lives.
@@ -100,10 +114,23 @@ impl StreamListener {
     pub async fn run(self) {
         let this = Arc::new(self);
         let open = Arc::new(AtomicUsize::new(0));
+        let admission = Admission::new(Limits {
+            max_pending: MAX_PENDING,
+            max_pending_per_source: MAX_PENDING_PER_SOURCE,
+            rate_per_source: RATE_PER_SOURCE,
+        });
         loop {
             let (stream, peer) = crate::listener::accept(&this.socket, "a stream connection").await;
             let metrics = &this.ctx.metrics;
             metrics.stream_connections.fetch_add(1, Ordering::Relaxed);
+            let permit = match admission.admit(peer.ip(), Instant::now()) {
+                Ok(p) => p,
+                Err(refusal) => {
+                    metrics.stream_refused(StreamRefusal::Pending);
+                    log::debug!("refused stream connection from {peer}: {}", refusal.label());
+                    continue;
+                }
+            };
             let Some(slot) = Slot::take(&open, metrics) else {
                 metrics.stream_refused(StreamRefusal::TooManySessions);
                 log::debug!("refused stream connection from {peer}: {MAX_SESSIONS} sessions open");
@@ -113,14 +140,15 @@ impl StreamListener {
             let task = Arc::clone(&this);
             this.executor
                 .spawn(async move {
-                    task.connection(stream, peer).await;
+                    task.connection(stream, peer, permit).await;
                     drop(slot);
                 })
                 .detach();
         }
     }
 
-    async fn connection(&self, stream: Async<TcpStream>, peer: SocketAddr) {
+    async fn connection(&self, stream: Async<TcpStream>, peer: SocketAddr, permit: Permit) {
+        let mut permit = Some(permit);
         let deadline = Instant::now() + self.registration_timeout;
         let websocket = match before(deadline, sniff(&stream)).await {
             Some(Ok(Some(ws))) => ws,
@@ -131,13 +159,14 @@ impl StreamListener {
             }
         };
         if websocket {
-            Box::pin(self.websocket(stream, peer, deadline)).await;
+            Box::pin(self.websocket(stream, peer, deadline, &mut permit)).await;
         } else {
             let mut wire = RawWire {
                 stream,
-                frames: LineDecoder::new(MAX_MESSAGE_BYTES),
+                frames: LineDecoder::new(MAX_UNREGISTERED_MESSAGE_BYTES),
             };
-            Box::pin(self.serve(&mut wire, ModuleSession::new(), peer, deadline)).await;
+            let session = ModuleSession::new();
+            Box::pin(self.serve(&mut wire, session, peer, deadline, &mut permit)).await;
         }
     }
 
@@ -148,11 +177,24 @@ impl StreamListener {
         log::info!("stream connection {peer}: no registration within the deadline; closing");
     }
 
-    async fn websocket(&self, stream: Async<TcpStream>, peer: SocketAddr, deadline: Instant) {
+    async fn websocket(
+        &self,
+        stream: Async<TcpStream>,
+        peer: SocketAddr,
+        deadline: Instant,
+        permit: &mut Option<Permit>,
+    ) {
         let mut token = None;
+        let mut foreign = None;
         // The callback's signature is tungstenite's.
         #[allow(clippy::result_large_err)]
         let callback = |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
+            if let Err(origin) = origin::check(req.headers(), self.api_port) {
+                foreign = Some(origin);
+                let mut refusal = ErrorResponse::new(Some("origin not allowed".into()));
+                *refusal.status_mut() = async_tungstenite::tungstenite::http::StatusCode::FORBIDDEN;
+                return Err(refusal);
+            }
             token = url_token(req.uri().query());
             Ok(resp)
         };
@@ -160,6 +202,14 @@ impl StreamListener {
             async_tungstenite::accept_hdr_async_with_config(stream, callback, Some(ws_config()));
         let ws = match before(deadline, handshake).await {
             Some(Ok(ws)) => ws,
+            Some(Err(_)) if foreign.is_some() => {
+                self.ctx.metrics.stream_refused(StreamRefusal::Origin);
+                log::info!(
+                    "stream connection {peer}: WebSocket from a page of another origin ({}); refused",
+                    foreign.as_deref().unwrap_or_default()
+                );
+                return;
+            }
             Some(Err(e)) => {
                 self.ctx.metrics.stream_refused(StreamRefusal::Handshake);
                 log::info!("stream connection {peer}: WebSocket handshake failed: {e}");
@@ -193,7 +243,7 @@ impl StreamListener {
                 return;
             }
         };
-        self.serve(&mut wire, session, peer, deadline).await;
+        self.serve(&mut wire, session, peer, deadline, permit).await;
     }
 
     /// Serves one session until it ends.
@@ -203,8 +253,12 @@ impl StreamListener {
         mut session: ModuleSession,
         peer: SocketAddr,
         deadline: Instant,
+        permit: &mut Option<Permit>,
     ) {
         let ctx = &self.ctx;
+        if session.registered() && permit.take().is_some() {
+            wire.registered();
+        }
         let mut sub: Option<Subscription> = None;
         loop {
             let event = {
@@ -280,6 +334,10 @@ impl StreamListener {
                     }
                 },
             };
+            if session.registered() && permit.take().is_some() {
+                // Registered: its pending place is free, its lines may be long.
+                wire.registered();
+            }
             if wire.send(&response_line(response)).await.is_err() {
                 return;
             }
@@ -312,6 +370,8 @@ trait Wire {
     async fn send(&mut self, line: &[u8]) -> io::Result<()>;
     /// Closes politely, waiting at most [`CLOSE_LINGER`].
     async fn close(&mut self);
+    /// The session showed the API token: lift the unregistered limits.
+    fn registered(&mut self) {}
 }
 
 /// Raw NDJSON over TCP.
@@ -321,6 +381,10 @@ struct RawWire {
 }
 
 impl Wire for RawWire {
+    fn registered(&mut self) {
+        self.frames.set_max_message_bytes(MAX_MESSAGE_BYTES);
+    }
+
     async fn recv(&mut self) -> Input {
         loop {
             match self.frames.next_frame() {

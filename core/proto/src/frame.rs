@@ -99,6 +99,13 @@ impl LineDecoder {
         self.max
     }
 
+    /// Changes the line limit for lines not yet complete: a server reads
+    /// an unauthenticated peer's first line under a small limit and raises
+    /// it once the peer is known.
+    pub fn set_max_message_bytes(&mut self, max_message_bytes: usize) {
+        self.max = max_message_bytes.max(1);
+    }
+
     /// Bytes buffered and not yet returned as frames.
     pub fn buffered(&self) -> usize {
         self.end - self.start
