@@ -199,11 +199,7 @@ fn route(request: &mut Request, ctx: &ApiContext) -> Reply {
             })
         }
         (Method::Post, ["api", "v1", "nodes", id, "approve"]) => {
-            with_node(id, |id| match ctx.registry.approve(id) {
-                None => no_such_node(id),
-                Some(Ok(view)) => json_reply(200, &json!(view)),
-                Some(Err(e)) => error(500, e.to_string()),
-            })
+            with_node(id, |id| approve(ctx, id, request))
         }
         (_, ["metrics" | "health"])
         | (_, ["api", "v1", "events" | "honeypots" | "stats" | "nodes" | "openapi.json"])
@@ -308,6 +304,37 @@ fn command(ctx: &ApiContext, id: u64, request: &mut Request) -> Reply {
                 outbox::CAPACITY
             ),
         ),
+    }
+}
+
+/// `POST /api/v1/nodes/{id}/approve`, optionally with
+/// `{"peer_address": "IP"}`: the address the operator saw in the pending
+/// list; the approval is refused (409) if the node now asks from elsewhere.
+fn approve(ctx: &ApiContext, id: u64, request: &mut Request) -> Reply {
+    let expected = if request.body_length().unwrap_or(0) == 0 {
+        None
+    } else {
+        let body: Value = match json_body(request) {
+            Ok(v) => v,
+            Err(reply) => return reply,
+        };
+        match body.get("peer_address").and_then(Value::as_str) {
+            None => None,
+            Some(text) => match text.parse::<std::net::IpAddr>() {
+                Ok(ip) => Some(ip),
+                // A `peer_address` of a connected node reads "ip:port".
+                Err(_) => match text.parse::<std::net::SocketAddr>() {
+                    Ok(sa) => Some(sa.ip()),
+                    Err(_) => return error(400, format!("peer_address `{text}` is not an IP address")),
+                },
+            },
+        }
+    };
+    match ctx.registry.approve(id, expected) {
+        None => no_such_node(id),
+        Some(Ok(Ok(view))) => json_reply(200, &json!(view)),
+        Some(Ok(Err(why))) => error(409, why),
+        Some(Err(e)) => error(500, e.to_string()),
     }
 }
 

@@ -34,8 +34,13 @@ OPTIONS (each overrides the config file, which overrides the defaults):
     --api-port N                REST API, /health, /metrics [9002]
     --stream-port N             WebSocket and module stream [9003]
     --enrollment POLICY         open | token | approve [open]
-    --enrollment-token T        token nodes must present with --enrollment token
-    --api-token T               bearer token for the API [generated into DATA_DIR/api-token]
+    --enrollment-token-file F   file whose first line is the token nodes must present
+                                with --enrollment token (or HONEYBEE_ENROLLMENT_TOKEN)
+    --api-token-file F          file whose first line is the API bearer token (or
+                                HONEYBEE_API_TOKEN) [generated into DATA_DIR/api-token]
+    --enrollment-token T, --api-token T
+                                the same on the command line: visible to every local
+                                user in /proc; a warning is logged
     --tls-cert PEM --tls-key PEM  TLS 1.3 on the node port
     --client-ca PEM             require node client certificates signed by this CA
     --heartbeat-interval SECS   expected node heartbeat; 3 missed = Unknown [30]
@@ -45,10 +50,30 @@ OPTIONS (each overrides the config file, which overrides the defaults):
 
 ENVIRONMENT:
     HONEYBEE_LOG                error | warn | info | debug | trace [info]
+    HONEYBEE_API_TOKEN          the API token (over the config file, under flags)
+    HONEYBEE_ENROLLMENT_TOKEN   the enrollment token (likewise)
 
 SIGNALS:
     SIGTERM, SIGINT             stop accepting, finish writes, exit 0
 ";
+
+/// Warnings about how the arguments pass secrets.
+pub fn secret_flag_warnings(args: &[String]) -> Vec<String> {
+    ["--api-token", "--enrollment-token"]
+        .into_iter()
+        .filter(|flag| {
+            args.iter()
+                .any(|a| a == flag || a.starts_with(&format!("{flag}=")))
+        })
+        .map(|flag| {
+            format!(
+                "{flag} puts a secret on the command line, where every local user can read it \
+                 (/proc/PID/cmdline); use {flag}-file or HONEYBEE_{}",
+                flag.trim_start_matches("--").replace('-', "_").to_uppercase()
+            )
+        })
+        .collect()
+}
 
 /// Parses the arguments (without the program name).
 pub fn parse(args: &[String]) -> Result<Action, ConfigError> {
@@ -74,6 +99,8 @@ pub fn parse(args: &[String]) -> Result<Action, ConfigError> {
             | "--enrollment"
             | "--enrollment-token"
             | "--api-token"
+            | "--enrollment-token-file"
+            | "--api-token-file"
             | "--tls-cert"
             | "--tls-key"
             | "--client-ca"
@@ -102,6 +129,12 @@ pub fn parse(args: &[String]) -> Result<Action, ConfigError> {
         Some(path) => Config::from_file(path)?,
         None => Config::default(),
     };
+    // Precedence: flags, then the environment, then the config file.
+    for (var, field) in crate::config::TOKEN_ENV {
+        if let Some(value) = std::env::var(var).ok().filter(|v| !v.trim().is_empty()) {
+            config.set_secret(field, value.trim().to_string());
+        }
+    }
     for (flag, value) in sets {
         apply(&mut config, &flag, &value)?;
     }
@@ -135,8 +168,17 @@ fn apply(c: &mut Config, flag: &str, value: &str) -> Result<(), ConfigError> {
                 ))
             })?
         }
-        "--enrollment-token" => c.enrollment_token = value.to_string(),
-        "--api-token" => c.api_token = value.to_string(),
+        // A token given as a value is the most explicit: it beats a file.
+        "--enrollment-token" => {
+            c.enrollment_token = value.to_string();
+            c.enrollment_token_file.clear();
+        }
+        "--api-token" => {
+            c.api_token = value.to_string();
+            c.api_token_file.clear();
+        }
+        "--enrollment-token-file" => c.enrollment_token_file = value.to_string(),
+        "--api-token-file" => c.api_token_file = value.to_string(),
         "--tls-cert" => c.tls.cert = value.to_string(),
         "--tls-key" => c.tls.key = value.to_string(),
         "--client-ca" => c.tls.client_ca = value.to_string(),

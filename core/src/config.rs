@@ -80,6 +80,10 @@ pub struct Config {
     pub enrollment_token: String,
     /// Bearer token for the API; generated when empty.
     pub api_token: String,
+    /// File holding `enrollment_token` (first line); read at start.
+    pub enrollment_token_file: String,
+    /// File holding `api_token` (first line); read at start.
+    pub api_token_file: String,
     /// Seconds between node heartbeats; 3 missed make a node Unknown.
     pub heartbeat_interval: u64,
     /// Seconds a new connection has to send `NodeRegistration`.
@@ -128,6 +132,8 @@ impl Default for Config {
             enrollment: Enrollment::Open,
             enrollment_token: String::new(),
             api_token: String::new(),
+            enrollment_token_file: String::new(),
+            api_token_file: String::new(),
             heartbeat_interval: 30,
             registration_timeout: 10,
             max_message_bytes: honeybee_proto::DEFAULT_MAX_MESSAGE_BYTES,
@@ -162,6 +168,67 @@ impl fmt::Debug for Config {
         }
         f.write_str(&shown.to_toml())
     }
+}
+
+/// Environment variables that carry the tokens, so that they need not sit
+/// on a command line (readable by every local user in /proc/PID/cmdline).
+pub const TOKEN_ENV: [(&str, &str); 2] = [
+    ("HONEYBEE_API_TOKEN", "api_token"),
+    ("HONEYBEE_ENROLLMENT_TOKEN", "enrollment_token"),
+];
+
+impl Config {
+    /// Sets `api_token` or `enrollment_token` by name.
+    pub fn set_secret(&mut self, field: &str, value: String) {
+        match field {
+            "api_token" => self.api_token = value,
+            _ => self.enrollment_token = value,
+        }
+    }
+
+    /// Reads the `*_token_file` settings into the tokens. Returns warnings
+    /// to log (files other users may read).
+    pub fn read_secret_files(&mut self) -> Result<Vec<String>, ConfigError> {
+        let mut warnings = Vec::new();
+        for (file, field) in [
+            (self.api_token_file.clone(), "api_token"),
+            (self.enrollment_token_file.clone(), "enrollment_token"),
+        ] {
+            if file.is_empty() {
+                continue;
+            }
+            let (token, warning) = read_secret_file(Path::new(&file))?;
+            warnings.extend(warning);
+            self.set_secret(field, token);
+        }
+        Ok(warnings)
+    }
+}
+
+/// The first line of a secret file, and a warning when other users may
+/// read it.
+pub fn read_secret_file(path: &Path) -> Result<(String, Option<String>), ConfigError> {
+    use std::os::unix::fs::PermissionsExt;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError(format!("reading secret file {}: {e}", path.display())))?;
+    let token = text.lines().next().unwrap_or("").trim().to_string();
+    if token.is_empty() {
+        return Err(ConfigError(format!(
+            "secret file {} is empty",
+            path.display()
+        )));
+    }
+    let warning = std::fs::metadata(path)
+        .ok()
+        .filter(|m| m.permissions().mode() & 0o077 != 0)
+        .map(|m| {
+            format!(
+                "secret file {} is readable by other users (mode {:o}); chmod 600 it",
+                path.display(),
+                m.permissions().mode() & 0o777
+            )
+        });
+    Ok((token, warning))
 }
 
 /// A setting that makes no sense, with where it came from.
@@ -209,8 +276,15 @@ impl Config {
         if self.bind.parse::<IpAddr>().is_err() {
             return err(format!("bind: `{}` is not an IP address", self.bind));
         }
-        if self.enrollment == Enrollment::Token && self.enrollment_token.is_empty() {
-            return err("enrollment = \"token\" needs enrollment_token".into());
+        if self.enrollment == Enrollment::Token
+            && self.enrollment_token.is_empty()
+            && self.enrollment_token_file.is_empty()
+        {
+            return err(
+                "enrollment = \"token\" needs enrollment_token (or enrollment_token_file, \
+                 HONEYBEE_ENROLLMENT_TOKEN)"
+                    .into(),
+            );
         }
         if self.tls.cert.is_empty() != self.tls.key.is_empty() {
             return err("tls: cert and key must be given together".into());

@@ -1,6 +1,9 @@
-//! Locking a node id after repeated failed TOTP checks.
+//! Locking a node id after repeated failed TOTP checks, per source
+//! address: whoever knows a node's id can fail its checks, and must not lock
+//! the real node out by doing so.
 
 use std::collections::VecDeque;
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 /// The lockout rule: `failures` within `window` lock for `base`, doubling
@@ -62,6 +65,68 @@ impl Lockout {
     }
 }
 
+impl Lockout {
+    /// Neither locked nor holding a failure inside the window: safe to forget.
+    fn idle(&self, policy: &LockoutPolicy, now: Instant) -> bool {
+        self.remaining(now).is_none()
+            && self
+                .failures
+                .back()
+                .is_none_or(|t| now.duration_since(*t) > policy.window)
+    }
+}
+
+/// Sources tracked per node id; failures from further sources share one
+/// overflow lockout (an attacker with many addresses locks only that).
+pub const MAX_SOURCES_PER_NODE: usize = 16;
+
+/// One node id's lockouts, one per source address.
+#[derive(Debug, Default)]
+pub struct SourceLockouts {
+    by_source: Vec<(IpAddr, Lockout)>,
+    overflow: Lockout,
+}
+
+impl SourceLockouts {
+    /// How long `source` stays locked out of this node id, if it is.
+    pub fn remaining(&self, source: IpAddr, now: Instant) -> Option<Duration> {
+        match self.by_source.iter().find(|(ip, _)| *ip == source) {
+            Some((_, l)) => l.remaining(now),
+            None if self.by_source.len() >= MAX_SOURCES_PER_NODE => self.overflow.remaining(now),
+            None => None,
+        }
+    }
+
+    /// Records a failure from `source`; returns the lockout it started.
+    pub fn fail(
+        &mut self,
+        source: IpAddr,
+        policy: &LockoutPolicy,
+        now: Instant,
+    ) -> Option<Duration> {
+        if let Some(i) = self.by_source.iter().position(|(ip, _)| *ip == source) {
+            return self.by_source.get_mut(i)?.1.fail(policy, now);
+        }
+        if self.by_source.len() >= MAX_SOURCES_PER_NODE {
+            self.by_source.retain(|(_, l)| !l.idle(policy, now));
+        }
+        if self.by_source.len() >= MAX_SOURCES_PER_NODE {
+            return self.overflow.fail(policy, now);
+        }
+        let mut lockout = Lockout::default();
+        let period = lockout.fail(policy, now);
+        self.by_source.push((source, lockout));
+        period
+    }
+
+    /// A successful check from `source`.
+    pub fn succeed(&mut self, source: IpAddr) {
+        if let Some((_, l)) = self.by_source.iter_mut().find(|(ip, _)| *ip == source) {
+            l.succeed();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -109,5 +174,44 @@ mod tests {
         for i in 0..20u64 {
             assert_eq!(l.fail(&p, t0 + Duration::from_secs(i * 100)), None);
         }
+    }
+
+    #[test]
+    fn failures_from_one_source_do_not_lock_out_another() {
+        let p = policy();
+        let t0 = Instant::now();
+        let attacker: IpAddr = "203.0.113.9".parse().unwrap();
+        let node: IpAddr = "198.51.100.4".parse().unwrap();
+        let mut l = SourceLockouts::default();
+        let mut locked = None;
+        for _ in 0..p.failures {
+            locked = l.fail(attacker, &p, t0);
+        }
+        assert!(locked.is_some(), "the attacker is locked out");
+        assert!(l.remaining(attacker, t0).is_some());
+        assert_eq!(l.remaining(node, t0), None, "the real node is not");
+    }
+
+    #[test]
+    fn sources_past_the_bound_share_one_lockout() {
+        let p = policy();
+        let t0 = Instant::now();
+        let mut l = SourceLockouts::default();
+        for i in 0..MAX_SOURCES_PER_NODE as u8 {
+            l.fail(IpAddr::from([10, 0, 0, i]), &p, t0);
+        }
+        assert_eq!(l.by_source.len(), MAX_SOURCES_PER_NODE);
+        // Each new address is one failure of the shared overflow lockout.
+        let mut period = None;
+        for i in 0..p.failures as u8 {
+            period = l.fail(IpAddr::from([10, 1, 0, i]), &p, t0);
+        }
+        assert!(period.is_some());
+        assert!(l.remaining(IpAddr::from([10, 2, 0, 0]), t0).is_some());
+        assert_eq!(l.by_source.len(), MAX_SOURCES_PER_NODE);
+        // Once the window has passed, idle sources make room again.
+        let later = t0 + p.window + Duration::from_secs(1);
+        assert_eq!(l.fail(IpAddr::from([10, 3, 0, 0]), &p, later), None);
+        assert_eq!(l.by_source.len(), 1);
     }
 }

@@ -48,6 +48,17 @@ fn main() -> ExitCode {
     };
     init_logging();
     raise_fd_limit();
+    let mut config = config;
+    match config.read_secret_files() {
+        Ok(warnings) => warnings.iter().for_each(|w| log::warn!("{w}")),
+        Err(e) => {
+            eprintln!("honeybee-core: {e}");
+            return ExitCode::from(2);
+        }
+    }
+    for w in cli::secret_flag_warnings(&args) {
+        log::warn!("{w}");
+    }
     let core = match Core::start(&config) {
         Ok(core) => core,
         Err(e) => {

@@ -6,7 +6,7 @@
 //! outside the lock. A connected node's heartbeat touches only atomics.
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -21,7 +21,7 @@ use crate::budget::{self, MAX_MESSAGE, MAX_NAME, MAX_POTS_PER_NODE};
 use crate::bus::{Bus, Live, Topic};
 use crate::clock::Clock;
 use crate::config::Enrollment;
-use crate::lockout::{Lockout, LockoutPolicy};
+use crate::lockout::{LockoutPolicy, SourceLockouts};
 use crate::metrics::{Metrics, RegistrationRefusal};
 use crate::outbox::{self, Inbox, Outbox, PushError};
 use crate::store::{
@@ -113,9 +113,13 @@ struct Entry {
     record: NodeRecord,
     pots: BTreeMap<String, PotRecord>,
     conn: Option<Connection>,
-    lockout: Lockout,
+    lockout: SourceLockouts,
     /// When the node was last heard of while it had no connection.
     idle_since_ms: u64,
+    /// Where the node last asked for approval from (shown to the operator).
+    pending_peer: Option<IpAddr>,
+    /// The address the operator approved: only it gets the TOTP key.
+    approved_for: Option<IpAddr>,
 }
 
 impl Entry {
@@ -244,10 +248,19 @@ impl Registry {
     ) -> Result<Registry, StoreError> {
         let mut nodes = HashMap::new();
         for stored in store.load_nodes()? {
+            // Databases written before the budgets may hold more: the same
+            // bounds apply to what is loaded.
             let pots = stored
                 .pots
                 .into_iter()
-                .map(|p| (p.pot_id.clone(), p))
+                .take(MAX_POTS_PER_NODE)
+                .map(|mut p| {
+                    p.message = p.message.map(|m| budget::clip(&m, MAX_MESSAGE));
+                    if p.details.as_ref().is_some_and(|d| d.len() > budget::MAX_DETAILS) {
+                        p.details = None;
+                    }
+                    (p.pot_id.clone(), p)
+                })
                 .collect();
             nodes.insert(
                 stored.node.node_id,
@@ -255,9 +268,11 @@ impl Registry {
                     record: stored.node,
                     pots,
                     conn: None,
-                    lockout: Lockout::default(),
+                    lockout: SourceLockouts::default(),
                     // Nodes that were live get three intervals to come back.
                     idle_since_ms: clock.now_ms(),
+                    pending_peer: None,
+                    approved_for: None,
                 }),
             );
         }
@@ -296,15 +311,31 @@ impl Registry {
         let mut new_key = None;
         let entry = match nodes.get_mut(&reg.node_id) {
             Some(entry) if entry.record.totp_key.is_some() => {
-                self.check_totp(entry, reg, unix, now)?;
+                self.check_totp(entry, reg, peer, unix, now)?;
                 entry
             }
             Some(entry) => {
                 // Known but never accepted: waiting for approval, or approved.
                 if !entry.record.approved {
-                    self.check_enrollment(reg)?;
+                    if let Err(r) = self.check_enrollment(reg) {
+                        if r.reason == RegistrationRefusal::PendingApproval {
+                            entry.pending_peer = Some(peer.ip());
+                        }
+                        return Err(r);
+                    }
                     entry.record.approved = true;
                     self.pending_approvals.fetch_sub(1, Ordering::Relaxed);
+                }
+                if entry.approved_for.is_some_and(|ip| ip != peer.ip()) {
+                    log::warn!(
+                        "node {} registered from {peer}, but the operator approved it at {}; refused",
+                        reg.node_id,
+                        entry.approved_for.map(|ip| ip.to_string()).unwrap_or_default()
+                    );
+                    return Err(refuse(
+                        RegistrationRefusal::PendingApproval,
+                        "approved for another address",
+                    ));
                 }
                 new_key = Some(totp::generate_key().map_err(|e| {
                     refuse(
@@ -336,10 +367,13 @@ impl Registry {
                     record,
                     pots: BTreeMap::new(),
                     conn: None,
-                    lockout: Lockout::default(),
+                    lockout: SourceLockouts::default(),
                     idle_since_ms: now_ms,
+                    pending_peer: None,
+                    approved_for: None,
                 }));
                 if !approved {
+                    entry.pending_peer = Some(peer.ip());
                     self.pending_approvals.fetch_add(1, Ordering::Relaxed);
                     self.store.submit(NodeWrite::Node(entry.record.clone()));
                     log::info!(
@@ -427,10 +461,12 @@ impl Registry {
         &self,
         entry: &mut Entry,
         reg: &NodeRegistration,
+        peer: SocketAddr,
         unix: u64,
         now: Instant,
     ) -> Result<(), Refused> {
-        if let Some(left) = entry.lockout.remaining(now) {
+        let source = peer.ip();
+        if let Some(left) = entry.lockout.remaining(source, now) {
             return Err(locked(left));
         }
         let key = entry.record.totp_key.as_deref().unwrap_or_default();
@@ -445,15 +481,15 @@ impl Registry {
                 }
                 Some(step) => {
                     entry.record.last_totp_step = Some(step);
-                    entry.lockout.succeed();
+                    entry.lockout.succeed(source);
                     return Ok(());
                 }
                 None => refuse(RegistrationRefusal::BadTotp, "invalid TOTP code"),
             },
         };
-        if let Some(period) = entry.lockout.fail(&self.policy.lockout, now) {
+        if let Some(period) = entry.lockout.fail(source, &self.policy.lockout, now) {
             log::warn!(
-                "node {}: {} failed TOTP checks; locked out for {} s",
+                "node {} from {source}: {} failed TOTP checks; this address is locked out for {} s",
                 reg.node_id,
                 self.policy.lockout.failures,
                 period.as_secs()
@@ -691,22 +727,44 @@ impl Registry {
             })
     }
 
-    /// Approves a node (approve policy). Waits for the write.
-    pub fn approve(&self, node_id: u64) -> Option<Result<NodeView, StoreError>> {
+    /// Approves a node (approve policy) for the address it asked from, or
+    /// refuses when `expected` (what the operator saw) is no longer that
+    /// address. Waits for the write.
+    pub fn approve(
+        &self,
+        node_id: u64,
+        expected: Option<IpAddr>,
+    ) -> Option<Result<Result<NodeView, String>, StoreError>> {
         let (view, receipt) = {
             let mut nodes = self.lock();
             let entry = nodes.get_mut(&node_id)?;
+            if let Some(want) = expected {
+                if entry.pending_peer != Some(want) {
+                    let now = entry
+                        .pending_peer
+                        .map_or_else(|| "no address".to_string(), |ip| ip.to_string());
+                    return Some(Ok(Err(format!(
+                        "node {node_id} now asks for approval from {now}, not {want}; look again"
+                    ))));
+                }
+            }
             if !entry.record.approved {
                 entry.record.approved = true;
+                entry.approved_for = entry.pending_peer;
                 self.pending_approvals.fetch_sub(1, Ordering::Relaxed);
             }
-            log::info!("node {node_id} approved");
+            log::info!(
+                "node {node_id} approved for {}",
+                entry
+                    .approved_for
+                    .map_or_else(|| "any address".to_string(), |ip| ip.to_string())
+            );
             (
                 self.view(entry),
                 self.store.submit(NodeWrite::Node(entry.record.clone())),
             )
         };
-        Some(receipt.wait().map(|_| view))
+        Some(receipt.wait().map(|_| Ok(view)))
     }
 
     /// Forgets a node and disconnects it. Waits for the write.
@@ -789,7 +847,12 @@ impl Registry {
             approved: r.approved,
             agent_version: r.agent_version.clone(),
             capabilities: r.capabilities.clone(),
-            peer_address: e.conn.as_ref().map(|c| c.peer.to_string()),
+            peer_address: e.conn.as_ref().map(|c| c.peer.to_string()).or_else(|| {
+                // A pending node shows where it asks from: what approval binds to.
+                e.pending_peer
+                    .filter(|_| !r.approved || r.totp_key.is_none())
+                    .map(|ip| ip.to_string())
+            }),
             registered_at: r.registered_at.clone(),
             last_seen,
             pots: e
