@@ -18,14 +18,18 @@ pub enum Refusal {
     SourcePending,
     /// This source connects too fast.
     SourceRate,
+    /// Too many unregistered connections from this source's network
+    /// (IPv4 /24, IPv6 /64).
+    NetworkPending,
 }
 
 impl Refusal {
     /// Every reason, for metrics.
-    pub const ALL: [Refusal; 3] = [
+    pub const ALL: [Refusal; 4] = [
         Refusal::TooManyPending,
         Refusal::SourcePending,
         Refusal::SourceRate,
+        Refusal::NetworkPending,
     ];
 
     /// The metrics label.
@@ -34,6 +38,7 @@ impl Refusal {
             Refusal::TooManyPending => "too_many_pending",
             Refusal::SourcePending => "source_pending",
             Refusal::SourceRate => "source_rate",
+            Refusal::NetworkPending => "network_pending",
         }
     }
 }
@@ -49,6 +54,32 @@ pub struct Limits {
     pub rate_per_source: u32,
 }
 
+impl Limits {
+    /// Unregistered connections per network (IPv4 /24, IPv6 /64): a quarter
+    /// of all, so that one attacker's network (many addresses of one
+    /// provider, or all of 127.0.0.0/24) cannot take every place.
+    pub fn max_pending_per_network(&self) -> usize {
+        (self.max_pending / 4).max(self.max_pending_per_source)
+    }
+}
+
+/// The network an address belongs to for [`Limits::max_pending_per_network`].
+fn network(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, c, _] = v4.octets();
+            IpAddr::from([a, b, c, 0])
+        }
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => network(IpAddr::V4(v4)),
+            None => {
+                let s = v6.segments();
+                IpAddr::from([s[0], s[1], s[2], s[3], 0, 0, 0, 0])
+            }
+        },
+    }
+}
+
 #[derive(Debug)]
 struct Source {
     pending: usize,
@@ -60,6 +91,8 @@ struct Source {
 struct State {
     pending: usize,
     sources: HashMap<IpAddr, Source>,
+    /// Pending connections per network; entries at zero are removed.
+    networks: HashMap<IpAddr, usize>,
 }
 
 /// Tracks unregistered connections; cheap to clone.
@@ -114,8 +147,15 @@ impl Admission {
         if entry.tokens < 1.0 {
             return Err(Refusal::SourceRate);
         }
-        entry.tokens -= 1.0;
-        entry.pending += 1;
+        let net_pending = st.networks.get(&network(source)).copied().unwrap_or(0);
+        if net_pending >= self.limits.max_pending_per_network() {
+            return Err(Refusal::NetworkPending);
+        }
+        if let Some(entry) = st.sources.get_mut(&source) {
+            entry.tokens -= 1.0;
+            entry.pending += 1;
+        }
+        *st.networks.entry(network(source)).or_insert(0) += 1;
         st.pending += 1;
         Ok(Permit {
             admission: self.clone(),
@@ -142,6 +182,13 @@ impl Admission {
         st.pending = st.pending.saturating_sub(1);
         if let Some(s) = st.sources.get_mut(&source) {
             s.pending = s.pending.saturating_sub(1);
+        }
+        let net = network(source);
+        if let Some(n) = st.networks.get_mut(&net) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                st.networks.remove(&net);
+            }
         }
         if st.sources.len() > MAX_SOURCES / 2 {
             self.prune(&mut st, Instant::now());
@@ -190,7 +237,7 @@ mod tests {
         let _q = a.admit(ip("127.0.0.1"), later).unwrap();
         let mut others = Vec::new();
         for i in 2..12 {
-            match a.admit(ip(&format!("127.0.0.{i}")), t) {
+            match a.admit(ip(&format!("127.0.{i}.1")), t) {
                 Ok(p) => others.push(p),
                 Err(e) => assert_eq!(e, Refusal::TooManyPending),
             }
@@ -198,5 +245,33 @@ mod tests {
         assert_eq!(a.pending(), 10);
         drop(others);
         assert_eq!(a.pending(), 2);
+    }
+
+    #[test]
+    fn one_network_gets_a_quarter_of_the_places() {
+        let a = Admission::new(Limits {
+            max_pending: 64,
+            max_pending_per_source: 4,
+            rate_per_source: 1000,
+        });
+        let now = Instant::now();
+        let mut held = Vec::new();
+        for host in 1..=4u8 {
+            for _ in 0..4 {
+                held.push(a.admit(IpAddr::from([127, 0, 0, host]), now).unwrap());
+            }
+        }
+        // 16 = 64 / 4 from 127.0.0.0/24; a fifth address there is refused…
+        assert_eq!(
+            a.admit(ip("127.0.0.5"), now).unwrap_err(),
+            Refusal::NetworkPending
+        );
+        // …another network is not.
+        held.push(a.admit(ip("127.0.1.1"), now).unwrap());
+        held.truncate(15);
+        assert!(
+            a.admit(ip("127.0.0.5"), now).is_ok(),
+            "a freed place is reusable"
+        );
     }
 }

@@ -325,7 +325,9 @@ fn approve(ctx: &ApiContext, id: u64, request: &mut Request) -> Reply {
                 // A `peer_address` of a connected node reads "ip:port".
                 Err(_) => match text.parse::<std::net::SocketAddr>() {
                     Ok(sa) => Some(sa.ip()),
-                    Err(_) => return error(400, format!("peer_address `{text}` is not an IP address")),
+                    Err(_) => {
+                        return error(400, format!("peer_address `{text}` is not an IP address"))
+                    }
                 },
             },
         }

@@ -69,7 +69,9 @@ pub fn secret_flag_warnings(args: &[String]) -> Vec<String> {
             format!(
                 "{flag} puts a secret on the command line, where every local user can read it \
                  (/proc/PID/cmdline); use {flag}-file or HONEYBEE_{}",
-                flag.trim_start_matches("--").replace('-', "_").to_uppercase()
+                flag.trim_start_matches("--")
+                    .replace('-', "_")
+                    .to_uppercase()
             )
         })
         .collect()

@@ -190,7 +190,7 @@ pub struct Metrics {
     pub connections: AtomicU64,
     /// Node connections open now.
     pub connections_open: AtomicU64,
-    refused: [AtomicU64; 3],
+    refused: [AtomicU64; 4],
     /// Accepted registrations.
     pub registrations_accepted: AtomicU64,
     registrations_refused: [AtomicU64; 11],

@@ -256,7 +256,10 @@ impl Registry {
                 .take(MAX_POTS_PER_NODE)
                 .map(|mut p| {
                     p.message = p.message.map(|m| budget::clip(&m, MAX_MESSAGE));
-                    if p.details.as_ref().is_some_and(|d| d.len() > budget::MAX_DETAILS) {
+                    if p.details
+                        .as_ref()
+                        .is_some_and(|d| d.len() > budget::MAX_DETAILS)
+                    {
                         p.details = None;
                     }
                     (p.pot_id.clone(), p)

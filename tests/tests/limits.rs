@@ -108,9 +108,11 @@ fn the_global_pending_cap_refuses_beyond_the_limit() {
         .start();
     let m0 = core.metrics();
     let mut conns = Vec::new();
+    // Four networks (127.N.0.1): one network alone is held to a quarter.
     for src in 2..=5 {
         for _ in 0..20 {
-            conns.push(tcp_connect(Some(lo(src)), core.node_addr, None).expect("connect"));
+            let source = IpAddr::V4(Ipv4Addr::new(127, src, 0, 1));
+            conns.push(tcp_connect(Some(source), core.node_addr, None).expect("connect"));
         }
     }
     let open = poll_until(T, Duration::from_millis(100), || {
