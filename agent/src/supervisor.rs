@@ -670,6 +670,10 @@ impl Supervisor {
         self.pots.remove(id);
         self.shared.pot_events.borrow_mut().remove(id);
         let dir = self.pot_dir(id);
+        // std's remove_dir_all removes a symlink itself, never what it
+        // points to, and walks the tree with openat/O_NOFOLLOW: a link
+        // planted at or inside the pot dir cannot take the removal
+        // outside the state dir.
         if let Err(e) = std::fs::remove_dir_all(&dir) {
             if e.kind() != std::io::ErrorKind::NotFound {
                 log::warn!("removing {}: {e}", dir.display());
@@ -858,9 +862,16 @@ struct InstallJob {
 
 impl InstallJob {
     async fn run(self) -> Result<PotSource, String> {
-        state::private_dir(&self.dir)
-            .map_err(|e| format!("creating {}: {e}", self.dir.display()))?;
-        chown(&self.dir, self.run_as)?;
+        // Made and handed to the pot user through a descriptor that does
+        // not follow a symlink planted at the pot's path.
+        let owner = Some((self.run_as.uid, self.run_as.gid));
+        state::owned_dir(&self.dir, 0o700, owner).map_err(|e| {
+            format!(
+                "giving {} to uid {}: {e}",
+                self.dir.display(),
+                self.run_as.uid
+            )
+        })?;
         let source_dir = match &self.git {
             Some(git) => {
                 let dest = self.dir.join("source");
@@ -962,17 +973,10 @@ impl InstallJob {
     }
 }
 
-fn chown(path: &Path, who: RunAs) -> Result<(), String> {
-    nix::unistd::chown(
-        path,
-        Some(nix::unistd::Uid::from_raw(who.uid)),
-        Some(nix::unistd::Gid::from_raw(who.gid)),
-    )
-    .map_err(|e| format!("giving {} to uid {}: {e}", path.display(), who.uid))
-}
-
+/// Sets `mode` on the directory `path` itself, never a symlink's target.
 fn set_mode(path: &Path, mode: u32) -> Result<(), String> {
     use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+    state::open_dir(path)
+        .and_then(|fd| fd.set_permissions(std::fs::Permissions::from_mode(mode)))
         .map_err(|e| format!("setting mode {mode:o} on {}: {e}", path.display()))
 }

@@ -3,6 +3,7 @@
 //! agent's own config (re-checked after a restart), and state and pot
 //! directories that are symlinks are refused, not followed.
 
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::time::Duration;
 
 use honeybee_tests::test_pot::process_alive;
@@ -113,4 +114,121 @@ fn git_installs_only_from_allowed_prefixes_and_are_rechecked_after_a_restart() {
         .wait_pot(id, "git-01", T, |p| p["status"] == "Failed");
     assert_failed_with(&pot, "git installs are disabled");
     assert_eq!(store.starts("git-01"), starts, "DeployPot started it");
+}
+
+#[test]
+fn a_symlink_planted_at_a_pot_dir_is_refused_not_followed() {
+    let core = Core::start();
+    let ws = core.workspace();
+    let mut store = TestPotstore::new(ws.path().join("potstore"));
+    store.add(TestPot::emitter("emitter"));
+    // A directory the pot user must never get: root's (when root), 0750.
+    let outside = ws.path().join("outside");
+    std::fs::create_dir_all(&outside).expect("outside dir");
+    std::fs::write(outside.join("secret"), "keep me").expect("secret");
+    std::fs::set_permissions(&outside, std::fs::Permissions::from_mode(0o750)).expect("chmod");
+    let before = std::fs::metadata(&outside).expect("stat outside");
+    let state = ws.path().join("agent-state");
+    let pots = state.join("pots");
+    std::fs::create_dir_all(&pots).expect("pots dir");
+    std::os::unix::fs::symlink(&outside, pots.join("trap-01")).expect("plant the symlink");
+
+    let agent = Agent::full(core.node_addr)
+        .workspace(ws.clone())
+        .state_dir(&state)
+        .potstore(store.path())
+        .heartbeat_interval(1)
+        .start();
+    let id = agent.node_id();
+    core.api().wait_status(id, "Running", T);
+    core.api().command(
+        id,
+        &json!({"InstallPot": {"pot_id": "trap-01", "honeypot_type": "emitter",
+                               "auto_start": true}}),
+    );
+    assert_failed_with(&settled(&core, id, "trap-01"), "symbolic link");
+    let after = std::fs::metadata(&outside).expect("stat outside");
+    assert_eq!(
+        (after.uid(), after.gid(), after.mode() & 0o7777),
+        (before.uid(), before.gid(), 0o750),
+        "the symlink's target was re-owned or re-moded"
+    );
+    assert_eq!(
+        store.installs("trap-01"),
+        0,
+        "install ran in the planted dir"
+    );
+
+    // Uninstalling removes the link, never what it points to.
+    core.api().command(id, &json!({"UninstallPot": "trap-01"}));
+    core.api().wait_node(id, T, |n| {
+        honeybee_tests::http::pot_of(n, "trap-01").is_none_or(|p| p["status"] == "Stopped")
+    });
+    let deadline = std::time::Instant::now() + T;
+    while pots.join("trap-01").symlink_metadata().is_ok() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the link was not removed"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        std::fs::read_to_string(outside.join("secret"))
+            .ok()
+            .as_deref(),
+        Some("keep me"),
+        "uninstall followed the link"
+    );
+}
+
+#[test]
+fn a_symlinked_state_dir_is_refused_at_start_with_exit_2() {
+    let ws = honeybee_tests::TempDir::new("agent-state-link");
+    let real = ws.path().join("real");
+    std::fs::create_dir_all(&real).expect("real dir");
+    std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let link = ws.path().join("state-link");
+    std::os::unix::fs::symlink(&real, &link).expect("symlink");
+    for mode in ["full", "extension"] {
+        let mut child = std::process::Command::new(honeybee_tests::agent_process::agent_binary())
+            .args([mode, "--core", "127.0.0.1:9", "--state-dir"])
+            .arg(&link)
+            .current_dir(ws.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn honeybee-agent");
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                break status;
+            }
+            if std::time::Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{mode}: the agent kept running on a symlinked state dir");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let mut stderr = String::new();
+        if let Some(mut e) = child.stderr.take() {
+            use std::io::Read;
+            let _ = e.read_to_string(&mut stderr);
+        }
+        assert_eq!(status.code(), Some(2), "{mode}: {stderr}");
+        assert!(
+            stderr.contains("is a symbolic link") && stderr.contains("state-link"),
+            "{mode}: {stderr}"
+        );
+        let meta = std::fs::metadata(&real).expect("stat real");
+        assert_eq!(
+            meta.mode() & 0o777,
+            0o755,
+            "{mode}: the target was re-moded"
+        );
+        assert!(
+            !real.join("identity.json").exists(),
+            "{mode}: the agent wrote through the link"
+        );
+    }
 }
