@@ -232,3 +232,109 @@ fn a_symlinked_state_dir_is_refused_at_start_with_exit_2() {
         );
     }
 }
+
+/// An agent started as `nobody` (through `setpriv`), killed on drop.
+struct Unprivileged(std::process::Child);
+
+impl Drop for Unprivileged {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_as_nobody(
+    core: &Core,
+    store: &TestPotstore,
+    state: &std::path::Path,
+    extra: &[&str],
+) -> Unprivileged {
+    let port = honeybee_tests::agent_process::free_port().to_string();
+    let agent = honeybee_tests::agent_process::agent_binary();
+    let child = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(agent)
+        .args([
+            "full",
+            "--core",
+            &core.node_addr.to_string(),
+            "--event-port",
+            &port,
+        ])
+        .args(["--heartbeat-interval", "1", "--state-dir"])
+        .arg(state)
+        .arg("--potstore")
+        .arg(store.path())
+        .args(extra)
+        .current_dir(state)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn setpriv honeybee-agent");
+    Unprivileged(child)
+}
+
+/// The node id the agent wrote to `state/identity.json`.
+fn node_id_in(state: &std::path::Path) -> u64 {
+    honeybee_tests::wait_for("identity.json", T, Duration::from_millis(50), || {
+        let text = std::fs::read_to_string(state.join("identity.json")).ok()?;
+        serde_json::from_str::<Value>(&text).ok()?["node_id"].as_u64()
+    })
+}
+
+#[test]
+fn a_non_root_agent_never_runs_pots_as_its_own_user() {
+    if !nix::unistd::geteuid().is_root() {
+        // Becoming nobody to play a non-root agent takes root; CI runs as root.
+        eprintln!("skipped: needs root to start the agent as nobody");
+        return;
+    }
+    let core = Core::start();
+    let ws = core.workspace();
+    let mut store = TestPotstore::new(ws.path().join("potstore"));
+    store.add(TestPot::emitter("emitter"));
+    let state = ws.path().join("nobody-state");
+    std::fs::create_dir_all(&state).expect("state dir");
+    nix::unistd::chown(
+        &state,
+        Some(nix::unistd::Uid::from_raw(65534)),
+        Some(nix::unistd::Gid::from_raw(65534)),
+    )
+    .expect("chown state dir");
+
+    // No pot_user: refused, since the pot would run as the agent's user.
+    let agent = start_as_nobody(&core, &store, &state, &[]);
+    let id = node_id_in(&state);
+    core.api().wait_status(id, "Running", T);
+    core.api().command(
+        id,
+        &json!({"InstallPot": {"pot_id": "np-01", "honeypot_type": "emitter", "auto_start": true}}),
+    );
+    assert_failed_with(&settled(&core, id, "np-01"), "full.pot_user is not set");
+    drop(agent);
+    core.api().wait_node(id, T, |n| n["connected"] == false);
+
+    // pot_user naming the agent's own user: refused all the same.
+    let config = ws.path().join("nobody.toml");
+    std::fs::write(&config, "[full]\npot_user = \"nobody\"\n").expect("config");
+    let _agent = start_as_nobody(
+        &core,
+        &store,
+        &state,
+        &["--config", &config.display().to_string()],
+    );
+    core.api().wait_node(id, T, |n| {
+        n["status"] == "Running" && n["connected"] == true
+    });
+    core.api().command(
+        id,
+        &json!({"InstallPot": {"pot_id": "np-02", "honeypot_type": "emitter", "auto_start": true}}),
+    );
+    assert_failed_with(&settled(&core, id, "np-02"), "agent's own user");
+    assert_eq!(
+        store.installs("np-01") + store.installs("np-02"),
+        0,
+        "a pot ran as the agent's user"
+    );
+}
