@@ -236,7 +236,8 @@ rpm() { # package target rpmarch
     rm -rf "$r/usr/share/doc" "$r/usr/share/lintian"
     install -d "$r/usr/share/licenses/$1"
     install -m 0644 "$PKG/debian/copyright" "$r/usr/share/licenses/$1/copyright"
-    install -d -m 0700 "$r/var/lib/honeybee"
+    install -d -m 0711 "$r/var/lib/honeybee"
+    for dir in $STATE; do install -d -m 0700 "$r$dir"; done
     find "$r" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
     spec="$WORK/$1-$3.spec"
     {
@@ -252,7 +253,15 @@ rpm() { # package target rpmarch
         for u in $UNITS; do echo "/usr/lib/systemd/system/$u"; done
         echo "/usr/share/man/man1/$1.1.gz"
         echo "%license /usr/share/licenses/$1/copyright"
-        echo "%dir %attr(0700,honeybee,honeybee) /var/lib/honeybee"
+        # Traversable for the pots on their way to agent/pots/<id>; each
+        # service's folder its own (the Full agent runs as root).
+        echo "%dir %attr(0711,root,root) /var/lib/honeybee"
+        for dir in $STATE; do
+            case "$dir" in
+                */agent) echo "%dir %attr(0700,root,root) $dir" ;;
+                *) echo "%dir %attr(0700,honeybee,honeybee) $dir" ;;
+            esac
+        done
         [ "$1" = honeybee-agent ] && echo "/usr/share/honeybee"
         echo
         echo "%changelog"

@@ -52,6 +52,9 @@ OPTIONS (each overrides the config file, which overrides the defaults):
 FULL MODE:
     --potstore DIR              the pot catalogue [/usr/share/honeybee/potstore]
     --event-port N              loopback port pots send events to [9100]
+    --git-allow PREFIX          allow InstallPot git_url under this URL prefix
+                                (scheme://host/path[#COMMIT]; repeatable, adds to
+                                full.git_allow) [none: git installs are off]
 
 EXTENSION MODE:
     --ports LIST                TCP ports and ranges, e.g. 21-23,80,445,3389,5900-5905
@@ -74,7 +77,7 @@ FILES:
     STATE_DIR/pots/             installed pots and their working dirs
 ";
 
-const VALUE_FLAGS: [&str; 17] = [
+const VALUE_FLAGS: [&str; 18] = [
     "--core",
     "--state-dir",
     "--name",
@@ -87,13 +90,14 @@ const VALUE_FLAGS: [&str; 17] = [
     "--log-format",
     "--potstore",
     "--event-port",
+    "--git-allow",
     "--config",
     "--ports",
     "--udp-ports",
     "--bind",
     "--profile",
 ];
-const FULL_ONLY: [&str; 2] = ["--potstore", "--event-port"];
+const FULL_ONLY: [&str; 3] = ["--potstore", "--event-port", "--git-allow"];
 const EXTENSION_ONLY: [&str; 4] = ["--ports", "--udp-ports", "--bind", "--profile"];
 
 /// Parses the arguments (without the program name).

@@ -75,8 +75,17 @@ pub struct FullConfig {
     /// Most lines per second one event-socket connection may send; a faster
     /// sender is slowed down (its socket is read less often), never dropped.
     pub event_rate: u32,
-    /// Unprivileged user pots run as when the agent runs as root.
-    pub pot_user: String,
+    /// The dedicated user pots run as. Unset: `honeybee-pot` when the
+    /// agent is root (`nobody`, with a warning, if that user does not
+    /// exist), and no pots at all when it is not root, since they would run
+    /// as the agent's own user. Set: that user, which must exist; a non-root
+    /// agent needs CAP_SETUID/CAP_SETGID to switch to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pot_user: Option<String>,
+    /// URL prefixes `InstallPot` may clone pots from (`scheme://host/path`,
+    /// optionally `#COMMIT` to pin one commit); empty, the default, turns
+    /// git installs off. See [`crate::git_allow`].
+    pub git_allow: Vec<String>,
     /// Seconds between SIGTERM and SIGKILL when a pot stops.
     pub stop_grace_secs: u64,
 }
@@ -87,7 +96,8 @@ impl Default for FullConfig {
             potstore: PathBuf::from("/usr/share/honeybee/potstore"),
             event_port: 9100,
             event_rate: 50_000,
-            pot_user: "honeybee".into(),
+            pot_user: None,
+            git_allow: Vec::new(),
             stop_grace_secs: 5,
         }
     }
@@ -219,6 +229,8 @@ impl Config {
                 }
             }
             "--potstore" => self.full.potstore = value.into(),
+            // Repeatable: each flag adds a prefix to the config file's list.
+            "--git-allow" => self.full.git_allow.push(value.into()),
             "--ports" => self.extension.ports = value.into(),
             "--udp-ports" => self.extension.udp_ports = value.into(),
             "--bind" => {
@@ -260,9 +272,15 @@ impl Config {
         if self.full.event_rate == 0 {
             return bad("full.event_rate", "at least 1 line per second");
         }
-        if self.full.pot_user.is_empty() {
-            return bad("full.pot_user", "a user name");
+        if self
+            .full
+            .pot_user
+            .as_deref()
+            .is_some_and(|u| u.is_empty() || u == "root" || u.contains([':', '\n', '\0']))
+        {
+            return bad("full.pot_user", "a user name other than root");
         }
+        crate::git_allow::GitAllow::new(&self.full.git_allow).map_err(|e| ConfigError(e.0))?;
         self.extension.settings().map_err(ConfigError)?;
         Ok(())
     }
@@ -318,6 +336,20 @@ mod tests {
         assert_eq!(c.full.event_port, 9300);
         assert_eq!(core_host_port(&c.core), Some(("::1".into(), 9001)));
         assert!(c.set_flag("--event-port", "x").is_err());
+        c.set_flag("--git-allow", "https://git.example.org/pots/")
+            .unwrap();
+        c.set_flag("--git-allow", "file:///srv/pots/").unwrap();
+        assert_eq!(
+            c.full.git_allow,
+            ["https://git.example.org/pots/", "file:///srv/pots/"]
+        );
+        c.validate().unwrap();
+        c.set_flag("--git-allow", "https://git.example.org.evil")
+            .unwrap();
+        c.validate().unwrap();
+        c.set_flag("--git-allow", "git.example.org:pots").unwrap();
+        assert!(c.validate().unwrap_err().0.contains("full.git_allow"));
+        c.full.git_allow.pop();
         assert_eq!(Config::from_toml(&c.to_toml()).unwrap(), c);
     }
 }

@@ -12,6 +12,7 @@ pub mod connect;
 pub mod event_map;
 pub mod event_socket;
 pub mod extension_mode;
+pub mod git_allow;
 pub mod logging;
 pub mod pot_process;
 pub mod potstore;

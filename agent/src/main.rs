@@ -35,6 +35,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Err(e) = honeybee_agent::state::check_state_dir(&config.state_dir) {
+        eprintln!("honeybee-agent: {e}");
+        return ExitCode::from(2);
+    }
     logging::init(config.log_format);
     let (tx, rx) = async_channel::bounded(1);
     if let Err(e) = shutdown::on_signal(signals, tx) {

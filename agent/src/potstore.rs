@@ -303,6 +303,72 @@ pub fn git_clone_command(
     branch: Option<&str>,
     dest: &Path,
 ) -> Result<Command, PotstoreError> {
+    clone_command(url, branch, dest, &["--depth", "1"])
+}
+
+/// `git clone --no-checkout [--branch B] -- URL DEST`: the full history, so
+/// that [`git_checkout_command`] can then check out a pinned commit.
+pub fn git_clone_pinned_command(
+    url: &str,
+    branch: Option<&str>,
+    dest: &Path,
+) -> Result<Command, PotstoreError> {
+    clone_command(url, branch, dest, &["--no-checkout"])
+}
+
+/// `git -C DEST checkout -q --detach COMMIT^{commit}`: exactly `commit`
+/// (40 or 64 hex digits), or an error.
+pub fn git_checkout_command(dest: &Path, commit: &str) -> Result<Command, PotstoreError> {
+    let hex = commit.bytes().all(|b| b.is_ascii_hexdigit());
+    if !hex || !(commit.len() == 40 || commit.len() == 64) {
+        return Err(PotstoreError(format!(
+            "commit {commit:?} is not 40 or 64 hex digits"
+        )));
+    }
+    let mut cmd = Command::new("git");
+    cmd.args(["-c", "protocol.ext.allow=never", "-C"])
+        .arg(dest)
+        .args(["checkout", "-q", "--detach"])
+        .arg(format!("{commit}^{{commit}}"));
+    cmd.env("GIT_TERMINAL_PROMPT", "0");
+    Ok(cmd)
+}
+
+/// The commit checked out in the clone at `dest` (its `.git/HEAD` when
+/// detached), read without following a symlink or blocking on a FIFO: the
+/// clone belongs to the pot user.
+pub fn git_head(dest: &Path) -> Result<String, PotstoreError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = dest.join(".git").join("HEAD");
+    let context = |e: String| PotstoreError(format!("reading {}: {e}", path.display()));
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc_flags::NOFOLLOW_NONBLOCK)
+        .open(&path)
+        .map_err(|e| context(e.to_string()))?;
+    let meta = file.metadata().map_err(|e| context(e.to_string()))?;
+    if !meta.is_file() {
+        return Err(context("not a regular file".into()));
+    }
+    let mut text = String::new();
+    file.take(256)
+        .read_to_string(&mut text)
+        .map_err(|e| context(e.to_string()))?;
+    Ok(text.trim().to_ascii_lowercase())
+}
+
+mod libc_flags {
+    use nix::fcntl::OFlag;
+    /// O_NOFOLLOW | O_NONBLOCK.
+    pub const NOFOLLOW_NONBLOCK: i32 = OFlag::O_NOFOLLOW.bits() | OFlag::O_NONBLOCK.bits();
+}
+
+fn clone_command(
+    url: &str,
+    branch: Option<&str>,
+    dest: &Path,
+    how: &[&str],
+) -> Result<Command, PotstoreError> {
     git_word("git_url", url)?;
     if let Some(branch) = branch {
         git_word("git_branch", branch)?;
@@ -310,7 +376,8 @@ pub fn git_clone_command(
     let mut cmd = Command::new("git");
     // The `ext::` transport runs a command named in the URL; git refuses it by default,
     // and a permissive system gitconfig must not change that for a URL from the network.
-    cmd.args(["-c", "protocol.ext.allow=never", "clone", "--depth", "1"]);
+    cmd.args(["-c", "protocol.ext.allow=never", "clone"]);
+    cmd.args(how);
     if let Some(branch) = branch {
         cmd.args(["--branch", branch]);
     }

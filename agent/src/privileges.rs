@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use nix::unistd::{chown, setgid, setgroups, setuid, Gid, Uid};
+use nix::unistd::{setgid, setgroups, setuid, Gid, Uid};
 
 use crate::users::{pot_user, RunAs};
 
@@ -26,11 +26,16 @@ pub fn drop_to(user: &str, state_dir: &Path) -> Result<Option<RunAs>, String> {
     Ok(Some(who))
 }
 
-/// Chowns `dir` and everything in it (no symlinks followed) to `who`.
+/// Chowns `dir` and everything in it to `who`, following no symlink:
+/// directories through descriptors opened with O_NOFOLLOW, files with
+/// lchown (a file swapped for a symlink has the link chowned, not its
+/// target).
 fn give(dir: &Path, who: RunAs) -> Result<(), String> {
-    let (uid, gid) = (Some(Uid::from_raw(who.uid)), Some(Gid::from_raw(who.gid)));
-    chown(dir, uid, gid)
-        .map_err(|e| format!("giving {} to uid {}: {e}", dir.display(), who.uid))?;
+    let fail = |path: &Path, e: &dyn std::fmt::Display| {
+        format!("giving {} to uid {}: {e}", path.display(), who.uid)
+    };
+    let fd = crate::state::open_dir(dir).map_err(|e| fail(dir, &e))?;
+    std::os::unix::fs::fchown(&fd, Some(who.uid), Some(who.gid)).map_err(|e| fail(dir, &e))?;
     let entries = std::fs::read_dir(dir).map_err(|e| format!("reading {}: {e}", dir.display()))?;
     for entry in entries.flatten() {
         let path = entry.path();
@@ -39,8 +44,8 @@ fn give(dir: &Path, who: RunAs) -> Result<(), String> {
         if meta.is_dir() {
             give(&path, who)?;
         } else if meta.is_file() {
-            chown(&path, uid, gid)
-                .map_err(|e| format!("giving {} to uid {}: {e}", path.display(), who.uid))?;
+            std::os::unix::fs::lchown(&path, Some(who.uid), Some(who.gid))
+                .map_err(|e| fail(&path, &e))?;
         }
     }
     Ok(())

@@ -12,13 +12,64 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-/// Creates `dir` (and parents) and restricts it to the owner (0700).
+/// Creates `dir` (and parents) and restricts it to the owner (0700). A
+/// symlink at `dir` is refused, not followed (see [`open_dir`]).
 pub fn private_dir(dir: &Path) -> io::Result<()> {
+    owned_dir(dir, 0o700, None)
+}
+
+/// Creates `dir` (and parents), then sets its mode and, when `owner` is
+/// given, its owner — on the directory itself, through a descriptor opened
+/// with O_NOFOLLOW: a symlink planted at `dir` (say `pots/cowrie-01 ->
+/// /root`) is refused instead of handing its target to the pot user.
+pub fn owned_dir(dir: &Path, mode: u32, owner: Option<(u32, u32)>) -> io::Result<()> {
     fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(dir)?;
-    fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+    let fd = open_dir(dir)?;
+    if let Some((uid, gid)) = owner {
+        std::os::unix::fs::fchown(&fd, Some(uid), Some(gid))?;
+    }
+    fd.set_permissions(fs::Permissions::from_mode(mode))
+}
+
+/// Opens the directory `dir` itself (O_DIRECTORY | O_NOFOLLOW): a symlink
+/// or a non-directory there is an error that names the path.
+pub fn open_dir(dir: &Path) -> io::Result<File> {
+    use nix::fcntl::OFlag;
+    OpenOptions::new()
+        .read(true)
+        .custom_flags((OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW).bits())
+        .open(dir)
+        .map_err(|e| match e.raw_os_error() {
+            Some(nix::libc::ELOOP) | Some(nix::libc::ENOTDIR) => io::Error::new(
+                e.kind(),
+                format!(
+                    "{} is a symbolic link or not a directory; refusing to follow it",
+                    dir.display()
+                ),
+            ),
+            _ => e,
+        })
+}
+
+/// Refuses a state dir that is a symbolic link (the agent chmods and, in
+/// Extension mode, chowns it as root); a missing one is fine (it is made).
+pub fn check_state_dir(dir: &Path) -> Result<(), String> {
+    match fs::symlink_metadata(dir) {
+        Ok(meta) if meta.file_type().is_symlink() => Err(format!(
+            "state dir {} is a symbolic link; refusing it: point --state-dir (state_dir) at the \
+             real directory",
+            dir.display()
+        )),
+        Ok(meta) if !meta.is_dir() => {
+            Err(format!("state dir {} is not a directory", dir.display()))
+        }
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(format!("state dir {}: {e}", dir.display())),
+    }
 }
 
 /// Replaces `path` with `bytes`, atomically, mode 0600.
@@ -126,5 +177,23 @@ mod tests {
         let e = IdentityFile::open(&dir).err().unwrap();
         assert!(e.contains("identity.json"), "{e}");
         fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn symlinked_dirs_are_refused_not_followed() {
+        let base = std::env::temp_dir().join(format!("hb-agent-link-{}", std::process::id()));
+        let target = base.join("target");
+        fs::create_dir_all(&target).unwrap();
+        fs::set_permissions(&target, fs::Permissions::from_mode(0o755)).unwrap();
+        let link = base.join("link");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let e = private_dir(&link).unwrap_err().to_string();
+        assert!(e.contains("symbolic link") && e.contains("link"), "{e}");
+        assert_eq!(fs::metadata(&target).unwrap().mode() & 0o777, 0o755);
+        let e = check_state_dir(&link).unwrap_err();
+        assert!(e.contains("is a symbolic link"), "{e}");
+        check_state_dir(&target).unwrap();
+        check_state_dir(&base.join("missing")).unwrap();
+        fs::remove_dir_all(&base).ok();
     }
 }

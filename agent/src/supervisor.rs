@@ -26,12 +26,13 @@ use crate::answers::{failed, pot_status};
 use crate::config::Config;
 use crate::event_map::PotHint;
 use crate::extension_mode::PotSink;
+use crate::git_allow::{GitAllow, GitSource};
 use crate::pot_process::{self, describe, LogRing, RunAs, Running, Spec};
 use crate::potstore::{self, PotSource};
 use crate::proc_stat;
 use crate::shared::Shared;
 use crate::state;
-use crate::users::pot_user;
+use crate::users::pots_run_as;
 use honeybee_extension::native;
 
 /// Most pots installed on one node.
@@ -53,6 +54,10 @@ struct SavedPot {
     git_url: Option<String>,
     #[serde(default)]
     git_branch: Option<String>,
+    /// The commit checked out at install, when the allow list or the
+    /// command pinned one: a start is refused when the pin changes.
+    #[serde(default)]
+    git_commit: Option<String>,
     #[serde(default)]
     config: BTreeMap<String, String>,
     /// Whether the operator wants it running.
@@ -109,7 +114,9 @@ pub struct Supervisor {
     event_addr: String,
     /// Who pots run as; looked up when the first pot needs it, so that an
     /// agent without pots never loads the user database.
-    run_as: Option<Result<Option<RunAs>, String>>,
+    run_as: Option<Result<RunAs, String>>,
+    /// Where git installs may come from (`full.git_allow`).
+    git_allow: GitAllow,
     pots: BTreeMap<String, Pot>,
     internal: (
         async_channel::Sender<Internal>,
@@ -127,7 +134,9 @@ impl Supervisor {
         let pots_dir = config.state_dir.join("pots");
         state::private_dir(&pots_dir)
             .map_err(|e| format!("creating {}: {e}", pots_dir.display()))?;
+        let git_allow = GitAllow::new(&config.full.git_allow).map_err(|e| e.0)?;
         Ok(Supervisor {
+            git_allow,
             ex,
             shared,
             event_addr: format!("127.0.0.1:{}", config.full.event_port),
@@ -184,22 +193,41 @@ impl Supervisor {
         }
     }
 
-    /// Who pots run as (see [`pot_user`]), looked up once.
-    fn run_as(&mut self) -> Result<Option<RunAs>, String> {
+    /// Who pots run as (see [`pots_run_as`]), looked up once. Never the
+    /// agent's own user: a non-root agent without `full.pot_user` starts
+    /// no pot.
+    fn run_as(&mut self) -> Result<RunAs, String> {
         if self.run_as.is_none() {
-            let who = pot_user(&self.config.full.pot_user).and_then(|who| {
-                if who.is_some() {
-                    // The pot user must reach its own folder inside the state
-                    // dir; x without r lets it through without listing.
-                    for dir in [&self.config.state_dir, &self.pots_dir] {
-                        set_mode(dir, 0o711)?;
-                    }
+            let who = pots_run_as(self.config.full.pot_user.as_deref()).and_then(|who| {
+                // The pot user must reach its own folder inside the state
+                // dir; x without r lets it through without listing.
+                for dir in [&self.config.state_dir, &self.pots_dir] {
+                    set_mode(dir, 0o711)?;
                 }
                 Ok(who)
             });
             self.run_as = Some(who);
         }
-        self.run_as.clone().unwrap_or(Ok(None))
+        self.run_as
+            .clone()
+            .unwrap_or_else(|| Err("the pot user was not looked up".into()))
+    }
+
+    /// Whether the git pot `saved` may still run: its URL under the current
+    /// `full.git_allow`, and at the commit it pins, if it pins one.
+    fn git_still_allowed(&self, saved: &SavedPot) -> Result<(), String> {
+        let Some(url) = &saved.git_url else {
+            return Ok(());
+        };
+        let git = self.git_allow.check(url).map_err(|e| e.0)?;
+        if git.commit.is_some() && git.commit != saved.git_commit {
+            return Err(format!(
+                "full.git_allow now pins commit {}, the installed pot is at {}; install it again",
+                git.commit.as_deref().unwrap_or_default(),
+                saved.git_commit.as_deref().unwrap_or("an unpinned commit")
+            ));
+        }
+        Ok(())
     }
 
     fn grace(&self) -> Duration {
@@ -247,6 +275,11 @@ impl Supervisor {
             if run {
                 if let Err(e) = self.start(&id) {
                     log::warn!("pot {id} did not come back: {e}");
+                    // Said to the core with the first GetInstalledPots/status.
+                    if let Some(p) = self.pots.get_mut(&id) {
+                        p.status = PotStatus::Failed;
+                        p.message = Some(e);
+                    }
                 } else {
                     log::info!("pot {id} is running again");
                 }
@@ -395,6 +428,11 @@ impl Supervisor {
         if let Some(kind) = self.pots.get(id).and_then(|p| p.kind) {
             return self.start_native(id, kind);
         }
+        if let Some(saved) = self.pots.get(id).map(|p| p.saved.clone()) {
+            // The allow list may have changed since the install (an agent
+            // restart with a new config): it decides every start.
+            self.git_still_allowed(&saved)?;
+        }
         let run_as = self.run_as()?;
         let dir = self.pot_dir(id);
         let node_id = self.shared.node_id;
@@ -424,7 +462,7 @@ impl Supervisor {
                 args: &[],
                 cwd: &dir,
                 env: &env,
-                run_as,
+                run_as: Some(run_as),
                 logs: pot.logs.clone(),
                 label: "start",
             },
@@ -514,9 +552,24 @@ impl Supervisor {
                 "an install of this pot is already running",
             );
         }
+        if !potstore::valid_pot_id(&req.honeypot_type) {
+            // A catalogue key, never a path: the potstore dir is the agent's.
+            return failed(
+                &self.shared,
+                &cmd,
+                "honeypot_type must be 1-64 of A-Z a-z 0-9 _ . - (not starting with '.')",
+            );
+        }
         if let Some(kind) = native::Kind::from_type(&req.honeypot_type) {
             return self.install_native(req, kind).await;
         }
+        let git = match &req.git_url {
+            Some(url) => match self.git_allow.check(url) {
+                Ok(git) => Some(git),
+                Err(e) => return failed(&self.shared, &cmd, &e.0),
+            },
+            None => None,
+        };
         let run_as = match self.run_as() {
             Ok(who) => who,
             Err(e) => return failed(&self.shared, &cmd, &e),
@@ -527,6 +580,7 @@ impl Supervisor {
             honeypot_type: req.honeypot_type.clone(),
             git_url: req.git_url.clone(),
             git_branch: req.git_branch.clone(),
+            git_commit: git.as_ref().and_then(|g| g.commit.clone()),
             config: req.config.clone().unwrap_or_default(),
             run: req.auto_start,
         };
@@ -545,6 +599,7 @@ impl Supervisor {
         let job = InstallJob {
             ex: self.ex.clone(),
             saved,
+            git,
             dir: self.pot_dir(&id),
             potstore: self.config.full.potstore.clone(),
             run_as,
@@ -580,6 +635,7 @@ impl Supervisor {
             honeypot_type: req.honeypot_type.clone(),
             git_url: None,
             git_branch: None,
+            git_commit: None,
             config: req.config.clone().unwrap_or_default(),
             run: req.auto_start,
         };
@@ -614,6 +670,10 @@ impl Supervisor {
         self.pots.remove(id);
         self.shared.pot_events.borrow_mut().remove(id);
         let dir = self.pot_dir(id);
+        // std's remove_dir_all removes a symlink itself, never what it
+        // points to, and walks the tree with openat/O_NOFOLLOW: a link
+        // planted at or inside the pot dir cannot take the removal
+        // outside the state dir.
         if let Err(e) = std::fs::remove_dir_all(&dir) {
             if e.kind() != std::io::ErrorKind::NotFound {
                 log::warn!("removing {}: {e}", dir.display());
@@ -790,9 +850,11 @@ fn new_pot(
 struct InstallJob {
     ex: Rc<LocalExecutor<'static>>,
     saved: SavedPot,
+    /// The checked git source, for a git install.
+    git: Option<GitSource>,
     dir: PathBuf,
     potstore: PathBuf,
-    run_as: Option<RunAs>,
+    run_as: RunAs,
     event_addr: String,
     node_id: u64,
     logs: Rc<RefCell<LogRing>>,
@@ -800,20 +862,43 @@ struct InstallJob {
 
 impl InstallJob {
     async fn run(self) -> Result<PotSource, String> {
-        state::private_dir(&self.dir)
-            .map_err(|e| format!("creating {}: {e}", self.dir.display()))?;
-        if let Some(who) = self.run_as {
-            chown(&self.dir, who)?;
-        }
-        let source_dir = match &self.saved.git_url {
-            Some(url) => {
+        // Made and handed to the pot user through a descriptor that does
+        // not follow a symlink planted at the pot's path.
+        let owner = Some((self.run_as.uid, self.run_as.gid));
+        state::owned_dir(&self.dir, 0o700, owner).map_err(|e| {
+            format!(
+                "giving {} to uid {}: {e}",
+                self.dir.display(),
+                self.run_as.uid
+            )
+        })?;
+        let source_dir = match &self.git {
+            Some(git) => {
                 let dest = self.dir.join("source");
                 let _ = std::fs::remove_dir_all(&dest);
-                let git = potstore::git_clone_command(url, self.saved.git_branch.as_deref(), &dest)
-                    .map_err(|e| e.0)?;
-                let args: Vec<OsString> = git.get_args().map(OsString::from).collect();
+                let branch = self.saved.git_branch.as_deref();
                 let env = vec![("GIT_TERMINAL_PROMPT".to_string(), "0".to_string())];
-                self.exec(Path::new("git"), &args, &env, "git").await?;
+                let mut steps = Vec::new();
+                match &git.commit {
+                    None => steps.push(potstore::git_clone_command(&git.url, branch, &dest)),
+                    Some(commit) => {
+                        steps.push(potstore::git_clone_pinned_command(&git.url, branch, &dest));
+                        steps.push(potstore::git_checkout_command(&dest, commit));
+                    }
+                }
+                for step in steps {
+                    let step = step.map_err(|e| e.0)?;
+                    let args: Vec<OsString> = step.get_args().map(OsString::from).collect();
+                    self.exec(Path::new("git"), &args, &env, "git").await?;
+                }
+                if let Some(commit) = &git.commit {
+                    let head = potstore::git_head(&dest).map_err(|e| e.0)?;
+                    if head != *commit {
+                        return Err(format!(
+                            "git: checked out {head:?}, not the pinned commit {commit}"
+                        ));
+                    }
+                }
                 dest
             }
             None => self.potstore.clone(),
@@ -849,7 +934,7 @@ impl InstallJob {
                 args,
                 cwd: &self.dir,
                 env,
-                run_as: self.run_as,
+                run_as: Some(self.run_as),
                 logs: self.logs.clone(),
                 label,
             },
@@ -888,17 +973,10 @@ impl InstallJob {
     }
 }
 
-fn chown(path: &Path, who: RunAs) -> Result<(), String> {
-    nix::unistd::chown(
-        path,
-        Some(nix::unistd::Uid::from_raw(who.uid)),
-        Some(nix::unistd::Gid::from_raw(who.gid)),
-    )
-    .map_err(|e| format!("giving {} to uid {}: {e}", path.display(), who.uid))
-}
-
+/// Sets `mode` on the directory `path` itself, never a symlink's target.
 fn set_mode(path: &Path, mode: u32) -> Result<(), String> {
     use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+    state::open_dir(path)
+        .and_then(|fd| fd.set_permissions(std::fs::Permissions::from_mode(mode)))
         .map_err(|e| format!("setting mode {mode:o} on {}: {e}", path.display()))
 }

@@ -571,6 +571,51 @@ impl TestPotstore {
         self.add(TestPot::bad_install(id))
     }
 
+    /// Makes `repo` a git repository (branch `main`, one commit) holding pot
+    /// `id`'s folder at its root, as a pot author publishes a pot, and
+    /// returns the commit's id. When the tests run as root the agent clones
+    /// as the pot user, and git refuses a local repository owned by somebody
+    /// else ("dubious ownership"), as it should: the repository is then
+    /// given to `honeybee-pot`, else `nobody` (the agent's default pot user).
+    #[track_caller]
+    pub fn git_repo(&self, id: &str, repo: &Path) -> String {
+        std::fs::create_dir_all(repo)
+            .unwrap_or_else(|e| panic!("cannot create {}: {e}", repo.display()));
+        let run = |program: &str, args: &[&str], cwd: &Path| {
+            let out = std::process::Command::new(program)
+                .args(args)
+                .current_dir(cwd)
+                .output()
+                .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
+            assert!(
+                out.status.success(),
+                "{program} {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8_lossy(&out.stdout).trim().to_owned()
+        };
+        let from = format!("{}/.", self.folder(id).display());
+        run("cp", &["-a", &from, &repo.display().to_string()], repo);
+        run("git", &["init", "-q", "-b", "main"], repo);
+        run("git", &["add", "."], repo);
+        let who = ["-c", "user.name=t", "-c", "user.email=t@t"];
+        run(
+            "git",
+            &[&who[..], &["commit", "-q", "-m", "pot"]].concat(),
+            repo,
+        );
+        let head = run("git", &["rev-parse", "HEAD"], repo);
+        if nix::unistd::geteuid().is_root() {
+            let owner = ["honeybee-pot", "nobody"]
+                .iter()
+                .find_map(|n| nix::unistd::User::from_name(n).ok().flatten())
+                .expect("a pot user (honeybee-pot or nobody)");
+            let uid = owner.uid.to_string();
+            run("chown", &["-R", &uid, &repo.display().to_string()], repo);
+        }
+        head
+    }
+
     /// The pots in the catalogue, in order.
     pub fn pots(&self) -> &[TestPot] {
         &self.pots

@@ -362,52 +362,16 @@ fn a_pot_installs_from_a_git_repository() {
     let store = potstore(&core, vec![TestPot::emitter("emitter")]);
     // A repository holding one pot at its root, as a pot author publishes it.
     let repo = core.workspace().path().join("pot-repo");
-    let folder = store.folder("emitter");
-    let copy = std::process::Command::new("cp")
-        .args([
-            "-a",
-            &format!("{}/.", folder.display()),
-            &repo.display().to_string(),
-        ])
-        .status()
-        .expect("cp");
-    assert!(copy.success());
-    for args in [
-        vec!["init", "-q", "-b", "main"],
-        vec!["add", "."],
-        vec![
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@t",
-            "commit",
-            "-q",
-            "-m",
-            "pot",
-        ],
-    ] {
-        let ok = std::process::Command::new("git")
-            .args(&args)
-            .current_dir(&repo)
-            .status()
-            .expect("git");
-        assert!(ok.success(), "git {args:?}");
-    }
-    if nix::unistd::geteuid().is_root() {
-        // The agent clones as the pot user; git refuses a local repository
-        // owned by somebody else ("dubious ownership"), as it should.
-        let owner = nix::unistd::User::from_name("honeybee")
-            .ok()
-            .flatten()
-            .or_else(|| nix::unistd::User::from_name("nobody").ok().flatten())
-            .expect("a pot user");
-        let ok = std::process::Command::new("chown")
-            .args(["-R", &owner.uid.to_string(), &repo.display().to_string()])
-            .status()
-            .expect("chown");
-        assert!(ok.success());
-    }
-    let (_agent, id) = full_agent(&core, &store);
+    store.git_repo("emitter", &repo);
+    // Git installs are off unless the agent's own config allows the URL.
+    let agent = Agent::full(core.node_addr)
+        .workspace(core.workspace())
+        .potstore(store.path())
+        .heartbeat_interval(1)
+        .args(["--git-allow", &format!("file://{}", repo.display())])
+        .start();
+    let id = agent.node_id();
+    core.api().wait_status(id, "Running", T);
     let url = format!("file://{}", repo.display());
     command(
         &core,

@@ -11,8 +11,11 @@
 //!   units carry the hardening the packages promise;
 //! - the packaged configs are read by the binaries with the packaged paths;
 //! - as root, the amd64 debs install with `dpkg -i`, create the `honeybee`
-//!   user and `/var/lib/honeybee` (0700, honeybee), keep an edited conffile
-//!   on reinstall, and purge (`dpkg -P`) leaving nothing but the user.
+//!   user, the `honeybee-pot` user pots run as (no shell, no home, not in
+//!   group `honeybee`), `/var/lib/honeybee` (0711, root) and one 0700 folder
+//!   per service, leave the configs and every service's state unreadable by
+//!   `honeybee-pot`, keep an edited conffile on reinstall, and purge
+//!   (`dpkg -P`) leaving nothing but the users.
 //!
 //! When the packages (or lintian, rpm, systemd-analyze, dpkg, root) are
 //! missing, a test prints that it skipped and passes, unless
@@ -199,12 +202,24 @@ fn expected_files(pkg: &str, rpm: bool) -> BTreeSet<String> {
     if rpm {
         want.insert(format!("/usr/share/licenses/{pkg}/copyright"));
         want.insert("/var/lib/honeybee".into());
+        want.extend(state_dirs(pkg).iter().map(|(d, _)| d.to_string()));
     } else {
         want.insert(format!("/usr/share/doc/{pkg}/copyright"));
         want.insert(format!("/usr/share/doc/{pkg}/changelog.gz"));
         want.insert(format!("/usr/share/lintian/overrides/{pkg}"));
     }
     want
+}
+
+/// The state folders of `pkg` and who owns them (mode 0700).
+fn state_dirs(pkg: &str) -> &'static [(&'static str, &'static str)] {
+    match pkg {
+        "honeybee-core" => &[("/var/lib/honeybee/core", "honeybee")],
+        _ => &[
+            ("/var/lib/honeybee/agent", "root"),
+            ("/var/lib/honeybee/extension", "honeybee"),
+        ],
+    }
 }
 
 /// The ELF machine of `bin`, and whether it asks for a program interpreter
@@ -355,6 +370,9 @@ fn debs_carry_their_metadata_files_and_a_static_binary_of_their_arch() {
                 scripts.push(text);
             }
             assert!(scripts[0].contains("adduser --system"), "postinst");
+            // Both packages' postinst is one template: the pot user is
+            // made by the agent's only, as the test of the install shows.
+            assert!(scripts[0].contains("honeybee-pot"), "postinst");
             assert!(scripts[2].contains("deb-systemd-helper purge"), "postrm");
         }
     }
@@ -394,14 +412,17 @@ fn rpms_list_the_expected_files() {
             want.sort();
             assert_eq!(config, want, "%config files of {p}");
 
-            // Modes and owners: configs root:honeybee 0640, state 0700.
+            // Modes and owners: configs root:honeybee 0640, /var/lib/honeybee
+            // 0711 root (pots pass through), each service's folder 0700.
             let long = ok("rpm", &["-qlvp", p]);
             for line in long.lines() {
                 let path = line.rsplit(' ').next().unwrap();
                 let want = if configs(pkg).contains(&path) {
                     Some(("-rw-r-----", "root", "honeybee"))
                 } else if path == "/var/lib/honeybee" {
-                    Some(("drwx------", "honeybee", "honeybee"))
+                    Some(("drwx--x--x", "root", "root"))
+                } else if let Some((_, owner)) = state_dirs(pkg).iter().find(|(d, _)| *d == path) {
+                    Some(("drwx------", *owner, *owner))
                 } else if path == format!("/usr/bin/{pkg}") {
                     Some(("-rwxr-xr-x", "root", "root"))
                 } else {
@@ -434,6 +455,10 @@ fn rpms_list_the_expected_files() {
 
             let scripts = ok("rpm", &["-qp", "--scripts", p]);
             assert!(scripts.contains("useradd -r"), "{scripts}");
+            assert!(
+                scripts.contains("-s /sbin/nologin -c \"HoneyBee pots\" honeybee-pot"),
+                "{scripts}"
+            );
             for unit in units(pkg) {
                 assert!(scripts.contains(unit), "{scripts}");
             }
@@ -604,6 +629,7 @@ fn user_exists(name: &str) -> bool {
 /// test) removed, and the honeybee user gone again if the test made it.
 struct Restore {
     user_was_there: bool,
+    pot_user_was_there: bool,
 }
 
 impl Drop for Restore {
@@ -612,13 +638,18 @@ impl Drop for Restore {
         for dir in ["/var/lib/honeybee", "/etc/honeybee", "/usr/share/honeybee"] {
             let _ = std::fs::remove_dir_all(dir);
         }
-        if !self.user_was_there && user_exists("honeybee") {
-            let out = run("userdel", &["honeybee"]);
-            let _ = run("groupdel", &["honeybee"]);
-            eprintln!(
-                "removed the honeybee user the test created ({})",
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
+        for (user, was_there) in [
+            ("honeybee", self.user_was_there),
+            ("honeybee-pot", self.pot_user_was_there),
+        ] {
+            if !was_there && user_exists(user) {
+                let out = run("userdel", &[user]);
+                let _ = run("groupdel", &[user]);
+                eprintln!(
+                    "removed the {user} user the test created ({})",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                );
+            }
         }
     }
 }
@@ -649,6 +680,7 @@ fn the_amd64_debs_install_create_the_user_and_state_dir_and_purge_cleanly() {
     }
     let restore = Restore {
         user_was_there: user_exists("honeybee"),
+        pot_user_was_there: user_exists("honeybee-pot"),
     };
     let core = deb_path("honeybee-core", "amd64");
     let agent = deb_path("honeybee-agent", "amd64");
@@ -666,15 +698,45 @@ fn the_amd64_debs_install_create_the_user_and_state_dir_and_purge_cleanly() {
     let group = ok("getent", &["group", "honeybee"]);
     assert!(group.contains(&format!(":{gid}:")), "{group}");
 
+    // The pot user: a system account of its own group, not in honeybee,
+    // no login, no home.
+    let pot_pw = ok("getent", &["passwd", "honeybee-pot"]);
+    let f: Vec<&str> = pot_pw.trim().split(':').collect();
+    let pot_uid: u32 = f[2].parse().unwrap();
+    let pot_gid: u32 = f[3].parse().unwrap();
+    assert!(pot_uid > 0 && pot_uid < 1000, "not a system user: {pot_pw}");
+    assert!(
+        pot_uid != uid && pot_gid != gid,
+        "{pot_pw} shares with honeybee"
+    );
+    assert!(f[6].ends_with("nologin"), "{pot_pw}");
+    assert!(
+        !Path::new(f[5]).exists(),
+        "honeybee-pot has a home: {pot_pw}"
+    );
+    let members = group.trim().rsplit(':').next().unwrap_or_default();
+    assert!(
+        !members.split(',').any(|m| m == "honeybee-pot"),
+        "honeybee-pot is in group honeybee: {group}"
+    );
+
     let check_installed = || {
         let state = std::fs::metadata("/var/lib/honeybee").expect("/var/lib/honeybee");
         assert!(state.is_dir());
-        assert_eq!(state.mode() & 0o7777, 0o700, "/var/lib/honeybee mode");
+        assert_eq!(state.mode() & 0o7777, 0o711, "/var/lib/honeybee mode");
         assert_eq!(
             (state.uid(), state.gid()),
-            (uid, gid),
+            (0, 0),
             "/var/lib/honeybee owner"
         );
+        for pkg in PACKAGES {
+            for (dir, owner) in state_dirs(pkg) {
+                let m = std::fs::metadata(dir).expect(dir);
+                assert_eq!(m.mode() & 0o7777, 0o700, "{dir} mode");
+                let want = if *owner == "root" { (0, 0) } else { (uid, gid) };
+                assert_eq!((m.uid(), m.gid()), want, "{dir} owner");
+            }
+        }
         for pkg in PACKAGES {
             for c in configs(pkg) {
                 let m = std::fs::metadata(c).expect(c);
@@ -713,6 +775,34 @@ fn the_amd64_debs_install_create_the_user_and_state_dir_and_purge_cleanly() {
     // twice, the edit and the state stay.
     install();
     check_installed();
+    // What a pot could reach, as honeybee-pot with its real groups: none of
+    // the configs (an enrollment token) nor any service's state (the core's
+    // database and API token, the agents' TOTP keys).
+    let mut secrets: Vec<&str> = PACKAGES
+        .iter()
+        .flat_map(|p| configs(p).iter().copied())
+        .collect();
+    secrets.extend([
+        "/var/lib/honeybee/core/honeybee.db",
+        "/var/lib/honeybee/agent/identity.json",
+        "/var/lib/honeybee/extension/identity.json",
+    ]);
+    for path in secrets {
+        assert!(Path::new(path).exists(), "{path}");
+        let out = run(
+            "setpriv",
+            &[
+                "--reuid=honeybee-pot",
+                "--regid=honeybee-pot",
+                "--init-groups",
+                "cat",
+                path,
+            ],
+        );
+        assert!(!out.status.success(), "honeybee-pot can read {path}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("Permission denied"), "{path}: {err}");
+    }
     let kept = std::fs::read_to_string("/etc/honeybee/core.toml").unwrap();
     assert!(kept.ends_with(edited), "the edited conffile was replaced");
     assert!(Path::new("/var/lib/honeybee/core/honeybee.db").exists());
@@ -782,5 +872,9 @@ fn the_amd64_debs_install_create_the_user_and_state_dir_and_purge_cleanly() {
     }
     assert!(left.is_empty(), "left after purge: {left:?}");
     assert!(user_exists("honeybee"), "purge removed the honeybee user");
+    assert!(
+        user_exists("honeybee-pot"),
+        "purge removed the honeybee-pot user"
+    );
     drop(restore);
 }
