@@ -54,7 +54,7 @@ pub fn run(config: Config, shutdown: async_channel::Receiver<()>) -> Result<(), 
                 ex.clone(),
                 listener,
                 shared.clone(),
-                config.full.event_rate,
+                event_socket::Limits::new(config.full.event_rate),
                 Rc::new(EventSocketStats::default()),
             ))
             .detach();
