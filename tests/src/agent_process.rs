@@ -498,6 +498,17 @@ impl Agent {
         }
     }
 
+    /// Waits up to `timeout` for the agent to exit on its own and returns
+    /// its status; `None` if it still runs then (it is left running).
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let child = self.child.as_mut()?;
+        let status = crate::poll_until(timeout, Duration::from_millis(20), || {
+            child.try_wait().ok().flatten()
+        })?;
+        self.child = None;
+        Some(status)
+    }
+
     /// Sends SIGTERM and waits up to `timeout` for the exit. SIGKILLs and
     /// panics (with stderr) if it does not exit in time.
     #[track_caller]
