@@ -18,9 +18,64 @@ use crate::state::{self, IdentityFile};
 use crate::supervisor::Supervisor;
 use crate::uplink::{NodeInfo, Uplink};
 
+/// Why the agent stopped with an error.
+#[derive(Debug)]
+pub enum Failure {
+    /// It cannot run as configured (say its state dir is not writable by
+    /// the user it runs as): exit status 2, like bad flags.
+    Refused(String),
+    /// Anything else that stopped a start: exit status 1.
+    Error(String),
+}
+
+impl Failure {
+    /// The process exit status for this failure.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Failure::Refused(_) => 2,
+            Failure::Error(_) => 1,
+        }
+    }
+}
+
+impl From<String> for Failure {
+    fn from(e: String) -> Failure {
+        Failure::Error(e)
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        match self {
+            Failure::Refused(e) | Failure::Error(e) => f.write_str(e),
+        }
+    }
+}
+
+/// Refuses to run when the state dir (or one of `more` inside it) is not
+/// writable by the user the agent now is: it could not keep its TOTP key or
+/// spool a single event, and would only look alive.
+fn check_state_writable(config: &Config, more: &[&str]) -> Result<(), Failure> {
+    let mut dirs = vec![config.state_dir.clone()];
+    dirs.extend(more.iter().map(|d| config.state_dir.join(d)));
+    for dir in dirs {
+        if let Err(e) = state::probe_writable(&dir) {
+            return Err(Failure::Refused(format!(
+                "the state dir is not writable by {}, which the agent runs as: creating a file in {}: {e}; \
+                 it could not save its TOTP key or spool events. Let that user reach and write {} \
+                 (every directory above it needs x for it), or choose another --state-dir",
+                crate::users::current_user(),
+                dir.display(),
+                config.state_dir.display(),
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Runs the agent until `shutdown` yields (SIGTERM/SIGINT), then says
 /// goodbye to the core. Errors are the ones that stop a start.
-pub fn run(config: Config, shutdown: async_channel::Receiver<()>) -> Result<(), String> {
+pub fn run(config: Config, shutdown: async_channel::Receiver<()>) -> Result<(), Failure> {
     let config = Rc::new(config);
     state::private_dir(&config.state_dir)
         .map_err(|e| format!("creating state dir {}: {e}", config.state_dir.display()))?;
@@ -50,11 +105,14 @@ pub fn run(config: Config, shutdown: async_channel::Receiver<()>) -> Result<(), 
         Mode::Full => {
             let listener = event_socket::bind(config.full.event_port)?;
             let supervisor = Supervisor::new(ex.clone(), shared.clone(), config.clone())?;
+            // Full mode keeps its user; the check still catches a read-only
+            // or foreign state dir before the agent looks healthy.
+            check_state_writable(&config, &["spool", "pots"])?;
             ex.spawn(event_socket::serve(
                 ex.clone(),
                 listener,
                 shared.clone(),
-                config.full.event_rate,
+                event_socket::Limits::new(config.full.event_rate),
                 Rc::new(EventSocketStats::default()),
             ))
             .detach();
@@ -75,6 +133,7 @@ pub fn run(config: Config, shutdown: async_channel::Receiver<()>) -> Result<(), 
                     who.gid
                 );
             }
+            check_state_writable(&config, &["spool"])?;
             ex.spawn(tripwires.run(ex.clone())).detach();
             let shared = shared.clone();
             ex.spawn(async move {

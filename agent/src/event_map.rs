@@ -99,6 +99,50 @@ pub fn map_line(line: &[u8], node_id: u64, pots: &[PotHint]) -> Result<PotEvent,
     })
 }
 
+/// Parses one line into a JSON object (the first step of every mapping).
+pub fn parse_object(line: &[u8]) -> Result<Map<String, Value>, MapError> {
+    let value: Value =
+        serde_json::from_slice(line).map_err(|e| MapError::NotJson(e.to_string()))?;
+    match value {
+        Value::Object(data) => Ok(data),
+        _ => Err(MapError::NotObject),
+    }
+}
+
+/// Whether `data` names an event type (else it is only a token line).
+pub fn has_event_type(data: &Map<String, Value>) -> bool {
+    non_empty_str(data.get("eventid")).is_some() || non_empty_str(data.get("event_type")).is_some()
+}
+
+/// Maps a line of a connection that authenticated as `pot` (PROTOCOL.md §8):
+/// as [`map_line`], except that the event is the pot's whatever the line
+/// says. A `pot_id` in the line is a claim the connection cannot make, so it
+/// is dropped; a `token` is a secret and never reaches `data`.
+pub fn map_pot_object(
+    mut data: Map<String, Value>,
+    node_id: u64,
+    pot: &PotHint,
+) -> Result<PotEvent, MapError> {
+    data.remove("token");
+    data.remove("pot_id");
+    let event_type = take_string(&mut data, "eventid")
+        .or_else(|| take_string(&mut data, "event_type"))
+        .ok_or(MapError::NoEventType)?;
+    let pot_type = take_string(&mut data, "pot_type")
+        .or_else(|| Some(pot.pot_type.clone()).filter(|t| !t.is_empty()))
+        .unwrap_or_else(|| type_from_event(&event_type));
+    let timestamp = take_timestamp(&mut data).unwrap_or_else(now_rfc3339);
+    Ok(PotEvent {
+        node_id,
+        pot_id: pot.pot_id.clone(),
+        pot_type,
+        event_type,
+        timestamp,
+        seq: None,
+        data,
+    })
+}
+
 fn non_empty_str(value: Option<&Value>) -> Option<&str> {
     value.and_then(Value::as_str).filter(|s| !s.is_empty())
 }
@@ -174,6 +218,23 @@ mod tests {
 
     fn map(line: &str, pots: &[PotHint]) -> PotEvent {
         map_line(line.as_bytes(), 7, pots).unwrap()
+    }
+
+    #[test]
+    fn a_pot_line_is_the_pots_whatever_it_claims_and_keeps_no_token() {
+        let pot = hint("real", "cowrie", true);
+        let line = r#"{"eventid":"cowrie.login.failed","pot_id":"other","sensor":"other","token":"s3cret","src_ip":"192.0.2.1"}"#;
+        let data = parse_object(line.as_bytes()).unwrap();
+        assert!(has_event_type(&data));
+        let ev = map_pot_object(data, 7, &pot).unwrap();
+        assert_eq!(ev.pot_id, "real");
+        assert_eq!(ev.pot_type, "cowrie");
+        assert!(!ev.data.contains_key("token"));
+        assert!(!ev.data.contains_key("pot_id"));
+        assert_eq!(ev.data["sensor"], "other");
+        let only_token = parse_object(br#"{"token":"s3cret"}"#).unwrap();
+        assert!(!has_event_type(&only_token));
+        assert!(parse_object(b"[1]").is_err());
     }
 
     #[test]

@@ -1,32 +1,75 @@
 //! The loopback event socket pots write to (PROTOCOL.md §8): one JSON object
 //! per line, each mapped to a `PotEvent` and appended to the spool.
 //!
-//! Bounded everywhere: at most [`MAX_CONNECTIONS`] pots at once, at most
-//! 64 KiB held per line (a longer line is dropped and counted), and a pot
-//! that sends more than `event_rate` lines a second is simply read less
-//! often — TCP pushes back on it, nothing it sent is lost, memory stays flat.
+//! Only pots write here. The supervisor gives each pot a random token in
+//! `HONEYBEE_POT_TOKEN`; the first line of a connection must be a JSON object
+//! with that `"token"` (`{"token":"..."}` alone, or an event carrying it).
+//! Every event of the connection is then that pot's, whatever `pot_id` or
+//! `sensor` its lines name, and a `token` field never reaches the event.
+//!
+//! Bounded everywhere, so that no local process can starve a pot:
+//! - at most [`MAX_PENDING`] connections that did not present a token yet;
+//!   a new one pushes out the oldest, and each has [`AUTH_TIMEOUT`] to send
+//!   its token line, or it is closed and counted;
+//! - at most [`MAX_PER_POT`] connections per pot (a new one pushes out the
+//!   pot's oldest), closed after [`IDLE_TIMEOUT`] without a byte;
+//! - at most 64 KiB held per line (a longer line is dropped and counted),
+//!   and a pot that sends more than `event_rate` lines a second per
+//!   connection is simply read less often — TCP pushes back on it, nothing
+//!   it sent is lost, memory stays flat.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use async_io::{Async, Timer};
-use futures_lite::AsyncReadExt;
-use honeybee_proto::{FrameError, LineDecoder};
+use futures_lite::{future, AsyncReadExt};
+use honeybee_proto::{FrameError, LineDecoder, PotEvent};
+use serde_json::Value;
 use smol::LocalExecutor;
 
-use crate::event_map::map_line;
+use crate::event_map::{has_event_type, map_pot_object, parse_object, PotHint};
 use crate::shared::Shared;
 
 /// The longest line a pot may write.
 pub const MAX_LINE: usize = 64 * 1024;
-/// Pot connections served at once; more are closed at once and counted.
-pub const MAX_CONNECTIONS: usize = 32;
+/// Connections per pot; a new one closes the pot's oldest.
+pub const MAX_PER_POT: usize = 4;
+/// Connections that have not presented a token yet; a new one closes the
+/// oldest of them.
+pub const MAX_PENDING: usize = 16;
+/// How long a new connection has to send its token line.
+pub const AUTH_TIMEOUT: Duration = Duration::from_secs(5);
+/// A pot connection that sends nothing for this long is closed.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Bytes read from a pot at once.
 const READ_BYTES: usize = 16 * 1024;
 /// How often the drop counters are logged when they moved.
 const REPORT_EVERY: Duration = Duration::from_secs(60);
+
+/// The socket's time limits (the constants above, shorter in unit tests).
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// See [`AUTH_TIMEOUT`].
+    pub auth: Duration,
+    /// See [`IDLE_TIMEOUT`].
+    pub idle: Duration,
+    /// Lines a second per connection.
+    pub rate: u32,
+}
+
+impl Limits {
+    /// The production limits with `rate` lines a second.
+    pub fn new(rate: u32) -> Limits {
+        Limits {
+            auth: AUTH_TIMEOUT,
+            idle: IDLE_TIMEOUT,
+            rate,
+        }
+    }
+}
 
 /// Counters of the event socket.
 #[derive(Default)]
@@ -37,11 +80,18 @@ pub struct EventSocketStats {
     pub too_long: Cell<u64>,
     /// Lines that were not a JSON object with an event type, dropped.
     pub unreadable: Cell<u64>,
-    /// Connections refused over [`MAX_CONNECTIONS`].
-    pub refused: Cell<u64>,
+    /// Connections closed because their first line held no valid token.
+    pub bad_token: Cell<u64>,
+    /// Connections closed because no token line came within the deadline.
+    pub auth_timeout: Cell<u64>,
+    /// Connections closed after [`IDLE_TIMEOUT`] without a byte.
+    pub idle_closed: Cell<u64>,
+    /// Connections pushed out by a newer one (pending pool or pot slots full).
+    pub evicted: Cell<u64>,
+    /// Lines of an authenticated connection carrying another token, dropped.
+    pub spoofed: Cell<u64>,
     /// Times a pot was paused for sending too fast.
     pub throttled: Cell<u64>,
-    open: Cell<usize>,
 }
 
 fn bump(c: &Cell<u64>, n: u64) {
@@ -54,15 +104,80 @@ pub fn bind(port: u16) -> Result<Async<TcpListener>, String> {
     Async::<TcpListener>::bind(addr).map_err(|e| format!("binding the event socket {addr}: {e}"))
 }
 
+/// One open connection: whose it is (none before its token), and the
+/// sender whose drop tells it to close.
+struct Slot {
+    pot: Option<String>,
+    _kick: async_channel::Sender<()>,
+}
+
+/// The open connections by age (ids only grow).
+#[derive(Default)]
+struct Slots {
+    next: Cell<u64>,
+    open: RefCell<BTreeMap<u64, Slot>>,
+}
+
+impl Slots {
+    /// Registers a new unauthenticated connection, closing the oldest
+    /// pending one if [`MAX_PENDING`] are open; true if one was closed.
+    fn admit(&self) -> (u64, async_channel::Receiver<()>, bool) {
+        let id = self.next.get();
+        self.next.set(id + 1);
+        let (kick, kicked) = async_channel::bounded(1);
+        let mut open = self.open.borrow_mut();
+        let evicted = Self::evict_oldest(&mut open, None, MAX_PENDING);
+        open.insert(
+            id,
+            Slot {
+                pot: None,
+                _kick: kick,
+            },
+        );
+        (id, kicked, evicted)
+    }
+
+    /// Marks `id` as `pot`'s, closing the pot's oldest connection if it has
+    /// [`MAX_PER_POT`] already; true if one was closed.
+    fn authenticated(&self, id: u64, pot: &str) -> bool {
+        let mut open = self.open.borrow_mut();
+        let evicted = Self::evict_oldest(&mut open, Some(pot), MAX_PER_POT);
+        if let Some(slot) = open.get_mut(&id) {
+            slot.pot = Some(pot.to_string());
+        }
+        evicted
+    }
+
+    fn evict_oldest(open: &mut BTreeMap<u64, Slot>, pot: Option<&str>, max: usize) -> bool {
+        let mine = open
+            .iter()
+            .filter(|(_, s)| s.pot.as_deref() == pot)
+            .map(|(id, _)| *id);
+        let ids: Vec<u64> = mine.collect();
+        if ids.len() < max {
+            return false;
+        }
+        if let Some(oldest) = ids.first() {
+            open.remove(oldest);
+        }
+        true
+    }
+
+    fn close(&self, id: u64) {
+        self.open.borrow_mut().remove(&id);
+    }
+}
+
 /// Accepts pot connections until the executor stops.
 pub async fn serve(
     ex: Rc<LocalExecutor<'static>>,
     listener: Async<TcpListener>,
     shared: Rc<Shared>,
-    rate: u32,
+    limits: Limits,
     stats: Rc<EventSocketStats>,
 ) {
     ex.spawn(report(stats.clone())).detach();
+    let slots = Rc::new(Slots::default());
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(s) => s,
@@ -72,16 +187,26 @@ pub async fn serve(
                 continue;
             }
         };
-        if stats.open.get() >= MAX_CONNECTIONS {
-            bump(&stats.refused, 1);
-            continue;
+        // Let the connections accepted so far read their token line before
+        // a burst of new ones can push them out of the pending pool.
+        future::yield_now().await;
+        let (id, kicked, evicted) = slots.admit();
+        if evicted {
+            bump(&stats.evicted, 1);
         }
-        stats.open.set(stats.open.get() + 1);
-        let (shared, stats) = (shared.clone(), stats.clone());
+        let (shared, stats, slots) = (shared.clone(), stats.clone(), slots.clone());
         ex.spawn(async move {
-            connection(stream, &shared, rate, &stats).await;
-            stats.open.set(stats.open.get() - 1);
-            log::debug!("event socket: {peer} closed");
+            let ended = future::or(
+                async {
+                    // Only a dropped sender ends this: an eviction.
+                    let _ = kicked.recv().await;
+                    "pushed out by a newer connection"
+                },
+                connection(stream, id, &slots, &shared, limits, &stats),
+            )
+            .await;
+            slots.close(id);
+            log::debug!("event socket: {peer} closed: {ended}");
         })
         .detach();
     }
@@ -109,65 +234,174 @@ impl Bucket {
     }
 }
 
+/// Reads into `buf` for at most `wait`; `None` on a timeout, 0 at the end.
+async fn read_within(
+    stream: &mut Async<TcpStream>,
+    buf: &mut [u8],
+    wait: Duration,
+) -> Option<usize> {
+    future::or(async { Some(stream.read(buf).await.unwrap_or(0)) }, async {
+        Timer::after(wait).await;
+        None
+    })
+    .await
+}
+
+/// Serves one connection; says why it ended.
 async fn connection(
     mut stream: Async<TcpStream>,
+    id: u64,
+    slots: &Slots,
     shared: &Shared,
-    rate: u32,
+    limits: Limits,
     stats: &EventSocketStats,
-) {
+) -> &'static str {
     let mut decoder = LineDecoder::dropping_long_lines(MAX_LINE);
-    let mut bucket = Bucket {
-        rate: f64::from(rate),
-        tokens: f64::from(rate),
-        at: Instant::now(),
-    };
     // Large reads: one spool write per read, not per line or two.
     let mut buf = vec![0u8; READ_BYTES];
+    let deadline = Instant::now() + limits.auth;
+    // First the token line, within the deadline.
+    let (pot, first) = loop {
+        let wait = deadline.saturating_duration_since(Instant::now());
+        let n = match read_within(&mut stream, &mut buf, wait).await {
+            None => {
+                bump(&stats.auth_timeout, 1);
+                return "no token line in time";
+            }
+            Some(0) => return "closed before its token",
+            Some(n) => n,
+        };
+        let _ = decoder.feed(buf.get(..n).unwrap_or_default());
+        match decoder.next_frame() {
+            Ok(None) => continue,
+            Err(FrameError::TooLong { .. }) => {
+                bump(&stats.bad_token, 1);
+                return "first line too long";
+            }
+            Ok(Some(line)) => match authenticate(line, shared) {
+                Some(found) => break found,
+                None => {
+                    bump(&stats.bad_token, 1);
+                    return "first line without a valid token";
+                }
+            },
+        }
+    };
+    if slots.authenticated(id, &pot.pot_id) {
+        bump(&stats.evicted, 1);
+    }
+    log::debug!("event socket: a connection of pot {}", pot.pot_id);
+    let mut bucket = Bucket {
+        rate: f64::from(limits.rate),
+        tokens: f64::from(limits.rate),
+        at: Instant::now(),
+    };
+    let mut events: Vec<PotEvent> = Vec::new();
+    if let Some(data) = first {
+        keep_event(data, &pot, shared, stats, &mut events);
+    }
     loop {
-        let n = match stream.read(&mut buf).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => n,
+        take_events(&mut decoder, &pot, shared, stats, &mut events);
+        if !events.is_empty() {
+            let count = events.len();
+            bump(&stats.accepted, count as u64);
+            shared.count_pot_events(&events);
+            let batch = std::mem::take(&mut events);
+            if let Err(e) = shared.spool.borrow_mut().push_all(shared.node_id, batch) {
+                log::error!("spool: writing events: {e}");
+            }
+            shared.wake();
+            let pause = bucket.take(count);
+            if !pause.is_zero() {
+                bump(&stats.throttled, 1);
+                Timer::after(pause).await;
+            }
+        }
+        // A pot with more to send must not keep the thread from the uplink.
+        futures_lite::future::yield_now().await;
+        let n = match read_within(&mut stream, &mut buf, limits.idle).await {
+            None => {
+                bump(&stats.idle_closed, 1);
+                return "idle";
+            }
+            Some(0) => return "closed by the pot",
+            Some(n) => n,
         };
         // Never fails in the dropping mode: a long line is cut, not refused.
         let _ = decoder.feed(buf.get(..n).unwrap_or_default());
-        let events = take_events(&mut decoder, shared, stats);
-        // A pot with more to send must not keep the thread from the uplink.
-        futures_lite::future::yield_now().await;
-        if events.is_empty() {
-            continue;
-        }
-        let count = events.len();
-        bump(&stats.accepted, count as u64);
-        shared.count_pot_events(&events);
-        if let Err(e) = shared.spool.borrow_mut().push_all(shared.node_id, events) {
-            log::error!("spool: writing events: {e}");
-        }
-        shared.wake();
-        let pause = bucket.take(count);
-        if !pause.is_zero() {
-            bump(&stats.throttled, 1);
-            Timer::after(pause).await;
+    }
+}
+
+/// The pot whose token the first line holds, and the line itself when it
+/// is also an event.
+fn authenticate(
+    line: &[u8],
+    shared: &Shared,
+) -> Option<(PotHint, Option<serde_json::Map<String, Value>>)> {
+    let data = parse_object(line).ok()?;
+    let token = data.get("token").and_then(Value::as_str)?;
+    let pot_id = shared.pot_for_token(token)?;
+    let pot_type = shared
+        .pot_hints
+        .borrow()
+        .iter()
+        .find(|h| h.pot_id == pot_id)
+        .map(|h| h.pot_type.clone())
+        .unwrap_or_default();
+    let pot = PotHint {
+        pot_id,
+        pot_type,
+        running: true,
+    };
+    Some((pot, has_event_type(&data).then_some(data)))
+}
+
+/// Maps one line of `pot`'s into `events`, or counts why not.
+fn keep_event(
+    data: serde_json::Map<String, Value>,
+    pot: &PotHint,
+    shared: &Shared,
+    stats: &EventSocketStats,
+    events: &mut Vec<PotEvent>,
+) {
+    match map_pot_object(data, shared.node_id, pot) {
+        Ok(e) => events.push(e),
+        Err(e) => {
+            bump(&stats.unreadable, 1);
+            log::debug!("event socket: {e}");
         }
     }
 }
 
 fn take_events(
     decoder: &mut LineDecoder,
+    pot: &PotHint,
     shared: &Shared,
     stats: &EventSocketStats,
-) -> Vec<honeybee_proto::PotEvent> {
-    let hints = shared.pot_hints.borrow();
-    let mut events = Vec::new();
+    events: &mut Vec<PotEvent>,
+) {
     loop {
         match decoder.next_frame() {
-            Ok(Some(line)) => match map_line(line, shared.node_id, &hints) {
-                Ok(e) => events.push(e),
+            Ok(Some(line)) => match parse_object(line) {
+                Ok(data) => {
+                    // A line naming another token is someone else's words.
+                    let claimed = data.get("token").and_then(Value::as_str);
+                    if claimed
+                        .is_some_and(|t| shared.pot_for_token(t).as_ref() != Some(&pot.pot_id))
+                    {
+                        bump(&stats.spoofed, 1);
+                    } else if claimed.is_some() && !has_event_type(&data) {
+                        // A repeated token line: nothing to keep.
+                    } else {
+                        keep_event(data, pot, shared, stats, events);
+                    }
+                }
                 Err(e) => {
                     bump(&stats.unreadable, 1);
                     log::debug!("event socket: {e}");
                 }
             },
-            Ok(None) => return events,
+            Ok(None) => return,
             Err(FrameError::TooLong { .. }) => bump(&stats.too_long, 1),
         }
     }
@@ -175,19 +409,24 @@ fn take_events(
 
 /// Logs the drop counters when they moved, once a minute at most.
 async fn report(stats: Rc<EventSocketStats>) {
-    let mut last = (0, 0, 0, 0);
+    let mut last = [0u64; 8];
     loop {
         Timer::after(REPORT_EVERY).await;
-        let now = (
+        let now = [
             stats.too_long.get(),
             stats.unreadable.get(),
-            stats.refused.get(),
+            stats.bad_token.get(),
+            stats.auth_timeout.get(),
+            stats.idle_closed.get(),
+            stats.evicted.get(),
+            stats.spoofed.get(),
             stats.throttled.get(),
-        );
+        ];
         if now != last {
+            let [long, unreadable, bad, late, idle, evicted, spoofed, throttled] = now;
             log::warn!(
-                "event socket: {} lines over {} bytes and {} unreadable lines dropped, {} connections refused, {} pauses of a pot sending over the rate limit (since start)",
-                now.0, MAX_LINE, now.1, now.2, now.3
+                "event socket (since start): {long} lines over {MAX_LINE} bytes and {unreadable} unreadable lines dropped; connections closed: {bad} without a valid token, {late} without a token within {} s, {idle} idle for {} s, {evicted} pushed out by newer ones; {spoofed} lines naming another pot's token dropped; {throttled} pauses of a pot sending over the rate limit",
+                AUTH_TIMEOUT.as_secs(), IDLE_TIMEOUT.as_secs()
             );
             last = now;
         }

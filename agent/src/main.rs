@@ -50,7 +50,7 @@ fn main() -> ExitCode {
         Err(e) => {
             log::error!("{e}");
             eprintln!("honeybee-agent: {e}");
-            ExitCode::from(1)
+            ExitCode::from(e.exit_code())
         }
     }
 }

@@ -46,6 +46,9 @@ pub struct Shared {
     pub pot_events: RefCell<HashMap<String, u64>>,
     /// Said with the first NodeEvent Started (Extension mode: its ports).
     pub started_description: RefCell<Option<String>>,
+    /// The event socket token of each running pot (pot id, token); at most
+    /// one per installed pot, so bounded by the supervisor's pot limit.
+    pot_tokens: RefCell<Vec<(String, String)>>,
 }
 
 impl Shared {
@@ -67,7 +70,40 @@ impl Shared {
             pot_hints: RefCell::new(Vec::new()),
             pot_events: RefCell::new(HashMap::new()),
             started_description: RefCell::new(None),
+            pot_tokens: RefCell::new(Vec::new()),
         }
+    }
+
+    /// A fresh random token for `pot_id`'s event socket connections
+    /// (PROTOCOL.md §8), replacing the one of its last start. The caller
+    /// hands it to the pot in `HONEYBEE_POT_TOKEN`; it is never logged.
+    pub fn issue_pot_token(&self, pot_id: &str) -> Result<String, String> {
+        let mut bytes = [0u8; 32];
+        getrandom::fill(&mut bytes)
+            .map_err(|e| format!("choosing the event token of pot {pot_id}: {e}"))?;
+        let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let mut tokens = self.pot_tokens.borrow_mut();
+        tokens.retain(|(id, _)| id != pot_id);
+        tokens.push((pot_id.to_string(), token.clone()));
+        Ok(token)
+    }
+
+    /// Forgets `pot_id`'s token: new connections cannot present it.
+    pub fn revoke_pot_token(&self, pot_id: &str) {
+        self.pot_tokens.borrow_mut().retain(|(id, _)| id != pot_id);
+    }
+
+    /// The pot whose token `token` is. Every token is compared in full, in
+    /// time that depends only on the lengths, so a local process cannot
+    /// guess one byte by byte from how fast it is refused.
+    pub fn pot_for_token(&self, token: &str) -> Option<String> {
+        let mut found = None;
+        for (id, t) in self.pot_tokens.borrow().iter() {
+            if constant_time_eq(t.as_bytes(), token.as_bytes()) {
+                found = Some(id.clone());
+            }
+        }
+        found
     }
 
     /// Counts events per pot, for installed pots only (the map stays as
@@ -148,5 +184,29 @@ impl Shared {
     /// Waits for [`Shared::stop`].
     pub async fn stopped(&self) {
         let _ = self.stop_rx.recv().await;
+    }
+}
+
+/// `a == b`, looking at every byte of both whatever differs.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = u8::from(a.len() != b.len());
+    for (i, x) in a.iter().enumerate() {
+        diff |= x ^ b.get(i).copied().unwrap_or(!x);
+    }
+    diff == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::constant_time_eq;
+
+    #[test]
+    fn token_comparison() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"ab"));
+        assert!(!constant_time_eq(b"ab", b"abc"));
+        assert!(!constant_time_eq(b"", b"a"));
+        assert!(constant_time_eq(b"", b""));
     }
 }

@@ -72,6 +72,19 @@ pub fn check_state_dir(dir: &Path) -> Result<(), String> {
     }
 }
 
+/// Proves that this process can create and remove a file in `dir` (a probe
+/// named `.write-probe`, mode 0600), the way every state write does.
+pub fn probe_writable(dir: &Path) -> io::Result<()> {
+    let probe = dir.join(".write-probe");
+    let _ = fs::remove_file(&probe);
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&probe)?;
+    fs::remove_file(&probe)
+}
+
 /// Replaces `path` with `bytes`, atomically, mode 0600.
 pub fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let tmp = path.with_extension("tmp");

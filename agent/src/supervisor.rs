@@ -442,7 +442,7 @@ impl Supervisor {
             .source
             .as_ref()
             .ok_or("the pot is not installed (install failed)")?;
-        let env = potstore::pot_env(
+        let mut env = potstore::pot_env(
             &source.manifest,
             &pot.saved.config,
             id,
@@ -452,6 +452,12 @@ impl Supervisor {
             node_id,
         )
         .map_err(|e| e.0)?;
+        // A new token each start: only this run of this pot can write its
+        // events (PROTOCOL.md §8).
+        env.push((
+            "HONEYBEE_POT_TOKEN".to_string(),
+            self.shared.issue_pot_token(id)?,
+        ));
         pot.generation += 1;
         let generation = pot.generation;
         let pot_id = id.to_string();
@@ -514,6 +520,7 @@ impl Supervisor {
         if pot.native.take().is_some() {
             log::info!("native pot {id} stopped");
         }
+        self.shared.revoke_pot_token(id);
         if let Some(p) = pot.process.take() {
             p.stop(grace).await;
             log::info!("pot {id} stopped");
@@ -784,6 +791,7 @@ impl Supervisor {
             return; // stopped on purpose
         }
         let ran = pot.process.take().map(|p| p.started.elapsed());
+        self.shared.revoke_pot_token(id);
         let now = Instant::now();
         if ran.is_some_and(|r| r >= HEALTHY_RUN) {
             // A pot that ran a while and then died (an attacker's crafted

@@ -110,6 +110,25 @@ fn group_id(group: &str, name: &str) -> Option<u32> {
     })
 }
 
+/// The user this process runs as, for messages: `name (uid N)`, or
+/// `uid N` when /etc/passwd does not name it.
+pub fn current_user() -> String {
+    let uid = geteuid().as_raw();
+    let name = std::fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|passwd| {
+            passwd.lines().find_map(|line| {
+                let mut f = line.split(':');
+                let name = f.next()?;
+                (f.nth(1)?.parse::<u32>().ok()? == uid).then(|| name.to_string())
+            })
+        });
+    match name {
+        Some(n) => format!("user {n} (uid {uid})"),
+        None => format!("uid {uid}"),
+    }
+}
+
 /// `name`'s uid and gid in /etc/passwd text, unless it is root.
 pub fn local_user(passwd: &str, name: &str) -> Option<RunAs> {
     passwd.lines().find_map(|line| {

@@ -11,8 +11,9 @@
 //! printed when a test panics. Dropping the [`Agent`] sends SIGTERM, waits
 //! 5 s, then SIGKILLs.
 //!
-//! [`send_events`] and [`cowrie_line`] play a pot writing to the event
-//! socket (PROTOCOL.md §8).
+//! [`send_events`], [`connect_as_pot`] and [`cowrie_line`] play a pot
+//! writing to the event socket (PROTOCOL.md §8), with a token obtained the
+//! way a pot gets it ([`crate::test_pot::start_token_pot`]).
 //!
 //! [`Core`]: crate::Core
 //! [`LinkProxy`]: crate::link_proxy::LinkProxy
@@ -497,6 +498,17 @@ impl Agent {
         }
     }
 
+    /// Waits up to `timeout` for the agent to exit on its own and returns
+    /// its status; `None` if it still runs then (it is left running).
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let child = self.child.as_mut()?;
+        let status = crate::poll_until(timeout, Duration::from_millis(20), || {
+            child.try_wait().ok().flatten()
+        })?;
+        self.child = None;
+        Some(status)
+    }
+
     /// Sends SIGTERM and waits up to `timeout` for the exit. SIGKILLs and
     /// panics (with stderr) if it does not exit in time.
     #[track_caller]
@@ -570,12 +582,29 @@ pub fn connect_event_socket(addr: SocketAddr, timeout: Duration) -> TcpStream {
     }
 }
 
-/// Writes `lines` to the event socket at `addr` on one connection (a `\n`
-/// is added to each line that lacks one), then closes it. Retries the
-/// connect for up to 5 s; panics on a write error.
+/// The line a pot opens each event socket connection with (PROTOCOL.md
+/// §8): `{"token":"..."}`, no newline.
+pub fn token_line(token: &str) -> String {
+    json!({ "token": token }).to_string()
+}
+
+/// [`connect_event_socket`], then the token line of the pot holding
+/// `token` (see [`crate::test_pot::start_token_pot`]).
 #[track_caller]
-pub fn send_events(addr: SocketAddr, lines: &[String]) {
-    let s = connect_event_socket(addr, EVENT_CONNECT_TIMEOUT);
+pub fn connect_as_pot(addr: SocketAddr, token: &str, timeout: Duration) -> TcpStream {
+    let mut s = connect_event_socket(addr, timeout);
+    if let Err(e) = s.write_all(format!("{}\n", token_line(token)).as_bytes()) {
+        panic!("writing the token line to {addr}: {e}");
+    }
+    s
+}
+
+/// Writes `lines` to the event socket at `addr` on one connection, as the
+/// pot holding `token` (a `\n` is added to each line that lacks one), then
+/// closes it. Retries the connect for up to 5 s; panics on a write error.
+#[track_caller]
+pub fn send_events(addr: SocketAddr, token: &str, lines: &[String]) {
+    let s = connect_as_pot(addr, token, EVENT_CONNECT_TIMEOUT);
     let mut w = BufWriter::with_capacity(64 * 1024, s);
     for (i, l) in lines.iter().enumerate() {
         let r = w.write_all(l.as_bytes()).and_then(|()| {

@@ -84,6 +84,8 @@ INTERVAL = float(os.environ.get("HONEYBEE_CFG_INTERVAL") or "1")
 SRC_IP = os.environ.get("HONEYBEE_CFG_SRC_IP") or "198.51.100.7"
 BG = int(os.environ.get("HONEYBEE_TEST_BG_PID") or "0")
 REPORTS = os.environ.get("HONEYBEE_TEST_REPORTS") or ""
+# Each connection opens with the pot's token (PROTOCOL.md section 8).
+TOKEN_LINE = (json.dumps({"token": os.environ.get("HONEYBEE_POT_TOKEN", "")}) + "\n").encode()
 SESSION = "%s-%d" % (POT_ID, os.getpid())
 conn = None
 sent = 0
@@ -135,6 +137,7 @@ def send(text):
         try:
             if conn is None:
                 conn = socket.create_connection((HOST, int(PORT)), timeout=5)
+                conn.sendall(TOKEN_LINE)
             conn.sendall(data)
             return
         except OSError:
@@ -690,10 +693,53 @@ impl TestPotstore {
         parse_env(&self.report(pot_id, "start-env").unwrap_or_default())
     }
 
+    /// The event socket token (`HONEYBEE_POT_TOKEN`) of the last start of
+    /// `pot_id`, once it started; waits up to `timeout`, panics otherwise.
+    /// This is how a test writing to the event socket itself gets a token:
+    /// the way a pot gets it, from a pot the agent started.
+    #[track_caller]
+    pub fn wait_token(&self, pot_id: &str, timeout: Duration) -> String {
+        crate::wait_for(
+            &format!("pot {pot_id} to start with HONEYBEE_POT_TOKEN"),
+            timeout,
+            Duration::from_millis(20),
+            || {
+                self.pot_pid(pot_id)?;
+                self.start_env(pot_id).remove("HONEYBEE_POT_TOKEN")
+            },
+        )
+    }
+
     /// The `HONEYBEE_*` environment of the last `install` of `pot_id`.
     pub fn install_env(&self, pot_id: &str) -> BTreeMap<String, String> {
         parse_env(&self.report(pot_id, "install-env").unwrap_or_default())
     }
+}
+
+/// Has node `node_id` install and start pot type `pot_type` of `store` (a
+/// [`TestPot::sleeper`] is enough) as `pot_id`, through `api`, and returns
+/// the event socket token that start got ([`TestPotstore::wait_token`]):
+/// what a test presents to write events as that pot.
+#[track_caller]
+pub fn start_token_pot(
+    api: &crate::Api,
+    node_id: u64,
+    store: &TestPotstore,
+    pot_type: &str,
+    pot_id: &str,
+) -> String {
+    let before = store.starts(pot_id);
+    api.command(
+        node_id,
+        &json!({"InstallPot": {"pot_id": pot_id, "honeypot_type": pot_type, "auto_start": true}}),
+    );
+    crate::wait_for(
+        &format!("pot {pot_id} to start"),
+        Duration::from_secs(30),
+        Duration::from_millis(20),
+        || (store.starts(pot_id) > before).then_some(()),
+    );
+    store.wait_token(pot_id, Duration::from_secs(30))
 }
 
 fn parse_env(text: &str) -> BTreeMap<String, String> {

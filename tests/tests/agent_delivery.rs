@@ -8,22 +8,36 @@ use std::collections::BTreeSet;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use honeybee_tests::agent_process::{connect_event_socket, cowrie_line, send_events};
-use honeybee_tests::{Agent, Core, LinkProxy, Pki};
+use honeybee_tests::agent_process::{connect_as_pot, cowrie_line, send_events};
+use honeybee_tests::test_pot::start_token_pot;
+use honeybee_tests::{Agent, Core, LinkProxy, Pki, TestPot, TestPotstore};
 use nix::sys::signal::Signal;
 use serde_json::Value;
 
 const T: Duration = Duration::from_secs(30);
 
-/// Sends `n` events at about `per_second`, in chunks, from a thread.
+/// A potstore with the sleeper pot type `relay`: the tests write events
+/// themselves, as a pot of that type the agent started.
+fn relay_store(core: &Core) -> TestPotstore {
+    TestPotstore::new(core.workspace().path().join("potstore")).with(TestPot::sleeper("relay"))
+}
+
+/// Starts a `relay` pot `pot_id` on node `id` and returns its event token.
+fn token(core: &Core, id: u64, store: &TestPotstore, pot_id: &str) -> String {
+    start_token_pot(core.api(), id, store, "relay", pot_id)
+}
+
+/// Sends `n` events at about `per_second`, in chunks, from a thread, as the
+/// pot holding `token`.
 fn paced_sender(
     addr: std::net::SocketAddr,
+    token: String,
     first: u64,
     n: u64,
     per_second: u64,
 ) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
-        let mut sock = connect_event_socket(addr, T);
+        let mut sock = connect_as_pot(addr, &token, T);
         let chunk = (per_second / 20).max(1);
         let mut i = first;
         while i < first + n {
@@ -81,13 +95,16 @@ fn stored_total(core: &Core) -> f64 {
 #[test]
 fn a_core_killed_mid_stream_loses_nothing_and_stores_each_event_once() {
     let mut core = Core::start();
+    let store = relay_store(&core);
     let agent = Agent::full(core.node_addr)
         .workspace(core.workspace())
+        .potstore(store.path())
         .start();
     let id = agent.node_id();
     core.api().wait_status(id, "Running", T);
+    let token = token(&core, id, &store, "pot-a");
     let total = 20_000u64;
-    let sender = paced_sender(agent.event_addr(), 0, total, 5_000);
+    let sender = paced_sender(agent.event_addr(), token, 0, total, 5_000);
     let deadline = Instant::now() + T;
     while stored_total(&core) < 3_000.0 {
         assert!(Instant::now() < deadline, "the stream did not start");
@@ -112,13 +129,16 @@ fn a_core_killed_mid_stream_loses_nothing_and_stores_each_event_once() {
 fn a_cut_link_loses_nothing() {
     let core = Core::start();
     let proxy = LinkProxy::start(core.node_addr);
+    let store = relay_store(&core);
     let agent = Agent::full(proxy.addr())
         .workspace(core.workspace())
+        .potstore(store.path())
         .start();
     let id = agent.node_id();
     core.api().wait_status(id, "Running", T);
+    let token = token(&core, id, &store, "pot-a");
     let total = 5_000u64;
-    let sender = paced_sender(agent.event_addr(), 0, total, 2_500);
+    let sender = paced_sender(agent.event_addr(), token, 0, total, 2_500);
     std::thread::sleep(Duration::from_millis(700));
     proxy.cut();
     std::thread::sleep(Duration::from_millis(1500));
@@ -138,17 +158,22 @@ fn a_cut_link_loses_nothing() {
 fn a_spool_past_its_bound_reports_the_dropped_count_as_an_alarm() {
     let core = Core::start();
     let proxy = LinkProxy::start(core.node_addr);
-    proxy.cut();
+    let store = relay_store(&core);
     let agent = Agent::full(proxy.addr())
         .workspace(core.workspace())
+        .potstore(store.path())
         .config("[spool]\nmax_bytes = 16384\n")
         .start();
     let id = agent.node_id();
+    core.api().wait_status(id, "Running", T);
+    // The pot starts through the core; then the link goes.
+    let token = token(&core, id, &store, "pot-a");
+    proxy.cut();
     let total = 400u64;
     let lines: Vec<String> = (0..total)
         .map(|k| cowrie_line("pot-a", "cowrie.login.failed", "203.0.113.6", k))
         .collect();
-    send_events(agent.event_addr(), &lines);
+    send_events(agent.event_addr(), &token, &lines);
     std::thread::sleep(Duration::from_millis(500));
     proxy.restore();
     let node = core.api().wait_node(id, T, |n| {
@@ -198,9 +223,14 @@ fn tls_with_totp_survives_an_agent_restart() {
             "localhost".into(),
         ])
     };
-    let mut agent = tls(Agent::full(core.node_addr).workspace(core.workspace())).start();
+    let store = relay_store(&core);
+    let mut agent = tls(Agent::full(core.node_addr)
+        .workspace(core.workspace())
+        .potstore(store.path()))
+    .start();
     let id = agent.node_id();
     core.api().wait_status(id, "Running", T);
+    let token = token(&core, id, &store, "pot-t");
     let key = agent.identity().expect("identity")["totp_key"].clone();
     assert!(key.is_string(), "the core's TOTP key is kept");
     let batch = |from: u64| -> Vec<String> {
@@ -208,8 +238,9 @@ fn tls_with_totp_survives_an_agent_restart() {
             .map(|k| cowrie_line("pot-t", "cowrie.login.failed", "203.0.113.7", k))
             .collect()
     };
-    send_events(agent.event_addr(), &batch(0));
+    send_events(agent.event_addr(), &token, &batch(0));
     wait_stored(&core, id, 10, T);
+    let starts = store.starts("pot-t");
     assert!(agent.terminate(T).success());
     core.api().wait_status(id, "Stopped", T);
     // Again, at once: the same TOTP step must not be presented twice.
@@ -220,7 +251,12 @@ fn tls_with_totp_survives_an_agent_restart() {
         key,
         "no second key"
     );
-    send_events(agent.event_addr(), &batch(10));
+    // The restarted agent brought its pot back, with a new token.
+    honeybee_tests::wait_for("pot-t to start again", T, Duration::from_millis(20), || {
+        (store.starts("pot-t") > starts).then_some(())
+    });
+    let token = store.wait_token("pot-t", T);
+    send_events(agent.event_addr(), &token, &batch(10));
     let events = wait_stored(&core, id, 20, T);
     let seqs = seqs_once(&events);
     assert_eq!(seqs, (1..=20).collect(), "seq goes on across the restart");
@@ -240,13 +276,16 @@ fn hwm_kb(pid: u32) -> u64 {
 #[test]
 fn garbage_oversize_lines_and_a_flood_leave_the_agent_up_with_flat_memory() {
     let core = Core::start();
+    let store = relay_store(&core);
     let mut agent = Agent::full(core.node_addr)
         .workspace(core.workspace())
+        .potstore(store.path())
         .start();
     let id = agent.node_id();
     core.api().wait_status(id, "Running", T);
+    let token = token(&core, id, &store, "pot-g");
     let addr = agent.event_addr();
-    let mut sock = connect_event_socket(addr, T);
+    let mut sock = connect_as_pot(addr, &token, T);
     sock.write_all(b"not json at all\n[1,2,3]\n{\"no\":\"eventid\"}\n")
         .expect("write");
     let huge = format!(
@@ -268,8 +307,9 @@ fn garbage_oversize_lines_and_a_flood_leave_the_agent_up_with_flat_memory() {
     let before = agent.rss_kb().expect("rss");
     let flooders: Vec<_> = (0..4u64)
         .map(|t| {
+            let token = token.clone();
             std::thread::spawn(move || {
-                let mut s = connect_event_socket(addr, T);
+                let mut s = connect_as_pot(addr, &token, T);
                 let mut chunk = String::new();
                 for k in 0..500 {
                     chunk.push_str(&cowrie_line(
@@ -310,7 +350,11 @@ fn garbage_oversize_lines_and_a_flood_leave_the_agent_up_with_flat_memory() {
     }
     let flood = core.api().all_events(&[("event_type", "flood.x")]).len();
     assert_eq!(flood, 4 * 500 * 25, "nothing a flooding pot sent was lost");
-    send_events(addr, &[cowrie_line("pot-g", "good.two", "203.0.113.8", 2)]);
+    send_events(
+        addr,
+        &token,
+        &[cowrie_line("pot-g", "good.two", "203.0.113.8", 2)],
+    );
     let all = wait_stored(&core, id, 4 * 500 * 25 + 2, T);
     assert_eq!(all.len(), 4 * 500 * 25 + 2);
     seqs_once(&all);
@@ -360,16 +404,20 @@ fn mtls_with_a_client_certificate() {
 fn a_killed_agent_loses_nothing_that_reached_its_spool() {
     let core = Core::start();
     let proxy = LinkProxy::start(core.node_addr);
-    proxy.cut();
+    let store = relay_store(&core);
     let mut agent = Agent::full(proxy.addr())
         .workspace(core.workspace())
+        .potstore(store.path())
         .start();
     let id = agent.node_id();
+    core.api().wait_status(id, "Running", T);
+    let token = token(&core, id, &store, "pot-k");
+    proxy.cut();
     let total = 1_000u64;
     let lines: Vec<String> = (0..total)
         .map(|k| cowrie_line("pot-k", "cowrie.login.failed", "203.0.113.10", k))
         .collect();
-    send_events(agent.event_addr(), &lines);
+    send_events(agent.event_addr(), &token, &lines);
     // Wait until the agent has written all of them to its spool file.
     let spool = agent.state_dir().join("spool");
     let deadline = Instant::now() + T;

@@ -330,11 +330,14 @@ fn sigterm_shows_the_node_stopped_and_a_restarted_agent_brings_its_pot_back() {
 #[test]
 fn cowrie_json_lines_arrive_unchanged_and_restart_reconnects() {
     let core = Core::start();
-    let store = potstore(&core, vec![]);
+    // The test writes Cowrie's lines itself, as a pot of type cowrie.
+    let store = potstore(&core, vec![TestPot::sleeper("cowrie")]);
     let (agent, id) = full_agent(&core, &store);
+    let token =
+        honeybee_tests::test_pot::start_token_pot(core.api(), id, &store, "cowrie", "cowrie-01");
     let fixture = include_str!("../fixtures/cowrie-socketlog.ndjson");
     let lines: Vec<String> = fixture.lines().map(String::from).collect();
-    honeybee_tests::agent_process::send_events(agent.event_addr(), &lines);
+    honeybee_tests::agent_process::send_events(agent.event_addr(), &token, &lines);
     let events = wait_events(&core, "cowrie-01", lines.len());
     assert!(events.iter().all(|e| e["pot_type"] == "cowrie"));
     let failed: Vec<&Value> = events

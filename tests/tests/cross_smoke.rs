@@ -262,8 +262,9 @@ fn full_mode_delivers_an_event(arch: Arch) {
         return;
     };
     let core = Core::start();
-    let potstore = core.workspace().path().join("potstore");
-    std::fs::create_dir_all(&potstore).expect("potstore dir");
+    let store = honeybee_tests::TestPotstore::new(core.workspace().path().join("potstore"))
+        .with(honeybee_tests::TestPot::sleeper("relay"));
+    let potstore = store.path().to_path_buf();
     let port = free_port();
     let extra = [
         s("--potstore"),
@@ -273,7 +274,10 @@ fn full_mode_delivers_an_event(arch: Arch) {
     ];
     let (mut agent, id) = agent(&core, &emu, arch, "full", &extra, || listening_on(port));
     let line = cowrie_line("qemu-pot", "cowrie.login.failed", "203.0.113.9", 7);
-    send_events(SocketAddr::from(([127, 0, 0, 1], port)), &[line]);
+    // Written by the test as the pot `qemu-pot` the agent started.
+    let token =
+        honeybee_tests::test_pot::start_token_pot(core.api(), id, &store, "relay", "qemu-pot");
+    send_events(SocketAddr::from(([127, 0, 0, 1], port)), &token, &[line]);
     let node = s(id);
     let e = agent.wait("the event in GET /api/v1/events", || {
         core.api()

@@ -188,7 +188,7 @@ fn cowrie_installs_records_an_ssh_attack_and_stops_cleanly() {
         format!("listen_endpoints = tcp:{ssh_port}:interface=127.0.0.1"),
         format!("listen_endpoints = tcp:{telnet_port}:interface=127.0.0.1"),
         format!("sensor_name = {POT}"),
-        format!("address = {}", agent.event_addr()),
+        "[output_honeybee]\nenabled = true".to_string(),
         "out_addr = 127.0.0.1".to_string(),
     ] {
         assert!(cfg.contains(&want), "{want:?} missing from:\n{cfg}");

@@ -172,9 +172,27 @@ function hp_emit(array $event): void
 }
 
 /**
+ * The line that proves to the agent that this is the pot (PROTOCOL.md
+ * section 8): {"token": HONEYBEE_POT_TOKEN}. Sent, never stored.
+ */
+function hp_token_line(): ?string
+{
+    $token = getenv('HONEYBEE_POT_TOKEN');
+    if (!is_string($token) || $token === '' || strlen($token) > 256) {
+        return null;
+    }
+    $json = json_encode(['token' => $token]);
+    return is_string($json) ? $json . "\n" : null;
+}
+
+/**
  * Writes $line to HONEYBEE_EVENT_ADDR over one persistent connection per
  * PHP process (PHP checks that a kept connection is still alive before
  * reusing it). A refused or slow agent costs at most the timeouts.
+ *
+ * The token line goes before every event line: whether a kept connection
+ * is new cannot be told, and the agent takes the token as the first line
+ * of a new connection and skips it on one that presented it already.
  */
 function hp_send(string $line): bool
 {
@@ -182,6 +200,11 @@ function hp_send(string $line): bool
     if (!is_string($addr) || $addr === '' || strlen($addr) > 300) {
         return false;
     }
+    $hello = hp_token_line();
+    if ($hello === null) {
+        return false;
+    }
+    $line = $hello . $line;
     for ($attempt = 0; $attempt < 2; $attempt++) {
         $errno = 0;
         $errstr = '';
