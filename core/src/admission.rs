@@ -196,6 +196,75 @@ impl Admission {
     }
 }
 
+/// Turns refusals into log lines an operator can read without a flood of
+/// them: the first refusal at once, then one summary at most every
+/// [`REPORT_EVERY`], with counts per reason and the address refused most.
+#[derive(Debug, Default)]
+pub struct RefusalReport {
+    counts: [u64; 4],
+    top: Option<(IpAddr, u64)>,
+    by_source: HashMap<IpAddr, u64>,
+    last: Option<Instant>,
+}
+
+/// The shortest time between two refusal summaries.
+pub const REPORT_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+/// Sources counted between two summaries; more still count per reason.
+const REPORT_SOURCES: usize = 1024;
+
+impl RefusalReport {
+    /// Records a refusal of `source` for `why`; returns a line to log
+    /// when one is due (`what` names the port: "node connections").
+    pub fn record(
+        &mut self,
+        what: &str,
+        why: Refusal,
+        source: IpAddr,
+        now: Instant,
+    ) -> Option<String> {
+        let i = Refusal::ALL.iter().position(|r| *r == why).unwrap_or(0);
+        if let Some(c) = self.counts.get_mut(i) {
+            *c += 1;
+        }
+        if self.by_source.len() < REPORT_SOURCES || self.by_source.contains_key(&source) {
+            let n = self.by_source.entry(source).or_insert(0);
+            *n += 1;
+            if self.top.is_none_or(|(_, best)| *n > best) {
+                self.top = Some((source, *n));
+            }
+        }
+        if self
+            .last
+            .is_some_and(|t| now.duration_since(t) < REPORT_EVERY)
+        {
+            return None;
+        }
+        let reasons: Vec<String> = Refusal::ALL
+            .iter()
+            .zip(self.counts)
+            .filter(|(_, n)| *n > 0)
+            .map(|(r, n)| format!("{} {n}", r.label()))
+            .collect();
+        let line = format!(
+            "refused {} {what} ({}); most from {} ({} addresses){}",
+            self.counts.iter().sum::<u64>(),
+            reasons.join(", "),
+            self.top.map(|(ip, _)| ip.to_string()).unwrap_or_default(),
+            self.by_source.len(),
+            if self.last.is_some() {
+                format!(" in the last {} s or more", REPORT_EVERY.as_secs())
+            } else {
+                String::new()
+            }
+        );
+        *self = RefusalReport {
+            last: Some(now),
+            ..RefusalReport::default()
+        };
+        Some(line)
+    }
+}
+
 impl Drop for Permit {
     fn drop(&mut self) {
         self.admission.release(self.source);
@@ -273,5 +342,34 @@ mod tests {
             a.admit(ip("127.0.0.5"), now).is_ok(),
             "a freed place is reusable"
         );
+    }
+
+    #[test]
+    fn refusals_are_reported_at_once_then_summarised() {
+        let mut r = RefusalReport::default();
+        let t0 = Instant::now();
+        let first = r.record("node connections", Refusal::SourceRate, ip("10.0.0.1"), t0);
+        assert!(first.unwrap().contains("source_rate 1"));
+        for i in 0..500u32 {
+            let src = IpAddr::from([10, 0, (i % 3) as u8, 1]);
+            assert_eq!(
+                r.record("node connections", Refusal::SourcePending, src, t0),
+                None
+            );
+        }
+        let later = t0 + REPORT_EVERY;
+        let line = r
+            .record(
+                "node connections",
+                Refusal::SourcePending,
+                ip("10.0.0.1"),
+                later,
+            )
+            .unwrap();
+        assert!(
+            line.contains("refused 501 node connections (source_pending 501)"),
+            "{line}"
+        );
+        assert!(line.contains("most from 10.0.0.1 (3 addresses)"), "{line}");
     }
 }

@@ -110,6 +110,9 @@ pub struct Config {
     pub retention_days: u64,
     /// Most attack events kept (the oldest go first); 0 is no cap.
     pub max_events: u64,
+    /// Most megabytes the database may use (the oldest events go first);
+    /// 0 is no cap. Counted in pages in use, checked with retention.
+    pub max_database_mb: u64,
     /// Whether `POST /api/v1/modules` may add modules (programs the core
     /// runs) at run time. Off: the API token alone must not be enough to run
     /// a program on the core's machine.
@@ -147,6 +150,7 @@ impl Default for Config {
             lockout_max: 3600,
             retention_days: 90,
             max_events: 10_000_000,
+            max_database_mb: 4096,
             modules_api_add: false,
             tls: TlsConfig::default(),
             modules: Vec::new(),

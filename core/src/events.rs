@@ -58,6 +58,54 @@ fn port(data: &Map<String, Value>, key: &str) -> Option<i64> {
     .filter(|p| (0..=65_535).contains(p))
 }
 
+/// Bytes of one event's `data` as stored. A node may send lines up to
+/// `max_message_bytes` (1 MiB); what a pot saw fits in far less, and
+/// retention by count must bound the database's bytes too.
+pub const MAX_DATA_BYTES: usize = 64 * 1024;
+/// Bytes of one string inside `data` once the whole is over [`MAX_DATA_BYTES`].
+const MAX_DATA_STRING: usize = 2048;
+
+/// `data` as JSON text of at most [`MAX_DATA_BYTES`]: long strings are cut
+/// first (with `…`), and if that is not enough the whole becomes a note
+/// with its keys and size.
+fn bounded_data(data: Map<String, Value>) -> String {
+    let text = Value::Object(data).to_string();
+    if text.len() <= MAX_DATA_BYTES {
+        return text;
+    }
+    let Ok(Value::Object(mut data)) = serde_json::from_str::<Value>(&text) else {
+        return serde_json::json!({ "truncated": true, "bytes": text.len() }).to_string();
+    };
+    for v in data.values_mut() {
+        clip_strings(v);
+    }
+    data.insert("truncated".into(), Value::Bool(true));
+    let clipped = Value::Object(data).to_string();
+    if clipped.len() <= MAX_DATA_BYTES {
+        return clipped;
+    }
+    serde_json::json!({ "truncated": true, "bytes": text.len() }).to_string()
+}
+
+fn clip_strings(v: &mut Value) {
+    match v {
+        Value::String(s) if s.len() > MAX_DATA_STRING => {
+            *s = crate::budget::clip(s, MAX_DATA_STRING);
+        }
+        Value::Array(a) => a.iter_mut().for_each(clip_strings),
+        Value::Object(o) => o.values_mut().for_each(clip_strings),
+        _ => {}
+    }
+}
+
+fn clip(s: String) -> String {
+    if s.len() <= crate::budget::MAX_NAME {
+        s
+    } else {
+        crate::budget::clip(&s, crate::budget::MAX_NAME)
+    }
+}
+
 impl EventRecord {
     /// The row for `event`, received from `node_id`.
     pub fn new(node_id: u64, event: PotEvent) -> EventRecord {
@@ -79,11 +127,11 @@ impl EventRecord {
             username: text(d, "username"),
             password: text(d, "password"),
             input: text(d, "input"),
-            data: Value::Object(event.data).to_string(),
-            pot_id: event.pot_id,
-            pot_type: event.pot_type,
-            event_type: event.event_type,
-            timestamp: event.timestamp,
+            data: bounded_data(event.data),
+            pot_id: clip(event.pot_id),
+            pot_type: clip(event.pot_type),
+            event_type: clip(event.event_type),
+            timestamp: clip(event.timestamp),
             time_us,
         }
     }
@@ -92,6 +140,30 @@ impl EventRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn large_data_is_bounded_and_says_so() {
+        let mut big = Map::new();
+        big.insert("username".into(), Value::String("root".into()));
+        big.insert("blob".into(), Value::String("x".repeat(900_000)));
+        let stored = bounded_data(big);
+        assert!(stored.len() <= MAX_DATA_BYTES, "{}", stored.len());
+        let v: Value = serde_json::from_str(&stored).unwrap();
+        assert_eq!(v["truncated"], true);
+        assert_eq!(v["username"], "root");
+        let mut many = Map::new();
+        for i in 0..2000 {
+            many.insert(format!("k{i}"), Value::String("y".repeat(1000)));
+        }
+        let stored = bounded_data(many);
+        assert!(stored.len() <= MAX_DATA_BYTES);
+        let v: Value = serde_json::from_str(&stored).unwrap();
+        assert_eq!(v["truncated"], true);
+        assert!(v["bytes"].as_u64().unwrap() > MAX_DATA_BYTES as u64);
+        let mut small = Map::new();
+        small.insert("a".into(), Value::from(1));
+        assert_eq!(bounded_data(small), r#"{"a":1}"#);
+    }
     use honeybee_proto::{decode, NodeMessage};
 
     fn pot_event(json: &str) -> PotEvent {

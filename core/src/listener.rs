@@ -13,7 +13,7 @@ use futures_rustls::TlsAcceptor;
 use honeybee_proto::LineDecoder;
 use socket2::{SockRef, TcpKeepalive};
 
-use crate::admission::{Admission, Permit};
+use crate::admission::{Admission, Permit, RefusalReport};
 use crate::metrics::{Metrics, ProtocolError};
 use crate::node_poller::{Handoff, NodePoller, Wire};
 use crate::session::{self, Flow, NodeContext, Registered, Session, Warner};
@@ -40,6 +40,7 @@ impl NodeListener {
     /// Accepts until the future is dropped.
     pub async fn run(self) {
         let this = Arc::new(self);
+        let mut report = RefusalReport::default();
         loop {
             let (stream, peer) = accept(&this.socket, "a node connection").await;
             let metrics = &this.ctx.metrics;
@@ -49,6 +50,11 @@ impl NodeListener {
                 Err(refusal) => {
                     metrics.connection_refused(refusal);
                     log::debug!("refused node connection from {peer}: {}", refusal.label());
+                    let line =
+                        report.record("node connections", refusal, peer.ip(), Instant::now());
+                    if let Some(line) = line {
+                        log::warn!("{line}");
+                    }
                     continue;
                 }
             };

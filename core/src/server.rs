@@ -103,6 +103,7 @@ impl Core {
                 Retention {
                     days: config.retention_days,
                     max_events: config.max_events,
+                    max_bytes: config.max_database_mb.saturating_mul(1024 * 1024),
                 },
                 metrics.clone(),
             )

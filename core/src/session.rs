@@ -142,8 +142,8 @@ pub async fn first_message<S: AsyncRead + AsyncWrite + Unpin>(
         Read::TooLong => {
             ctx.metrics.protocol_error(ProtocolError::TooLong);
             link.warn(format_args!(
-                "message longer than {} bytes; closing",
-                ctx.max_message_bytes
+                "first message longer than {} bytes; closing",
+                link.frames.max_message_bytes()
             ));
             None
         }

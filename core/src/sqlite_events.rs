@@ -170,13 +170,15 @@ pub fn query(conn: &Connection, f: &EventFilter) -> rusqlite::Result<Vec<StoredE
     rows.collect()
 }
 
-/// Deletes events older than `retention_days` (0: keep) and beyond the
-/// newest `max_events` (0: no cap); returns how many went.
+/// Deletes events older than `retention_days` (0: keep), beyond the newest
+/// `max_events` (0: no cap), and the oldest while the database's used pages
+/// exceed `max_bytes` (0: no cap); returns how many went.
 pub fn expire(
     tx: &Transaction,
     now_us: i64,
     retention_days: u64,
     max_events: u64,
+    max_bytes: u64,
 ) -> rusqlite::Result<usize> {
     let mut gone = 0;
     if retention_days > 0 {
@@ -191,6 +193,47 @@ pub fn expire(
                 "DELETE FROM events WHERE id <= (SELECT id FROM events ORDER BY id DESC LIMIT 1 OFFSET ?1)",
             )?
             .execute(params![max_events as i64])?;
+    }
+    if max_bytes > 0 {
+        gone += expire_bytes(tx, max_bytes)?;
+    }
+    Ok(gone)
+}
+
+/// Bytes in use: pages that are not on the free list. Cheap (two pragmas),
+/// and freed pages are reused, so the file stops growing at the cap.
+pub fn used_bytes(conn: &Connection) -> rusqlite::Result<u64> {
+    let pages: i64 = conn.query_row("PRAGMA page_count", [], |r| r.get(0))?;
+    let free: i64 = conn.query_row("PRAGMA freelist_count", [], |r| r.get(0))?;
+    let size: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+    Ok((pages.saturating_sub(free) as u64).saturating_mul(size as u64))
+}
+
+/// Deletes the oldest events, a slice at a time, until the used bytes are
+/// under `max_bytes` (or no event is left).
+fn expire_bytes(tx: &Transaction, max_bytes: u64) -> rusqlite::Result<usize> {
+    let mut gone = 0;
+    for _ in 0..32 {
+        let used = used_bytes(tx)?;
+        if used <= max_bytes {
+            break;
+        }
+        let count: i64 = tx.query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))?;
+        if count == 0 {
+            break;
+        }
+        // The share of events that the excess is, plus a margin; at least 100.
+        let excess = (used - max_bytes) as f64 / used as f64;
+        let n = ((count as f64 * excess * 1.1) as i64).clamp(100, count);
+        let deleted = tx
+            .prepare_cached(
+                "DELETE FROM events WHERE id IN (SELECT id FROM events ORDER BY id LIMIT ?1)",
+            )?
+            .execute(params![n])?;
+        gone += deleted;
+        if deleted == 0 {
+            break;
+        }
     }
     Ok(gone)
 }
@@ -273,5 +316,38 @@ mod tests {
         migrate(&conn).unwrap();
         assert_eq!(count(&conn), 1);
         migrate(&conn).unwrap();
+    }
+}
+
+#[cfg(test)]
+mod retention_tests {
+    use super::*;
+
+    #[test]
+    fn retention_by_bytes_keeps_the_newest_under_the_cap() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(SCHEMA).unwrap();
+        let tx = conn.transaction().unwrap();
+        let blob = "x".repeat(10_000);
+        for i in 0..2000i64 {
+            tx.execute(
+                "INSERT INTO events (node_id, pot_id, pot_type, event_type, timestamp, time, data)
+                 VALUES (1, 'p', 't', 'e', '', ?1, ?2)",
+                params![i, blob],
+            )
+            .unwrap();
+        }
+        let before = used_bytes(&tx).unwrap();
+        assert!(before > 20_000_000, "{before}");
+        let cap = 5_000_000;
+        let gone = expire(&tx, 0, 0, 0, cap).unwrap();
+        assert!(used_bytes(&tx).unwrap() <= cap);
+        assert!(gone >= 1400 && gone < 2000, "{gone} deleted");
+        let newest: i64 = tx
+            .query_row("SELECT MAX(time) FROM events", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(newest, 1999, "the newest event is kept");
+        // Under the cap nothing goes.
+        assert_eq!(expire(&tx, 0, 0, 0, cap).unwrap(), 0);
     }
 }

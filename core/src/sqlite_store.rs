@@ -42,6 +42,8 @@ pub struct Retention {
     pub days: u64,
     /// Most events kept; 0 is no cap.
     pub max_events: u64,
+    /// Most bytes the database's pages may hold; 0 is no cap.
+    pub max_bytes: u64,
 }
 /// Node events kept per node; older ones are pruned as new ones arrive.
 pub const EVENTS_PER_NODE: i64 = 1000;
@@ -321,7 +323,7 @@ impl Writer {
                 let r = self.shared.retention;
                 let now = honeybee_proto::time::now_unix();
                 let now_us = now.0.saturating_mul(1_000_000);
-                expired = sqlite_events::expire(&tx, now_us, r.days, r.max_events)
+                expired = sqlite_events::expire(&tx, now_us, r.days, r.max_events, r.max_bytes)
                     .map_err(|e| StoreError(format!("expiring old events: {e}")))?;
             }
             tx.commit().map_err(|e| {
@@ -710,6 +712,7 @@ mod tests {
             Retention {
                 days: 0,
                 max_events: 0,
+                max_bytes: 0,
             },
             metrics.clone(),
         )
@@ -782,7 +785,7 @@ mod tests {
         // Retention by count keeps the newest.
         let mut conn = open(&dir.join("e.db")).unwrap();
         let tx = conn.transaction().unwrap();
-        assert_eq!(sqlite_events::expire(&tx, 0, 0, 2).unwrap(), 2);
+        assert_eq!(sqlite_events::expire(&tx, 0, 0, 2, 0).unwrap(), 2);
         tx.commit().unwrap();
         let left = all(EventFilter::default());
         assert_eq!(

@@ -28,7 +28,7 @@ use honeybee_proto::{
     StreamMessage,
 };
 
-use crate::admission::{Admission, Limits, Permit};
+use crate::admission::{Admission, Limits, Permit, RefusalReport};
 use crate::bus::{Delivery, Subscription};
 use crate::metrics::{Metrics, StreamRefusal};
 use crate::module_session::{url_token, ModuleContext, ModuleSession, Step, INVALID_TOKEN};
@@ -119,6 +119,7 @@ impl StreamListener {
             max_pending_per_source: MAX_PENDING_PER_SOURCE,
             rate_per_source: RATE_PER_SOURCE,
         });
+        let mut report = RefusalReport::default();
         loop {
             let (stream, peer) = crate::listener::accept(&this.socket, "a stream connection").await;
             let metrics = &this.ctx.metrics;
@@ -128,6 +129,11 @@ impl StreamListener {
                 Err(refusal) => {
                     metrics.stream_refused(StreamRefusal::Pending);
                     log::debug!("refused stream connection from {peer}: {}", refusal.label());
+                    let line =
+                        report.record("stream connections", refusal, peer.ip(), Instant::now());
+                    if let Some(line) = line {
+                        log::warn!("{line}");
+                    }
                     continue;
                 }
             };

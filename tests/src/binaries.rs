@@ -1,6 +1,6 @@
 //! Finding the workspace's binaries from a test executable.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// `$<env_var>` when set, else `<target>/<profile>/<name>` next to the test
 /// executable's `deps/` (where `cargo test --workspace` builds it).
@@ -45,10 +45,16 @@ pub fn release_binary(name: &str) -> Option<PathBuf> {
         dist.join("x86_64-unknown-linux-musl").join(name),
         root.join("target/release").join(name),
     ];
-    if let Some(found) = candidates.iter().find(|p| p.is_file()) {
-        return Some(found.clone());
+    let required = std::env::var_os("HONEYBEE_REQUIRE_DIST").is_some();
+    for found in candidates.iter().filter(|p| p.is_file()) {
+        // CI builds dist/ from the checkout it tests; locally a release
+        // build left from before an edit would test old code.
+        if required || !is_stale(found) {
+            return Some(found.clone());
+        }
+        eprintln!("{} is older than the sources: not used", found.display());
     }
-    if std::env::var_os("HONEYBEE_REQUIRE_DIST").is_some() {
+    if required {
         panic!(
             "HONEYBEE_REQUIRE_DIST is set but no release {name} exists at {} or {}",
             candidates[0].display(),
@@ -56,4 +62,40 @@ pub fn release_binary(name: &str) -> Option<PathBuf> {
         );
     }
     None
+}
+
+/// Whether a source file of the binaries (core, proto, agent, extension) is
+/// newer than `bin`.
+pub fn is_stale(bin: &Path) -> bool {
+    let Ok(built) = std::fs::metadata(bin).and_then(|m| m.modified()) else {
+        return false;
+    };
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut stack: Vec<PathBuf> = [
+        "core/src",
+        "core/proto/src",
+        "agent/src",
+        "extension-node/src",
+    ]
+    .iter()
+    .map(|d| root.join(d))
+    .collect();
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if e
+                .metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t > built)
+            {
+                return true;
+            }
+        }
+    }
+    false
 }

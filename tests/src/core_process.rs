@@ -38,28 +38,7 @@ pub fn core_binary() -> PathBuf {
 fn warn_if_stale(bin: &Path) {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
-        let Ok(built) = std::fs::metadata(bin).and_then(|m| m.modified()) else {
-            return;
-        };
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-        let mut newest = None;
-        let mut stack = vec![root.join("core/src"), root.join("core/proto/src")];
-        while let Some(dir) = stack.pop() {
-            let Ok(entries) = std::fs::read_dir(&dir) else {
-                continue;
-            };
-            for e in entries.flatten() {
-                let p = e.path();
-                if p.is_dir() {
-                    stack.push(p);
-                } else if let Ok(t) = e.metadata().and_then(|m| m.modified()) {
-                    if newest.is_none_or(|n| t > n) {
-                        newest = Some(t);
-                    }
-                }
-            }
-        }
-        if newest.is_some_and(|n| n > built) {
+        if crate::binaries::is_stale(bin) {
             eprintln!(
                 "warning: {} is older than the core's sources; run `cargo build -p honeybee-core` \
                  (the workspace test command does)",

@@ -121,6 +121,15 @@ fn f8_partial_lines_from_forty_addresses_hold_little_and_honest_nodes_get_in() {
         network + too_long > 0.0,
         "neither network caps nor line limits acted (network_pending {network}, too_long {too_long})"
     );
+    if network > 0.0 {
+        // The operator can see why: one summary line, not one per refusal.
+        let lines = core.stderr().matches("node connections (").count();
+        assert!(
+            (1..=5).contains(&lines),
+            "{lines} refusal lines:\n{}",
+            core.stderr()
+        );
+    }
     let mut again = TestNode::connect_from(lo(9, 0, 1), core.node_addr).unwrap();
     let ack = again.register(&id.with_code(0));
     assert!(ack.accepted, "honest login refused: {:?}", ack.message);
