@@ -45,18 +45,63 @@ pub struct NodeContext {
 pub struct Warner {
     peer: SocketAddr,
     count: u32,
+    /// Not registered yet: warnings share a process-wide budget, since
+    /// anyone can open such connections.
+    unregistered: bool,
+}
+
+/// Warnings about unregistered connections logged per second, all together;
+/// the rest are counted and said in the next one logged.
+const UNREGISTERED_WARNINGS_PER_SECOND: u64 = 10;
+
+/// Whether an unregistered connection's warning may be logged now, and
+/// how many were held back before it.
+fn unregistered_budget() -> Option<u64> {
+    use std::sync::atomic::AtomicU64;
+    static SECOND: AtomicU64 = AtomicU64::new(0);
+    static USED: AtomicU64 = AtomicU64::new(0);
+    static HELD: AtomicU64 = AtomicU64::new(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    if SECOND.swap(now, Ordering::Relaxed) != now {
+        USED.store(0, Ordering::Relaxed);
+    }
+    if USED.fetch_add(1, Ordering::Relaxed) < UNREGISTERED_WARNINGS_PER_SECOND {
+        Some(HELD.swap(0, Ordering::Relaxed))
+    } else {
+        HELD.fetch_add(1, Ordering::Relaxed);
+        None
+    }
 }
 
 impl Warner {
     pub(crate) fn new(peer: SocketAddr) -> Warner {
-        Warner { peer, count: 0 }
+        Warner {
+            peer,
+            count: 0,
+            unregistered: true,
+        }
     }
 
-    /// Logs a warning, unless this connection already logged its share.
+    /// Logs a warning, unless this connection already logged its share
+    /// (or, before registration, all such connections logged theirs).
     pub fn warn(&mut self, text: std::fmt::Arguments) {
         self.count += 1;
-        if self.count <= WARNINGS_PER_CONNECTION {
+        if self.count > WARNINGS_PER_CONNECTION {
+            return;
+        }
+        if !self.unregistered {
             log::warn!("node connection {}: {text}", self.peer);
+            return;
+        }
+        match unregistered_budget() {
+            Some(0) => log::warn!("node connection {}: {text}", self.peer),
+            Some(held) => log::warn!(
+                "node connection {}: {text} ({held} such warnings about unregistered connections held back)",
+                self.peer
+            ),
+            None => {}
         }
     }
 }
@@ -215,6 +260,7 @@ pub async fn register_node<S: AsyncRead + AsyncWrite + Unpin>(
     // connection, and that space is freed once it is done.
     let node = Box::pin(register(&mut link, first, ctx)).await?;
     link.frames.set_max_message_bytes(ctx.max_message_bytes);
+    link.warner.unregistered = false;
     Some(Session { link, node })
 }
 
