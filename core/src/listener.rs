@@ -73,7 +73,8 @@ impl NodeListener {
         // other branch needs.
         match &self.tls {
             None => {
-                let registered = Box::pin(self.register(stream, peer, permit, deadline)).await;
+                let registered =
+                    Box::pin(self.register(stream, peer, permit, deadline, None)).await;
                 if let Some(session) = registered {
                     let (stream, frames, node, warner) = session.into_parts();
                     let wire = stream.into_inner().map(Wire::Plain);
@@ -132,7 +133,10 @@ impl NodeListener {
             None
         });
         match handshake.await {
-            Some(Ok(tls)) => self.register(tls, peer, permit, deadline).await,
+            Some(Ok(tls)) => {
+                let cert = client_cert_sha256(tls.get_ref().1);
+                self.register(tls, peer, permit, deadline, cert).await
+            }
             Some(Err(e)) => {
                 self.ctx.metrics.protocol_error(ProtocolError::TlsHandshake);
                 log::info!("TLS handshake with {peer} failed: {e}");
@@ -155,6 +159,7 @@ impl NodeListener {
         peer: SocketAddr,
         permit: Permit,
         deadline: Instant,
+        cert: Option<String>,
     ) -> Option<Session<S>> {
         let first = future::or(
             async { Some(Box::pin(session::first_message(stream, peer, &self.ctx)).await) },
@@ -166,7 +171,8 @@ impl NodeListener {
         .await;
         match first {
             Some(Some((stream, frames, msg))) => {
-                let session = session::register_node(stream, frames, msg, peer, &self.ctx).await;
+                let session =
+                    session::register_node(stream, frames, msg, peer, cert, &self.ctx).await;
                 drop(permit);
                 session
             }
@@ -180,6 +186,13 @@ impl NodeListener {
             }
         }
     }
+}
+
+/// SHA-256 (hex) of the client certificate of a TLS connection, if any.
+fn client_cert_sha256(conn: &rustls::ServerConnection) -> Option<String> {
+    let cert = conn.peer_certificates()?.first()?;
+    let digest = ring::digest::digest(&ring::digest::SHA256, cert.as_ref());
+    Some(digest.as_ref().iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// Counts a node connection as open for as long as it lives.

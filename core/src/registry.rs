@@ -120,6 +120,10 @@ struct Entry {
     pending_peer: Option<IpAddr>,
     /// The address the operator approved: only it gets the TOTP key.
     approved_for: Option<IpAddr>,
+    /// SHA-256 of the client certificate the node asked with (mTLS).
+    pending_cert: Option<String>,
+    /// The certificate the operator approved, under mTLS.
+    approved_cert: Option<String>,
 }
 
 impl Entry {
@@ -188,6 +192,10 @@ pub struct NodeView {
     pub capabilities: Vec<String>,
     /// The connection's remote address.
     pub peer_address: Option<String>,
+    /// SHA-256 (hex) of the client certificate a pending node asked with
+    /// under mTLS: what an approval binds to besides the address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_cert_sha256: Option<String>,
     /// First registration.
     pub registered_at: String,
     /// Last message.
@@ -276,6 +284,8 @@ impl Registry {
                     idle_since_ms: clock.now_ms(),
                     pending_peer: None,
                     approved_for: None,
+                    pending_cert: None,
+                    approved_cert: None,
                 }),
             );
         }
@@ -305,6 +315,17 @@ impl Registry {
     /// Decides a registration. On acceptance the node is connected in memory
     /// and its record queued; the caller awaits the receipt, then acks.
     pub fn register(&self, reg: &NodeRegistration, peer: SocketAddr) -> Result<Accepted, Refused> {
+        self.register_with_cert(reg, peer, None)
+    }
+
+    /// [`Registry::register`] for a connection that presented a client
+    /// certificate (mTLS) with SHA-256 fingerprint `cert`.
+    pub fn register_with_cert(
+        &self,
+        reg: &NodeRegistration,
+        peer: SocketAddr,
+        cert: Option<String>,
+    ) -> Result<Accepted, Refused> {
         let now = Instant::now();
         let now_ms = self.clock.now_ms();
         let unix = self.clock.unix_secs();
@@ -323,13 +344,15 @@ impl Registry {
                     if let Err(r) = self.check_enrollment(reg) {
                         if r.reason == RegistrationRefusal::PendingApproval {
                             entry.pending_peer = Some(peer.ip());
+                            entry.pending_cert = cert.clone();
                         }
                         return Err(r);
                     }
                     entry.record.approved = true;
                     self.pending_approvals.fetch_sub(1, Ordering::Relaxed);
                 }
-                if entry.approved_for.is_some_and(|ip| ip != peer.ip()) {
+                let other_cert = entry.approved_cert.is_some() && entry.approved_cert != cert;
+                if other_cert || entry.approved_for.is_some_and(|ip| ip != peer.ip()) {
                     log::warn!(
                         "node {} registered from {peer}, but the operator approved it at {}; refused",
                         reg.node_id,
@@ -337,7 +360,7 @@ impl Registry {
                     );
                     return Err(refuse(
                         RegistrationRefusal::PendingApproval,
-                        "approved for another address",
+                        "approved for another address or client certificate",
                     ));
                 }
                 new_key = Some(totp::generate_key().map_err(|e| {
@@ -374,9 +397,12 @@ impl Registry {
                     idle_since_ms: now_ms,
                     pending_peer: None,
                     approved_for: None,
+                    pending_cert: None,
+                    approved_cert: None,
                 }));
                 if !approved {
                     entry.pending_peer = Some(peer.ip());
+                    entry.pending_cert = cert.clone();
                     self.pending_approvals.fetch_add(1, Ordering::Relaxed);
                     self.store.submit(NodeWrite::Node(entry.record.clone()));
                     log::info!(
@@ -754,6 +780,7 @@ impl Registry {
             if !entry.record.approved {
                 entry.record.approved = true;
                 entry.approved_for = entry.pending_peer;
+                entry.approved_cert = entry.pending_cert.clone();
                 self.pending_approvals.fetch_sub(1, Ordering::Relaxed);
             }
             log::info!(
@@ -856,6 +883,10 @@ impl Registry {
                     .filter(|_| !r.approved || r.totp_key.is_none())
                     .map(|ip| ip.to_string())
             }),
+            client_cert_sha256: e
+                .pending_cert
+                .clone()
+                .filter(|_| !r.approved || r.totp_key.is_none()),
             registered_at: r.registered_at.clone(),
             last_seen,
             pots: e

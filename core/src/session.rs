@@ -249,6 +249,7 @@ pub async fn register_node<S: AsyncRead + AsyncWrite + Unpin>(
     frames: LineDecoder,
     first: NodeMessage,
     peer: SocketAddr,
+    cert: Option<String>,
     ctx: &NodeContext,
 ) -> Option<Session<S>> {
     let mut link = Link {
@@ -258,7 +259,7 @@ pub async fn register_node<S: AsyncRead + AsyncWrite + Unpin>(
     };
     // Boxed: registration needs far more space than the long idle life of a
     // connection, and that space is freed once it is done.
-    let node = Box::pin(register(&mut link, first, ctx)).await?;
+    let node = Box::pin(register(&mut link, first, cert, ctx)).await?;
     link.frames.set_max_message_bytes(ctx.max_message_bytes);
     link.warner.unregistered = false;
     Some(Session { link, node })
@@ -324,6 +325,7 @@ pub fn drain_frames(
 async fn register<S: AsyncRead + AsyncWrite + Unpin>(
     link: &mut Link<S>,
     first: NodeMessage,
+    cert: Option<String>,
     ctx: &NodeContext,
 ) -> Option<Registered> {
     let peer = link.warner.peer;
@@ -342,7 +344,7 @@ async fn register<S: AsyncRead + AsyncWrite + Unpin>(
             return None;
         }
     };
-    let accepted = match ctx.registry.register(&reg, peer) {
+    let accepted = match ctx.registry.register_with_cert(&reg, peer, cert) {
         Ok(a) => a,
         Err(refused) => {
             ctx.metrics.registration_refused(refused.reason);

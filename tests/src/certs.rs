@@ -48,6 +48,8 @@ pub struct Pki {
     pub client: Leaf,
     /// A client certificate signed by a CA the core does not know.
     pub foreign_client: Leaf,
+    /// Another good node's certificate, signed by the client CA.
+    pub other_client: Leaf,
 }
 
 fn ca(name: &str) -> CertifiedIssuer<'static, KeyPair> {
@@ -117,6 +119,14 @@ impl Pki {
             ExtendedKeyUsagePurpose::ClientAuth,
             &client_ca,
         );
+        let other_client = leaf(
+            dir,
+            "other-client",
+            "node-2",
+            &["node-2.test"],
+            ExtendedKeyUsagePurpose::ClientAuth,
+            &client_ca,
+        );
         let foreign_client = leaf(
             dir,
             "foreign-client",
@@ -132,6 +142,7 @@ impl Pki {
             client_ca_path,
             client,
             foreign_client,
+            other_client,
         }
     }
 

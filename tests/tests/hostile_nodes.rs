@@ -248,6 +248,40 @@ fn answers(core: &Core, token: &str) -> u16 {
 }
 
 #[test]
+fn f11_under_mtls_approval_binds_to_the_client_certificate_too() {
+    let dir = TempDir::new("hb-mtls-approve");
+    let pki = honeybee_tests::Pki::new(dir.path());
+    let core = builder()
+        .args(pki.mtls_server_args())
+        .arg("--enrollment")
+        .arg("approve")
+        .start();
+    let connect = |leaf: &honeybee_tests::certs::Leaf| {
+        TestNode::connect_tls(core.node_addr, pki.client_config(Some(leaf)), "localhost").unwrap()
+    };
+    let mut id = NodeIdentity::new("pending-mtls");
+    let ack = connect(&pki.client).register(&id.first());
+    assert!(!ack.accepted);
+    let node = core.api().node(id.node_id).expect("pending node listed");
+    let shown = node["client_cert_sha256"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no fingerprint: {node}"))
+        .to_string();
+    assert_eq!(shown.len(), 64, "{node}");
+    let ok = core
+        .api()
+        .post(&format!("/api/v1/nodes/{}/approve", id.node_id), "");
+    assert_eq!(ok.status, 200, "{}", ok.text());
+    // Another valid certificate, same address, same id: no key.
+    let ack = connect(&pki.other_client).register(&id.first());
+    assert!(!ack.accepted && ack.totp_key.is_none(), "{ack:?}");
+    // The certificate the operator saw: the key.
+    let ack = connect(&pki.client).register(&id.first());
+    assert!(ack.accepted && ack.totp_key.is_some(), "{ack:?}");
+    id.learn(&ack);
+}
+
+#[test]
 fn f13_tokens_come_from_files_and_the_environment_and_flags_warn() {
     let from_file = core_with_decoy(|b, dir| {
         let file = dir.join("token-file");
