@@ -40,7 +40,10 @@ OPTIONS (each overrides the config file, which overrides the defaults):
     --state-dir DIR             node id, TOTP key, spool, pots
                                 [/var/lib/honeybee as root, else ./honeybee-agent-state]
     --name NAME                 the name the core shows [hostname]
-    --enrollment-token T        presented at first registration
+    --enrollment-token-file F   file whose first line is the enrollment token, presented
+                                at first registration (mode 0600; world-readable refused)
+    --enrollment-token T        the token itself; visible to every local user in
+                                /proc/PID/cmdline: prefer the file or the environment
     --tls                       TLS 1.3 towards the core
     --ca PEM                    CA of the core's certificate
     --server-name NAME          name in the core's certificate [host of --core]
@@ -67,6 +70,8 @@ EXTENSION MODE:
 
 ENVIRONMENT:
     HONEYBEE_LOG                error | warn | info | debug | trace [info]
+    HONEYBEE_ENROLLMENT_TOKEN   the enrollment token, when neither flag gives one
+                                (over the config file's enrollment_token)
 
 SIGNALS:
     SIGTERM, SIGINT             report Stopped to the core, stop pots, exit 0
@@ -77,11 +82,12 @@ FILES:
     STATE_DIR/pots/             installed pots and their working dirs
 ";
 
-const VALUE_FLAGS: [&str; 18] = [
+const VALUE_FLAGS: [&str; 19] = [
     "--core",
     "--state-dir",
     "--name",
     "--enrollment-token",
+    "--enrollment-token-file",
     "--ca",
     "--server-name",
     "--client-cert",

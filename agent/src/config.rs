@@ -115,8 +115,16 @@ pub struct Config {
     pub state_dir: PathBuf,
     /// The name the core shows.
     pub name: String,
-    /// Presented at first registration when the core requires one.
+    /// Presented at first registration when the core requires one. Prefer
+    /// `enrollment_token_file` or `HONEYBEE_ENROLLMENT_TOKEN`: as a flag it
+    /// is readable by every local user in /proc/PID/cmdline.
     pub enrollment_token: Option<String>,
+    /// A file holding the enrollment token (its first line; mode 0600 or
+    /// 0640: a file others can read is refused).
+    pub enrollment_token_file: Option<PathBuf>,
+    /// Whether `enrollment_token` came from the command line.
+    #[serde(skip)]
+    pub enrollment_token_from_flag: bool,
     /// Seconds between heartbeats.
     pub heartbeat_interval: u64,
     /// `text` or `json`, on stderr.
@@ -139,6 +147,8 @@ impl Default for Config {
             state_dir: default_state_dir(),
             name: default_name(),
             enrollment_token: None,
+            enrollment_token_file: None,
+            enrollment_token_from_flag: false,
             heartbeat_interval: 30,
             log_format: LogFormat::Text,
             tls: Tls::default(),
@@ -213,7 +223,11 @@ impl Config {
             "--core" => self.core = value.into(),
             "--state-dir" => self.state_dir = value.into(),
             "--name" => self.name = value.into(),
-            "--enrollment-token" => self.enrollment_token = Some(value.into()),
+            "--enrollment-token" => {
+                self.enrollment_token = Some(value.into());
+                self.enrollment_token_from_flag = true;
+            }
+            "--enrollment-token-file" => self.enrollment_token_file = path(),
             "--ca" => self.tls.ca = path(),
             "--server-name" => self.tls.server_name = Some(value.into()),
             "--client-cert" => self.tls.client_cert = path(),
@@ -286,6 +300,73 @@ impl Config {
     }
 }
 
+/// The environment variable an enrollment token may come from.
+pub const TOKEN_ENV: &str = "HONEYBEE_ENROLLMENT_TOKEN";
+/// The longest token file read.
+const MAX_TOKEN_FILE: u64 = 4096;
+
+impl Config {
+    /// Settles `enrollment_token` from, first to last: `--enrollment-token`,
+    /// `--enrollment-token-file` (or the config's `enrollment_token_file`),
+    /// `env_token` (the value of [`TOKEN_ENV`]), the config's
+    /// `enrollment_token`. Returns the warnings to log (never the token).
+    pub fn resolve_enrollment_token(
+        &mut self,
+        env_token: Option<String>,
+    ) -> Result<Vec<String>, ConfigError> {
+        let mut warnings = Vec::new();
+        if self.enrollment_token_from_flag {
+            warnings.push(format!(
+                "--enrollment-token is readable by every local user in /proc/{}/cmdline; \
+                 use --enrollment-token-file or {TOKEN_ENV} instead",
+                std::process::id()
+            ));
+            return Ok(warnings);
+        }
+        if let Some(path) = self.enrollment_token_file.clone() {
+            let (token, warning) = read_token_file(&path)?;
+            warnings.extend(warning);
+            self.enrollment_token = Some(token);
+            return Ok(warnings);
+        }
+        if let Some(token) = env_token.filter(|t| !t.trim().is_empty()) {
+            self.enrollment_token = Some(token.trim().to_string());
+        }
+        Ok(warnings)
+    }
+}
+
+/// The token in `path` (its first line, trimmed) and a warning if the
+/// file's group may read it; refused if others may read it or it is empty.
+fn read_token_file(path: &Path) -> Result<(String, Option<String>), ConfigError> {
+    use std::io::Read;
+    use std::os::unix::fs::PermissionsExt;
+    let bad = |why: String| ConfigError(format!("enrollment token file {}: {why}", path.display()));
+    let file = std::fs::File::open(path).map_err(|e| bad(e.to_string()))?;
+    let meta = file.metadata().map_err(|e| bad(e.to_string()))?;
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o004 != 0 {
+        return Err(bad(format!(
+            "mode {mode:o} lets every local user read it; chmod 600 it"
+        )));
+    }
+    let warning = (mode & 0o040 != 0).then(|| {
+        format!(
+            "enrollment token file {}: mode {mode:o} lets its group read it; chmod 600 it",
+            path.display()
+        )
+    });
+    let mut text = String::new();
+    file.take(MAX_TOKEN_FILE)
+        .read_to_string(&mut text)
+        .map_err(|e| bad(e.to_string()))?;
+    let token = text.lines().next().unwrap_or_default().trim();
+    if token.is_empty() {
+        return Err(bad("empty; its first line is the token".into()));
+    }
+    Ok((token.to_string(), warning))
+}
+
 /// `HOST:PORT` split; the host may be a name, an IPv4 or a bracketed IPv6.
 pub fn core_host_port(core: &str) -> Option<(String, u16)> {
     let (host, port) = core.rsplit_once(':')?;
@@ -326,6 +407,52 @@ mod tests {
             ..Config::default()
         };
         assert!(c.validate().unwrap_err().0.starts_with("core:"));
+    }
+
+    #[test]
+    fn the_enrollment_token_comes_from_flag_file_env_or_config_in_that_order() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("hb-token-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("token");
+        std::fs::write(&file, "from-file\nignored\n").unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let env = || Some("from-env".to_string());
+
+        let mut c = Config::from_toml("enrollment_token = \"from-config\"\n").unwrap();
+        assert!(c.resolve_enrollment_token(None).unwrap().is_empty());
+        assert_eq!(c.enrollment_token.as_deref(), Some("from-config"));
+        assert!(c.resolve_enrollment_token(env()).unwrap().is_empty());
+        assert_eq!(c.enrollment_token.as_deref(), Some("from-env"));
+
+        c.set_flag("--enrollment-token-file", file.to_str().unwrap())
+            .unwrap();
+        assert!(c.resolve_enrollment_token(env()).unwrap().is_empty());
+        assert_eq!(c.enrollment_token.as_deref(), Some("from-file"));
+
+        c.set_flag("--enrollment-token", "from-flag").unwrap();
+        let w = c.resolve_enrollment_token(env()).unwrap();
+        assert_eq!(c.enrollment_token.as_deref(), Some("from-flag"));
+        assert!(w.len() == 1 && w[0].contains("cmdline"), "{w:?}");
+        assert!(!w[0].contains("from-flag"), "the warning holds the token");
+
+        let mut c = Config::default();
+        c.set_flag("--enrollment-token-file", file.to_str().unwrap())
+            .unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let w = c.resolve_enrollment_token(None).unwrap();
+        assert!(w.len() == 1 && w[0].contains("group"), "{w:?}");
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = c.resolve_enrollment_token(None).unwrap_err().0;
+        assert!(e.contains("every local user") && e.contains("644"), "{e}");
+        std::fs::write(&file, "\n").unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(c
+            .resolve_enrollment_token(None)
+            .unwrap_err()
+            .0
+            .contains("empty"));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

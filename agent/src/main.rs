@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use honeybee_agent::cli::{self, Action};
-use honeybee_agent::{agent, logging, shutdown};
+use honeybee_agent::{agent, config, logging, shutdown};
 
 fn main() -> ExitCode {
     let signals = match shutdown::block_signals() {
@@ -39,7 +39,16 @@ fn main() -> ExitCode {
         eprintln!("honeybee-agent: {e}");
         return ExitCode::from(2);
     }
+    let mut config = config;
     logging::init(config.log_format);
+    match config.resolve_enrollment_token(std::env::var(config::TOKEN_ENV).ok()) {
+        Ok(warnings) => warnings.iter().for_each(|w| log::warn!("{w}")),
+        Err(e) => {
+            log::error!("{e}");
+            eprintln!("honeybee-agent: {e}");
+            return ExitCode::from(2);
+        }
+    }
     let (tx, rx) = async_channel::bounded(1);
     if let Err(e) = shutdown::on_signal(signals, tx) {
         eprintln!("honeybee-agent: starting the signal thread: {e}");

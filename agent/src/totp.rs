@@ -31,6 +31,13 @@ pub fn next_step(last_used: u64, unix_secs: u64) -> (u64, Duration) {
     }
 }
 
+/// Whether `step`, chosen before connecting, is still one the core takes at
+/// `unix_secs` (it accepts one step either side of its own).
+pub fn still_accepted(step: u64, unix_secs: u64) -> bool {
+    let now = unix_secs / STEP_SECONDS;
+    step + 1 >= now && step <= now + 1
+}
+
 /// The code for `step` with the base32 `key`.
 pub fn code(key_base32: &str, step: u64) -> Result<String, String> {
     let secret = Secret::Encoded(key_base32.to_owned())
@@ -51,6 +58,46 @@ mod tests {
         assert_eq!(next_step(0, 3000), (100, Duration::ZERO));
         assert_eq!(next_step(100, 3010), (101, Duration::ZERO));
         assert_eq!(next_step(101, 3010), (102, Duration::from_secs(20)));
+    }
+
+    /// Reconnects in a row, each `gap` seconds after the last one was
+    /// sent: every attempt presents a new step, one step per attempt, and
+    /// whatever it had to wait for it waited before connecting: at the time
+    /// it sends, after a connect of up to 10 s, the core still takes it.
+    #[test]
+    fn reconnects_in_a_row_spend_one_step_each_and_wait_only_before_connecting() {
+        for start in [3000u64, 3014, 3028, 3029] {
+            for gap in [0u64, 1, 5] {
+                let mut t = start;
+                let mut last = 0;
+                for attempt in 0..8 {
+                    let (step, wait) = next_step(last, t);
+                    assert!(step > last, "attempt {attempt}: a step used twice");
+                    assert!(wait <= Duration::from_secs(30));
+                    t += wait.as_secs();
+                    // The step does not change while it connects.
+                    for connect in [0, 1, 10] {
+                        assert!(
+                            still_accepted(step, t + connect),
+                            "start {start} gap {gap} attempt {attempt}: step {step} refused at {}",
+                            t + connect
+                        );
+                    }
+                    assert_eq!(next_step(last, t).1, Duration::ZERO, "no second wait");
+                    last = step;
+                    t += gap;
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_plan_made_before_a_long_connect_may_be_stale() {
+        assert!(still_accepted(100, 3000));
+        assert!(still_accepted(101, 3000));
+        assert!(still_accepted(100, 3059));
+        assert!(!still_accepted(100, 3060));
+        assert!(!still_accepted(102, 3000));
     }
 
     #[test]

@@ -114,6 +114,13 @@ impl Uplink {
     }
 
     async fn session(&mut self, backoff: &mut Backoff) -> End {
+        // The TOTP step is chosen, and waited for if need be, before the
+        // connection exists: the core gives a connection only 10 s to
+        // register, and a wait on an open one would be closed for it.
+        let planned = match self.plan_totp().await {
+            Ok(p) => p,
+            Err(end) => return end,
+        };
         let (stream, local) = match self.connector.connect().await {
             Ok(c) => c,
             Err(e) => return End::Lost(e),
@@ -121,7 +128,7 @@ impl Uplink {
         let (mut reader, mut writer) = futures_lite::io::split(stream);
         let mut decoder = LineDecoder::new(DEFAULT_MAX_MESSAGE_BYTES);
         if let Err(end) = self
-            .register(&mut reader, &mut writer, &mut decoder, local)
+            .register(&mut reader, &mut writer, &mut decoder, local, planned)
             .await
         {
             return end;
@@ -170,10 +177,11 @@ impl Uplink {
         writer: &mut Writer,
         decoder: &mut LineDecoder,
         local: SocketAddr,
+        planned: Option<u64>,
     ) -> Result<(), End> {
-        let totp_code = match self.identity.identity.totp_key.clone() {
-            None => None,
-            Some(key) => Some(self.totp_code(&key).await?),
+        let totp_code = match (self.identity.identity.totp_key.clone(), planned) {
+            (Some(key), Some(step)) => Some(self.spend_totp_step(&key, step)?),
+            _ => None,
         };
         let mut capabilities = vec![CAP_EVENT_ACK.to_string()];
         capabilities.extend(self.info.capabilities.iter().cloned());
@@ -228,13 +236,20 @@ impl Uplink {
         Ok(())
     }
 
-    /// A code for a time step never used before (the core refuses replays),
-    /// waiting for the next step when this one is spent.
-    async fn totp_code(&mut self, key: &str) -> Result<String, End> {
+    /// The TOTP step the next registration presents (`None` before the
+    /// node has a key): one never used before (the core refuses replays),
+    /// after waiting here, unconnected, if the usable ones are spent.
+    async fn plan_totp(&mut self) -> Result<Option<u64>, End> {
+        if self.identity.identity.totp_key.is_none() {
+            return Ok(None);
+        }
         let last = self.identity.identity.last_totp_step;
         let (step, wait) = totp::next_step(last, totp::unix_now());
         if !wait.is_zero() {
-            log::info!("waiting {} s for a fresh TOTP step", wait.as_secs());
+            log::info!(
+                "waiting {} s for a fresh TOTP step before connecting",
+                wait.as_secs()
+            );
             future::or(
                 async {
                     Timer::after(wait).await;
@@ -247,6 +262,24 @@ impl Uplink {
             )
             .await?;
         }
+        Ok(Some(step))
+    }
+
+    /// The code for the planned `step`, which is recorded as used (one step
+    /// per registration sent). Never waits: should the connect have taken
+    /// so long that the core no longer takes the step, the one due now is
+    /// used instead (a plan waits only while later steps are spent, and
+    /// time has only moved on since).
+    fn spend_totp_step(&mut self, key: &str, step: u64) -> Result<String, End> {
+        let now = totp::unix_now();
+        let step = if totp::still_accepted(step, now) {
+            step
+        } else {
+            match totp::next_step(self.identity.identity.last_totp_step, now) {
+                (fresh, wait) if wait.is_zero() => fresh,
+                _ => return Err(End::Lost("the clock went back while connecting".into())),
+            }
+        };
         let code = totp::code(key, step).map_err(End::Refused)?;
         self.identity.identity.last_totp_step = step;
         if let Err(e) = self.identity.save() {
