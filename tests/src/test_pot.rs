@@ -890,12 +890,21 @@ mod tests {
             .env("HONEYBEE_POT_SOURCE", store.folder(kind))
             .env("HONEYBEE_EVENT_ADDR", event_addr)
             .env("HONEYBEE_NODE_ID", "42")
+            .env("HONEYBEE_POT_TOKEN", TEST_TOKEN)
             .stdin(Stdio::null())
             .process_group(0);
         for (k, v) in cfg {
             c.env(format!("HONEYBEE_CFG_{}", k.to_uppercase()), v);
         }
         c
+    }
+
+    /// The token the supervisor would pass; the pot's first line.
+    const TEST_TOKEN: &str = "unit-test-token";
+
+    fn token_line(lines: &mut impl Iterator<Item = std::io::Result<String>>) {
+        let first: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+        assert_eq!(first["token"], TEST_TOKEN, "{first}");
     }
 
     fn wait_group_empty(pgid: i32) {
@@ -980,6 +989,7 @@ mod tests {
         let (conn, _) = listener.accept().unwrap();
         conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         let mut lines = BufReader::new(conn).lines();
+        token_line(&mut lines);
         let events: Vec<Value> = (0..8)
             .map(|_| serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap())
             .collect();
@@ -1095,6 +1105,7 @@ mod tests {
         let (conn, _) = listener.accept().unwrap();
         conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         let mut lines = BufReader::new(conn).lines();
+        token_line(&mut lines);
         for want in [BURST_EVENT, BURST_EVENT, TICK_EVENT] {
             let e: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
             assert_eq!(e["eventid"], want);
