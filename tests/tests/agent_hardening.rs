@@ -59,6 +59,12 @@ fn git_installs_only_from_allowed_prefixes_and_are_rechecked_after_a_restart() {
     install_git(&core, id, "git-off", &url);
     assert_failed_with(&settled(&core, id, "git-off"), "git installs are disabled");
     assert_eq!(store.installs("git-off"), 0, "the install script ran");
+    // The pot type is a catalogue key, never a path out of the potstore.
+    core.api().command(
+        id,
+        &json!({"InstallPot": {"pot_id": "walk-01", "honeypot_type": "../potstore/emitter"}}),
+    );
+    assert_failed_with(&settled(&core, id, "walk-01"), "honeypot_type must be");
     agent.terminate(T);
 
     // Allowed by prefix (ending at a '/' boundary).
