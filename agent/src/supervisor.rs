@@ -1,5 +1,6 @@
 //! Full mode: the pot supervisor. It answers every pot command of
-//! PROTOCOL.md §3, installs pots from the potstore (or a git repository),
+//! PROTOCOL.md §3, installs pots from the agent's own potstore (or a git
+//! repository under a `full.git_allow` prefix, checked at every start),
 //! runs them, restarts the ones that crash (with backoff, `Failed` after 5
 //! crashes in 5 minutes), and keeps the list of installed pots and whether
 //! each should run in `pots/pots.json`, so that a restarted agent brings

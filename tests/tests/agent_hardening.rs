@@ -123,6 +123,51 @@ fn git_installs_only_from_allowed_prefixes_and_are_rechecked_after_a_restart() {
 }
 
 #[test]
+fn a_git_pot_stays_down_when_the_allow_list_pins_another_commit() {
+    let core = Core::start();
+    let ws = core.workspace();
+    let mut store = TestPotstore::new(ws.path().join("potstore"));
+    store.add(TestPot::emitter("emitter"));
+    let repos = ws.path().join("repos");
+    store.git_repo("emitter", &repos.join("pot"));
+    let prefix = format!("file://{}/", repos.display());
+    let mut agent = Agent::full(core.node_addr)
+        .workspace(ws.clone())
+        .potstore(store.path())
+        .heartbeat_interval(1)
+        .args(["--git-allow", &prefix])
+        .start();
+    let id = agent.node_id();
+    core.api().wait_status(id, "Running", T);
+    install_git(&core, id, "git-a", &format!("{prefix}pot"));
+    assert_eq!(settled(&core, id, "git-a")["status"], "Running");
+    store.wait_pot_pid("git-a", T);
+    agent.terminate(T);
+    let starts = store.starts("git-a");
+
+    // The operator now pins the prefix to another commit: the pot installed
+    // unpinned is not what the list allows, and is not started.
+    let other = "1".repeat(40);
+    let _agent = Agent::full(core.node_addr)
+        .workspace(ws.clone())
+        .state_dir(agent.state_dir())
+        .event_port(agent.event_port())
+        .potstore(store.path())
+        .heartbeat_interval(1)
+        .args(["--git-allow", &format!("{prefix}#{other}")])
+        .start();
+    drop(agent);
+    core.api().wait_status(id, "Running", T);
+    core.api().command(id, &json!({"GetInstalledPots": {}}));
+    let pot = core
+        .api()
+        .wait_pot(id, "git-a", T, |p| p["status"] == "Failed");
+    assert_failed_with(&pot, "pins commit");
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(store.starts("git-a"), starts, "a pot off its pin started");
+}
+
+#[test]
 fn a_symlink_planted_at_a_pot_dir_is_refused_not_followed() {
     let core = Core::start();
     let ws = core.workspace();
