@@ -389,3 +389,61 @@ fn a_non_root_agent_never_runs_pots_as_its_own_user() {
         "a pot ran as the agent's user"
     );
 }
+
+#[test]
+fn a_restored_pot_gets_its_folder_back_from_a_previous_pot_user() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: pots change user only under a root agent");
+        return;
+    }
+    let core = Core::start();
+    let ws = core.workspace();
+    let mut store = TestPotstore::new(ws.path().join("potstore"));
+    store.add(TestPot::emitter("emitter"));
+    let mut agent = Agent::full(core.node_addr)
+        .workspace(ws.clone())
+        .potstore(store.path())
+        .heartbeat_interval(1)
+        .start();
+    let id = agent.node_id();
+    core.api().wait_status(id, "Running", T);
+    core.api().command(
+        id,
+        &json!({"InstallPot": {"pot_id": "moved-01", "honeypot_type": "emitter", "auto_start": true}}),
+    );
+    assert_eq!(settled(&core, id, "moved-01")["status"], "Running");
+    store.wait_pot_pid("moved-01", T);
+    let dir = agent.state_dir().join("pots").join("moved-01");
+    let pot_uid = std::fs::metadata(&dir).expect("pot dir").uid();
+    assert_ne!(pot_uid, 0, "the pot dir belongs to root");
+    agent.terminate(T);
+    // As if pots had run as another user (honeybee, before honeybee-pot).
+    let out = std::process::Command::new("chown")
+        .args(["-R", "1:1"])
+        .arg(&dir)
+        .output()
+        .expect("chown");
+    assert!(out.status.success());
+    let starts = store.starts("moved-01");
+    let _again = agent.builder().start();
+    core.api().wait_status(id, "Running", T);
+    let deadline = std::time::Instant::now() + T;
+    while store.starts("moved-01") == starts {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the pot did not come back"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let meta = std::fs::metadata(&dir).expect("pot dir");
+    assert_eq!(meta.uid(), pot_uid, "the pot dir was not handed back");
+    for entry in std::fs::read_dir(&dir).expect("read pot dir").flatten() {
+        let m = entry.path().symlink_metadata().expect("stat");
+        assert_eq!(
+            m.uid(),
+            pot_uid,
+            "{} kept its owner",
+            entry.path().display()
+        );
+    }
+}
