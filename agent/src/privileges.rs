@@ -30,7 +30,7 @@ pub fn drop_to(user: &str, state_dir: &Path) -> Result<Option<RunAs>, String> {
 /// directories through descriptors opened with O_NOFOLLOW, files with
 /// lchown (a file swapped for a symlink has the link chowned, not its
 /// target).
-fn give(dir: &Path, who: RunAs) -> Result<(), String> {
+pub(crate) fn give(dir: &Path, who: RunAs) -> Result<(), String> {
     let fail = |path: &Path, e: &dyn std::fmt::Display| {
         format!("giving {} to uid {}: {e}", path.display(), who.uid)
     };

@@ -1,5 +1,6 @@
 //! Full mode: the pot supervisor. It answers every pot command of
-//! PROTOCOL.md §3, installs pots from the potstore (or a git repository),
+//! PROTOCOL.md §3, installs pots from the agent's own potstore (or a git
+//! repository under a `full.git_allow` prefix, checked at every start),
 //! runs them, restarts the ones that crash (with backoff, `Failed` after 5
 //! crashes in 5 minutes), and keeps the list of installed pots and whether
 //! each should run in `pots/pots.json`, so that a restarted agent brings
@@ -435,6 +436,7 @@ impl Supervisor {
         }
         let run_as = self.run_as()?;
         let dir = self.pot_dir(id);
+        ensure_pot_owns(&dir, run_as)?;
         let node_id = self.shared.node_id;
         let internal = self.internal.0.clone();
         let pot = self.pots.get_mut(id).ok_or("not installed")?;
@@ -979,6 +981,29 @@ impl InstallJob {
             }
         }
     }
+}
+
+/// Checks, before a start, that the pot's folder is a real directory (never
+/// a symlink) owned by the pot user. A folder of another owner (pots ran as
+/// `honeybee` before `honeybee-pot`, or `full.pot_user` changed) is handed
+/// over, following no symlink, so that a pot restored after an upgrade can
+/// still write its own files.
+fn ensure_pot_owns(dir: &Path, who: RunAs) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    let fd = state::open_dir(dir).map_err(|e| format!("pot dir: {e}"))?;
+    let meta = fd
+        .metadata()
+        .map_err(|e| format!("reading {}: {e}", dir.display()))?;
+    if meta.uid() == who.uid && meta.gid() == who.gid {
+        return Ok(());
+    }
+    log::info!(
+        "handing {} (uid {}) to the pot user, uid {}",
+        dir.display(),
+        meta.uid(),
+        who.uid
+    );
+    crate::privileges::give(dir, who)
 }
 
 /// Sets `mode` on the directory `path` itself, never a symlink's target.

@@ -59,6 +59,12 @@ fn git_installs_only_from_allowed_prefixes_and_are_rechecked_after_a_restart() {
     install_git(&core, id, "git-off", &url);
     assert_failed_with(&settled(&core, id, "git-off"), "git installs are disabled");
     assert_eq!(store.installs("git-off"), 0, "the install script ran");
+    // The pot type is a catalogue key, never a path out of the potstore.
+    core.api().command(
+        id,
+        &json!({"InstallPot": {"pot_id": "walk-01", "honeypot_type": "../potstore/emitter"}}),
+    );
+    assert_failed_with(&settled(&core, id, "walk-01"), "honeypot_type must be");
     agent.terminate(T);
 
     // Allowed by prefix (ending at a '/' boundary).
@@ -114,6 +120,51 @@ fn git_installs_only_from_allowed_prefixes_and_are_rechecked_after_a_restart() {
         .wait_pot(id, "git-01", T, |p| p["status"] == "Failed");
     assert_failed_with(&pot, "git installs are disabled");
     assert_eq!(store.starts("git-01"), starts, "DeployPot started it");
+}
+
+#[test]
+fn a_git_pot_stays_down_when_the_allow_list_pins_another_commit() {
+    let core = Core::start();
+    let ws = core.workspace();
+    let mut store = TestPotstore::new(ws.path().join("potstore"));
+    store.add(TestPot::emitter("emitter"));
+    let repos = ws.path().join("repos");
+    store.git_repo("emitter", &repos.join("pot"));
+    let prefix = format!("file://{}/", repos.display());
+    let mut agent = Agent::full(core.node_addr)
+        .workspace(ws.clone())
+        .potstore(store.path())
+        .heartbeat_interval(1)
+        .args(["--git-allow", &prefix])
+        .start();
+    let id = agent.node_id();
+    core.api().wait_status(id, "Running", T);
+    install_git(&core, id, "git-a", &format!("{prefix}pot"));
+    assert_eq!(settled(&core, id, "git-a")["status"], "Running");
+    store.wait_pot_pid("git-a", T);
+    agent.terminate(T);
+    let starts = store.starts("git-a");
+
+    // The operator now pins the prefix to another commit: the pot installed
+    // unpinned is not what the list allows, and is not started.
+    let other = "1".repeat(40);
+    let _agent = Agent::full(core.node_addr)
+        .workspace(ws.clone())
+        .state_dir(agent.state_dir())
+        .event_port(agent.event_port())
+        .potstore(store.path())
+        .heartbeat_interval(1)
+        .args(["--git-allow", &format!("{prefix}#{other}")])
+        .start();
+    drop(agent);
+    core.api().wait_status(id, "Running", T);
+    core.api().command(id, &json!({"GetInstalledPots": {}}));
+    let pot = core
+        .api()
+        .wait_pot(id, "git-a", T, |p| p["status"] == "Failed");
+    assert_failed_with(&pot, "pins commit");
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(store.starts("git-a"), starts, "a pot off its pin started");
 }
 
 #[test]
@@ -337,4 +388,62 @@ fn a_non_root_agent_never_runs_pots_as_its_own_user() {
         0,
         "a pot ran as the agent's user"
     );
+}
+
+#[test]
+fn a_restored_pot_gets_its_folder_back_from_a_previous_pot_user() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: pots change user only under a root agent");
+        return;
+    }
+    let core = Core::start();
+    let ws = core.workspace();
+    let mut store = TestPotstore::new(ws.path().join("potstore"));
+    store.add(TestPot::emitter("emitter"));
+    let mut agent = Agent::full(core.node_addr)
+        .workspace(ws.clone())
+        .potstore(store.path())
+        .heartbeat_interval(1)
+        .start();
+    let id = agent.node_id();
+    core.api().wait_status(id, "Running", T);
+    core.api().command(
+        id,
+        &json!({"InstallPot": {"pot_id": "moved-01", "honeypot_type": "emitter", "auto_start": true}}),
+    );
+    assert_eq!(settled(&core, id, "moved-01")["status"], "Running");
+    store.wait_pot_pid("moved-01", T);
+    let dir = agent.state_dir().join("pots").join("moved-01");
+    let pot_uid = std::fs::metadata(&dir).expect("pot dir").uid();
+    assert_ne!(pot_uid, 0, "the pot dir belongs to root");
+    agent.terminate(T);
+    // As if pots had run as another user (honeybee, before honeybee-pot).
+    let out = std::process::Command::new("chown")
+        .args(["-R", "1:1"])
+        .arg(&dir)
+        .output()
+        .expect("chown");
+    assert!(out.status.success());
+    let starts = store.starts("moved-01");
+    let _again = agent.builder().start();
+    core.api().wait_status(id, "Running", T);
+    let deadline = std::time::Instant::now() + T;
+    while store.starts("moved-01") == starts {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the pot did not come back"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let meta = std::fs::metadata(&dir).expect("pot dir");
+    assert_eq!(meta.uid(), pot_uid, "the pot dir was not handed back");
+    for entry in std::fs::read_dir(&dir).expect("read pot dir").flatten() {
+        let m = entry.path().symlink_metadata().expect("stat");
+        assert_eq!(
+            m.uid(),
+            pot_uid,
+            "{} kept its owner",
+            entry.path().display()
+        );
+    }
 }
