@@ -290,7 +290,11 @@
 
     const actions = el('div', { class: 'actions' });
     if (n.approved === false) {
-      actions.appendChild(button('Approve', 'good', () => approve(id, n.node_name), { 'data-action': 'approve' }));
+      // The approval binds to the address shown here: if the node now asks
+      // from elsewhere the core refuses (409) and the list is refreshed.
+      const from = n.peer_address ? text(n.peer_address) : null;
+      if (from) actions.appendChild(el('span', { class: 'dim mono' }, 'from ' + from + ' '));
+      actions.appendChild(button('Approve', 'good', () => approve(id, n.node_name, from), { 'data-action': 'approve' }));
     } else {
       actions.appendChild(installForm(id));
     }
@@ -330,13 +334,14 @@
     return f;
   }
 
-  async function approve(id, name) {
+  async function approve(id, name, from) {
     try {
-      await api('POST', nodePath(id, '/approve'));
+      await api('POST', nodePath(id, '/approve'), from ? { peer_address: from } : undefined);
       toast('Approved ' + text(name) + ' (' + id + ')');
       await refreshNodes();
     } catch (e) {
       toast('Approving ' + id + ' failed: ' + e.message, true);
+      await refreshNodes();
     }
   }
 
