@@ -318,16 +318,29 @@ fn approve(ctx: &ApiContext, id: u64, request: &mut Request) -> Reply {
             Ok(v) => v,
             Err(reply) => return reply,
         };
-        match body.get("peer_address").and_then(Value::as_str) {
+        let Value::Object(fields) = &body else {
+            return error(400, "the body is an object: {\"peer_address\": \"IP\"}");
+        };
+        let peer = match fields.get("peer_address") {
+            None => None,
+            Some(Value::String(text)) => Some(text.as_str()),
+            Some(_) => return error(400, "peer_address is a string"),
+        };
+        match peer {
             None => None,
             Some(text) => match text.parse::<std::net::IpAddr>() {
                 Ok(ip) => Some(ip),
                 // A `peer_address` of a connected node reads "ip:port".
                 Err(_) => match text.parse::<std::net::SocketAddr>() {
                     Ok(sa) => Some(sa.ip()),
-                    Err(_) => {
-                        return error(400, format!("peer_address `{text}` is not an IP address"))
+                    // Whatever it is, it is not where the node asks from.
+                    Err(_) if ctx.registry.get(id).is_some() => {
+                        return error(
+                            409,
+                            format!("peer_address `{text}` is not the address node {id} asks from"),
+                        )
                     }
+                    Err(_) => return no_such_node(id),
                 },
             },
         }
