@@ -648,32 +648,21 @@ impl Registry {
     /// Records a `NodeEvent`.
     pub fn node_event(&self, node_id: u64, event: &NodeEvent) {
         let now_ms = self.clock.now_ms();
+        let text = |t: &Option<String>| t.as_deref().map(|m| budget::clip(m, MAX_MESSAGE));
+        let event = NodeEvent {
+            node_id: Some(node_id),
+            kind: event.kind.clone(),
+            message: text(&event.message),
+            description: text(&event.description),
+        };
         self.store.submit(NodeWrite::Event(NodeEventRecord {
             node_id,
             kind: budget::clip(event.kind.as_str(), MAX_NAME),
-            message: event
-                .message
-                .as_deref()
-                .map(|m| budget::clip(m, MAX_MESSAGE)),
-            description: event
-                .description
-                .as_deref()
-                .map(|d| budget::clip(d, MAX_MESSAGE)),
+            message: event.message.clone(),
+            description: event.description.clone(),
             time: self.clock.rfc3339(now_ms),
         }));
         if self.bus.active() {
-            let event = NodeEvent {
-                node_id: Some(node_id),
-                kind: event.kind.clone(),
-                message: event
-                    .message
-                    .as_deref()
-                    .map(|m| budget::clip(m, MAX_MESSAGE)),
-                description: event
-                    .description
-                    .as_deref()
-                    .map(|d| budget::clip(d, MAX_MESSAGE)),
-            };
             let message = NodeMessage::NodeEvent(event);
             self.bus.publish(Live::new(Topic::Nodes, node_id, message));
         }

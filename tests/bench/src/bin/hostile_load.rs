@@ -150,7 +150,8 @@ fn main() {
             let (peak, done, pid) = (peak.clone(), done.clone(), core.pid());
             std::thread::spawn(move || {
                 while !done.load(std::sync::atomic::Ordering::Relaxed) {
-                    if let Some(kb) = pid.and_then(rss_of) {
+                    if let Some(pid) = pid {
+                        let kb = honeybee_bench::procfs::status_kb(pid, "VmRSS:");
                         peak.fetch_max(kb, std::sync::atomic::Ordering::Relaxed);
                     }
                     std::thread::sleep(Duration::from_millis(10));
@@ -179,14 +180,4 @@ fn main() {
         );
     }
     println!("targets: RSS +64 MB at most during any attack; /health p99 under 100 ms");
-}
-
-fn rss_of(pid: u32) -> Option<u64> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    text.lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
 }
