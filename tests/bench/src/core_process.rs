@@ -13,6 +13,8 @@ pub const TOKEN: &str = "bench-token";
 pub struct CoreProcess {
     child: Child,
     dir: PathBuf,
+    /// The command line, kept for [`CoreProcess::restart`].
+    args: Vec<String>,
     pub node_addr: SocketAddr,
     api_addr: SocketAddr,
     /// The live stream (port 9003).
@@ -34,6 +36,13 @@ fn free_port() -> Result<u16, String> {
 
 impl CoreProcess {
     pub fn start(tls: bool) -> Result<CoreProcess, String> {
+        CoreProcess::start_with(tls, None)
+    }
+
+    /// Like [`CoreProcess::start`], with `config` (TOML) written to the
+    /// core's temp dir and passed as `--config`; the flags still set the
+    /// data dir, ports and token.
+    pub fn start_with(tls: bool, config: Option<&str>) -> Result<CoreProcess, String> {
         let dir = std::env::temp_dir().join(format!(
             "hb-bench-{}-{}",
             std::process::id(),
@@ -61,29 +70,43 @@ impl CoreProcess {
             args.extend(["--tls-cert".into(), cert, "--tls-key".into(), key]);
             tls_roots = Some(Arc::new(roots));
         }
-        let child = Command::new(crate::sibling_binary("HONEYBEE_CORE_BIN", "honeybee-core")?)
-            .args(&args)
-            .env("HONEYBEE_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .map_err(|e| format!("starting honeybee-core: {e}"))?;
+        if let Some(toml) = config {
+            let path = dir.join("core.toml");
+            std::fs::write(&path, toml).map_err(|e| e.to_string())?;
+            args.extend(["--config".into(), path.display().to_string()]);
+        }
+        let child = spawn(&args)?;
         let core = CoreProcess {
             child,
             dir,
+            args,
             node_addr: SocketAddr::from(([127, 0, 0, 1], node_port)),
             api_addr: SocketAddr::from(([127, 0, 0, 1], api_port)),
             stream_addr: SocketAddr::from(([127, 0, 0, 1], stream_port)),
             tls_roots,
         };
+        core.wait_healthy()?;
+        Ok(core)
+    }
+
+    fn wait_healthy(&self) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(10);
-        while core.get("/health").is_err() {
+        while self.get("/health").is_err() {
             if Instant::now() > deadline {
                 return Err("core did not answer /health within 10 s".into());
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        Ok(core)
+        Ok(())
+    }
+
+    /// Stops the core with SIGTERM (killed after 10 s) and starts it again
+    /// with the same command line: same data dir, ports, token and config.
+    /// Returns once the new core answers `/health`.
+    pub fn restart(&mut self) -> Result<(), String> {
+        crate::child::stop(&mut self.child, Duration::from_secs(10));
+        self.child = spawn(&self.args)?;
+        self.wait_healthy()
     }
 
     /// A GET with the bench token; the whole response, headers included.
@@ -167,6 +190,16 @@ impl CoreProcess {
             hwm_kb,
         })
     }
+}
+
+fn spawn(args: &[String]) -> Result<Child, String> {
+    Command::new(crate::sibling_binary("HONEYBEE_CORE_BIN", "honeybee-core")?)
+        .args(args)
+        .env("HONEYBEE_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| format!("starting honeybee-core: {e}"))
 }
 
 impl Drop for CoreProcess {

@@ -17,7 +17,7 @@ use rustls::pki_types::ServerName;
 use smol::lock::Semaphore;
 use totp_rs::{Algorithm, Secret, TOTP};
 
-trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
 pub struct Transport {
@@ -39,7 +39,8 @@ impl Transport {
         Transport { addr, tls }
     }
 
-    async fn connect(&self, source: Ipv4Addr) -> Result<Box<dyn Io>, String> {
+    /// A connection from `source` (TLS when the transport has roots).
+    pub async fn connect(&self, source: Ipv4Addr) -> Result<Box<dyn Io>, String> {
         let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
             .map_err(|e| e.to_string())?;
         sock.bind(&SocketAddr::V4(SocketAddrV4::new(source, 0)).into())
@@ -74,6 +75,17 @@ pub struct NodeKey {
     key: Vec<u8>,
 }
 
+impl NodeKey {
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The raw TOTP key the core issued.
+    pub fn key(&self) -> &[u8] {
+        &self.key
+    }
+}
+
 pub struct Node {
     id: u64,
     stream: Box<dyn Io>,
@@ -83,7 +95,7 @@ fn source(i: usize) -> Ipv4Addr {
     Ipv4Addr::new(127, 1, (i / 250) as u8, (i % 250 + 1) as u8)
 }
 
-fn registration(id: u64, totp_code: Option<String>) -> NodeMessage {
+pub fn registration(id: u64, totp_code: Option<String>) -> NodeMessage {
     NodeMessage::NodeRegistration(NodeRegistration {
         node_id: id,
         node_name: format!("bench-{id}"),
@@ -97,7 +109,7 @@ fn registration(id: u64, totp_code: Option<String>) -> NodeMessage {
     })
 }
 
-async fn send(stream: &mut Box<dyn Io>, msg: NodeMessage) -> Result<(), String> {
+pub async fn send(stream: &mut Box<dyn Io>, msg: NodeMessage) -> Result<(), String> {
     stream
         .write_all(&encode(&Envelope::new(msg)))
         .await
@@ -105,7 +117,7 @@ async fn send(stream: &mut Box<dyn Io>, msg: NodeMessage) -> Result<(), String> 
     stream.flush().await.map_err(|e| e.to_string())
 }
 
-async fn ack(stream: &mut Box<dyn Io>) -> Result<RegistrationAck, String> {
+pub async fn ack(stream: &mut Box<dyn Io>) -> Result<RegistrationAck, String> {
     let mut frames = LineDecoder::new(64 * 1024);
     loop {
         if let Some(line) = frames.next_frame().map_err(|e| e.to_string())? {
@@ -168,6 +180,65 @@ pub async fn enroll_all(t: &Transport, n: usize, in_flight: usize) -> Result<Vec
     Ok(keys)
 }
 
+/// First registration of nodes 1..=n, all from the one address `source`
+/// (nodes behind one NAT). The core refuses connections over its
+/// per-source limits by closing them at accept: a connection that ends
+/// before the acknowledgement is retried after `retry`. Returns the keys
+/// and the number of retries.
+pub async fn enroll_all_from(
+    t: &Transport,
+    n: usize,
+    in_flight: usize,
+    source: Ipv4Addr,
+    retry: Duration,
+) -> Result<(Vec<NodeKey>, u64), String> {
+    let t = Arc::new(Transport {
+        addr: t.addr,
+        tls: t.tls.clone(),
+    });
+    let gate = Arc::new(Semaphore::new(in_flight));
+    let retries = Arc::new(AtomicU64::new(0));
+    let tasks: Vec<_> = (0..n)
+        .map(|i| {
+            let (t, gate, retries) = (t.clone(), gate.clone(), retries.clone());
+            smol::spawn(async move {
+                let _slot = gate.acquire().await;
+                let id = i as u64 + 1;
+                loop {
+                    let answer = match t.connect(source).await {
+                        Ok(mut s) => match send(&mut s, registration(id, None)).await {
+                            Ok(()) => ack(&mut s).await,
+                            Err(e) => Err(e),
+                        },
+                        Err(e) => Err(e),
+                    };
+                    let a = match answer {
+                        Ok(a) => a,
+                        Err(_) => {
+                            retries.fetch_add(1, Ordering::Relaxed);
+                            Timer::after(retry).await;
+                            continue;
+                        }
+                    };
+                    let key = a
+                        .totp_key
+                        .filter(|_| a.accepted)
+                        .ok_or_else(|| format!("node {id} refused: {:?}", a.message))?;
+                    let key = Secret::Encoded(key)
+                        .to_bytes()
+                        .map_err(|e| format!("{e:?}"))?;
+                    return Ok::<_, String>(NodeKey { id, key });
+                }
+            })
+        })
+        .collect();
+    let mut keys = Vec::with_capacity(n);
+    for task in tasks {
+        keys.push(task.await?);
+    }
+    Ok((keys, retries.load(Ordering::Relaxed)))
+}
+
 /// Registers every node with a TOTP code and reports it Running.
 pub async fn register_all(
     t: &Transport,
@@ -205,7 +276,7 @@ pub async fn register_all(
     Ok(nodes)
 }
 
-fn heartbeat_msg(id: u64) -> NodeMessage {
+pub fn heartbeat_msg(id: u64) -> NodeMessage {
     NodeMessage::NodeStatusUpdate(NodeStatusUpdate {
         node_id: id,
         status: NodeStatus::Running,
