@@ -14,7 +14,8 @@
 //!   `burst` events ([`BURST_EVENT`], config key `burst`, default 0) and then
 //!   one [`TICK_EVENT`] every `interval` seconds (default 1) to
 //!   `$HONEYBEE_EVENT_ADDR`, Cowrie style (`eventid`, `sensor` = pot id,
-//!   `src_ip`, `session`, `n`, …), forever;
+//!   `src_ip`, `session`, `n`, …), forever, each connection opening with
+//!   the token line `{"token": "$HONEYBEE_POT_TOKEN"}` (PROTOCOL.md §8);
 //! - [`TestPot::stubborn`]: an emitter whose whole group ignores SIGTERM, so
 //!   only the agent's SIGKILL after the grace period stops it;
 //! - [`TestPot::crasher`]: `start` prints [`CRASH_LINE`] and exits with
@@ -35,7 +36,7 @@
 //! | `installs`    | `install`  | one line (the pid) per run |
 //! | `install-env` | `install`  | the `HONEYBEE_*` environment of the last run, sorted |
 //! | `starts`      | `start`    | one line (the pid) per start |
-//! | `start-env`   | `start`    | the `HONEYBEE_*` environment of the last start, sorted |
+//! | `start-env`   | `start`    | the `HONEYBEE_*` environment of the last start, sorted (with its `HONEYBEE_POT_TOKEN`: [`TestPotstore::wait_token`], [`start_token_pot`]) |
 //! | `pid`         | `start`    | the pot's pid (the process group, if the agent made one) |
 //! | `bg_pid`      | emitter    | the pid of its background `sleep` |
 //! | `sent`        | emitter    | how many events the current run wrote to the socket |
@@ -813,6 +814,16 @@ mod tests {
     use nix::sys::signal::{killpg, Signal};
     use nix::unistd::Pid;
 
+    /// The token `pot_command` hands the scripts.
+    const POT_TOKEN: &str = "0123456789abcdef";
+
+    /// Reads the emitter's first line: its token line.
+    fn expect_token_line(line: Option<std::io::Result<String>>) {
+        let line = line.expect("a line").expect("read");
+        let v: Value = serde_json::from_str(&line).expect("JSON");
+        assert_eq!(v, json!({ "token": POT_TOKEN }), "{line}");
+    }
+
     fn mode(p: &Path) -> u32 {
         std::fs::metadata(p)
             .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
@@ -845,6 +856,7 @@ mod tests {
             .env("HONEYBEE_POT_SOURCE", store.folder(kind))
             .env("HONEYBEE_EVENT_ADDR", event_addr)
             .env("HONEYBEE_NODE_ID", "42")
+            .env("HONEYBEE_POT_TOKEN", POT_TOKEN)
             .stdin(Stdio::null())
             .process_group(0);
         for (k, v) in cfg {
@@ -935,6 +947,7 @@ mod tests {
         let (conn, _) = listener.accept().unwrap();
         conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         let mut lines = BufReader::new(conn).lines();
+        expect_token_line(lines.next());
         let events: Vec<Value> = (0..8)
             .map(|_| serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap())
             .collect();
@@ -1050,6 +1063,7 @@ mod tests {
         let (conn, _) = listener.accept().unwrap();
         conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         let mut lines = BufReader::new(conn).lines();
+        expect_token_line(lines.next());
         for want in [BURST_EVENT, BURST_EVENT, TICK_EVENT] {
             let e: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
             assert_eq!(e["eventid"], want);
