@@ -54,7 +54,9 @@ OPTIONS (each overrides the config file, which overrides the defaults):
 
 FULL MODE:
     --potstore DIR              the pot catalogue [/usr/share/honeybee/potstore]
-    --event-port N              loopback port pots send events to [9100]
+    --event-port N              loopback port pots send events to [9100]; each connection
+                                opens with {\"token\": \"$HONEYBEE_POT_TOKEN\"}, the secret
+                                the agent gives each pot start (potstore/README.md)
 
 EXTENSION MODE:
     --ports LIST                TCP ports and ranges, e.g. 21-23,80,445,3389,5900-5905
