@@ -54,7 +54,9 @@ OPTIONS (each overrides the config file, which overrides the defaults):
 
 FULL MODE:
     --potstore DIR              the pot catalogue [/usr/share/honeybee/potstore]
-    --event-port N              loopback port pots send events to [9100]
+    --event-port N              loopback port pots send events to [9100]; each connection
+                                opens with {\"token\": \"$HONEYBEE_POT_TOKEN\"}, the secret
+                                the agent gives each pot start (potstore/README.md)
     --git-allow PREFIX          allow InstallPot git_url under this URL prefix
                                 (scheme://host/path[#COMMIT]; repeatable, adds to
                                 full.git_allow) [none: git installs are off]

@@ -436,6 +436,74 @@ async fn report(stats: Rc<EventSocketStats>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::{Read, Write};
+
+    /// Whether the peer closed `s` within `within` (EOF or reset).
+    fn closed(s: &mut std::net::TcpStream, within: Duration) -> bool {
+        s.set_read_timeout(Some(within)).unwrap();
+        let mut b = [0u8; 8];
+        !matches!(s.read(&mut b), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock
+            || e.kind() == std::io::ErrorKind::TimedOut)
+    }
+
+    /// The socket with short limits: an idle authenticated connection and
+    /// a silent one are both closed, and counted; a busy one stays.
+    #[test]
+    fn idle_and_silent_connections_are_closed_and_counted() {
+        let dir = std::env::temp_dir().join(format!("hb-evsock-{}", std::process::id()));
+        let spool = crate::spool::Spool::open(&dir.join("spool"), 1 << 20, 64).unwrap();
+        let shared = Rc::new(Shared::new(1, spool, 30));
+        let token = shared.issue_pot_token("p1").unwrap();
+        let listener = bind(0).unwrap();
+        let addr = listener.get_ref().local_addr().unwrap();
+        let stats = Rc::new(EventSocketStats::default());
+        let limits = Limits {
+            auth: Duration::from_millis(300),
+            idle: Duration::from_millis(600),
+            rate: 1000,
+        };
+        let ex = Rc::new(LocalExecutor::new());
+        ex.spawn(serve(
+            ex.clone(),
+            listener,
+            shared.clone(),
+            limits,
+            stats.clone(),
+        ))
+        .detach();
+        let client = std::thread::spawn(move || {
+            let mut silent = std::net::TcpStream::connect(addr).unwrap();
+            let mut idle = std::net::TcpStream::connect(addr).unwrap();
+            idle.write_all(format!("{{\"token\":\"{token}\"}}\n").as_bytes())
+                .unwrap();
+            let mut busy = std::net::TcpStream::connect(addr).unwrap();
+            busy.write_all(format!("{{\"token\":\"{token}\"}}\n").as_bytes())
+                .unwrap();
+            let line = b"{\"eventid\":\"t.x\"}\n";
+            for _ in 0..8 {
+                std::thread::sleep(Duration::from_millis(150));
+                busy.write_all(line).unwrap();
+            }
+            // 1.2 s in: the silent one went at 0.3 s, the idle one at 0.6 s.
+            let silent_closed = closed(&mut silent, Duration::from_millis(100));
+            let idle_closed = closed(&mut idle, Duration::from_millis(100));
+            let busy_open = !closed(&mut busy, Duration::from_millis(100));
+            (silent_closed, idle_closed, busy_open)
+        });
+        let result = async_io::block_on(ex.run(async {
+            loop {
+                if client.is_finished() {
+                    return client.join().unwrap();
+                }
+                Timer::after(Duration::from_millis(20)).await;
+            }
+        }));
+        assert_eq!(result, (true, true, true));
+        assert_eq!(stats.auth_timeout.get(), 1);
+        assert_eq!(stats.idle_closed.get(), 1);
+        assert_eq!(stats.accepted.get(), 8);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn the_bucket_allows_the_rate_and_slows_what_is_over() {

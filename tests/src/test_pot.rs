@@ -14,7 +14,8 @@
 //!   `burst` events ([`BURST_EVENT`], config key `burst`, default 0) and then
 //!   one [`TICK_EVENT`] every `interval` seconds (default 1) to
 //!   `$HONEYBEE_EVENT_ADDR`, Cowrie style (`eventid`, `sensor` = pot id,
-//!   `src_ip`, `session`, `n`, …), forever;
+//!   `src_ip`, `session`, `n`, …), forever, each connection opening with
+//!   the token line `{"token": "$HONEYBEE_POT_TOKEN"}` (PROTOCOL.md §8);
 //! - [`TestPot::stubborn`]: an emitter whose whole group ignores SIGTERM, so
 //!   only the agent's SIGKILL after the grace period stops it;
 //! - [`TestPot::crasher`]: `start` prints [`CRASH_LINE`] and exits with
@@ -35,7 +36,7 @@
 //! | `installs`    | `install`  | one line (the pid) per run |
 //! | `install-env` | `install`  | the `HONEYBEE_*` environment of the last run, sorted |
 //! | `starts`      | `start`    | one line (the pid) per start |
-//! | `start-env`   | `start`    | the `HONEYBEE_*` environment of the last start, sorted |
+//! | `start-env`   | `start`    | the `HONEYBEE_*` environment of the last start, sorted (with its `HONEYBEE_POT_TOKEN`: [`TestPotstore::wait_token`], [`start_token_pot`]) |
 //! | `pid`         | `start`    | the pot's pid (the process group, if the agent made one) |
 //! | `bg_pid`      | emitter    | the pid of its background `sleep` |
 //! | `sent`        | emitter    | how many events the current run wrote to the socket |

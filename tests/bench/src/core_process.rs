@@ -123,6 +123,22 @@ impl CoreProcess {
         Ok(body)
     }
 
+    /// A POST of the JSON `body` with the bench token; the whole response,
+    /// headers included.
+    pub fn post(&self, path: &str, body: &str) -> Result<String, String> {
+        let mut s = TcpStream::connect(self.api_addr).map_err(|e| e.to_string())?;
+        s.set_read_timeout(Some(Duration::from_secs(30))).ok();
+        write!(
+            s,
+            "POST {path} HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .map_err(|e| e.to_string())?;
+        let mut answer = String::new();
+        s.read_to_string(&mut answer).map_err(|e| e.to_string())?;
+        Ok(answer)
+    }
+
     fn metric(&self, prefix: &str) -> Result<u64, String> {
         let text = self.get("/metrics")?;
         text.lines()

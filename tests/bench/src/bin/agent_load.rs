@@ -1,5 +1,8 @@
 //! `agent-load`: starts the real `honeybee-core` and a real `honeybee-agent`
-//! in Full mode (no pot), then measures the agent from `/proc/<pid>`:
+//! in Full mode, then measures the agent from `/proc/<pid>`. The agent runs
+//! only `relay` pots (a `sleep` that hands its `HONEYBEE_POT_TOKEN` to the
+//! bench, one per 4 connections, the agent's per-pot limit): the bench
+//! writes the events itself, as those pots (PROTOCOL.md §8).
 //!
 //! 1. idle: VmRSS and VmHWM once it has registered and sat idle;
 //! 2. a paced stream of `--rate` Cowrie-style lines a second for `--seconds`
@@ -134,21 +137,66 @@ struct Agent {
     child: Child,
     dir: PathBuf,
     event_addr: SocketAddr,
+    /// The event socket tokens of the relay pots.
+    tokens: Vec<String>,
+}
+
+/// Connections per relay pot (the agent's limit per pot).
+const PER_POT: usize = 4;
+
+/// A potstore with the `relay` pot: `start` writes its token where the
+/// bench reads it (`<dir>/tokens/<pot id>`) and sleeps.
+fn relay_potstore(dir: &std::path::Path) -> Result<PathBuf, String> {
+    use std::os::unix::fs::PermissionsExt;
+    let e = |e: std::io::Error| e.to_string();
+    let potstore = dir.join("potstore");
+    let relay = potstore.join("relay");
+    std::fs::create_dir_all(&relay).map_err(e)?;
+    let tokens = dir.join("tokens");
+    std::fs::create_dir_all(&tokens).map_err(e)?;
+    // The pot may run as an unprivileged user; the token is a bench's.
+    std::fs::set_permissions(&tokens, std::fs::Permissions::from_mode(0o777)).map_err(e)?;
+    std::fs::write(
+        potstore.join("potstore.json"),
+        r#"{"pots": [{"id": "relay", "name": "relay", "version": "1", "type": "relay",
+            "description": "bench relay", "protocols": [], "ports": {}, "directory": "relay"}]}"#,
+    )
+    .map_err(e)?;
+    std::fs::write(
+        relay.join("manifest.json"),
+        r#"{"id": "relay", "name": "relay", "version": "1", "type": "relay",
+            "protocols": [], "ports": {}, "config": {}, "install": "install", "start": "start"}"#,
+    )
+    .map_err(e)?;
+    let start = format!(
+        "#!/bin/sh\nset -eu\nprintf '%s' \"$HONEYBEE_POT_TOKEN\" > '{}'/\"$HONEYBEE_POT_ID\"\nexec sleep 100000\n",
+        tokens.display()
+    );
+    for (name, text) in [
+        ("install", "#!/bin/sh\nexit 0\n"),
+        ("start", start.as_str()),
+    ] {
+        let path = relay.join(name);
+        std::fs::write(&path, text).map_err(e)?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).map_err(e)?;
+    }
+    for d in [dir, potstore.as_path()] {
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).map_err(e)?;
+    }
+    Ok(potstore)
 }
 
 impl Agent {
     /// Starts a Full mode agent with an empty potstore and waits until the
     /// core has counted its registration and its event port answers.
-    fn start(core: &CoreProcess, name: &str) -> Result<Agent, String> {
+    fn start(core: &CoreProcess, name: &str, connections: u64) -> Result<Agent, String> {
         let dir = std::env::temp_dir().join(format!(
             "hb-agent-load-{}-{name}-{}",
             std::process::id(),
             free_port()?
         ));
-        let potstore = dir.join("potstore");
-        std::fs::create_dir_all(&potstore).map_err(|e| e.to_string())?;
-        std::fs::write(potstore.join("potstore.json"), "{\"pots\": []}\n")
-            .map_err(|e| e.to_string())?;
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let potstore = relay_potstore(&dir)?;
         let event_port = free_port()?;
         let registered = core.metric_value(REGISTERED)?;
         let child = Command::new(sibling_binary("HONEYBEE_AGENT_BIN", "honeybee-agent")?)
@@ -173,6 +221,7 @@ impl Agent {
             child,
             dir,
             event_addr: SocketAddr::from(([127, 0, 0, 1], event_port)),
+            tokens: Vec::new(),
         };
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
@@ -182,6 +231,8 @@ impl Agent {
             if core.metric_value(REGISTERED)? > registered
                 && TcpStream::connect(agent.event_addr).is_ok()
             {
+                let pots = (connections as usize).div_ceil(PER_POT);
+                agent.tokens = agent.relay_tokens(core, pots)?;
                 return Ok(agent);
             }
             if Instant::now() > deadline {
@@ -189,6 +240,51 @@ impl Agent {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// Starts `pots` relay pots through the core and returns their tokens.
+    fn relay_tokens(&self, core: &CoreProcess, pots: usize) -> Result<Vec<String>, String> {
+        let identity = std::fs::read_to_string(self.dir.join("state/identity.json"))
+            .map_err(|e| format!("reading the agent's identity: {e}"))?;
+        let node: serde_json::Value =
+            serde_json::from_str(&identity).map_err(|e| format!("identity.json: {e}"))?;
+        let node = node["node_id"]
+            .as_u64()
+            .ok_or("identity.json: no node_id")?;
+        let mut tokens = Vec::new();
+        for k in 0..pots.max(1) {
+            let cmd = format!(
+                r#"{{"InstallPot": {{"pot_id": "relay-{k}", "honeypot_type": "relay", "auto_start": true}}}}"#
+            );
+            let answer = core.post(&format!("/api/v1/nodes/{node}/commands"), &cmd)?;
+            if !answer.starts_with("HTTP/1.1 202") {
+                return Err(format!("InstallPot relay-{k}: {answer}"));
+            }
+            let path = self.dir.join("tokens").join(format!("relay-{k}"));
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                match std::fs::read_to_string(&path) {
+                    Ok(t) if !t.is_empty() => break tokens.push(t),
+                    _ if Instant::now() > deadline => {
+                        return Err(format!("relay-{k} did not start within 30 s"))
+                    }
+                    _ => std::thread::sleep(Duration::from_millis(20)),
+                }
+            }
+        }
+        Ok(tokens)
+    }
+
+    /// A connection to the event port as relay pot `k / PER_POT`.
+    fn connect_as_pot(&self, k: usize) -> Result<TcpStream, String> {
+        let token = self
+            .tokens
+            .get(k / PER_POT)
+            .ok_or("no relay pot for this connection")?;
+        let mut s = TcpStream::connect(self.event_addr).map_err(|e| e.to_string())?;
+        s.write_all(format!("{{\"token\":\"{token}\"}}\n").as_bytes())
+            .map_err(|e| format!("writing the token line: {e}"))?;
+        Ok(s)
     }
 
     fn pid(&self) -> u32 {
@@ -315,7 +411,7 @@ fn idle(core: &CoreProcess, agent: &mut Agent, o: &Options) -> Result<(u64, u64)
     let s = agent.sample()?;
     let core_s = sample_core(core);
     println!(
-        "idle: agent registered (Full mode, no pot) and idle {} s: VmRSS {:.2} MB, VmHWM {:.2} MB — target ≤ {IDLE_TARGET_MB} MB: {}   (core VmRSS {:.1} MB)",
+        "idle: agent registered (Full mode, relay pots only) and idle {} s: VmRSS {:.2} MB, VmHWM {:.2} MB — target ≤ {IDLE_TARGET_MB} MB: {}   (core VmRSS {:.1} MB)",
         o.idle_secs,
         mb(s.rss_kb),
         mb(s.hwm_kb),
@@ -343,7 +439,7 @@ fn stream(
     let total = o.rate * o.seconds;
     let (buf, starts) = cowrie_lines(1, total);
     let base = core.metric_value(STORED)?;
-    let mut sock = TcpStream::connect(agent.event_addr).map_err(|e| e.to_string())?;
+    let mut sock = agent.connect_as_pot(0)?;
     let watch = rss_watch(agent.pid());
     let before = agent.sample()?;
     let core_before = sample_core(core);
@@ -415,8 +511,8 @@ fn throughput(
     let base = core.metric_value(STORED)?;
     let ready = Arc::new(Barrier::new(o.connections as usize + 1));
     let mut socks = Vec::new();
-    for _ in 0..o.connections {
-        socks.push(TcpStream::connect(agent.event_addr).map_err(|e| e.to_string())?);
+    for k in 0..o.connections as usize {
+        socks.push(agent.connect_as_pot(k)?);
     }
     let mut senders = Vec::new();
     for (buf, mut sock) in bufs.into_iter().zip(socks) {
@@ -494,13 +590,13 @@ fn throughput(
 fn run(o: &Options) -> Result<Figures, String> {
     let core = CoreProcess::start(false)?;
     let (idle_rss_kb, idle_hwm_kb, stream_figures) = {
-        let mut agent = Agent::start(&core, "agent-load-1")?;
+        let mut agent = Agent::start(&core, "agent-load-1", 1)?;
         let (rss, hwm) = idle(&core, &mut agent, o)?;
         (rss, hwm, stream(&core, &mut agent, o)?)
     };
     let (stream_rss_max_kb, stream_hwm_kb, stream_cpu_pct, stream_stored, stream_sent) =
         stream_figures;
-    let mut agent = Agent::start(&core, "agent-load-2")?;
+    let mut agent = Agent::start(&core, "agent-load-2", o.connections)?;
     let (throughput, cpu_ms_per_1000, throughput_hwm_kb, throughput_stored) =
         throughput(&core, &mut agent, o)?;
     Ok(Figures {
@@ -537,7 +633,7 @@ fn main() {
         }
     };
     println!();
-    println!("| agent (Full mode, no pot) | measured | target |");
+    println!("| agent (Full mode, relay pots only) | measured | target |");
     println!("|---|---|---|");
     println!(
         "| idle VmRSS (VmHWM) | {:.2} MB ({:.2}) | ≤ {IDLE_TARGET_MB} MB: {} |",
