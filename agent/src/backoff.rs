@@ -30,12 +30,16 @@ impl Backoff {
     pub fn next_delay(&mut self) -> Duration {
         let step = self.step;
         self.step = (self.step * 2).min(self.max);
-        let mut b = [0u8; 4];
-        let unit = match getrandom::fill(&mut b) {
-            Ok(()) => f64::from(u32::from_le_bytes(b)) / f64::from(u32::MAX),
-            Err(_) => 0.5,
-        };
-        step.mul_f64(0.5 + unit / 2.0)
+        step.mul_f64(0.5 + random_unit() / 2.0)
+    }
+}
+
+/// A random number in 0..=1 (0.5 if the system has no randomness to give).
+pub fn random_unit() -> f64 {
+    let mut b = [0u8; 4];
+    match getrandom::fill(&mut b) {
+        Ok(()) => f64::from(u32::from_le_bytes(b)) / f64::from(u32::MAX),
+        Err(_) => 0.5,
     }
 }
 

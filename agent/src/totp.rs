@@ -31,6 +31,19 @@ pub fn next_step(last_used: u64, unix_secs: u64) -> (u64, Duration) {
     }
 }
 
+/// A wait for a fresh step, spread over the first `STEP_SECONDS` after it
+/// starts by `unit` (uniform in 0..1): a fleet refused together (one NAT
+/// address over the core's rate limit) must not come back together at the
+/// step boundary. The step stays valid: the core takes `last_used + 1`
+/// until two steps after the boundary, so a spread wait plus a 10 s connect
+/// still arrives in time.
+pub fn spread(wait: Duration, unit: f64) -> Duration {
+    if wait.is_zero() {
+        return wait;
+    }
+    wait + Duration::from_secs(STEP_SECONDS).mul_f64(unit.clamp(0.0, 0.99))
+}
+
 /// Whether `step`, chosen before connecting, is still one the core takes at
 /// `unix_secs` (it accepts one step either side of its own).
 pub fn still_accepted(step: u64, unix_secs: u64) -> bool {
@@ -52,6 +65,25 @@ pub fn code(key_base32: &str, step: u64) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_spread_wait_still_lands_on_an_accepted_step() {
+        assert_eq!(spread(Duration::ZERO, 0.7), Duration::ZERO);
+        for start in [3000u64, 3014, 3029] {
+            let (step, wait) = next_step(start / STEP_SECONDS + 1, start);
+            for unit in [0.0, 0.5, 0.99, 1.0] {
+                let w = spread(wait, unit);
+                assert!(w >= wait && w < wait + Duration::from_secs(STEP_SECONDS));
+                for connect in [0, 10] {
+                    let sent = start + w.as_secs() + connect;
+                    assert!(
+                        still_accepted(step, sent),
+                        "start {start} unit {unit} connect {connect}"
+                    );
+                }
+            }
+        }
+    }
 
     #[test]
     fn steps_are_never_reused() {

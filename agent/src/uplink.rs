@@ -245,6 +245,7 @@ impl Uplink {
         }
         let last = self.identity.identity.last_totp_step;
         let (step, wait) = totp::next_step(last, totp::unix_now());
+        let wait = totp::spread(wait, crate::backoff::random_unit());
         if !wait.is_zero() {
             log::info!(
                 "waiting {} s for a fresh TOTP step before connecting",

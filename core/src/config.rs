@@ -143,7 +143,7 @@ impl Default for Config {
             max_nodes: 100_000,
             max_pending_connections: 1024,
             max_pending_per_source: 32,
-            connect_rate_per_source: 50,
+            connect_rate_per_source: 200,
             lockout_failures: 5,
             lockout_window: 300,
             lockout_base: 60,
