@@ -151,7 +151,7 @@ fn run(o: &Options) -> Result<(), String> {
     let transport = Arc::new(Transport::new(core.node_addr, None));
     let limits = o
         .connect_rate
-        .map_or("default (50/s, bursts of 100)".into(), |r| {
+        .map_or("the core's default (200/s, bursts of 400)".into(), |r| {
             format!("{r}/s, bursts of {}", r * 2)
         });
     let spend = match o.spend {
@@ -333,6 +333,8 @@ async fn agent(
             return;
         }
         let (step, wait) = agent_totp::next_step(last_step, agent_totp::unix_now());
+        // As the agent: a wait for a fresh step is spread over the step.
+        let wait = agent_totp::spread(wait, honeybee_agent::backoff::random_unit());
         if !wait.is_zero() {
             seen.step_waits.fetch_add(1, Ordering::Relaxed);
             seen.step_wait_ms
