@@ -57,12 +57,15 @@ pub fn api_token(config: &Config) -> Result<String, String> {
         return Ok(config.api_token.clone());
     }
     let path = config.api_token_path();
-    match std::fs::read_to_string(&path) {
+    match files::read_secret(&path) {
         Ok(t) if !t.trim().is_empty() => {
             files::restrict_to_owner(&path)
                 .map_err(|e| format!("securing {}: {e}", path.display()))?;
             log::info!("API token: read from {}", path.display());
             Ok(t.trim().to_string())
+        }
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(format!("reading the API token {}: {e}", path.display()))
         }
         Ok(_) | Err(_) => {
             let raw = totp::generate_key().map_err(|e| format!("generating an API token: {e}"))?;
