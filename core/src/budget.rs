@@ -8,9 +8,10 @@ pub const MAX_POTS_PER_NODE: usize = 64;
 /// Bytes of a pot's status message, and of a NodeEvent's message or
 /// description.
 pub const MAX_MESSAGE: usize = 2048;
-/// Bytes of a pot's `details` as JSON; larger details are replaced by a
-/// note saying how large they were.
-pub const MAX_DETAILS: usize = 8192;
+/// Bytes of a pot's `details` as JSON. Logs (`{"lines": [...]}`, the
+/// answer to GetPotLogs) keep their newest lines that fit; other larger
+/// details are replaced by a note saying how large they were.
+pub const MAX_DETAILS: usize = 64 * 1024;
 /// Bytes of an identifier or a short field: pot id and type, node name,
 /// address, agent version, one capability.
 pub const MAX_NAME: usize = 256;
@@ -34,12 +35,30 @@ pub fn clip(text: &str, max: usize) -> String {
     out
 }
 
-/// Details as stored: the JSON text, or a note when it is over
-/// [`MAX_DETAILS`].
+/// Details as stored: the JSON text, the newest log lines that fit, or a
+/// note when it is over [`MAX_DETAILS`].
 pub fn details(value: &serde_json::Value) -> String {
     let text = value.to_string();
     if text.len() <= MAX_DETAILS {
         return text;
+    }
+    if let Some(lines) = value.get("lines").and_then(|l| l.as_array()) {
+        // Newest last: keep the tail that fits, each line clipped.
+        let mut kept: Vec<serde_json::Value> = Vec::new();
+        let mut size = 64;
+        for line in lines.iter().rev() {
+            let line = match line.as_str() {
+                Some(s) => serde_json::Value::String(clip(s, MAX_MESSAGE)),
+                None => continue,
+            };
+            size += line.to_string().len() + 1;
+            if size > MAX_DETAILS {
+                break;
+            }
+            kept.push(line);
+        }
+        kept.reverse();
+        return serde_json::json!({ "lines": kept, "truncated": true }).to_string();
     }
     serde_json::json!({ "truncated": true, "bytes": text.len() }).to_string()
 }
@@ -74,6 +93,20 @@ mod tests {
         let note: serde_json::Value = serde_json::from_str(&details(&big)).unwrap();
         assert_eq!(note["truncated"], true);
         assert!(note["bytes"].as_u64().unwrap() > MAX_DETAILS as u64);
+    }
+
+    #[test]
+    fn long_logs_keep_their_newest_lines() {
+        let lines: Vec<String> = (0..200)
+            .map(|i| format!("{i:03} {}", "l".repeat(1000)))
+            .collect();
+        let stored = details(&serde_json::json!({ "lines": lines }));
+        assert!(stored.len() <= MAX_DETAILS, "{}", stored.len());
+        let v: serde_json::Value = serde_json::from_str(&stored).unwrap();
+        let kept = v["lines"].as_array().unwrap();
+        assert!(kept.len() > 50 && kept.len() < 200, "{}", kept.len());
+        assert!(kept.last().unwrap().as_str().unwrap().starts_with("199 "));
+        assert_eq!(v["truncated"], true);
     }
 
     #[test]

@@ -1,4 +1,6 @@
-//! The thread that runs every node connection.
+//! The threads that run an executor: `node-io` (node, stream and module
+//! connections until they are handed to the poller) and `api-gate` (the
+//! API port's gate, kept apart so that floods elsewhere never delay it).
 //!
 //! One thread runs the executor and drives the async-io reactor itself, so
 //! a message that arrives wakes exactly the thread that handles it; there is

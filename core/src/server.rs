@@ -249,14 +249,17 @@ impl Core {
         executor
             .spawn(future::or(node_listener.run(), until_stopped()))
             .detach();
+        // The API gate has an executor and a thread of its own: a flood on
+        // the node or stream port must not delay /health or an operator.
+        let api_executor = Arc::new(smol::Executor::new());
         let gate = HttpGate {
             socket: api_socket,
             backend: api_unix,
             token,
             metrics: metrics.clone(),
-            executor: executor.clone(),
+            executor: api_executor.clone(),
         };
-        executor
+        api_executor
             .spawn(future::or(gate.run(), until_stopped()))
             .detach();
         let stream_listener = StreamListener {
@@ -285,12 +288,17 @@ impl Core {
             .detach();
         let workers = {
             let ex = executor.clone();
+            let gate_stopped = stopped.clone();
             let stopped = stopped.clone();
             let worker = std::thread::Builder::new()
                 .name("node-io".into())
                 .spawn(move || io_thread::run(ex, stopped))
                 .map_err(|e| format!("starting the node I/O thread: {e}"))?;
-            vec![worker]
+            let gate = std::thread::Builder::new()
+                .name("api-gate".into())
+                .spawn(move || io_thread::run(api_executor, gate_stopped))
+                .map_err(|e| format!("starting the API gate thread: {e}"))?;
+            vec![worker, gate]
         };
         modules.autostart();
         log::info!(

@@ -252,10 +252,9 @@ fn a_client_that_resets_mid_body_frees_everything_at_once() {
     let core = release_core();
     let token = core.api().token.clone();
     for _ in 0..50 {
-        let sock =
-            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-        sock.connect(&api(&core).into()).unwrap();
-        let mut s: std::net::TcpStream = sock.into();
+        // From the attacker's address: the honest probe below has its own
+        // per-source places.
+        let mut s = honeybee_tests::attacks::connect_from(ATTACKER, api(&core)).unwrap();
         use std::io::Write;
         s.write_all(&head(
             "POST",

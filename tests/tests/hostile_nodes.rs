@@ -21,6 +21,18 @@ fn lo(a: u8, b: u8, c: u8) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(127, a, b, c))
 }
 
+/// `/health` answered every poll, each within a second.
+fn assert_healthy(probe: HealthProbe, what: &str) {
+    let seen = probe.finish();
+    assert!(seen.failures.is_empty(), "{what}: {:?}", seen.failures);
+    assert!(!seen.latencies.is_empty(), "{what}: /health never answered");
+    assert!(
+        seen.max() < Duration::from_secs(1),
+        "{what}: /health took {:?}",
+        seen.max()
+    );
+}
+
 fn builder() -> CoreBuilder {
     match release_binary("honeybee-core") {
         Some(bin) => Core::builder().binary(bin),
@@ -34,6 +46,7 @@ fn f7_one_node_cannot_pin_memory_with_pot_status_text() {
     let mut id = NodeIdentity::new("big-talker");
     let mut node = id.enroll(core.node_addr);
     let before = core.rss_kb();
+    let probe = HealthProbe::start(core.api_addr, Duration::from_millis(20));
     let text = "m".repeat(500_000);
     for i in 0..256 {
         node.must_send(&NodeMessage::PotStatusUpdate(PotStatusUpdate {
@@ -66,6 +79,7 @@ fn f7_one_node_cannot_pin_memory_with_pot_status_text() {
     );
     let grew = core.rss_kb().saturating_sub(before);
     assert!(grew < RSS_BUDGET_KB, "RSS grew by {grew} KiB");
+    assert_healthy(probe, "256 pot updates of 1 MB");
     drop(node);
 }
 
@@ -74,6 +88,7 @@ fn f8_partial_lines_from_forty_addresses_hold_little_and_honest_nodes_get_in() {
     honeybee_tests::raise_fd_limit(8192);
     let core = builder().start();
     let before = core.rss_kb();
+    let probe = HealthProbe::start(core.api_addr, Duration::from_millis(20));
     // 40 addresses × 32 connections, each sending an endless first line.
     let attackers: Vec<_> = (1..=40u8)
         .map(|host| {
@@ -133,6 +148,7 @@ fn f8_partial_lines_from_forty_addresses_hold_little_and_honest_nodes_get_in() {
     let mut again = TestNode::connect_from(lo(9, 0, 1), core.node_addr).unwrap();
     let ack = again.register(&id.with_code(0));
     assert!(ack.accepted, "honest login refused: {:?}", ack.message);
+    assert_healthy(probe, "partial lines from 40 addresses");
     drop(held);
 }
 
@@ -355,6 +371,57 @@ fn f14_websockets_from_pages_of_other_origins_are_refused() {
         .metrics()
         .labeled("honeybee_stream_refused_total", "reason", "origin");
     assert_eq!(refused, 1.0);
-    let seen = probe.finish();
-    assert!(seen.failures.is_empty(), "{:?}", seen.failures);
+    assert_healthy(probe, "WebSocket handshakes");
+}
+
+/// A registration line of `len` bytes: a valid registration padded with
+/// spaces inside the JSON (whitespace is allowed between tokens).
+fn padded_registration(id: &NodeIdentity, len: usize) -> Vec<u8> {
+    let msg = honeybee_proto::encode(&honeybee_proto::Envelope::new(id.first()));
+    let body = msg.strip_suffix(b"\n").unwrap_or(&msg).to_vec();
+    let pad = len.saturating_sub(body.len());
+    let mut line = body[..body.len() - 1].to_vec();
+    line.extend(std::iter::repeat_n(b' ', pad));
+    line.push(b'}');
+    line.push(b'\n');
+    line
+}
+
+#[test]
+fn the_registration_line_is_taken_at_64_kib_and_refused_one_byte_past() {
+    let core = builder().start();
+    let at = 64 * 1024;
+    for (len, accepted) in [(at, true), (at + 1, false)] {
+        let id = NodeIdentity::new("padded");
+        let mut n = TestNode::connect(core.node_addr).unwrap();
+        // The bound counts the line without its newline.
+        n.send_raw(&padded_registration(&id, len)).unwrap();
+        match n.recv_ack(T) {
+            Ok(ack) => assert_eq!(ack.accepted, accepted, "{len} bytes: {ack:?}"),
+            Err(e) => assert!(!accepted, "a {len}-byte registration was not answered: {e}"),
+        }
+    }
+}
+
+#[test]
+fn unregistered_stream_connections_from_one_address_stop_at_eight() {
+    let core = builder().start();
+    let src = lo(0, 0, 88);
+    let held: Vec<TcpStream> = (0..8)
+        .map(|_| connect_from(src, core.stream_addr).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        held.iter()
+            .all(|s| !honeybee_tests::test_node::peer_closed(s)),
+        "the eighth was refused"
+    );
+    let ninth = connect_from(src, core.stream_addr).unwrap();
+    let closed = honeybee_tests::poll_until(T, Duration::from_millis(50), || {
+        honeybee_tests::test_node::peer_closed(&ninth).then_some(())
+    });
+    assert!(
+        closed.is_some(),
+        "the ninth unregistered connection stayed open"
+    );
 }
