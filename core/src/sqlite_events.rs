@@ -342,7 +342,7 @@ mod retention_tests {
         let cap = 5_000_000;
         let gone = expire(&tx, 0, 0, 0, cap).unwrap();
         assert!(used_bytes(&tx).unwrap() <= cap);
-        assert!(gone >= 1400 && gone < 2000, "{gone} deleted");
+        assert!((1400..2000).contains(&gone), "{gone} deleted");
         let newest: i64 = tx
             .query_row("SELECT MAX(time) FROM events", [], |r| r.get(0))
             .unwrap();
