@@ -108,6 +108,7 @@ pub struct AgentBuilder {
     args: Vec<String>,
     config: Option<String>,
     env: Vec<(String, String)>,
+    binary: Option<PathBuf>,
 }
 
 impl AgentBuilder {
@@ -127,7 +128,14 @@ impl AgentBuilder {
             args: Vec::new(),
             config: None,
             env: Vec::new(),
+            binary: None,
         }
+    }
+
+    /// Runs this binary instead of the workspace's debug build.
+    pub fn binary(mut self, path: PathBuf) -> AgentBuilder {
+        self.binary = Some(path);
+        self
     }
 
     /// A Full mode agent for the core (or proxy) at `core`.
@@ -261,7 +269,7 @@ impl AgentBuilder {
                 .unwrap_or_else(|e| panic!("cannot write {}: {e}", p.display()));
             p
         });
-        let bin = agent_binary();
+        let bin = self.binary.clone().unwrap_or_else(agent_binary);
         let full = self.mode == AgentMode::Full;
         let picked_port = full && self.pass_event_port && self.event_port.is_none();
         let mut last_err = String::new();

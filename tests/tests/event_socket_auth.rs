@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use honeybee_tests::agent_process::{
     connect_as_pot, connect_event_socket, cowrie_line, send_events, token_line,
 };
+use honeybee_tests::binaries::release_binary;
 use honeybee_tests::test_pot::start_token_pot;
 use honeybee_tests::{Agent, Core, TestPot, TestPotstore};
 use serde_json::{json, Value};
@@ -60,15 +61,24 @@ fn events_of(core: &Core, key: &str, value: &str) -> Vec<Value> {
 
 #[test]
 fn idle_connections_and_a_spoofer_cannot_stop_a_real_pots_events() {
-    let core = Core::start();
+    // The shipped builds when there are (CI: dist/), as an attacker meets them.
+    let mut core = Core::builder();
+    if let Some(bin) = release_binary("honeybee-core") {
+        core = core.binary(bin);
+    }
+    let core = core.start();
     let store = store(&core);
-    let agent = Agent::full(core.node_addr)
+    let mut agent = Agent::full(core.node_addr)
         .workspace(core.workspace())
-        .potstore(store.path())
-        .start();
+        .potstore(store.path());
+    if let Some(bin) = release_binary("honeybee-agent") {
+        agent = agent.binary(bin);
+    }
+    let agent = agent.start();
     let id = agent.node_id();
     core.api().wait_status(id, "Running", T);
     let addr = agent.event_addr();
+    let rss_before = agent.rss_kb().expect("agent RSS");
 
     // 64 connections that never say anything, opened before the pot starts.
     let mut idle: Vec<TcpStream> = (0..64).map(|_| connect_event_socket(addr, T)).collect();
@@ -146,6 +156,12 @@ fn idle_connections_and_a_spoofer_cannot_stop_a_real_pots_events() {
     std::thread::sleep(Duration::from_secs(2));
     let spoofed = events_of(&core, "event_type", "spoof.event");
     assert!(spoofed.is_empty(), "spoofed lines were stored: {spoofed:?}");
+    // The attack left the agent's memory where it was (a few MB at most).
+    let grew = agent
+        .rss_kb()
+        .expect("agent RSS")
+        .saturating_sub(rss_before);
+    assert!(grew < 4 * 1024, "the agent's RSS grew by {grew} KiB");
 }
 
 #[test]
