@@ -118,12 +118,23 @@ struct Entry {
     idle_since_ms: u64,
     /// Where the node last asked for approval from (shown to the operator).
     pending_peer: Option<IpAddr>,
-    /// The address the operator approved: only it gets the TOTP key.
-    approved_for: Option<IpAddr>,
     /// SHA-256 of the client certificate the node asked with (mTLS).
     pending_cert: Option<String>,
-    /// The certificate the operator approved, under mTLS.
-    approved_cert: Option<String>,
+}
+
+/// What an approval binds to, as stored in [`NodeRecord::approved_for`]:
+/// `IP`, or `IP sha256:HEX` under mTLS.
+fn binding(peer: Option<IpAddr>, cert: Option<&str>) -> Option<String> {
+    let peer = peer?;
+    Some(match cert {
+        Some(c) => format!("{peer} sha256:{c}"),
+        None => peer.to_string(),
+    })
+}
+
+/// Whether a registration from `peer` with `cert` is the one approved.
+fn binding_matches(binding: &str, peer: IpAddr, cert: Option<&str>) -> bool {
+    binding == self::binding(Some(peer), cert).unwrap_or_default()
 }
 
 impl Entry {
@@ -283,9 +294,7 @@ impl Registry {
                     // Nodes that were live get three intervals to come back.
                     idle_since_ms: clock.now_ms(),
                     pending_peer: None,
-                    approved_for: None,
                     pending_cert: None,
-                    approved_cert: None,
                 }),
             );
         }
@@ -351,12 +360,12 @@ impl Registry {
                     entry.record.approved = true;
                     self.pending_approvals.fetch_sub(1, Ordering::Relaxed);
                 }
-                let other_cert = entry.approved_cert.is_some() && entry.approved_cert != cert;
-                if other_cert || entry.approved_for.is_some_and(|ip| ip != peer.ip()) {
+                let bound = entry.record.approved_for.as_deref();
+                if bound.is_some_and(|b| !binding_matches(b, peer.ip(), cert.as_deref())) {
                     log::warn!(
-                        "node {} registered from {peer}, but the operator approved it at {}; refused",
+                        "node {} registered from {peer}, but the operator approved {}; refused",
                         reg.node_id,
-                        entry.approved_for.map(|ip| ip.to_string()).unwrap_or_default()
+                        bound.unwrap_or_default()
                     );
                     return Err(refuse(
                         RegistrationRefusal::PendingApproval,
@@ -396,9 +405,7 @@ impl Registry {
                     lockout: SourceLockouts::default(),
                     idle_since_ms: now_ms,
                     pending_peer: None,
-                    approved_for: None,
                     pending_cert: None,
-                    approved_cert: None,
                 }));
                 if !approved {
                     entry.pending_peer = Some(peer.ip());
@@ -427,6 +434,8 @@ impl Registry {
         if let Some(key) = &new_key {
             entry.record.totp_key = Some(key.clone());
             entry.record.last_totp_step = None;
+            // The key went to the approved node: the binding is spent.
+            entry.record.approved_for = None;
         }
         self.update_from_registration(&mut entry.record, reg, now_ms);
         if let Some(old) = entry.conn.take() {
@@ -545,6 +554,7 @@ impl Registry {
             capabilities: budget::capabilities(&reg.capabilities),
             registered_at: self.clock.rfc3339(now_ms),
             last_seen: Some(self.clock.rfc3339(now_ms)),
+            approved_for: None,
         }
     }
 
@@ -768,15 +778,17 @@ impl Registry {
             }
             if !entry.record.approved {
                 entry.record.approved = true;
-                entry.approved_for = entry.pending_peer;
-                entry.approved_cert = entry.pending_cert.clone();
+                entry.record.approved_for =
+                    binding(entry.pending_peer, entry.pending_cert.as_deref());
                 self.pending_approvals.fetch_sub(1, Ordering::Relaxed);
             }
             log::info!(
                 "node {node_id} approved for {}",
                 entry
+                    .record
                     .approved_for
-                    .map_or_else(|| "any address".to_string(), |ip| ip.to_string())
+                    .as_deref()
+                    .unwrap_or("any address")
             );
             (
                 self.view(entry),

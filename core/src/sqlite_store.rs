@@ -62,7 +62,8 @@ CREATE TABLE IF NOT EXISTS nodes (
     agent_version TEXT,
     capabilities TEXT NOT NULL,
     registered_at TEXT NOT NULL,
-    last_seen TEXT
+    last_seen TEXT,
+    approved_for TEXT
 );
 CREATE TABLE IF NOT EXISTS pots (
     node_id INTEGER NOT NULL,
@@ -150,6 +151,7 @@ impl SqliteStore {
         conn.execute_batch(SCHEMA)
             .and_then(|_| conn.execute_batch(sqlite_events::SCHEMA))
             .and_then(|_| sqlite_events::migrate(&conn))
+            .and_then(|_| migrate_nodes(&conn))
             .map_err(|e| StoreError(format!("creating tables in {}: {e}", path.display())))?;
         let seqs = sqlite_events::load_seqs(&conn)
             .map_err(|e| StoreError(format!("reading event seqs in {}: {e}", path.display())))?;
@@ -377,14 +379,28 @@ fn describe(w: &NodeWrite) -> String {
     }
 }
 
+/// Databases from before step 7 have no `approved_for` column.
+fn migrate_nodes(conn: &Connection) -> rusqlite::Result<()> {
+    let has: i64 = conn.query_row(
+        "SELECT COUNT(*) FROM pragma_table_info('nodes') WHERE name = 'approved_for'",
+        [],
+        |r| r.get(0),
+    )?;
+    if has == 0 {
+        conn.execute_batch("ALTER TABLE nodes ADD COLUMN approved_for TEXT")?;
+    }
+    Ok(())
+}
+
 fn apply(tx: &rusqlite::Transaction, w: &NodeWrite) -> rusqlite::Result<()> {
     match w {
         NodeWrite::Node(n) => {
             let caps = serde_json::to_string(&n.capabilities).unwrap_or_else(|_| "[]".into());
             tx.prepare_cached(
                 "INSERT OR REPLACE INTO nodes (node_id, node_name, address, port, node_type, status,
-                 approved, totp_key, last_totp_step, agent_version, capabilities, registered_at, last_seen)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                 approved, totp_key, last_totp_step, agent_version, capabilities, registered_at, last_seen,
+                 approved_for)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
             )?
             .execute(params![
                 to_db(n.node_id),
@@ -400,6 +416,7 @@ fn apply(tx: &rusqlite::Transaction, w: &NodeWrite) -> rusqlite::Result<()> {
                 caps,
                 n.registered_at,
                 n.last_seen,
+                n.approved_for,
             ])?;
         }
         NodeWrite::Status {
@@ -474,6 +491,7 @@ fn parse_node(row: &rusqlite::Row) -> rusqlite::Result<NodeRecord> {
         capabilities: serde_json::from_str(&caps).unwrap_or_default(),
         registered_at: text(11)?,
         last_seen: row.get(12)?,
+        approved_for: row.get(13)?,
     })
 }
 
@@ -502,7 +520,7 @@ impl NodeStore for SqliteStore {
         let err = |e: rusqlite::Error| StoreError(format!("loading nodes: {e}"));
         let mut nodes: Vec<StoredNode> = conn
             .prepare("SELECT node_id, node_name, address, port, node_type, status, approved, totp_key,
-                      last_totp_step, agent_version, capabilities, registered_at, last_seen FROM nodes")
+                      last_totp_step, agent_version, capabilities, registered_at, last_seen, approved_for FROM nodes")
             .map_err(err)?
             .query_map([], parse_node)
             .map_err(err)?
@@ -613,7 +631,7 @@ impl SqliteStore {
         let conn = self.reader.lock().unwrap_or_else(|e| e.into_inner());
         conn.query_row(
             "SELECT node_id, node_name, address, port, node_type, status, approved, totp_key,
-             last_totp_step, agent_version, capabilities, registered_at, last_seen FROM nodes WHERE node_id = ?1",
+             last_totp_step, agent_version, capabilities, registered_at, last_seen, approved_for FROM nodes WHERE node_id = ?1",
             params![to_db(node_id)],
             parse_node,
         )
@@ -641,6 +659,7 @@ mod tests {
             capabilities: vec!["event-ack".into()],
             registered_at: "2026-01-01T00:00:00Z".into(),
             last_seen: None,
+            approved_for: Some("192.0.2.1 sha256:ab".into()),
         }
     }
 

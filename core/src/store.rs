@@ -34,6 +34,11 @@ pub struct NodeRecord {
     pub registered_at: String,
     /// Last message seen (RFC 3339), as of the last write.
     pub last_seen: Option<String>,
+    /// What an operator's approval binds to, until the node has its key:
+    /// the address it asked from, and under mTLS ` sha256:<hex>` of its
+    /// client certificate after it. Kept so that a core restart between the
+    /// approval and the node's registration does not lift the binding.
+    pub approved_for: Option<String>,
 }
 
 // The TOTP key is a secret: never in logs.

@@ -229,6 +229,14 @@ fn f11_approval_binds_to_the_address_the_operator_saw() {
         r#"{"peer_address": "127.0.0.1"}"#,
     );
     assert_eq!(ok.status, 200, "{}", ok.text());
+    // The binding is kept across a restart of the core.
+    let mut core = core;
+    core.terminate(T);
+    let core = builder()
+        .arg("--enrollment")
+        .arg("approve")
+        .workspace(core.workspace())
+        .start();
     // Someone else presenting the id gets no key…
     let mut thief = TestNode::connect_from(lo(0, 0, 66), core.node_addr).unwrap();
     let ack = thief.register(&id.first());
