@@ -137,12 +137,12 @@ async fn serve(mut client: Async<TcpStream>, shared: &Shared) -> std::io::Result
         Some(Err(HeadReadError::Io(e))) => return Err(e),
         Some(Err(HeadReadError::Head(e))) => Err(Refused::Head(e)),
     };
-    let (head, _budget) = match head.and_then(|h| admit_body(h, shared)) {
+    let (head, budget) = match head.and_then(|h| admit_body(h, shared)) {
         Ok(admitted) => admitted,
         Err(refused) => return refuse(client, refused, shared).await,
     };
     // The body begins with whatever followed the head in `buf`.
-    let body_len = _budget.len;
+    let body_len = budget.len;
     if head.expect_continue && buf.len() < body_len {
         client.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await?;
     }

@@ -262,11 +262,13 @@ impl StreamListener {
         permit: &mut Option<Permit>,
     ) {
         let ctx = &self.ctx;
-        if session.registered() && permit.take().is_some() {
-            wire.registered();
-        }
         let mut sub: Option<Subscription> = None;
         loop {
+            if session.registered() && permit.take().is_some() {
+                // Registered (by a URL token or a message): its pending
+                // place is free, its lines may be long.
+                wire.registered();
+            }
             let event = {
                 let input = async { Event::Input(wire.recv().await) };
                 let live = async {
@@ -340,10 +342,6 @@ impl StreamListener {
                     }
                 },
             };
-            if session.registered() && permit.take().is_some() {
-                // Registered: its pending place is free, its lines may be long.
-                wire.registered();
-            }
             if wire.send(&response_line(response)).await.is_err() {
                 return;
             }
