@@ -132,6 +132,19 @@ impl AgentBuilder {
         }
     }
 
+    /// Runs the shipped build when there is one
+    /// ([`crate::binaries::release_binary`]; CI requires it); else the debug
+    /// build, saying so.
+    pub fn release(self) -> AgentBuilder {
+        match crate::binaries::release_binary("honeybee-agent") {
+            Some(bin) => self.binary(bin),
+            None => {
+                eprintln!("no release honeybee-agent built: running the debug build");
+                self
+            }
+        }
+    }
+
     /// Runs this binary instead of the workspace's debug build.
     pub fn binary(mut self, path: PathBuf) -> AgentBuilder {
         self.binary = Some(path);

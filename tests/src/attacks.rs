@@ -12,6 +12,10 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+/// Where attacks come from: a loopback address apart from the honest
+/// clients (127.0.0.1), which keep their own per-source places.
+pub const ATTACKER: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 66));
+
 /// What one raw HTTP exchange produced.
 #[derive(Debug)]
 pub struct Seen {
@@ -178,6 +182,24 @@ impl ProbeResults {
     /// The slowest answer; zero without any.
     pub fn max(&self) -> Duration {
         self.latencies.iter().copied().max().unwrap_or_default()
+    }
+
+    /// Panics unless every poll was answered 200, each within a second.
+    #[track_caller]
+    pub fn assert_healthy(&self, what: &str) {
+        assert!(
+            self.failures.is_empty(),
+            "{what}: /health failed {} times: {:?}",
+            self.failures.len(),
+            &self.failures[..self.failures.len().min(5)]
+        );
+        assert!(!self.latencies.is_empty(), "{what}: /health never answered");
+        assert!(
+            self.max() < Duration::from_secs(1),
+            "{what}: /health took {:?} (p99 {:?})",
+            self.max(),
+            self.quantile(0.99)
+        );
     }
 }
 

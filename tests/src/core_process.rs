@@ -169,6 +169,19 @@ impl CoreBuilder {
         self
     }
 
+    /// Runs the shipped build when there is one
+    /// ([`crate::binaries::release_binary`]; CI requires it), as an attacker
+    /// meets it; else the debug build, saying so.
+    pub fn release(self) -> CoreBuilder {
+        match crate::binaries::release_binary("honeybee-core") {
+            Some(bin) => self.binary(bin),
+            None => {
+                eprintln!("no release honeybee-core built: running the debug build");
+                self
+            }
+        }
+    }
+
     /// Runs this binary instead of the workspace's debug build.
     pub fn binary(mut self, path: PathBuf) -> CoreBuilder {
         self.binary = Some(path);

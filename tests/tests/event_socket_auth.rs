@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 use honeybee_tests::agent_process::{
     connect_as_pot, connect_event_socket, cowrie_line, send_events, token_line,
 };
-use honeybee_tests::binaries::release_binary;
 use honeybee_tests::test_pot::start_token_pot;
 use honeybee_tests::{Agent, Core, TestPot, TestPotstore};
 use serde_json::{json, Value};
@@ -62,19 +61,13 @@ fn events_of(core: &Core, key: &str, value: &str) -> Vec<Value> {
 #[test]
 fn idle_connections_and_a_spoofer_cannot_stop_a_real_pots_events() {
     // The shipped builds when there are (CI: dist/), as an attacker meets them.
-    let mut core = Core::builder();
-    if let Some(bin) = release_binary("honeybee-core") {
-        core = core.binary(bin);
-    }
-    let core = core.start();
+    let core = Core::builder().release().start();
     let store = store(&core);
-    let mut agent = Agent::full(core.node_addr)
+    let agent = Agent::full(core.node_addr)
         .workspace(core.workspace())
-        .potstore(store.path());
-    if let Some(bin) = release_binary("honeybee-agent") {
-        agent = agent.binary(bin);
-    }
-    let agent = agent.start();
+        .potstore(store.path())
+        .release()
+        .start();
     let id = agent.node_id();
     core.api().wait_status(id, "Running", T);
     let addr = agent.event_addr();

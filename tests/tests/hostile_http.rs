@@ -5,43 +5,21 @@
 //! answers `/health` within a second, its RSS grew by less than 64 MB, and
 //! the attacker got a clear status, not a hang.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::Duration;
 
-use honeybee_tests::attacks::{raw_exchange, HealthProbe, Trickle};
-use honeybee_tests::binaries::release_binary;
+use honeybee_tests::attacks::{raw_exchange, HealthProbe, Trickle, ATTACKER};
 use honeybee_tests::Core;
-
-/// Where the slow attacks come from: not the honest client's address.
-const ATTACKER: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 66));
 
 /// RSS an attack may add to the core.
 const RSS_BUDGET_KB: u64 = 64 * 1024;
 
 fn release_core() -> Core {
-    let mut b = Core::builder();
-    match release_binary("honeybee-core") {
-        Some(bin) => b = b.binary(bin),
-        None => eprintln!("no release core built: attacking the debug build"),
-    }
-    b.start()
+    Core::builder().release().start()
 }
 
 fn assert_healthy(core: &Core, probe: HealthProbe, what: &str) {
-    let seen = probe.finish();
-    assert!(
-        seen.failures.is_empty(),
-        "{what}: /health failed {} times: {:?}",
-        seen.failures.len(),
-        &seen.failures[..seen.failures.len().min(5)]
-    );
-    assert!(!seen.latencies.is_empty(), "{what}: /health never answered");
-    assert!(
-        seen.max() < Duration::from_secs(1),
-        "{what}: /health took {:?} (p99 {:?})",
-        seen.max(),
-        seen.quantile(0.99)
-    );
+    probe.finish().assert_healthy(what);
     assert_eq!(core.api().get("/health").status, 200, "{what}: core down");
 }
 

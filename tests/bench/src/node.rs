@@ -146,6 +146,18 @@ fn code(key: &[u8]) -> String {
     totp.generate(now)
 }
 
+/// The TOTP key a first registration's acknowledgement carries.
+fn key_from_ack(id: u64, a: RegistrationAck) -> Result<NodeKey, String> {
+    let key = a
+        .totp_key
+        .filter(|_| a.accepted)
+        .ok_or_else(|| format!("node {id} refused: {:?}", a.message))?;
+    let key = Secret::Encoded(key)
+        .to_bytes()
+        .map_err(|e| format!("{e:?}"))?;
+    Ok(NodeKey { id, key })
+}
+
 /// First registration of nodes 1..=n; returns their keys.
 pub async fn enroll_all(t: &Transport, n: usize, in_flight: usize) -> Result<Vec<NodeKey>, String> {
     let t = Arc::new(Transport {
@@ -161,15 +173,7 @@ pub async fn enroll_all(t: &Transport, n: usize, in_flight: usize) -> Result<Vec
                 let id = i as u64 + 1;
                 let mut s = t.connect(source(i)).await?;
                 send(&mut s, registration(id, None)).await?;
-                let a = ack(&mut s).await?;
-                let key = a
-                    .totp_key
-                    .filter(|_| a.accepted)
-                    .ok_or_else(|| format!("node {id} refused: {:?}", a.message))?;
-                let key = Secret::Encoded(key)
-                    .to_bytes()
-                    .map_err(|e| format!("{e:?}"))?;
-                Ok::<_, String>(NodeKey { id, key })
+                key_from_ack(id, ack(&mut s).await?)
             })
         })
         .collect();
@@ -220,14 +224,7 @@ pub async fn enroll_all_from(
                             continue;
                         }
                     };
-                    let key = a
-                        .totp_key
-                        .filter(|_| a.accepted)
-                        .ok_or_else(|| format!("node {id} refused: {:?}", a.message))?;
-                    let key = Secret::Encoded(key)
-                        .to_bytes()
-                        .map_err(|e| format!("{e:?}"))?;
-                    return Ok::<_, String>(NodeKey { id, key });
+                    return key_from_ack(id, a);
                 }
             })
         })

@@ -10,11 +10,8 @@ use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, TcpStream};
 use std::time::{Duration, Instant};
 
-use honeybee_tests::attacks::{connect_from, raw_exchange, HealthProbe, Trickle};
-use honeybee_tests::binaries::release_binary;
+use honeybee_tests::attacks::{connect_from, raw_exchange, HealthProbe, Trickle, ATTACKER};
 use honeybee_tests::Core;
-
-const ATTACKER: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 66));
 
 struct Attack {
     name: &'static str,
@@ -104,12 +101,6 @@ fn idle_stream(core: &Core) {
 
 fn main() {
     honeybee_tests::raise_fd_limit(8192);
-    let bin = release_binary("honeybee-core");
-    if bin.is_none() {
-        eprintln!(
-            "no release core (cargo build --release -p honeybee-core): measuring the debug build"
-        );
-    }
     let attacks = [
         Attack {
             name: "Content-Length 2^64-1 x200 (F1)",
@@ -137,11 +128,7 @@ fn main() {
         "attack", "RSS before", "peak", "after", "/health p99", "/health max", "failed"
     );
     for attack in attacks {
-        let mut b = Core::builder();
-        if let Some(bin) = &bin {
-            b = b.binary(bin.clone());
-        }
-        let core = b.start();
+        let core = Core::builder().release().start();
         let before = core.rss_kb();
         let probe = HealthProbe::start(core.api_addr, Duration::from_millis(20));
         let peak = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(before));
