@@ -1,13 +1,13 @@
 //! The HoneyBee core: the server every node reports to.
 //!
-//! This crate provides the parts of `honeybee-core`: the node port
-//! ([`listener`], [`session`]: Protocol v2 over TCP or TLS 1.3), the
-//! [`registry`] of nodes (enrollment, TOTP, lockouts, liveness), the
-//! [`store`] trait and its embedded SQLite implementation, the HTTP [`api`]
-//! with `/metrics`, the [`stream`] port for modules and the dashboard
-//! ([`module_session`]: PROTOCOL.md §7, live messages from the [`bus`]), the
-//! extension [`modules`] the core runs as child processes (managed through
-//! [`api_modules`]), and the [`config`] and [`cli`] that set them up.
+//! This crate provides the parts of `honeybee-core`, one folder per concern:
+//! [`node`] (the node port: Protocol v2 over TCP or TLS 1.3, the registry of
+//! nodes with enrollment, TOTP, lockouts and liveness), [`store`] (the store
+//! interface and its backends), [`api`] (the HTTP port: REST, `/metrics`, the
+//! dashboard, and the gate in front of them), [`stream`] (the live stream port
+//! for modules and browsers, PROTOCOL.md §7, fed by the [`bus`]), the
+//! extension [`modules`] the core runs as child processes, and the [`config`]
+//! and [`cli`] that set them up.
 //!
 //! # Implementation
 //!
@@ -30,39 +30,18 @@
 //! ```
 #![warn(missing_docs)]
 
-pub mod admission;
 pub mod api;
-pub mod api_events;
-pub mod api_modules;
-pub mod budget;
 pub mod bus;
 pub mod cli;
 pub mod clock;
 pub mod config;
-pub mod dashboard;
-pub mod event_page;
-pub mod event_query;
-pub mod events;
 pub mod files;
-pub mod http_gate;
-pub mod http_head;
 pub mod io_thread;
-pub mod listener;
-pub mod lockout;
 pub mod metrics;
-pub mod module_session;
 pub mod modules;
-pub mod node_poller;
-pub mod origin;
-pub mod outbox;
-pub mod registry;
+pub mod node;
 pub mod secret;
 pub mod server;
-pub mod session;
 pub mod shutdown;
-pub mod sqlite_events;
-pub mod sqlite_store;
 pub mod store;
 pub mod stream;
-pub mod tls;
-pub mod totp;

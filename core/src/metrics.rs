@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use honeybee_proto::NodeStatus;
 
-use crate::admission::Refusal;
+use crate::node::admission::Refusal;
 
 /// Why a registration was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -8,25 +8,26 @@ use async_io::Timer;
 use futures_lite::future;
 use futures_rustls::TlsAcceptor;
 
-use crate::admission::{Admission, Limits};
+use crate::api::gate::{self, HttpGate};
 use crate::api::{Api, ApiContext};
 use crate::bus::Bus;
 use crate::clock::Clock;
 use crate::config::{Config, Enrollment};
 use crate::files;
-use crate::http_gate::{self, HttpGate};
-use crate::listener::{self, NodeListener};
-use crate::lockout::LockoutPolicy;
+use crate::io_thread;
 use crate::metrics::Metrics;
-use crate::module_session::ModuleContext;
 use crate::modules::{Modules, Timing};
-use crate::node_poller::NodePoller;
-use crate::registry::{Policy, Registry};
-use crate::session::NodeContext;
-use crate::sqlite_store::{Retention, SqliteStore};
+use crate::node::admission::{Admission, Limits};
+use crate::node::listener::{self, NodeListener};
+use crate::node::lockout::LockoutPolicy;
+use crate::node::poller::NodePoller;
+use crate::node::registry::{Policy, Registry};
+use crate::node::session::NodeContext;
+use crate::node::{tls, totp};
+use crate::store::sqlite::{Retention, SqliteStore};
 use crate::store::{EventStore, NodeStore};
+use crate::stream::session::ModuleContext;
 use crate::stream::StreamListener;
-use crate::{io_thread, tls, totp};
 
 /// Longest a shutdown may take before the process exits anyway.
 const SHUTDOWN_LIMIT: Duration = Duration::from_millis(4500);
@@ -176,7 +177,7 @@ impl Core {
             Timing::default(),
             metrics.clone(),
         )?);
-        let api_socket = http_gate::bind(SocketAddr::new(ip, config.api_port))
+        let api_socket = gate::bind(SocketAddr::new(ip, config.api_port))
             .map_err(|e| format!("binding API port {ip}:{}: {e}", config.api_port))?;
         let api_addr = api_socket
             .get_ref()

@@ -6,7 +6,7 @@
 use honeybee_proto::EventQuery;
 use serde_json::{json, Value};
 
-use crate::event_query::{self, DEFAULT_LIMIT};
+use crate::api::event_query::{self, DEFAULT_LIMIT};
 use crate::store::{EventFilter, EventStore, StoreError, StoredEvent};
 
 /// One event as the API shows it.

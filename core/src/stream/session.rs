@@ -15,10 +15,10 @@ use honeybee_proto::{
 };
 use serde_json::{json, Value};
 
+use crate::api::event_page;
 use crate::bus::{Bus, Interest, Topic};
-use crate::event_page;
 use crate::metrics::{Metrics, StreamRefusal};
-use crate::registry::{Registry, SendError};
+use crate::node::registry::{Registry, SendError};
 use crate::store::{EventFilter, EventStore};
 
 /// The answer to a missing or wrong API token.
@@ -289,7 +289,7 @@ pub fn command(cmd: BackendCommand, registry: &Registry) -> Step {
 
 /// The `token` parameter of a WebSocket request's query string, if any.
 pub fn url_token(query: Option<&str>) -> Option<String> {
-    let pairs = crate::event_query::pairs(query?).ok()?;
+    let pairs = crate::api::event_query::pairs(query?).ok()?;
     pairs
         .into_iter()
         .find(|(k, _)| k == "token")
@@ -300,8 +300,8 @@ pub fn url_token(query: Option<&str>) -> Option<String> {
 mod tests {
     use super::*;
     use crate::clock::Clock;
-    use crate::registry::Policy;
-    use crate::sqlite_store::SqliteStore;
+    use crate::node::registry::Policy;
+    use crate::store::sqlite::SqliteStore;
     use crate::store::NodeStore;
     use honeybee_proto::{
         encode, BackendRegistration, BackendType, Command, Envelope, EventQuery, NodeRegistration,
@@ -379,7 +379,7 @@ mod tests {
     }
 
     /// Registers node `id`; keeps its connection (the outbox) open.
-    fn connect_node(ctx: &ModuleContext, id: u64) -> crate::outbox::Inbox {
+    fn connect_node(ctx: &ModuleContext, id: u64) -> crate::node::outbox::Inbox {
         let reg = NodeRegistration {
             node_id: id,
             node_name: format!("n{id}"),

@@ -13,10 +13,10 @@ use futures_rustls::TlsAcceptor;
 use honeybee_proto::LineDecoder;
 use socket2::{SockRef, TcpKeepalive};
 
-use crate::admission::{Admission, Permit, RefusalReport};
 use crate::metrics::{Metrics, ProtocolError};
-use crate::node_poller::{Handoff, NodePoller, Wire};
-use crate::session::{self, Flow, NodeContext, Registered, Session, Warner};
+use crate::node::admission::{Admission, Permit, RefusalReport};
+use crate::node::poller::{Handoff, NodePoller, Wire};
+use crate::node::session::{self, Flow, NodeContext, Registered, Session, Warner};
 
 /// Everything the accept loop needs.
 pub struct NodeListener {

@@ -5,7 +5,7 @@
 //! Each TCP connection is admitted against fixed limits (overall, per
 //! source, per-source rate). The gate then reads one request head (at most
 //! [`MAX_HEAD`] bytes within [`HEAD_TIMEOUT`]) and parses it without I/O
-//! ([`crate::http_head`]). A body is read only when it is announced by a
+//! ([`crate::api::head`]). A body is read only when it is announced by a
 //! `Content-Length` of at most [`MAX_BODY`], carries the API token (no public
 //! route takes a body), fits the gate's overall body budget, and arrives
 //! within [`BODY_TIMEOUT`]; anything else is answered by the gate itself
@@ -24,10 +24,10 @@ use std::time::{Duration, Instant};
 use async_io::{Async, Timer};
 use futures_lite::{future, AsyncReadExt, AsyncWriteExt};
 
-use crate::admission::{Admission, Limits};
+use crate::api::head::{self, HeadError, RequestHead, MAX_HEAD};
 use crate::api::MAX_BODY;
-use crate::http_head::{self, HeadError, RequestHead, MAX_HEAD};
 use crate::metrics::Metrics;
+use crate::node::admission::{Admission, Limits};
 
 /// Open API connections, all sources.
 pub const MAX_CONNECTIONS: usize = 1024;
@@ -82,7 +82,8 @@ impl HttpGate {
             bodies: AtomicUsize::new(0),
         });
         loop {
-            let (client, peer) = crate::listener::accept(&self.socket, "an API connection").await;
+            let (client, peer) =
+                crate::node::listener::accept(&self.socket, "an API connection").await;
             let permit = match admission.admit(peer.ip(), Instant::now()) {
                 Ok(p) => p,
                 Err(refusal) => {
@@ -173,7 +174,7 @@ async fn read_head(
 ) -> Result<Option<RequestHead>, HeadReadError> {
     let mut chunk = [0u8; 2048];
     loop {
-        match http_head::parse(buf) {
+        match head::parse(buf) {
             Ok(Some((head, n))) => {
                 buf.drain(..n);
                 return Ok(Some(head));
@@ -359,5 +360,5 @@ async fn deadline<T>(limit: Duration, fut: impl std::future::Future<Output = T>)
 
 /// Binds the API port.
 pub fn bind(addr: SocketAddr) -> std::io::Result<Async<TcpListener>> {
-    crate::listener::bind(addr)
+    crate::node::listener::bind(addr)
 }

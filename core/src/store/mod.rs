@@ -1,6 +1,9 @@
 //! What the core keeps across restarts, behind a small trait so that a server
 //! database can replace the embedded SQLite later.
 
+pub mod event_row;
+pub mod sqlite;
+
 use std::fmt;
 
 use honeybee_proto::{NodeStatus, NodeType, PotStatus};
@@ -220,7 +223,7 @@ pub trait EventStore: Send + Sync {
     /// Queues an event for the writer. Blocks while the queue is full: the
     /// caller (the node poller) then stops reading from nodes, which is the
     /// backpressure. Fails only once the store is closed.
-    fn append(&self, event: crate::events::EventRecord) -> Result<(), StoreError>;
+    fn append(&self, event: crate::store::event_row::EventRecord) -> Result<(), StoreError>;
     /// Events matching `filter`, newest first.
     fn events(&self, filter: &EventFilter) -> Result<Vec<StoredEvent>, StoreError>;
     /// Sets where commit acknowledgements go (once, at startup).

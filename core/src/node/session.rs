@@ -2,7 +2,7 @@
 //!
 //! Registration is generic over the byte stream so that plain TCP and TLS
 //! share one path; the registered connection is then served by the
-//! [`crate::node_poller`].
+//! [`crate::node::poller`].
 //! Framing is the sans-I/O [`LineDecoder`]: lines are split by newline, never
 //! by read, and a line never grows past `max_message_bytes`.
 
@@ -16,10 +16,10 @@ use honeybee_proto::{
 };
 
 use crate::bus::{Bus, Live, Topic};
-use crate::events::EventRecord;
 use crate::metrics::{Metrics, ProtocolError, RegistrationRefusal};
-use crate::outbox::Inbox;
-use crate::registry::{Accepted, Liveness, Registry};
+use crate::node::outbox::Inbox;
+use crate::node::registry::{Accepted, Liveness, Registry};
+use crate::store::event_row::EventRecord;
 use crate::store::EventStore;
 
 /// Warnings logged per connection before they go quiet (a noisy peer must

@@ -1,6 +1,14 @@
 //! The HTTP side (port 9002): `/health`, `/metrics` and the REST API under
 //! `/api/v1`, served by tiny_http on its own threads.
 
+pub mod dashboard;
+pub mod event_page;
+pub mod event_query;
+pub mod events;
+pub mod gate;
+pub mod head;
+pub mod modules;
+
 use std::io::Read;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -9,13 +17,10 @@ use honeybee_proto::{Command, CoreMessage, NodeCommand};
 use serde_json::{json, Value};
 use tiny_http::{Header, Method, Request, Response, Server};
 
-use crate::api_events;
-use crate::api_modules;
-use crate::dashboard;
 use crate::metrics::Metrics;
 use crate::modules::Modules;
-use crate::outbox;
-use crate::registry::{Registry, SendError};
+use crate::node::outbox;
+use crate::node::registry::{Registry, SendError};
 use crate::store::EventStore;
 
 /// Threads answering requests; the API never waits on node connections.
@@ -49,7 +54,7 @@ pub struct Api {
 
 impl Api {
     /// Serves on the Unix socket `path`; the TCP port belongs to the
-    /// [`crate::http_gate`], which forwards admitted connections here.
+    /// [`crate::api::gate`], which forwards admitted connections here.
     pub fn start(path: &std::path::Path, ctx: Arc<ApiContext>) -> Result<Api, String> {
         let server = Arc::new(
             Server::http_unix(path)
@@ -106,7 +111,7 @@ pub fn json_reply(status: u16, body: &Value) -> Reply {
 }
 
 /// The OpenAPI 3 description of these routes.
-pub const OPENAPI: &str = include_str!("../api/openapi.json");
+pub const OPENAPI: &str = include_str!("../../api/openapi.json");
 
 fn not_allowed(allow: &str) -> Reply {
     error(405, "method not allowed").with_header(header("Allow", allow))
@@ -180,14 +185,14 @@ fn route(request: &mut Request, ctx: &ApiContext) -> Reply {
             json_reply(200, &json!({"count": nodes.len(), "nodes": nodes}))
         }
         (Method::Get, ["api", "v1", "nodes", id]) => with_node(id, |id| node_detail(ctx, id)),
-        (Method::Get, ["api", "v1", "events"]) => api_events::list(ctx, &url),
-        (Method::Get, ["api", "v1", "events", "export"]) => api_events::export(ctx, &url),
-        (Method::Get, ["api", "v1", "stats"]) => api_events::stats(ctx, &url),
+        (Method::Get, ["api", "v1", "events"]) => events::list(ctx, &url),
+        (Method::Get, ["api", "v1", "events", "export"]) => events::export(ctx, &url),
+        (Method::Get, ["api", "v1", "stats"]) => events::stats(ctx, &url),
         (Method::Get, ["api", "v1", "honeypots"]) => honeypots(ctx),
-        (Method::Get, ["api", "v1", "modules"]) => api_modules::list(ctx),
-        (Method::Post, ["api", "v1", "modules"]) => api_modules::add(ctx, request),
-        (Method::Post, ["api", "v1", "modules", name, "start"]) => api_modules::start(ctx, name),
-        (Method::Post, ["api", "v1", "modules", name, "stop"]) => api_modules::stop(ctx, name),
+        (Method::Get, ["api", "v1", "modules"]) => modules::list(ctx),
+        (Method::Post, ["api", "v1", "modules"]) => modules::add(ctx, request),
+        (Method::Post, ["api", "v1", "modules", name, "start"]) => modules::start(ctx, name),
+        (Method::Post, ["api", "v1", "modules", name, "stop"]) => modules::stop(ctx, name),
         (Method::Post, ["api", "v1", "nodes", id, "commands"]) => {
             with_node(id, |id| command(ctx, id, request))
         }

@@ -1,6 +1,8 @@
 //! The embedded store: SQLite in WAL mode, one writer thread that batches
 //! queued writes into transactions, and a separate connection for reads.
 
+pub mod events;
+
 use std::collections::HashMap;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
@@ -14,10 +16,9 @@ use futures_lite::future;
 use honeybee_proto::{NodeStatus, NodeType, PotStatus};
 use rusqlite::{params, Connection, OptionalExtension};
 
-use crate::events::EventRecord;
 use crate::files;
 use crate::metrics::Metrics;
-use crate::sqlite_events;
+use crate::store::event_row::EventRecord;
 use crate::store::{
     AckSink, EventFilter, EventStats, EventStore, NodeEventRecord, NodeRecord, NodeStore,
     NodeWrite, PotRecord, Receipt, StoreError, StoredEvent, StoredNode,
@@ -149,11 +150,11 @@ impl SqliteStore {
         }
         let conn = open(path)?;
         conn.execute_batch(SCHEMA)
-            .and_then(|_| conn.execute_batch(sqlite_events::SCHEMA))
-            .and_then(|_| sqlite_events::migrate(&conn))
+            .and_then(|_| conn.execute_batch(events::SCHEMA))
+            .and_then(|_| events::migrate(&conn))
             .and_then(|_| migrate_nodes(&conn))
             .map_err(|e| StoreError(format!("creating tables in {}: {e}", path.display())))?;
-        let seqs = sqlite_events::load_seqs(&conn)
+        let seqs = events::load_seqs(&conn)
             .map_err(|e| StoreError(format!("reading event seqs in {}: {e}", path.display())))?;
         // The database holds TOTP keys: owner only, including WAL side files.
         for file in [
@@ -311,13 +312,13 @@ impl Writer {
                     }
                     raised.insert(e.node_id, seq);
                 }
-                sqlite_events::insert(&tx, e).map_err(|err| {
+                events::insert(&tx, e).map_err(|err| {
                     StoreError(format!("storing an event of node {}: {err}", e.node_id))
                 })?;
                 stored += 1;
             }
             for (&node, &seq) in &raised {
-                sqlite_events::save_seq(&tx, node, seq).map_err(|err| {
+                events::save_seq(&tx, node, seq).map_err(|err| {
                     StoreError(format!("recording the seq of node {node}: {err}"))
                 })?;
             }
@@ -325,7 +326,7 @@ impl Writer {
                 let r = self.shared.retention;
                 let now = honeybee_proto::time::now_unix();
                 let now_us = now.0.saturating_mul(1_000_000);
-                expired = sqlite_events::expire(&tx, now_us, r.days, r.max_events, r.max_bytes)
+                expired = events::expire(&tx, now_us, r.days, r.max_events, r.max_bytes)
                     .map_err(|e| StoreError(format!("expiring old events: {e}")))?;
             }
             tx.commit().map_err(|e| {
@@ -609,12 +610,12 @@ impl EventStore for SqliteStore {
 
     fn events(&self, filter: &EventFilter) -> Result<Vec<StoredEvent>, StoreError> {
         let conn = self.reader.lock().unwrap_or_else(|e| e.into_inner());
-        sqlite_events::query(&conn, filter).map_err(|e| StoreError(format!("reading events: {e}")))
+        events::query(&conn, filter).map_err(|e| StoreError(format!("reading events: {e}")))
     }
 
     fn stats(&self, now_us: i64, hours: u32) -> Result<EventStats, StoreError> {
         let conn = self.reader.lock().unwrap_or_else(|e| e.into_inner());
-        sqlite_events::stats(&conn, now_us, hours)
+        events::stats(&conn, now_us, hours)
             .map_err(|e| StoreError(format!("computing event statistics: {e}")))
     }
 
@@ -804,7 +805,7 @@ mod tests {
         // Retention by count keeps the newest.
         let mut conn = open(&dir.join("e.db")).unwrap();
         let tx = conn.transaction().unwrap();
-        assert_eq!(sqlite_events::expire(&tx, 0, 0, 2, 0).unwrap(), 2);
+        assert_eq!(events::expire(&tx, 0, 0, 2, 0).unwrap(), 2);
         tx.commit().unwrap();
         let left = all(EventFilter::default());
         assert_eq!(
@@ -836,7 +837,7 @@ mod tests {
         let path = dir.join("r.db");
         {
             let old = open(&path).unwrap();
-            old.execute_batch(sqlite_events::SCHEMA).unwrap();
+            old.execute_batch(events::SCHEMA).unwrap();
             old.execute_batch(
                 "DROP TABLE event_seqs;
                  CREATE UNIQUE INDEX events_node_seq ON events (node_id, seq) WHERE seq IS NOT NULL;

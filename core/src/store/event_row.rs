@@ -90,7 +90,7 @@ fn bounded_data(data: Map<String, Value>) -> String {
 fn clip_strings(v: &mut Value) {
     match v {
         Value::String(s) if s.len() > MAX_DATA_STRING => {
-            *s = crate::budget::clip(s, MAX_DATA_STRING);
+            *s = crate::node::budget::clip(s, MAX_DATA_STRING);
         }
         Value::Array(a) => a.iter_mut().for_each(clip_strings),
         Value::Object(o) => o.values_mut().for_each(clip_strings),
@@ -99,10 +99,10 @@ fn clip_strings(v: &mut Value) {
 }
 
 fn clip(s: String) -> String {
-    if s.len() <= crate::budget::MAX_NAME {
+    if s.len() <= crate::node::budget::MAX_NAME {
         s
     } else {
-        crate::budget::clip(&s, crate::budget::MAX_NAME)
+        crate::node::budget::clip(&s, crate::node::budget::MAX_NAME)
     }
 }
 

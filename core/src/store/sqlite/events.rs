@@ -1,13 +1,13 @@
 //! The events table: schema, batched inserts with de-duplication, the
 //! filtered query, and retention. Functions over a connection; the writer
-//! thread and the reader connection in `sqlite_store` call them.
+//! thread and the reader connection in `store::sqlite` call them.
 
 use std::collections::HashMap;
 
 use rusqlite::types::ToSql;
 use rusqlite::{params, Connection, Transaction};
 
-use crate::events::EventRecord;
+use crate::store::event_row::EventRecord;
 use crate::store::{EventFilter, EventStats, StoredEvent};
 
 /// Tables and one index per API filter. A replayed event is recognised by

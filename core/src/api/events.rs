@@ -7,9 +7,9 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 use tiny_http::{Response, StatusCode};
 
+use crate::api::event_page::{self, event_json};
+use crate::api::event_query;
 use crate::api::{error, header, json_reply, ApiContext, Reply};
-use crate::event_page::{self, event_json};
-use crate::event_query;
 use crate::store::{EventFilter, EventStore};
 
 /// Rows read from the database per step of an export.

@@ -13,17 +13,17 @@ const FILES: &[(&str, &str, &str)] = &[
     (
         "/",
         "text/html; charset=utf-8",
-        include_str!("../dashboard/index.html"),
+        include_str!("../../dashboard/index.html"),
     ),
     (
         "/ui/app.js",
         "text/javascript; charset=utf-8",
-        include_str!("../dashboard/ui/app.js"),
+        include_str!("../../dashboard/ui/app.js"),
     ),
     (
         "/ui/style.css",
         "text/css; charset=utf-8",
-        include_str!("../dashboard/ui/style.css"),
+        include_str!("../../dashboard/ui/style.css"),
     ),
 ];
 

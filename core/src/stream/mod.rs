@@ -10,6 +10,9 @@
 //! WebSocket one message in tungstenite's write buffer. Commands that wait on
 //! the database run on the blocking pool.
 
+pub mod origin;
+pub mod session;
+
 use std::future::Future;
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -28,11 +31,10 @@ use honeybee_proto::{
     StreamMessage,
 };
 
-use crate::admission::{Admission, Limits, Permit, RefusalReport};
 use crate::bus::{Delivery, Subscription};
 use crate::metrics::{Metrics, StreamRefusal};
-use crate::module_session::{url_token, ModuleContext, ModuleSession, Step, INVALID_TOKEN};
-use crate::origin;
+use crate::node::admission::{Admission, Limits, Permit, RefusalReport};
+use crate::stream::session::{url_token, ModuleContext, ModuleSession, Step, INVALID_TOKEN};
 
 /// Stream sessions open at once; more are closed at accept.
 pub const MAX_SESSIONS: usize = 256;
@@ -121,7 +123,8 @@ impl StreamListener {
         });
         let mut report = RefusalReport::default();
         loop {
-            let (stream, peer) = crate::listener::accept(&this.socket, "a stream connection").await;
+            let (stream, peer) =
+                crate::node::listener::accept(&this.socket, "a stream connection").await;
             let metrics = &this.ctx.metrics;
             metrics.stream_connections.fetch_add(1, Ordering::Relaxed);
             let permit = match admission.admit(peer.ip(), Instant::now()) {
@@ -142,7 +145,7 @@ impl StreamListener {
                 log::debug!("refused stream connection from {peer}: {MAX_SESSIONS} sessions open");
                 continue;
             };
-            crate::listener::configure(stream.get_ref());
+            crate::node::listener::configure(stream.get_ref());
             let task = Arc::clone(&this);
             this.executor
                 .spawn(async move {

@@ -17,17 +17,17 @@ use honeybee_proto::{
 };
 use serde::Serialize;
 
-use crate::budget::{self, MAX_MESSAGE, MAX_NAME, MAX_POTS_PER_NODE};
 use crate::bus::{Bus, Live, Topic};
 use crate::clock::Clock;
 use crate::config::Enrollment;
-use crate::lockout::{LockoutPolicy, SourceLockouts};
 use crate::metrics::{Metrics, RegistrationRefusal};
-use crate::outbox::{self, Inbox, Outbox, PushError};
+use crate::node::budget::{self, MAX_MESSAGE, MAX_NAME, MAX_POTS_PER_NODE};
+use crate::node::lockout::{LockoutPolicy, SourceLockouts};
+use crate::node::outbox::{self, Inbox, Outbox, PushError};
+use crate::node::totp;
 use crate::store::{
     NodeEventRecord, NodeRecord, NodeStore, NodeWrite, PotRecord, Receipt, StoreError,
 };
-use crate::totp;
 
 /// Unapproved nodes waiting under the approve policy.
 pub const MAX_PENDING_APPROVALS: usize = 1024;

@@ -26,8 +26,8 @@ use honeybee_proto::{encode_into, CoreMessage, Envelope, LineDecoder};
 use polling::{Event, Events, PollMode, Poller};
 use rustls::ServerConnection;
 
-use crate::listener::OpenConnection;
-use crate::session::{drain_frames, finish, Flow, NodeContext, Registered, Warner};
+use crate::node::listener::OpenConnection;
+use crate::node::session::{drain_frames, finish, Flow, NodeContext, Registered, Warner};
 
 /// How long a busy loop lets I/O pile up before the next poll.
 pub const COALESCE: Duration = Duration::from_millis(2);
@@ -544,8 +544,8 @@ mod tests {
     use super::*;
     use crate::clock::Clock;
     use crate::metrics::Metrics;
-    use crate::registry::{Policy, Registry};
-    use crate::sqlite_store::SqliteStore;
+    use crate::node::registry::{Policy, Registry};
+    use crate::store::sqlite::SqliteStore;
     use crate::store::NodeStore;
     use honeybee_proto::{
         decode, encode, Command, CoreMessage, NodeCommand, NodeMessage, NodeRegistration,
