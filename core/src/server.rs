@@ -24,7 +24,7 @@ use crate::node::poller::NodePoller;
 use crate::node::registry::{Policy, Registry};
 use crate::node::session::NodeContext;
 use crate::node::{tls, totp};
-use crate::store::sqlite::{Retention, SqliteStore};
+use crate::store::{sqlite, Retention, Store};
 use crate::store::{EventStore, NodeStore};
 use crate::stream::session::ModuleContext;
 use crate::stream::StreamListener;
@@ -38,7 +38,7 @@ const MODULE_GRACE: Duration = Duration::from_secs(3);
 pub struct Core {
     api: Api,
     registry: Arc<Registry>,
-    store: Arc<SqliteStore>,
+    store: Arc<Store>,
     stop: async_channel::Sender<()>,
     poller: Arc<NodePoller>,
     modules: Arc<Modules>,
@@ -102,7 +102,7 @@ impl Core {
         let bus = Arc::new(Bus::new());
         let metrics = Arc::new(Metrics::default());
         let store = Arc::new(
-            SqliteStore::open_with(
+            sqlite::open_with(
                 &config.database_path(),
                 Retention {
                     days: config.retention_days,

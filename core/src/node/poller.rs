@@ -545,7 +545,7 @@ mod tests {
     use crate::clock::Clock;
     use crate::metrics::Metrics;
     use crate::node::registry::{Policy, Registry};
-    use crate::store::sqlite::SqliteStore;
+    use crate::store::sqlite;
     use crate::store::NodeStore;
     use honeybee_proto::{
         decode, encode, Command, CoreMessage, NodeCommand, NodeMessage, NodeRegistration,
@@ -555,7 +555,7 @@ mod tests {
     use std::net::TcpListener;
 
     fn context(dir: &std::path::Path) -> Arc<NodeContext> {
-        let store = Arc::new(SqliteStore::open(&dir.join("t.db")).unwrap());
+        let store = Arc::new(sqlite::open(&dir.join("t.db")).unwrap());
         let events = store.clone() as Arc<dyn crate::store::EventStore>;
         let policy = Policy::for_tests();
         let metrics = Arc::new(Metrics::default());

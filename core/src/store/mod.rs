@@ -1,8 +1,17 @@
-//! What the core keeps across restarts, behind a small trait so that a server
-//! database can replace the embedded SQLite later.
+//! What the core keeps: nodes, their pots and node events, and attack events.
+//!
+//! The rest of the core sees [`NodeStore`] and [`EventStore`], both served by
+//! one [`Store`]: bounded queues in front of the one batching [`writer`]
+//! thread. Under it a [`backend`] is a database: the embedded [`sqlite`]
+//! (the default) or a PostgreSQL server shared by several cores.
 
+pub mod backend;
 pub mod event_row;
 pub mod sqlite;
+pub mod writer;
+
+pub use backend::Retention;
+pub use writer::Store;
 
 use std::fmt;
 

@@ -301,7 +301,7 @@ mod tests {
     use super::*;
     use crate::clock::Clock;
     use crate::node::registry::Policy;
-    use crate::store::sqlite::SqliteStore;
+    use crate::store::sqlite;
     use crate::store::NodeStore;
     use honeybee_proto::{
         encode, BackendRegistration, BackendType, Command, Envelope, EventQuery, NodeRegistration,
@@ -324,7 +324,7 @@ mod tests {
     fn fixture(name: &str) -> Fixture {
         let dir = std::env::temp_dir().join(format!("hb-module-{name}-{}", std::process::id()));
         crate::files::create_private_dir(&dir).unwrap();
-        let store = Arc::new(SqliteStore::open(&dir.join("t.db")).unwrap());
+        let store = Arc::new(sqlite::open(&dir.join("t.db")).unwrap());
         let metrics = Arc::new(Metrics::default());
         let bus = Arc::new(Bus::new());
         let policy = Policy::for_tests();

@@ -74,13 +74,17 @@ pub fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
-/// Each node's highest stored `seq`.
-pub fn load_seqs(conn: &Connection) -> rusqlite::Result<HashMap<u64, u64>> {
-    let mut stmt = conn.prepare("SELECT node_id, seq FROM event_seqs")?;
-    let rows = stmt.query_map([], |r| {
-        Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64))
-    })?;
-    rows.collect()
+/// The highest stored `seq` of each of `nodes` that has one.
+pub fn load_seqs(conn: &Connection, nodes: &[u64]) -> rusqlite::Result<HashMap<u64, u64>> {
+    let mut stmt = conn.prepare_cached("SELECT seq FROM event_seqs WHERE node_id = ?1")?;
+    let mut marks = HashMap::new();
+    for &node in nodes {
+        let mut rows = stmt.query(params![node as i64])?;
+        if let Some(row) = rows.next()? {
+            marks.insert(node, row.get::<_, i64>(0)? as u64);
+        }
+    }
+    Ok(marks)
 }
 
 /// Records `seq` as the highest stored for `node_id`.

@@ -1,53 +1,25 @@
-//! The embedded store: SQLite in WAL mode, one writer thread that batches
-//! queued writes into transactions, and a separate connection for reads.
+//! The embedded store: SQLite in WAL mode. The writer thread owns one
+//! connection ([`SqliteBackend`]); reads go through another ([`SqliteReader`]).
 
 pub mod events;
 
 use std::collections::HashMap;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
-use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex, OnceLock};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
 
-use async_io::Timer;
-use futures_lite::future;
 use honeybee_proto::{NodeStatus, NodeType, PotStatus};
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::files;
 use crate::metrics::Metrics;
+use crate::store::backend::{Backend, Reader, Retention, Transaction, EVENTS_PER_NODE};
 use crate::store::event_row::EventRecord;
+use crate::store::writer::Store;
 use crate::store::{
-    AckSink, EventFilter, EventStats, EventStore, NodeEventRecord, NodeRecord, NodeStore,
-    NodeWrite, PotRecord, Receipt, StoreError, StoredEvent, StoredNode,
+    EventFilter, EventStats, NodeEventRecord, NodeRecord, NodeWrite, PotRecord, StoreError,
+    StoredEvent, StoredNode,
 };
-
-/// Writes queued for the writer (registrations, status changes); a full
-/// queue fails the write rather than blocking a connection task.
-const QUEUE: usize = 1024;
-/// Most node writes in one transaction.
-const BATCH: usize = 512;
-/// Attack events queued for the writer; a full queue blocks the node poller.
-pub const EVENT_QUEUE: usize = 8192;
-/// Most events in one transaction.
-const EVENT_BATCH: usize = 4096;
-/// How often retention runs.
-const RETENTION_EVERY: Duration = Duration::from_secs(60);
-
-/// How long events are kept.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Retention {
-    /// Days; 0 keeps events forever.
-    pub days: u64,
-    /// Most events kept; 0 is no cap.
-    pub max_events: u64,
-    /// Most bytes the database's pages may hold; 0 is no cap.
-    pub max_bytes: u64,
-}
-/// Node events kept per node; older ones are pruned as new ones arrive.
-pub const EVENTS_PER_NODE: i64 = 1000;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS nodes (
@@ -88,24 +60,6 @@ CREATE INDEX IF NOT EXISTS node_events_by_node ON node_events (node_id, id);
 PRAGMA user_version = 1;
 ";
 
-type Job = (NodeWrite, async_channel::Sender<Result<(), StoreError>>);
-
-/// SQLite behind [`NodeStore`] and [`EventStore`].
-pub struct SqliteStore {
-    jobs: async_channel::Sender<Job>,
-    events: async_channel::Sender<EventRecord>,
-    reader: Mutex<Connection>,
-    writer: Mutex<Option<JoinHandle<()>>>,
-    shared: Arc<WriterShared>,
-}
-
-/// What the writer thread shares with the store handle.
-struct WriterShared {
-    acks: OnceLock<AckSink>,
-    metrics: Arc<Metrics>,
-    retention: Retention,
-}
-
 // u64 ids are stored as the i64 with the same bits: SQLite integers are signed.
 fn to_db(id: u64) -> i64 {
     id as i64
@@ -114,7 +68,7 @@ fn from_db(id: i64) -> u64 {
     id as u64
 }
 
-fn open(path: &Path) -> Result<Connection, StoreError> {
+fn connect(path: &Path) -> Result<Connection, StoreError> {
     let conn = Connection::open(path)
         .map_err(|e| StoreError(format!("opening database {}: {e}", path.display())))?;
     conn.execute_batch(
@@ -124,249 +78,117 @@ fn open(path: &Path) -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
-impl SqliteStore {
-    /// Opens the database at `path` keeping events forever, with its own
-    /// counters (tests, tools).
-    pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
-        SqliteStore::open_with(path, Retention::default(), Arc::new(Metrics::default()))
-    }
-
-    /// Opens (creating if needed, mode 0600) the database at `path`.
-    pub fn open_with(
-        path: &Path,
-        retention: Retention,
-        metrics: Arc<Metrics>,
-    ) -> Result<SqliteStore, StoreError> {
-        let existed = path.exists();
-        if !existed {
-            // Created 0600 before SQLite opens it; SQLite gives its -wal and
-            // -shm files the same mode.
-            std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(path)
-                .map_err(|e| StoreError(format!("creating database {}: {e}", path.display())))?;
-        }
-        let conn = open(path)?;
-        conn.execute_batch(SCHEMA)
-            .and_then(|_| conn.execute_batch(events::SCHEMA))
-            .and_then(|_| events::migrate(&conn))
-            .and_then(|_| migrate_nodes(&conn))
-            .map_err(|e| StoreError(format!("creating tables in {}: {e}", path.display())))?;
-        let seqs = events::load_seqs(&conn)
-            .map_err(|e| StoreError(format!("reading event seqs in {}: {e}", path.display())))?;
-        // The database holds TOTP keys: owner only, including WAL side files.
-        for file in [
-            path.to_path_buf(),
-            path.with_extension("db-wal"),
-            path.with_extension("db-shm"),
-        ] {
-            if file.exists() {
-                files::restrict_to_owner(&file)
-                    .map_err(|e| StoreError(format!("restricting {}: {e}", file.display())))?;
-            }
-        }
-        if !existed {
-            log::info!("created database {}", path.display());
-        }
-        let reader = open(path)?;
-        let (jobs, job_queue) = async_channel::bounded::<Job>(QUEUE);
-        let (events, event_queue) = async_channel::bounded::<EventRecord>(EVENT_QUEUE);
-        let shared = Arc::new(WriterShared {
-            acks: OnceLock::new(),
-            metrics,
-            retention,
-        });
-        let writer = {
-            let shared = shared.clone();
-            std::thread::Builder::new()
-                .name("store-writer".into())
-                .spawn(move || Writer::new(conn, job_queue, event_queue, shared, seqs).run())
-                .map_err(|e| StoreError(format!("starting the store writer: {e}")))?
-        };
-        Ok(SqliteStore {
-            jobs,
-            events,
-            reader: Mutex::new(reader),
-            writer: Mutex::new(Some(writer)),
-            shared,
-        })
-    }
+/// Opens the database at `path` keeping events forever, with its own
+/// counters (tests, tools).
+pub fn open(path: &Path) -> Result<Store, StoreError> {
+    open_with(path, Retention::default(), Arc::new(Metrics::default()))
 }
 
-/// The writer thread: waits for node writes or events, commits everything
-/// queued in one transaction, then answers receipts and acknowledges events.
-struct Writer {
+/// Opens (creating if needed, mode 0600) the database at `path`, migrates
+/// it, and starts the writer over it.
+pub fn open_with(
+    path: &Path,
+    retention: Retention,
+    metrics: Arc<Metrics>,
+) -> Result<Store, StoreError> {
+    let existed = path.exists();
+    if !existed {
+        // Created 0600 before SQLite opens it; SQLite gives its -wal and
+        // -shm files the same mode.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(|e| StoreError(format!("creating database {}: {e}", path.display())))?;
+    }
+    let conn = connect(path)?;
+    conn.execute_batch(SCHEMA)
+        .and_then(|_| conn.execute_batch(events::SCHEMA))
+        .and_then(|_| events::migrate(&conn))
+        .and_then(|_| migrate_nodes(&conn))
+        .map_err(|e| StoreError(format!("creating tables in {}: {e}", path.display())))?;
+    // The database holds TOTP keys: owner only, including WAL side files.
+    for file in [
+        path.to_path_buf(),
+        path.with_extension("db-wal"),
+        path.with_extension("db-shm"),
+    ] {
+        if file.exists() {
+            files::restrict_to_owner(&file)
+                .map_err(|e| StoreError(format!("restricting {}: {e}", file.display())))?;
+        }
+    }
+    if !existed {
+        log::info!("created database {}", path.display());
+    }
+    let reader = SqliteReader(Mutex::new(connect(path)?));
+    Store::start(
+        Box::new(SqliteBackend { conn }),
+        Box::new(reader),
+        retention,
+        metrics,
+    )
+}
+
+/// The writer thread's connection.
+pub struct SqliteBackend {
     conn: Connection,
-    jobs: async_channel::Receiver<Job>,
-    events: async_channel::Receiver<EventRecord>,
-    shared: Arc<WriterShared>,
-    last_retention: Instant,
-    /// Each node's highest stored `seq`, as committed.
-    seqs: HashMap<u64, u64>,
 }
 
-enum Work {
-    Job(Job),
-    Event(EventRecord),
-    Tick,
-    Closed,
+impl Backend for SqliteBackend {
+    fn begin(&mut self) -> Result<Box<dyn Transaction + '_>, StoreError> {
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(|e| StoreError(format!("beginning a transaction: {e}")))?;
+        Ok(Box::new(SqliteTransaction(tx)))
+    }
+
+    fn shared(&self) -> bool {
+        false
+    }
 }
 
-impl Writer {
-    fn new(
-        conn: Connection,
-        jobs: async_channel::Receiver<Job>,
-        events: async_channel::Receiver<EventRecord>,
-        shared: Arc<WriterShared>,
-        seqs: HashMap<u64, u64>,
-    ) -> Writer {
-        Writer {
-            conn,
-            jobs,
-            events,
-            shared,
-            last_retention: Instant::now(),
-            seqs,
-        }
+struct SqliteTransaction<'c>(rusqlite::Transaction<'c>);
+
+impl Transaction for SqliteTransaction<'_> {
+    fn apply(&mut self, write: &NodeWrite) -> Result<(), StoreError> {
+        apply(&self.0, write).map_err(|e| StoreError(format!("writing {}: {e}", describe(write))))
     }
 
-    fn run(mut self) {
-        let mut jobs: Vec<Job> = Vec::new();
-        let mut events: Vec<EventRecord> = Vec::new();
-        // Retention runs once at start (a core that was down a week must not
-        // wait a minute to drop what expired meanwhile), then every minute.
-        self.last_retention = Instant::now() - RETENTION_EVERY;
-        self.commit(&mut jobs, &mut events);
-        loop {
-            match async_io::block_on(self.next()) {
-                Work::Job(job) => jobs.push(job),
-                Work::Event(e) => events.push(e),
-                Work::Tick => {}
-                Work::Closed => break,
-            }
-            while jobs.len() < BATCH {
-                match self.jobs.try_recv() {
-                    Ok(job) => jobs.push(job),
-                    Err(_) => break,
-                }
-            }
-            while events.len() < EVENT_BATCH {
-                match self.events.try_recv() {
-                    Ok(e) => events.push(e),
-                    Err(_) => break,
-                }
-            }
-            self.commit(&mut jobs, &mut events);
-        }
+    fn seq_marks(&mut self, nodes: &[u64]) -> Result<HashMap<u64, u64>, StoreError> {
+        events::load_seqs(&self.0, nodes)
+            .map_err(|e| StoreError(format!("reading event seqs: {e}")))
     }
 
-    async fn next(&self) -> Work {
-        let job = async {
-            match self.jobs.recv().await {
-                Ok(j) => Work::Job(j),
-                // Both queues close together: drain events, then stop.
-                Err(_) => match self.events.try_recv() {
-                    Ok(e) => Work::Event(e),
-                    Err(_) => Work::Closed,
-                },
-            }
-        };
-        let event = async {
-            match self.events.recv().await {
-                Ok(e) => Work::Event(e),
-                Err(_) => future::pending().await,
-            }
-        };
-        let tick = async {
-            Timer::after(RETENTION_EVERY).await;
-            Work::Tick
-        };
-        future::or(job, future::or(event, tick)).await
+    fn insert(&mut self, batch: &[&EventRecord]) -> Result<(), StoreError> {
+        for e in batch {
+            events::insert(&self.0, e).map_err(|err| {
+                StoreError(format!("storing an event of node {}: {err}", e.node_id))
+            })?;
+        }
+        Ok(())
     }
 
-    fn commit(&mut self, jobs: &mut Vec<Job>, events: &mut Vec<EventRecord>) {
-        let retention_due = self.last_retention.elapsed() >= RETENTION_EVERY;
-        let mut acks: HashMap<u64, u64> = HashMap::new();
-        // High-water marks this batch raises; kept only if it commits.
-        let mut raised: HashMap<u64, u64> = HashMap::new();
-        let mut stored = 0u64;
-        let mut expired = 0usize;
-        let result = (|| {
-            let tx = self
-                .conn
-                .transaction()
-                .map_err(|e| StoreError(format!("beginning a transaction: {e}")))?;
-            for (write, _) in jobs.iter() {
-                apply(&tx, write)
-                    .map_err(|e| StoreError(format!("writing {}: {e}", describe(write))))?;
-            }
-            for e in events.iter() {
-                if let Some(seq) = e.seq {
-                    let top = acks.entry(e.node_id).or_insert(seq);
-                    *top = (*top).max(seq);
-                    let stored_up_to = raised.get(&e.node_id).or(self.seqs.get(&e.node_id));
-                    if stored_up_to.is_some_and(|&top| seq <= top) {
-                        continue; // a replay: acknowledged again, stored once
-                    }
-                    raised.insert(e.node_id, seq);
-                }
-                events::insert(&tx, e).map_err(|err| {
-                    StoreError(format!("storing an event of node {}: {err}", e.node_id))
-                })?;
-                stored += 1;
-            }
-            for (&node, &seq) in &raised {
-                events::save_seq(&tx, node, seq).map_err(|err| {
-                    StoreError(format!("recording the seq of node {node}: {err}"))
-                })?;
-            }
-            if retention_due {
-                let r = self.shared.retention;
-                let now = honeybee_proto::time::now_unix();
-                let now_us = now.0.saturating_mul(1_000_000);
-                expired = events::expire(&tx, now_us, r.days, r.max_events, r.max_bytes)
-                    .map_err(|e| StoreError(format!("expiring old events: {e}")))?;
-            }
-            tx.commit().map_err(|e| {
-                StoreError(format!(
-                    "committing {} writes and {} events: {e}",
-                    jobs.len(),
-                    events.len()
-                ))
-            })
-        })();
-        if retention_due {
-            self.last_retention = Instant::now();
+    fn raise_marks(&mut self, marks: &HashMap<u64, u64>) -> Result<(), StoreError> {
+        for (&node, &seq) in marks {
+            events::save_seq(&self.0, node, seq)
+                .map_err(|e| StoreError(format!("recording the seq of node {node}: {e}")))?;
         }
-        let m = &self.shared.metrics;
-        match &result {
-            Ok(()) => {
-                self.seqs.extend(raised);
-                m.events_stored.fetch_add(stored, Ordering::Relaxed);
-                m.events_duplicate
-                    .fetch_add(events.len() as u64 - stored, Ordering::Relaxed);
-                m.events_expired
-                    .fetch_add(expired as u64, Ordering::Relaxed);
-                if let Some(sink) = self.shared.acks.get() {
-                    for (node, seq) in acks {
-                        sink(node, seq);
-                    }
-                }
-                events.clear();
-            }
-            Err(e) => {
-                m.store_errors.fetch_add(1, Ordering::Relaxed);
-                log::error!("store: {e}");
-                // Events stay queued here (never acknowledged, never lost
-                // while the core runs); the next batch retries them.
-                std::thread::sleep(Duration::from_millis(100));
-            }
-        }
-        for (_, done) in jobs.drain(..) {
-            let _ = done.try_send(result.clone());
-        }
+        Ok(())
+    }
+
+    fn expire(&mut self, now_us: i64, r: &Retention) -> Result<u64, StoreError> {
+        events::expire(&self.0, now_us, r.days, r.max_events, r.max_bytes)
+            .map(|n| n as u64)
+            .map_err(|e| StoreError(format!("expiring old events: {e}")))
+    }
+
+    fn commit(self: Box<Self>) -> Result<(), StoreError> {
+        self.0
+            .commit()
+            .map_err(|e| StoreError(format!("committing a batch: {e}")))
     }
 }
 
@@ -515,9 +337,18 @@ fn parse_pot(row: &rusqlite::Row) -> rusqlite::Result<PotRecord> {
     })
 }
 
-impl NodeStore for SqliteStore {
+/// The readers' connection.
+pub struct SqliteReader(Mutex<Connection>);
+
+impl SqliteReader {
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Reader for SqliteReader {
     fn load_nodes(&self) -> Result<Vec<StoredNode>, StoreError> {
-        let conn = self.reader.lock().unwrap_or_else(|e| e.into_inner());
+        let conn = self.conn();
         let err = |e: rusqlite::Error| StoreError(format!("loading nodes: {e}"));
         let mut nodes: Vec<StoredNode> = conn
             .prepare("SELECT node_id, node_name, address, port, node_type, status, approved, totp_key,
@@ -547,24 +378,8 @@ impl NodeStore for SqliteStore {
         Ok(nodes)
     }
 
-    fn submit(&self, write: NodeWrite) -> Receipt {
-        let (done, receipt) = async_channel::bounded(1);
-        // Never blocks the caller (an executor thread): a full queue fails
-        // the write loudly instead.
-        if let Err(e) = self.jobs.try_send((write, done)) {
-            let why = if e.is_full() {
-                "the store's write queue is full"
-            } else {
-                "the store is shutting down"
-            };
-            let (_, done) = e.into_inner();
-            let _ = done.try_send(Err(StoreError(why.into())));
-        }
-        Receipt(receipt)
-    }
-
     fn node_events(&self, node_id: u64, limit: usize) -> Result<Vec<NodeEventRecord>, StoreError> {
-        let conn = self.reader.lock().unwrap_or_else(|e| e.into_inner());
+        let conn = self.conn();
         let err = |e: rusqlite::Error| StoreError(format!("reading events of node {node_id}: {e}"));
         let rows = conn
             .prepare_cached(
@@ -587,49 +402,8 @@ impl NodeStore for SqliteStore {
         Ok(rows)
     }
 
-    fn close(&self) {
-        self.jobs.close();
-        self.events.close();
-        let handle = self.writer.lock().ok().and_then(|mut h| h.take());
-        if let Some(h) = handle {
-            let _ = h.join();
-        }
-    }
-}
-
-impl EventStore for SqliteStore {
-    fn append(&self, event: EventRecord) -> Result<(), StoreError> {
-        self.shared
-            .metrics
-            .events_received
-            .fetch_add(1, Ordering::Relaxed);
-        self.events
-            .send_blocking(event)
-            .map_err(|_| StoreError("the store is shutting down".into()))
-    }
-
-    fn events(&self, filter: &EventFilter) -> Result<Vec<StoredEvent>, StoreError> {
-        let conn = self.reader.lock().unwrap_or_else(|e| e.into_inner());
-        events::query(&conn, filter).map_err(|e| StoreError(format!("reading events: {e}")))
-    }
-
-    fn stats(&self, now_us: i64, hours: u32) -> Result<EventStats, StoreError> {
-        let conn = self.reader.lock().unwrap_or_else(|e| e.into_inner());
-        events::stats(&conn, now_us, hours)
-            .map_err(|e| StoreError(format!("computing event statistics: {e}")))
-    }
-
-    fn on_commit(&self, sink: AckSink) {
-        if self.shared.acks.set(sink).is_err() {
-            log::warn!("store: commit acknowledgements already routed");
-        }
-    }
-}
-
-impl SqliteStore {
-    /// Looks up one node directly in the database (used by tests).
-    pub fn node(&self, node_id: u64) -> Result<Option<NodeRecord>, StoreError> {
-        let conn = self.reader.lock().unwrap_or_else(|e| e.into_inner());
+    fn node(&self, node_id: u64) -> Result<Option<NodeRecord>, StoreError> {
+        let conn = self.conn();
         conn.query_row(
             "SELECT node_id, node_name, address, port, node_type, status, approved, totp_key,
              last_totp_step, agent_version, capabilities, registered_at, last_seen, approved_for FROM nodes WHERE node_id = ?1",
@@ -639,11 +413,24 @@ impl SqliteStore {
         .optional()
         .map_err(|e| StoreError(format!("reading node {node_id}: {e}")))
     }
+
+    fn events(&self, filter: &EventFilter) -> Result<Vec<StoredEvent>, StoreError> {
+        events::query(&self.conn(), filter).map_err(|e| StoreError(format!("reading events: {e}")))
+    }
+
+    fn stats(&self, now_us: i64, hours: u32) -> Result<EventStats, StoreError> {
+        events::stats(&self.conn(), now_us, hours)
+            .map_err(|e| StoreError(format!("computing event statistics: {e}")))
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::writer::{EVENT_BATCH, EVENT_QUEUE};
+    use crate::store::{EventStore, NodeStore};
+    use std::sync::atomic::Ordering;
+    use std::time::Duration;
 
     fn record(id: u64) -> NodeRecord {
         NodeRecord {
@@ -670,7 +457,7 @@ mod tests {
         crate::files::create_private_dir(&dir).unwrap();
         let path = dir.join("t.db");
         {
-            let s = SqliteStore::open(&path).unwrap();
+            let s = open(&path).unwrap();
             smol::block_on(s.submit(NodeWrite::Node(record(u64::MAX))).committed()).unwrap();
             for i in 0..(EVENTS_PER_NODE + 5) {
                 s.submit(NodeWrite::Event(NodeEventRecord {
@@ -688,7 +475,7 @@ mod tests {
             std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
             0o600
         );
-        let s = SqliteStore::open(&path).unwrap();
+        let s = open(&path).unwrap();
         let nodes = s.load_nodes().unwrap();
         assert_eq!(nodes.len(), 1);
         assert_eq!(nodes[0].node, record(u64::MAX));
@@ -727,7 +514,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("hb-events-{}", std::process::id()));
         crate::files::create_private_dir(&dir).unwrap();
         let metrics = Arc::new(Metrics::default());
-        let s = SqliteStore::open_with(
+        let s = open_with(
             &dir.join("e.db"),
             Retention {
                 days: 0,
@@ -803,7 +590,7 @@ mod tests {
             2
         );
         // Retention by count keeps the newest.
-        let mut conn = open(&dir.join("e.db")).unwrap();
+        let mut conn = connect(&dir.join("e.db")).unwrap();
         let tx = conn.transaction().unwrap();
         assert_eq!(events::expire(&tx, 0, 0, 2, 0).unwrap(), 2);
         tx.commit().unwrap();
@@ -836,7 +623,7 @@ mod tests {
         crate::files::create_private_dir(&dir).unwrap();
         let path = dir.join("r.db");
         {
-            let old = open(&path).unwrap();
+            let old = connect(&path).unwrap();
             old.execute_batch(events::SCHEMA).unwrap();
             old.execute_batch(
                 "DROP TABLE event_seqs;
@@ -846,7 +633,7 @@ mod tests {
             )
             .unwrap();
         }
-        let stored = |s: &SqliteStore| {
+        let stored = |s: &Store| {
             s.events(&EventFilter {
                 limit: 100,
                 ..Default::default()
@@ -854,7 +641,7 @@ mod tests {
             .unwrap()
         };
         let metrics = Arc::new(Metrics::default());
-        let s = SqliteStore::open_with(&path, Retention::default(), metrics.clone()).unwrap();
+        let s = open_with(&path, Retention::default(), metrics.clone()).unwrap();
         for seq in [4, 5, 6] {
             s.append(event(7, Some(seq), "198.51.100.7", 2)).unwrap();
         }
@@ -864,7 +651,7 @@ mod tests {
         s.close();
 
         let metrics = Arc::new(Metrics::default());
-        let s = SqliteStore::open_with(&path, Retention::default(), metrics.clone()).unwrap();
+        let s = open_with(&path, Retention::default(), metrics.clone()).unwrap();
         for seq in [6, 7] {
             s.append(event(7, Some(seq), "198.51.100.7", 3)).unwrap();
         }
@@ -890,10 +677,9 @@ mod tests {
         crate::files::create_private_dir(&dir).unwrap();
         let path = dir.join("b.db");
         let metrics = Arc::new(Metrics::default());
-        let s =
-            Arc::new(SqliteStore::open_with(&path, Retention::default(), metrics.clone()).unwrap());
+        let s = Arc::new(open_with(&path, Retention::default(), metrics.clone()).unwrap());
         // Another connection holds the write lock: the writer's inserts wait.
-        let blocker = open(&path).unwrap();
+        let blocker = connect(&path).unwrap();
         blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
         let total = (EVENT_QUEUE + EVENT_BATCH + 5000) as u64;
         let appended = Arc::new(std::sync::atomic::AtomicU64::new(0));

@@ -1,0 +1,477 @@
+//! The one batching writer every backend sits under, and [`Store`], the
+//! handle the rest of the core holds.
+//!
+//! Node writes (registrations, status changes) and attack events wait in two
+//! bounded queues. One thread takes whatever is queued, commits it in one
+//! transaction, and only then answers the writes' receipts and acknowledges
+//! events to their nodes. A full event queue blocks the node poller, which
+//! then stops reading from nodes: that is the backpressure, and nothing is
+//! dropped. A batch that fails stays queued and is retried, so an event is
+//! never acknowledged before it is durable. Replays (a `seq` at or below the
+//! node's stored mark) are acknowledged again and stored once.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use async_io::Timer;
+use futures_lite::future;
+
+use crate::metrics::Metrics;
+use crate::store::backend::{Backend, Reader, Retention, Transaction};
+use crate::store::event_row::EventRecord;
+use crate::store::{
+    AckSink, EventFilter, EventStats, EventStore, NodeEventRecord, NodeRecord, NodeStore,
+    NodeWrite, Receipt, StoreError, StoredEvent, StoredNode,
+};
+
+/// Writes queued for the writer (registrations, status changes); a full
+/// queue fails the write rather than blocking a connection task.
+const QUEUE: usize = 1024;
+/// Most node writes in one transaction.
+const BATCH: usize = 512;
+/// Attack events queued for the writer; a full queue blocks the node poller.
+pub const EVENT_QUEUE: usize = 8192;
+/// Most events in one transaction.
+pub const EVENT_BATCH: usize = 4096;
+/// How often retention runs.
+const RETENTION_EVERY: Duration = Duration::from_secs(60);
+/// The longest a failing backend is retried after; the first retry waits
+/// 100 ms and each next one twice as long.
+const MAX_RETRY_WAIT: Duration = Duration::from_secs(5);
+
+type Job = (NodeWrite, async_channel::Sender<Result<(), StoreError>>);
+
+/// The core's store: queues in front of one writer thread, and a reader.
+pub struct Store {
+    jobs: async_channel::Sender<Job>,
+    events: async_channel::Sender<EventRecord>,
+    reader: Box<dyn Reader>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+    shared: Arc<WriterShared>,
+}
+
+/// What the writer thread shares with the store handle.
+struct WriterShared {
+    acks: OnceLock<AckSink>,
+    metrics: Arc<Metrics>,
+    retention: Retention,
+    /// Why the last batch failed; `None` while commits succeed.
+    failing: Mutex<Option<String>>,
+}
+
+impl Store {
+    /// Starts the writer thread over `backend`; reads go to `reader`.
+    pub fn start(
+        backend: Box<dyn Backend>,
+        reader: Box<dyn Reader>,
+        retention: Retention,
+        metrics: Arc<Metrics>,
+    ) -> Result<Store, StoreError> {
+        let (jobs, job_queue) = async_channel::bounded::<Job>(QUEUE);
+        let (events, event_queue) = async_channel::bounded::<EventRecord>(EVENT_QUEUE);
+        let shared = Arc::new(WriterShared {
+            acks: OnceLock::new(),
+            metrics,
+            retention,
+            failing: Mutex::new(None),
+        });
+        let writer = {
+            let shared = shared.clone();
+            std::thread::Builder::new()
+                .name("store-writer".into())
+                .spawn(move || Writer::new(backend, job_queue, event_queue, shared).run())
+                .map_err(|e| StoreError(format!("starting the store writer: {e}")))?
+        };
+        Ok(Store {
+            jobs,
+            events,
+            reader,
+            writer: Mutex::new(Some(writer)),
+            shared,
+        })
+    }
+
+    /// Looks up one node directly in the database.
+    pub fn node(&self, node_id: u64) -> Result<Option<NodeRecord>, StoreError> {
+        self.reader.node(node_id)
+    }
+
+    /// Why the last commit failed, while commits fail (for `/health`).
+    pub fn failing(&self) -> Option<String> {
+        lock(&self.shared.failing).clone()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl NodeStore for Store {
+    fn load_nodes(&self) -> Result<Vec<StoredNode>, StoreError> {
+        self.reader.load_nodes()
+    }
+
+    fn submit(&self, write: NodeWrite) -> Receipt {
+        let (done, receipt) = async_channel::bounded(1);
+        // Never blocks the caller (an executor thread): a full queue fails
+        // the write loudly instead.
+        if let Err(e) = self.jobs.try_send((write, done)) {
+            let why = if e.is_full() {
+                "the store's write queue is full"
+            } else {
+                "the store is shutting down"
+            };
+            let (_, done) = e.into_inner();
+            let _ = done.try_send(Err(StoreError(why.into())));
+        }
+        Receipt(receipt)
+    }
+
+    fn node_events(&self, node_id: u64, limit: usize) -> Result<Vec<NodeEventRecord>, StoreError> {
+        self.reader.node_events(node_id, limit)
+    }
+
+    fn close(&self) {
+        self.jobs.close();
+        self.events.close();
+        let handle = lock(&self.writer).take();
+        if let Some(h) = handle {
+            let _ = h.join();
+        }
+    }
+}
+
+impl EventStore for Store {
+    fn append(&self, event: EventRecord) -> Result<(), StoreError> {
+        self.shared
+            .metrics
+            .events_received
+            .fetch_add(1, Ordering::Relaxed);
+        self.events
+            .send_blocking(event)
+            .map_err(|_| StoreError("the store is shutting down".into()))
+    }
+
+    fn events(&self, filter: &EventFilter) -> Result<Vec<StoredEvent>, StoreError> {
+        self.reader.events(filter)
+    }
+
+    fn stats(&self, now_us: i64, hours: u32) -> Result<EventStats, StoreError> {
+        self.reader.stats(now_us, hours)
+    }
+
+    fn on_commit(&self, sink: AckSink) {
+        if self.shared.acks.set(sink).is_err() {
+            log::warn!("store: commit acknowledgements already routed");
+        }
+    }
+}
+
+/// The writer thread: waits for node writes or events, commits everything
+/// queued in one transaction, then answers receipts and acknowledges events.
+struct Writer {
+    backend: Box<dyn Backend>,
+    jobs: async_channel::Receiver<Job>,
+    events: async_channel::Receiver<EventRecord>,
+    shared: Arc<WriterShared>,
+    last_retention: Instant,
+    /// Each node's highest stored `seq`, as committed by this writer. In a
+    /// database no other core writes, this is the truth and the backend is
+    /// asked only about nodes not in here.
+    seqs: HashMap<u64, u64>,
+    /// How long to wait before retrying a failed batch.
+    retry_wait: Duration,
+}
+
+enum Work {
+    Job(Job),
+    Event(EventRecord),
+    Tick,
+    Closed,
+}
+
+/// What one committed batch did.
+#[derive(Default)]
+struct Outcome {
+    /// Highest `seq` per node among the batch's events (stored or replayed).
+    acks: HashMap<u64, u64>,
+    /// Marks the batch raised.
+    raised: HashMap<u64, u64>,
+    stored: u64,
+    expired: u64,
+}
+
+impl Writer {
+    fn new(
+        backend: Box<dyn Backend>,
+        jobs: async_channel::Receiver<Job>,
+        events: async_channel::Receiver<EventRecord>,
+        shared: Arc<WriterShared>,
+    ) -> Writer {
+        Writer {
+            backend,
+            jobs,
+            events,
+            shared,
+            // Retention runs once at start (a core that was down a week must
+            // not wait a minute to drop what expired meanwhile).
+            last_retention: Instant::now() - RETENTION_EVERY,
+            seqs: HashMap::new(),
+            retry_wait: Duration::ZERO,
+        }
+    }
+
+    fn run(mut self) {
+        let mut jobs: Vec<Job> = Vec::new();
+        let mut events: Vec<EventRecord> = Vec::new();
+        self.commit(&mut jobs, &mut events);
+        loop {
+            match async_io::block_on(self.next()) {
+                Work::Job(job) => jobs.push(job),
+                Work::Event(e) => events.push(e),
+                Work::Tick => {}
+                Work::Closed => {
+                    if !events.is_empty() {
+                        // Never acknowledged: their nodes still spool them
+                        // and send them again to whichever core they reach.
+                        log::warn!(
+                            "store: stopping with {} events not stored (not acknowledged)",
+                            events.len()
+                        );
+                    }
+                    break;
+                }
+            }
+            while jobs.len() < BATCH {
+                match self.jobs.try_recv() {
+                    Ok(job) => jobs.push(job),
+                    Err(_) => break,
+                }
+            }
+            while events.len() < EVENT_BATCH {
+                match self.events.try_recv() {
+                    Ok(e) => events.push(e),
+                    Err(_) => break,
+                }
+            }
+            self.commit(&mut jobs, &mut events);
+        }
+    }
+
+    async fn next(&self) -> Work {
+        if !self.retry_wait.is_zero() {
+            if self.jobs.is_closed() {
+                return Work::Closed;
+            }
+            Timer::after(self.retry_wait).await;
+            return Work::Tick;
+        }
+        let job = async {
+            match self.jobs.recv().await {
+                Ok(j) => Work::Job(j),
+                // Both queues close together: drain events, then stop.
+                Err(_) => match self.events.try_recv() {
+                    Ok(e) => Work::Event(e),
+                    Err(_) => Work::Closed,
+                },
+            }
+        };
+        let event = async {
+            match self.events.recv().await {
+                Ok(e) => Work::Event(e),
+                Err(_) => future::pending().await,
+            }
+        };
+        let tick = async {
+            Timer::after(RETENTION_EVERY).await;
+            Work::Tick
+        };
+        future::or(job, future::or(event, tick)).await
+    }
+
+    fn commit(&mut self, jobs: &mut Vec<Job>, events: &mut Vec<EventRecord>) {
+        let retention_due = self.last_retention.elapsed() >= RETENTION_EVERY;
+        let result = self.transaction(jobs, events, retention_due);
+        if retention_due {
+            self.last_retention = Instant::now();
+        }
+        let m = &self.shared.metrics;
+        let receipt = match result {
+            Ok(outcome) => {
+                self.seqs.extend(outcome.raised);
+                m.events_stored.fetch_add(outcome.stored, Ordering::Relaxed);
+                m.events_duplicate
+                    .fetch_add(events.len() as u64 - outcome.stored, Ordering::Relaxed);
+                m.events_expired
+                    .fetch_add(outcome.expired, Ordering::Relaxed);
+                if let Some(sink) = self.shared.acks.get() {
+                    for (node, seq) in outcome.acks {
+                        sink(node, seq);
+                    }
+                }
+                events.clear();
+                if lock(&self.shared.failing).take().is_some() {
+                    log::info!("store: writing again");
+                }
+                self.retry_wait = Duration::ZERO;
+                Ok(())
+            }
+            Err(e) => {
+                m.store_errors.fetch_add(1, Ordering::Relaxed);
+                log::error!("store: {e}");
+                *lock(&self.shared.failing) = Some(e.0.clone());
+                // Events stay queued here (never acknowledged, never lost
+                // while the core runs); the next batch retries them. The
+                // cache of marks may be stale if the database was replaced.
+                if self.backend.shared() {
+                    self.seqs.clear();
+                }
+                self.retry_wait =
+                    (self.retry_wait * 2).clamp(Duration::from_millis(100), MAX_RETRY_WAIT);
+                Err(e)
+            }
+        };
+        for (_, done) in jobs.drain(..) {
+            let _ = done.try_send(receipt.clone());
+        }
+    }
+
+    /// One batch in one transaction: node writes, events that are not
+    /// replays, raised marks, and retention when due.
+    fn transaction(
+        &mut self,
+        jobs: &[Job],
+        events: &[EventRecord],
+        retention_due: bool,
+    ) -> Result<Outcome, StoreError> {
+        let shared = self.backend.shared();
+        let retention = self.shared.retention;
+        let mut tx = self.backend.begin()?;
+        for (write, _) in jobs {
+            tx.apply(write)?;
+        }
+        let marks = marks_for(&mut *tx, &self.seqs, shared, events)?;
+        let (fresh, outcome) = replay_filter(events, &marks);
+        if !fresh.is_empty() {
+            tx.insert(&fresh)?;
+        }
+        if !outcome.raised.is_empty() {
+            tx.raise_marks(&outcome.raised)?;
+        }
+        let mut outcome = outcome;
+        if retention_due {
+            let now_us = honeybee_proto::time::now_unix().0.saturating_mul(1_000_000);
+            outcome.expired = tx.expire(now_us, &retention)?;
+        }
+        tx.commit()?;
+        Ok(outcome)
+    }
+}
+
+/// The stored marks of the batch's nodes: from the cache where this writer
+/// alone writes, otherwise (and for nodes the cache lacks) from the backend.
+fn marks_for(
+    tx: &mut dyn Transaction,
+    cache: &HashMap<u64, u64>,
+    shared: bool,
+    events: &[EventRecord],
+) -> Result<HashMap<u64, u64>, StoreError> {
+    let mut nodes: Vec<u64> = events
+        .iter()
+        .filter(|e| e.seq.is_some())
+        .map(|e| e.node_id)
+        .filter(|n| shared || !cache.contains_key(n))
+        .collect();
+    nodes.sort_unstable();
+    nodes.dedup();
+    let mut marks = if nodes.is_empty() {
+        HashMap::new()
+    } else {
+        tx.seq_marks(&nodes)?
+    };
+    if !shared {
+        for e in events {
+            if let Some(&m) = cache.get(&e.node_id) {
+                marks.insert(e.node_id, m);
+            }
+        }
+    }
+    Ok(marks)
+}
+
+/// Splits a batch into the events to store and the replays (a `seq` at or
+/// below the node's mark, or repeated within the batch). Pure, so that the
+/// rule every backend relies on is tested without a database.
+fn replay_filter<'a>(
+    events: &'a [EventRecord],
+    marks: &HashMap<u64, u64>,
+) -> (Vec<&'a EventRecord>, Outcome) {
+    let mut outcome = Outcome::default();
+    let mut fresh = Vec::with_capacity(events.len());
+    for e in events {
+        if let Some(seq) = e.seq {
+            let top = outcome.acks.entry(e.node_id).or_insert(seq);
+            *top = (*top).max(seq);
+            let stored_up_to = outcome.raised.get(&e.node_id).or(marks.get(&e.node_id));
+            if stored_up_to.is_some_and(|&top| seq <= top) {
+                continue; // a replay: acknowledged again, stored once
+            }
+            outcome.raised.insert(e.node_id, seq);
+        }
+        fresh.push(e);
+    }
+    outcome.stored = fresh.len() as u64;
+    (fresh, outcome)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(node_id: u64, seq: Option<u64>) -> EventRecord {
+        EventRecord {
+            node_id,
+            seq,
+            pot_id: "p".into(),
+            pot_type: "t".into(),
+            event_type: "e.x".into(),
+            timestamp: "t".into(),
+            time_us: 0,
+            src_ip: None,
+            src_port: None,
+            dst_port: None,
+            protocol: None,
+            username: None,
+            password: None,
+            input: None,
+            data: "{}".into(),
+        }
+    }
+
+    #[test]
+    fn replays_at_or_below_the_mark_and_within_a_batch_are_acked_but_not_stored() {
+        let events = [
+            event(1, Some(4)),
+            event(1, Some(5)),
+            event(1, Some(6)),
+            event(1, Some(6)),
+            event(2, Some(1)),
+            event(3, None),
+            event(3, None),
+        ];
+        let marks = HashMap::from([(1, 5)]);
+        let (fresh, outcome) = replay_filter(&events, &marks);
+        let kept: Vec<_> = fresh.iter().map(|e| (e.node_id, e.seq)).collect();
+        assert_eq!(
+            kept,
+            vec![(1, Some(6)), (2, Some(1)), (3, None), (3, None)],
+            "unsequenced events are always stored"
+        );
+        assert_eq!(outcome.stored, 4);
+        assert_eq!(outcome.acks, HashMap::from([(1, 6), (2, 1)]));
+        assert_eq!(outcome.raised, HashMap::from([(1, 6), (2, 1)]));
+    }
+}
