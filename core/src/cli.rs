@@ -44,6 +44,11 @@ OPTIONS (each overrides the config file, which overrides the defaults):
     --tls-cert PEM --tls-key PEM  TLS 1.3 on the node port
     --client-ca PEM             require node client certificates signed by this CA
     --heartbeat-interval SECS   expected node heartbeat; 3 missed = Unknown [30]
+    --postgres URL              keep state in PostgreSQL, shared by several cores:
+                                postgres://USER@HOST:PORT/DB?sslmode=verify-full&sslrootcert=CA.pem
+                                (or HONEYBEE_POSTGRES, which keeps a password out of ps)
+                                [SQLite in DATA_DIR]
+    --core-name NAME            this core in logs, metrics and the fleet view [HOST:NODE_PORT]
     --print-config              print the effective config as TOML and exit
     --version                   print the version and exit
     --help                      print this help and exit
@@ -52,6 +57,7 @@ ENVIRONMENT:
     HONEYBEE_LOG                error | warn | info | debug | trace [info]
     HONEYBEE_API_TOKEN          the API token (over the config file, under flags)
     HONEYBEE_ENROLLMENT_TOKEN   the enrollment token (likewise)
+    HONEYBEE_POSTGRES           the PostgreSQL URL (likewise)
 
 SIGNALS:
     SIGTERM, SIGINT             stop accepting, finish writes, exit 0
@@ -59,7 +65,7 @@ SIGNALS:
 
 /// Warnings about how the arguments pass secrets.
 pub fn secret_flag_warnings(args: &[String]) -> Vec<String> {
-    ["--api-token", "--enrollment-token"]
+    let mut warnings: Vec<String> = ["--api-token", "--enrollment-token"]
         .into_iter()
         .filter(|flag| {
             args.iter()
@@ -74,7 +80,24 @@ pub fn secret_flag_warnings(args: &[String]) -> Vec<String> {
                     .to_uppercase()
             )
         })
-        .collect()
+        .collect();
+    let postgres_values = args
+        .iter()
+        .zip(args.iter().skip(1))
+        .filter(|(flag, _)| *flag == "--postgres")
+        .map(|(_, v)| v.as_str())
+        .chain(args.iter().filter_map(|a| a.strip_prefix("--postgres=")));
+    if postgres_values
+        .into_iter()
+        .any(|v| crate::store::postgres::url::redact(v) != v)
+    {
+        warnings.push(
+            "--postgres carries a password on the command line, where every local user can \
+             read it (/proc/PID/cmdline); use HONEYBEE_POSTGRES or a password-less URL"
+                .into(),
+        );
+    }
+    warnings
 }
 
 /// Parses the arguments (without the program name).
@@ -106,7 +129,9 @@ pub fn parse(args: &[String]) -> Result<Action, ConfigError> {
             | "--tls-cert"
             | "--tls-key"
             | "--client-ca"
-            | "--heartbeat-interval" => {
+            | "--heartbeat-interval"
+            | "--postgres"
+            | "--core-name" => {
                 let value = match inline {
                     Some(v) => v,
                     None => it
@@ -136,6 +161,12 @@ pub fn parse(args: &[String]) -> Result<Action, ConfigError> {
         if let Some(value) = std::env::var(var).ok().filter(|v| !v.trim().is_empty()) {
             config.set_secret(field, value.trim().to_string());
         }
+    }
+    if let Some(url) = std::env::var(crate::config::POSTGRES_ENV)
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+    {
+        config.store.postgres = url.trim().to_string();
     }
     for (flag, value) in sets {
         apply(&mut config, &flag, &value)?;
@@ -185,6 +216,8 @@ fn apply(c: &mut Config, flag: &str, value: &str) -> Result<(), ConfigError> {
         "--tls-key" => c.tls.key = value.to_string(),
         "--client-ca" => c.tls.client_ca = value.to_string(),
         "--heartbeat-interval" => c.heartbeat_interval = number(value)?,
+        "--postgres" => c.store.postgres = value.to_string(),
+        "--core-name" => c.core_name = value.to_string(),
         _ => return Err(ConfigError(format!("unknown argument `{flag}`"))),
     }
     Ok(())

@@ -60,6 +60,19 @@ impl TlsConfig {
     }
 }
 
+/// Where the core keeps nodes and events.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `postgres://user@host:port/db?sslmode=…` shared by several cores;
+    /// empty: SQLite in `data_dir`. Also `HONEYBEE_POSTGRES`, which keeps
+    /// a password off the command line.
+    pub postgres: String,
+}
+
+/// The environment variable that names the PostgreSQL server.
+pub const POSTGRES_ENV: &str = "HONEYBEE_POSTGRES";
+
 /// Every setting of the core. See `configs/core.toml` for the commented file.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -117,8 +130,14 @@ pub struct Config {
     /// runs) at run time. Off: the API token alone must not be enough to run
     /// a program on the core's machine.
     pub modules_api_add: bool,
+    /// This core's name in logs, metrics and the fleet view; empty: the host
+    /// name and the node port (`host:9001`).
+    pub core_name: String,
     /// TLS on port 9001.
     pub tls: TlsConfig,
+    /// Where state is kept (`[store]`): the embedded SQLite unless a
+    /// PostgreSQL server is named.
+    pub store: StoreConfig,
     /// Extension modules the core runs (`[[modules]]`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub modules: Vec<ModuleConfig>,
@@ -152,7 +171,9 @@ impl Default for Config {
             max_events: 10_000_000,
             max_database_mb: 4096,
             modules_api_add: false,
+            core_name: String::new(),
             tls: TlsConfig::default(),
+            store: StoreConfig::default(),
             modules: Vec::new(),
         }
     }
@@ -271,7 +292,10 @@ impl Config {
 
     /// The settings as TOML (secrets included: for `--print-config`).
     pub fn to_toml(&self) -> String {
-        toml::to_string(self).unwrap_or_else(|e| format!("# cannot print config: {e}\n"))
+        let mut shown = self.clone();
+        // The database password never leaves the process.
+        shown.store.postgres = crate::store::postgres::url::redact(&self.store.postgres);
+        toml::to_string(&shown).unwrap_or_else(|e| format!("# cannot print config: {e}\n"))
     }
 
     /// Checks the settings that would otherwise fail later or silently.
@@ -317,7 +341,38 @@ impl Config {
             return err("lockout_failures and lockout_base must be at least 1".into());
         }
         crate::modules::validate_all(&self.modules).map_err(ConfigError)?;
+        if let Some(url) = self.postgres()? {
+            // A CA file that cannot be read fails now, not at first connect.
+            crate::store::postgres::tls::connector(&url)
+                .map_err(|e| ConfigError(format!("store.postgres: {e}")))?;
+        }
+        if self.core_name.len() > 128 || self.core_name.chars().any(char::is_control) {
+            return err("core_name: at most 128 characters, no control characters".into());
+        }
         Ok(())
+    }
+
+    /// The PostgreSQL server, when one is configured.
+    pub fn postgres(&self) -> Result<Option<crate::store::postgres::url::PgUrl>, ConfigError> {
+        if self.store.postgres.trim().is_empty() {
+            return Ok(None);
+        }
+        crate::store::postgres::url::PgUrl::parse(self.store.postgres.trim())
+            .map(Some)
+            .map_err(|e| ConfigError(format!("store.postgres: {e}")))
+    }
+
+    /// `core_name`, or the host name and node port when it is empty.
+    pub fn effective_core_name(&self) -> String {
+        if !self.core_name.is_empty() {
+            return self.core_name.clone();
+        }
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .map(|h| h.trim().to_string())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "core".into());
+        format!("{host}:{}", self.node_port)
     }
 
     /// Whether the core binds beyond loopback.

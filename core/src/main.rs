@@ -59,7 +59,19 @@ fn main() -> ExitCode {
     for w in cli::secret_flag_warnings(&args) {
         log::warn!("{w}");
     }
-    let core = match Core::start(&config) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stopping = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = stopping.clone();
+    if let Err(e) = shutdown::on_signal(signals, move |sig| {
+        log::info!("{sig}: shutting down");
+        flag.store(true, std::sync::atomic::Ordering::Relaxed);
+        let _ = tx.send(());
+    }) {
+        eprintln!("honeybee-core: starting the signal thread: {e}");
+        return ExitCode::from(1);
+    }
+    let stop = || stopping.load(std::sync::atomic::Ordering::Relaxed);
+    let core = match Core::start_until(&config, &stop) {
         Ok(core) => core,
         Err(e) => {
             log::error!("{e}");
@@ -67,14 +79,6 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let (tx, rx) = std::sync::mpsc::channel();
-    if let Err(e) = shutdown::on_signal(signals, move |sig| {
-        log::info!("{sig}: shutting down");
-        let _ = tx.send(());
-    }) {
-        eprintln!("honeybee-core: starting the signal thread: {e}");
-        return ExitCode::from(1);
-    }
     let _ = rx.recv();
     core.stop();
     ExitCode::SUCCESS

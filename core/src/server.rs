@@ -24,7 +24,7 @@ use crate::node::poller::NodePoller;
 use crate::node::registry::{Policy, Registry};
 use crate::node::session::NodeContext;
 use crate::node::{tls, totp};
-use crate::store::{sqlite, Retention, Store};
+use crate::store::{postgres, sqlite, Retention, Store};
 use crate::store::{EventStore, NodeStore};
 use crate::stream::session::ModuleContext;
 use crate::stream::StreamListener;
@@ -85,6 +85,12 @@ pub fn api_token(config: &Config) -> Result<String, String> {
 impl Core {
     /// Starts every part. Errors say which part and why.
     pub fn start(config: &Config) -> Result<Core, String> {
+        Core::start_until(config, &|| false)
+    }
+
+    /// Like [`Core::start`], but gives up waiting for the database once
+    /// `stop` answers true (a signal arrived).
+    pub fn start_until(config: &Config, stop: &dyn Fn() -> bool) -> Result<Core, String> {
         let ip: IpAddr = config
             .bind
             .parse()
@@ -101,18 +107,16 @@ impl Core {
         let token = api_token(config)?;
         let bus = Arc::new(Bus::new());
         let metrics = Arc::new(Metrics::default());
-        let store = Arc::new(
-            sqlite::open_with(
-                &config.database_path(),
-                Retention {
-                    days: config.retention_days,
-                    max_events: config.max_events,
-                    max_bytes: config.max_database_mb.saturating_mul(1024 * 1024),
-                },
-                metrics.clone(),
-            )
-            .map_err(|e| e.to_string())?,
-        );
+        let retention = Retention {
+            days: config.retention_days,
+            max_events: config.max_events,
+            max_bytes: config.max_database_mb.saturating_mul(1024 * 1024),
+        };
+        let store = match config.postgres().map_err(|e| e.0)? {
+            Some(url) => postgres::open(&url, retention, metrics.clone(), stop),
+            None => sqlite::open_with(&config.database_path(), retention, metrics.clone()),
+        };
+        let store = Arc::new(store.map_err(|e| e.to_string())?);
         let clock = Clock::new();
         let policy = Policy {
             enrollment: config.enrollment,

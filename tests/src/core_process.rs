@@ -188,6 +188,13 @@ impl CoreBuilder {
         self
     }
 
+    /// Whether the test picked the store itself (then test mode leaves it).
+    fn chooses_store(&self) -> bool {
+        self.args.iter().any(|a| a.starts_with("--postgres"))
+            || self.env.iter().any(|(k, _)| k == "HONEYBEE_POSTGRES")
+            || self.config.as_ref().is_some_and(|c| c.contains("postgres"))
+    }
+
     /// Starts the core and waits for `/health`; panics (with the core's
     /// stderr) if it does not come up within 10 s.
     #[track_caller]
@@ -236,6 +243,12 @@ impl CoreBuilder {
                 .stderr(Stdio::piped());
             for (k, v) in &self.env {
                 cmd.env(k, v);
+            }
+            if crate::postgres::enabled() && !self.chooses_store() {
+                cmd.env(
+                    "HONEYBEE_POSTGRES",
+                    crate::postgres::database_for(workspace.path()),
+                );
             }
             let echo = std::env::var_os("HONEYBEE_TEST_ECHO").is_some();
             let mut child = cmd

@@ -15,7 +15,9 @@
 //!   `honeybee-agent`, feeds its event socket;
 //! - [`TestPotstore`] ([`test_pot`]): a potstore of test pots (event
 //!   emitter, crasher, failing install) and `/proc` process-group checks;
-//! - [`LinkProxy`] ([`link_proxy`]): a TCP proxy a test can cut and restore.
+//! - [`LinkProxy`] ([`link_proxy`]): a TCP proxy a test can cut and restore;
+//! - [`postgres::Postgres`]: a throwaway PostgreSQL cluster; with
+//!   `HONEYBEE_TEST_POSTGRES=1` every core keeps its state in one.
 //!
 //! Everything is blocking and bounded by deadlines: a test never waits
 //! longer than it must, and never forever.
@@ -29,6 +31,7 @@ pub mod core_process;
 pub mod http;
 pub mod link_proxy;
 pub mod metrics;
+pub mod postgres;
 pub mod temp_dir;
 pub mod test_node;
 pub mod test_pot;

@@ -7,6 +7,7 @@
 
 pub mod backend;
 pub mod event_row;
+pub mod postgres;
 pub mod sqlite;
 pub mod writer;
 

@@ -1,0 +1,156 @@
+//! The PostgreSQL schema: created and migrated at start under an advisory
+//! lock, so that several cores starting at the same moment take turns, and
+//! versioned, so that an older core refuses a database a newer one migrated.
+
+use postgres::GenericClient;
+
+/// The schema this core writes.
+pub const VERSION: i32 = 1;
+
+/// Advisory lock key ("HoneyBee" in ASCII) held while migrating and while
+/// partitions are created or dropped.
+pub const LOCK: i64 = 0x486f_6e65_7942_6565;
+
+/// Version 1. Events are partitioned by day of arrival (`received`, the
+/// core's clock, never the node's), so retention drops whole tables and a
+/// hostile node's timestamps cannot make the core create partitions; a
+/// default partition catches what falls outside the ones made ahead.
+const V1: &str = "
+CREATE TABLE nodes (
+    node_id BIGINT PRIMARY KEY,
+    node_name TEXT NOT NULL,
+    address TEXT NOT NULL,
+    port INTEGER NOT NULL,
+    node_type TEXT NOT NULL,
+    status TEXT NOT NULL,
+    approved BOOLEAN NOT NULL,
+    totp_key BYTEA,
+    last_totp_step BIGINT,
+    agent_version TEXT,
+    capabilities TEXT NOT NULL,
+    registered_at TEXT NOT NULL,
+    last_seen TEXT,
+    approved_for TEXT
+);
+CREATE TABLE pots (
+    node_id BIGINT NOT NULL,
+    pot_id TEXT NOT NULL,
+    pot_type TEXT NOT NULL,
+    status TEXT NOT NULL,
+    message TEXT,
+    details TEXT,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (node_id, pot_id)
+);
+CREATE TABLE node_events (
+    id BIGSERIAL PRIMARY KEY,
+    node_id BIGINT NOT NULL,
+    kind TEXT NOT NULL,
+    message TEXT,
+    description TEXT,
+    time TEXT NOT NULL
+);
+CREATE INDEX node_events_by_node ON node_events (node_id, id);
+CREATE TABLE event_seqs (
+    node_id BIGINT PRIMARY KEY,
+    seq BIGINT
+);
+CREATE SEQUENCE events_id;
+CREATE TABLE events (
+    id BIGINT NOT NULL DEFAULT nextval('events_id'),
+    node_id BIGINT NOT NULL,
+    seq BIGINT,
+    pot_id TEXT NOT NULL,
+    pot_type TEXT NOT NULL,
+    event_type TEXT NOT NULL,
+    timestamp TEXT NOT NULL,
+    time BIGINT NOT NULL,
+    received BIGINT NOT NULL,
+    src_ip TEXT,
+    src_port BIGINT,
+    dst_port BIGINT,
+    protocol TEXT,
+    username TEXT,
+    password TEXT,
+    input TEXT,
+    data TEXT NOT NULL
+) PARTITION BY RANGE (received);
+CREATE TABLE events_default PARTITION OF events DEFAULT;
+CREATE INDEX events_by_id ON events (id);
+CREATE INDEX events_by_node ON events (node_id, id);
+CREATE INDEX events_by_pot ON events (pot_id, id);
+CREATE INDEX events_by_type ON events (event_type, id);
+CREATE INDEX events_by_src ON events (src_ip, id);
+CREATE INDEX events_by_time ON events (time);
+CREATE TABLE cores (
+    core_name TEXT PRIMARY KEY,
+    started_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    lease_until TIMESTAMPTZ NOT NULL,
+    health TEXT NOT NULL DEFAULT 'ok'
+);
+CREATE TABLE presence (
+    node_id BIGINT PRIMARY KEY,
+    core_name TEXT NOT NULL,
+    connection BIGINT NOT NULL,
+    since TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+CREATE TABLE lockouts (
+    node_id BIGINT NOT NULL,
+    source TEXT NOT NULL,
+    failures INTEGER NOT NULL,
+    window_start BIGINT NOT NULL,
+    locked_until BIGINT NOT NULL,
+    PRIMARY KEY (node_id, source)
+);
+";
+
+/// Creates or checks the schema. Errors name both versions when the
+/// database is newer than this core.
+pub fn migrate(client: &mut postgres::Client) -> Result<(), String> {
+    let err = |e: postgres::Error| format!("migrating the database schema: {e}");
+    let mut tx = client.transaction().map_err(err)?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK])
+        .map_err(err)?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS honeybee_schema (
+             id INTEGER PRIMARY KEY CHECK (id = 1),
+             version INTEGER NOT NULL)",
+    )
+    .map_err(err)?;
+    let found: Option<i32> = tx
+        .query_opt("SELECT version FROM honeybee_schema WHERE id = 1", &[])
+        .map_err(err)?
+        .map(|row| row.get(0));
+    match found {
+        Some(v) if v > VERSION => {
+            return Err(format!(
+                "the database schema is version {v}, newer than this core's version {VERSION}: \
+                 a newer core migrated it; upgrade this core"
+            ))
+        }
+        Some(_) => {}
+        None => {
+            tx.batch_execute(V1).map_err(err)?;
+            tx.execute(
+                "INSERT INTO honeybee_schema (id, version) VALUES (1, $1)",
+                &[&VERSION],
+            )
+            .map_err(err)?;
+            log::info!("created the database schema (version {VERSION})");
+        }
+    }
+    tx.commit().map_err(err)
+}
+
+/// The schema version recorded in the database, if any.
+pub fn version(client: &mut impl GenericClient) -> Result<Option<i32>, postgres::Error> {
+    let exists: bool = client
+        .query_one("SELECT to_regclass('honeybee_schema') IS NOT NULL", &[])?
+        .get(0);
+    if !exists {
+        return Ok(None);
+    }
+    Ok(client
+        .query_opt("SELECT version FROM honeybee_schema WHERE id = 1", &[])?
+        .map(|row| row.get(0)))
+}
