@@ -36,6 +36,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod files;
+pub mod fleet;
 pub mod io_thread;
 pub mod metrics;
 pub mod modules;

@@ -456,6 +456,13 @@ fn gauge_head(out: &mut String, name: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
 }
 
+/// A Prometheus label value: backslash, double quote and newline escaped.
+pub fn label_value(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
 fn labelled<'a>(
     out: &mut String,
     name: &str,

@@ -14,6 +14,9 @@ use crate::bus::Bus;
 use crate::clock::Clock;
 use crate::config::{Config, Enrollment};
 use crate::files;
+use crate::fleet::delivery::Delivery;
+use crate::fleet::shared::SharedFleet;
+use crate::fleet::{Alone, Fleet};
 use crate::io_thread;
 use crate::metrics::Metrics;
 use crate::modules::{Modules, Timing};
@@ -42,6 +45,7 @@ pub struct Core {
     stop: async_channel::Sender<()>,
     poller: Arc<NodePoller>,
     modules: Arc<Modules>,
+    shared_fleet: Option<Arc<SharedFleet>>,
     workers: Vec<std::thread::JoinHandle<()>>,
     /// Where nodes connect.
     pub node_addr: SocketAddr,
@@ -112,11 +116,31 @@ impl Core {
             max_events: config.max_events,
             max_bytes: config.max_database_mb.saturating_mul(1024 * 1024),
         };
-        let store = match config.postgres().map_err(|e| e.0)? {
-            Some(url) => postgres::open(&url, retention, metrics.clone(), stop),
+        let core_name = config.effective_core_name();
+        let postgres_url = config.postgres().map_err(|e| e.0)?;
+        let store = match &postgres_url {
+            Some(url) => postgres::open(url, &core_name, retention, metrics.clone(), stop),
             None => sqlite::open_with(&config.database_path(), retention, metrics.clone()),
         };
         let store = Arc::new(store.map_err(|e| e.to_string())?);
+        // With a shared database the lease lasts two heartbeat intervals:
+        // a core that dies stops counting within that.
+        let shared_fleet = match &postgres_url {
+            Some(url) => Some(
+                SharedFleet::new(
+                    core_name.clone(),
+                    url.clone(),
+                    Duration::from_secs(config.heartbeat_interval.saturating_mul(2).max(2)),
+                )
+                .map_err(|e| e.to_string())?,
+            ),
+            None => None,
+        };
+        let fleet: Arc<dyn Fleet> = match &shared_fleet {
+            Some(f) => f.clone(),
+            None => Arc::new(Alone::new(core_name.clone())),
+        };
+        store.set_retention_active(!fleet.shared());
         let clock = Clock::new();
         let policy = Policy {
             enrollment: config.enrollment,
@@ -137,9 +161,18 @@ impl Core {
                 bus.clone(),
                 policy,
                 clock,
+                fleet.clone(),
             )
             .map_err(|e| e.to_string())?,
         );
+        if let Some(f) = &shared_fleet {
+            f.listen(Arc::new(Delivery {
+                registry: registry.clone(),
+                bus: bus.clone(),
+                store: store.clone() as Arc<dyn NodeStore>,
+            }))
+            .map_err(|e| e.to_string())?;
+        }
         let tls = if config.tls.enabled() {
             Some(TlsAcceptor::from(tls::server_config(&config.tls)?))
         } else {
@@ -200,6 +233,11 @@ impl Core {
                 modules: modules.clone(),
                 modules_api_add: config.modules_api_add,
                 stream_port: stream_addr.port(),
+                fleet: fleet.clone(),
+                store_trouble: {
+                    let store = store.clone();
+                    Arc::new(move || store.failing().map(|e| format!("database: {e}")))
+                },
             }),
         )?;
 
@@ -224,6 +262,7 @@ impl Core {
             events: store.clone() as Arc<dyn EventStore>,
             metrics: metrics.clone(),
             max_message_bytes: config.max_message_bytes,
+            fleet: fleet.clone(),
         });
         let poller = Arc::new(
             NodePoller::start(node_ctx.clone())
@@ -305,9 +344,43 @@ impl Core {
                 .map_err(|e| format!("starting the API gate thread: {e}"))?;
             vec![worker, gate]
         };
-        modules.autostart();
+        // Modules and retention run on one core of the fleet: the leader.
+        {
+            let (fleet, modules, store) = (fleet.clone(), modules.clone(), store.clone());
+            let mut leading = false;
+            executor
+                .spawn(future::or(
+                    async move {
+                        loop {
+                            let now = fleet.is_leader();
+                            if now != leading {
+                                leading = now;
+                                store.set_retention_active(now);
+                                let modules = modules.clone();
+                                // Stopping waits for the modules to exit.
+                                smol::unblock(move || {
+                                    if now {
+                                        modules.autostart();
+                                    } else {
+                                        log::info!("fleet: no longer the leader; stopping modules");
+                                        modules.stop_all(MODULE_GRACE);
+                                    }
+                                })
+                                .await;
+                            }
+                            Timer::after(Duration::from_millis(500)).await;
+                        }
+                    },
+                    until_stopped(),
+                ))
+                .detach();
+        }
+        let where_kept = match &postgres_url {
+            Some(url) => format!("state in PostgreSQL {url}"),
+            None => format!("data in {}", config.data_dir.display()),
+        };
         log::info!(
-            "honeybee-core {} serving nodes on {node_addr} ({}), API on http://{api_addr}, stream on {stream_addr}, enrollment {}, data in {}",
+            "honeybee-core {} ({core_name}) serving nodes on {node_addr} ({}), API on http://{api_addr}, stream on {stream_addr}, enrollment {}, {where_kept}",
             env!("CARGO_PKG_VERSION"),
             if config.tls.client_ca.is_empty() {
                 if config.tls.enabled() { "TLS 1.3" } else { "plain TCP" }
@@ -315,7 +388,6 @@ impl Core {
                 "TLS 1.3 + client certificates"
             },
             config.enrollment.as_str(),
-            config.data_dir.display()
         );
         Ok(Core {
             api,
@@ -324,6 +396,7 @@ impl Core {
             stop,
             poller,
             modules,
+            shared_fleet,
             workers,
             node_addr,
             api_addr,
@@ -342,6 +415,9 @@ impl Core {
         self.modules.stop_all(MODULE_GRACE);
         self.stop.close();
         self.registry.close_all();
+        if let Some(f) = &self.shared_fleet {
+            f.leave();
+        }
         self.poller.stop();
         self.api.stop();
         for w in self.workers {

@@ -17,6 +17,7 @@ use honeybee_proto::{Command, CoreMessage, NodeCommand};
 use serde_json::{json, Value};
 use tiny_http::{Header, Method, Request, Response, Server};
 
+use crate::fleet::{Fleet, Routed};
 use crate::metrics::Metrics;
 use crate::modules::Modules;
 use crate::node::outbox;
@@ -44,6 +45,10 @@ pub struct ApiContext {
     pub modules_api_add: bool,
     /// The stream port (WebSocket), for the dashboard's `/ui/config.json`.
     pub stream_port: u16,
+    /// The other cores, if the database is shared.
+    pub fleet: Arc<dyn Fleet>,
+    /// Why the store cannot write now, if it cannot.
+    pub store_trouble: Arc<dyn Fn() -> Option<String> + Send + Sync>,
 }
 
 /// The running HTTP server.
@@ -159,10 +164,22 @@ fn route(request: &mut Request, ctx: &ApiContext) -> Reply {
     }
     if segments == ["health"] {
         return match method {
-            Method::Get | Method::Head => json_reply(
-                200,
-                &json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")}),
-            ),
+            // A load balancer routes around a core that answers 503.
+            Method::Get | Method::Head => {
+                match (ctx.store_trouble)().or_else(|| ctx.fleet.trouble()) {
+                    None => json_reply(
+                        200,
+                        &json!({"status": "ok", "version": env!("CARGO_PKG_VERSION"),
+                            "core_name": ctx.fleet.core_name()}),
+                    ),
+                    Some(reason) => json_reply(
+                        503,
+                        &json!({"status": "unavailable", "reason": reason,
+                            "version": env!("CARGO_PKG_VERSION"),
+                            "core_name": ctx.fleet.core_name()}),
+                    ),
+                }
+            }
             _ => not_allowed("GET, HEAD"),
         };
     }
@@ -172,7 +189,8 @@ fn route(request: &mut Request, ctx: &ApiContext) -> Reply {
     }
     match (method, segments.as_slice()) {
         (Method::Get, ["metrics"]) => {
-            let text = ctx.metrics.render(&ctx.registry.status_counts());
+            let mut text = ctx.metrics.render(&ctx.registry.status_counts());
+            fleet_metrics(ctx, &mut text);
             Response::from_data(text.into_bytes())
                 .with_header(header(
                     "Content-Type",
@@ -189,6 +207,7 @@ fn route(request: &mut Request, ctx: &ApiContext) -> Reply {
         (Method::Get, ["api", "v1", "events", "export"]) => events::export(ctx, &url),
         (Method::Get, ["api", "v1", "stats"]) => events::stats(ctx, &url),
         (Method::Get, ["api", "v1", "honeypots"]) => honeypots(ctx),
+        (Method::Get, ["api", "v1", "cores"]) => cores(ctx),
         (Method::Get, ["api", "v1", "modules"]) => modules::list(ctx),
         (Method::Post, ["api", "v1", "modules"]) => modules::add(ctx, request),
         (Method::Post, ["api", "v1", "modules", name, "start"]) => modules::start(ctx, name),
@@ -207,13 +226,47 @@ fn route(request: &mut Request, ctx: &ApiContext) -> Reply {
             with_node(id, |id| approve(ctx, id, request))
         }
         (_, ["metrics" | "health"])
-        | (_, ["api", "v1", "events" | "honeypots" | "stats" | "nodes" | "openapi.json"])
+        | (
+            _,
+            ["api", "v1", "events" | "honeypots" | "stats" | "nodes" | "cores" | "openapi.json"],
+        )
         | (_, ["api", "v1", "events", "export"]) => not_allowed("GET"),
         (_, ["api", "v1", "nodes", _]) => not_allowed("GET, DELETE"),
         (_, ["api", "v1", "nodes", _, "approve" | "commands"]) => not_allowed("POST"),
         (_, ["api", "v1", "modules"]) => not_allowed("GET, POST"),
         (_, ["api", "v1", "modules", _, "start" | "stop"]) => not_allowed("POST"),
         _ => error(404, format!("no route for {path}")),
+    }
+}
+
+/// `GET /api/v1/cores`: every core of the fleet, alive or not (a day back).
+fn cores(ctx: &ApiContext) -> Reply {
+    let local = ctx.registry.connected_here();
+    match ctx.fleet.cores(local) {
+        Ok(cores) => json_reply(200, &json!({"count": cores.len(), "cores": cores})),
+        Err(e) => error(503, e.to_string()),
+    }
+}
+
+/// This core's name and role, and connected nodes per core.
+fn fleet_metrics(ctx: &ApiContext, out: &mut String) {
+    use std::fmt::Write;
+    let name = crate::metrics::label_value(ctx.fleet.core_name());
+    let _ = writeln!(out, "# HELP honeybee_core_info This core: its name, and whether it leads (runs modules and retention).");
+    let _ = writeln!(out, "# TYPE honeybee_core_info gauge");
+    let _ = writeln!(
+        out,
+        "honeybee_core_info{{core_name=\"{name}\",leader=\"{}\"}} 1",
+        ctx.fleet.is_leader()
+    );
+    let _ = writeln!(
+        out,
+        "# HELP honeybee_nodes_connected Connected nodes, by the core they are connected to."
+    );
+    let _ = writeln!(out, "# TYPE honeybee_nodes_connected gauge");
+    for (core, n) in ctx.registry.connected_by_core() {
+        let core = crate::metrics::label_value(&core);
+        let _ = writeln!(out, "honeybee_nodes_connected{{core_name=\"{core}\"}} {n}");
     }
 }
 
@@ -298,10 +351,30 @@ fn command(ctx: &ApiContext, id: u64, request: &mut Request) -> Reply {
         node_id: id,
         command,
     });
-    match ctx.registry.send(id, message) {
-        Ok(()) => json_reply(202, &json!({"node_id": id, "command": name, "sent": true})),
+    let here = ctx.fleet.core_name().to_string();
+    let routed = match ctx.registry.send(id, message.clone()) {
+        Err(SendError::NotConnected) | Err(SendError::UnknownNode) if ctx.fleet.shared() => {
+            // Another core may hold it: it delivers the command.
+            match ctx.fleet.route(id, &message) {
+                Ok(Routed::Sent { core_name }) => Ok(core_name),
+                Ok(Routed::NotHeld) if ctx.registry.get(id).is_none() => {
+                    Err(SendError::UnknownNode)
+                }
+                Ok(Routed::NotHeld) => Err(SendError::NotConnected),
+                Err(e) => return error(503, format!("routing the command: {e}")),
+            }
+        }
+        other => other.map(|()| here),
+    };
+    match routed {
+        Ok(core_name) => json_reply(
+            202,
+            &json!({"node_id": id, "command": name, "sent": true, "core_name": core_name}),
+        ),
         Err(SendError::UnknownNode) => no_such_node(id),
-        Err(SendError::NotConnected) => error(409, format!("node {id} is not connected")),
+        Err(SendError::NotConnected) => {
+            error(409, format!("node {id} is not connected to any core"))
+        }
         Err(SendError::Busy) => error(
             429,
             format!(

@@ -566,6 +566,7 @@ mod tests {
             bus.clone(),
             policy,
             Clock::new(),
+            Arc::new(crate::fleet::Alone::new("test".into())),
         )
         .unwrap();
         Arc::new(NodeContext {
@@ -574,6 +575,7 @@ mod tests {
             bus,
             metrics,
             max_message_bytes: 4096,
+            fleet: Arc::new(crate::fleet::Alone::new("test".into())),
         })
     }
 

@@ -20,6 +20,7 @@ use serde::Serialize;
 use crate::bus::{Bus, Live, Topic};
 use crate::clock::Clock;
 use crate::config::Enrollment;
+use crate::fleet::{Fleet, SharedNode};
 use crate::metrics::{Metrics, RegistrationRefusal};
 use crate::node::budget::{self, MAX_MESSAGE, MAX_NAME, MAX_POTS_PER_NODE};
 use crate::node::lockout::{LockoutPolicy, SourceLockouts};
@@ -169,12 +170,17 @@ pub struct Refused {
     pub reason: RegistrationRefusal,
     /// For the node's `RegistrationAck.message`.
     pub message: String,
+    /// The refusal locked the source out for this long (other cores are
+    /// told by the caller, outside the registry's lock).
+    pub locked_for: Option<Duration>,
 }
 
-fn refuse(reason: RegistrationRefusal, message: impl Into<String>) -> Refused {
+/// A refusal.
+pub fn refuse(reason: RegistrationRefusal, message: impl Into<String>) -> Refused {
     Refused {
         reason,
         message: message.into(),
+        locked_for: None,
     }
 }
 
@@ -193,8 +199,10 @@ pub struct NodeView {
     pub node_type: &'static str,
     /// Status.
     pub status: &'static str,
-    /// Has a connection now.
+    /// Has a connection now, to this core or another.
     pub connected: bool,
+    /// The core the node is connected to.
+    pub core_name: Option<String>,
     /// Approved (always true except under the approve policy).
     pub approved: bool,
     /// Agent version.
@@ -254,6 +262,7 @@ pub struct Registry {
     policy: Policy,
     clock: Clock,
     next_conn: AtomicU64,
+    fleet: Arc<dyn Fleet>,
 }
 
 impl Registry {
@@ -264,6 +273,7 @@ impl Registry {
         bus: Arc<Bus>,
         policy: Policy,
         clock: Clock,
+        fleet: Arc<dyn Fleet>,
     ) -> Result<Registry, StoreError> {
         let mut nodes = HashMap::new();
         for stored in store.load_nodes()? {
@@ -284,6 +294,7 @@ impl Registry {
                     (p.pot_id.clone(), p)
                 })
                 .collect();
+            let (pending_peer, pending_cert) = asks_from(&stored.node);
             nodes.insert(
                 stored.node.node_id,
                 Box::new(Entry {
@@ -293,8 +304,8 @@ impl Registry {
                     lockout: SourceLockouts::default(),
                     // Nodes that were live get three intervals to come back.
                     idle_since_ms: clock.now_ms(),
-                    pending_peer: None,
-                    pending_cert: None,
+                    pending_peer,
+                    pending_cert,
                 }),
             );
         }
@@ -309,6 +320,7 @@ impl Registry {
             policy,
             clock,
             next_conn: AtomicU64::new(1),
+            fleet,
         })
     }
 
@@ -352,8 +364,7 @@ impl Registry {
                 if !entry.record.approved {
                     if let Err(r) = self.check_enrollment(reg) {
                         if r.reason == RegistrationRefusal::PendingApproval {
-                            entry.pending_peer = Some(peer.ip());
-                            entry.pending_cert = cert.clone();
+                            self.ask_approval(entry, peer.ip(), cert.clone());
                         }
                         return Err(r);
                     }
@@ -408,10 +419,8 @@ impl Registry {
                     pending_cert: None,
                 }));
                 if !approved {
-                    entry.pending_peer = Some(peer.ip());
-                    entry.pending_cert = cert.clone();
                     self.pending_approvals.fetch_add(1, Ordering::Relaxed);
-                    self.store.submit(NodeWrite::Node(entry.record.clone()));
+                    self.ask_approval(entry, peer.ip(), cert.clone());
                     log::info!(
                         "node {} ({}) from {peer} is waiting for approval",
                         reg.node_id,
@@ -465,6 +474,20 @@ impl Registry {
             totp_key: new_key.as_deref().map(totp::encode_key),
             receipt,
         })
+    }
+
+    /// A node waits for approval from `peer` (with `cert` under mTLS). The
+    /// address is stored with it (as `approved_for`, which an approval
+    /// keeps), so that an operator on any core sees and binds the same one.
+    fn ask_approval(&self, entry: &mut Entry, peer: IpAddr, cert: Option<String>) {
+        let asks_from = binding(Some(peer), cert.as_deref());
+        let changed = entry.record.approved_for != asks_from;
+        entry.pending_peer = Some(peer);
+        entry.pending_cert = cert;
+        if changed {
+            entry.record.approved_for = asks_from;
+            self.store.submit(NodeWrite::Node(entry.record.clone()));
+        }
     }
 
     fn check_enrollment(&self, reg: &NodeRegistration) -> Result<(), Refused> {
@@ -525,6 +548,7 @@ impl Registry {
                 None => refuse(RegistrationRefusal::BadTotp, "invalid TOTP code"),
             },
         };
+        let mut failure = failure;
         if let Some(period) = entry.lockout.fail(source, &self.policy.lockout, now) {
             log::warn!(
                 "node {} from {source}: {} failed TOTP checks; this address is locked out for {} s",
@@ -532,6 +556,7 @@ impl Registry {
                 self.policy.lockout.failures,
                 period.as_secs()
             );
+            failure.locked_for = Some(period);
         }
         Err(failure)
     }
@@ -701,6 +726,95 @@ impl Registry {
         }
     }
 
+    /// Another core took the node over: its connection here is closed
+    /// without a status write (the other core's status is the true one).
+    pub fn moved_away(&self, node_id: u64) {
+        let mut nodes = self.lock();
+        if let Some(entry) = nodes.get_mut(&node_id) {
+            if let Some(c) = entry.conn.take() {
+                log::info!("node {node_id} moved to another core; closing its connection here");
+                entry.idle_since_ms = c.live.last_seen();
+                c.outbox.close();
+            }
+        }
+    }
+
+    /// Takes the node as the shared database holds it now (another core
+    /// changed it, or a registration is about to be decided). A connection
+    /// here, and this core's lockout counts, stay.
+    pub fn merge_shared(&self, node_id: u64, shared: Option<SharedNode>) {
+        let now_ms = self.clock.now_ms();
+        let mut nodes = self.lock();
+        let Some(shared) = shared else {
+            if nodes.get(&node_id).is_some_and(|e| e.conn.is_none()) {
+                if let Some(e) = nodes.remove(&node_id) {
+                    if !e.record.approved {
+                        self.pending_approvals.fetch_sub(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            return;
+        };
+        let record = shared.node.node;
+        let pots: BTreeMap<String, PotRecord> = shared
+            .node
+            .pots
+            .into_iter()
+            .take(MAX_POTS_PER_NODE)
+            .map(|p| (p.pot_id.clone(), p))
+            .collect();
+        let (pending_peer, pending_cert) = asks_from(&record);
+        match nodes.get_mut(&node_id) {
+            Some(entry) => {
+                if entry.record.approved != record.approved {
+                    if record.approved {
+                        self.pending_approvals.fetch_sub(1, Ordering::Relaxed);
+                    } else {
+                        self.pending_approvals.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                let status_changed = entry.record.status != record.status;
+                if entry.conn.is_none() {
+                    if status_changed {
+                        self.publish_status(node_id, record.status);
+                    }
+                    entry.record = record;
+                } else {
+                    // Connected here: this core's view of status and name
+                    // is the live one; keys and approvals are shared.
+                    entry.record.totp_key = record.totp_key;
+                    entry.record.last_totp_step = record.last_totp_step;
+                    entry.record.approved = record.approved;
+                    entry.record.approved_for = record.approved_for;
+                }
+                if !pots.is_empty() {
+                    entry.pots = pots;
+                }
+                if pending_peer.is_some() {
+                    entry.pending_peer = pending_peer;
+                    entry.pending_cert = pending_cert;
+                }
+            }
+            None => {
+                if !record.approved {
+                    self.pending_approvals.fetch_add(1, Ordering::Relaxed);
+                }
+                nodes.insert(
+                    node_id,
+                    Box::new(Entry {
+                        record,
+                        pots,
+                        conn: None,
+                        lockout: SourceLockouts::default(),
+                        idle_since_ms: now_ms,
+                        pending_peer,
+                        pending_cert,
+                    }),
+                );
+            }
+        }
+    }
+
     /// Marks nodes that sent nothing for three heartbeat intervals as
     /// Unknown and closes their connections. Returns how many were marked.
     pub fn sweep(&self) -> usize {
@@ -713,6 +827,11 @@ impl Registry {
             // last reported; so is a live one that never came back.
             let watched = entry.conn.is_some() || entry.record.status.is_live();
             if !watched || now_ms.saturating_sub(entry.last_seen_ms()) <= limit {
+                continue;
+            }
+            if entry.conn.is_none() && self.fleet.holder(entry.record.node_id).is_some() {
+                // Another live core holds it and keeps its status.
+                entry.idle_since_ms = now_ms;
                 continue;
             }
             if let Some(c) = entry.conn.take() {
@@ -828,6 +947,28 @@ impl Registry {
         self.lock().get(&node_id).map(|e| self.view(e))
     }
 
+    /// Nodes connected to this core.
+    pub fn connected_here(&self) -> u64 {
+        self.lock().values().filter(|e| e.conn.is_some()).count() as u64
+    }
+
+    /// Connected nodes per core (this one and the others), by name.
+    pub fn connected_by_core(&self) -> Vec<(String, u64)> {
+        let here = self.fleet.core_name().to_string();
+        let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+        counts.insert(here.clone(), 0);
+        for e in self.lock().values() {
+            let core = match &e.conn {
+                Some(_) => Some(here.clone()),
+                None => self.fleet.holder(e.record.node_id),
+            };
+            if let Some(core) = core {
+                *counts.entry(core).or_default() += 1;
+            }
+        }
+        counts.into_iter().collect()
+    }
+
     /// Node counts per status, every status listed.
     pub fn status_counts(&self) -> Vec<(NodeStatus, u64)> {
         let nodes = self.lock();
@@ -863,6 +1004,10 @@ impl Registry {
 
     fn view(&self, e: &Entry) -> NodeView {
         let r = &e.record;
+        let remote = match &e.conn {
+            Some(_) => None,
+            None => self.fleet.holder(r.node_id),
+        };
         let last_seen = match &e.conn {
             Some(c) => Some(self.clock.rfc3339(c.live.last_seen())),
             None => r.last_seen.clone(),
@@ -874,7 +1019,11 @@ impl Registry {
             port: r.port,
             node_type: r.node_type.as_str(),
             status: r.status.as_str(),
-            connected: e.conn.is_some(),
+            connected: e.conn.is_some() || remote.is_some(),
+            core_name: match &e.conn {
+                Some(_) => Some(self.fleet.core_name().to_string()),
+                None => remote,
+            },
             approved: r.approved,
             agent_version: r.agent_version.clone(),
             capabilities: r.capabilities.clone(),
@@ -909,6 +1058,23 @@ impl Registry {
     }
 }
 
+/// Where an unapproved node asks from, as stored in `approved_for`.
+fn asks_from(record: &NodeRecord) -> (Option<IpAddr>, Option<String>) {
+    if record.approved && record.totp_key.is_some() {
+        return (None, None);
+    }
+    let Some(binding) = record.approved_for.as_deref() else {
+        return (None, None);
+    };
+    let mut parts = binding.splitn(2, ' ');
+    let peer = parts.next().and_then(|p| p.parse().ok());
+    let cert = parts
+        .next()
+        .and_then(|c| c.strip_prefix("sha256:"))
+        .map(String::from);
+    (peer, cert)
+}
+
 fn current(nodes: &mut HashMap<u64, Box<Entry>>, node_id: u64, conn_id: u64) -> Option<&mut Entry> {
     nodes
         .get_mut(&node_id)
@@ -916,7 +1082,8 @@ fn current(nodes: &mut HashMap<u64, Box<Entry>>, node_id: u64, conn_id: u64) -> 
         .map(|e| &mut **e)
 }
 
-fn locked(left: Duration) -> Refused {
+/// A refusal for a source locked out for `left` more.
+pub fn locked(left: Duration) -> Refused {
     refuse(
         RegistrationRefusal::LockedOut,
         format!(

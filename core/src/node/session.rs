@@ -9,16 +9,20 @@
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use honeybee_proto::{
-    decode, encode, CoreMessage, DecodeError, Envelope, LineDecoder, NodeMessage, RegistrationAck,
+    decode, encode, CoreMessage, DecodeError, Envelope, LineDecoder, NodeMessage, NodeRegistration,
+    RegistrationAck,
 };
 
 use crate::bus::{Bus, Live, Topic};
+use crate::fleet::Fleet;
 use crate::metrics::{Metrics, ProtocolError, RegistrationRefusal};
 use crate::node::outbox::Inbox;
-use crate::node::registry::{Accepted, Liveness, Registry};
+use crate::node::registry::{locked, refuse, Accepted, Liveness, Refused, Registry};
+use crate::node::totp;
 use crate::store::event_row::EventRecord;
 use crate::store::EventStore;
 
@@ -38,6 +42,8 @@ pub struct NodeContext {
     pub metrics: Arc<Metrics>,
     /// Line limit.
     pub max_message_bytes: usize,
+    /// The other cores sharing the database, if any.
+    pub fleet: Arc<dyn Fleet>,
 }
 
 /// Rate-limits the warnings one connection may log.
@@ -265,8 +271,77 @@ pub async fn register_node<S: AsyncRead + AsyncWrite + Unpin>(
     Some(Session { link, node })
 }
 
+/// Before a registration is decided on a core that shares its database:
+/// the node as stored now (another core may have approved it, given it a
+/// key, accepted a later TOTP step), its source's lockout, and the claim of
+/// the TOTP step the code is for, which only one core can win.
+async fn shared_state(
+    reg: &NodeRegistration,
+    peer: SocketAddr,
+    ctx: &NodeContext,
+) -> Result<(), Refused> {
+    if !ctx.fleet.shared() {
+        return Ok(());
+    }
+    let (fleet, id, source) = (ctx.fleet.clone(), reg.node_id, peer.ip());
+    let shared = smol::unblock(move || fleet.load_node(id, source))
+        .await
+        .map_err(|e| {
+            log::error!("node {id}: {e}");
+            refuse(
+                RegistrationRefusal::Internal,
+                "the core cannot reach its database; try again",
+            )
+        })?;
+    if let Some(until) = shared.as_ref().and_then(|s| s.locked_until_ms) {
+        let now = clock_ms();
+        if until > now {
+            return Err(locked(Duration::from_millis(until - now)));
+        }
+    }
+    let step = shared.as_ref().and_then(|s| {
+        let key = s.node.node.totp_key.as_deref()?;
+        totp::verify(
+            key,
+            reg.totp_code.as_deref()?,
+            ctx.registry.clock().unix_secs(),
+        )
+    });
+    ctx.registry.merge_shared(id, shared);
+    if let Some(step) = step {
+        let fleet = ctx.fleet.clone();
+        let won = smol::unblock(move || fleet.claim_step(id, step))
+            .await
+            .map_err(|e| {
+                log::error!("node {id}: {e}");
+                refuse(
+                    RegistrationRefusal::Internal,
+                    "the core cannot reach its database",
+                )
+            })?;
+        if !won {
+            return Err(refuse(
+                RegistrationRefusal::ReplayedTotp,
+                "TOTP code already used",
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn clock_ms() -> u64 {
+    let (secs, nanos) = honeybee_proto::time::now_unix();
+    (secs.max(0) as u64)
+        .saturating_mul(1000)
+        .saturating_add(u64::from(nanos / 1_000_000))
+}
+
 /// Records how a registered connection ended.
 pub fn finish(node: &Registered, flow: Flow, ctx: &NodeContext) {
+    if ctx.fleet.shared() {
+        let (fleet, id, conn) = (ctx.fleet.clone(), node.node_id, node.conn_id);
+        smol::unblock(move || fleet.release(id, conn)).detach();
+    }
     if flow == Flow::Dropped {
         ctx.registry.dropped(node.node_id, node.conn_id);
         log::info!("node {} left (NodeDrop)", node.node_id);
@@ -344,9 +419,23 @@ async fn register<S: AsyncRead + AsyncWrite + Unpin>(
             return None;
         }
     };
-    let accepted = match ctx.registry.register_with_cert(&reg, peer, cert) {
+    let decided = match shared_state(&reg, peer, ctx).await {
+        Ok(()) => ctx.registry.register_with_cert(&reg, peer, cert),
+        Err(refused) => Err(refused),
+    };
+    let accepted = match decided {
         Ok(a) => a,
         Err(refused) => {
+            if let Some(period) = refused.locked_for.filter(|_| ctx.fleet.shared()) {
+                let (fleet, id, source) = (ctx.fleet.clone(), reg.node_id, peer.ip());
+                let until = clock_ms().saturating_add(period.as_millis() as u64);
+                smol::unblock(move || {
+                    if let Err(e) = fleet.lock_out(id, source, until) {
+                        log::warn!("node {id}: lockout not shared with the other cores: {e}");
+                    }
+                })
+                .detach();
+            }
             ctx.metrics.registration_refused(refused.reason);
             log::info!(
                 "node {} ({}) from {peer} refused: {}",
@@ -379,6 +468,22 @@ async fn register<S: AsyncRead + AsyncWrite + Unpin>(
             ))
             .await;
         return None;
+    }
+    if ctx.fleet.shared() {
+        let fleet = ctx.fleet.clone();
+        if let Err(e) = smol::unblock(move || fleet.hold(node_id, conn_id)).await {
+            ctx.metrics
+                .registration_refused(RegistrationRefusal::Internal);
+            log::error!("node {node_id}: {e}");
+            ctx.registry.disconnected(node_id, conn_id);
+            let _ = link
+                .send(refusal_ack(
+                    node_id,
+                    "the core could not record where the node is".into(),
+                ))
+                .await;
+            return None;
+        }
     }
     let first_time = totp_key.is_some();
     let ack = CoreMessage::RegistrationAck(RegistrationAck {

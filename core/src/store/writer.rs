@@ -60,6 +60,8 @@ struct WriterShared {
     retention: Retention,
     /// Why the last batch failed; `None` while commits succeed.
     failing: Mutex<Option<String>>,
+    /// Whether this core runs retention (one core of a fleet does).
+    retention_active: std::sync::atomic::AtomicBool,
 }
 
 impl Store {
@@ -77,6 +79,7 @@ impl Store {
             metrics,
             retention,
             failing: Mutex::new(None),
+            retention_active: std::sync::atomic::AtomicBool::new(true),
         });
         let writer = {
             let shared = shared.clone();
@@ -97,6 +100,13 @@ impl Store {
     /// Looks up one node directly in the database.
     pub fn node(&self, node_id: u64) -> Result<Option<NodeRecord>, StoreError> {
         self.reader.node(node_id)
+    }
+
+    /// Runs retention from now on (or not): in a fleet, only the leader does.
+    pub fn set_retention_active(&self, active: bool) {
+        self.shared
+            .retention_active
+            .store(active, Ordering::Relaxed);
     }
 
     /// Why the last commit failed, while commits fail (for `/health`).
@@ -293,7 +303,8 @@ impl Writer {
     }
 
     fn commit(&mut self, jobs: &mut Vec<Job>, events: &mut Vec<EventRecord>) {
-        let retention_due = self.last_retention.elapsed() >= RETENTION_EVERY;
+        let retention_due = self.last_retention.elapsed() >= RETENTION_EVERY
+            && self.shared.retention_active.load(Ordering::Relaxed);
         let result = self.transaction(jobs, events, retention_due);
         if retention_due {
             self.last_retention = Instant::now();

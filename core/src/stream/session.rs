@@ -334,6 +334,7 @@ mod tests {
             bus.clone(),
             policy,
             Clock::new(),
+            Arc::new(crate::fleet::Alone::new("test".into())),
         )
         .unwrap();
         Fixture {

@@ -33,18 +33,27 @@ fn opt_text(s: &Option<String>) -> Option<Cow<'_, str>> {
     s.as_deref().map(text)
 }
 
-/// Stores `events` in one `COPY`, stamped with `received_us`.
+/// Ids one batch may take: the sequence steps by this much, so that each
+/// batch's ids are one block no other core's batch interleaves with, and a
+/// core hearing of the batch fetches exactly it. Larger than any batch.
+pub const ID_BLOCK: i64 = 8192;
+const _: () = assert!(crate::store::writer::EVENT_BATCH as i64 <= ID_BLOCK);
+
+/// Stores `events` in one `COPY`, stamped with `received_us`, under ids from
+/// one block; returns the block's first id.
 pub fn insert(
     tx: &mut postgres::Transaction,
     events: &[&EventRecord],
     received_us: i64,
-) -> Result<(), postgres::Error> {
+) -> Result<i64, postgres::Error> {
+    let first: i64 = tx.query_one("SELECT nextval('events_id')", &[])?.get(0);
     let sink = tx.copy_in(
-        "COPY events (node_id, seq, pot_id, pot_type, event_type, timestamp, time, received,
+        "COPY events (id, node_id, seq, pot_id, pot_type, event_type, timestamp, time, received,
                       src_ip, src_port, dst_port, protocol, username, password, input, data)
          FROM STDIN BINARY",
     )?;
     let types = [
+        Type::INT8,
         Type::INT8,
         Type::INT8,
         Type::TEXT,
@@ -63,7 +72,8 @@ pub fn insert(
         Type::TEXT,
     ];
     let mut writer = BinaryCopyInWriter::new(sink, &types);
-    for e in events {
+    for (i, e) in events.iter().enumerate() {
+        let id = first + i as i64;
         let node_id = e.node_id as i64;
         let seq = e.seq.map(|s| s as i64);
         let (pot_id, pot_type, event_type) =
@@ -75,7 +85,8 @@ pub fn insert(
             opt_text(&e.password),
             opt_text(&e.input),
         );
-        let row: [&(dyn ToSql + Sync); 16] = [
+        let row: [&(dyn ToSql + Sync); 17] = [
+            &id,
             &node_id,
             &seq,
             &pot_id,
@@ -96,7 +107,7 @@ pub fn insert(
         writer.write(&row)?;
     }
     writer.finish()?;
-    Ok(())
+    Ok(first)
 }
 
 /// Events matching `f`, newest first; values bound as parameters.

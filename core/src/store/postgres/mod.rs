@@ -20,6 +20,7 @@ use std::time::Duration;
 use honeybee_proto::{NodeStatus, NodeType, PotStatus};
 use postgres::{Client, GenericClient, NoTls};
 
+use crate::fleet::notice::Notice;
 use crate::metrics::Metrics;
 use crate::store::backend::{Backend, Reader, Retention, Transaction, EVENTS_PER_NODE};
 use crate::store::event_row::EventRecord;
@@ -39,8 +40,15 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// Opens a connection to `url`. The error names the URL without its
 /// password, and says what the server answered.
 pub fn connect(url: &PgUrl) -> Result<Client, String> {
+    connect_as(url, "honeybee-core")
+}
+
+/// [`connect`] under another `application_name` (the fleet listener names
+/// its core, so that every core can see who holds the leader's lock).
+pub fn connect_as(url: &PgUrl, application_name: &str) -> Result<Client, String> {
     let mut config = url.config.clone();
     config.connect_timeout(CONNECT_TIMEOUT);
+    config.application_name(application_name);
     let result = if url.ssl_mode == SslMode::Disable {
         config.connect(NoTls)
     } else {
@@ -65,6 +73,7 @@ pub fn describe(e: &postgres::Error) -> String {
 /// than this core's is not retried: that needs an operator.
 pub fn open(
     url: &PgUrl,
+    core_name: &str,
     retention: Retention,
     metrics: Arc<Metrics>,
     stop: &dyn Fn() -> bool,
@@ -102,6 +111,7 @@ pub fn open(
         Box::new(PostgresBackend {
             url: url.clone(),
             client: Some(client),
+            core_name: core_name.to_string(),
         }),
         Box::new(reader),
         retention,
@@ -117,6 +127,7 @@ fn pg_err(what: &'static str) -> impl Fn(postgres::Error) -> StoreError {
 pub struct PostgresBackend {
     url: PgUrl,
     client: Option<Client>,
+    core_name: String,
 }
 
 impl Backend for PostgresBackend {
@@ -132,7 +143,10 @@ impl Backend for PostgresBackend {
         let tx = client
             .transaction()
             .map_err(pg_err("beginning a transaction"))?;
-        Ok(Box::new(PostgresTransaction(tx)))
+        Ok(Box::new(PostgresTransaction {
+            tx,
+            core_name: &self.core_name,
+        }))
     }
 
     fn shared(&self) -> bool {
@@ -140,17 +154,48 @@ impl Backend for PostgresBackend {
     }
 }
 
-struct PostgresTransaction<'c>(postgres::Transaction<'c>);
+struct PostgresTransaction<'c> {
+    tx: postgres::Transaction<'c>,
+    core_name: &'c str,
+}
+
+impl PostgresTransaction<'_> {
+    /// Queued until commit, and delivered in commit order: the other cores
+    /// hear of a change only once it is durable.
+    fn notify(&mut self, notice: Notice) -> Result<(), postgres::Error> {
+        let (channel, payload) = notice.encode();
+        self.tx
+            .execute("SELECT pg_notify($1, $2)", &[&channel, &payload])
+            .map(|_| ())
+    }
+}
+
+fn node_of(write: &NodeWrite) -> u64 {
+    match write {
+        NodeWrite::Node(n) => n.node_id,
+        NodeWrite::Status { node_id, .. } | NodeWrite::Delete(node_id) => *node_id,
+        NodeWrite::Pot(p) => p.node_id,
+        NodeWrite::Event(e) => e.node_id,
+    }
+}
 
 impl Transaction for PostgresTransaction<'_> {
     fn apply(&mut self, write: &NodeWrite) -> Result<(), StoreError> {
-        apply(&mut self.0, write).map_err(|e| {
-            StoreError(format!(
-                "writing {}: {}",
-                describe_write(write),
-                describe(&e)
-            ))
-        })
+        let core = self.core_name.to_string();
+        apply(&mut self.tx, write)
+            .and_then(|_| {
+                self.notify(Notice::Node {
+                    core,
+                    node_id: node_of(write),
+                })
+            })
+            .map_err(|e| {
+                StoreError(format!(
+                    "writing {}: {}",
+                    describe_write(write),
+                    describe(&e)
+                ))
+            })
     }
 
     fn seq_marks(&mut self, nodes: &[u64]) -> Result<HashMap<u64, u64>, StoreError> {
@@ -159,7 +204,7 @@ impl Transaction for PostgresTransaction<'_> {
         // A row for every node first, so that there is one to lock: two
         // cores storing a new node's first events then take turns too.
         // Sorted ids, so two cores lock in the same order (no deadlock).
-        self.0
+        self.tx
             .execute(
                 "INSERT INTO event_seqs (node_id)
                  SELECT n FROM unnest($1::BIGINT[]) AS n ORDER BY n ON CONFLICT DO NOTHING",
@@ -167,7 +212,7 @@ impl Transaction for PostgresTransaction<'_> {
             )
             .map_err(&err)?;
         let rows = self
-            .0
+            .tx
             .query(
                 "SELECT node_id, seq FROM event_seqs WHERE node_id = ANY($1)
                  ORDER BY node_id FOR UPDATE",
@@ -185,13 +230,20 @@ impl Transaction for PostgresTransaction<'_> {
 
     fn insert(&mut self, batch: &[&EventRecord]) -> Result<(), StoreError> {
         let now_us = honeybee_proto::time::now_unix().0.saturating_mul(1_000_000);
-        events::insert(&mut self.0, batch, now_us).map_err(pg_err("storing events"))
+        let err = pg_err("storing events");
+        let first = events::insert(&mut self.tx, batch, now_us).map_err(&err)?;
+        self.notify(Notice::Events {
+            core: self.core_name.to_string(),
+            first,
+            count: batch.len() as i64,
+        })
+        .map_err(&err)
     }
 
     fn raise_marks(&mut self, marks: &HashMap<u64, u64>) -> Result<(), StoreError> {
         let (ids, seqs): (Vec<i64>, Vec<i64>) =
             marks.iter().map(|(&n, &s)| (n as i64, s as i64)).unzip();
-        self.0
+        self.tx
             .execute(
                 "UPDATE event_seqs SET seq = v.seq
                  FROM unnest($1::BIGINT[], $2::BIGINT[]) AS v(node_id, seq)
@@ -203,11 +255,11 @@ impl Transaction for PostgresTransaction<'_> {
     }
 
     fn expire(&mut self, now_us: i64, retention: &Retention) -> Result<u64, StoreError> {
-        events::expire(&mut self.0, now_us, retention).map_err(pg_err("expiring old events"))
+        events::expire(&mut self.tx, now_us, retention).map_err(pg_err("expiring old events"))
     }
 
     fn commit(self: Box<Self>) -> Result<(), StoreError> {
-        self.0.commit().map_err(pg_err("committing a batch"))
+        self.tx.commit().map_err(pg_err("committing a batch"))
     }
 }
 
@@ -357,6 +409,34 @@ fn parse_pot(row: &postgres::Row) -> Result<PotRecord, String> {
         details: row.get(5),
         updated_at: row.get(6),
     })
+}
+
+/// One node with its pots, as stored now.
+pub fn load_stored_node(
+    c: &mut impl GenericClient,
+    node_id: u64,
+) -> Result<Option<StoredNode>, postgres::Error> {
+    let id = node_id as i64;
+    let Some(row) = c.query_opt(
+        &format!("SELECT {NODE_COLUMNS} FROM nodes WHERE node_id = $1"),
+        &[&id],
+    )?
+    else {
+        return Ok(None);
+    };
+    let Ok(node) = parse_node(&row) else {
+        return Ok(None);
+    };
+    let pots = c
+        .query(
+            "SELECT node_id, pot_id, pot_type, status, message, details, updated_at
+             FROM pots WHERE node_id = $1 ORDER BY pot_id",
+            &[&id],
+        )?
+        .iter()
+        .filter_map(|r| parse_pot(r).ok())
+        .collect();
+    Ok(Some(StoredNode { node, pots }))
 }
 
 /// The readers' connection, opened on first use and again after it broke.

@@ -55,7 +55,8 @@ CREATE TABLE event_seqs (
     node_id BIGINT PRIMARY KEY,
     seq BIGINT
 );
-CREATE SEQUENCE events_id;
+-- One block of ids per batch (events::ID_BLOCK).
+CREATE SEQUENCE events_id INCREMENT BY 8192;
 CREATE TABLE events (
     id BIGINT NOT NULL DEFAULT nextval('events_id'),
     node_id BIGINT NOT NULL,

@@ -1,0 +1,167 @@
+//! What cores tell each other through PostgreSQL's NOTIFY: one channel per
+//! kind, tab-separated fields (core names have no control characters).
+//! Parsing is separate from I/O so that a malformed payload (another
+//! program may NOTIFY on the same channel) is tested to be ignored.
+
+use honeybee_proto::CoreMessage;
+
+/// The channels a core listens on.
+pub const CHANNELS: [&str; 4] = [MOVED, NODE, COMMAND, EVENTS];
+/// A core took a node over (or let it go: connection 0).
+pub const MOVED: &str = "honeybee_moved";
+/// A node's stored record, pots or status changed.
+pub const NODE: &str = "honeybee_node";
+/// A command for a node another core holds.
+pub const COMMAND: &str = "honeybee_command";
+/// A batch of events was committed.
+pub const EVENTS: &str = "honeybee_events";
+/// PostgreSQL refuses payloads of 8,000 bytes and more.
+pub const MAX_PAYLOAD: usize = 7_900;
+
+/// One notification, parsed.
+#[derive(Debug, PartialEq)]
+pub enum Notice {
+    /// `core` holds the node over `conn` now; 0: it let the node go.
+    Moved {
+        /// The core.
+        core: String,
+        /// The node.
+        node_id: u64,
+        /// The connection there; 0 when released.
+        conn: u64,
+    },
+    /// `core` changed the node's stored state.
+    Node {
+        /// The core.
+        core: String,
+        /// The node.
+        node_id: u64,
+    },
+    /// A command for the node, for core `core` to deliver.
+    Command {
+        /// The core that holds the node.
+        core: String,
+        /// The node.
+        node_id: u64,
+        /// The command.
+        message: Box<CoreMessage>,
+    },
+    /// `core` committed `count` events with ids from `first`.
+    Events {
+        /// The core.
+        core: String,
+        /// The first id of the batch.
+        first: i64,
+        /// How many ids the batch took.
+        count: i64,
+    },
+}
+
+impl Notice {
+    /// The channel and payload to send.
+    pub fn encode(&self) -> (&'static str, String) {
+        match self {
+            Notice::Moved {
+                core,
+                node_id,
+                conn,
+            } => (MOVED, format!("{core}\t{node_id}\t{conn}")),
+            Notice::Node { core, node_id } => (NODE, format!("{core}\t{node_id}")),
+            Notice::Command {
+                core,
+                node_id,
+                message,
+            } => {
+                let json = serde_json::to_string(message).unwrap_or_default();
+                (COMMAND, format!("{core}\t{node_id}\t{json}"))
+            }
+            Notice::Events { core, first, count } => (EVENTS, format!("{core}\t{first}\t{count}")),
+        }
+    }
+
+    /// Parses a payload from `channel`; `None` for anything malformed.
+    pub fn parse(channel: &str, payload: &str) -> Option<Notice> {
+        let mut fields = payload.splitn(3, '\t');
+        let core = fields.next()?.to_string();
+        let second = fields.next()?;
+        let third = fields.next();
+        Some(match channel {
+            MOVED => Notice::Moved {
+                core,
+                node_id: second.parse().ok()?,
+                conn: third?.parse().ok()?,
+            },
+            NODE if third.is_none() => Notice::Node {
+                core,
+                node_id: second.parse().ok()?,
+            },
+            COMMAND => Notice::Command {
+                core,
+                node_id: second.parse().ok()?,
+                message: Box::new(serde_json::from_str(third?).ok()?),
+            },
+            EVENTS => {
+                let (first, count): (i64, i64) = (second.parse().ok()?, third?.parse().ok()?);
+                if count <= 0 || count > 1_000_000 {
+                    return None;
+                }
+                Notice::Events { core, first, count }
+            }
+            _ => return None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use honeybee_proto::{Command, NodeCommand};
+
+    #[test]
+    fn every_notice_round_trips() {
+        let notices = [
+            Notice::Moved {
+                core: "a:9001".into(),
+                node_id: u64::MAX,
+                conn: 7,
+            },
+            Notice::Node {
+                core: "a".into(),
+                node_id: 1,
+            },
+            Notice::Command {
+                core: "b".into(),
+                node_id: 2,
+                message: Box::new(CoreMessage::NodeCommand(NodeCommand {
+                    node_id: 2,
+                    command: Command::GetInstalledPots,
+                })),
+            },
+            Notice::Events {
+                core: "c".into(),
+                first: 8192,
+                count: 4096,
+            },
+        ];
+        for n in notices {
+            let (channel, payload) = n.encode();
+            assert_eq!(Notice::parse(channel, &payload), Some(n));
+        }
+    }
+
+    #[test]
+    fn malformed_payloads_are_ignored() {
+        for (channel, payload) in [
+            (MOVED, ""),
+            (MOVED, "a\t1"),
+            (MOVED, "a\tx\t1"),
+            (NODE, "a\t1\t2"),
+            (COMMAND, "a\t1\t{not json"),
+            (EVENTS, "a\t1\t-5"),
+            (EVENTS, "a\t1\t99999999"),
+            ("other", "a\t1\t1"),
+        ] {
+            assert_eq!(Notice::parse(channel, payload), None, "{channel} {payload}");
+        }
+    }
+}

@@ -1,0 +1,486 @@
+//! The fleet over PostgreSQL: requests on a small pool of connections, and
+//! one `fleet-listen` thread with its own connection that LISTENs, renews
+//! this core's lease, and holds the leader's advisory lock while it lives
+//! (PostgreSQL frees the lock the moment that session ends, so a core that
+//! dies hands leadership over without anyone waiting for a timeout).
+
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
+
+use honeybee_proto::{CoreMessage, PotEvent};
+use postgres::fallible_iterator::FallibleIterator;
+use postgres::{Client, GenericClient};
+
+use crate::fleet::notice::{self, Notice};
+use crate::fleet::{CoreView, Fleet, Routed, SharedNode};
+use crate::store::postgres::schema::LOCK;
+use crate::store::postgres::url::PgUrl;
+use crate::store::postgres::{connect, describe, load_stored_node};
+use crate::store::StoreError;
+
+/// The advisory lock the leader holds.
+const LEADER: i64 = LOCK + 1;
+/// Connections for requests (registrations, commands, the API).
+const POOL: usize = 4;
+/// How often a core that is not the leader tries to become it.
+const LEADER_TRY: Duration = Duration::from_secs(1);
+/// Events fetched for the live stream per notification, at most.
+const MAX_FETCH: i64 = 8192;
+
+/// What the listener hands to the rest of the core.
+pub trait Deliveries: Send + Sync {
+    /// Another core took the node: close this core's connection to it.
+    fn moved_away(&self, node_id: u64);
+    /// The node's stored state changed (`None`: deleted).
+    fn node_changed(&self, node_id: u64, node: Option<SharedNode>);
+    /// A command for a node this core holds.
+    fn command(&self, node_id: u64, message: CoreMessage);
+    /// Events another core committed, in commit order.
+    fn events(&self, events: Vec<PotEvent>);
+    /// Notifications may have been missed (the listener reconnected).
+    fn resync(&self);
+}
+
+/// Several cores over one PostgreSQL database.
+pub struct SharedFleet {
+    core_name: String,
+    url: PgUrl,
+    pool: Vec<Mutex<Option<Client>>>,
+    /// Nodes other live cores hold.
+    holders: Mutex<HashMap<u64, String>>,
+    leader: AtomicBool,
+    trouble: Mutex<Option<String>>,
+    lease: Duration,
+    deliveries: OnceLock<Arc<dyn Deliveries>>,
+    stopping: AtomicBool,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl SharedFleet {
+    /// A fleet member named `core_name` whose lease lasts `lease` (twice the
+    /// heartbeat interval: a dead core stops counting within that).
+    pub fn new(
+        core_name: String,
+        url: PgUrl,
+        lease: Duration,
+    ) -> Result<Arc<SharedFleet>, StoreError> {
+        let fleet = Arc::new(SharedFleet {
+            core_name,
+            url,
+            pool: (0..POOL).map(|_| Mutex::new(None)).collect(),
+            holders: Mutex::new(HashMap::new()),
+            leader: AtomicBool::new(false),
+            trouble: Mutex::new(None),
+            lease,
+            deliveries: OnceLock::new(),
+            stopping: AtomicBool::new(false),
+        });
+        // A core restarting under the same name held nothing since.
+        fleet.with("joining the fleet", |c| {
+            c.execute(
+                "DELETE FROM presence WHERE core_name = $1",
+                &[&fleet.core_name],
+            )?;
+            renew(c, &fleet.core_name, fleet.lease, "ok")
+        })?;
+        Ok(fleet)
+    }
+
+    /// Starts the listener thread; `deliveries` receives what it hears.
+    pub fn listen(self: &Arc<Self>, deliveries: Arc<dyn Deliveries>) -> Result<(), StoreError> {
+        let _ = self.deliveries.set(deliveries);
+        let fleet = self.clone();
+        std::thread::Builder::new()
+            .name("fleet-listen".into())
+            .spawn(move || fleet.listen_loop())
+            .map(|_| ())
+            .map_err(|e| StoreError(format!("starting the fleet listener: {e}")))
+    }
+
+    /// Stops the listener and gives up leadership and this core's nodes.
+    pub fn leave(&self) {
+        self.stopping.store(true, Ordering::Relaxed);
+        let _ = self.with("leaving the fleet", |c| {
+            c.execute(
+                "DELETE FROM presence WHERE core_name = $1",
+                &[&self.core_name],
+            )?;
+            c.execute(
+                "UPDATE cores SET lease_until = now() WHERE core_name = $1",
+                &[&self.core_name],
+            )
+            .map(|_| ())
+        });
+    }
+
+    /// Runs `f` on a pooled connection, opening it again if it broke.
+    fn with<T>(
+        &self,
+        what: &str,
+        f: impl FnOnce(&mut Client) -> Result<T, postgres::Error>,
+    ) -> Result<T, StoreError> {
+        let mut slot = self
+            .pool
+            .iter()
+            .find_map(|m| m.try_lock().ok())
+            .unwrap_or_else(|| lock(&self.pool[0]));
+        if slot.as_ref().is_none_or(|c| c.is_closed()) {
+            *slot = None;
+            *slot = Some(connect(&self.url).map_err(|e| StoreError(format!("{what}: {e}")))?);
+        }
+        let Some(client) = slot.as_mut() else {
+            return Err(StoreError(format!("{what}: no database connection")));
+        };
+        f(client).map_err(|e| StoreError(format!("{what}: {}", describe(&e))))
+    }
+
+    fn notify(&self, c: &mut Client, notice: &Notice) -> Result<(), postgres::Error> {
+        let (channel, payload) = notice.encode();
+        c.execute("SELECT pg_notify($1, $2)", &[&channel, &payload])
+            .map(|_| ())
+    }
+
+    fn listen_loop(self: Arc<Self>) {
+        let mut wait = Duration::from_millis(500);
+        while !self.stopping.load(Ordering::Relaxed) {
+            let result = connect(&self.url).and_then(|mut c| {
+                wait = Duration::from_millis(500);
+                self.session(&mut c)
+            });
+            self.leader.store(false, Ordering::Relaxed);
+            if self.stopping.load(Ordering::Relaxed) {
+                break;
+            }
+            if let Err(e) = result {
+                log::error!("fleet: {e}; listening again in {} ms", wait.as_millis());
+                *lock(&self.trouble) = Some(format!("database: {e}"));
+            }
+            std::thread::sleep(wait);
+            wait = (wait * 2).min(Duration::from_secs(5));
+        }
+    }
+
+    /// One listening session; returns when the connection fails.
+    fn session(&self, c: &mut Client) -> Result<(), String> {
+        let err = |e: postgres::Error| describe(&e);
+        for channel in notice::CHANNELS {
+            c.batch_execute(&format!("LISTEN {channel}")).map_err(err)?;
+        }
+        *lock(&self.trouble) = None;
+        if let Some(d) = self.deliveries.get() {
+            d.resync();
+        }
+        let renew_every = (self.lease / 4).max(Duration::from_millis(250));
+        let mut last_renew = Instant::now() - renew_every;
+        let mut last_try = Instant::now() - LEADER_TRY;
+        while !self.stopping.load(Ordering::Relaxed) {
+            if last_renew.elapsed() >= renew_every {
+                renew(c, &self.core_name, self.lease, "ok").map_err(err)?;
+                self.reload_holders(c).map_err(err)?;
+                last_renew = Instant::now();
+            }
+            if !self.leader.load(Ordering::Relaxed) && last_try.elapsed() >= LEADER_TRY {
+                let got: bool = c
+                    .query_one("SELECT pg_try_advisory_lock($1)", &[&LEADER])
+                    .map_err(err)?
+                    .get(0);
+                if got {
+                    log::info!(
+                        "fleet: {} leads (modules and retention run here)",
+                        self.core_name
+                    );
+                    self.leader.store(true, Ordering::Relaxed);
+                }
+                last_try = Instant::now();
+            }
+            let mut heard = Vec::new();
+            {
+                let mut notes = c.notifications();
+                let mut it = notes.timeout_iter(Duration::from_millis(200));
+                while let Some(n) = it.next().map_err(err)? {
+                    heard.push((n.channel().to_string(), n.payload().to_string()));
+                    if heard.len() >= 1024 {
+                        break;
+                    }
+                }
+            }
+            for (channel, payload) in heard {
+                match Notice::parse(&channel, &payload) {
+                    Some(n) => self.handle(c, n).map_err(err)?,
+                    None => log::debug!("fleet: malformed notice on {channel} ignored"),
+                }
+            }
+            if c.is_closed() {
+                return Err("the listening connection closed".into());
+            }
+        }
+        Ok(())
+    }
+
+    fn handle(&self, c: &mut Client, n: Notice) -> Result<(), postgres::Error> {
+        let Some(d) = self.deliveries.get() else {
+            return Ok(());
+        };
+        match n {
+            Notice::Moved {
+                core,
+                node_id,
+                conn,
+            } => {
+                if core == self.core_name {
+                    return Ok(());
+                }
+                if conn == 0 {
+                    let mut holders = lock(&self.holders);
+                    if holders.get(&node_id) == Some(&core) {
+                        holders.remove(&node_id);
+                    }
+                } else {
+                    lock(&self.holders).insert(node_id, core);
+                    d.moved_away(node_id);
+                }
+            }
+            Notice::Node { core, node_id } if core != self.core_name => {
+                let node = load_stored_node(c, node_id)?;
+                d.node_changed(
+                    node_id,
+                    node.map(|node| SharedNode {
+                        node,
+                        locked_until_ms: None,
+                    }),
+                );
+            }
+            Notice::Command {
+                core,
+                node_id,
+                message,
+            } if core == self.core_name => d.command(node_id, *message),
+            Notice::Events { core, first, count } if core != self.core_name => {
+                let events = fetch_events(c, first, count.min(MAX_FETCH))?;
+                if !events.is_empty() {
+                    d.events(events);
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn reload_holders(&self, c: &mut Client) -> Result<(), postgres::Error> {
+        let rows = c.query(
+            "SELECT p.node_id, p.core_name FROM presence p JOIN cores k USING (core_name)
+             WHERE k.lease_until > now() AND p.core_name <> $1",
+            &[&self.core_name],
+        )?;
+        let fresh: HashMap<u64, String> = rows
+            .iter()
+            .map(|r| (r.get::<_, i64>(0) as u64, r.get::<_, String>(1)))
+            .collect();
+        *lock(&self.holders) = fresh;
+        Ok(())
+    }
+}
+
+/// Extends `core`'s lease.
+fn renew(c: &mut Client, core: &str, lease: Duration, health: &str) -> Result<(), postgres::Error> {
+    let secs = lease.as_secs_f64();
+    c.execute(
+        "INSERT INTO cores (core_name, lease_until, health)
+         VALUES ($1, now() + make_interval(secs => $2), $3)
+         ON CONFLICT (core_name) DO UPDATE SET lease_until = EXCLUDED.lease_until,
+             health = EXCLUDED.health",
+        &[&core, &secs, &health],
+    )
+    .map(|_| ())
+}
+
+/// The events of one committed batch, in id order, as `PotEvent`s.
+fn fetch_events(
+    c: &mut impl GenericClient,
+    first: i64,
+    count: i64,
+) -> Result<Vec<PotEvent>, postgres::Error> {
+    let rows = c.query(
+        "SELECT node_id, seq, pot_id, pot_type, event_type, timestamp, data FROM events
+         WHERE id >= $1 AND id < $2 ORDER BY id",
+        &[&first, &(first.saturating_add(count))],
+    )?;
+    Ok(rows
+        .iter()
+        .map(|r| PotEvent {
+            node_id: r.get::<_, i64>(0) as u64,
+            seq: r.get::<_, Option<i64>>(1).map(|s| s as u64),
+            pot_id: r.get(2),
+            pot_type: r.get(3),
+            event_type: r.get(4),
+            timestamp: r.get(5),
+            data: serde_json::from_str(r.get::<_, &str>(6)).unwrap_or_default(),
+        })
+        .collect())
+}
+
+impl Fleet for SharedFleet {
+    fn core_name(&self) -> &str {
+        &self.core_name
+    }
+
+    fn shared(&self) -> bool {
+        true
+    }
+
+    fn load_node(&self, node_id: u64, source: IpAddr) -> Result<Option<SharedNode>, StoreError> {
+        self.with("reading the node's shared state", |c| {
+            let Some(node) = load_stored_node(c, node_id)? else {
+                return Ok(None);
+            };
+            let locked: Option<i64> = c
+                .query_opt(
+                    "SELECT locked_until FROM lockouts WHERE node_id = $1 AND source = $2",
+                    &[&(node_id as i64), &source.to_string()],
+                )?
+                .map(|r| r.get(0));
+            Ok(Some(SharedNode {
+                node,
+                locked_until_ms: locked.map(|l| l as u64),
+            }))
+        })
+    }
+
+    fn claim_step(&self, node_id: u64, step: u64) -> Result<bool, StoreError> {
+        self.with("claiming a TOTP step", |c| {
+            let n = c.execute(
+                "UPDATE nodes SET last_totp_step = $2
+                 WHERE node_id = $1 AND (last_totp_step IS NULL OR last_totp_step < $2)",
+                &[&(node_id as i64), &(step as i64)],
+            )?;
+            Ok(n == 1)
+        })
+    }
+
+    fn lock_out(&self, node_id: u64, source: IpAddr, until_ms: u64) -> Result<(), StoreError> {
+        self.with("recording a lockout", |c| {
+            c.execute(
+                "INSERT INTO lockouts (node_id, source, failures, window_start, locked_until)
+                 VALUES ($1, $2, 0, 0, $3)
+                 ON CONFLICT (node_id, source) DO UPDATE
+                     SET locked_until = GREATEST(lockouts.locked_until, EXCLUDED.locked_until)",
+                &[&(node_id as i64), &source.to_string(), &(until_ms as i64)],
+            )
+            .map(|_| ())
+        })
+    }
+
+    fn hold(&self, node_id: u64, conn_id: u64) -> Result<(), StoreError> {
+        lock(&self.holders).remove(&node_id);
+        self.with("recording where the node is", |c| {
+            let mut tx = c.transaction()?;
+            tx.execute(
+                "INSERT INTO presence (node_id, core_name, connection) VALUES ($1, $2, $3)
+                 ON CONFLICT (node_id) DO UPDATE SET core_name = EXCLUDED.core_name,
+                     connection = EXCLUDED.connection, since = now()",
+                &[&(node_id as i64), &self.core_name, &(conn_id as i64)],
+            )?;
+            let (channel, payload) = Notice::Moved {
+                core: self.core_name.clone(),
+                node_id,
+                conn: conn_id,
+            }
+            .encode();
+            tx.execute("SELECT pg_notify($1, $2)", &[&channel, &payload])?;
+            tx.commit()
+        })
+    }
+
+    fn release(&self, node_id: u64, conn_id: u64) {
+        let result = self.with("releasing the node", |c| {
+            let n = c.execute(
+                "DELETE FROM presence WHERE node_id = $1 AND core_name = $2 AND connection = $3",
+                &[&(node_id as i64), &self.core_name, &(conn_id as i64)],
+            )?;
+            if n > 0 {
+                self.notify(
+                    c,
+                    &Notice::Moved {
+                        core: self.core_name.clone(),
+                        node_id,
+                        conn: 0,
+                    },
+                )?;
+            }
+            Ok(())
+        });
+        if let Err(e) = result {
+            log::warn!("fleet: {e}");
+        }
+    }
+
+    fn holder(&self, node_id: u64) -> Option<String> {
+        lock(&self.holders).get(&node_id).cloned()
+    }
+
+    fn route(&self, node_id: u64, message: &CoreMessage) -> Result<Routed, StoreError> {
+        self.with("routing a command", |c| {
+            let holder: Option<String> = c
+                .query_opt(
+                    "SELECT p.core_name FROM presence p JOIN cores k USING (core_name)
+                     WHERE p.node_id = $1 AND k.lease_until > now() AND p.core_name <> $2",
+                    &[&(node_id as i64), &self.core_name],
+                )?
+                .map(|r| r.get(0));
+            let Some(core_name) = holder else {
+                return Ok(Routed::NotHeld);
+            };
+            let notice = Notice::Command {
+                core: core_name.clone(),
+                node_id,
+                message: Box::new(message.clone()),
+            };
+            self.notify(c, &notice)?;
+            Ok(Routed::Sent { core_name })
+        })
+    }
+
+    fn is_leader(&self) -> bool {
+        self.leader.load(Ordering::Relaxed)
+    }
+
+    fn cores(&self, _local_nodes: u64) -> Result<Vec<CoreView>, StoreError> {
+        let leader = self.is_leader();
+        self.with("listing the cores", |c| {
+            let rows = c.query(
+                "SELECT k.core_name, k.lease_until > now(), k.health,
+                        to_char(k.started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),
+                        (SELECT COUNT(*) FROM presence p WHERE p.core_name = k.core_name)
+                 FROM cores k WHERE k.lease_until > now() - interval '1 day'
+                 ORDER BY k.core_name",
+                &[],
+            )?;
+            let mut seen = HashSet::new();
+            Ok(rows
+                .iter()
+                .filter(|r| seen.insert(r.get::<_, String>(0)))
+                .map(|r| {
+                    let name: String = r.get(0);
+                    CoreView {
+                        leader: leader && name == self.core_name,
+                        core_name: name,
+                        alive: r.get(1),
+                        health: r.get(2),
+                        started_at: r.get(3),
+                        nodes: r.get::<_, i64>(4) as u64,
+                    }
+                })
+                .collect())
+        })
+    }
+
+    fn trouble(&self) -> Option<String> {
+        lock(&self.trouble).clone()
+    }
+}
