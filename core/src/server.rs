@@ -10,7 +10,7 @@ use futures_rustls::TlsAcceptor;
 
 use crate::api::gate::{self, HttpGate};
 use crate::api::{Api, ApiContext};
-use crate::bus::Bus;
+use crate::bus::{Bus, Live, Topic};
 use crate::clock::Clock;
 use crate::config::{Config, Enrollment};
 use crate::files;
@@ -31,6 +31,7 @@ use crate::store::{postgres, sqlite, Retention, Store};
 use crate::store::{EventStore, NodeStore};
 use crate::stream::session::ModuleContext;
 use crate::stream::StreamListener;
+use honeybee_proto::NodeMessage;
 
 /// Longest a shutdown may take before the process exits anyway.
 const SHUTDOWN_LIMIT: Duration = Duration::from_millis(4500);
@@ -254,6 +255,19 @@ impl Core {
                     Err(_) => &metrics.event_acks_failed,
                 };
                 counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }));
+        }
+        {
+            // The live stream sees what was stored, in commit order.
+            let bus = bus.clone();
+            store.on_stored(Box::new(move |events| {
+                if !bus.active() {
+                    return;
+                }
+                for e in events {
+                    let live = NodeMessage::PotEvent(e.to_pot_event());
+                    bus.publish(Live::new(Topic::Events, e.node_id, live));
+                }
             }));
         }
         let node_ctx = Arc::new(NodeContext {

@@ -17,7 +17,7 @@ use honeybee_proto::{
     RegistrationAck,
 };
 
-use crate::bus::{Bus, Live, Topic};
+use crate::bus::Bus;
 use crate::fleet::Fleet;
 use crate::metrics::{Metrics, ProtocolError, RegistrationRefusal};
 use crate::node::outbox::Inbox;
@@ -539,10 +539,8 @@ fn handle(msg: NodeMessage, node: &Registered, ctx: &NodeContext) -> bool {
         NodeMessage::NodeDrop => return true,
         NodeMessage::PotEvent(mut event) => {
             event.node_id = node_id;
-            if ctx.bus.active() {
-                let live = NodeMessage::PotEvent(event.clone());
-                ctx.bus.publish(Live::new(Topic::Events, node_id, live));
-            }
+            // Published once committed (server.rs), replays left out: every
+            // core's stream then shows each stored event once.
             // Blocks while the writer is behind: no more reading from any
             // node until it catches up, and nothing read is dropped.
             if let Err(e) = ctx.events.append(EventRecord::new(node_id, event)) {

@@ -107,6 +107,20 @@ fn clip(s: String) -> String {
 }
 
 impl EventRecord {
+    /// The event again, as the live stream shows it: `data` is the stored
+    /// JSON object (cut as stored when it was too large).
+    pub fn to_pot_event(&self) -> PotEvent {
+        PotEvent {
+            node_id: self.node_id,
+            pot_id: self.pot_id.clone(),
+            pot_type: self.pot_type.clone(),
+            event_type: self.event_type.clone(),
+            timestamp: self.timestamp.clone(),
+            seq: self.seq,
+            data: serde_json::from_str(&self.data).unwrap_or_default(),
+        }
+    }
+
     /// The row for `event`, received from `node_id`.
     pub fn new(node_id: u64, event: PotEvent) -> EventRecord {
         let time_us = parse_rfc3339(&event.timestamp)

@@ -228,6 +228,10 @@ pub struct StoredEvent {
 /// Called after a commit with each node and the highest `seq` committed.
 pub type AckSink = Box<dyn Fn(u64, u64) + Send + Sync>;
 
+/// Called after a commit with the events it stored (replays left out), in
+/// the order they were stored: what the live stream publishes.
+pub type StoredSink = Box<dyn Fn(&[&crate::store::event_row::EventRecord]) + Send + Sync>;
+
 /// Attack events.
 pub trait EventStore: Send + Sync {
     /// Queues an event for the writer. Blocks while the queue is full: the
@@ -238,6 +242,8 @@ pub trait EventStore: Send + Sync {
     fn events(&self, filter: &EventFilter) -> Result<Vec<StoredEvent>, StoreError>;
     /// Sets where commit acknowledgements go (once, at startup).
     fn on_commit(&self, sink: AckSink);
+    /// Sets where stored events go after each commit (once, at startup).
+    fn on_stored(&self, sink: StoredSink);
     /// Totals, the last hour per minute, and the top values of the last
     /// `hours` hours, as of `now_us`.
     fn stats(&self, now_us: i64, hours: u32) -> Result<EventStats, StoreError>;

@@ -24,7 +24,7 @@ use crate::store::backend::{Backend, Reader, Retention, Transaction};
 use crate::store::event_row::EventRecord;
 use crate::store::{
     AckSink, EventFilter, EventStats, EventStore, NodeEventRecord, NodeRecord, NodeStore,
-    NodeWrite, Receipt, StoreError, StoredEvent, StoredNode,
+    NodeWrite, Receipt, StoreError, StoredEvent, StoredNode, StoredSink,
 };
 
 /// Writes queued for the writer (registrations, status changes); a full
@@ -56,6 +56,7 @@ pub struct Store {
 /// What the writer thread shares with the store handle.
 struct WriterShared {
     acks: OnceLock<AckSink>,
+    stored: OnceLock<StoredSink>,
     metrics: Arc<Metrics>,
     retention: Retention,
     /// Why the last batch failed; `None` while commits succeed.
@@ -76,6 +77,7 @@ impl Store {
         let (events, event_queue) = async_channel::bounded::<EventRecord>(EVENT_QUEUE);
         let shared = Arc::new(WriterShared {
             acks: OnceLock::new(),
+            stored: OnceLock::new(),
             metrics,
             retention,
             failing: Mutex::new(None),
@@ -173,6 +175,12 @@ impl EventStore for Store {
         self.reader.stats(now_us, hours)
     }
 
+    fn on_stored(&self, sink: StoredSink) {
+        if self.shared.stored.set(sink).is_err() {
+            log::warn!("store: stored events already routed");
+        }
+    }
+
     fn on_commit(&self, sink: AckSink) {
         if self.shared.acks.set(sink).is_err() {
             log::warn!("store: commit acknowledgements already routed");
@@ -210,6 +218,8 @@ struct Outcome {
     acks: HashMap<u64, u64>,
     /// Marks the batch raised.
     raised: HashMap<u64, u64>,
+    /// Which of the batch's events were stored (not replays).
+    fresh: Vec<usize>,
     stored: u64,
     expired: u64,
 }
@@ -318,6 +328,16 @@ impl Writer {
                     .fetch_add(events.len() as u64 - outcome.stored, Ordering::Relaxed);
                 m.events_expired
                     .fetch_add(outcome.expired, Ordering::Relaxed);
+                if let Some(sink) = self.shared.stored.get() {
+                    let fresh: Vec<&EventRecord> = outcome
+                        .fresh
+                        .iter()
+                        .filter_map(|&i| events.get(i))
+                        .collect();
+                    if !fresh.is_empty() {
+                        sink(&fresh);
+                    }
+                }
                 if let Some(sink) = self.shared.acks.get() {
                     for (node, seq) in outcome.acks {
                         sink(node, seq);
@@ -422,7 +442,7 @@ fn replay_filter<'a>(
 ) -> (Vec<&'a EventRecord>, Outcome) {
     let mut outcome = Outcome::default();
     let mut fresh = Vec::with_capacity(events.len());
-    for e in events {
+    for (i, e) in events.iter().enumerate() {
         if let Some(seq) = e.seq {
             let top = outcome.acks.entry(e.node_id).or_insert(seq);
             *top = (*top).max(seq);
@@ -432,6 +452,7 @@ fn replay_filter<'a>(
             }
             outcome.raised.insert(e.node_id, seq);
         }
+        outcome.fresh.push(i);
         fresh.push(e);
     }
     outcome.stored = fresh.len() as u64;
