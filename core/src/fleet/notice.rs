@@ -7,7 +7,7 @@ use honeybee_proto::CoreMessage;
 
 /// The channels a core listens on.
 pub const CHANNELS: [&str; 4] = [MOVED, NODE, COMMAND, EVENTS];
-/// A core took a node over (or let it go: connection 0).
+/// A core took a node over (or let it go: epoch 0).
 pub const MOVED: &str = "honeybee_moved";
 /// A node's stored record, pots or status changed.
 pub const NODE: &str = "honeybee_node";
@@ -21,14 +21,14 @@ pub const MAX_PAYLOAD: usize = 7_900;
 /// One notification, parsed.
 #[derive(Debug, PartialEq)]
 pub enum Notice {
-    /// `core` holds the node over `conn` now; 0: it let the node go.
+    /// `core` holds the node since `epoch`; 0: it let the node go.
     Moved {
         /// The core.
         core: String,
         /// The node.
         node_id: u64,
-        /// The connection there; 0 when released.
-        conn: u64,
+        /// The hold's epoch (increasing across the fleet); 0 when released.
+        epoch: u64,
     },
     /// `core` changed the node's stored state.
     Node {
@@ -64,8 +64,8 @@ impl Notice {
             Notice::Moved {
                 core,
                 node_id,
-                conn,
-            } => (MOVED, format!("{core}\t{node_id}\t{conn}")),
+                epoch,
+            } => (MOVED, format!("{core}\t{node_id}\t{epoch}")),
             Notice::Node { core, node_id } => (NODE, format!("{core}\t{node_id}")),
             Notice::Command {
                 core,
@@ -89,7 +89,7 @@ impl Notice {
             MOVED => Notice::Moved {
                 core,
                 node_id: second.parse().ok()?,
-                conn: third?.parse().ok()?,
+                epoch: third?.parse().ok()?,
             },
             NODE if third.is_none() => Notice::Node {
                 core,
@@ -123,7 +123,7 @@ mod tests {
             Notice::Moved {
                 core: "a:9001".into(),
                 node_id: u64::MAX,
-                conn: 7,
+                epoch: 7,
             },
             Notice::Node {
                 core: "a".into(),

@@ -51,6 +51,8 @@ pub struct SharedFleet {
     pool: Vec<Mutex<Option<Client>>>,
     /// Nodes other live cores hold.
     holders: Mutex<HashMap<u64, String>>,
+    /// Nodes this core holds: their connection and the hold's epoch.
+    held: Mutex<HashMap<u64, (u64, u64)>>,
     leader: AtomicBool,
     trouble: Mutex<Option<String>>,
     lease: Duration,
@@ -75,6 +77,7 @@ impl SharedFleet {
             url,
             pool: (0..POOL).map(|_| Mutex::new(None)).collect(),
             holders: Mutex::new(HashMap::new()),
+            held: Mutex::new(HashMap::new()),
             leader: AtomicBool::new(false),
             trouble: Mutex::new(None),
             lease,
@@ -231,19 +234,28 @@ impl SharedFleet {
             Notice::Moved {
                 core,
                 node_id,
-                conn,
+                epoch,
             } => {
                 if core == self.core_name {
                     return Ok(());
                 }
-                if conn == 0 {
+                if epoch == 0 {
                     let mut holders = lock(&self.holders);
                     if holders.get(&node_id) == Some(&core) {
                         holders.remove(&node_id);
                     }
-                } else {
+                    return Ok(());
+                }
+                // Notices arrive late: only a hold newer than this core's
+                // own closes this core's connection. A registration here
+                // whose hold is still being written takes a newer epoch.
+                let ours = lock(&self.held).get(&node_id).map(|&(_, e)| e);
+                if ours.is_none_or(|ours| ours < epoch) {
                     lock(&self.holders).insert(node_id, core);
-                    d.moved_away(node_id);
+                    if ours.is_some() {
+                        lock(&self.held).remove(&node_id);
+                        d.moved_away(node_id);
+                    }
                 }
             }
             Notice::Node { core, node_id } if core != self.core_name => {
@@ -378,26 +390,39 @@ impl Fleet for SharedFleet {
 
     fn hold(&self, node_id: u64, conn_id: u64) -> Result<(), StoreError> {
         lock(&self.holders).remove(&node_id);
-        self.with("recording where the node is", |c| {
+        let epoch = self.with("recording where the node is", |c| {
             let mut tx = c.transaction()?;
-            tx.execute(
-                "INSERT INTO presence (node_id, core_name, connection) VALUES ($1, $2, $3)
-                 ON CONFLICT (node_id) DO UPDATE SET core_name = EXCLUDED.core_name,
-                     connection = EXCLUDED.connection, since = now()",
-                &[&(node_id as i64), &self.core_name, &(conn_id as i64)],
-            )?;
+            let epoch: i64 = tx
+                .query_one(
+                    "INSERT INTO presence (node_id, core_name, connection, epoch)
+                     VALUES ($1, $2, $3, nextval('presence_epoch'))
+                     ON CONFLICT (node_id) DO UPDATE SET core_name = EXCLUDED.core_name,
+                         connection = EXCLUDED.connection, epoch = EXCLUDED.epoch, since = now()
+                     RETURNING epoch",
+                    &[&(node_id as i64), &self.core_name, &(conn_id as i64)],
+                )?
+                .get(0);
             let (channel, payload) = Notice::Moved {
                 core: self.core_name.clone(),
                 node_id,
-                conn: conn_id,
+                epoch: epoch as u64,
             }
             .encode();
             tx.execute("SELECT pg_notify($1, $2)", &[&channel, &payload])?;
-            tx.commit()
-        })
+            tx.commit()?;
+            Ok(epoch as u64)
+        })?;
+        lock(&self.held).insert(node_id, (conn_id, epoch));
+        Ok(())
     }
 
     fn release(&self, node_id: u64, conn_id: u64) {
+        {
+            let mut held = lock(&self.held);
+            if held.get(&node_id).is_some_and(|&(c, _)| c == conn_id) {
+                held.remove(&node_id);
+            }
+        }
         let result = self.with("releasing the node", |c| {
             let n = c.execute(
                 "DELETE FROM presence WHERE node_id = $1 AND core_name = $2 AND connection = $3",
@@ -409,7 +434,7 @@ impl Fleet for SharedFleet {
                     &Notice::Moved {
                         core: self.core_name.clone(),
                         node_id,
-                        conn: 0,
+                        epoch: 0,
                     },
                 )?;
             }

@@ -89,10 +89,14 @@ CREATE TABLE cores (
     lease_until TIMESTAMPTZ NOT NULL,
     health TEXT NOT NULL DEFAULT 'ok'
 );
+-- Which core holds each node. Every hold takes a new epoch, so a core
+-- hearing late that a node moved can tell whether it took the node back since.
+CREATE SEQUENCE presence_epoch;
 CREATE TABLE presence (
     node_id BIGINT PRIMARY KEY,
     core_name TEXT NOT NULL,
     connection BIGINT NOT NULL,
+    epoch BIGINT NOT NULL,
     since TIMESTAMPTZ NOT NULL DEFAULT now()
 );
 CREATE TABLE lockouts (

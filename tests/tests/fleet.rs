@@ -1,0 +1,380 @@
+//! Several cores over one PostgreSQL (a real cluster per test): a node on
+//! one core is seen, commanded and streamed from the other; a TOTP code one
+//! core accepted is a replay on the other; a node that moves is closed on
+//! the core it left; every `seq` is stored once whichever core took it; a
+//! core killed hands its nodes and its leadership over.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use honeybee_proto::time::{format_rfc3339, now_unix};
+use honeybee_proto::{
+    decode, encode, BackendCommand, BackendRegistration, BackendResponse, BackendType, CoreMessage,
+    Envelope, ModuleMessage, NodeMessage, PotStatus, StreamMessage, Subscribe,
+};
+use honeybee_tests::postgres::Postgres;
+use honeybee_tests::{totp, Core, NodeIdentity, TestNode};
+use nix::sys::signal::Signal;
+use serde_json::{json, Value};
+
+const T: Duration = Duration::from_secs(10);
+/// Seconds between heartbeats the cores expect; leases last twice that.
+const HEARTBEAT: u64 = 2;
+
+/// `n` cores named core-a, core-b… over one fresh database, with one token.
+fn cores(pg: &Postgres, n: usize) -> Vec<Core> {
+    pg.create_database("fleet");
+    let token = format!("fleet-token-{}", std::process::id());
+    (0..n)
+        .map(|i| {
+            let name = format!("core-{}", (b'a' + i as u8) as char);
+            Core::builder()
+                .api_token(&token)
+                .env("HONEYBEE_POSTGRES", &pg.url("fleet"))
+                .args(["--core-name", &name])
+                .args(["--heartbeat-interval", &HEARTBEAT.to_string()])
+                .start()
+        })
+        .collect()
+}
+
+fn view(core: &Core, id: u64) -> Value {
+    core.api().node(id).unwrap_or(Value::Null)
+}
+
+#[track_caller]
+fn wait_view(core: &Core, id: u64, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + T;
+    loop {
+        let v = view(core, id);
+        if pred(&v) {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "{what}: node {id} is {v}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn on(core_name: &'static str) -> impl Fn(&Value) -> bool {
+    move |v| v["connected"] == json!(true) && v["core_name"] == json!(core_name)
+}
+
+#[track_caller]
+fn wait_for(timeout: Duration, what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !f() {
+        assert!(Instant::now() < deadline, "{what}: not within {timeout:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Whether `core` (named `name`) says it leads.
+fn leads(core: &Core, name: &str) -> bool {
+    core.metrics()
+        .get(
+            "honeybee_core_info",
+            &[("core_name", name), ("leader", "true")],
+        )
+        .is_some()
+}
+
+fn ts() -> String {
+    format_rfc3339(now_unix().0, 0)
+}
+
+/// A raw stream subscriber (PROTOCOL.md §7) on one core.
+struct Subscriber {
+    stream: TcpStream,
+    reader: BufReader<TcpStream>,
+}
+
+impl Subscriber {
+    fn events(core: &Core) -> Subscriber {
+        let stream = TcpStream::connect(core.stream_addr).expect("connect to the stream port");
+        let reader = BufReader::new(stream.try_clone().expect("clone"));
+        let mut s = Subscriber { stream, reader };
+        s.send(ModuleMessage::BackendRegistration(BackendRegistration {
+            backend_name: "fleet-test".into(),
+            backend_type: BackendType::Custom("test".into()),
+            token: core.api().token.clone(),
+        }));
+        s.response();
+        s.send(ModuleMessage::BackendCommand(BackendCommand::Subscribe(
+            Subscribe {
+                topics: vec!["events".into()],
+                filter: None,
+            },
+        )));
+        s.response();
+        s
+    }
+
+    fn send(&mut self, m: ModuleMessage) {
+        self.stream
+            .write_all(&encode(&Envelope::new(m)))
+            .expect("write to the stream port");
+    }
+
+    fn next(&mut self, timeout: Duration) -> Option<StreamMessage> {
+        self.stream.set_read_timeout(Some(timeout)).ok()?;
+        let mut line = String::new();
+        match self.reader.read_line(&mut line) {
+            Ok(n) if n > 0 => decode::<StreamMessage>(line.trim_end().as_bytes()).ok(),
+            _ => None,
+        }
+    }
+
+    #[track_caller]
+    fn response(&mut self) {
+        match self.next(T) {
+            Some(StreamMessage::BackendResponse(BackendResponse::Success { .. })) => {}
+            other => panic!("expected success, got {other:?}"),
+        }
+    }
+
+    /// The seqs of events received until `want` arrived or `timeout` passed.
+    fn seqs_until(&mut self, node_id: u64, want: u64, timeout: Duration) -> Vec<u64> {
+        let deadline = Instant::now() + timeout;
+        let mut seqs = Vec::new();
+        while Instant::now() < deadline {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.next(left.min(Duration::from_millis(500))) {
+                Some(StreamMessage::Node(NodeMessage::PotEvent(e))) if e.node_id == node_id => {
+                    let seq = e.seq.unwrap_or(0);
+                    seqs.push(seq);
+                    if seq == want {
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+        seqs
+    }
+}
+
+fn send_events(node: &mut TestNode, id: &NodeIdentity, seqs: std::ops::RangeInclusive<u64>) {
+    for seq in seqs {
+        node.must_send(&id.pot_event(
+            "cowrie-01",
+            "cowrie",
+            "cowrie.login.failed",
+            &ts(),
+            Some(seq),
+            json!({"src_ip": "198.51.100.9", "username": "root", "n": seq}),
+        ));
+    }
+}
+
+#[test]
+fn a_node_on_one_core_is_seen_commanded_and_streamed_from_the_other() {
+    let pg = Postgres::start();
+    let fleet = cores(&pg, 2);
+    let (a, b) = (&fleet[0], &fleet[1]);
+    let mut watcher = Subscriber::events(b);
+
+    let mut id = NodeIdentity::new("roams").with_capabilities(&["event-ack"]);
+    let mut node = id.enroll(a.node_addr);
+    wait_view(b, id.node_id, "seen from core-b", on("core-a"));
+    wait_view(a, id.node_id, "seen from core-a", on("core-a"));
+
+    // A command posted to core-b reaches the node on core-a.
+    let started = Instant::now();
+    let reply = b
+        .api()
+        .post(
+            &format!("/api/v1/nodes/{}/commands", id.node_id),
+            r#"{"GetPotStatus": "cowrie-01"}"#,
+        )
+        .expect_status(202)
+        .json();
+    assert_eq!(reply["core_name"], "core-a", "{reply}");
+    match node.recv(Duration::from_secs(1)) {
+        Ok(CoreMessage::NodeCommand(c)) => assert_eq!(c.node_id, id.node_id),
+        other => panic!("no command on core-a within 1 s of the POST to core-b: {other:?}"),
+    }
+    eprintln!("command core-b → node on core-a: {:?}", started.elapsed());
+
+    // Its answer is visible on both cores.
+    node.must_send(&id.pot_status("cowrie-01", "cowrie", PotStatus::Running));
+    for core in [a, b] {
+        wait_view(core, id.node_id, "pot status visible", |v| {
+            v["pots"].as_array().is_some_and(|p| {
+                p.iter()
+                    .any(|p| p["pot_id"] == "cowrie-01" && p["status"] == "Running")
+            })
+        });
+    }
+
+    // Events the node sends to core-a reach core-b's stream, in order, once.
+    send_events(&mut node, &id, 1..=20);
+    node.wait_event_ack(20, T);
+    let seen = watcher.seqs_until(id.node_id, 20, T);
+    assert_eq!(seen, (1..=20).collect::<Vec<_>>(), "core-b's stream");
+
+    // A node no core holds: 409 from either.
+    drop(node);
+    wait_view(b, id.node_id, "released", |v| {
+        v["connected"] == json!(false)
+    });
+    b.api()
+        .post(
+            &format!("/api/v1/nodes/{}/commands", id.node_id),
+            r#"{"GetPotStatus": "cowrie-01"}"#,
+        )
+        .expect_error(409);
+
+    // Both cores list themselves, alive.
+    let cores = a.api().get("/api/v1/cores").expect_status(200).json();
+    let names: Vec<&str> = cores["cores"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["alive"] == json!(true))
+        .filter_map(|c| c["core_name"].as_str())
+        .collect();
+    assert_eq!(names, vec!["core-a", "core-b"], "{cores}");
+}
+
+#[test]
+fn a_code_accepted_by_one_core_is_a_replay_on_the_other_and_a_moved_node_is_closed_there() {
+    let pg = Postgres::start();
+    let fleet = cores(&pg, 2);
+    let (a, b) = (&fleet[0], &fleet[1]);
+    let mut id = NodeIdentity::new("twice");
+    drop(id.enroll(a.node_addr));
+    wait_view(b, id.node_id, "enrolled", |v| {
+        v["node_id"] == json!(id.node_id)
+    });
+
+    totp::wait_for_step_margin(Duration::from_secs(3));
+    let (mut on_a, ack) = id.login(a.node_addr, 0);
+    assert!(ack.accepted, "{:?}", ack.message);
+    let (_replayed, ack) = id.login(b.node_addr, 0);
+    assert!(
+        !ack.accepted,
+        "the code core-a accepted was accepted again by core-b"
+    );
+    assert!(
+        ack.message
+            .as_deref()
+            .unwrap_or("")
+            .contains("already used"),
+        "{:?}",
+        ack.message
+    );
+    let replays = b.metrics().labeled(
+        "honeybee_registrations_refused_total",
+        "reason",
+        "replayed_totp",
+    );
+    assert!(replays >= 1.0, "{replays}");
+
+    // The next step's code moves the node to core-b: core-a closes its
+    // connection and both cores show it on core-b.
+    let (_on_b, ack) = id.login(b.node_addr, 1);
+    assert!(ack.accepted, "{:?}", ack.message);
+    on_a.expect_closed(T, "core-a keeps the connection of a node that moved");
+    for core in [a, b] {
+        wait_view(core, id.node_id, "moved to core-b", on("core-b"));
+    }
+}
+
+#[test]
+fn events_of_a_node_that_moves_mid_stream_are_stored_once() {
+    let pg = Postgres::start();
+    let fleet = cores(&pg, 2);
+    let (a, b) = (&fleet[0], &fleet[1]);
+    let mut watcher = Subscriber::events(a);
+    let mut id = NodeIdentity::new("mover").with_capabilities(&["event-ack"]);
+    let mut node = id.enroll(a.node_addr);
+    send_events(&mut node, &id, 1..=300);
+    node.wait_event_ack(300, T);
+    // It reconnects to the other core and sends again what it is not sure
+    // of, as an agent's spool does, then more.
+    totp::wait_for_step_margin(Duration::from_secs(3));
+    let (mut moved, ack) = id.login(b.node_addr, 0);
+    assert!(ack.accepted, "{:?}", ack.message);
+    send_events(&mut moved, &id, 250..=600);
+    moved.wait_event_ack(600, T);
+    let counts = pg.sql(
+        "fleet",
+        &format!(
+            "SELECT count(*), count(DISTINCT seq), min(seq), max(seq) FROM events WHERE node_id = {}",
+            id.node_id as i64
+        ),
+    );
+    assert_eq!(
+        counts.trim(),
+        "600|600|1|600",
+        "stored (count, distinct, min, max)"
+    );
+    // core-a's stream: 1..300 it stored, then 301..600 that core-b stored.
+    let seen = watcher.seqs_until(id.node_id, 600, T);
+    assert_eq!(seen, (1..=600).collect::<Vec<_>>(), "core-a's stream");
+}
+
+#[test]
+fn a_killed_core_hands_over_its_nodes_and_leadership() {
+    let pg = Postgres::start();
+    let mut fleet = cores(&pg, 2);
+    wait_for(T, "core-a leads", || leads(&fleet[0], "core-a"));
+    assert!(!leads(&fleet[1], "core-b"), "two leaders");
+    let mut id = NodeIdentity::new("orphan");
+    let _held = id.enroll(fleet[0].node_addr);
+    wait_view(&fleet[1], id.node_id, "on core-a", on("core-a"));
+
+    let killed = Instant::now();
+    fleet[0].stop_with(Signal::SIGKILL, T);
+    let b = &fleet[1];
+    wait_view(b, id.node_id, "core-a's lease expired", |v| {
+        v["connected"] == json!(false)
+    });
+    let gone = killed.elapsed();
+    assert!(
+        gone <= Duration::from_secs(3 * HEARTBEAT + 2),
+        "core-a's nodes still counted connected {gone:?} after it died"
+    );
+    wait_for(Duration::from_secs(10), "core-b leads", || {
+        leads(b, "core-b")
+    });
+    eprintln!(
+        "kill -9 of core-a: its node released after {gone:?}, core-b leads after {:?}",
+        killed.elapsed()
+    );
+    totp::wait_for_step_margin(Duration::from_secs(3));
+    let (_n, ack) = id.login(b.node_addr, 0);
+    assert!(ack.accepted, "{:?}", ack.message);
+    wait_view(b, id.node_id, "back on core-b", on("core-b"));
+}
+
+#[test]
+fn health_is_503_while_the_database_is_down_and_ok_again_after() {
+    let pg = Postgres::start();
+    let fleet = cores(&pg, 1);
+    let core = &fleet[0];
+    let mut id = NodeIdentity::new("patient").with_capabilities(&["event-ack"]);
+    let mut node = id.enroll(core.node_addr);
+    send_events(&mut node, &id, 1..=10);
+    node.wait_event_ack(10, T);
+    pg.kill();
+    // Events sent now are not acknowledged while nothing can store them.
+    send_events(&mut node, &id, 11..=20);
+    wait_for(T, "/health 503 while the database is down", || {
+        honeybee_tests::http::request(core.api_addr, "GET", "/health", None, None)
+            .is_ok_and(|r| r.status == 503)
+    });
+    let health = honeybee_tests::http::request(core.api_addr, "GET", "/health", None, None)
+        .expect("health answers");
+    assert!(health.text().contains("database"), "{}", health.text());
+    assert!(
+        node.try_wait_event_ack(20, Duration::from_secs(2)).is_err(),
+        "events acknowledged while the database was down"
+    );
+    pg.restart();
+    node.wait_event_ack(20, Duration::from_secs(30));
+    wait_for(T, "/health 200 again", || core.api().healthy());
+    let counts = pg.sql("fleet", "SELECT count(*), count(DISTINCT seq) FROM events");
+    assert_eq!(counts.trim(), "20|20");
+}
