@@ -105,6 +105,12 @@ try {
   const rowB = page.locator(`tr[data-node-id="${NODE_B}"]`);
   await rowB.locator('button[data-action="approve"]').waitFor();
   log('fleet shows both nodes');
+  // The cores panel lists this core, healthy, and node A says where it is.
+  await page.locator('#cores li.core .badge[data-state="Running"]').first().waitFor();
+  if (!(await rowA.innerText()).includes('connected to ')) {
+    throw new Error('row of node A does not name the core it is connected to');
+  }
+  log('cores panel shows the core');
 
   // 3. Live: subscribed on the stream port.
   await page.locator('#live[data-state="live"]').waitFor();

@@ -225,6 +225,23 @@
     renderNodeFilter();
   }
 
+  // Several cores share one database: each shows every core's health.
+  async function refreshCores() {
+    const data = await api('GET', '/api/v1/cores');
+    const box = $('cores');
+    clear(box);
+    const cores = (data && data.cores) || [];
+    $('cores-count').textContent = cores.filter((c) => c.alive).length + ' of ' + cores.length + ' alive';
+    for (const c of cores) {
+      const look = !c.alive ? 'Stopped' : c.health === 'ok' ? 'Running' : 'Error';
+      box.appendChild(el('li', { class: 'core', 'data-core': text(c.core_name) },
+        el('span', { class: 'mono' }, text(c.core_name)),
+        el('span', { class: 'badge', 'data-state': look }, c.alive ? text(c.health) : 'gone'),
+        c.leader ? el('span', { class: 'dim' }, 'leader') : null,
+        el('span', { class: 'dim' }, c.nodes + (c.nodes === 1 ? ' node' : ' nodes'))));
+    }
+  }
+
   function scheduleNodeRefresh() {
     if (state.nodesTimer || !state.running) return;
     state.nodesTimer = setTimeout(() => {
@@ -267,7 +284,9 @@
     const status = n.approved === false
       ? el('span', { class: 'badge', 'data-state': 'Pending' }, 'pending approval')
       : el('span', { class: 'badge', 'data-state': text(n.status) }, text(n.status));
-    const conn = el('div', { class: 'dim' }, n.connected ? 'connected' : 'disconnected');
+    const conn = el('div', { class: 'dim' }, n.connected
+      ? 'connected' + (n.core_name ? ' to ' + text(n.core_name) : '')
+      : 'disconnected');
 
     const pots = el('ul', { class: 'pots' });
     for (const p of n.pots || []) {
@@ -681,7 +700,9 @@
     openSocket();
     loadEvents().catch((e) => toast('Loading events failed: ' + e.message, true));
     refreshStats().catch(() => {});
+    refreshCores().catch(() => {});
     state.timers.push(setInterval(() => refreshNodes().catch(() => {}), NODES_EVERY_MS));
+    state.timers.push(setInterval(() => refreshCores().catch(() => {}), NODES_EVERY_MS));
     state.timers.push(setInterval(() => refreshStats().catch(() => {}), STATS_EVERY_MS));
     state.timers.push(setInterval(updateAges, 5000));
   }
