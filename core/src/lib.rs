@@ -40,6 +40,7 @@ pub mod io_thread;
 pub mod metrics;
 pub mod modules;
 pub mod node;
+pub mod proxy_protocol;
 pub mod secret;
 pub mod server;
 pub mod shutdown;
