@@ -44,6 +44,9 @@ OPTIONS (each overrides the config file, which overrides the defaults):
     --tls-cert PEM --tls-key PEM  TLS 1.3 on the node port
     --client-ca PEM             require node client certificates signed by this CA
     --heartbeat-interval SECS   expected node heartbeat; 3 missed = Unknown [30]
+    --trusted-proxy CIDR        a load balancer whose connections start with a PROXY
+                                protocol header naming the client (repeatable; replaces
+                                trusted_proxies of the file) [none]
     --print-config              print the effective config as TOML and exit
     --version                   print the version and exit
     --help                      print this help and exit
@@ -106,7 +109,8 @@ pub fn parse(args: &[String]) -> Result<Action, ConfigError> {
             | "--tls-cert"
             | "--tls-key"
             | "--client-ca"
-            | "--heartbeat-interval" => {
+            | "--heartbeat-interval"
+            | "--trusted-proxy" => {
                 let value = match inline {
                     Some(v) => v,
                     None => it
@@ -136,6 +140,10 @@ pub fn parse(args: &[String]) -> Result<Action, ConfigError> {
         if let Some(value) = std::env::var(var).ok().filter(|v| !v.trim().is_empty()) {
             config.set_secret(field, value.trim().to_string());
         }
+    }
+    // Repeated flags make one list, which replaces the file's.
+    if sets.iter().any(|(flag, _)| flag == "--trusted-proxy") {
+        config.trusted_proxies.clear();
     }
     for (flag, value) in sets {
         apply(&mut config, &flag, &value)?;
@@ -185,6 +193,11 @@ fn apply(c: &mut Config, flag: &str, value: &str) -> Result<(), ConfigError> {
         "--tls-key" => c.tls.key = value.to_string(),
         "--client-ca" => c.tls.client_ca = value.to_string(),
         "--heartbeat-interval" => c.heartbeat_interval = number(value)?,
+        "--trusted-proxy" => {
+            crate::trusted_proxies::Cidr::parse(value)
+                .map_err(|e| ConfigError(format!("--trusted-proxy: {e}")))?;
+            c.trusted_proxies.push(value.to_string());
+        }
         _ => return Err(ConfigError(format!("unknown argument `{flag}`"))),
     }
     Ok(())
@@ -239,5 +252,35 @@ mod tests {
         assert!(e.contains("needs a value"), "{e}");
         let e = parse(&args("--enrollment token")).unwrap_err().0;
         assert!(e.contains("enrollment_token"), "{e}");
+        let e = parse(&args(
+            "--trusted-proxy 10.0.0.0/8 --trusted-proxy 10.1.0.0/33",
+        ))
+        .unwrap_err()
+        .0;
+        assert!(e.starts_with("--trusted-proxy: `10.1.0.0/33`"), "{e}");
+    }
+
+    #[test]
+    fn trusted_proxy_flags_replace_the_files_list() {
+        let dir = std::env::temp_dir().join(format!("hb-cli-proxy-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("core.toml");
+        std::fs::write(&file, "trusted_proxies = [\"192.0.2.0/24\"]\n").unwrap();
+        let from_file = args(&format!("--config {} --print-config", file.display()));
+        let Action::PrintConfig(c) = parse(&from_file).unwrap() else {
+            panic!("expected print")
+        };
+        assert_eq!(c.trusted_proxies, ["192.0.2.0/24"]);
+        let flags = [
+            from_file,
+            args("--trusted-proxy 127.0.0.2/32 --trusted-proxy=::1"),
+        ]
+        .concat();
+        let Action::PrintConfig(c) = parse(&flags).unwrap() else {
+            panic!("expected print")
+        };
+        assert_eq!(c.trusted_proxies, ["127.0.0.2/32", "::1"]);
+        assert!(c.to_toml().contains("trusted_proxies = ["));
+        std::fs::remove_dir_all(&dir).ok();
     }
 }

@@ -46,3 +46,4 @@ pub mod server;
 pub mod shutdown;
 pub mod store;
 pub mod stream;
+pub mod trusted_proxies;

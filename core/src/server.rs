@@ -28,6 +28,7 @@ use crate::store::sqlite::{Retention, SqliteStore};
 use crate::store::{EventStore, NodeStore};
 use crate::stream::session::ModuleContext;
 use crate::stream::StreamListener;
+use crate::trusted_proxies::TrustedProxies;
 
 /// Longest a shutdown may take before the process exits anyway.
 const SHUTDOWN_LIMIT: Duration = Duration::from_millis(4500);
@@ -96,6 +97,9 @@ impl Core {
                 config.node_port
             );
         }
+        let trusted_proxies =
+            TrustedProxies::parse(&config.trusted_proxies).map_err(|e| e.to_string())?;
+        trusted_proxies.log_start();
         files::create_private_dir(&config.data_dir)
             .map_err(|e| format!("creating data dir {}: {e}", config.data_dir.display()))?;
         let token = api_token(config)?;
@@ -237,6 +241,7 @@ impl Core {
             registration_timeout: Duration::from_secs(config.registration_timeout),
             executor: executor.clone(),
             poller: poller.clone(),
+            trusted_proxies: trusted_proxies.clone(),
         };
         let until_stopped = {
             let stopped = stopped.clone();
@@ -259,6 +264,7 @@ impl Core {
             token,
             metrics: metrics.clone(),
             executor: api_executor.clone(),
+            trusted_proxies: trusted_proxies.clone(),
         };
         api_executor
             .spawn(future::or(gate.run(), until_stopped()))
@@ -269,6 +275,7 @@ impl Core {
             registration_timeout: Duration::from_secs(config.registration_timeout),
             executor: executor.clone(),
             api_port: api_addr.port(),
+            trusted_proxies,
         };
         executor
             .spawn(future::or(stream_listener.run(), until_stopped()))
