@@ -15,7 +15,9 @@
 //!   `honeybee-agent`, feeds its event socket;
 //! - [`TestPotstore`] ([`test_pot`]): a potstore of test pots (event
 //!   emitter, crasher, failing install) and `/proc` process-group checks;
-//! - [`LinkProxy`] ([`link_proxy`]): a TCP proxy a test can cut and restore.
+//! - [`LinkProxy`] ([`link_proxy`]): a TCP proxy a test can cut and restore;
+//! - [`Haproxy`] ([`haproxy`]): a real HAProxy in front of one or more cores,
+//!   configured like `configs/haproxy.cfg` (PROXY protocol v2 to each core).
 //!
 //! Everything is blocking and bounded by deadlines: a test never waits
 //! longer than it must, and never forever.
@@ -26,6 +28,7 @@ pub mod binaries;
 pub mod certs;
 pub mod child_process;
 pub mod core_process;
+pub mod haproxy;
 pub mod http;
 pub mod link_proxy;
 pub mod metrics;
@@ -37,6 +40,7 @@ pub mod totp;
 pub use agent_process::{Agent, AgentBuilder, AgentMode};
 pub use certs::Pki;
 pub use core_process::{Core, CoreBuilder};
+pub use haproxy::Haproxy;
 pub use http::{Api, EventPage, Response};
 pub use link_proxy::LinkProxy;
 pub use metrics::Metrics;
