@@ -33,6 +33,9 @@ OPTIONS (each overrides the config file, which overrides the defaults):
     --node-port N               Protocol v2 nodes [9001]
     --api-port N                REST API, /health, /metrics [9002]
     --stream-port N             WebSocket and module stream [9003]
+    --trusted-proxy CIDR        a load balancer whose connections start with a PROXY
+                                protocol header naming the client (repeatable; replaces
+                                trusted_proxies of the file) [none]
     --enrollment POLICY         open | token | approve [open]
     --enrollment-token-file F   file whose first line is the token nodes must present
                                 with --enrollment token (or HONEYBEE_ENROLLMENT_TOKEN)
@@ -44,9 +47,6 @@ OPTIONS (each overrides the config file, which overrides the defaults):
     --tls-cert PEM --tls-key PEM  TLS 1.3 on the node port
     --client-ca PEM             require node client certificates signed by this CA
     --heartbeat-interval SECS   expected node heartbeat; 3 missed = Unknown [30]
-    --trusted-proxy CIDR        a load balancer whose connections start with a PROXY
-                                protocol header naming the client (repeatable; replaces
-                                trusted_proxies of the file) [none]
     --print-config              print the effective config as TOML and exit
     --version                   print the version and exit
     --help                      print this help and exit
@@ -101,6 +101,7 @@ pub fn parse(args: &[String]) -> Result<Action, ConfigError> {
             | "--node-port"
             | "--api-port"
             | "--stream-port"
+            | "--trusted-proxy"
             | "--enrollment"
             | "--enrollment-token"
             | "--api-token"
@@ -109,8 +110,7 @@ pub fn parse(args: &[String]) -> Result<Action, ConfigError> {
             | "--tls-cert"
             | "--tls-key"
             | "--client-ca"
-            | "--heartbeat-interval"
-            | "--trusted-proxy" => {
+            | "--heartbeat-interval" => {
                 let value = match inline {
                     Some(v) => v,
                     None => it
@@ -135,15 +135,15 @@ pub fn parse(args: &[String]) -> Result<Action, ConfigError> {
         Some(path) => Config::from_file(path)?,
         None => Config::default(),
     };
+    // Repeated flags make one list, which replaces the file's.
+    if sets.iter().any(|(flag, _)| flag == "--trusted-proxy") {
+        config.trusted_proxies.clear();
+    }
     // Precedence: flags, then the environment, then the config file.
     for (var, field) in crate::config::TOKEN_ENV {
         if let Some(value) = std::env::var(var).ok().filter(|v| !v.trim().is_empty()) {
             config.set_secret(field, value.trim().to_string());
         }
-    }
-    // Repeated flags make one list, which replaces the file's.
-    if sets.iter().any(|(flag, _)| flag == "--trusted-proxy") {
-        config.trusted_proxies.clear();
     }
     for (flag, value) in sets {
         apply(&mut config, &flag, &value)?;
@@ -171,6 +171,11 @@ fn apply(c: &mut Config, flag: &str, value: &str) -> Result<(), ConfigError> {
         "--node-port" => c.node_port = port(value)?,
         "--api-port" => c.api_port = port(value)?,
         "--stream-port" => c.stream_port = port(value)?,
+        "--trusted-proxy" => {
+            crate::trusted_proxies::Cidr::parse(value)
+                .map_err(|e| ConfigError(format!("--trusted-proxy: {e}")))?;
+            c.trusted_proxies.push(value.to_string());
+        }
         "--enrollment" => {
             c.enrollment = Enrollment::parse(value).ok_or_else(|| {
                 ConfigError(format!(
@@ -193,11 +198,6 @@ fn apply(c: &mut Config, flag: &str, value: &str) -> Result<(), ConfigError> {
         "--tls-key" => c.tls.key = value.to_string(),
         "--client-ca" => c.tls.client_ca = value.to_string(),
         "--heartbeat-interval" => c.heartbeat_interval = number(value)?,
-        "--trusted-proxy" => {
-            crate::trusted_proxies::Cidr::parse(value)
-                .map_err(|e| ConfigError(format!("--trusted-proxy: {e}")))?;
-            c.trusted_proxies.push(value.to_string());
-        }
         _ => return Err(ConfigError(format!("unknown argument `{flag}`"))),
     }
     Ok(())

@@ -285,6 +285,7 @@ impl Config {
         if self.bind.parse::<IpAddr>().is_err() {
             return err(format!("bind: `{}` is not an IP address", self.bind));
         }
+        crate::trusted_proxies::TrustedProxies::parse(&self.trusted_proxies)?;
         if self.enrollment == Enrollment::Token
             && self.enrollment_token.is_empty()
             && self.enrollment_token_file.is_empty()
@@ -322,7 +323,6 @@ impl Config {
             return err("lockout_failures and lockout_base must be at least 1".into());
         }
         crate::modules::validate_all(&self.modules).map_err(ConfigError)?;
-        crate::trusted_proxies::TrustedProxies::parse(&self.trusted_proxies)?;
         Ok(())
     }
 

@@ -5,6 +5,8 @@
 //! drive it as nodes and operators would:
 //!
 //! - [`Core`] ([`core_process`]): starts, waits for `/health`, stops the core;
+//! - [`Haproxy`] ([`haproxy`]): a real HAProxy in front of one or more cores,
+//!   configured like `configs/haproxy.cfg` (PROXY protocol v2 to each core);
 //! - [`TestNode`] ([`test_node`]): a Protocol v2 node over TCP or TLS 1.3;
 //! - [`Api`] ([`http`]): a tiny blocking HTTP/1.1 client for the REST API;
 //! - [`Metrics`] ([`metrics`]): the Prometheus text of `/metrics`, parsed;
@@ -15,9 +17,7 @@
 //!   `honeybee-agent`, feeds its event socket;
 //! - [`TestPotstore`] ([`test_pot`]): a potstore of test pots (event
 //!   emitter, crasher, failing install) and `/proc` process-group checks;
-//! - [`LinkProxy`] ([`link_proxy`]): a TCP proxy a test can cut and restore;
-//! - [`Haproxy`] ([`haproxy`]): a real HAProxy in front of one or more cores,
-//!   configured like `configs/haproxy.cfg` (PROXY protocol v2 to each core).
+//! - [`LinkProxy`] ([`link_proxy`]): a TCP proxy a test can cut and restore.
 //!
 //! Everything is blocking and bounded by deadlines: a test never waits
 //! longer than it must, and never forever.
