@@ -28,7 +28,6 @@ use crate::store::sqlite::{Retention, SqliteStore};
 use crate::store::{EventStore, NodeStore};
 use crate::stream::session::ModuleContext;
 use crate::stream::StreamListener;
-use crate::trusted_proxies::TrustedProxies;
 
 /// Longest a shutdown may take before the process exits anyway.
 const SHUTDOWN_LIMIT: Duration = Duration::from_millis(4500);
@@ -98,7 +97,8 @@ impl Core {
             );
         }
         let trusted_proxies =
-            TrustedProxies::parse(&config.trusted_proxies).map_err(|e| e.to_string())?;
+            crate::trusted_proxies::TrustedProxies::parse(&config.trusted_proxies)
+                .map_err(|e| e.to_string())?;
         trusted_proxies.log_start();
         files::create_private_dir(&config.data_dir)
             .map_err(|e| format!("creating data dir {}: {e}", config.data_dir.display()))?;
