@@ -33,6 +33,9 @@ OPTIONS (each overrides the config file, which overrides the defaults):
     --node-port N               Protocol v2 nodes [9001]
     --api-port N                REST API, /health, /metrics [9002]
     --stream-port N             WebSocket and module stream [9003]
+    --trusted-proxy CIDR        a load balancer whose connections start with a PROXY
+                                protocol header naming the client (repeatable; replaces
+                                trusted_proxies of the file) [none]
     --enrollment POLICY         open | token | approve [open]
     --enrollment-token-file F   file whose first line is the token nodes must present
                                 with --enrollment token (or HONEYBEE_ENROLLMENT_TOKEN)
@@ -121,6 +124,7 @@ pub fn parse(args: &[String]) -> Result<Action, ConfigError> {
             | "--node-port"
             | "--api-port"
             | "--stream-port"
+            | "--trusted-proxy"
             | "--enrollment"
             | "--enrollment-token"
             | "--api-token"
@@ -156,6 +160,10 @@ pub fn parse(args: &[String]) -> Result<Action, ConfigError> {
         Some(path) => Config::from_file(path)?,
         None => Config::default(),
     };
+    // Repeated flags make one list, which replaces the file's.
+    if sets.iter().any(|(flag, _)| flag == "--trusted-proxy") {
+        config.trusted_proxies.clear();
+    }
     // Precedence: flags, then the environment, then the config file.
     for (var, field) in crate::config::TOKEN_ENV {
         if let Some(value) = std::env::var(var).ok().filter(|v| !v.trim().is_empty()) {
@@ -194,6 +202,11 @@ fn apply(c: &mut Config, flag: &str, value: &str) -> Result<(), ConfigError> {
         "--node-port" => c.node_port = port(value)?,
         "--api-port" => c.api_port = port(value)?,
         "--stream-port" => c.stream_port = port(value)?,
+        "--trusted-proxy" => {
+            crate::trusted_proxies::Cidr::parse(value)
+                .map_err(|e| ConfigError(format!("--trusted-proxy: {e}")))?;
+            c.trusted_proxies.push(value.to_string());
+        }
         "--enrollment" => {
             c.enrollment = Enrollment::parse(value).ok_or_else(|| {
                 ConfigError(format!(
@@ -272,5 +285,35 @@ mod tests {
         assert!(e.contains("needs a value"), "{e}");
         let e = parse(&args("--enrollment token")).unwrap_err().0;
         assert!(e.contains("enrollment_token"), "{e}");
+        let e = parse(&args(
+            "--trusted-proxy 10.0.0.0/8 --trusted-proxy 10.1.0.0/33",
+        ))
+        .unwrap_err()
+        .0;
+        assert!(e.starts_with("--trusted-proxy: `10.1.0.0/33`"), "{e}");
+    }
+
+    #[test]
+    fn trusted_proxy_flags_replace_the_files_list() {
+        let dir = std::env::temp_dir().join(format!("hb-cli-proxy-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("core.toml");
+        std::fs::write(&file, "trusted_proxies = [\"192.0.2.0/24\"]\n").unwrap();
+        let from_file = args(&format!("--config {} --print-config", file.display()));
+        let Action::PrintConfig(c) = parse(&from_file).unwrap() else {
+            panic!("expected print")
+        };
+        assert_eq!(c.trusted_proxies, ["192.0.2.0/24"]);
+        let flags = [
+            from_file,
+            args("--trusted-proxy 127.0.0.2/32 --trusted-proxy=::1"),
+        ]
+        .concat();
+        let Action::PrintConfig(c) = parse(&flags).unwrap() else {
+            panic!("expected print")
+        };
+        assert_eq!(c.trusted_proxies, ["127.0.0.2/32", "::1"]);
+        assert!(c.to_toml().contains("trusted_proxies = ["));
+        std::fs::remove_dir_all(&dir).ok();
     }
 }

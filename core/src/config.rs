@@ -111,6 +111,10 @@ pub struct Config {
     pub max_pending_per_source: usize,
     /// New connections per second per source address (burst: twice this).
     pub connect_rate_per_source: u32,
+    /// Load balancers (CIDR blocks or addresses) whose connections start
+    /// with a PROXY protocol header naming the real client; empty: no
+    /// header is ever read. See [`crate::trusted_proxies`].
+    pub trusted_proxies: Vec<String>,
     /// Failed TOTP checks that lock a node id ...
     pub lockout_failures: u32,
     /// ... within this many seconds.
@@ -163,6 +167,7 @@ impl Default for Config {
             max_pending_connections: 1024,
             max_pending_per_source: 32,
             connect_rate_per_source: 200,
+            trusted_proxies: Vec::new(),
             lockout_failures: 5,
             lockout_window: 300,
             lockout_base: 60,
@@ -304,6 +309,7 @@ impl Config {
         if self.bind.parse::<IpAddr>().is_err() {
             return err(format!("bind: `{}` is not an IP address", self.bind));
         }
+        crate::trusted_proxies::TrustedProxies::parse(&self.trusted_proxies)?;
         if self.enrollment == Enrollment::Token
             && self.enrollment_token.is_empty()
             && self.enrollment_token_file.is_empty()
@@ -433,6 +439,23 @@ mod tests {
         let mut twice = c.clone();
         twice.modules.push(c.modules[0].clone());
         assert!(twice.validate().is_err());
+    }
+
+    #[test]
+    fn trusted_proxies_are_checked_and_read_back() {
+        let c = Config::from_toml("trusted_proxies = [\"10.0.0.0/8\", \"::1\"]\n").unwrap();
+        assert_eq!(c.trusted_proxies, ["10.0.0.0/8", "::1"]);
+        assert!(c.validate().is_ok());
+        assert!(
+            c.to_toml().contains("trusted_proxies = ["),
+            "{}",
+            c.to_toml()
+        );
+        assert_eq!(Config::from_toml(&c.to_toml()).unwrap(), c);
+        assert!(Config::default().to_toml().contains("trusted_proxies = []"));
+        let bad = Config::from_toml("trusted_proxies = [\"10.0.0.0/33\"]\n").unwrap();
+        let e = bad.validate().unwrap_err().0;
+        assert!(e.starts_with("trusted_proxies: `10.0.0.0/33`"), "{e}");
     }
 
     #[test]

@@ -153,11 +153,13 @@ pub enum StreamRefusal {
     Pending,
     /// A browser page from another origin opened the WebSocket.
     Origin,
+    /// A trusted proxy's connection without a valid PROXY header in time.
+    ProxyHeader,
 }
 
 impl StreamRefusal {
     /// Every reason, in label order.
-    pub const ALL: [StreamRefusal; 8] = [
+    pub const ALL: [StreamRefusal; 9] = [
         StreamRefusal::TooManySessions,
         StreamRefusal::InvalidToken,
         StreamRefusal::RegistrationTimeout,
@@ -166,6 +168,7 @@ impl StreamRefusal {
         StreamRefusal::Handshake,
         StreamRefusal::Pending,
         StreamRefusal::Origin,
+        StreamRefusal::ProxyHeader,
     ];
 
     /// The metrics label.
@@ -179,6 +182,7 @@ impl StreamRefusal {
             StreamRefusal::Handshake => "handshake",
             StreamRefusal::Pending => "pending_limit",
             StreamRefusal::Origin => "origin",
+            StreamRefusal::ProxyHeader => "proxy_header",
         }
     }
 }
@@ -190,7 +194,7 @@ pub struct Metrics {
     pub connections: AtomicU64,
     /// Node connections open now.
     pub connections_open: AtomicU64,
-    refused: [AtomicU64; 4],
+    refused: [AtomicU64; Refusal::ALL.len()],
     /// Accepted registrations.
     pub registrations_accepted: AtomicU64,
     registrations_refused: [AtomicU64; 11],
@@ -223,7 +227,7 @@ pub struct Metrics {
     pub stream_sessions_open: AtomicU64,
     /// Stream sessions that presented a valid API token.
     pub stream_registrations: AtomicU64,
-    stream_refused: [AtomicU64; 8],
+    stream_refused: [AtomicU64; StreamRefusal::ALL.len()],
     /// `BackendCommand`s answered.
     pub stream_commands: AtomicU64,
     /// Live messages dropped for slow stream subscribers (reported as `lagged N`).

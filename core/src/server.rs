@@ -107,6 +107,10 @@ impl Core {
                 config.node_port
             );
         }
+        let trusted_proxies =
+            crate::trusted_proxies::TrustedProxies::parse(&config.trusted_proxies)
+                .map_err(|e| e.to_string())?;
+        trusted_proxies.log_start();
         files::create_private_dir(&config.data_dir)
             .map_err(|e| format!("creating data dir {}: {e}", config.data_dir.display()))?;
         let token = api_token(config)?;
@@ -294,6 +298,7 @@ impl Core {
             registration_timeout: Duration::from_secs(config.registration_timeout),
             executor: executor.clone(),
             poller: poller.clone(),
+            trusted_proxies: trusted_proxies.clone(),
         };
         let until_stopped = {
             let stopped = stopped.clone();
@@ -316,6 +321,7 @@ impl Core {
             token,
             metrics: metrics.clone(),
             executor: api_executor.clone(),
+            trusted_proxies: trusted_proxies.clone(),
         };
         api_executor
             .spawn(future::or(gate.run(), until_stopped()))
@@ -326,6 +332,7 @@ impl Core {
             registration_timeout: Duration::from_secs(config.registration_timeout),
             executor: executor.clone(),
             api_port: api_addr.port(),
+            trusted_proxies,
         };
         executor
             .spawn(future::or(stream_listener.run(), until_stopped()))

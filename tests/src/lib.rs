@@ -5,6 +5,8 @@
 //! drive it as nodes and operators would:
 //!
 //! - [`Core`] ([`core_process`]): starts, waits for `/health`, stops the core;
+//! - [`Haproxy`] ([`haproxy`]): a real HAProxy in front of one or more cores,
+//!   configured like `configs/haproxy.cfg` (PROXY protocol v2 to each core);
 //! - [`TestNode`] ([`test_node`]): a Protocol v2 node over TCP or TLS 1.3;
 //! - [`Api`] ([`http`]): a tiny blocking HTTP/1.1 client for the REST API;
 //! - [`Metrics`] ([`metrics`]): the Prometheus text of `/metrics`, parsed;
@@ -28,6 +30,7 @@ pub mod binaries;
 pub mod certs;
 pub mod child_process;
 pub mod core_process;
+pub mod haproxy;
 pub mod http;
 pub mod link_proxy;
 pub mod metrics;
@@ -40,6 +43,7 @@ pub mod totp;
 pub use agent_process::{Agent, AgentBuilder, AgentMode};
 pub use certs::Pki;
 pub use core_process::{Core, CoreBuilder};
+pub use haproxy::Haproxy;
 pub use http::{Api, EventPage, Response};
 pub use link_proxy::LinkProxy;
 pub use metrics::Metrics;

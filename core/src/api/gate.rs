@@ -13,6 +13,11 @@
 //! complete request, with a head the gate wrote, goes to tiny_http over a
 //! Unix socket in the 0700 data dir, so its threads never wait on a client.
 //! One request per connection: the forwarded head says `Connection: close`.
+//!
+//! A connection from a trusted load balancer ([`crate::trusted_proxies`])
+//! starts with a PROXY header naming the client; the gate reads it before
+//! the head and counts the connection for that client. From anyone else
+//! such a header is only a malformed request head: 400.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::net::UnixStream;
@@ -28,6 +33,7 @@ use crate::api::head::{self, HeadError, RequestHead, MAX_HEAD};
 use crate::api::MAX_BODY;
 use crate::metrics::Metrics;
 use crate::node::admission::{Admission, Limits};
+use crate::trusted_proxies::{self, ProxiedRefusal, TrustedProxies};
 
 /// Open API connections, all sources.
 pub const MAX_CONNECTIONS: usize = 1024;
@@ -57,6 +63,8 @@ pub struct HttpGate {
     pub metrics: Arc<Metrics>,
     /// Where connection tasks run.
     pub executor: Arc<smol::Executor<'static>>,
+    /// Load balancers whose PROXY header names the real client.
+    pub trusted_proxies: TrustedProxies,
 }
 
 /// What every connection task shares.
@@ -84,7 +92,14 @@ impl HttpGate {
         loop {
             let (client, peer) =
                 crate::node::listener::accept(&self.socket, "an API connection").await;
-            let permit = match admission.admit(peer.ip(), Instant::now()) {
+            // A trusted proxy's connections count for the clients they name.
+            let proxied = self.trusted_proxies.contains(peer.ip());
+            let admitted = if proxied {
+                admission.admit_unattributed()
+            } else {
+                admission.admit(peer.ip(), Instant::now())
+            };
+            let permit = match admitted {
                 Ok(p) => p,
                 Err(refusal) => {
                     shared.metrics.api_refused.fetch_add(1, Ordering::Relaxed);
@@ -95,12 +110,37 @@ impl HttpGate {
             let shared = shared.clone();
             self.executor
                 .spawn(async move {
+                    let (peer, permit) = if proxied {
+                        match trusted_proxies::client_of(&client, peer, permit).await {
+                            Ok(admitted) => admitted,
+                            Err(refused) => return shared.proxy_refused(peer, refused),
+                        }
+                    } else {
+                        (peer, permit)
+                    };
                     if let Err(e) = serve(client, &shared).await {
                         log::debug!("API connection {peer}: {e}");
                     }
                     drop(permit);
                 })
                 .detach();
+        }
+    }
+}
+
+impl Shared {
+    /// Counts and logs a trusted proxy's connection closed before its
+    /// request: no valid PROXY header, or its client is over its limits.
+    fn proxy_refused(&self, proxy: SocketAddr, refused: ProxiedRefusal) {
+        self.metrics.api_refused.fetch_add(1, Ordering::Relaxed);
+        match refused {
+            ProxiedRefusal::Header(e) => {
+                log::debug!("API connection from the trusted proxy {proxy}: {e}; closing")
+            }
+            ProxiedRefusal::Client(client, refusal) => log::debug!(
+                "refused API connection from {client} (through {proxy}): {}",
+                refusal.label()
+            ),
         }
     }
 }

@@ -1,5 +1,12 @@
 //! Admission of new node connections: caps on unregistered connections,
 //! overall and per source address, and a per-source connection rate.
+//!
+//! A connection from a trusted proxy ([`crate::trusted_proxies`]) is
+//! admitted in two steps: at accept against the overall cap only
+//! ([`Admission::admit_unattributed`]), since the proxy speaks for many
+//! clients and must not exhaust its own address's places; then, once its
+//! PROXY header named the client, against that client's limits
+//! ([`Permit::attribute`]).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -21,15 +28,19 @@ pub enum Refusal {
     /// Too many unregistered connections from this source's network
     /// (IPv4 /24, IPv6 /64).
     NetworkPending,
+    /// A trusted proxy's connection without a valid PROXY header in time.
+    /// Not an admission decision, but counted and reported with them.
+    ProxyHeader,
 }
 
 impl Refusal {
     /// Every reason, for metrics.
-    pub const ALL: [Refusal; 4] = [
+    pub const ALL: [Refusal; 5] = [
         Refusal::TooManyPending,
         Refusal::SourcePending,
         Refusal::SourceRate,
         Refusal::NetworkPending,
+        Refusal::ProxyHeader,
     ];
 
     /// The metrics label.
@@ -39,6 +50,7 @@ impl Refusal {
             Refusal::SourcePending => "source_pending",
             Refusal::SourceRate => "source_rate",
             Refusal::NetworkPending => "network_pending",
+            Refusal::ProxyHeader => "proxy_header",
         }
     }
 }
@@ -107,7 +119,9 @@ pub struct Admission {
 #[derive(Debug)]
 pub struct Permit {
     admission: Admission,
-    source: IpAddr,
+    /// The source whose places it holds; `None` while a trusted proxy's
+    /// connection has not named its client yet (overall place only).
+    source: Option<IpAddr>,
 }
 
 impl Admission {
@@ -125,8 +139,34 @@ impl Admission {
         if st.pending >= self.limits.max_pending {
             return Err(Refusal::TooManyPending);
         }
+        self.take_source(&mut st, source, now)?;
+        st.pending += 1;
+        Ok(Permit {
+            admission: self.clone(),
+            source: Some(source),
+        })
+    }
+
+    /// Admits a connection against the overall cap only: one from a trusted
+    /// proxy, whose source is not known before its PROXY header. Its
+    /// source's limits apply once [`Permit::attribute`] names it.
+    pub fn admit_unattributed(&self) -> Result<Permit, Refusal> {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if st.pending >= self.limits.max_pending {
+            return Err(Refusal::TooManyPending);
+        }
+        st.pending += 1;
+        Ok(Permit {
+            admission: self.clone(),
+            source: None,
+        })
+    }
+
+    /// Takes a place of `source` (rate, per-source and per-network caps);
+    /// the overall count is the caller's.
+    fn take_source(&self, st: &mut State, source: IpAddr, now: Instant) -> Result<(), Refusal> {
         if st.sources.len() >= MAX_SOURCES && !st.sources.contains_key(&source) {
-            self.prune(&mut st, now);
+            self.prune(st, now);
             if st.sources.len() >= MAX_SOURCES {
                 return Err(Refusal::TooManyPending);
             }
@@ -156,11 +196,21 @@ impl Admission {
             entry.pending += 1;
         }
         *st.networks.entry(network(source)).or_insert(0) += 1;
-        st.pending += 1;
-        Ok(Permit {
-            admission: self.clone(),
-            source,
-        })
+        Ok(())
+    }
+
+    /// Gives back a place of `source` (not the overall one).
+    fn give_source(st: &mut State, source: IpAddr) {
+        if let Some(s) = st.sources.get_mut(&source) {
+            s.pending = s.pending.saturating_sub(1);
+        }
+        let net = network(source);
+        if let Some(n) = st.networks.get_mut(&net) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                st.networks.remove(&net);
+            }
+        }
     }
 
     /// Unregistered connections now.
@@ -177,22 +227,38 @@ impl Admission {
         });
     }
 
-    fn release(&self, source: IpAddr) {
+    fn release(&self, source: Option<IpAddr>) {
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         st.pending = st.pending.saturating_sub(1);
-        if let Some(s) = st.sources.get_mut(&source) {
-            s.pending = s.pending.saturating_sub(1);
-        }
-        let net = network(source);
-        if let Some(n) = st.networks.get_mut(&net) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                st.networks.remove(&net);
-            }
+        if let Some(source) = source {
+            Self::give_source(&mut st, source);
         }
         if st.sources.len() > MAX_SOURCES / 2 {
             self.prune(&mut st, Instant::now());
         }
+    }
+}
+
+impl Permit {
+    /// Moves this permit to `source`: the client a trusted proxy's PROXY
+    /// header named. Its rate, per-source and per-network limits apply as
+    /// to a direct connection; refused, the permit is dropped (its overall
+    /// place freed) and the reason returned. A permit that already had a
+    /// source gives that source's place back.
+    pub fn attribute(mut self, source: IpAddr, now: Instant) -> Result<Permit, Refusal> {
+        let admission = self.admission.clone();
+        let mut st = admission.state.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(old) = self.source.take() {
+            Admission::give_source(&mut st, old);
+        }
+        admission.take_source(&mut st, source, now)?;
+        self.source = Some(source);
+        Ok(self)
+    }
+
+    /// The source whose places this permit holds, once known.
+    pub fn source(&self) -> Option<IpAddr> {
+        self.source
     }
 }
 
@@ -201,7 +267,7 @@ impl Admission {
 /// [`REPORT_EVERY`], with counts per reason and the address refused most.
 #[derive(Debug, Default)]
 pub struct RefusalReport {
-    counts: [u64; 4],
+    counts: [u64; Refusal::ALL.len()],
     top: Option<(IpAddr, u64)>,
     by_source: HashMap<IpAddr, u64>,
     last: Option<Instant>,
@@ -342,6 +408,51 @@ mod tests {
             a.admit(ip("127.0.0.5"), now).is_ok(),
             "a freed place is reusable"
         );
+    }
+
+    #[test]
+    fn a_proxys_connections_count_for_the_clients_they_name() {
+        let a = Admission::new(Limits {
+            max_pending: 8,
+            max_pending_per_source: 2,
+            rate_per_source: 1000,
+        });
+        let now = Instant::now();
+        // The proxy's own address never runs out of places...
+        let waiting: Vec<_> = (0..5).map(|_| a.admit_unattributed().unwrap()).collect();
+        assert_eq!(a.pending(), 5);
+        assert!(waiting.iter().all(|p| p.source().is_none()));
+        let mut waiting = waiting.into_iter();
+        let mut next = || waiting.next().unwrap();
+        // ...the clients they name have theirs.
+        let c1 = next().attribute(ip("192.0.2.1"), now).unwrap();
+        let c2 = next().attribute(ip("192.0.2.1"), now).unwrap();
+        assert_eq!(c1.source(), Some(ip("192.0.2.1")));
+        assert_eq!(
+            next().attribute(ip("192.0.2.1"), now).unwrap_err(),
+            Refusal::SourcePending
+        );
+        // The refused one gave its overall place back.
+        assert_eq!(a.pending(), 4);
+        let other = next().attribute(ip("198.51.100.2"), now).unwrap();
+        // A direct connection from that client shares its places.
+        assert_eq!(
+            a.admit(ip("192.0.2.1"), now).unwrap_err(),
+            Refusal::SourcePending
+        );
+        drop(c1);
+        let direct = a.admit(ip("192.0.2.1"), now).unwrap();
+        // The overall cap still binds the proxy.
+        let more: Vec<_> = (0..4).map(|_| a.admit_unattributed().unwrap()).collect();
+        assert_eq!(a.admit_unattributed().unwrap_err(), Refusal::TooManyPending);
+        // Re-attributing moves the place.
+        let moved = other.attribute(ip("203.0.113.3"), now).unwrap();
+        assert!(a.admit(ip("198.51.100.2"), now).is_err(), "overall cap");
+        drop((c2, direct, moved, more, next()));
+        assert_eq!(a.pending(), 0);
+        let st = a.state.lock().unwrap();
+        assert!(st.networks.is_empty(), "{:?}", st.networks);
+        assert!(st.sources.values().all(|s| s.pending == 0));
     }
 
     #[test]

@@ -1,9 +1,9 @@
-//! The node port's accept loop: admission, socket options, TLS, and one task
-//! per connection.
+//! The node port's accept loop: admission, socket options, the PROXY header
+//! of a trusted load balancer, TLS, and one task per connection.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_io::{Async, Timer};
@@ -14,9 +14,10 @@ use honeybee_proto::LineDecoder;
 use socket2::{SockRef, TcpKeepalive};
 
 use crate::metrics::{Metrics, ProtocolError};
-use crate::node::admission::{Admission, Permit, RefusalReport};
+use crate::node::admission::{Admission, Permit, Refusal, RefusalReport};
 use crate::node::poller::{Handoff, NodePoller, Wire};
 use crate::node::session::{self, Flow, NodeContext, Registered, Session, Warner};
+use crate::trusted_proxies::{self, ProxiedRefusal, TrustedProxies};
 
 /// Everything the accept loop needs.
 pub struct NodeListener {
@@ -34,35 +35,76 @@ pub struct NodeListener {
     pub executor: Arc<smol::Executor<'static>>,
     /// Where registered plain connections are served.
     pub poller: Arc<NodePoller>,
+    /// Load balancers whose PROXY header names the real client.
+    pub trusted_proxies: TrustedProxies,
 }
 
 impl NodeListener {
     /// Accepts until the future is dropped.
     pub async fn run(self) {
         let this = Arc::new(self);
-        let mut report = RefusalReport::default();
+        let report = Arc::new(Mutex::new(RefusalReport::default()));
         loop {
             let (stream, peer) = accept(&this.socket, "a node connection").await;
             let metrics = &this.ctx.metrics;
             metrics.connections.fetch_add(1, Ordering::Relaxed);
-            let permit = match this.admission.admit(peer.ip(), Instant::now()) {
+            // A trusted proxy speaks for many clients: only the overall cap
+            // applies until its PROXY header names the client.
+            let proxied = this.trusted_proxies.contains(peer.ip());
+            let admitted = if proxied {
+                this.admission.admit_unattributed()
+            } else {
+                this.admission.admit(peer.ip(), Instant::now())
+            };
+            let permit = match admitted {
                 Ok(p) => p,
                 Err(refusal) => {
-                    metrics.connection_refused(refusal);
-                    log::debug!("refused node connection from {peer}: {}", refusal.label());
-                    let line =
-                        report.record("node connections", refusal, peer.ip(), Instant::now());
-                    if let Some(line) = line {
-                        log::warn!("{line}");
-                    }
+                    this.refused(&report, refusal, peer);
                     continue;
                 }
             };
             configure(stream.get_ref());
             let task = Arc::clone(&this);
+            let report = report.clone();
             this.executor
-                .spawn(async move { task.connection(stream, peer, permit).await })
+                .spawn(async move {
+                    if !proxied {
+                        return task.connection(stream, peer, permit).await;
+                    }
+                    match trusted_proxies::client_of(&stream, peer, permit).await {
+                        Ok((client, permit)) => {
+                            log::debug!(
+                                "node connection {client} through the trusted proxy {peer}"
+                            );
+                            task.connection(stream, client, permit).await
+                        }
+                        Err(ProxiedRefusal::Header(e)) => {
+                            log::debug!(
+                                "node connection from the trusted proxy {peer}: {e}; closing"
+                            );
+                            task.refused(&report, Refusal::ProxyHeader, peer);
+                        }
+                        Err(ProxiedRefusal::Client(client, refusal)) => {
+                            task.refused(&report, refusal, client);
+                        }
+                    }
+                })
                 .detach();
+        }
+    }
+
+    /// Counts and reports a connection closed before it was served.
+    fn refused(&self, report: &Mutex<RefusalReport>, refusal: Refusal, peer: SocketAddr) {
+        self.ctx.metrics.connection_refused(refusal);
+        log::debug!("refused node connection from {peer}: {}", refusal.label());
+        let line = report.lock().unwrap_or_else(|e| e.into_inner()).record(
+            "node connections",
+            refusal,
+            peer.ip(),
+            Instant::now(),
+        );
+        if let Some(line) = line {
+            log::warn!("{line}");
         }
     }
 

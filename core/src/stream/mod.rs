@@ -9,6 +9,10 @@
 //! queue (oldest dropped, reported as `lagged N`), the socket buffers, and for
 //! WebSocket one message in tungstenite's write buffer. Commands that wait on
 //! the database run on the blocking pool.
+//!
+//! A connection from a trusted load balancer ([`crate::trusted_proxies`])
+//! starts with a PROXY header naming the client; it is read before the first
+//! bytes are sniffed, and the session is the client's from then on.
 
 pub mod origin;
 pub mod session;
@@ -17,7 +21,7 @@ use std::future::Future;
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_io::{Async, Timer};
@@ -33,8 +37,9 @@ use honeybee_proto::{
 
 use crate::bus::{Delivery, Subscription};
 use crate::metrics::{Metrics, StreamRefusal};
-use crate::node::admission::{Admission, Limits, Permit, RefusalReport};
+use crate::node::admission::{Admission, Limits, Permit, Refusal, RefusalReport};
 use crate::stream::session::{url_token, ModuleContext, ModuleSession, Step, INVALID_TOKEN};
+use crate::trusted_proxies::{self, ProxiedRefusal, TrustedProxies};
 
 /// Stream sessions open at once; more are closed at accept.
 pub const MAX_SESSIONS: usize = 256;
@@ -71,6 +76,8 @@ pub struct StreamListener {
     /// The API port: a browser may open the WebSocket only from a page
     /// served there (the dashboard).
     pub api_port: u16,
+    /// Load balancers whose PROXY header names the real client.
+    pub trusted_proxies: TrustedProxies,
 }
 
 /// Holds one of the [`MAX_SESSIONS`] places while a session lives.
@@ -121,22 +128,23 @@ impl StreamListener {
             max_pending_per_source: MAX_PENDING_PER_SOURCE,
             rate_per_source: RATE_PER_SOURCE,
         });
-        let mut report = RefusalReport::default();
+        let report = Arc::new(Mutex::new(RefusalReport::default()));
         loop {
             let (stream, peer) =
                 crate::node::listener::accept(&this.socket, "a stream connection").await;
             let metrics = &this.ctx.metrics;
             metrics.stream_connections.fetch_add(1, Ordering::Relaxed);
-            let permit = match admission.admit(peer.ip(), Instant::now()) {
+            // A trusted proxy's connections count for the clients they name.
+            let proxied = this.trusted_proxies.contains(peer.ip());
+            let admitted = if proxied {
+                admission.admit_unattributed()
+            } else {
+                admission.admit(peer.ip(), Instant::now())
+            };
+            let permit = match admitted {
                 Ok(p) => p,
                 Err(refusal) => {
-                    metrics.stream_refused(StreamRefusal::Pending);
-                    log::debug!("refused stream connection from {peer}: {}", refusal.label());
-                    let line =
-                        report.record("stream connections", refusal, peer.ip(), Instant::now());
-                    if let Some(line) = line {
-                        log::warn!("{line}");
-                    }
+                    this.refused(&report, refusal, peer);
                     continue;
                 }
             };
@@ -147,12 +155,45 @@ impl StreamListener {
             };
             crate::node::listener::configure(stream.get_ref());
             let task = Arc::clone(&this);
+            let report = report.clone();
             this.executor
                 .spawn(async move {
+                    let (peer, permit) = if proxied {
+                        match trusted_proxies::client_of(&stream, peer, permit).await {
+                            Ok(admitted) => admitted,
+                            Err(ProxiedRefusal::Header(e)) => {
+                                task.ctx.metrics.stream_refused(StreamRefusal::ProxyHeader);
+                                log::debug!(
+                                    "stream connection from the trusted proxy {peer}: {e}; closing"
+                                );
+                                return;
+                            }
+                            Err(ProxiedRefusal::Client(client, refusal)) => {
+                                return task.refused(&report, refusal, client);
+                            }
+                        }
+                    } else {
+                        (peer, permit)
+                    };
                     task.connection(stream, peer, permit).await;
                     drop(slot);
                 })
                 .detach();
+        }
+    }
+
+    /// Counts and reports a connection over its source's limits.
+    fn refused(&self, report: &Mutex<RefusalReport>, refusal: Refusal, peer: SocketAddr) {
+        self.ctx.metrics.stream_refused(StreamRefusal::Pending);
+        log::debug!("refused stream connection from {peer}: {}", refusal.label());
+        let line = report.lock().unwrap_or_else(|e| e.into_inner()).record(
+            "stream connections",
+            refusal,
+            peer.ip(),
+            Instant::now(),
+        );
+        if let Some(line) = line {
+            log::warn!("{line}");
         }
     }
 
