@@ -63,8 +63,19 @@ fn free_ports() -> [u16; 3] {
 /// Runs the binary with `args` (no ports, no data dir) until it exits, for
 /// CLI tests. Returns (status, stdout, stderr); kills it after `timeout`.
 pub fn run_to_exit(args: &[&str], cwd: &Path, timeout: Duration) -> (ExitStatus, String, String) {
+    run_to_exit_with_env(args, &[], cwd, timeout)
+}
+
+/// Like [`run_to_exit`], with extra environment variables for the child.
+pub fn run_to_exit_with_env(
+    args: &[&str],
+    env: &[(&str, &str)],
+    cwd: &Path,
+    timeout: Duration,
+) -> (ExitStatus, String, String) {
     let mut child = Command::new(core_binary())
         .args(args)
+        .envs(env.iter().copied())
         .current_dir(cwd)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -207,76 +218,11 @@ impl CoreBuilder {
 
     /// Like [`CoreBuilder::start`], returning the failure text instead.
     pub fn try_start(self) -> Result<Core, String> {
-        let workspace = self
-            .workspace
-            .clone()
-            .unwrap_or_else(|| Arc::new(TempDir::new("honeybee-test")));
-        let config_path = self.config.as_ref().map(|text| {
-            let p = workspace.path().join("core.toml");
-            std::fs::write(&p, text).expect("write core.toml");
-            p
-        });
-        let data_dir = workspace.path().join("data");
-        let bin = self.binary.clone().unwrap_or_else(core_binary);
         let mut last_err = String::new();
         // A port picked free may be taken by a parallel test before the
         // core binds it: retry with new ports when the core exits early.
         for _attempt in 0..3 {
-            let [node_port, api_port, stream_port] = free_ports();
-            let mut cmd = Command::new(&bin);
-            if let Some(p) = &config_path {
-                cmd.arg("--config").arg(p);
-            }
-            cmd.arg("--data-dir")
-                .arg(&data_dir)
-                .args(["--bind", "127.0.0.1"])
-                .args(["--node-port", &node_port.to_string()])
-                .args(["--api-port", &api_port.to_string()])
-                .args(["--stream-port", &stream_port.to_string()]);
-            if let Some(t) = &self.api_token {
-                cmd.args(["--api-token", t]);
-            }
-            cmd.args(&self.args)
-                .current_dir(workspace.path())
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped());
-            for (k, v) in &self.env {
-                cmd.env(k, v);
-            }
-            if crate::postgres::enabled() && !self.chooses_store() {
-                cmd.env(
-                    "HONEYBEE_POSTGRES",
-                    crate::postgres::database_for(workspace.path()),
-                );
-            }
-            let echo = std::env::var_os("HONEYBEE_TEST_ECHO").is_some();
-            let mut child = cmd
-                .spawn()
-                .map_err(|e| format!("cannot spawn {}: {e}", bin.display()))?;
-            let stdout = capture(child.stdout.take().expect("stdout"), echo, "core");
-            let stderr = capture(child.stderr.take().expect("stderr"), echo, "core");
-            let api_addr = SocketAddr::new(LOOPBACK, api_port);
-            let mut core = Core {
-                child: Some(child),
-                node_addr: SocketAddr::new(LOOPBACK, node_port),
-                api_addr,
-                stream_addr: SocketAddr::new(LOOPBACK, stream_port),
-                api: Api::new(api_addr, self.api_token.clone().unwrap_or_default()),
-                workspace: workspace.clone(),
-                data_dir: data_dir.clone(),
-                stdout: stdout.0,
-                stderr: stderr.0,
-                args: cmd
-                    .get_args()
-                    .map(|a| a.to_string_lossy().into_owned())
-                    .collect(),
-                canary_token: self
-                    .args
-                    .iter()
-                    .position(|a| a == "--enrollment-token")
-                    .and_then(|i| self.args.get(i + 1).cloned()),
-            };
+            let (mut core, stderr_reader) = self.launch()?;
             let deadline = Instant::now() + START_TIMEOUT;
             let mut exited = None;
             let healthy = loop {
@@ -303,9 +249,10 @@ impl CoreBuilder {
             }
             if exited.is_some() {
                 // The pipe is closed: everything the core wrote is captured.
-                let _ = stderr.1.join();
+                let _ = stderr_reader.join();
             }
             let text = core.stderr();
+            let api_addr = core.api_addr;
             last_err = match exited {
                 Some(status) => format!(
                     "honeybee-core exited during startup ({status}); args {:?}\n--- stderr ---\n{text}",
@@ -324,6 +271,89 @@ impl CoreBuilder {
             }
         }
         Err(last_err)
+    }
+
+    /// Spawns the core and returns at once, without waiting for `/health`:
+    /// for tests of a core that must not (or not yet) come up. Wait with
+    /// [`Core::wait_healthy`] or [`Core::wait_exit`]. An API token the core
+    /// generates is not read.
+    pub fn spawn(self) -> Core {
+        match self.launch() {
+            Ok((core, _stderr_reader)) => core,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// Spawns the core on fresh ports; the `Core` and the thread that reads
+    /// its stderr (joined once it exited, to have all of it).
+    fn launch(&self) -> Result<(Core, std::thread::JoinHandle<()>), String> {
+        let workspace = self
+            .workspace
+            .clone()
+            .unwrap_or_else(|| Arc::new(TempDir::new("honeybee-test")));
+        let config_path = self.config.as_ref().map(|text| {
+            let p = workspace.path().join("core.toml");
+            std::fs::write(&p, text).expect("write core.toml");
+            p
+        });
+        let data_dir = workspace.path().join("data");
+        let bin = self.binary.clone().unwrap_or_else(core_binary);
+        let [node_port, api_port, stream_port] = free_ports();
+        let mut cmd = Command::new(&bin);
+        if let Some(p) = &config_path {
+            cmd.arg("--config").arg(p);
+        }
+        cmd.arg("--data-dir")
+            .arg(&data_dir)
+            .args(["--bind", "127.0.0.1"])
+            .args(["--node-port", &node_port.to_string()])
+            .args(["--api-port", &api_port.to_string()])
+            .args(["--stream-port", &stream_port.to_string()]);
+        if let Some(t) = &self.api_token {
+            cmd.args(["--api-token", t]);
+        }
+        cmd.args(&self.args)
+            .current_dir(workspace.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        if crate::postgres::enabled() && !self.chooses_store() {
+            cmd.env(
+                "HONEYBEE_POSTGRES",
+                crate::postgres::database_for(workspace.path()),
+            );
+        }
+        let echo = std::env::var_os("HONEYBEE_TEST_ECHO").is_some();
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| format!("cannot spawn {}: {e}", bin.display()))?;
+        let stdout = capture(child.stdout.take().expect("stdout"), echo, "core");
+        let stderr = capture(child.stderr.take().expect("stderr"), echo, "core");
+        let api_addr = SocketAddr::new(LOOPBACK, api_port);
+        let core = Core {
+            child: Some(child),
+            node_addr: SocketAddr::new(LOOPBACK, node_port),
+            api_addr,
+            stream_addr: SocketAddr::new(LOOPBACK, stream_port),
+            api: Api::new(api_addr, self.api_token.clone().unwrap_or_default()),
+            workspace,
+            data_dir,
+            stdout: stdout.0,
+            stderr: stderr.0,
+            args: cmd
+                .get_args()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect(),
+            canary_token: self
+                .args
+                .iter()
+                .position(|a| a == "--enrollment-token")
+                .and_then(|i| self.args.get(i + 1).cloned()),
+        };
+        Ok((core, stderr.1))
     }
 }
 
@@ -428,6 +458,39 @@ impl Core {
                     .and_then(|v| v.split_whitespace().next()?.parse().ok())
             })
             .unwrap_or_else(|| panic!("core {pid} is gone; stderr:\n{}", self.stderr()))
+    }
+
+    /// Waits up to `timeout` for `GET /health` to answer 200; false if it
+    /// did not, or the core exited first.
+    pub fn wait_healthy(&mut self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.api.healthy() {
+                return true;
+            }
+            if !self.is_running() || Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits up to `timeout` for the core to exit on its own; its status,
+    /// or `None` while it still runs.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let child = self.child.as_mut()?;
+            if let Ok(Some(status)) = child.try_wait() {
+                // Reaped: nothing left to signal on drop.
+                self.child = None;
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Whether the process is still running.

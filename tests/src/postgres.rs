@@ -175,8 +175,114 @@ impl Postgres {
         }
     }
 
-    /// Runs `sql` with psql in `database`; the unaligned output. Panics on
-    /// an error.
+    /// A URL for `database` as `user` with `password` (when given), and
+    /// the query (`sslmode=…&…`, without `?`) as given.
+    pub fn url_as(
+        &self,
+        user: &str,
+        password: Option<&str>,
+        database: &str,
+        query: &str,
+    ) -> String {
+        let auth = match password {
+            Some(pw) => format!("{user}:{pw}"),
+            None => user.to_owned(),
+        };
+        let mut url = format!("postgres://{auth}@127.0.0.1:{}/{database}", self.port);
+        if !query.is_empty() {
+            url.push('?');
+            url.push_str(query);
+        }
+        url
+    }
+
+    /// Writes `contents` to `name` in the data directory, owned by the
+    /// server's user, mode 0600 (what PostgreSQL wants of a key file).
+    pub fn write_data_file(&self, name: &str, contents: &[u8]) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let path = self.dir.join("data").join(name);
+        std::fs::write(&path, contents).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+            .unwrap_or_else(|e| panic!("chmod {}: {e}", path.display()));
+        if self.as_postgres {
+            let user = nix::unistd::User::from_name("postgres")
+                .ok()
+                .flatten()
+                .expect("the postgres user");
+            nix::unistd::chown(&path, Some(user.uid), Some(user.gid))
+                .unwrap_or_else(|e| panic!("chown postgres {}: {e}", path.display()));
+        }
+        path
+    }
+
+    /// Replaces `pg_hba.conf` with `lines` after `local all all trust` (the
+    /// harness's own psql uses the Unix socket), and reloads.
+    pub fn set_hba(&self, lines: &[&str]) {
+        let mut text = String::from("local all all trust\n");
+        for l in lines {
+            text.push_str(l);
+            text.push('\n');
+        }
+        self.write_data_file("pg_hba.conf", text.as_bytes());
+        let errors = self.sql(
+            "postgres",
+            "SELECT line_number || ': ' || error FROM pg_hba_file_rules WHERE error IS NOT NULL",
+        );
+        assert!(errors.trim().is_empty(), "pg_hba.conf {lines:?}: {errors}");
+        self.reload();
+    }
+
+    /// Turns TLS on with the PEM certificate and key `cert` and `key`
+    /// (copied into the data directory, owned by the server, key 0600),
+    /// and reloads.
+    pub fn enable_tls(&self, cert: &Path, key: &Path) {
+        let read = |p: &Path| std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+        self.write_data_file("server.crt", &read(cert));
+        self.write_data_file("server.key", &read(key));
+        for setting in [
+            "ssl_cert_file = 'server.crt'",
+            "ssl_key_file = 'server.key'",
+            "ssl = on",
+        ] {
+            self.sql("postgres", &format!("ALTER SYSTEM SET {setting}"));
+        }
+        self.reload();
+        let on = self.sql("postgres", "SHOW ssl");
+        assert_eq!(on.trim(), "on", "ssl after reload; log:\n{}", self.log());
+    }
+
+    /// Reloads the configuration and waits until the server has (new
+    /// sessions see the new load time).
+    pub fn reload(&self) {
+        let before = self.sql("postgres", "SELECT pg_conf_load_time()");
+        self.sql("postgres", "SELECT pg_reload_conf()");
+        crate::wait_for(
+            "PostgreSQL to reload its configuration",
+            Duration::from_secs(10),
+            Duration::from_millis(20),
+            || (self.sql("postgres", "SELECT pg_conf_load_time()") != before).then_some(()),
+        );
+    }
+
+    /// Every session of a core (`application_name` `honeybee-core`) as
+    /// `(database, encrypted, TLS version or "")`.
+    pub fn core_sessions(&self) -> Vec<(String, bool, String)> {
+        self.sql(
+            "postgres",
+            "SELECT datname, ssl, coalesce(version, '') \
+             FROM pg_stat_ssl JOIN pg_stat_activity USING (pid) \
+             WHERE application_name = 'honeybee-core' ORDER BY pid",
+        )
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split('|');
+            Some((f.next()?.to_owned(), f.next()? == "t", f.next()?.to_owned()))
+        })
+        .collect()
+    }
+
+    /// Runs `sql` with psql (as `honeybee`, a superuser) in `database`; the
+    /// unaligned output. Panics on an error.
     pub fn sql(&self, database: &str, sql: &str) -> String {
         let out = self.try_sql(database, sql);
         match out {
@@ -187,8 +293,12 @@ impl Postgres {
 
     /// Like [`Postgres::sql`], returning psql's error text.
     pub fn try_sql(&self, database: &str, sql: &str) -> Result<String, String> {
+        // Over the Unix socket, which `local all all trust` keeps open to
+        // the harness whatever a test makes of the TCP rules.
         let out = Command::new("psql")
-            .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
+            .arg("-h")
+            .arg(&self.dir)
+            .args(["-p", &self.port.to_string()])
             .args([
                 "-U",
                 "honeybee",
