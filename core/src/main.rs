@@ -73,6 +73,11 @@ fn main() -> ExitCode {
     let stop = || stopping.load(std::sync::atomic::Ordering::Relaxed);
     let core = match Core::start_until(&config, &stop) {
         Ok(core) => core,
+        // Asked to stop while it waited for its database: a clean stop.
+        Err(e) if stop() => {
+            log::info!("stopped before starting: {e}");
+            return ExitCode::SUCCESS;
+        }
         Err(e) => {
             log::error!("{e}");
             eprintln!("honeybee-core: {e}");

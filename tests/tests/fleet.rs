@@ -235,6 +235,13 @@ fn a_node_on_one_core_is_seen_commanded_and_streamed_from_the_other() {
         .filter_map(|c| c["core_name"].as_str())
         .collect();
     assert_eq!(names, vec!["core-a", "core-b"], "{cores}");
+    let leaders: Vec<&Value> = cores["cores"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["leader"] == json!(true))
+        .collect();
+    assert_eq!(leaders.len(), 1, "one leader, seen alike from any core: {cores}");
 }
 
 #[test]

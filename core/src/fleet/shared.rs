@@ -18,7 +18,7 @@ use crate::fleet::notice::{self, Notice};
 use crate::fleet::{CoreView, Fleet, Routed, SharedNode};
 use crate::store::postgres::schema::LOCK;
 use crate::store::postgres::url::PgUrl;
-use crate::store::postgres::{connect, describe, load_stored_node};
+use crate::store::postgres::{connect_as, describe, load_stored_node, on_connection};
 use crate::store::StoreError;
 
 /// The advisory lock the leader holds.
@@ -126,21 +126,14 @@ impl SharedFleet {
     fn with<T>(
         &self,
         what: &str,
-        f: impl FnOnce(&mut Client) -> Result<T, postgres::Error>,
+        f: impl FnMut(&mut Client) -> Result<T, postgres::Error>,
     ) -> Result<T, StoreError> {
         let mut slot = self
             .pool
             .iter()
             .find_map(|m| m.try_lock().ok())
             .unwrap_or_else(|| lock(&self.pool[0]));
-        if slot.as_ref().is_none_or(|c| c.is_closed()) {
-            *slot = None;
-            *slot = Some(connect(&self.url).map_err(|e| StoreError(format!("{what}: {e}")))?);
-        }
-        let Some(client) = slot.as_mut() else {
-            return Err(StoreError(format!("{what}: no database connection")));
-        };
-        f(client).map_err(|e| StoreError(format!("{what}: {}", describe(&e))))
+        on_connection(&mut slot, &self.url, what, f)
     }
 
     fn notify(&self, c: &mut Client, notice: &Notice) -> Result<(), postgres::Error> {
@@ -152,7 +145,8 @@ impl SharedFleet {
     fn listen_loop(self: Arc<Self>) {
         let mut wait = Duration::from_millis(500);
         while !self.stopping.load(Ordering::Relaxed) {
-            let result = connect(&self.url).and_then(|mut c| {
+            let name = format!("honeybee-core/{}", self.core_name);
+            let result = connect_as(&self.url, &name).and_then(|mut c| {
                 wait = Duration::from_millis(500);
                 self.session(&mut c)
             });
@@ -476,8 +470,19 @@ impl Fleet for SharedFleet {
     }
 
     fn cores(&self, _local_nodes: u64) -> Result<Vec<CoreView>, StoreError> {
-        let leader = self.is_leader();
         self.with("listing the cores", |c| {
+            // The leader's listening session holds the advisory lock and is
+            // named after its core.
+            let leader: Option<String> = c
+                .query_opt(
+                    "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a USING (pid)
+                     WHERE l.locktype = 'advisory' AND l.granted
+                       AND ((l.classid::bigint << 32) | l.objid::bigint) = $1
+                     LIMIT 1",
+                    &[&LEADER],
+                )?
+                .and_then(|r| r.get::<_, Option<String>>(0))
+                .and_then(|a| a.strip_prefix("honeybee-core/").map(String::from));
             let rows = c.query(
                 "SELECT k.core_name, k.lease_until > now(), k.health,
                         to_char(k.started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),
@@ -493,7 +498,7 @@ impl Fleet for SharedFleet {
                 .map(|r| {
                     let name: String = r.get(0);
                     CoreView {
-                        leader: leader && name == self.core_name,
+                        leader: leader.as_deref() == Some(name.as_str()),
                         core_name: name,
                         alive: r.get(1),
                         health: r.get(2),

@@ -288,8 +288,12 @@ pub fn expire(
         }
     }
     if r.days > 0 {
+        // Whole days by arrival, then what arrived recently but is dated
+        // older (a node sending its spool late): retention is by the
+        // event's own time, as with SQLite. The time index finds those few.
         let cutoff = now_us.saturating_sub((r.days as i64).saturating_mul(DAY_US));
         gone += tx.execute("DELETE FROM events_default WHERE received < $1", &[&cutoff])?;
+        gone += tx.execute("DELETE FROM events WHERE time < $1", &[&cutoff])?;
     }
     if r.max_bytes > 0 {
         let mut total: i64 = kept.iter().map(|p| p.2).sum();

@@ -449,18 +449,40 @@ impl PostgresReader {
     fn with<T>(
         &self,
         what: &str,
-        f: impl FnOnce(&mut Client) -> Result<T, postgres::Error>,
+        f: impl FnMut(&mut Client) -> Result<T, postgres::Error>,
     ) -> Result<T, StoreError> {
         let mut slot = self.client.lock().unwrap_or_else(|e| e.into_inner());
+        on_connection(&mut slot, &self.url, what, f)
+    }
+}
+
+/// Runs `f` on the connection in `slot`, opening it first if there is none
+/// or it broke. A connection found broken by `f` (the server restarted since
+/// it was last used) is opened again and `f` runs once more, so the first
+/// request after a database restart does not fail.
+pub fn on_connection<T>(
+    slot: &mut Option<Client>,
+    url: &PgUrl,
+    what: &str,
+    mut f: impl FnMut(&mut Client) -> Result<T, postgres::Error>,
+) -> Result<T, StoreError> {
+    for attempt in 0..2 {
         if slot.as_ref().is_none_or(|c| c.is_closed()) {
             *slot = None;
-            *slot = Some(connect(&self.url).map_err(|e| StoreError(format!("{what}: {e}")))?);
+            *slot = Some(connect(url).map_err(|e| StoreError(format!("{what}: {e}")))?);
         }
         let Some(client) = slot.as_mut() else {
-            return Err(StoreError(format!("{what}: no database connection")));
+            break;
         };
-        f(client).map_err(|e| StoreError(format!("{what}: {}", describe(&e))))
+        match f(client) {
+            Ok(v) => return Ok(v),
+            Err(e) if attempt == 0 && client.is_closed() => {
+                log::info!("store: {what}: {}; connecting again", describe(&e));
+            }
+            Err(e) => return Err(StoreError(format!("{what}: {}", describe(&e)))),
+        }
     }
+    Err(StoreError(format!("{what}: no database connection")))
 }
 
 impl Reader for PostgresReader {

@@ -108,8 +108,12 @@ impl PgUrl {
             plain.push_str(&kept.join("&"));
         }
         // tokio-postgres names options, never their values, in its errors.
-        let mut config =
-            postgres::Config::from_str(&plain).map_err(|e| format!("postgres URL {shown}: {e}"))?;
+        let mut config = postgres::Config::from_str(&plain).map_err(|e| {
+            match std::error::Error::source(&e) {
+                Some(cause) => format!("postgres URL {shown}: {e}: {cause}"),
+                None => format!("postgres URL {shown}: {e}"),
+            }
+        })?;
         if config.get_hosts().is_empty() {
             return Err(format!("postgres URL {shown}: no host"));
         }
@@ -213,7 +217,7 @@ mod tests {
         let e = PgUrl::parse("mysql://hb@db/hb").unwrap_err();
         assert!(e.contains("postgres://"), "{e}");
         let e = PgUrl::parse("postgres://hb@db:notaport/hb").unwrap_err();
-        assert!(e.contains("postgres URL"), "{e}");
+        assert!(e.contains("postgres URL") && e.contains("`port`"), "{e}");
         assert!(PgUrl::parse("postgres://db/hb").is_err(), "no user");
     }
 }
