@@ -11,7 +11,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll, Waker};
 
-use honeybee_proto::{encode, Envelope, EventFilter, NodeMessage, StreamMessage};
+use honeybee_proto::{
+    encode, Envelope, EventFilter, NodeMessage, PotEvent, StreamMessage, PROTOCOL_VERSION,
+};
 
 /// Messages queued per subscriber before the oldest are dropped.
 pub const SUBSCRIBER_QUEUE: usize = 1024;
@@ -52,6 +54,9 @@ pub struct Live {
     pub event_type: Option<String>,
     /// The NDJSON line (`\n` included) as subscribers receive it.
     pub line: Arc<str>,
+    /// A stored event's id: its place in commit order, which a subscriber
+    /// resumes after (`Subscribe.cursor`).
+    pub cursor: Option<i64>,
 }
 
 impl Live {
@@ -69,8 +74,42 @@ impl Live {
             pot_id,
             event_type,
             line: Arc::from(String::from_utf8_lossy(&bytes).as_ref()),
+            cursor: None,
         }
     }
+
+    /// A stored event with its id, which the line carries as the envelope's
+    /// `"cursor"` (a string: JavaScript numbers stop being exact at 2^53).
+    pub fn event(event: PotEvent, id: i64) -> Live {
+        let (node_id, pot_id, event_type) = (
+            event.node_id,
+            event.pot_id.clone(),
+            event.event_type.clone(),
+        );
+        let envelope = CursorEnvelope {
+            version: PROTOCOL_VERSION,
+            cursor: id.to_string(),
+            message: StreamMessage::Node(NodeMessage::PotEvent(event)),
+        };
+        let mut line = serde_json::to_string(&envelope).unwrap_or_default();
+        line.push('\n');
+        Live {
+            topic: Topic::Events,
+            node_id,
+            pot_id: Some(pot_id),
+            event_type: Some(event_type),
+            line: Arc::from(line),
+            cursor: Some(id),
+        }
+    }
+}
+
+/// The envelope of PROTOCOL.md with the stream's `cursor` beside `message`.
+#[derive(serde::Serialize)]
+struct CursorEnvelope {
+    version: u64,
+    cursor: String,
+    message: StreamMessage,
 }
 
 /// What a subscriber wants.
@@ -108,15 +147,15 @@ impl Interest {
 /// What a subscriber receives.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Delivery {
-    /// A message line.
-    Line(Arc<str>),
+    /// A message line, and its cursor if it is a stored event.
+    Line(Arc<str>, Option<i64>),
     /// This many messages were dropped since the last delivery.
     Lagged(u64),
 }
 
 #[derive(Debug, Default)]
 struct Queue {
-    lines: VecDeque<Arc<str>>,
+    lines: VecDeque<(Arc<str>, Option<i64>)>,
     dropped: u64,
     closed: bool,
     waker: Option<Waker>,
@@ -197,7 +236,7 @@ impl Bus {
                 q.dropped += 1;
                 self.dropped.fetch_add(1, Ordering::Relaxed);
             }
-            q.lines.push_back(live.line.clone());
+            q.lines.push_back((live.line.clone(), live.cursor));
             if let Some(w) = q.waker.take() {
                 w.wake();
             }
@@ -224,8 +263,8 @@ impl Subscription {
             let n = std::mem::take(&mut q.dropped);
             return Poll::Ready(Some(Delivery::Lagged(n)));
         }
-        if let Some(line) = q.lines.pop_front() {
-            return Poll::Ready(Some(Delivery::Line(line)));
+        if let Some((line, cursor)) = q.lines.pop_front() {
+            return Poll::Ready(Some(Delivery::Line(line, cursor)));
         }
         if q.closed {
             return Poll::Ready(None);
@@ -289,7 +328,7 @@ mod tests {
         ));
         let got = smol::block_on(sub.recv()).unwrap();
         match got {
-            Delivery::Line(l) => assert!(l.contains("cowrie.login.failed") && l.ends_with('\n')),
+            Delivery::Line(l, _) => assert!(l.contains("cowrie.login.failed") && l.ends_with('\n')),
             other => panic!("{other:?}"),
         }
         sub.close();
@@ -305,7 +344,7 @@ mod tests {
         }
         assert_eq!(smol::block_on(slow.recv()), Some(Delivery::Lagged(10)));
         match smol::block_on(slow.recv()) {
-            Some(Delivery::Line(l)) => assert!(l.contains("\"e.10\""), "{l}"),
+            Some(Delivery::Line(l, _)) => assert!(l.contains("\"e.10\""), "{l}"),
             other => panic!("{other:?}"),
         }
         assert_eq!(bus.dropped.load(Ordering::Relaxed), 10);

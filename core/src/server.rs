@@ -10,7 +10,7 @@ use futures_rustls::TlsAcceptor;
 
 use crate::api::gate::{self, HttpGate};
 use crate::api::{Api, ApiContext};
-use crate::bus::{Bus, Live, Topic};
+use crate::bus::{Bus, Live};
 use crate::clock::Clock;
 use crate::config::{Config, Enrollment};
 use crate::files;
@@ -31,7 +31,6 @@ use crate::store::{postgres, sqlite, Retention, Store};
 use crate::store::{EventStore, NodeStore};
 use crate::stream::session::ModuleContext;
 use crate::stream::StreamListener;
-use honeybee_proto::NodeMessage;
 
 /// Longest a shutdown may take before the process exits anyway.
 const SHUTDOWN_LIMIT: Duration = Duration::from_millis(4500);
@@ -262,15 +261,20 @@ impl Core {
             }));
         }
         {
-            // The live stream sees what was stored, in commit order.
+            // The live stream sees what was stored, in commit order. With
+            // several cores, commit order is the order of PostgreSQL's
+            // notices: the fleet listener publishes every core's batches,
+            // this core's own from a stash.
             let bus = bus.clone();
+            let fleet = shared_fleet.clone();
             store.on_stored(Box::new(move |events| {
                 if !bus.active() {
                     return;
                 }
-                for e in events {
-                    let live = NodeMessage::PotEvent(e.to_pot_event());
-                    bus.publish(Live::new(Topic::Events, e.node_id, live));
+                let events = events.iter().map(|(e, id)| (e.to_pot_event(), *id));
+                match &fleet {
+                    Some(f) => f.stash_stored(events.collect()),
+                    None => events.for_each(|(e, id)| bus.publish(Live::event(e, id))),
                 }
             }));
         }

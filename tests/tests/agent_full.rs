@@ -88,6 +88,7 @@ fn subscribe(core: &Core) -> tungstenite::WebSocket<MaybeTlsStream<std::net::Tcp
             token: core.api().token.clone(),
         }),
         ModuleMessage::BackendCommand(BackendCommand::Subscribe(Subscribe {
+            cursor: None,
             topics: vec!["events".into()],
             filter: None,
         })),

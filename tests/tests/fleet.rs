@@ -102,6 +102,7 @@ impl Subscriber {
         s.response();
         s.send(ModuleMessage::BackendCommand(BackendCommand::Subscribe(
             Subscribe {
+                cursor: None,
                 topics: vec!["events".into()],
                 filter: None,
             },
@@ -131,6 +132,46 @@ impl Subscriber {
             Some(StreamMessage::BackendResponse(BackendResponse::Success { .. })) => {}
             other => panic!("expected success, got {other:?}"),
         }
+    }
+
+    /// Subscribes again, resuming after `cursor`.
+    fn resume(core: &Core, cursor: &str) -> Subscriber {
+        let mut s = Subscriber::events(core);
+        s.send(ModuleMessage::BackendCommand(BackendCommand::Subscribe(
+            Subscribe {
+                topics: vec!["events".into()],
+                filter: None,
+                cursor: Some(cursor.into()),
+            },
+        )));
+        s.response();
+        s
+    }
+
+    /// (node, seq, cursor) of the next `n` events, read as raw JSON to keep
+    /// the envelope's cursor.
+    fn raw_events(&mut self, n: usize, timeout: Duration) -> Vec<(u64, u64, i64)> {
+        let deadline = Instant::now() + timeout;
+        let mut got = Vec::new();
+        while got.len() < n && Instant::now() < deadline {
+            self.stream
+                .set_read_timeout(Some(Duration::from_millis(500)))
+                .ok();
+            let mut line = String::new();
+            if !matches!(self.reader.read_line(&mut line), Ok(k) if k > 0) {
+                continue;
+            }
+            let v: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
+            let e = &v["message"]["PotEvent"];
+            if let (Some(node), Some(seq), Some(cursor)) = (
+                e["node_id"].as_u64(),
+                e["seq"].as_u64(),
+                v["cursor"].as_str().and_then(|c| c.parse().ok()),
+            ) {
+                got.push((node, seq, cursor));
+            }
+        }
+        got
     }
 
     /// The seqs of events received until `want` arrived or `timeout` passed.
@@ -241,7 +282,11 @@ fn a_node_on_one_core_is_seen_commanded_and_streamed_from_the_other() {
         .iter()
         .filter(|c| c["leader"] == json!(true))
         .collect();
-    assert_eq!(leaders.len(), 1, "one leader, seen alike from any core: {cores}");
+    assert_eq!(
+        leaders.len(),
+        1,
+        "one leader, seen alike from any core: {cores}"
+    );
 }
 
 #[test]
@@ -384,4 +429,59 @@ fn health_is_503_while_the_database_is_down_and_ok_again_after() {
     wait_for(T, "/health 200 again", || core.api().healthy());
     let counts = pg.sql("fleet", "SELECT count(*), count(DISTINCT seq) FROM events");
     assert_eq!(counts.trim(), "20|20");
+}
+
+#[test]
+fn a_subscriber_resumes_on_another_core_after_its_cursor() {
+    let pg = Postgres::start();
+    let fleet = cores(&pg, 2);
+    let (a, b) = (&fleet[0], &fleet[1]);
+    let mut first = Subscriber::events(b);
+    let mut ids = Vec::new();
+    let mut senders = Vec::new();
+    for (i, core) in [a, b].into_iter().enumerate() {
+        let mut id = NodeIdentity::new(&format!("n{i}")).with_capabilities(&["event-ack"]);
+        let mut node = id.enroll(core.node_addr);
+        ids.push(id.node_id);
+        senders.push(std::thread::spawn(move || {
+            for chunk in 0..15u64 {
+                send_events(&mut node, &id, chunk * 20 + 1..=chunk * 20 + 20);
+                std::thread::sleep(Duration::from_millis(15));
+            }
+            node.wait_event_ack(300, T);
+        }));
+    }
+    // core-b's subscriber sees both nodes' events (one node is on core-a),
+    // each with a cursor that only grows; it goes away after 200.
+    let seen = first.raw_events(200, T);
+    assert_eq!(seen.len(), 200, "{seen:?}");
+    assert!(
+        seen.windows(2).all(|w| w[0].2 < w[1].2),
+        "cursors out of commit order on core-b: {seen:?}"
+    );
+    drop(first);
+    for s in senders {
+        s.join().expect("sender");
+    }
+    // It comes back on core-a with its last cursor: the rest, once.
+    let cursor = seen.last().map(|e| e.2.to_string()).unwrap_or_default();
+    let mut back = Subscriber::resume(a, &cursor);
+    let rest = back.raw_events(600 - 200, T);
+    assert!(
+        rest.windows(2).all(|w| w[0].2 < w[1].2),
+        "cursors out of order after resuming on core-a"
+    );
+    for node in &ids {
+        let all: Vec<u64> = seen
+            .iter()
+            .chain(&rest)
+            .filter(|e| e.0 == *node)
+            .map(|e| e.1)
+            .collect();
+        assert_eq!(
+            all,
+            (1..=300).collect::<Vec<_>>(),
+            "node {node}: every event once, in order, across the resume"
+        );
+    }
 }

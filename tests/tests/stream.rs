@@ -109,6 +109,7 @@ fn registration(token: &str) -> ModuleMessage {
 
 fn subscribe(topics: &[&str], filter: Option<EventFilter>) -> BackendCommand {
     BackendCommand::Subscribe(Subscribe {
+        cursor: None,
         topics: topics.iter().map(|t| (*t).to_owned()).collect(),
         filter,
     })

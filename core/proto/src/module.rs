@@ -299,6 +299,11 @@ pub struct Subscribe {
     /// Narrows `events`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filter: Option<EventFilter>,
+    /// (ext) Resume after this cursor: the stored events that came after
+    /// it are sent first, then live ones, none twice. Every `PotEvent` the
+    /// stream sends carries its cursor in the envelope (`"cursor"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
 }
 
 /// A live-event filter.

@@ -564,6 +564,7 @@ fn writes_every_backend_command() {
                     pot_id: Some(s("cowrie-01")),
                     event_type_prefix: Some(s("cowrie.login.")),
                 }),
+                cursor: None,
             }),
             format!(
                 r#"{{"Subscribe":{{"topics":["events","status","nodes"],"filter":{{"node_id":{MAX_ID},"pot_id":"cowrie-01","event_type_prefix":"cowrie.login."}}}}}}"#
@@ -573,8 +574,17 @@ fn writes_every_backend_command() {
             BackendCommand::Subscribe(Subscribe {
                 topics: vec![s("events")],
                 filter: None,
+                cursor: None,
             }),
             r#"{"Subscribe":{"topics":["events"]}}"#.to_owned(),
+        ),
+        (
+            BackendCommand::Subscribe(Subscribe {
+                topics: vec![s("events")],
+                filter: None,
+                cursor: Some(s("8192")),
+            }),
+            r#"{"Subscribe":{"topics":["events"],"cursor":"8192"}}"#.to_owned(),
         ),
         (
             BackendCommand::QueryEvents(EventQuery {
@@ -1226,6 +1236,7 @@ fn unknown_fields_are_ignored() {
                 pot_id: Some(s("p")),
                 event_type_prefix: None,
             }),
+            cursor: None,
         })),
     );
     reads(

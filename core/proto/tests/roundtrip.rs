@@ -354,8 +354,13 @@ fn backend_command() -> BoxedStrategy<BackendCommand> {
             event_type_prefix,
         },
     );
-    let subscribe = (vec(text(), 0..4), option::of(filter))
-        .prop_map(|(topics, filter)| BackendCommand::Subscribe(Subscribe { topics, filter }));
+    let subscribe = (vec(text(), 0..4), option::of(filter)).prop_map(|(topics, filter)| {
+        BackendCommand::Subscribe(Subscribe {
+            topics,
+            filter,
+            cursor: None,
+        })
+    });
     let query = (
         option::of(id()),
         option::of(text()),

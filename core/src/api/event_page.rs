@@ -47,6 +47,7 @@ pub fn filter_from_query(q: &EventQuery) -> Result<EventFilter, String> {
             .map(|v| event_query::time("until", v))
             .transpose()?,
         before_id,
+        after_id: None,
         limit,
     })
 }

@@ -4,9 +4,9 @@
 
 use std::sync::Arc;
 
-use honeybee_proto::{CoreMessage, NodeMessage, PotEvent};
+use honeybee_proto::{CoreMessage, PotEvent};
 
-use crate::bus::{Bus, Live, Topic};
+use crate::bus::{Bus, Live};
 use crate::fleet::shared::Deliveries;
 use crate::fleet::SharedNode;
 use crate::node::registry::Registry;
@@ -39,14 +39,16 @@ impl Deliveries for Delivery {
         }
     }
 
-    fn events(&self, events: Vec<PotEvent>) {
+    fn wants_events(&self) -> bool {
+        self.bus.active()
+    }
+
+    fn events(&self, events: Vec<(PotEvent, i64)>) {
         if !self.bus.active() {
             return;
         }
-        for e in events {
-            let node_id = e.node_id;
-            self.bus
-                .publish(Live::new(Topic::Events, node_id, NodeMessage::PotEvent(e)));
+        for (e, id) in events {
+            self.bus.publish(Live::event(e, id));
         }
     }
 

@@ -4,7 +4,7 @@
 //! (PostgreSQL frees the lock the moment that session ends, so a core that
 //! dies hands leadership over without anyone waiting for a timeout).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
@@ -29,6 +29,12 @@ const POOL: usize = 4;
 const LEADER_TRY: Duration = Duration::from_secs(1);
 /// Events fetched for the live stream per notification, at most.
 const MAX_FETCH: i64 = 8192;
+/// This core's own committed batches kept for the live stream until their
+/// notice arrives (then they need not be read back from the database).
+const STASHED_BATCHES: usize = 256;
+
+/// Committed events with their ids (cursors), in commit order.
+pub type Batch = Vec<(PotEvent, i64)>;
 
 /// What the listener hands to the rest of the core.
 pub trait Deliveries: Send + Sync {
@@ -38,8 +44,11 @@ pub trait Deliveries: Send + Sync {
     fn node_changed(&self, node_id: u64, node: Option<SharedNode>);
     /// A command for a node this core holds.
     fn command(&self, node_id: u64, message: CoreMessage);
-    /// Events another core committed, in commit order.
-    fn events(&self, events: Vec<PotEvent>);
+    /// Whether anyone here listens to events (else they are not fetched).
+    fn wants_events(&self) -> bool;
+    /// Events committed (by any core, this one too), with their ids
+    /// (cursors), in commit order.
+    fn events(&self, events: Vec<(PotEvent, i64)>);
     /// Notifications may have been missed (the listener reconnected).
     fn resync(&self);
 }
@@ -58,6 +67,8 @@ pub struct SharedFleet {
     lease: Duration,
     deliveries: OnceLock<Arc<dyn Deliveries>>,
     stopping: AtomicBool,
+    /// This core's committed batches by first id, oldest first.
+    stash: Mutex<VecDeque<(i64, Batch)>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -83,6 +94,7 @@ impl SharedFleet {
             lease,
             deliveries: OnceLock::new(),
             stopping: AtomicBool::new(false),
+            stash: Mutex::new(VecDeque::new()),
         });
         // A core restarting under the same name held nothing since.
         fleet.with("joining the fleet", |c| {
@@ -104,6 +116,27 @@ impl SharedFleet {
             .spawn(move || fleet.listen_loop())
             .map(|_| ())
             .map_err(|e| StoreError(format!("starting the fleet listener: {e}")))
+    }
+
+    /// Keeps a batch this core committed until its notice arrives: every
+    /// core, this one too, publishes batches in the order PostgreSQL
+    /// delivers their notices, which is commit order, so that a subscriber's
+    /// cursor never jumps over a batch another core committed first.
+    pub fn stash_stored(&self, events: Vec<(PotEvent, i64)>) {
+        let Some(&(_, first)) = events.first() else {
+            return;
+        };
+        let mut stash = lock(&self.stash);
+        if stash.len() >= STASHED_BATCHES {
+            stash.pop_front();
+        }
+        stash.push_back((first, events));
+    }
+
+    fn stashed(&self, first: i64) -> Option<Batch> {
+        let mut stash = lock(&self.stash);
+        let at = stash.iter().position(|(f, _)| *f == first)?;
+        stash.remove(at).map(|(_, events)| events)
     }
 
     /// Stops the listener and gives up leadership and this core's nodes.
@@ -267,8 +300,19 @@ impl SharedFleet {
                 node_id,
                 message,
             } if core == self.core_name => d.command(node_id, *message),
-            Notice::Events { core, first, count } if core != self.core_name => {
-                let events = fetch_events(c, first, count.min(MAX_FETCH))?;
+            Notice::Events { core, first, count } => {
+                let own = if core == self.core_name {
+                    self.stashed(first)
+                } else {
+                    None
+                };
+                if !d.wants_events() {
+                    return Ok(());
+                }
+                let events = match own {
+                    Some(events) => events,
+                    None => fetch_events(c, first, count.min(MAX_FETCH))?,
+                };
                 if !events.is_empty() {
                     d.events(events);
                 }
@@ -311,22 +355,25 @@ fn fetch_events(
     c: &mut impl GenericClient,
     first: i64,
     count: i64,
-) -> Result<Vec<PotEvent>, postgres::Error> {
+) -> Result<Vec<(PotEvent, i64)>, postgres::Error> {
     let rows = c.query(
-        "SELECT node_id, seq, pot_id, pot_type, event_type, timestamp, data FROM events
+        "SELECT node_id, seq, pot_id, pot_type, event_type, timestamp, data, id FROM events
          WHERE id >= $1 AND id < $2 ORDER BY id",
         &[&first, &(first.saturating_add(count))],
     )?;
     Ok(rows
         .iter()
-        .map(|r| PotEvent {
-            node_id: r.get::<_, i64>(0) as u64,
-            seq: r.get::<_, Option<i64>>(1).map(|s| s as u64),
-            pot_id: r.get(2),
-            pot_type: r.get(3),
-            event_type: r.get(4),
-            timestamp: r.get(5),
-            data: serde_json::from_str(r.get::<_, &str>(6)).unwrap_or_default(),
+        .map(|r| {
+            let event = PotEvent {
+                node_id: r.get::<_, i64>(0) as u64,
+                seq: r.get::<_, Option<i64>>(1).map(|s| s as u64),
+                pot_id: r.get(2),
+                pot_type: r.get(3),
+                event_type: r.get(4),
+                timestamp: r.get(5),
+                data: serde_json::from_str(r.get::<_, &str>(6)).unwrap_or_default(),
+            };
+            (event, r.get::<_, i64>(7))
         })
         .collect())
 }

@@ -48,8 +48,10 @@ pub trait Transaction {
     /// database the marks stay locked until the transaction ends, so two
     /// cores storing events of the same node store each `seq` once.
     fn seq_marks(&mut self, nodes: &[u64]) -> Result<HashMap<u64, u64>, StoreError>;
-    /// Stores events that are not replays (the writer checked them).
-    fn insert(&mut self, events: &[&EventRecord]) -> Result<(), StoreError>;
+    /// Stores events that are not replays (the writer checked them);
+    /// returns their ids, in order. Ids grow in commit order across every
+    /// core that writes to the database: they are the live stream's cursors.
+    fn insert(&mut self, events: &[&EventRecord]) -> Result<Vec<i64>, StoreError>;
     /// Records new highest stored `seq`s.
     fn raise_marks(&mut self, marks: &HashMap<u64, u64>) -> Result<(), StoreError>;
     /// Drops what `retention` no longer keeps as of `now_us`; how many went.

@@ -200,6 +200,9 @@ pub struct EventFilter {
     pub until_us: Option<i64>,
     /// Only events older than this id (the paging cursor).
     pub before_id: Option<i64>,
+    /// Only events newer than this id, oldest first (a stream resuming
+    /// after a cursor); the order is then reversed.
+    pub after_id: Option<i64>,
     /// At most this many.
     pub limit: u32,
 }
@@ -228,9 +231,9 @@ pub struct StoredEvent {
 /// Called after a commit with each node and the highest `seq` committed.
 pub type AckSink = Box<dyn Fn(u64, u64) + Send + Sync>;
 
-/// Called after a commit with the events it stored (replays left out), in
-/// the order they were stored: what the live stream publishes.
-pub type StoredSink = Box<dyn Fn(&[&crate::store::event_row::EventRecord]) + Send + Sync>;
+/// Called after a commit with the events it stored (replays left out) and
+/// their ids, in the order they were stored: what the live stream publishes.
+pub type StoredSink = Box<dyn Fn(&[(&crate::store::event_row::EventRecord, i64)]) + Send + Sync>;
 
 /// Attack events.
 pub trait EventStore: Send + Sync {

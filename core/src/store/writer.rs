@@ -220,6 +220,8 @@ struct Outcome {
     raised: HashMap<u64, u64>,
     /// Which of the batch's events were stored (not replays).
     fresh: Vec<usize>,
+    /// Their ids.
+    ids: Vec<i64>,
     stored: u64,
     expired: u64,
 }
@@ -329,10 +331,11 @@ impl Writer {
                 m.events_expired
                     .fetch_add(outcome.expired, Ordering::Relaxed);
                 if let Some(sink) = self.shared.stored.get() {
-                    let fresh: Vec<&EventRecord> = outcome
+                    let fresh: Vec<(&EventRecord, i64)> = outcome
                         .fresh
                         .iter()
-                        .filter_map(|&i| events.get(i))
+                        .zip(&outcome.ids)
+                        .filter_map(|(&i, &id)| Some((events.get(i)?, id)))
                         .collect();
                     if !fresh.is_empty() {
                         sink(&fresh);
@@ -386,13 +389,16 @@ impl Writer {
         }
         let marks = marks_for(&mut *tx, &self.seqs, shared, events)?;
         let (fresh, outcome) = replay_filter(events, &marks);
-        if !fresh.is_empty() {
-            tx.insert(&fresh)?;
-        }
+        let ids = if fresh.is_empty() {
+            Vec::new()
+        } else {
+            tx.insert(&fresh)?
+        };
         if !outcome.raised.is_empty() {
             tx.raise_marks(&outcome.raised)?;
         }
         let mut outcome = outcome;
+        outcome.ids = ids;
         if retention_due {
             let now_us = honeybee_proto::time::now_unix().0.saturating_mul(1_000_000);
             outcome.expired = tx.expire(now_us, &retention)?;

@@ -15,6 +15,7 @@
 //! bytes are sniffed, and the session is the client's from then on.
 
 pub mod origin;
+pub mod resume;
 pub mod session;
 
 use std::future::Future;
@@ -38,6 +39,7 @@ use honeybee_proto::{
 use crate::bus::{Delivery, Subscription};
 use crate::metrics::{Metrics, StreamRefusal};
 use crate::node::admission::{Admission, Limits, Permit, Refusal, RefusalReport};
+use crate::stream::resume::{Replay, Resumed};
 use crate::stream::session::{url_token, ModuleContext, ModuleSession, Step, INVALID_TOKEN};
 use crate::trusted_proxies::{self, ProxiedRefusal, TrustedProxies};
 
@@ -307,6 +309,8 @@ impl StreamListener {
     ) {
         let ctx = &self.ctx;
         let mut sub: Option<Subscription> = None;
+        // Where the last replay ended: live events up to it were sent.
+        let mut resumed: Option<Resumed> = None;
         loop {
             if session.registered() && permit.take().is_some() {
                 // Registered (by a URL token or a message): its pending
@@ -339,7 +343,10 @@ impl StreamListener {
                     self.timed_out(peer);
                     return;
                 }
-                Event::Live(Some(Delivery::Line(line))) => {
+                Event::Live(Some(Delivery::Line(line, cursor))) => {
+                    if resumed.as_ref().is_some_and(|r| r.skips(cursor)) {
+                        continue;
+                    }
                     if wire.send(line.as_bytes()).await.is_err() {
                         return;
                     }
@@ -372,12 +379,60 @@ impl StreamListener {
                         wire.close().await;
                         return;
                     }
-                    Step::Subscribe(interest) => {
-                        // Replaces the old subscription and what it had queued.
-                        sub = Some(ctx.bus.subscribe(interest));
-                        BackendResponse::Success {
+                    Step::Subscribe(interest, cursor) => {
+                        // Replaces the old subscription and what it had
+                        // queued; made before the replay, so nothing
+                        // committed meanwhile is missed.
+                        sub = Some(ctx.bus.subscribe(interest.clone()));
+                        resumed = None;
+                        let subscribed = BackendResponse::Success {
                             message: Some("subscribed".into()),
                             data: None,
+                        };
+                        let Some(cursor) =
+                            cursor.filter(|_| crate::stream::resume::wants_events(&interest))
+                        else {
+                            if wire.send(&response_line(subscribed)).await.is_err() {
+                                return;
+                            }
+                            continue;
+                        };
+                        if wire.send(&response_line(subscribed)).await.is_err() {
+                            return;
+                        }
+                        let mut replay = Replay::after(cursor);
+                        let replayed = loop {
+                            match replay.next_page(&ctx.events, &interest).await {
+                                Ok(Some(page)) => {
+                                    for live in page {
+                                        if wire.send(live.line.as_bytes()).await.is_err() {
+                                            return;
+                                        }
+                                    }
+                                }
+                                Ok(None) => break Ok(replay.finish()),
+                                Err(e) => break Err(e),
+                            }
+                        };
+                        match replayed {
+                            Ok(r) if r.cut => {
+                                // More is stored than one replay sends: the
+                                // subscriber goes on from where it stopped.
+                                sub = None;
+                                BackendResponse::Failure(format!(
+                                    "replay stopped after {} events at cursor {}; subscribe again with it",
+                                    crate::stream::resume::MAX_REPLAY,
+                                    r.last
+                                ))
+                            }
+                            Ok(r) => {
+                                resumed = Some(r);
+                                continue;
+                            }
+                            Err(e) => {
+                                sub = None;
+                                BackendResponse::Failure(e)
+                            }
                         }
                     }
                     Step::Blocking(work) => {

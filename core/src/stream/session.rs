@@ -54,8 +54,9 @@ pub enum Step {
     ReplyAndClose(BackendResponse),
     /// Close without a word.
     Close,
-    /// Replace the subscription with this one, then reply `Success`.
-    Subscribe(Interest),
+    /// Replace the subscription with this one, reply `Success`, and replay
+    /// the stored events after the cursor, if one was given.
+    Subscribe(Interest, Option<i64>),
     /// Run this off the executor, then send its response.
     Blocking(Blocking),
 }
@@ -273,10 +274,18 @@ pub fn command(cmd: BackendCommand, registry: &Registry) -> Step {
                     }
                 }
             }
-            return Step::Subscribe(Interest {
-                topics,
-                filter: sub.filter.unwrap_or_default(),
-            });
+            let cursor = match sub.cursor.as_deref().map(crate::stream::resume::parse) {
+                None => None,
+                Some(Ok(c)) => Some(c),
+                Some(Err(e)) => return Step::Reply(failure(e)),
+            };
+            return Step::Subscribe(
+                Interest {
+                    topics,
+                    filter: sub.filter.unwrap_or_default(),
+                },
+                cursor,
+            );
         }
         BackendCommand::QueryEvents(q) => match event_page::filter_from_query(&q) {
             Ok(filter) => return Step::Blocking(Blocking::Query(filter)),
@@ -569,6 +578,7 @@ mod tests {
         let mut s = ModuleSession::authorised();
         match s.on_message(
             cmd(BackendCommand::Subscribe(Subscribe {
+                cursor: None,
                 topics: vec!["events".into(), "nodes".into()],
                 filter: Some(honeybee_proto::EventFilter {
                     node_id: Some(3),
@@ -578,7 +588,7 @@ mod tests {
             })),
             ctx,
         ) {
-            Step::Subscribe(i) => {
+            Step::Subscribe(i, _) => {
                 assert_eq!(i.topics, vec![Topic::Events, Topic::Nodes]);
                 assert_eq!(i.filter.node_id, Some(3));
             }
@@ -587,6 +597,7 @@ mod tests {
         fails_with(
             s.on_message(
                 cmd(BackendCommand::Subscribe(Subscribe {
+                    cursor: None,
                     topics: vec!["events".into(), "weather".into()],
                     filter: None,
                 })),

@@ -37,6 +37,8 @@ fn opt_text(s: &Option<String>) -> Option<Cow<'_, str>> {
 /// batch's ids are one block no other core's batch interleaves with, and a
 /// core hearing of the batch fetches exactly it. Larger than any batch.
 pub const ID_BLOCK: i64 = 8192;
+/// The advisory lock held from taking a block of ids to commit.
+const ID_LOCK: i64 = LOCK + 2;
 const _: () = assert!(crate::store::writer::EVENT_BATCH as i64 <= ID_BLOCK);
 
 /// Stores `events` in one `COPY`, stamped with `received_us`, under ids from
@@ -46,6 +48,11 @@ pub fn insert(
     events: &[&EventRecord],
     received_us: i64,
 ) -> Result<i64, postgres::Error> {
+    // Ids in commit order across cores: the lock is taken last in the
+    // transaction (after the seq marks; nothing else is locked after it)
+    // and held until commit, so a batch that takes its block later commits
+    // later. Cores take turns only for this last part of their batches.
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&ID_LOCK])?;
     let first: i64 = tx.query_one("SELECT nextval('events_id')", &[])?.get(0);
     let sink = tx.copy_in(
         "COPY events (id, node_id, seq, pot_id, pot_type, event_type, timestamp, time, received,
@@ -146,8 +153,12 @@ pub fn query(
     if let Some(v) = &f.before_id {
         clause("id", "<", v);
     }
+    if let Some(v) = &f.after_id {
+        clause("id", ">", v);
+    }
     args.push(&limit);
-    sql.push_str(&format!(" ORDER BY id DESC LIMIT ${}", args.len()));
+    let order = if f.after_id.is_some() { "ASC" } else { "DESC" };
+    sql.push_str(&format!(" ORDER BY id {order} LIMIT ${}", args.len()));
     let rows = client.query(sql.as_str(), &args)?;
     Ok(rows
         .iter()

@@ -228,7 +228,7 @@ impl Transaction for PostgresTransaction<'_> {
             .collect())
     }
 
-    fn insert(&mut self, batch: &[&EventRecord]) -> Result<(), StoreError> {
+    fn insert(&mut self, batch: &[&EventRecord]) -> Result<Vec<i64>, StoreError> {
         let now_us = honeybee_proto::time::now_unix().0.saturating_mul(1_000_000);
         let err = pg_err("storing events");
         let first = events::insert(&mut self.tx, batch, now_us).map_err(&err)?;
@@ -237,7 +237,8 @@ impl Transaction for PostgresTransaction<'_> {
             first,
             count: batch.len() as i64,
         })
-        .map_err(&err)
+        .map_err(&err)?;
+        Ok((first..first + batch.len() as i64).collect())
     }
 
     fn raise_marks(&mut self, marks: &HashMap<u64, u64>) -> Result<(), StoreError> {

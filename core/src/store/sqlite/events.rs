@@ -156,7 +156,14 @@ pub fn query(conn: &Connection, f: &EventFilter) -> rusqlite::Result<Vec<StoredE
     if let Some(v) = f.before_id {
         clause(" AND id < ?", Box::new(v));
     }
-    clause(" ORDER BY id DESC LIMIT ?", Box::new(i64::from(f.limit)));
+    if let Some(v) = f.after_id {
+        clause(" AND id > ?", Box::new(v));
+    }
+    let order = if f.after_id.is_some() { "ASC" } else { "DESC" };
+    clause(
+        &format!(" ORDER BY id {order} LIMIT ?"),
+        Box::new(i64::from(f.limit)),
+    );
     let mut stmt = conn.prepare_cached(&sql)?;
     let params: Vec<&dyn ToSql> = args.iter().map(|a| a.as_ref()).collect();
     let rows = stmt.query_map(params.as_slice(), |row| {

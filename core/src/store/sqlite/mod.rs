@@ -162,13 +162,16 @@ impl Transaction for SqliteTransaction<'_> {
             .map_err(|e| StoreError(format!("reading event seqs: {e}")))
     }
 
-    fn insert(&mut self, batch: &[&EventRecord]) -> Result<(), StoreError> {
+    fn insert(&mut self, batch: &[&EventRecord]) -> Result<Vec<i64>, StoreError> {
+        let mut ids = Vec::with_capacity(batch.len());
         for e in batch {
             events::insert(&self.0, e).map_err(|err| {
                 StoreError(format!("storing an event of node {}: {err}", e.node_id))
             })?;
+            // One writer: rowids grow in commit order.
+            ids.push(self.0.last_insert_rowid());
         }
-        Ok(())
+        Ok(ids)
     }
 
     fn raise_marks(&mut self, marks: &HashMap<u64, u64>) -> Result<(), StoreError> {
