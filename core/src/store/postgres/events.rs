@@ -338,3 +338,14 @@ fn drop_partition(tx: &mut postgres::Transaction, name: &str) -> Result<u64, pos
     tx.batch_execute(&format!("DROP TABLE {name}"))?;
     Ok(n as u64)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nul_is_stored_as_a_replacement_character_and_other_text_untouched() {
+        assert_eq!(text("a\0b"), "a\u{fffd}b");
+        assert!(matches!(text("plain ü"), Cow::Borrowed("plain ü")));
+    }
+}
