@@ -767,3 +767,46 @@ fn the_database_password_never_shows_in_metrics_or_logs() {
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     assert_no_password("normal operation", &refs);
 }
+
+/// PostgreSQL text cannot hold NUL; a node that sends one in its name, a
+/// pot id or an event type must not make the batch fail (and the writer
+/// retry it forever, holding every other node's events back).
+#[test]
+fn nul_characters_from_a_node_do_not_stop_the_store() {
+    let pg = Postgres::start();
+    pg.create_database("nul");
+    let core = Core::builder()
+        .env("HONEYBEE_POSTGRES", &pg.url("nul"))
+        .start();
+    let mut id = NodeIdentity::new("nul\u{0}name").with_capabilities(&[CAP_EVENT_ACK]);
+    let mut node = id.enroll(core.node_addr);
+    let ts = format_rfc3339(now_unix().0, 0);
+    node.must_send(&id.pot_event(
+        "pot\u{0}1",
+        "t\u{0}",
+        "x.\u{0}y",
+        &ts,
+        Some(1),
+        json!({"src_ip": "198.51.100.1", "username": "a\u{0}b"}),
+    ));
+    node.must_send(&id.pot_event("pot-2", "t", "x.y", &ts, Some(2), json!({})));
+    let acks = node.wait_event_ack(2, T);
+    assert!(acks.iter().any(|a| a.seq == 2), "{acks:?}");
+    let stored = pg.sql(
+        "nul",
+        &format!(
+            "SELECT string_agg(pot_id, ',' ORDER BY seq) FROM events WHERE node_id = {}",
+            id.node_id as i64
+        ),
+    );
+    assert_eq!(stored.trim(), "pot\u{fffd}1,pot-2");
+    let name = pg.sql(
+        "nul",
+        &format!(
+            "SELECT node_name FROM nodes WHERE node_id = {}",
+            id.node_id as i64
+        ),
+    );
+    assert_eq!(name.trim(), "nul\u{fffd}name");
+    assert!(core.api().healthy(), "the store keeps writing");
+}
