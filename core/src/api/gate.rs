@@ -92,13 +92,8 @@ impl HttpGate {
         loop {
             let (client, peer) =
                 crate::node::listener::accept(&self.socket, "an API connection").await;
-            // A trusted proxy's connections count for the clients they name.
             let proxied = self.trusted_proxies.contains(peer.ip());
-            let admitted = if proxied {
-                admission.admit_unattributed()
-            } else {
-                admission.admit(peer.ip(), Instant::now())
-            };
+            let admitted = admission.admit_from(peer.ip(), &self.trusted_proxies, Instant::now());
             let permit = match admitted {
                 Ok(p) => p,
                 Err(refusal) => {

@@ -147,6 +147,22 @@ impl Admission {
         })
     }
 
+    /// [`Admission::admit`] for a connection from `peer`, or
+    /// [`Admission::admit_unattributed`] when `peer` is a trusted proxy: its
+    /// connections count for the clients its PROXY headers will name.
+    pub fn admit_from(
+        &self,
+        peer: IpAddr,
+        proxies: &crate::trusted_proxies::TrustedProxies,
+        now: Instant,
+    ) -> Result<Permit, Refusal> {
+        if proxies.contains(peer) {
+            self.admit_unattributed()
+        } else {
+            self.admit(peer, now)
+        }
+    }
+
     /// Admits a connection against the overall cap only: one from a trusted
     /// proxy, whose source is not known before its PROXY header. Its
     /// source's limits apply once [`Permit::attribute`] names it.
@@ -277,6 +293,18 @@ pub struct RefusalReport {
 pub const REPORT_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 /// Sources counted between two summaries; more still count per reason.
 const REPORT_SOURCES: usize = 1024;
+
+/// Records a refusal in `report` and logs the summary line when one is due.
+pub fn report_refusal(report: &Mutex<RefusalReport>, what: &str, why: Refusal, source: IpAddr) {
+    let line =
+        report
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .record(what, why, source, Instant::now());
+    if let Some(line) = line {
+        log::warn!("{line}");
+    }
+}
 
 impl RefusalReport {
     /// Records a refusal of `source` for `why`; returns a line to log

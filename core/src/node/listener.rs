@@ -14,7 +14,7 @@ use honeybee_proto::LineDecoder;
 use socket2::{SockRef, TcpKeepalive};
 
 use crate::metrics::{Metrics, ProtocolError};
-use crate::node::admission::{Admission, Permit, Refusal, RefusalReport};
+use crate::node::admission::{report_refusal, Admission, Permit, Refusal, RefusalReport};
 use crate::node::poller::{Handoff, NodePoller, Wire};
 use crate::node::session::{self, Flow, NodeContext, Registered, Session, Warner};
 use crate::trusted_proxies::{self, ProxiedRefusal, TrustedProxies};
@@ -48,14 +48,10 @@ impl NodeListener {
             let (stream, peer) = accept(&this.socket, "a node connection").await;
             let metrics = &this.ctx.metrics;
             metrics.connections.fetch_add(1, Ordering::Relaxed);
-            // A trusted proxy speaks for many clients: only the overall cap
-            // applies until its PROXY header names the client.
             let proxied = this.trusted_proxies.contains(peer.ip());
-            let admitted = if proxied {
-                this.admission.admit_unattributed()
-            } else {
-                this.admission.admit(peer.ip(), Instant::now())
-            };
+            let admitted =
+                this.admission
+                    .admit_from(peer.ip(), &this.trusted_proxies, Instant::now());
             let permit = match admitted {
                 Ok(p) => p,
                 Err(refusal) => {
@@ -97,15 +93,7 @@ impl NodeListener {
     fn refused(&self, report: &Mutex<RefusalReport>, refusal: Refusal, peer: SocketAddr) {
         self.ctx.metrics.connection_refused(refusal);
         log::debug!("refused node connection from {peer}: {}", refusal.label());
-        let line = report.lock().unwrap_or_else(|e| e.into_inner()).record(
-            "node connections",
-            refusal,
-            peer.ip(),
-            Instant::now(),
-        );
-        if let Some(line) = line {
-            log::warn!("{line}");
-        }
+        report_refusal(report, "node connections", refusal, peer.ip());
     }
 
     async fn connection(&self, stream: Async<TcpStream>, peer: SocketAddr, permit: Permit) {

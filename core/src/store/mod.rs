@@ -275,3 +275,35 @@ pub struct EventStats {
     /// Most frequent event types in the window.
     pub top_event_types: Vec<(String, u64)>,
 }
+
+impl EventStats {
+    /// Puts the statistics together from what every backend counts the
+    /// same way: the totals, events per minute since `hour_start` (unix µs,
+    /// on a minute) by minute start, and `top` run for each list's SQL
+    /// expression (constants, never input).
+    pub fn assemble<E>(
+        total: u64,
+        in_window: u64,
+        hour_start: i64,
+        counts: &std::collections::HashMap<i64, u64>,
+        mut top: impl FnMut(&str) -> Result<Vec<(String, u64)>, E>,
+    ) -> Result<EventStats, E> {
+        const MINUTE: i64 = 60_000_000;
+        Ok(EventStats {
+            total,
+            in_window,
+            per_minute: (0..60)
+                .map(|i| {
+                    let m = hour_start + i * MINUTE;
+                    (m, counts.get(&m).copied().unwrap_or(0))
+                })
+                .collect(),
+            top_src_ips: top("src_ip")?,
+            top_usernames: top("username")?,
+            top_passwords: top("password")?,
+            top_commands: top("input")?,
+            top_credentials: top("username || ':' || password")?,
+            top_event_types: top("event_type")?,
+        })
+    }
+}

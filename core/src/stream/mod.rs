@@ -38,7 +38,7 @@ use honeybee_proto::{
 
 use crate::bus::{Delivery, Subscription};
 use crate::metrics::{Metrics, StreamRefusal};
-use crate::node::admission::{Admission, Limits, Permit, Refusal, RefusalReport};
+use crate::node::admission::{report_refusal, Admission, Limits, Permit, Refusal, RefusalReport};
 use crate::stream::resume::{Replay, Resumed};
 use crate::stream::session::{url_token, ModuleContext, ModuleSession, Step, INVALID_TOKEN};
 use crate::trusted_proxies::{self, ProxiedRefusal, TrustedProxies};
@@ -136,13 +136,8 @@ impl StreamListener {
                 crate::node::listener::accept(&this.socket, "a stream connection").await;
             let metrics = &this.ctx.metrics;
             metrics.stream_connections.fetch_add(1, Ordering::Relaxed);
-            // A trusted proxy's connections count for the clients they name.
             let proxied = this.trusted_proxies.contains(peer.ip());
-            let admitted = if proxied {
-                admission.admit_unattributed()
-            } else {
-                admission.admit(peer.ip(), Instant::now())
-            };
+            let admitted = admission.admit_from(peer.ip(), &this.trusted_proxies, Instant::now());
             let permit = match admitted {
                 Ok(p) => p,
                 Err(refusal) => {
@@ -188,15 +183,7 @@ impl StreamListener {
     fn refused(&self, report: &Mutex<RefusalReport>, refusal: Refusal, peer: SocketAddr) {
         self.ctx.metrics.stream_refused(StreamRefusal::Pending);
         log::debug!("refused stream connection from {peer}: {}", refusal.label());
-        let line = report.lock().unwrap_or_else(|e| e.into_inner()).record(
-            "stream connections",
-            refusal,
-            peer.ip(),
-            Instant::now(),
-        );
-        if let Some(line) = line {
-            log::warn!("{line}");
-        }
+        report_refusal(report, "stream connections", refusal, peer.ip());
     }
 
     async fn connection(&self, stream: Async<TcpStream>, peer: SocketAddr, permit: Permit) {

@@ -195,13 +195,7 @@ pub fn stats(
     )? {
         counts.insert(row.get::<_, i64>(0) * minute, row.get::<_, i64>(1) as u64);
     }
-    let per_minute = (0..60)
-        .map(|i| {
-            let m = hour_start + i * minute;
-            (m, counts.get(&m).copied().unwrap_or(0))
-        })
-        .collect();
-    let mut top = |column: &str| -> Result<Vec<(String, u64)>, postgres::Error> {
+    let top = |column: &str| -> Result<Vec<(String, u64)>, postgres::Error> {
         // `column` is one of the constant expressions below, never input.
         let sql = format!(
             "SELECT {column}, COUNT(*) AS n FROM events WHERE time >= $1 AND {column} IS NOT NULL
@@ -213,17 +207,7 @@ pub fn stats(
             .map(|r| (r.get::<_, String>(0), r.get::<_, i64>(1) as u64))
             .collect())
     };
-    Ok(EventStats {
-        total: total as u64,
-        in_window: in_window as u64,
-        per_minute,
-        top_src_ips: top("src_ip")?,
-        top_usernames: top("username")?,
-        top_passwords: top("password")?,
-        top_commands: top("input")?,
-        top_credentials: top("username || ':' || password")?,
-        top_event_types: top("event_type")?,
-    })
+    EventStats::assemble(total as u64, in_window as u64, hour_start, &counts, top)
 }
 
 /// The partition holding day `day` (days since the epoch).

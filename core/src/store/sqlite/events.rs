@@ -275,12 +275,6 @@ pub fn stats(conn: &Connection, now_us: i64, hours: u32) -> rusqlite::Result<Eve
             counts.insert(m * minute, c as u64);
         }
     }
-    let per_minute = (0..60)
-        .map(|i| {
-            let m = hour_start + i * minute;
-            (m, counts.get(&m).copied().unwrap_or(0))
-        })
-        .collect();
     let top = |column: &str| -> rusqlite::Result<Vec<(String, u64)>> {
         // `column` is one of the constant expressions below, never input.
         let sql = format!(
@@ -293,17 +287,7 @@ pub fn stats(conn: &Connection, now_us: i64, hours: u32) -> rusqlite::Result<Eve
         })?;
         rows.collect()
     };
-    Ok(EventStats {
-        total: total as u64,
-        in_window: in_window as u64,
-        per_minute,
-        top_src_ips: top("src_ip")?,
-        top_usernames: top("username")?,
-        top_passwords: top("password")?,
-        top_commands: top("input")?,
-        top_credentials: top("username || ':' || password")?,
-        top_event_types: top("event_type")?,
-    })
+    EventStats::assemble(total as u64, in_window as u64, hour_start, &counts, top)
 }
 
 #[cfg(test)]
