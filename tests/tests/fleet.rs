@@ -485,3 +485,42 @@ fn a_subscriber_resumes_on_another_core_after_its_cursor() {
         );
     }
 }
+
+/// A steady stream of events keeps every core's listener turning: leases
+/// are renewed (both cores stay alive, commands still find the holder) and
+/// the other core's stream gets every event.
+#[test]
+fn under_a_steady_stream_leases_stay_alive_and_events_cross() {
+    let pg = Postgres::start();
+    let fleet = cores(&pg, 2);
+    let (a, b) = (&fleet[0], &fleet[1]);
+    let mut watcher = Subscriber::events(b);
+    let mut id = NodeIdentity::new("steady").with_capabilities(&["event-ack"]);
+    let mut node = id.enroll(a.node_addr);
+    // Four lease lengths of events at 25 a second, each its own batch.
+    let rounds = 4 * 2 * HEARTBEAT * 25;
+    for seq in 1..=rounds {
+        send_events(&mut node, &id, seq..=seq);
+        if seq % 25 == 0 {
+            node.must_send(&id.status(honeybee_proto::NodeStatus::Running));
+        }
+        std::thread::sleep(Duration::from_millis(40));
+    }
+    node.wait_event_ack(rounds, T);
+    let cores = b.api().get("/api/v1/cores").expect_status(200).json();
+    let alive = cores["cores"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["alive"] == json!(true))
+        .count();
+    assert_eq!(alive, 2, "a lease ran out under a steady stream: {cores}");
+    let seen = watcher.seqs_until(id.node_id, rounds, T);
+    assert_eq!(seen, (1..=rounds).collect::<Vec<_>>(), "core-b's stream");
+    b.api()
+        .post(
+            &format!("/api/v1/nodes/{}/commands", id.node_id),
+            r#"{"GetPotStatus": "cowrie-01"}"#,
+        )
+        .expect_status(202);
+}

@@ -229,17 +229,7 @@ impl SharedFleet {
                 }
                 last_try = Instant::now();
             }
-            let mut heard = Vec::new();
-            {
-                let mut notes = c.notifications();
-                let mut it = notes.timeout_iter(Duration::from_millis(200));
-                while let Some(n) = it.next().map_err(err)? {
-                    heard.push((n.channel().to_string(), n.payload().to_string()));
-                    if heard.len() >= 1024 {
-                        break;
-                    }
-                }
-            }
+            let heard = hear(c).map_err(err)?;
             for (channel, payload) in heard {
                 match Notice::parse(&channel, &payload) {
                     Some(n) => self.handle(c, n).map_err(err)?,
@@ -335,6 +325,28 @@ impl SharedFleet {
         *lock(&self.holders) = fresh;
         Ok(())
     }
+}
+
+/// Most notices handled per turn of the listening loop.
+const NOTICES_PER_TURN: usize = 1024;
+
+/// Waits up to 200 ms for a notice, then takes the ones already there
+/// without waiting again: under a steady stream of notices the loop still
+/// turns (handling them at once, renewing the lease on time).
+fn hear(c: &mut Client) -> Result<Vec<(String, String)>, postgres::Error> {
+    let mut heard = Vec::new();
+    let mut notes = c.notifications();
+    if let Some(n) = notes.timeout_iter(Duration::from_millis(200)).next()? {
+        heard.push((n.channel().to_string(), n.payload().to_string()));
+    }
+    let mut pending = notes.iter();
+    while heard.len() < NOTICES_PER_TURN {
+        match pending.next()? {
+            Some(n) => heard.push((n.channel().to_string(), n.payload().to_string())),
+            None => break,
+        }
+    }
+    Ok(heard)
 }
 
 /// Extends `core`'s lease.
