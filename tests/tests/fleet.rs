@@ -241,7 +241,11 @@ fn a_node_on_one_core_is_seen_commanded_and_streamed_from_the_other() {
         .iter()
         .filter(|c| c["leader"] == json!(true))
         .collect();
-    assert_eq!(leaders.len(), 1, "one leader, seen alike from any core: {cores}");
+    assert_eq!(
+        leaders.len(),
+        1,
+        "one leader, seen alike from any core: {cores}"
+    );
 }
 
 #[test]

@@ -56,7 +56,7 @@ fn a_core_killed_behind_haproxy_loses_no_event_and_no_node() {
     let pg = Postgres::start();
     pg.create_database("fleet");
     let token = format!("failover-{}", std::process::id());
-    let mut cores = vec![core(&pg, "core-a", &token), core(&pg, "core-b", &token)];
+    let mut cores = [core(&pg, "core-a", &token), core(&pg, "core-b", &token)];
     let lb = Haproxy::start(&[Backend::of(&cores[0]), Backend::of(&cores[1])]);
     let api = Api::new(lb.api_addr, token.clone());
 
