@@ -15,8 +15,10 @@ pub struct CoreProcess {
     dir: PathBuf,
     /// The command line, kept for [`CoreProcess::restart`].
     args: Vec<String>,
+    /// Environment beyond the bench's own (`HONEYBEE_POSTGRES`).
+    env: Vec<(String, String)>,
     pub node_addr: SocketAddr,
-    api_addr: SocketAddr,
+    pub api_addr: SocketAddr,
     /// The live stream (port 9003).
     pub stream_addr: SocketAddr,
     pub tls_roots: Option<Arc<rustls::RootCertStore>>,
@@ -27,6 +29,46 @@ pub struct Sample {
     pub cpu: Duration,
     pub rss_kb: u64,
     pub hwm_kb: u64,
+}
+
+/// How to start a core, beyond a temp data dir, free ports and the token.
+#[derive(Clone, Default)]
+pub struct CoreOptions {
+    /// TLS 1.3 on the node port, with [`CoreOptions::certificate`] or a
+    /// self-signed certificate of its own.
+    pub tls: bool,
+    /// The certificate to serve (cores behind one balancer share one).
+    pub certificate: Option<Certificate>,
+    /// A TOML config written to the core's temp dir (`--config`).
+    pub config: Option<String>,
+    /// A PostgreSQL URL, passed as `HONEYBEE_POSTGRES` (out of `ps`).
+    pub postgres: Option<String>,
+    /// `--core-name`.
+    pub core_name: Option<String>,
+    /// `--trusted-proxy`: a balancer whose connections start with a PROXY
+    /// header.
+    pub trusted_proxy: Option<String>,
+}
+
+/// A self-signed certificate for `localhost` and 127.0.0.1 (PEM files) and
+/// the roots a client trusts it with.
+#[derive(Clone)]
+pub struct Certificate {
+    pub cert: String,
+    pub key: String,
+    pub roots: Arc<rustls::RootCertStore>,
+}
+
+impl Certificate {
+    /// Generates one into `dir`.
+    pub fn generate(dir: &std::path::Path) -> Result<Certificate, String> {
+        let (cert, key, roots) = certificates(dir)?;
+        Ok(Certificate {
+            cert,
+            key,
+            roots: Arc::new(roots),
+        })
+    }
 }
 
 fn free_port() -> Result<u16, String> {
@@ -43,6 +85,16 @@ impl CoreProcess {
     /// core's temp dir and passed as `--config`; the flags still set the
     /// data dir, ports and token.
     pub fn start_with(tls: bool, config: Option<&str>) -> Result<CoreProcess, String> {
+        CoreProcess::start_opts(&CoreOptions {
+            tls,
+            config: config.map(String::from),
+            ..CoreOptions::default()
+        })
+    }
+
+    /// A core started as `o` says; returns once it answers `/health` with
+    /// 200 (with PostgreSQL: once it reached the database).
+    pub fn start_opts(o: &CoreOptions) -> Result<CoreProcess, String> {
         let dir = std::env::temp_dir().join(format!(
             "hb-bench-{}-{}",
             std::process::id(),
@@ -65,21 +117,36 @@ impl CoreProcess {
             TOKEN.into(),
         ];
         let mut tls_roots = None;
-        if tls {
-            let (cert, key, roots) = certificates(&dir)?;
-            args.extend(["--tls-cert".into(), cert, "--tls-key".into(), key]);
-            tls_roots = Some(Arc::new(roots));
+        if o.tls {
+            let c = match &o.certificate {
+                Some(c) => c.clone(),
+                None => Certificate::generate(&dir)?,
+            };
+            args.extend(["--tls-cert".into(), c.cert, "--tls-key".into(), c.key]);
+            tls_roots = Some(c.roots);
         }
-        if let Some(toml) = config {
+        if let Some(toml) = &o.config {
             let path = dir.join("core.toml");
             std::fs::write(&path, toml).map_err(|e| e.to_string())?;
             args.extend(["--config".into(), path.display().to_string()]);
         }
-        let child = spawn(&args)?;
+        if let Some(name) = &o.core_name {
+            args.extend(["--core-name".into(), name.clone()]);
+        }
+        if let Some(cidr) = &o.trusted_proxy {
+            args.extend(["--trusted-proxy".into(), cidr.clone()]);
+        }
+        let env: Vec<(String, String)> = o
+            .postgres
+            .iter()
+            .map(|url| ("HONEYBEE_POSTGRES".to_string(), url.clone()))
+            .collect();
+        let child = spawn(&args, &env)?;
         let core = CoreProcess {
             child,
             dir,
             args,
+            env,
             node_addr: SocketAddr::from(([127, 0, 0, 1], node_port)),
             api_addr: SocketAddr::from(([127, 0, 0, 1], api_port)),
             stream_addr: SocketAddr::from(([127, 0, 0, 1], stream_port)),
@@ -90,14 +157,35 @@ impl CoreProcess {
     }
 
     fn wait_healthy(&self) -> Result<(), String> {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while self.get("/health").is_err() {
-            if Instant::now() > deadline {
-                return Err("core did not answer /health within 10 s".into());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match self.get("/health") {
+                Ok(r) if r.starts_with("HTTP/1.1 200") => return Ok(()),
+                Ok(r) if Instant::now() > deadline => {
+                    return Err(format!(
+                        "core's /health not 200 within 30 s: {}",
+                        r.lines().next().unwrap_or("")
+                    ))
+                }
+                Err(e) if Instant::now() > deadline => {
+                    return Err(format!("core did not answer /health within 30 s: {e}"))
+                }
+                _ => {}
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        Ok(())
+    }
+
+    /// The core's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Kills the core with SIGKILL (no shutdown of any kind: a crash) and
+    /// reaps it.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// Stops the core with SIGTERM (killed after 10 s) and starts it again
@@ -105,7 +193,7 @@ impl CoreProcess {
     /// Returns once the new core answers `/health`.
     pub fn restart(&mut self) -> Result<(), String> {
         crate::child::stop(&mut self.child, Duration::from_secs(10));
-        self.child = spawn(&self.args)?;
+        self.child = spawn(&self.args, &self.env)?;
         self.wait_healthy()
     }
 
@@ -208,9 +296,10 @@ impl CoreProcess {
     }
 }
 
-fn spawn(args: &[String]) -> Result<Child, String> {
+fn spawn(args: &[String], env: &[(String, String)]) -> Result<Child, String> {
     Command::new(crate::sibling_binary("HONEYBEE_CORE_BIN", "honeybee-core")?)
         .args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .env("HONEYBEE_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())

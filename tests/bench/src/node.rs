@@ -21,12 +21,20 @@ pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
 pub struct Transport {
-    addr: SocketAddr,
+    /// Where nodes connect; several (one per HAProxy) are shared out by
+    /// source address, so a node always uses the same one.
+    addrs: Vec<SocketAddr>,
     tls: Option<TlsConnector>,
 }
 
 impl Transport {
     pub fn new(addr: SocketAddr, roots: Option<Arc<rustls::RootCertStore>>) -> Transport {
+        Transport::to_any(vec![addr], roots)
+    }
+
+    /// Nodes spread over `addrs` by their source address.
+    pub fn to_any(addrs: Vec<SocketAddr>, roots: Option<Arc<rustls::RootCertStore>>) -> Transport {
+        assert!(!addrs.is_empty(), "a transport needs an address");
         let tls = roots.map(|roots| {
             let provider = Arc::new(rustls::crypto::ring::default_provider());
             let config = rustls::ClientConfig::builder_with_provider(provider)
@@ -36,7 +44,19 @@ impl Transport {
                 .with_no_client_auth();
             TlsConnector::from(Arc::new(config))
         });
-        Transport { addr, tls }
+        Transport { addrs, tls }
+    }
+
+    fn addr_for(&self, source: Ipv4Addr) -> SocketAddr {
+        self.addrs[u32::from(source) as usize % self.addrs.len()]
+    }
+
+    /// A copy (same addresses and TLS client).
+    pub fn share(&self) -> Transport {
+        Transport {
+            addrs: self.addrs.clone(),
+            tls: self.tls.clone(),
+        }
     }
 
     /// A connection from `source` (TLS when the transport has roots).
@@ -46,7 +66,7 @@ impl Transport {
         sock.bind(&SocketAddr::V4(SocketAddrV4::new(source, 0)).into())
             .map_err(|e| format!("binding {source}: {e}"))?;
         sock.set_nonblocking(true).map_err(|e| e.to_string())?;
-        match sock.connect(&self.addr.into()) {
+        match sock.connect(&self.addr_for(source).into()) {
             Ok(()) => {}
             Err(e) if e.raw_os_error() == Some(nix::libc::EINPROGRESS) => {}
             Err(e) => return Err(format!("connecting from {source}: {e}")),
@@ -89,9 +109,28 @@ impl NodeKey {
 pub struct Node {
     id: u64,
     stream: Box<dyn Io>,
+    /// The TOTP step of the code it registered with.
+    step: u64,
 }
 
-fn source(i: usize) -> Ipv4Addr {
+impl Node {
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The TOTP step of the code it registered with.
+    pub fn step(&self) -> u64 {
+        self.step
+    }
+
+    /// Its connection.
+    pub fn into_stream(self) -> Box<dyn Io> {
+        self.stream
+    }
+}
+
+/// The loopback address node number `i` (0-based) connects from.
+pub fn source(i: usize) -> Ipv4Addr {
     Ipv4Addr::new(127, 1, (i / 250) as u8, (i % 250 + 1) as u8)
 }
 
@@ -137,13 +176,18 @@ pub async fn ack(stream: &mut Box<dyn Io>) -> Result<RegistrationAck, String> {
     }
 }
 
-fn code(key: &[u8]) -> String {
-    let totp = TOTP::new_unchecked(Algorithm::SHA1, 6, 0, 30, key.to_vec());
+/// The code of the current TOTP step, and the step.
+fn code(key: &[u8]) -> (String, u64) {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    totp.generate(now)
+    (code_at(key, now / 30), now / 30)
+}
+
+/// The code for TOTP step `step` (SHA-1, 6 digits, 30 s).
+pub fn code_at(key: &[u8], step: u64) -> String {
+    TOTP::new_unchecked(Algorithm::SHA1, 6, 0, 30, key.to_vec()).generate(step * 30)
 }
 
 /// The TOTP key a first registration's acknowledgement carries.
@@ -160,10 +204,7 @@ fn key_from_ack(id: u64, a: RegistrationAck) -> Result<NodeKey, String> {
 
 /// First registration of nodes 1..=n; returns their keys.
 pub async fn enroll_all(t: &Transport, n: usize, in_flight: usize) -> Result<Vec<NodeKey>, String> {
-    let t = Arc::new(Transport {
-        addr: t.addr,
-        tls: t.tls.clone(),
-    });
+    let t = Arc::new(t.share());
     let gate = Arc::new(Semaphore::new(in_flight));
     let tasks: Vec<_> = (0..n)
         .map(|i| {
@@ -196,10 +237,7 @@ pub async fn enroll_all_from(
     source: Ipv4Addr,
     retry: Duration,
 ) -> Result<(Vec<NodeKey>, u64), String> {
-    let t = Arc::new(Transport {
-        addr: t.addr,
-        tls: t.tls.clone(),
-    });
+    let t = Arc::new(t.share());
     let gate = Arc::new(Semaphore::new(in_flight));
     let retries = Arc::new(AtomicU64::new(0));
     let tasks: Vec<_> = (0..n)
@@ -242,10 +280,7 @@ pub async fn register_all(
     keys: &[NodeKey],
     in_flight: usize,
 ) -> Result<Vec<Node>, String> {
-    let t = Arc::new(Transport {
-        addr: t.addr,
-        tls: t.tls.clone(),
-    });
+    let t = Arc::new(t.share());
     let gate = Arc::new(Semaphore::new(in_flight));
     let tasks: Vec<_> = keys
         .iter()
@@ -256,13 +291,18 @@ pub async fn register_all(
             smol::spawn(async move {
                 let _slot = gate.acquire().await;
                 let mut s = t.connect(source(i)).await?;
-                send(&mut s, registration(id, Some(code(&key)))).await?;
+                let (code, step) = code(&key);
+                send(&mut s, registration(id, Some(code))).await?;
                 let a = ack(&mut s).await?;
                 if !a.accepted {
                     return Err(format!("node {id} refused: {:?}", a.message));
                 }
                 send(&mut s, heartbeat_msg(id)).await?;
-                Ok::<_, String>(Node { id, stream: s })
+                Ok::<_, String>(Node {
+                    id,
+                    stream: s,
+                    step,
+                })
             })
         })
         .collect();

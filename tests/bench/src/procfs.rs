@@ -55,3 +55,39 @@ fn kb_field(path: &str, key: &str) -> u64 {
         })
         .unwrap_or(0)
 }
+
+/// CPU time (user + system) `pid` has used itself, from `/proc/<pid>/stat`;
+/// `None` when the process is gone.
+pub fn cpu(pid: u32) -> Option<std::time::Duration> {
+    let f = stat_fields(pid)?;
+    let ticks = f.get(11)? + f.get(12)?;
+    Some(std::time::Duration::from_micros(
+        ticks * 1_000_000 / clock_ticks(),
+    ))
+}
+
+/// The live processes whose parent is `parent`.
+pub fn children(parent: u32) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| {
+            stat_fields(pid).is_some_and(|f| f.get(1).copied() == Some(u64::from(parent)))
+        })
+        .collect()
+}
+
+/// CPU time of a server and its worker processes (PostgreSQL's postmaster
+/// and its backends): the server's own, that of its live children, and
+/// that of the children it has already reaped (its `cutime`/`cstime`: a
+/// backend whose client disconnected still counts).
+pub fn server_cpu(pid: u32) -> Option<std::time::Duration> {
+    let f = stat_fields(pid)?;
+    let own = f.get(11)? + f.get(12)? + f.get(13)? + f.get(14)?;
+    let mut total = std::time::Duration::from_micros(own * 1_000_000 / clock_ticks());
+    for child in children(pid) {
+        total += cpu(child).unwrap_or_default();
+    }
+    Some(total)
+}

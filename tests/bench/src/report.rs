@@ -16,6 +16,15 @@ pub struct Row {
     pub idle_rss_mb: f64,
     pub rss_mb: f64,
     pub hwm_mb: f64,
+    /// "SQLite", or "PostgreSQL, N cores" (`rss_mb`/`hwm_mb` are then the
+    /// largest core's, and CPU figures the sum of all cores).
+    pub store: String,
+    /// Each core's RSS after the heartbeats, MB.
+    pub core_rss_mb: Vec<f64>,
+    /// PostgreSQL's CPU per registration and per heartbeat (µs), when the
+    /// benchmark runs the server.
+    pub pg_register_cpu_us: Option<f64>,
+    pub pg_heartbeat_cpu_us: Option<f64>,
 }
 
 fn transport(r: &Row) -> &'static str {
@@ -26,6 +35,31 @@ fn transport(r: &Row) -> &'static str {
     }
 }
 
+/// The figures of runs over PostgreSQL (several cores): CPU per
+/// registration and heartbeat of all cores together and of PostgreSQL, and
+/// each core's RSS.
+pub fn print_fleet_table(rows: &[Row]) {
+    println!();
+    println!("| nodes | transport | store | enrol/s | TOTP register/s | all registered (s) | µs CPU/registration: cores + PostgreSQL | µs CPU/heartbeat: cores + PostgreSQL | RSS per core MB |");
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for r in rows {
+        println!(
+            "| {} | {} | {} | {:.0} | {:.0} | {:.2} | {:.1} + {} | {:.2} + {} | {} |",
+            r.nodes,
+            transport(r),
+            r.store,
+            r.enroll_per_sec,
+            r.register_per_sec,
+            r.register_secs,
+            r.register_cpu_us,
+            us(r.pg_register_cpu_us),
+            r.heartbeat_cpu_us,
+            us(r.pg_heartbeat_cpu_us),
+            mb_list(&r.core_rss_mb)
+        );
+    }
+}
+
 pub fn print_row(r: &Row) {
     println!(
         "{} nodes over {}: enrolled in {:.2} s ({:.0}/s); registered with TOTP in {:.2} s ({:.0}/s, {:.1} µs core CPU each); \
@@ -33,9 +67,33 @@ pub fn print_row(r: &Row) {
         r.nodes, transport(r), r.enroll_secs, r.enroll_per_sec, r.register_secs, r.register_per_sec, r.register_cpu_us,
         r.heartbeats, r.heartbeat_secs, r.heartbeats_counted, r.heartbeat_cpu_us, r.connected, r.rss_mb, r.idle_rss_mb, r.hwm_mb
     );
+    if r.store != "SQLite" {
+        println!(
+            "  {}: core RSS {} MB; PostgreSQL CPU {} µs per registration, {} µs per heartbeat",
+            r.store,
+            mb_list(&r.core_rss_mb),
+            us(r.pg_register_cpu_us),
+            us(r.pg_heartbeat_cpu_us)
+        );
+    }
+}
+
+fn mb_list(v: &[f64]) -> String {
+    v.iter()
+        .map(|m| format!("{m:.1}"))
+        .collect::<Vec<_>>()
+        .join(" / ")
+}
+
+fn us(v: Option<f64>) -> String {
+    v.map_or("–".into(), |v| format!("{v:.1}"))
 }
 
 pub fn print_table(rows: &[Row]) {
+    if rows.iter().any(|r| r.store != "SQLite") {
+        print_fleet_table(rows);
+        return;
+    }
     println!();
     println!("| nodes | transport | enrol/s | TOTP register/s | all registered (s) | µs CPU/registration | µs CPU/heartbeat | core RSS MB | peak MB |");
     println!("|---|---|---|---|---|---|---|---|---|");

@@ -6,13 +6,28 @@
 //!     cargo build --release -p honeybee-core -p honeybee-bench
 //!     target/release/event-load --events 1000000 --nodes 10
 //!     target/release/event-load --rate 10000 --seconds 10 --nodes 10   # latency
+//!
+//! With `--postgres URL|auto` the cores keep their state in PostgreSQL
+//! (`auto`: a throwaway local cluster with fsync on) and `--cores N` starts
+//! N of them over the one database, with HAProxy in front when N ≥ 2 that
+//! every node connection goes through. Then the run measures, in order:
+//! durable events/s through all cores, the CPU time per event of each core
+//! and of PostgreSQL (all its server processes), event queries, and the
+//! live-stream latency at `--rate` (default 10,000 events/s) with one raw
+//! NDJSON subscriber on every core: the first core to deliver an event is
+//! the one its node is connected to (local), every other core delivers it
+//! after PostgreSQL told it of the commit (LISTEN/NOTIFY).
+//!
+//!     target/release/event-load --postgres auto --cores 2 --events 1000000 --nodes 10
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use honeybee_bench::core_process::CoreProcess;
+use honeybee_bench::core_process::{CoreProcess, Sample, TOKEN};
+use honeybee_bench::fleet::{self, Fleet, FleetOptions};
+use honeybee_bench::subscriber::{Heard, Subscriber};
 use honeybee_proto::{
     decode, encode_into, CoreMessage, Envelope, NodeMessage, NodeRegistration, NodeType, PotEvent,
     CAP_EVENT_ACK,
@@ -25,6 +40,7 @@ struct Options {
     /// Latency mode: events per second, all nodes together.
     rate: Option<u64>,
     seconds: u64,
+    fleet: FleetOptions,
 }
 
 fn parse() -> Result<Options, String> {
@@ -34,10 +50,16 @@ fn parse() -> Result<Options, String> {
         queries: 200,
         rate: None,
         seconds: 10,
+        fleet: FleetOptions::default(),
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut it = args.iter();
     while let Some(a) = it.next() {
+        if o.fleet
+            .take(a, || it.next().cloned().ok_or(format!("{a} needs a value")))?
+        {
+            continue;
+        }
         let mut num = || -> Result<u64, String> {
             it.next()
                 .and_then(|v| v.replace('_', "").parse().ok())
@@ -50,7 +72,10 @@ fn parse() -> Result<Options, String> {
             "--rate" => o.rate = Some(num()?.max(1)),
             "--seconds" => o.seconds = num()?.max(1),
             "--help" | "-h" => {
-                println!("event-load [--events N] [--nodes K] [--queries Q] | [--rate EVENTS_PER_S --seconds S --nodes K]");
+                println!(
+                    "event-load [--events N] [--nodes K] [--queries Q] | [--rate EVENTS_PER_S --seconds S --nodes K] {}",
+                    fleet::USAGE
+                );
                 std::process::exit(0);
             }
             other => return Err(format!("unknown argument {other}")),
@@ -332,6 +357,17 @@ fn main() {
         }
     };
     honeybee_bench::raise_fd_limit();
+    if let Err(e) = o.fleet.check() {
+        eprintln!("event-load: {e}");
+        std::process::exit(2);
+    }
+    if o.fleet.postgres() {
+        if let Err(e) = shared(&o) {
+            eprintln!("event-load: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
     let core = match CoreProcess::start(false) {
         Ok(c) => c,
         Err(e) => {
@@ -376,6 +412,12 @@ fn main() {
         after.hwm_kb as f64 / 1024.0
     );
 
+    query_latency(&core, o.queries, total);
+}
+
+/// Times `count` event queries (five kinds in turn) over `total` stored
+/// events.
+fn query_latency(core: &CoreProcess, count: usize, total: u64) {
     let queries = [
         "/api/v1/events?limit=100",
         "/api/v1/events?node_id=1003&limit=100",
@@ -383,8 +425,8 @@ fn main() {
         "/api/v1/events?event_type=cowrie.command.input&limit=100",
         "/api/v1/events?pot_id=cowrie-01&since=2020-01-01T00:00:00Z&limit=100",
     ];
-    let mut times = Vec::with_capacity(o.queries);
-    for i in 0..o.queries {
+    let mut times = Vec::with_capacity(count);
+    for i in 0..count {
         let t = Instant::now();
         match core.get(queries[i % queries.len()]) {
             Ok(body) if body.starts_with("HTTP/1.1 200") => times.push(t.elapsed()),
@@ -403,4 +445,308 @@ fn main() {
         percentile(&times, 0.99).as_secs_f64() * 1e3,
         times.last().copied().unwrap_or_default().as_secs_f64() * 1e3
     );
+}
+
+/// The run over PostgreSQL: throughput and queries (unless `--rate` asks
+/// for latency only), then live-stream latency.
+fn shared(o: &Options) -> Result<(), String> {
+    let fleet = Fleet::start(&o.fleet, false, o.nodes * 2)?;
+    let through = if !fleet.proxies.is_empty() {
+        " through HAProxy"
+    } else {
+        ""
+    };
+    println!(
+        "event-load: {}; {} nodes{through}",
+        o.fleet.describe(),
+        o.nodes
+    );
+    if o.rate.is_none() && o.events > 0 {
+        let total = shared_throughput(&fleet, o)?;
+        query_latency(&fleet.cores[0], o.queries, total);
+    }
+    shared_latency(&fleet, o, o.rate.unwrap_or(10_000))
+}
+
+/// Each core's stored-events counter.
+fn stored_counts(fleet: &Fleet) -> Vec<u64> {
+    fleet
+        .cores
+        .iter()
+        .map(|c| c.metric_value("honeybee_events_stored_total").unwrap_or(0))
+        .collect()
+}
+
+fn samples(fleet: &Fleet) -> Result<Vec<Sample>, String> {
+    fleet.cores.iter().map(|c| c.sample()).collect()
+}
+
+/// Durable events/s with every node streaming as fast as it is
+/// acknowledged; CPU per event of each core and of PostgreSQL. Returns the
+/// events stored.
+fn shared_throughput(fleet: &Fleet, o: &Options) -> Result<u64, String> {
+    let per_node = o.events / o.nodes;
+    let total = per_node * o.nodes;
+    let ready = Arc::new(std::sync::Barrier::new(o.nodes as usize + 1));
+    let start = Arc::new(std::sync::OnceLock::new());
+    let workers: Vec<_> = (0..o.nodes)
+        .map(|i| {
+            let (addr, ready, start) = (fleet.node_addr(), ready.clone(), start.clone());
+            std::thread::spawn(move || node(addr, i, per_node, ready, start))
+        })
+        .collect();
+    // Sampled before the nodes are let go: they start at once, and events
+    // stored before a sample would be missing from the counts.
+    let before = samples(fleet)?;
+    let stored_before = stored_counts(fleet);
+    let (pg_before, proxy_before) = (fleet.pg_cpu(), fleet.proxy_cpu());
+    ready.wait();
+    let mut last = Duration::ZERO;
+    let mut failed = 0;
+    for w in workers {
+        match w.join() {
+            Ok(Ok(t)) => last = last.max(t),
+            Ok(Err(e)) => {
+                failed += 1;
+                eprintln!("event-load: a node failed: {e}")
+            }
+            Err(_) => eprintln!("event-load: a node panicked"),
+        }
+    }
+    let after = samples(fleet)?;
+    let stored_after = stored_counts(fleet);
+    let (pg_after, proxy_after) = (fleet.pg_cpu(), fleet.proxy_cpu());
+    let secs = last.as_secs_f64();
+    println!(
+        "{total} events from {} nodes acknowledged in {secs:.2} s: {:.0} durable events/s{}",
+        o.nodes,
+        total as f64 / secs,
+        if failed > 0 {
+            format!(" ({failed} nodes FAILED)")
+        } else {
+            String::new()
+        }
+    );
+    let mut cores_cpu = 0.0;
+    for (i, (b, a)) in before.iter().zip(&after).enumerate() {
+        let cpu = (a.cpu - b.cpu).as_secs_f64();
+        cores_cpu += cpu;
+        let stored = stored_after[i] - stored_before[i];
+        println!(
+            "  core{}: stored {stored} events; CPU {cpu:.2} s = {:.1} µs per event it stored ({:.1} µs per event of all); RSS {:.1} MB (peak {:.1})",
+            i + 1,
+            cpu * 1e6 / stored.max(1) as f64,
+            cpu * 1e6 / total as f64,
+            a.rss_kb as f64 / 1024.0,
+            a.hwm_kb as f64 / 1024.0,
+        );
+    }
+    if fleet.cores.len() > 1 {
+        println!(
+            "  all cores: CPU {cores_cpu:.2} s = {:.1} µs per event",
+            cores_cpu * 1e6 / total as f64
+        );
+    }
+    match (pg_before, pg_after) {
+        (Some(b), Some(a)) => {
+            let cpu = (a - b).as_secs_f64();
+            println!(
+                "  PostgreSQL (all server processes): CPU {cpu:.2} s = {:.1} µs per event; database {:.0} MB",
+                cpu * 1e6 / total as f64,
+                fleet.pg.as_ref().map_or(0, |pg| pg.database_bytes()) as f64 / 1e6
+            );
+        }
+        _ => println!(
+            "  PostgreSQL CPU: not measured (an existing server; --postgres auto measures it)"
+        ),
+    }
+    if let (Some(b), Some(a)) = (proxy_before, proxy_after) {
+        let cpu = (a - b).as_secs_f64();
+        println!(
+            "  HAProxy: CPU {cpu:.2} s = {:.1} µs per event",
+            cpu * 1e6 / total as f64
+        );
+    }
+    let stored = fleet::stats_totals(&fleet.cores[0])?["events"]
+        .as_u64()
+        .unwrap_or(0);
+    if stored != total {
+        eprintln!("event-load: the database holds {stored} events, {total} sent");
+    }
+    Ok(stored)
+}
+
+/// One node sending `per_node × seconds` events at `per_node`/s in 1 ms
+/// ticks, each stamped with its send time; returns once all are
+/// acknowledged.
+fn rate_sender(
+    addr: std::net::SocketAddr,
+    index: u64,
+    per_node: u64,
+    seconds: u64,
+    epoch: Instant,
+) -> Result<(), String> {
+    let (mut sock, mut reader) = connect_node(addr, index)?;
+    let id = 1_000 + index;
+    let count = per_node * seconds;
+    let start = Instant::now();
+    let mut sent = 0u64;
+    let mut buf = Vec::new();
+    while sent < count {
+        let due = (start.elapsed().as_secs_f64() * per_node as f64) as u64;
+        while sent < due.min(count) {
+            sent += 1;
+            let ns = epoch.elapsed().as_nanos();
+            encode_into(&Envelope::new(login(id, sent, Some(ns))), &mut buf);
+        }
+        if !buf.is_empty() {
+            sock.write_all(&buf).map_err(|e| e.to_string())?;
+            buf.clear();
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    // Leave once everything is acknowledged (see `latency`).
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if reader.read_line(&mut line).map_err(|e| e.to_string())? == 0 {
+            return Err("closed before the last ack".into());
+        }
+        if let Ok(CoreMessage::EventAck(a)) = decode::<CoreMessage>(line.trim_end().as_bytes()) {
+            if a.seq >= count {
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// Live-stream latency over PostgreSQL: `nodes` nodes (through HAProxy
+/// when there is one) send `rate` events/s in total for `seconds`, each
+/// stamped with its send time; a raw NDJSON subscriber on every core
+/// records when each event arrives. The earliest arrival of an event is on
+/// the core its node is connected to (local); every later one is a core
+/// that heard of the commit through PostgreSQL (other core).
+fn shared_latency(fleet: &Fleet, o: &Options, rate: u64) -> Result<(), String> {
+    let epoch = Instant::now();
+    let per_node = rate / o.nodes;
+    let total = per_node * o.nodes * o.seconds;
+    let subscribers: Vec<Subscriber> = fleet
+        .cores
+        .iter()
+        .map(|c| Subscriber::events(c.stream_addr, TOKEN))
+        .collect::<Result<_, _>>()?;
+    // The listeners stop when everything arrived, or 30 s after the last
+    // acknowledgement (set below; until then, no deadline).
+    let done: Arc<std::sync::OnceLock<Instant>> = Arc::new(std::sync::OnceLock::new());
+    let listeners: Vec<_> = subscribers
+        .into_iter()
+        .map(|s| {
+            let done = done.clone();
+            std::thread::spawn(move || {
+                s.listen(epoch, total, move || {
+                    done.get()
+                        .map_or(Instant::now() + Duration::from_secs(3600), |d| {
+                            *d + Duration::from_secs(30)
+                        })
+                })
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let before = samples(fleet)?;
+    let pg_before = fleet.pg_cpu();
+    let t = Instant::now();
+    let senders: Vec<_> = (0..o.nodes)
+        .map(|i| {
+            let (addr, seconds) = (fleet.node_addr(), o.seconds);
+            std::thread::spawn(move || rate_sender(addr, 100 + i, per_node, seconds, epoch))
+        })
+        .collect();
+    for s in senders {
+        match s.join() {
+            Ok(Err(e)) => eprintln!("event-load: a node failed: {e}"),
+            Err(_) => eprintln!("event-load: a node panicked"),
+            Ok(Ok(())) => {}
+        }
+    }
+    let acked = t.elapsed();
+    let after = samples(fleet)?;
+    let pg_after = fleet.pg_cpu();
+    let _ = done.set(Instant::now());
+    let heard: Vec<Heard> = listeners
+        .into_iter()
+        .map(|l| l.join().unwrap_or_default())
+        .collect();
+
+    // Per event: local = earliest arrival, others = every later one.
+    let mut local = Vec::new();
+    let mut remote = Vec::new();
+    let mut keys: std::collections::HashSet<(u64, u64)> = std::collections::HashSet::new();
+    for h in &heard {
+        keys.extend(h.events.keys().copied());
+    }
+    let mut everywhere = 0u64;
+    for k in &keys {
+        let mut arrivals: Vec<Duration> = heard
+            .iter()
+            .filter_map(|h| h.events.get(k))
+            .map(|&(at, sent)| Duration::from_nanos(at.saturating_sub(sent)))
+            .collect();
+        arrivals.sort();
+        if arrivals.len() == heard.len() {
+            everywhere += 1;
+        }
+        local.push(arrivals[0]);
+        remote.extend(arrivals.into_iter().skip(1));
+    }
+    local.sort();
+    remote.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let secs = acked.as_secs_f64();
+    println!(
+        "{rate} events/s from {} nodes{} for {} s ({total} events, all acknowledged after {secs:.1} s); one NDJSON subscriber on each of {} cores:",
+        o.nodes,
+        if !fleet.proxies.is_empty() { " through HAProxy" } else { "" },
+        o.seconds,
+        fleet.cores.len()
+    );
+    for (i, h) in heard.iter().enumerate() {
+        println!(
+            "  core{} subscriber: received {} of {total} ({} reported lagged)",
+            i + 1,
+            h.events.len(),
+            h.lagged
+        );
+    }
+    println!(
+        "  send → subscriber of the core that took the event: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms ({} events)",
+        ms(percentile(&local, 0.5)),
+        ms(percentile(&local, 0.99)),
+        ms(local.last().copied().unwrap_or_default()),
+        local.len()
+    );
+    if fleet.cores.len() > 1 {
+        println!(
+            "  send → subscriber of another core (commit, NOTIFY, fetch): p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms ({} arrivals; {everywhere} events reached every core)",
+            ms(percentile(&remote, 0.5)),
+            ms(percentile(&remote, 0.99)),
+            ms(remote.last().copied().unwrap_or_default()),
+            remote.len()
+        );
+    }
+    for (i, (a, b)) in after.iter().zip(&before).enumerate() {
+        println!(
+            "  core{}: CPU {:.1}% of one core, RSS {:.1} MB",
+            i + 1,
+            (a.cpu - b.cpu).as_secs_f64() * 100.0 / secs,
+            a.rss_kb as f64 / 1024.0
+        );
+    }
+    if let (Some(b), Some(a)) = (pg_before, pg_after) {
+        println!(
+            "  PostgreSQL: CPU {:.1}% of one core",
+            (a - b).as_secs_f64() * 100.0 / secs
+        );
+    }
+    Ok(())
 }
