@@ -12,13 +12,14 @@ use std::time::{Duration, Instant};
 
 use honeybee_proto::{CoreMessage, PotEvent};
 use postgres::fallible_iterator::FallibleIterator;
-use postgres::{Client, GenericClient};
+use postgres::Client;
 
 use crate::fleet::notice::{self, Notice};
 use crate::fleet::{CoreView, Fleet, Routed, SharedNode};
+use crate::store::postgres::conn::{on_connection, Conn};
 use crate::store::postgres::schema::LOCK;
 use crate::store::postgres::url::PgUrl;
-use crate::store::postgres::{connect_as, describe, load_stored_node, on_connection};
+use crate::store::postgres::{describe, load_stored_node};
 use crate::store::StoreError;
 
 /// The advisory lock the leader holds.
@@ -57,7 +58,7 @@ pub trait Deliveries: Send + Sync {
 pub struct SharedFleet {
     core_name: String,
     url: PgUrl,
-    pool: Vec<Mutex<Option<Client>>>,
+    pool: Vec<Mutex<Option<Conn>>>,
     /// Nodes other live cores hold.
     holders: Mutex<HashMap<u64, String>>,
     /// Nodes this core holds: their connection and the hold's epoch.
@@ -159,7 +160,7 @@ impl SharedFleet {
     fn with<T>(
         &self,
         what: &str,
-        f: impl FnMut(&mut Client) -> Result<T, postgres::Error>,
+        f: impl FnMut(&mut Conn) -> Result<T, postgres::Error>,
     ) -> Result<T, StoreError> {
         let mut slot = self
             .pool
@@ -169,7 +170,7 @@ impl SharedFleet {
         on_connection(&mut slot, &self.url, what, f)
     }
 
-    fn notify(&self, c: &mut Client, notice: &Notice) -> Result<(), postgres::Error> {
+    fn notify(&self, c: &mut Conn, notice: &Notice) -> Result<(), postgres::Error> {
         let (channel, payload) = notice.encode();
         c.execute("SELECT pg_notify($1, $2)", &[&channel, &payload])
             .map(|_| ())
@@ -179,7 +180,7 @@ impl SharedFleet {
         let mut wait = Duration::from_millis(500);
         while !self.stopping.load(Ordering::Relaxed) {
             let name = format!("honeybee-core/{}", self.core_name);
-            let result = connect_as(&self.url, &name).and_then(|mut c| {
+            let result = Conn::open(&self.url, &name).and_then(|mut c| {
                 wait = Duration::from_millis(500);
                 self.session(&mut c)
             });
@@ -197,10 +198,12 @@ impl SharedFleet {
     }
 
     /// One listening session; returns when the connection fails.
-    fn session(&self, c: &mut Client) -> Result<(), String> {
+    fn session(&self, c: &mut Conn) -> Result<(), String> {
         let err = |e: postgres::Error| describe(&e);
         for channel in notice::CHANNELS {
-            c.batch_execute(&format!("LISTEN {channel}")).map_err(err)?;
+            c.client()
+                .batch_execute(&format!("LISTEN {channel}"))
+                .map_err(err)?;
         }
         *lock(&self.trouble) = None;
         if let Some(d) = self.deliveries.get() {
@@ -229,7 +232,7 @@ impl SharedFleet {
                 }
                 last_try = Instant::now();
             }
-            let heard = hear(c).map_err(err)?;
+            let heard = hear(c.client()).map_err(err)?;
             for (channel, payload) in heard {
                 match Notice::parse(&channel, &payload) {
                     Some(n) => self.handle(c, n).map_err(err)?,
@@ -243,7 +246,7 @@ impl SharedFleet {
         Ok(())
     }
 
-    fn handle(&self, c: &mut Client, n: Notice) -> Result<(), postgres::Error> {
+    fn handle(&self, c: &mut Conn, n: Notice) -> Result<(), postgres::Error> {
         let Some(d) = self.deliveries.get() else {
             return Ok(());
         };
@@ -312,7 +315,7 @@ impl SharedFleet {
         Ok(())
     }
 
-    fn reload_holders(&self, c: &mut Client) -> Result<(), postgres::Error> {
+    fn reload_holders(&self, c: &mut Conn) -> Result<(), postgres::Error> {
         let rows = c.query(
             "SELECT p.node_id, p.core_name FROM presence p JOIN cores k USING (core_name)
              WHERE k.lease_until > now() AND p.core_name <> $1",
@@ -350,7 +353,7 @@ fn hear(c: &mut Client) -> Result<Vec<(String, String)>, postgres::Error> {
 }
 
 /// Extends `core`'s lease.
-fn renew(c: &mut Client, core: &str, lease: Duration, health: &str) -> Result<(), postgres::Error> {
+fn renew(c: &mut Conn, core: &str, lease: Duration, health: &str) -> Result<(), postgres::Error> {
     let secs = lease.as_secs_f64();
     c.execute(
         "INSERT INTO cores (core_name, lease_until, health)
@@ -364,7 +367,7 @@ fn renew(c: &mut Client, core: &str, lease: Duration, health: &str) -> Result<()
 
 /// The events of one committed batch, in id order, as `PotEvent`s.
 fn fetch_events(
-    c: &mut impl GenericClient,
+    c: &mut Conn,
     first: i64,
     count: i64,
 ) -> Result<Vec<(PotEvent, i64)>, postgres::Error> {
@@ -443,27 +446,26 @@ impl Fleet for SharedFleet {
 
     fn hold(&self, node_id: u64, conn_id: u64) -> Result<(), StoreError> {
         lock(&self.holders).remove(&node_id);
+        // One statement: the hold and its notice commit together.
         let epoch = self.with("recording where the node is", |c| {
-            let mut tx = c.transaction()?;
-            let epoch: i64 = tx
-                .query_one(
-                    "INSERT INTO presence (node_id, core_name, connection, epoch)
+            let row = c.query_one(
+                "WITH held AS (
+                     INSERT INTO presence (node_id, core_name, connection, epoch)
                      VALUES ($1, $2, $3, nextval('presence_epoch'))
                      ON CONFLICT (node_id) DO UPDATE SET core_name = EXCLUDED.core_name,
-                         connection = EXCLUDED.connection, epoch = EXCLUDED.epoch, since = now()
-                     RETURNING epoch",
-                    &[&(node_id as i64), &self.core_name, &(conn_id as i64)],
-                )?
-                .get(0);
-            let (channel, payload) = Notice::Moved {
-                core: self.core_name.clone(),
-                node_id,
-                epoch: epoch as u64,
-            }
-            .encode();
-            tx.execute("SELECT pg_notify($1, $2)", &[&channel, &payload])?;
-            tx.commit()?;
-            Ok(epoch as u64)
+                         connection = EXCLUDED.connection, epoch = EXCLUDED.epoch,
+                         since = now()
+                     RETURNING epoch)
+                 SELECT epoch, pg_notify($4, $2 || E'\\t' || $1::TEXT || E'\\t' || epoch::TEXT)
+                 FROM held",
+                &[
+                    &(node_id as i64),
+                    &self.core_name,
+                    &(conn_id as i64),
+                    &notice::MOVED,
+                ],
+            )?;
+            Ok(row.get::<_, i64>(0) as u64)
         })?;
         lock(&self.held).insert(node_id, (conn_id, epoch));
         Ok(())

@@ -8,6 +8,7 @@
 //! breaks is opened again on next use; the writer retries its batch with
 //! backoff meanwhile, so nothing is acknowledged that is not committed.
 
+pub mod conn;
 pub mod events;
 pub mod schema;
 pub mod tls;
@@ -29,6 +30,7 @@ use crate::store::{
     EventFilter, EventStats, NodeEventRecord, NodeRecord, NodeWrite, PotRecord, StoreError,
     StoredEvent, StoredNode,
 };
+use conn::{on_connection, Conn};
 use events::text;
 use url::{PgUrl, SslMode};
 
@@ -413,10 +415,7 @@ fn parse_pot(row: &postgres::Row) -> Result<PotRecord, String> {
 }
 
 /// One node with its pots, as stored now.
-pub fn load_stored_node(
-    c: &mut impl GenericClient,
-    node_id: u64,
-) -> Result<Option<StoredNode>, postgres::Error> {
+pub fn load_stored_node(c: &mut Conn, node_id: u64) -> Result<Option<StoredNode>, postgres::Error> {
     let id = node_id as i64;
     let Some(row) = c.query_opt(
         &format!("SELECT {NODE_COLUMNS} FROM nodes WHERE node_id = $1"),
@@ -443,47 +442,18 @@ pub fn load_stored_node(
 /// The readers' connection, opened on first use and again after it broke.
 pub struct PostgresReader {
     url: PgUrl,
-    client: Mutex<Option<Client>>,
+    client: Mutex<Option<Conn>>,
 }
 
 impl PostgresReader {
     fn with<T>(
         &self,
         what: &str,
-        f: impl FnMut(&mut Client) -> Result<T, postgres::Error>,
+        mut f: impl FnMut(&mut Client) -> Result<T, postgres::Error>,
     ) -> Result<T, StoreError> {
         let mut slot = self.client.lock().unwrap_or_else(|e| e.into_inner());
-        on_connection(&mut slot, &self.url, what, f)
+        on_connection(&mut slot, &self.url, what, |c| f(c.client()))
     }
-}
-
-/// Runs `f` on the connection in `slot`, opening it first if there is none
-/// or it broke. A connection found broken by `f` (the server restarted since
-/// it was last used) is opened again and `f` runs once more, so the first
-/// request after a database restart does not fail.
-pub fn on_connection<T>(
-    slot: &mut Option<Client>,
-    url: &PgUrl,
-    what: &str,
-    mut f: impl FnMut(&mut Client) -> Result<T, postgres::Error>,
-) -> Result<T, StoreError> {
-    for attempt in 0..2 {
-        if slot.as_ref().is_none_or(|c| c.is_closed()) {
-            *slot = None;
-            *slot = Some(connect(url).map_err(|e| StoreError(format!("{what}: {e}")))?);
-        }
-        let Some(client) = slot.as_mut() else {
-            break;
-        };
-        match f(client) {
-            Ok(v) => return Ok(v),
-            Err(e) if attempt == 0 && client.is_closed() => {
-                log::info!("store: {what}: {}; connecting again", describe(&e));
-            }
-            Err(e) => return Err(StoreError(format!("{what}: {}", describe(&e)))),
-        }
-    }
-    Err(StoreError(format!("{what}: no database connection")))
 }
 
 impl Reader for PostgresReader {
