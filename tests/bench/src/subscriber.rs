@@ -41,6 +41,7 @@ impl Subscriber {
         s.expect_success("registration")?;
         s.send(ModuleMessage::BackendCommand(BackendCommand::Subscribe(
             Subscribe {
+                cursor: None,
                 topics: vec!["events".into()],
                 filter: None,
             },
