@@ -361,12 +361,14 @@ pub enum Flow {
     Close,
 }
 
-/// Handles every complete line in `frames`.
+/// Handles every complete line in `frames`; adds the number of messages
+/// handled to `messages`.
 pub fn drain_frames(
     frames: &mut LineDecoder,
     node: &Registered,
     warner: &mut Warner,
     ctx: &NodeContext,
+    messages: &mut usize,
 ) -> Flow {
     loop {
         let msg = match frames.next_frame() {
@@ -378,6 +380,7 @@ pub fn drain_frames(
                 return Flow::Close;
             }
         };
+        *messages += 1;
         match msg {
             Ok(msg) => {
                 node.live.touch(ctx.registry.clock().now_ms());
