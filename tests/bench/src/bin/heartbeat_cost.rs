@@ -461,11 +461,11 @@ fn run(n: usize, rates: &[f64], o: &Options, rows: &mut Vec<Row>) -> Result<(), 
     Ok(())
 }
 
-/// The core's pid: our child named `honeybee-core` (one core runs at a
-/// time; `CoreProcess` keeps its `Child` to itself).
-fn core_pid(_core: &CoreProcess) -> Result<u32, String> {
+/// The core's pid: our child whose command line has its node port
+/// (`CoreProcess` keeps its `Child` to itself).
+fn core_pid(core: &CoreProcess) -> Result<u32, String> {
     let me = std::process::id() as u64;
-    let mut found = None;
+    let port = format!("--node-port\0{}\0", core.node_addr.port());
     for e in std::fs::read_dir("/proc")
         .map_err(|e| e.to_string())?
         .flatten()
@@ -473,14 +473,12 @@ fn core_pid(_core: &CoreProcess) -> Result<u32, String> {
         let Some(pid) = e.file_name().to_str().and_then(|p| p.parse::<u32>().ok()) else {
             continue;
         };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        let named = stat.contains("(honeybee-core)");
-        let child = procfs::stat_fields(pid).is_some_and(|f| f.get(1) == Some(&me));
-        if named && child {
-            found = Some(found.map_or(pid, |p: u32| p.max(pid)));
+        if procfs::stat_fields(pid).is_some_and(|f| f.get(1) == Some(&me))
+            && std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&port))
+        {
+            return Ok(pid);
         }
     }
-    found.ok_or_else(|| "no honeybee-core child process found".to_string())
+    Err("the core process was not found among this one's children".to_string())
 }
