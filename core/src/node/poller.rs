@@ -1,46 +1,45 @@
 //! Registered node connections (plain TCP or TLS), served by one thread
-//! over edge-triggered epoll, with a batching window that follows the
-//! traffic.
+//! over edge-triggered epoll that lets heartbeats wait for each other.
 //!
 //! ## What costs
 //!
 //! A registered node mostly sends a heartbeat now and then: 10,000 nodes at
 //! the default 30 s interval send 333 a second. Handling one is a read, a
-//! JSON decode and a few atomics, a few µs. Waking the thread that does it
+//! JSON decode and a few atomics: a few µs. Waking the thread that does it
 //! costs more: measured on the project's 2-core virtual machine, a wake-up
-//! by a socket costs the woken thread 15-30 µs of CPU, a wake-up by a timer
-//! (a sleep) about twice that, and every system call a µs or more
-//! (`tests/bench` `heartbeat-cost`). A heartbeat served alone, with one
-//! wake-up, cannot cost less than that; the loop therefore makes each
-//! wake-up serve several messages whenever there are several to serve, and
-//! spends as few system calls as it can:
+//! by a socket costs the woken thread 15-30 µs of CPU, one by a timer about
+//! twice that, and a system call a µs or more (`tests/bench`
+//! `heartbeat-cost`). Served one wake-up each, a heartbeat cannot cost less
+//! than that; the loop therefore lets heartbeats pile up, and spends as few
+//! system calls as it can:
 //!
-//! - **A window that follows the rate.** After a round that read messages,
-//!   the thread sleeps for a window sized so that the next round finds
-//!   about [`BATCH`] of them: `BATCH / rate`, the rate measured over the
-//!   round before, kept within [`MIN_WINDOW`] (busy: a message waits at
-//!   most that long, as it always did) and [`MAX_WINDOW`] (moderate rates:
-//!   a message waits at most that long before it is read). When even the
-//!   longest window would gather fewer than two messages, a timer wake-up
-//!   would save nothing, and the thread blocks in `epoll_wait` until the
-//!   next message: one wake-up, one `epoll_wait` and one read each. When
-//!   nothing happens it blocks and costs nothing.
+//! - **Heartbeats wait, other messages do not.** After a round that read
+//!   only heartbeats, the thread waits [`MAX_WINDOW`] before it polls the
+//!   sockets again, so that a round serves every heartbeat that came in
+//!   meanwhile (16 at 333 a second, 250 at 5,000). A heartbeat needs no
+//!   promptness: a node is declared lost after three silent intervals.
+//!   After a round that read anything else (pot events, pot states, node
+//!   events: what a subscriber or an operator waits for), the wait is
+//!   [`MIN_WINDOW`], as it always was under load. When even the longest
+//!   window would gather fewer than two messages, a timer would save no
+//!   wake-up, and the thread blocks in `epoll_wait`: at low rates one
+//!   wake-up, one `epoll_wait` and one read per message. When nothing
+//!   happens it blocks and costs nothing.
+//! - **Commands do not wait.** The window is spent in `poll` on the eventfd
+//!   through which other threads (the registry, the store writer) hand over
+//!   connections, commands, acknowledgements and closings: those end it.
+//!   The eventfd is written only by the first of them since the loop last
+//!   looked.
 //! - **epoll directly**: one `epoll_wait` per round. (The `polling` crate,
-//!   used before, arms a timerfd and re-arms its notifier around every wait:
-//!   five system calls per wait, and a busy round made two waits.)
+//!   used before, arms a timerfd and re-arms its notifier around every
+//!   wait: five system calls per wait, and a busy round made two waits.)
 //! - **Edge-triggered interest**: no re-arming, and a read shorter than the
 //!   buffer means the socket is drained, so no second read to see EAGAIN.
-//! - **Few cross-thread notifications**: commands, acknowledgements and
-//!   closings from other threads (the registry, the store writer) wake the
-//!   loop through an eventfd that only the first of them since the loop
-//!   last looked writes to.
 //! - **No allocation per round**: the event and work lists are reused.
 //!
-//! The price is latency, for messages that arrive at moderate rates: a
-//! pot event or a command may wait up to [`MAX_WINDOW`] (heartbeats need no
-//! promptness: a node is declared lost after three silent intervals). A
-//! lone message after a quiet spell is read at once, and under load the
-//! window is [`MIN_WINDOW`], as before.
+//! The price: the first pot event after a spell of heartbeats alone may
+//! wait up to [`MAX_WINDOW`] before it is read; those after it, as long as
+//! they keep coming, at most [`MIN_WINDOW`].
 //!
 //! Everything else is as it was: a connection costs its socket, its line
 //! buffer and a few words; lines are bounded by the decoder; output is
@@ -52,6 +51,7 @@
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
+use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll, Wake, Waker};
@@ -60,19 +60,18 @@ use std::time::{Duration, Instant};
 
 use honeybee_proto::{encode_into, CoreMessage, Envelope, LineDecoder};
 use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags};
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use nix::sys::eventfd::{EfdFlags, EventFd};
 use rustls::ServerConnection;
 
 use crate::node::listener::OpenConnection;
-use crate::node::session::{drain_frames, finish, Flow, NodeContext, Registered, Warner};
+use crate::node::session::{drain_frames, finish, Flow, NodeContext, Registered, Tally, Warner};
 
-/// Messages a round should find: enough that the wake-up is a small part
-/// of the round's cost.
-pub const BATCH: usize = 16;
-/// The shortest window: under load, a message waits at most this long.
+/// The wait after a round that read anything but heartbeats: under load a
+/// message waits at most this long to be read.
 pub const MIN_WINDOW: Duration = Duration::from_millis(2);
-/// The longest window: at moderate rates, a message waits at most this long.
+/// The wait after a round that read heartbeats only.
 pub const MAX_WINDOW: Duration = Duration::from_millis(50);
 /// Reads per connection per round, so one chatty node cannot starve others;
 /// a connection with more to read is read again next round.
@@ -266,7 +265,7 @@ impl Slots {
     }
 }
 
-/// Sizes the window before the next round from what the last one read.
+/// Decides how long the loop waits before polling the sockets again.
 #[derive(Debug)]
 struct Pace {
     /// When the last round's `epoll_wait` returned: the start of the span
@@ -279,23 +278,18 @@ impl Pace {
         Pace { since: now }
     }
 
-    /// The round whose wait returned at `now` read `messages`: how long to
-    /// sleep before polling again, or `None` to block until something
-    /// happens.
-    fn window(&mut self, messages: usize, now: Instant) -> Option<Duration> {
+    /// The round whose wait returned at `now` read what `tally` says: how
+    /// long to wait before polling the sockets again, or `None` to block
+    /// until something happens.
+    fn window(&mut self, tally: Tally, now: Instant) -> Option<Duration> {
         let span = now.saturating_duration_since(self.since);
         self.since = now;
-        if messages == 0 {
-            return None;
-        }
-        // BATCH messages at the rate `messages / span`.
-        let window = span.mul_f64(BATCH as f64 / messages as f64);
-        if window <= MIN_WINDOW {
+        if tally.messages == 0 {
+            None
+        } else if tally.urgent > 0 {
             Some(MIN_WINDOW)
-        } else if window <= MAX_WINDOW {
-            Some(window)
-        } else if messages as f64 * MAX_WINDOW.as_secs_f64() >= 2.0 * span.as_secs_f64() {
-            // At least two in the longest window: still worth a timer.
+        } else if tally.messages as f64 * MAX_WINDOW.as_secs_f64() >= 2.0 * span.as_secs_f64() {
+            // Heartbeats at a rate that brings two or more per window.
             Some(MAX_WINDOW)
         } else {
             None
@@ -314,8 +308,8 @@ struct Loop {
     serving: Vec<usize>,
     /// `Shared::woken`, taken (kept for its allocation).
     delivering: Vec<usize>,
-    /// Messages read this round.
-    messages: usize,
+    /// What this round read.
+    tally: Tally,
 }
 
 impl Loop {
@@ -327,7 +321,7 @@ impl Loop {
             backlog: Vec::new(),
             serving: Vec::new(),
             delivering: Vec::new(),
-            messages: 0,
+            tally: Tally::default(),
         }
     }
 
@@ -349,7 +343,7 @@ impl Loop {
             if self.shared.stop.load(Ordering::SeqCst) {
                 break;
             }
-            self.messages = 0;
+            self.tally = Tally::default();
             let mut notified = false;
             std::mem::swap(&mut self.backlog, &mut self.serving);
             for i in 0..self.serving.len() {
@@ -386,7 +380,7 @@ impl Loop {
                 // More are ready already.
                 Some(Duration::ZERO)
             } else {
-                let window = pace.window(self.messages, now);
+                let window = pace.window(self.tally, now);
                 if self.backlog.is_empty() {
                     window
                 } else {
@@ -397,7 +391,7 @@ impl Loop {
                 None => EpollTimeout::NONE,
                 Some(w) => {
                     if !w.is_zero() {
-                        std::thread::sleep(w);
+                        self.wait(w);
                     }
                     EpollTimeout::ZERO
                 }
@@ -406,6 +400,15 @@ impl Loop {
         for key in self.conns.keys() {
             self.close(key, Flow::Close);
         }
+    }
+
+    /// Waits `window` unless a notification comes first (sockets are left
+    /// to the next `epoll_wait`).
+    fn wait(&self, window: Duration) {
+        let mut notifier = [PollFd::new(self.shared.notifier.as_fd(), PollFlags::POLLIN)];
+        let ms = u16::try_from(window.as_millis()).unwrap_or(u16::MAX);
+        // EINTR ends the wait early, which is harmless.
+        let _ = poll(&mut notifier, ms);
     }
 
     fn adopt_new(&mut self) {
@@ -457,7 +460,7 @@ impl Loop {
             flow = flush(conn);
         }
         if readable && flow == Flow::Continue {
-            let (read, more) = read_round(conn, &self.ctx, &mut self.messages);
+            let (read, more) = read_round(conn, &self.ctx, &mut self.tally);
             flow = read;
             if more && flow == Flow::Continue {
                 self.backlog.push(key);
@@ -474,7 +477,7 @@ impl Loop {
                 &c.node,
                 &mut c.warner,
                 &self.ctx,
-                &mut self.messages,
+                &mut self.tally,
             ),
             (other, _) => other,
         };
@@ -543,26 +546,26 @@ struct Lines<'a> {
     node: &'a Registered,
     warner: &'a mut Warner,
     ctx: &'a NodeContext,
-    /// Messages read this round, added to.
-    messages: &'a mut usize,
+    /// What the round read, added to.
+    tally: &'a mut Tally,
 }
 
 impl Lines<'_> {
     /// Handles every complete line.
     fn drain(&mut self) -> Flow {
-        drain_frames(self.frames, self.node, self.warner, self.ctx, self.messages)
+        drain_frames(self.frames, self.node, self.warner, self.ctx, self.tally)
     }
 }
 
 /// Reads until the socket is drained or the round's budget is spent; says
 /// whether more may be waiting.
-fn read_round(conn: &mut Conn, ctx: &NodeContext, messages: &mut usize) -> (Flow, bool) {
+fn read_round(conn: &mut Conn, ctx: &NodeContext, tally: &mut Tally) -> (Flow, bool) {
     let mut lines = Lines {
         frames: &mut conn.frames,
         node: &conn.node,
         warner: &mut conn.warner,
         ctx,
-        messages,
+        tally,
     };
     match &mut conn.wire {
         Wire::Plain(stream) => read_plain(stream, &mut lines),
@@ -745,41 +748,53 @@ mod tests {
         })
     }
 
-    /// The window after a round that read `messages` over `span_ms`.
-    fn window_after(messages: usize, span_ms: f64) -> Option<Duration> {
+    /// The window after a round that read `messages` (`urgent` of them
+    /// not heartbeats) over `span_ms`.
+    fn window_after(messages: usize, urgent: usize, span_ms: f64) -> Option<Duration> {
         let start = Instant::now();
         let mut pace = Pace::new(start);
-        pace.window(messages, start + Duration::from_secs_f64(span_ms / 1e3))
+        let tally = Tally { messages, urgent };
+        pace.window(tally, start + Duration::from_secs_f64(span_ms / 1e3))
     }
 
     #[test]
-    fn the_window_follows_the_rate() {
+    fn heartbeats_wait_and_other_messages_do_not() {
         // Nothing read: block.
-        assert_eq!(window_after(0, 3.0), None);
-        // 5 a second: a timer would wake for less than one; block.
-        assert_eq!(window_after(1, 200.0), None);
-        // 333 a second (10,000 nodes every 30 s): BATCH of them.
-        let w = window_after(1, 3.0).unwrap();
-        assert!((w.as_secs_f64() - 0.048).abs() < 1e-6, "{w:?}");
-        // 1,000 a second, as measured over a 16 ms window.
-        let w = window_after(16, 16.0).unwrap();
-        assert!((w.as_secs_f64() - 0.016).abs() < 1e-6, "{w:?}");
-        // 50 a second: fewer than BATCH even in the longest window, but
-        // more than two.
-        assert_eq!(window_after(1, 20.0), Some(MAX_WINDOW));
-        // 10,000 a second: the shortest window.
-        assert_eq!(window_after(20, 2.0), Some(MIN_WINDOW));
-        assert_eq!(window_after(3, 0.0), Some(MIN_WINDOW));
+        assert_eq!(window_after(0, 0, 3.0), None);
+        // Heartbeats at 333 a second (10,000 nodes every 30 s), 1,000 and
+        // 5,000: the longest window.
+        assert_eq!(window_after(1, 0, 3.0), Some(MAX_WINDOW));
+        assert_eq!(window_after(50, 0, 50.0), Some(MAX_WINDOW));
+        assert_eq!(window_after(250, 0, 50.0), Some(MAX_WINDOW));
+        // 40 a second: two per window, still worth a timer; 5 a second is
+        // not: block.
+        assert_eq!(window_after(1, 0, 25.0), Some(MAX_WINDOW));
+        assert_eq!(window_after(1, 0, 200.0), None);
+        // Anything else among them: the shortest window.
+        assert_eq!(window_after(250, 1, 50.0), Some(MIN_WINDOW));
+        assert_eq!(window_after(20, 20, 2.0), Some(MIN_WINDOW));
+        // A lone event after a quiet spell is read at once and the next
+        // round soon after.
+        assert_eq!(window_after(1, 1, 10_000.0), Some(MIN_WINDOW));
     }
 
     #[test]
-    fn the_window_starts_when_the_last_wait_returned() {
+    fn the_span_starts_when_the_last_wait_returned() {
         let start = Instant::now();
         let mut pace = Pace::new(start);
-        assert_eq!(pace.window(0, start + Duration::from_secs(5)), None);
-        // 3 ms after the last return, not 5 s after the start.
-        let w = pace.window(1, start + Duration::from_millis(5003)).unwrap();
-        assert!((w.as_secs_f64() - 0.048).abs() < 1e-6, "{w:?}");
+        assert_eq!(
+            pace.window(Tally::default(), start + Duration::from_secs(5)),
+            None
+        );
+        // One heartbeat 3 ms after the last return, not 5 s after the start.
+        let one = Tally {
+            messages: 1,
+            urgent: 0,
+        };
+        assert_eq!(
+            pace.window(one, start + Duration::from_millis(5003)),
+            Some(MAX_WINDOW)
+        );
     }
 
     fn register(ctx: &NodeContext, id: u64, peer: std::net::SocketAddr) -> Registered {
