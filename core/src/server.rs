@@ -393,6 +393,11 @@ impl Core {
                                 })
                                 .await;
                             }
+                            if !fleet.shared() {
+                                // Alone, a core leads from start to end:
+                                // nothing to watch, no wake-ups.
+                                break;
+                            }
                             Timer::after(Duration::from_millis(500)).await;
                         }
                     },

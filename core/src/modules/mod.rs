@@ -30,7 +30,8 @@ use crate::metrics::Metrics;
 pub const OUTPUT_LINES: usize = 200;
 /// Longest kept output line in bytes; the rest of the line is dropped.
 const MAX_LINE: usize = 4096;
-/// How often the supervisor looks at its children.
+/// How often the supervisor looks at its children (while it has any, or
+/// a restart to make).
 const TICK: Duration = Duration::from_millis(100);
 
 /// One `[[modules]]` entry.
@@ -381,7 +382,12 @@ impl Modules {
     /// Stops the supervisor and every module, giving them `grace` together
     /// after SIGTERM before SIGKILL.
     pub fn stop_all(&self, grace: Duration) {
-        self.inner.closed.store(true, Ordering::SeqCst);
+        {
+            // Under the lock: the supervisor is then either waiting (and
+            // hears the notification) or has yet to look at `closed`.
+            let _modules = self.inner.lock();
+            self.inner.closed.store(true, Ordering::SeqCst);
+        }
         self.inner.wake.notify_all();
         if let Some(t) = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take() {
             let _ = t.join();
@@ -492,6 +498,9 @@ impl Inner {
                 m.backoff = next;
             }
         }
+        // The supervisor watches it from now on. Callers hold the lock, so
+        // the supervisor is waiting and hears this.
+        self.wake.notify_all();
     }
 
     /// Restarts exited modules until closed.
@@ -544,11 +553,19 @@ impl Inner {
             self.metrics
                 .modules_running
                 .store(running as u64, Ordering::Relaxed);
-            modules = self
-                .wake
-                .wait_timeout(modules, TICK)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
+            // With nothing to watch, no tick: the core stays asleep (a
+            // spawn or `stop_all` wakes this thread).
+            let watching = modules.iter().any(|m| {
+                m.child.is_some() || (m.wanted && matches!(m.state, State::Backoff | State::Failed))
+            });
+            modules = if watching {
+                self.wake
+                    .wait_timeout(modules, TICK)
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0
+            } else {
+                self.wake.wait(modules).unwrap_or_else(|e| e.into_inner())
+            };
         }
     }
 }

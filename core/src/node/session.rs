@@ -361,12 +361,24 @@ pub enum Flow {
     Close,
 }
 
-/// Handles every complete line in `frames`.
+/// What the lines handled in a round were: the node poller decides by it
+/// how long the next round may wait.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Tally {
+    /// Lines handled.
+    pub messages: usize,
+    /// Of those, messages other than heartbeats (`NodeStatusUpdate`): pot
+    /// events, pot states, node events, which someone may be waiting for.
+    pub urgent: usize,
+}
+
+/// Handles every complete line in `frames`, counting them in `tally`.
 pub fn drain_frames(
     frames: &mut LineDecoder,
     node: &Registered,
     warner: &mut Warner,
     ctx: &NodeContext,
+    tally: &mut Tally,
 ) -> Flow {
     loop {
         let msg = match frames.next_frame() {
@@ -378,8 +390,12 @@ pub fn drain_frames(
                 return Flow::Close;
             }
         };
+        tally.messages += 1;
         match msg {
             Ok(msg) => {
+                if !matches!(msg, NodeMessage::NodeStatusUpdate(_)) {
+                    tally.urgent += 1;
+                }
                 node.live.touch(ctx.registry.clock().now_ms());
                 if handle(msg, node, ctx) {
                     return Flow::Dropped;
