@@ -28,8 +28,10 @@ use crate::store::{
 };
 
 /// Writes queued for the writer (registrations, status changes); a full
-/// queue fails the write rather than blocking a connection task.
-const QUEUE: usize = 1024;
+/// queue fails the write rather than blocking a connection task. Sized for
+/// the thousands of nodes that register at once when a core of a fleet dies
+/// (a write holds a node record, well under 1 KiB: at most a few MiB).
+const QUEUE: usize = 8192;
 /// Most node writes in one transaction.
 const BATCH: usize = 512;
 /// Attack events queued for the writer; a full queue blocks the node poller.
