@@ -210,8 +210,10 @@ impl HealthProbe {
         let results = Arc::new(Mutex::new(ProbeResults::default()));
         let thread = {
             let (stop, results) = (stop.clone(), results.clone());
-            std::thread::spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
+            // At least one request, even when finished at once: an attack
+            // that ended quickly still gets its health checked.
+            std::thread::spawn(move || loop {
+                {
                     let t = Instant::now();
                     let outcome = crate::http::request(addr, "GET", "/health", None, None);
                     let took = t.elapsed();
@@ -222,8 +224,11 @@ impl HealthProbe {
                         Err(e) => r.failures.push(format!("{e} after {took:?}")),
                     }
                     drop(r);
-                    std::thread::sleep(every);
                 }
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                std::thread::sleep(every);
             })
         };
         HealthProbe {
