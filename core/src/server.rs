@@ -372,7 +372,13 @@ impl Core {
         // Modules and retention run on one core of the fleet: the leader.
         {
             let (fleet, modules, store) = (fleet.clone(), modules.clone(), store.clone());
-            let mut leading = false;
+            // Decided before the core serves, so that modules a leader runs
+            // are running when the API first answers about them.
+            let mut leading = fleet.is_leader();
+            if leading {
+                store.set_retention_active(true);
+                modules.autostart();
+            }
             executor
                 .spawn(future::or(
                     async move {

@@ -111,10 +111,17 @@ impl SharedFleet {
     /// Starts the listener thread; `deliveries` receives what it hears.
     pub fn listen(self: &Arc<Self>, deliveries: Arc<dyn Deliveries>) -> Result<(), StoreError> {
         let _ = self.deliveries.set(deliveries);
+        // The first session and its try for leadership happen before the
+        // core serves: a core that leads from the start runs its modules
+        // from the start, and an operator's first stop is not undone by a
+        // leadership gained a moment later.
+        let mut first = Conn::open(&self.url, &self.listener_name()).map_err(StoreError)?;
+        self.try_lead(&mut first)
+            .map_err(|e| StoreError(format!("trying to lead: {}", describe(&e))))?;
         let fleet = self.clone();
         std::thread::Builder::new()
             .name("fleet-listen".into())
-            .spawn(move || fleet.listen_loop())
+            .spawn(move || fleet.listen_loop(Some(first)))
             .map(|_| ())
             .map_err(|e| StoreError(format!("starting the fleet listener: {e}")))
     }
@@ -176,11 +183,29 @@ impl SharedFleet {
             .map(|_| ())
     }
 
-    fn listen_loop(self: Arc<Self>) {
+    fn listener_name(&self) -> String {
+        format!("honeybee-core/{}", self.core_name)
+    }
+
+    /// Takes the leader's lock on `c`'s session if it is free.
+    fn try_lead(&self, c: &mut Conn) -> Result<(), postgres::Error> {
+        let got: bool = c
+            .query_one("SELECT pg_try_advisory_lock($1)", &[&LEADER])?
+            .get(0);
+        if got && !self.leader.swap(true, Ordering::Relaxed) {
+            log::info!("fleet: {} leads (modules and retention run here)", self.core_name);
+        }
+        Ok(())
+    }
+
+    fn listen_loop(self: Arc<Self>, mut first: Option<Conn>) {
         let mut wait = Duration::from_millis(500);
         while !self.stopping.load(Ordering::Relaxed) {
-            let name = format!("honeybee-core/{}", self.core_name);
-            let result = Conn::open(&self.url, &name).and_then(|mut c| {
+            let conn = match first.take() {
+                Some(c) => Ok(c),
+                None => Conn::open(&self.url, &self.listener_name()),
+            };
+            let result = conn.and_then(|mut c| {
                 wait = Duration::from_millis(500);
                 self.session(&mut c)
             });
@@ -219,17 +244,7 @@ impl SharedFleet {
                 last_renew = Instant::now();
             }
             if !self.leader.load(Ordering::Relaxed) && last_try.elapsed() >= LEADER_TRY {
-                let got: bool = c
-                    .query_one("SELECT pg_try_advisory_lock($1)", &[&LEADER])
-                    .map_err(err)?
-                    .get(0);
-                if got {
-                    log::info!(
-                        "fleet: {} leads (modules and retention run here)",
-                        self.core_name
-                    );
-                    self.leader.store(true, Ordering::Relaxed);
-                }
+                self.try_lead(c).map_err(err)?;
                 last_try = Instant::now();
             }
             let heard = hear(c.client()).map_err(err)?;
