@@ -193,7 +193,10 @@ impl SharedFleet {
             .query_one("SELECT pg_try_advisory_lock($1)", &[&LEADER])?
             .get(0);
         if got && !self.leader.swap(true, Ordering::Relaxed) {
-            log::info!("fleet: {} leads (modules and retention run here)", self.core_name);
+            log::info!(
+                "fleet: {} leads (modules and retention run here)",
+                self.core_name
+            );
         }
         Ok(())
     }
