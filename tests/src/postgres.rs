@@ -30,6 +30,9 @@ pub struct Postgres {
     /// Where it listens (127.0.0.1).
     pub port: u16,
     as_postgres: bool,
+    /// `fsync` on (the server's default), for benchmark figures; tests run
+    /// with it off.
+    durable: bool,
 }
 
 fn server_bin() -> PathBuf {
@@ -58,6 +61,16 @@ impl Postgres {
     /// Creates and starts a cluster; panics with PostgreSQL's output if it
     /// cannot.
     pub fn start() -> Postgres {
+        Postgres::start_with(false)
+    }
+
+    /// Like [`Postgres::start`], with `fsync` and `synchronous_commit` on,
+    /// so that an acknowledged write is on disk: for benchmark figures.
+    pub fn start_durable() -> Postgres {
+        Postgres::start_with(true)
+    }
+
+    fn start_with(durable: bool) -> Postgres {
         let base = std::env::temp_dir().join(format!(
             "honeybee-pg-{}-{:016x}",
             std::process::id(),
@@ -78,6 +91,7 @@ impl Postgres {
             bin: server_bin(),
             port: free_port(),
             as_postgres,
+            durable,
         };
         let data = pg.dir.join("data");
         let out = pg.run(
@@ -116,9 +130,10 @@ impl Postgres {
     fn pg_ctl_start(&self) {
         let data = self.dir.join("data");
         let opts = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200",
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c max_connections=200{}",
             self.port,
-            self.dir.display()
+            self.dir.display(),
+            if self.durable { "" } else { " -c fsync=off" }
         );
         let log = self.dir.join("log");
         let out = self.run(
