@@ -104,8 +104,15 @@ pub fn shipped_config() -> String {
 }
 
 /// The config for `backends` behind `front`, connecting from `source`,
-/// with a stats socket at `stats`: the shipped shape with test addresses.
-pub fn render(front: &Frontends, backends: &[Backend], source: IpAddr, stats: &Path) -> String {
+/// with a stats socket at `stats` and at most `maxconn` connections: the
+/// shipped shape with test addresses (the benchmarks render it too).
+pub fn render(
+    front: &Frontends,
+    backends: &[Backend],
+    source: IpAddr,
+    stats: &Path,
+    maxconn: u64,
+) -> String {
     let servers = |port: fn(&Backend) -> SocketAddr, options: &str| -> String {
         backends
             .iter()
@@ -120,7 +127,7 @@ pub fn render(front: &Frontends, backends: &[Backend], source: IpAddr, stats: &P
         "\
 global
     log stderr format raw local0 notice
-    maxconn 1000
+    maxconn {maxconn}
     stats socket {stats} mode 600 level user
 
 defaults
@@ -283,7 +290,7 @@ impl Haproxy {
                 api: SocketAddr::new(LOOPBACK, a),
                 stream: SocketAddr::new(LOOPBACK, s),
             };
-            let config = render(&front, backends, HAPROXY_SOURCE, &stats);
+            let config = render(&front, backends, HAPROXY_SOURCE, &stats, 1000);
             let file = workspace.path().join("haproxy.cfg");
             std::fs::write(&file, &config).expect("write haproxy.cfg");
             let echo = std::env::var_os("HONEYBEE_TEST_ECHO").is_some();

@@ -1,7 +1,6 @@
 //! A real HAProxy in front of several bench cores, in the shape of the
-//! shipped `configs/haproxy.cfg` (the tests' `tests/src/haproxy.rs` renders
-//! the same shape; a unit test below compares them with the tests' own
-//! `shape`): TCP passthrough with `balance leastconn` for the node port,
+//! shipped `configs/haproxy.cfg`, rendered by the tests' own
+//! [`honeybee_tests::haproxy::render`]: TCP passthrough with `balance leastconn` for the node port,
 //! HTTP for the API, TCP for the stream, `send-proxy-v2` to every core,
 //! `/health` checks every second (`fall 2 rise 2`).
 //!
@@ -14,30 +13,16 @@
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+pub use honeybee_tests::haproxy::{render, Backend, Frontends};
 
 /// The address HAProxy connects to the cores from.
 pub const SOURCE: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
 /// What each core behind HAProxy trusts (`--trusted-proxy`).
 pub const TRUSTED_PROXY: &str = "127.0.0.2/32";
-
-/// One core's three ports.
-#[derive(Clone, Copy, Debug)]
-pub struct Backend {
-    pub node: SocketAddr,
-    pub api: SocketAddr,
-    pub stream: SocketAddr,
-}
-
-/// Where HAProxy listens.
-#[derive(Clone, Copy, Debug)]
-pub struct Frontends {
-    pub node: SocketAddr,
-    pub api: SocketAddr,
-    pub stream: SocketAddr,
-}
 
 /// One server as the stats socket shows it.
 #[derive(Clone, Debug)]
@@ -62,95 +47,6 @@ pub fn binary() -> Result<PathBuf, String> {
         .map(|dir| dir.join("haproxy"))
         .find(|p| p.is_file())
         .ok_or_else(|| "haproxy is not installed (apt-get install haproxy)".to_string())
-}
-
-/// The config: the shipped shape with bench addresses, a stats socket and
-/// `maxconn`.
-pub fn render(
-    front: &Frontends,
-    backends: &[Backend],
-    source: IpAddr,
-    stats: &Path,
-    maxconn: u64,
-) -> String {
-    let servers = |port: fn(&Backend) -> SocketAddr, options: &str| -> String {
-        backends
-            .iter()
-            .enumerate()
-            .map(|(i, b)| {
-                let options = options.replace("API_PORT", &b.api.port().to_string());
-                format!("    server core{} {} {options}\n", i + 1, port(b))
-            })
-            .collect()
-    };
-    format!(
-        "\
-global
-    log stderr format raw local0 notice
-    maxconn {maxconn}
-    stats socket {stats} mode 600 level user
-
-defaults
-    log global
-    timeout connect 2s
-    retries 2
-    option redispatch
-    timeout client 60s
-    timeout server 60s
-    default-server inter 1s fall 2 rise 2
-    source {source}
-
-frontend honeybee_nodes
-    mode tcp
-    bind {node}
-    default_backend honeybee_nodes
-
-backend honeybee_nodes
-    mode tcp
-    balance leastconn
-    timeout tunnel 5m
-    option httpchk GET /health
-    http-check expect status 200
-{node_servers}
-frontend honeybee_api
-    mode http
-    bind {api}
-    timeout http-request 10s
-    default_backend honeybee_api
-
-backend honeybee_api
-    mode http
-    balance roundrobin
-    option httpchk GET /health
-    http-check expect status 200
-{api_servers}
-frontend honeybee_stream
-    mode tcp
-    bind {stream}
-    timeout client 60s
-    default_backend honeybee_stream
-
-backend honeybee_stream
-    mode tcp
-    balance leastconn
-    timeout tunnel 1h
-    option httpchk GET /health
-    http-check expect status 200
-{stream_servers}",
-        stats = stats.display(),
-        node = front.node,
-        api = front.api,
-        stream = front.stream,
-        node_servers = servers(
-            |b| b.node,
-            "check port API_PORT check-send-proxy send-proxy-v2"
-        ),
-        api_servers = servers(|b| b.api, "check send-proxy-v2"),
-        stream_servers = servers(
-            |b| b.stream,
-            "check port API_PORT check-send-proxy send-proxy-v2"
-        ),
-    )
 }
 
 /// A running HAProxy; dropping it stops it.
@@ -306,6 +202,7 @@ impl Drop for Haproxy {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     /// The bench's HAProxy has the shipped file's shape (the tests' own
     /// comparison, which masks ports, `maxconn` and server names).
