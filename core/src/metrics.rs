@@ -194,6 +194,10 @@ pub struct Metrics {
     pub connections: AtomicU64,
     /// Node connections open now.
     pub connections_open: AtomicU64,
+    /// Times the node port stopped accepting because
+    /// `max_pending_connections` unregistered connections were open
+    /// (newcomers waited in the listen backlog).
+    pub accept_waits: AtomicU64,
     refused: [AtomicU64; Refusal::ALL.len()],
     /// Accepted registrations.
     pub registrations_accepted: AtomicU64,
@@ -288,6 +292,12 @@ impl Metrics {
             out,
             "honeybee_connections_open {}",
             get(&self.connections_open)
+        );
+        counter(
+            &mut out,
+            "honeybee_connections_accept_waits_total",
+            "Times the node port paused accepting at max_pending_connections (newcomers waited in the listen backlog).",
+            get(&self.accept_waits),
         );
         labelled(
             &mut out,

@@ -7,6 +7,13 @@
 //! clients and must not exhaust its own address's places; then, once its
 //! PROXY header named the client, against that client's limits
 //! ([`Permit::attribute`]).
+//!
+//! The overall cap is a queue, not a wall, on the node port: while it is
+//! full the accept loop waits ([`Admission::place`]) and newcomers wait in
+//! the kernel's listen backlog, to be served in arrival order as places
+//! free. A legitimate burst (every node of a failed core arriving at once)
+//! is then served at the core's pace instead of refused, and a flood of
+//! idle connections holds places only until its registration timeout.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -112,6 +119,8 @@ struct State {
 pub struct Admission {
     limits: Limits,
     state: Arc<Mutex<State>>,
+    /// Notified whenever a place frees.
+    freed: Arc<event_listener::Event>,
 }
 
 /// An admitted, still unregistered connection. Dropping it (registered or
@@ -130,6 +139,7 @@ impl Admission {
         Admission {
             limits,
             state: Arc::new(Mutex::new(State::default())),
+            freed: Arc::new(event_listener::Event::new()),
         }
     }
 
@@ -229,6 +239,23 @@ impl Admission {
         }
     }
 
+    /// Waits until the overall cap has a free place; `on_full` runs once
+    /// if it has to wait.
+    pub async fn place(&self, on_full: impl FnOnce()) {
+        let mut on_full = Some(on_full);
+        loop {
+            // Listen before looking, so a place freed in between wakes us.
+            let freed = self.freed.listen();
+            if self.pending() < self.limits.max_pending {
+                return;
+            }
+            if let Some(f) = on_full.take() {
+                f();
+            }
+            freed.await;
+        }
+    }
+
     /// Unregistered connections now.
     pub fn pending(&self) -> usize {
         self.state.lock().map(|s| s.pending).unwrap_or(0)
@@ -244,14 +271,17 @@ impl Admission {
     }
 
     fn release(&self, source: Option<IpAddr>) {
-        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        st.pending = st.pending.saturating_sub(1);
-        if let Some(source) = source {
-            Self::give_source(&mut st, source);
+        {
+            let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            st.pending = st.pending.saturating_sub(1);
+            if let Some(source) = source {
+                Self::give_source(&mut st, source);
+            }
+            if st.sources.len() > MAX_SOURCES / 2 {
+                self.prune(&mut st, Instant::now());
+            }
         }
-        if st.sources.len() > MAX_SOURCES / 2 {
-            self.prune(&mut st, Instant::now());
-        }
+        self.freed.notify(1);
     }
 }
 

@@ -45,6 +45,17 @@ impl NodeListener {
         let this = Arc::new(self);
         let report = Arc::new(Mutex::new(RefusalReport::default()));
         loop {
+            this.admission
+                .place(|| {
+                    this.ctx
+                        .metrics
+                        .accept_waits
+                        .fetch_add(1, Ordering::Relaxed);
+                    log::debug!(
+                        "node port: max_pending_connections reached; newcomers wait in the backlog"
+                    );
+                })
+                .await;
             let (stream, peer) = accept(&this.socket, "a node connection").await;
             let metrics = &this.ctx.metrics;
             metrics.connections.fetch_add(1, Ordering::Relaxed);

@@ -182,6 +182,46 @@ impl Haproxy {
             .collect()
     }
 
+    /// The counters `names` of every row (server, BACKEND, FRONTEND) of
+    /// `proxy`, as "row: name=value …" lines with the non-zero ones.
+    pub fn counters(&self, proxy: &str, names: &[&str]) -> Vec<String> {
+        let Ok(mut sock) = UnixStream::connect(&self.stats) else {
+            return Vec::new();
+        };
+        let _ = sock.set_read_timeout(Some(Duration::from_secs(5)));
+        let mut text = String::new();
+        if sock.write_all(b"show stat\n").is_err()
+            || sock.take(1 << 20).read_to_string(&mut text).is_err()
+        {
+            return Vec::new();
+        }
+        let mut lines = text.lines();
+        let Some(header) = lines.next().and_then(|h| h.strip_prefix("# ")) else {
+            return Vec::new();
+        };
+        let columns: Vec<&str> = header.split(',').collect();
+        lines
+            .filter(|l| l.split(',').next() == Some(proxy))
+            .map(|l| {
+                let f: Vec<&str> = l.split(',').collect();
+                let value = |name: &str| {
+                    columns
+                        .iter()
+                        .position(|c| *c == name)
+                        .and_then(|i| f.get(i))
+                        .copied()
+                        .unwrap_or("")
+                };
+                let shown: Vec<String> = names
+                    .iter()
+                    .filter(|n| !matches!(value(n), "" | "0"))
+                    .map(|n| format!("{n}={}", value(n)))
+                    .collect();
+                format!("{}: {}", value("svname"), shown.join(" "))
+            })
+            .collect()
+    }
+
     /// The status of core `index` (0-based) in the node backend.
     pub fn node_server_status(&self, index: usize) -> Option<String> {
         let name = format!("core{}", index + 1);

@@ -581,6 +581,32 @@ fn failover(
     for (why, count) in seen.refused.lock().unwrap().iter() {
         println!("    refused ({why}): {count}");
     }
+    // Where refused or closed attempts come from: the survivors' own
+    // counts and HAProxy's.
+    for (i, core) in fleet.cores.iter().enumerate().skip(1) {
+        if let Ok(text) = core.get("/metrics") {
+            for l in text.lines().filter(|l| {
+                !l.starts_with('#')
+                    && (l.contains("refused")
+                        || l.contains("registration")
+                        || l.contains("timeout"))
+                    && !l.ends_with(" 0")
+            }) {
+                println!("    core{}: {l}", i + 1);
+            }
+        }
+    }
+    for (k, proxy) in fleet.proxies.iter().enumerate() {
+        for l in proxy.counters(
+            "honeybee_nodes",
+            &[
+                "scur", "smax", "stot", "econ", "eresp", "wretr", "wredis", "dcon", "dses",
+                "cli_abrt", "srv_abrt", "qmax", "ereq",
+            ],
+        ) {
+            println!("    haproxy{}: {l}", k + 1);
+        }
+    }
     for (i, (b, a)) in survivors_before.iter().zip(&survivors_after).enumerate() {
         println!(
             "  core{}: CPU {:.2} s during the failover; RSS {:.1} → {:.1} MB",
