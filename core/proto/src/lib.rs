@@ -34,6 +34,7 @@
 
 mod command;
 mod core_message;
+pub mod ecs;
 mod envelope;
 mod frame;
 mod module;
