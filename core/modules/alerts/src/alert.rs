@@ -155,9 +155,9 @@ impl Digest {
 }
 
 fn window_text(secs: u64) -> String {
-    if secs % 3600 == 0 && secs > 0 {
+    if secs.is_multiple_of(3600) && secs > 0 {
         format!("{} h", secs / 3600)
-    } else if secs % 60 == 0 && secs > 0 {
+    } else if secs.is_multiple_of(60) && secs > 0 {
         format!("{} min", secs / 60)
     } else {
         format!("{secs} s")
