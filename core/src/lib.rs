@@ -6,7 +6,8 @@
 //! interface and its backends), [`api`] (the HTTP port: REST, `/metrics`, the
 //! dashboard, and the gate in front of them), [`stream`] (the live stream port
 //! for modules and browsers, PROTOCOL.md §7, fed by the [`bus`]), the
-//! extension [`modules`] the core runs as child processes, and the [`config`]
+//! extension [`modules`] the core runs as child processes (and what alert
+//! modules report, [`alerts`]), and the [`config`]
 //! and [`cli`] that set them up.
 //!
 //! # Implementation
@@ -30,6 +31,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod alerts;
 pub mod api;
 pub mod bus;
 pub mod cli;

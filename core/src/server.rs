@@ -8,6 +8,7 @@ use async_io::Timer;
 use futures_lite::future;
 use futures_rustls::TlsAcceptor;
 
+use crate::alerts::AlertBoard;
 use crate::api::gate::{self, HttpGate};
 use crate::api::{Api, ApiContext};
 use crate::bus::{Bus, Live};
@@ -19,7 +20,7 @@ use crate::fleet::shared::SharedFleet;
 use crate::fleet::{Alone, Fleet};
 use crate::io_thread;
 use crate::metrics::Metrics;
-use crate::modules::{Modules, Timing};
+use crate::modules::{CoreAccess, Modules, Timing};
 use crate::node::admission::{Admission, Limits};
 use crate::node::listener::{self, NodeListener};
 use crate::node::lockout::LockoutPolicy;
@@ -201,29 +202,38 @@ impl Core {
             metrics: metrics.clone(),
             token: token.clone(),
         });
-        // Modules reach the stream port on loopback when it binds everything.
-        let module_addr = if ip.is_unspecified() {
-            let loopback: IpAddr = match ip {
-                IpAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
-                IpAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
-            };
-            SocketAddr::new(loopback, stream_addr.port())
-        } else {
-            stream_addr
-        };
-        let modules = Arc::new(Modules::start(
-            &config.modules,
-            module_addr.to_string(),
-            token.clone(),
-            Timing::default(),
-            metrics.clone(),
-        )?);
         let api_socket = gate::bind(SocketAddr::new(ip, config.api_port))
             .map_err(|e| format!("binding API port {ip}:{}: {e}", config.api_port))?;
         let api_addr = api_socket
             .get_ref()
             .local_addr()
             .map_err(|e| format!("API port: {e}"))?;
+        // Modules reach the stream port and the API on loopback when the
+        // core binds everything.
+        let for_modules = |addr: SocketAddr| {
+            if ip.is_unspecified() {
+                let loopback: IpAddr = match ip {
+                    IpAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                    IpAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+                };
+                SocketAddr::new(loopback, addr.port())
+            } else {
+                addr
+            }
+        };
+        let modules = Arc::new(Modules::start(
+            &config.modules,
+            CoreAccess {
+                stream_addr: for_modules(stream_addr).to_string(),
+                api_addr: for_modules(api_addr).to_string(),
+                // The API port speaks plain HTTP (TLS is for port 9001);
+                // an API behind a TLS proxy is not where modules connect.
+                api_tls: false,
+                api_token: token.clone(),
+            },
+            Timing::default(),
+            metrics.clone(),
+        )?);
         // tiny_http behind the gate, on a socket only this user can reach.
         let api_unix = config.data_dir.join("api.sock");
         let _ = std::fs::remove_file(&api_unix);
@@ -238,6 +248,7 @@ impl Core {
                 modules_api_add: config.modules_api_add,
                 stream_port: stream_addr.port(),
                 fleet: fleet.clone(),
+                alerts: Arc::new(AlertBoard::default()),
                 store_trouble: {
                     let store = store.clone();
                     Arc::new(move || store.failing().map(|e| format!("database: {e}")))

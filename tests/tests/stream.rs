@@ -11,7 +11,7 @@ use honeybee_proto::time::{format_rfc3339, now_unix};
 use honeybee_proto::{
     decode, encode, BackendCommand, BackendRegistration, BackendResponse, BackendType, Command,
     CoreMessage, Envelope, EventFilter, EventQuery, ModuleMessage, NodeCommand, NodeMessage,
-    NodeStatus, StreamMessage, Subscribe,
+    NodeStatus, PotStatus, StreamMessage, Subscribe,
 };
 use honeybee_tests::{poll_until, Core, NodeIdentity};
 use serde_json::{json, Value};
@@ -690,4 +690,100 @@ fn websocket_with_url_token_subscribes_and_queries() {
         2.0
     );
     core.assert_serving("after WebSocket sessions");
+}
+
+/// The next `status` message about node `node_id` (other nodes' skipped);
+/// panics on anything else or when nothing comes within `timeout`.
+#[track_caller]
+fn next_status(m: &mut RawModule, node_id: u64, timeout: Duration) -> NodeMessage {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        assert!(
+            !left.is_zero(),
+            "no status message about node {node_id} within {timeout:?}"
+        );
+        match m.recv(left) {
+            Some(StreamMessage::Node(
+                msg @ (NodeMessage::NodeStatusUpdate(_) | NodeMessage::PotStatusUpdate(_)),
+            )) => {
+                let about = match &msg {
+                    NodeMessage::NodeStatusUpdate(u) => u.node_id,
+                    NodeMessage::PotStatusUpdate(u) => u.node_id,
+                    _ => unreachable!(),
+                };
+                if about == node_id {
+                    return msg;
+                }
+            }
+            other => panic!("expected a status message, got {other:?}"),
+        }
+    }
+}
+
+#[track_caller]
+fn expect_node_status(m: &mut RawModule, node_id: u64, want: NodeStatus, timeout: Duration) {
+    match next_status(m, node_id, timeout) {
+        NodeMessage::NodeStatusUpdate(u) => assert_eq!(u.status, want, "node {node_id}"),
+        other => panic!("expected node {node_id} to be {want}, got {other:?}"),
+    }
+}
+
+/// What the alerts module's rules need to see a node go offline: a
+/// subscriber to `status` is told the node's status when it registers, a
+/// pot's change, and the offline status when the node goes away — its
+/// connection simply closing (`Unknown`), `NodeDrop` (`Stopped`), or
+/// silence past three heartbeat intervals (`Unknown`, connection closed).
+#[test]
+fn status_subscribers_see_a_node_go_offline() {
+    let core = Core::builder().args(["--heartbeat-interval", "1"]).start();
+    let mut m = RawModule::registered(&core);
+    m.command(subscribe(&["status"], None));
+    assert!(matches!(m.response(), BackendResponse::Success { .. }));
+
+    // Registered, a pot changes, then the connection just closes.
+    let (mut node, id) = core.enroll("status-closes");
+    expect_node_status(&mut m, id.node_id, NodeStatus::Connected, T);
+    node.must_send(&id.pot_status("cowrie-01", "cowrie", PotStatus::Failed));
+    match next_status(&mut m, id.node_id, T) {
+        NodeMessage::PotStatusUpdate(u) => {
+            assert_eq!(
+                (u.pot_id.as_str(), u.status),
+                ("cowrie-01", PotStatus::Failed)
+            )
+        }
+        other => panic!("expected the pot's status, got {other:?}"),
+    }
+    drop(node);
+    let closed = Instant::now();
+    expect_node_status(&mut m, id.node_id, NodeStatus::Unknown, T);
+    assert!(
+        closed.elapsed() < Duration::from_secs(2),
+        "the closed connection was published only after {:?} (the heartbeat timeout, not the close)",
+        closed.elapsed()
+    );
+    assert_eq!(core.api().node(id.node_id).unwrap()["status"], "Unknown");
+
+    // NodeDrop: it left on purpose.
+    let (mut node, id) = core.enroll("status-drops");
+    expect_node_status(&mut m, id.node_id, NodeStatus::Connected, T);
+    node.must_send(&NodeMessage::NodeDrop);
+    expect_node_status(&mut m, id.node_id, NodeStatus::Stopped, T);
+
+    // Silent past 3 x 1 s: lost, and the core closes the connection.
+    let (mut node, id) = core.enroll("status-silent");
+    expect_node_status(&mut m, id.node_id, NodeStatus::Connected, T);
+    let silent = Instant::now();
+    expect_node_status(
+        &mut m,
+        id.node_id,
+        NodeStatus::Unknown,
+        Duration::from_secs(8),
+    );
+    assert!(
+        silent.elapsed() >= Duration::from_millis(2900),
+        "lost after {:?}, before 3 heartbeat intervals",
+        silent.elapsed()
+    );
+    node.expect_closed(T, "a lost node's connection is closed");
 }

@@ -1,16 +1,21 @@
 //! The event routes of the REST API: the paged list, the streamed NDJSON
-//! export, and the statistics.
+//! export (the API's event shape, or Elastic Common Schema), and the
+//! statistics.
 
+use std::collections::HashMap;
 use std::io::Read;
 use std::sync::Arc;
 
-use serde_json::{json, Value};
+use honeybee_proto::ecs::{self, Origin};
+use honeybee_proto::PotEvent;
+use serde_json::{json, Map, Value};
 use tiny_http::{Response, StatusCode};
 
 use crate::api::event_page::{self, event_json};
 use crate::api::event_query;
 use crate::api::{error, header, json_reply, ApiContext, Reply};
-use crate::store::{EventFilter, EventStore};
+use crate::node::registry::Registry;
+use crate::store::{EventFilter, EventStore, StoredEvent};
 
 /// Rows read from the database per step of an export.
 const EXPORT_PAGE: u32 = 1000;
@@ -31,23 +36,56 @@ pub fn list(ctx: &ApiContext, url: &str) -> Reply {
     }
 }
 
+/// What an export writes per line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExportFormat {
+    /// The event as `GET /api/v1/events` shows it (the default).
+    Ndjson,
+    /// One Elastic Common Schema document ([`honeybee_proto::ecs`]).
+    Ecs,
+}
+
+/// Distinct node names an ECS export remembers; past this it forgets them
+/// all and asks the registry again (events may name any number of nodes).
+const NAME_CACHE: usize = 4096;
+
 /// `GET /api/v1/events/export`: every matching event as NDJSON, newest
 /// first, read from the database a page at a time while the client reads.
-/// `limit`, when given, caps the total.
+/// `limit`, when given, caps the total; `format` is `ndjson` (the default)
+/// or `ecs`.
 pub fn export(ctx: &ApiContext, url: &str) -> Reply {
     // `limit` caps the whole export here, so it is not a page size.
-    let (mut cap, mut rest) = (None, Vec::new());
+    let (mut cap, mut format, mut rest) = (None, ExportFormat::Ndjson, Vec::new());
     for part in query_of(url).split('&').filter(|p| !p.is_empty()) {
-        match part.strip_prefix("limit=") {
-            Some(v) => match v
+        let (key, value) = match event_query::pairs(part) {
+            Ok(mut pairs) => pairs.pop().unwrap_or_default(),
+            Err(e) => return error(400, e),
+        };
+        match key.as_str() {
+            "limit" => match value
                 .parse::<u64>()
                 .ok()
                 .filter(|n| (1..=i64::MAX as u64).contains(n))
             {
                 Some(n) => cap = Some(n),
-                None => return error(400, format!("limit: `{v}` is not an integer 1..=2^63-1")),
+                None => {
+                    return error(
+                        400,
+                        format!("limit: `{value}` is not an integer 1..=2^63-1"),
+                    )
+                }
             },
-            None => rest.push(part),
+            "format" => match value.as_str() {
+                "ndjson" => format = ExportFormat::Ndjson,
+                "ecs" => format = ExportFormat::Ecs,
+                other => {
+                    return error(
+                        400,
+                        format!("format: `{other}` is not one of `ndjson`, `ecs`"),
+                    )
+                }
+            },
+            _ => rest.push(part),
         }
     }
     let mut filter = match event_query::parse(&rest.join("&")) {
@@ -57,6 +95,9 @@ pub fn export(ctx: &ApiContext, url: &str) -> Reply {
     filter.limit = EXPORT_PAGE;
     let reader = Export {
         events: ctx.events.clone(),
+        registry: ctx.registry.clone(),
+        format,
+        names: HashMap::new(),
         filter,
         left: cap,
         buf: Vec::new(),
@@ -74,6 +115,10 @@ pub fn export(ctx: &ApiContext, url: &str) -> Reply {
 
 struct Export {
     events: Arc<dyn EventStore>,
+    registry: Arc<Registry>,
+    format: ExportFormat,
+    /// Node names already looked up (ECS), at most [`NAME_CACHE`].
+    names: HashMap<u64, Option<String>>,
     filter: EventFilter,
     left: Option<u64>,
     buf: Vec<u8>,
@@ -107,11 +152,43 @@ impl Export {
         }
         self.filter.before_id = rows.last().map(|e| e.id);
         for e in rows {
-            let line = event_json(&e).to_string();
+            let line = match self.format {
+                ExportFormat::Ndjson => event_json(&e).to_string(),
+                ExportFormat::Ecs => self.ecs_line(&e),
+            };
             self.buf.extend_from_slice(line.as_bytes());
             self.buf.push(b'\n');
         }
         Ok(())
+    }
+
+    /// One event as an ECS document, with the node's name when known.
+    fn ecs_line(&mut self, e: &StoredEvent) -> String {
+        if !self.names.contains_key(&e.node_id) {
+            if self.names.len() >= NAME_CACHE {
+                self.names.clear();
+            }
+            self.names
+                .insert(e.node_id, self.registry.node_name(e.node_id));
+        }
+        let node_name = self.names.get(&e.node_id).and_then(|n| n.as_deref());
+        let event = PotEvent {
+            node_id: e.node_id,
+            pot_id: e.pot_id.clone(),
+            pot_type: e.pot_type.clone(),
+            event_type: e.event_type.clone(),
+            timestamp: e.timestamp.clone(),
+            seq: e.seq,
+            data: serde_json::from_str::<Map<String, Value>>(&e.data).unwrap_or_default(),
+        };
+        ecs::document(
+            &event,
+            Origin {
+                id: Some(e.id),
+                node_name,
+            },
+        )
+        .to_string()
     }
 }
 

@@ -1,6 +1,7 @@
 //! The HTTP side (port 9002): `/health`, `/metrics` and the REST API under
 //! `/api/v1`, served by tiny_http on its own threads.
 
+pub mod alerts;
 pub mod dashboard;
 pub mod event_page;
 pub mod event_query;
@@ -17,6 +18,7 @@ use honeybee_proto::{Command, CoreMessage, NodeCommand};
 use serde_json::{json, Value};
 use tiny_http::{Header, Method, Request, Response, Server};
 
+use crate::alerts::AlertBoard;
 use crate::fleet::{Fleet, Routed};
 use crate::metrics::Metrics;
 use crate::modules::Modules;
@@ -47,6 +49,8 @@ pub struct ApiContext {
     pub stream_port: u16,
     /// The other cores, if the database is shared.
     pub fleet: Arc<dyn Fleet>,
+    /// What alert modules reported.
+    pub alerts: Arc<AlertBoard>,
     /// Why the store cannot write now, if it cannot.
     pub store_trouble: Arc<dyn Fn() -> Option<String> + Send + Sync>,
 }
@@ -191,6 +195,7 @@ fn route(request: &mut Request, ctx: &ApiContext) -> Reply {
         (Method::Get, ["metrics"]) => {
             let mut text = ctx.metrics.render(&ctx.registry.status_counts());
             fleet_metrics(ctx, &mut text);
+            ctx.alerts.render_metrics(&mut text);
             Response::from_data(text.into_bytes())
                 .with_header(header(
                     "Content-Type",
@@ -209,6 +214,8 @@ fn route(request: &mut Request, ctx: &ApiContext) -> Reply {
         (Method::Get, ["api", "v1", "honeypots"]) => honeypots(ctx),
         (Method::Get, ["api", "v1", "cores"]) => cores(ctx),
         (Method::Get, ["api", "v1", "modules"]) => modules::list(ctx),
+        (Method::Get, ["api", "v1", "alerts"]) => alerts::list(ctx),
+        (Method::Post, ["api", "v1", "alerts", "report"]) => alerts::report(ctx, request),
         (Method::Post, ["api", "v1", "modules"]) => modules::add(ctx, request),
         (Method::Post, ["api", "v1", "modules", name, "start"]) => modules::start(ctx, name),
         (Method::Post, ["api", "v1", "modules", name, "stop"]) => modules::stop(ctx, name),
@@ -228,12 +235,13 @@ fn route(request: &mut Request, ctx: &ApiContext) -> Reply {
         (_, ["metrics" | "health"])
         | (
             _,
-            ["api", "v1", "events" | "honeypots" | "stats" | "nodes" | "cores" | "openapi.json"],
+            ["api", "v1", "events" | "honeypots" | "stats" | "nodes" | "cores" | "alerts" | "openapi.json"],
         )
         | (_, ["api", "v1", "events", "export"]) => not_allowed("GET"),
         (_, ["api", "v1", "nodes", _]) => not_allowed("GET, DELETE"),
         (_, ["api", "v1", "nodes", _, "approve" | "commands"]) => not_allowed("POST"),
         (_, ["api", "v1", "modules"]) => not_allowed("GET, POST"),
+        (_, ["api", "v1", "alerts", "report"]) => not_allowed("POST"),
         (_, ["api", "v1", "modules", _, "start" | "stop"]) => not_allowed("POST"),
         _ => error(404, format!("no route for {path}")),
     }
@@ -302,19 +310,28 @@ fn node_detail(ctx: &ApiContext, id: u64) -> Reply {
 
 /// Reads a JSON body of at most [`MAX_BODY`] bytes.
 pub fn json_body<T: serde::de::DeserializeOwned>(request: &mut Request) -> Result<T, Reply> {
-    if request.body_length().is_some_and(|n| n > MAX_BODY) {
-        return Err(error(413, format!("request body over {MAX_BODY} bytes")));
+    json_body_within(request, MAX_BODY)
+}
+
+/// Reads a JSON body of at most `limit` bytes: 413 past it, 400 when it
+/// is not the JSON `T` takes.
+pub fn json_body_within<T: serde::de::DeserializeOwned>(
+    request: &mut Request,
+    limit: usize,
+) -> Result<T, Reply> {
+    if request.body_length().is_some_and(|n| n > limit) {
+        return Err(error(413, format!("request body over {limit} bytes")));
     }
     let mut body = Vec::new();
     let read = request
         .as_reader()
-        .take(MAX_BODY as u64 + 1)
+        .take(limit as u64 + 1)
         .read_to_end(&mut body);
     if let Err(e) = read {
         return Err(error(400, format!("reading the request body: {e}")));
     }
-    if body.len() > MAX_BODY {
-        return Err(error(413, format!("request body over {MAX_BODY} bytes")));
+    if body.len() > limit {
+        return Err(error(413, format!("request body over {limit} bytes")));
     }
     serde_json::from_slice(&body).map_err(|e| error(400, format!("invalid JSON body: {e}")))
 }

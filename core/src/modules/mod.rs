@@ -1,8 +1,9 @@
 //! Extension modules: child processes the core starts, watches and stops.
 //!
 //! Each `[[modules]]` entry of the config is a command the core runs in its
-//! own process group with `HONEYBEE_STREAM_ADDR` and `HONEYBEE_API_TOKEN` in
-//! its environment (plus the entry's `env`). A module that exits while it
+//! own process group with `HONEYBEE_STREAM_ADDR`, `HONEYBEE_API_ADDR` (plus
+//! `HONEYBEE_API_TLS=1` when the API speaks TLS) and `HONEYBEE_API_TOKEN` in
+//! its environment (plus the entry's `env`: see [`CoreAccess`]). A module that exits while it
 //! should run is started again after a backoff that doubles from 1 s to
 //! 60 s and starts over once a run lasted 60 s. Its stdout and stderr are
 //! logged at info with its name, and the last lines are kept for the API.
@@ -179,12 +180,36 @@ struct Module {
     output: Output,
 }
 
+/// How a module reaches the core: what the core puts in its environment.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CoreAccess {
+    /// `HONEYBEE_STREAM_ADDR`: `host:port` of the stream port (9003).
+    pub stream_addr: String,
+    /// `HONEYBEE_API_ADDR`: `host:port` of the REST API (9002).
+    pub api_addr: String,
+    /// `HONEYBEE_API_TLS=1` when the REST API speaks TLS (unset otherwise).
+    pub api_tls: bool,
+    /// `HONEYBEE_API_TOKEN`: the API token (stream registration, REST).
+    pub api_token: String,
+}
+
+impl CoreAccess {
+    /// Access for the tests: a stream and an API address and a token.
+    pub fn new(stream_addr: &str, api_addr: &str, api_token: &str) -> CoreAccess {
+        CoreAccess {
+            stream_addr: stream_addr.into(),
+            api_addr: api_addr.into(),
+            api_tls: false,
+            api_token: api_token.into(),
+        }
+    }
+}
+
 struct Inner {
     modules: Mutex<Vec<Module>>,
     wake: Condvar,
     closed: AtomicBool,
-    stream_addr: String,
-    api_token: String,
+    access: CoreAccess,
     timing: Timing,
     metrics: Arc<Metrics>,
 }
@@ -210,12 +235,10 @@ pub struct Modules {
 
 impl Modules {
     /// Starts the supervisor; [`Modules::autostart`] then starts the
-    /// `autostart` modules. `stream_addr` and `api_token` go into each
-    /// module's environment.
+    /// `autostart` modules. `access` goes into each module's environment.
     pub fn start(
         configs: &[ModuleConfig],
-        stream_addr: String,
-        api_token: String,
+        access: CoreAccess,
         timing: Timing,
         metrics: Arc<Metrics>,
     ) -> Result<Modules, String> {
@@ -241,8 +264,7 @@ impl Modules {
             modules: Mutex::new(modules),
             wake: Condvar::new(),
             closed: AtomicBool::new(false),
-            stream_addr,
-            api_token,
+            access,
             timing,
             metrics,
         });
@@ -430,9 +452,14 @@ impl Inner {
         let c = &m.config;
         let mut cmd = Command::new(&c.command);
         cmd.args(&c.args)
-            .env("HONEYBEE_STREAM_ADDR", &self.stream_addr)
-            .env("HONEYBEE_API_TOKEN", &self.api_token)
-            .envs(&c.env)
+            .env("HONEYBEE_STREAM_ADDR", &self.access.stream_addr)
+            .env("HONEYBEE_API_ADDR", &self.access.api_addr)
+            .env("HONEYBEE_API_TOKEN", &self.access.api_token)
+            .env_remove("HONEYBEE_API_TLS");
+        if self.access.api_tls {
+            cmd.env("HONEYBEE_API_TLS", "1");
+        }
+        cmd.envs(&c.env)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -700,6 +727,10 @@ mod tests {
         }
     }
 
+    fn access() -> CoreAccess {
+        CoreAccess::new("a", "b", "t")
+    }
+
     fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
         let deadline = Instant::now() + Duration::from_secs(10);
         while !f() {
@@ -742,13 +773,14 @@ mod tests {
     fn environment_and_output_reach_the_module() {
         let mut c = sh(
             "env",
-            "echo addr=$HONEYBEE_STREAM_ADDR tok=$HONEYBEE_API_TOKEN x=$X; sleep 30",
+            "echo addr=$HONEYBEE_STREAM_ADDR api=$HONEYBEE_API_ADDR tls=${HONEYBEE_API_TLS-unset} tok=$HONEYBEE_API_TOKEN x=$X; sleep 30",
         );
         c.env.insert("X".into(), "y".into());
+        let mut tls = c.clone();
+        tls.name = "env-tls".into();
         let m = Modules::start(
             &[c],
-            "127.0.0.1:1".into(),
-            "t0k".into(),
+            CoreAccess::new("127.0.0.1:1", "127.0.0.1:2", "t0k"),
             fast(),
             Default::default(),
         )
@@ -757,12 +789,36 @@ mod tests {
         wait_for("output", || {
             m.get("env").unwrap()["recent_output"]
                 .as_array()
-                .is_some_and(|a| a.iter().any(|l| l == "addr=127.0.0.1:1 tok=t0k x=y"))
+                .is_some_and(|a| {
+                    a.iter()
+                        .any(|l| l == "addr=127.0.0.1:1 api=127.0.0.1:2 tls=unset tok=t0k x=y")
+                })
         });
         let v = m.get("env").unwrap();
         assert_eq!(v["status"], "running");
         assert_eq!(v["env_keys"], json!(["X"]));
         assert!(!v.to_string().contains("\"y\""), "{v}");
+        m.stop_all(Duration::from_secs(1));
+        // An API behind TLS: the module is told so.
+        let m = Modules::start(
+            &[tls],
+            CoreAccess {
+                api_tls: true,
+                ..CoreAccess::new("[::1]:1", "[::1]:2", "t0k")
+            },
+            fast(),
+            Default::default(),
+        )
+        .unwrap();
+        m.autostart();
+        wait_for("output with TLS", || {
+            m.get("env-tls").unwrap()["recent_output"]
+                .as_array()
+                .is_some_and(|a| {
+                    a.iter()
+                        .any(|l| l == "addr=[::1]:1 api=[::1]:2 tls=1 tok=t0k x=y")
+                })
+        });
         m.stop_all(Duration::from_secs(1));
     }
 
@@ -772,7 +828,7 @@ mod tests {
             "chatty",
             "i=0; while [ $i -lt 500 ]; do echo line $i; i=$((i+1)); done; sleep 30",
         );
-        let m = Modules::start(&[c], "a".into(), "t".into(), fast(), Default::default()).unwrap();
+        let m = Modules::start(&[c], access(), fast(), Default::default()).unwrap();
         m.autostart();
         wait_for("the last line", || {
             m.get("chatty").unwrap()["recent_output"]
@@ -790,8 +846,7 @@ mod tests {
     fn a_dying_module_is_restarted_with_backoff() {
         let m = Modules::start(
             &[sh("dies", "exit 3")],
-            "a".into(),
-            "t".into(),
+            access(),
             fast(),
             Default::default(),
         )
@@ -822,7 +877,7 @@ mod tests {
             args: vec![],
             ..sh("missing", "")
         };
-        let m = Modules::start(&[c], "a".into(), "t".into(), fast(), Default::default()).unwrap();
+        let m = Modules::start(&[c], access(), fast(), Default::default()).unwrap();
         m.autostart();
         assert_eq!(m.get("missing").unwrap()["status"], "failed");
         wait_for("a retry", || {
@@ -838,7 +893,7 @@ mod tests {
             "stubborn",
             "trap '' TERM; sleep 300 & echo child=$!; while true; do sleep 0.05; done",
         );
-        let m = Modules::start(&[c], "a".into(), "t".into(), fast(), Default::default()).unwrap();
+        let m = Modules::start(&[c], access(), fast(), Default::default()).unwrap();
         m.autostart();
         let mut child = 0;
         wait_for("the child pid", || {
@@ -871,7 +926,7 @@ mod tests {
 
     #[test]
     fn add_refuses_duplicates_and_bad_names() {
-        let m = Modules::start(&[], "a".into(), "t".into(), fast(), Default::default()).unwrap();
+        let m = Modules::start(&[], access(), fast(), Default::default()).unwrap();
         m.autostart();
         let c = ModuleConfig {
             autostart: false,

@@ -665,19 +665,27 @@ impl Registry {
             updated_at: self.clock.rfc3339(now_ms),
         };
         entry.pots.insert(record.pot_id.clone(), record.clone());
+        self.publish_pot(&record);
+        self.store.submit(NodeWrite::Pot(record));
+    }
+
+    /// A pot's state on the stream's `status` topic.
+    fn publish_pot(&self, record: &PotRecord) {
         if self.bus.active() {
             let message = NodeMessage::PotStatusUpdate(PotStatusUpdate {
-                node_id,
+                node_id: record.node_id,
+                pot_id: record.pot_id.clone(),
+                pot_type: record.pot_type.clone(),
+                status: record.status,
                 message: record.message.clone(),
                 details: record
                     .details
                     .as_deref()
                     .and_then(|d| serde_json::from_str(d).ok()),
-                ..update
             });
-            self.bus.publish(Live::new(Topic::Status, node_id, message));
+            self.bus
+                .publish(Live::new(Topic::Status, record.node_id, message));
         }
-        self.store.submit(NodeWrite::Pot(record));
     }
 
     /// Records a `NodeEvent`.
@@ -775,8 +783,19 @@ impl Registry {
                 }
                 let status_changed = entry.record.status != record.status;
                 if entry.conn.is_none() {
+                    // Another core holds it: what it wrote is news here
+                    // too (this core's modules and dashboards).
                     if status_changed {
                         self.publish_status(node_id, record.status);
+                    }
+                    for p in pots.values() {
+                        let known = entry
+                            .pots
+                            .get(&p.pot_id)
+                            .is_some_and(|o| o.updated_at == p.updated_at && o.status == p.status);
+                        if !known {
+                            self.publish_pot(p);
+                        }
                     }
                     entry.record = record;
                 } else {
@@ -799,6 +818,10 @@ impl Registry {
                 if !record.approved {
                     self.pending_approvals.fetch_add(1, Ordering::Relaxed);
                 }
+                // New here (it registered on another core): its status and
+                // pots are news.
+                self.publish_status(node_id, record.status);
+                pots.values().for_each(|p| self.publish_pot(p));
                 nodes.insert(
                     node_id,
                     Box::new(Entry {
@@ -945,6 +968,13 @@ impl Registry {
     /// One node.
     pub fn get(&self, node_id: u64) -> Option<NodeView> {
         self.lock().get(&node_id).map(|e| self.view(e))
+    }
+
+    /// A node's name, if the node is known.
+    pub fn node_name(&self, node_id: u64) -> Option<String> {
+        self.lock()
+            .get(&node_id)
+            .map(|e| e.record.node_name.clone())
     }
 
     /// Nodes connected to this core.
