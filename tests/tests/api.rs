@@ -323,3 +323,285 @@ fn an_explicit_api_token_is_the_only_one_accepted() {
         .call_as(Some("explicit-token-12345"), "GET", "/api/v1/nodes")
         .expect_error(401);
 }
+
+/// An alerts module's report, as `POST /api/v1/alerts/report` takes it.
+fn alert_report(module: &str, sent: u64, recent: Value) -> String {
+    serde_json::json!({
+        "module": module,
+        "channels": [{"name": "hook", "type": "webhook", "sent": sent, "failed": 1, "retries": 3,
+            "dropped": 0, "queued": 2, "latency_ms_p50": 40, "latency_ms_p99": 180,
+            "last_error": "connect 127.0.0.1:8088: connection refused"}],
+        "recent": recent,
+    })
+    .to_string()
+}
+
+fn alert(id: &str, time: &str, outcome: &str, title: &str) -> Value {
+    serde_json::json!({"id": id, "time": time, "rule": "tripwire", "severity": "high",
+        "channel": "hook", "outcome": outcome, "title": title,
+        "error": if outcome == "sent" { Value::Null } else { "refused".into() }})
+}
+
+/// Alert modules report their channels and recent alerts; the core keeps
+/// the latest figures, a bounded de-duplicated ring, and exports metrics.
+#[test]
+fn alert_reports_are_kept_bounded_listed_and_exported() {
+    let core = Core::start();
+    let api = core.api();
+    assert_eq!(
+        api.get("/api/v1/alerts").expect_status(200).json(),
+        serde_json::json!({"channels": [], "recent": []})
+    );
+    let report = alert_report(
+        "alerts",
+        12,
+        serde_json::json!([
+            alert("tripwire/8193", "2026-12-07T10:00:00Z", "failed", "first"),
+            alert(
+                "tripwire/8194",
+                "2026-12-07T11:00:00+01:00",
+                "sent",
+                "<img src=x onerror=alert(1)>"
+            ),
+        ]),
+    );
+    // The token is needed, like every write.
+    honeybee_tests::http::request(
+        core.api_addr,
+        "POST",
+        "/api/v1/alerts/report",
+        None,
+        Some(report.as_bytes()),
+    )
+    .unwrap()
+    .expect_error(401);
+    api.call_as(None, "GET", "/api/v1/alerts").expect_error(401);
+    let r = api
+        .post("/api/v1/alerts/report", &report)
+        .expect_status(200)
+        .json();
+    assert_eq!(
+        r,
+        serde_json::json!({"module": "alerts", "channels": 1, "recent_added": 2})
+    );
+
+    // Later figures replace earlier ones; an alert reported again is kept
+    // once; the same alert with another outcome is a new entry.
+    let report = alert_report(
+        "alerts",
+        13,
+        serde_json::json!([
+            alert("tripwire/8193", "2026-12-07T10:00:00Z", "failed", "first"),
+            alert("tripwire/8193", "2026-12-07T10:00:30Z", "sent", "first"),
+        ]),
+    );
+    let r = api
+        .post("/api/v1/alerts/report", &report)
+        .expect_status(200)
+        .json();
+    assert_eq!(r["recent_added"], 1, "{r}");
+    let v = api.get("/api/v1/alerts").expect_status(200).json();
+    let channels = v["channels"].as_array().unwrap();
+    assert_eq!(channels.len(), 1, "{v}");
+    let c = &channels[0];
+    for (k, want) in [
+        ("module", serde_json::json!("alerts")),
+        ("name", "hook".into()),
+        ("type", "webhook".into()),
+        ("sent", 13.into()),
+        ("failed", 1.into()),
+        ("retries", 3.into()),
+        ("dropped", 0.into()),
+        ("queued", 2.into()),
+        ("latency_ms_p50", 40.into()),
+        ("latency_ms_p99", 180.into()),
+        (
+            "last_error",
+            "connect 127.0.0.1:8088: connection refused".into(),
+        ),
+    ] {
+        assert_eq!(c[k], want, "{k} in {c}");
+    }
+    assert!(is_rfc3339(&c["reported_at"]), "{c}");
+    let recent: Vec<(String, String, String)> = v["recent"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["id"].as_str().unwrap().to_owned(),
+                r["time"].as_str().unwrap().to_owned(),
+                r["outcome"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        recent,
+        [
+            (
+                "tripwire/8193".into(),
+                "2026-12-07T10:00:30Z".into(),
+                "sent".into()
+            ),
+            (
+                "tripwire/8194".into(),
+                "2026-12-07T10:00:00Z".into(),
+                "sent".into()
+            ),
+            (
+                "tripwire/8193".into(),
+                "2026-12-07T10:00:00Z".into(),
+                "failed".into()
+            ),
+        ],
+        "newest first (at one time, the one heard last first), once each, in UTC: {v}"
+    );
+    let hostile = &v["recent"][1];
+    assert_eq!(hostile["title"], "<img src=x onerror=alert(1)>");
+    assert_eq!(hostile["module"], "alerts");
+    assert_eq!(hostile["rule"], "tripwire");
+    assert_eq!(hostile["severity"], "high");
+    assert_eq!(hostile["channel"], "hook");
+    assert_eq!(hostile["error"], Value::Null);
+    assert_eq!(v["recent"][2]["error"], "refused");
+
+    // /metrics, per channel.
+    let m = core.metrics();
+    let labels = [("module", "alerts"), ("channel", "hook")];
+    for (name, want) in [
+        ("honeybee_alerts_sent_total", 13.0),
+        ("honeybee_alerts_failed_total", 1.0),
+        ("honeybee_alerts_retries_total", 3.0),
+        ("honeybee_alerts_dropped_total", 0.0),
+        ("honeybee_alerts_queued", 2.0),
+    ] {
+        assert_eq!(m.value(name, &labels), want, "{name}\n{}", m.text);
+    }
+    for (q, want) in [("0.5", 40.0), ("0.99", 180.0)] {
+        let l = [("module", "alerts"), ("channel", "hook"), ("quantile", q)];
+        assert_eq!(
+            m.value("honeybee_alerts_latency_ms", &l),
+            want,
+            "{}",
+            m.text
+        );
+    }
+    assert!(m.text.contains("# TYPE honeybee_alerts_queued gauge"));
+
+    // Bad input: 400 naming what is wrong; nothing changes.
+    let good = serde_json::json!({"module": "alerts", "channels": [], "recent": []});
+    let with = |path: &[&str], v: Value| {
+        let mut body = good.clone();
+        let mut at = &mut body;
+        for k in &path[..path.len() - 1] {
+            at = match k.parse::<usize>() {
+                Ok(i) => &mut at[i],
+                Err(_) => &mut at[*k],
+            };
+        }
+        at[path[path.len() - 1]] = v;
+        body.to_string()
+    };
+    let one_alert = |k: &str, v: Value| {
+        let mut a = alert("a/1", "2026-12-07T10:00:00Z", "sent", "t");
+        a[k] = v;
+        with(&["recent"], serde_json::json!([a]))
+    };
+    let many_channels: Vec<Value> = (0..33)
+        .map(|i| {
+            serde_json::json!({"name": format!("c{i}"), "type": "file", "sent": 0,
+            "failed": 0, "retries": 0, "dropped": 0, "queued": 0})
+        })
+        .collect();
+    for (body, names) in [
+        ("not json".to_string(), "JSON"),
+        (
+            r#"{"module": "alerts", "channels": []}"#.to_string(),
+            "recent",
+        ),
+        (with(&["bogus"], 1.into()), "bogus"),
+        (with(&["module"], "a b".into()), "module"),
+        (with(&["module"], "x".repeat(65).into()), "module"),
+        (with(&["channels"], many_channels.into()), "channels"),
+        (
+            with(
+                &["channels"],
+                serde_json::json!([{"name": "hook", "type": "webhook", "sent": -1, "failed": 0,
+                    "retries": 0, "dropped": 0, "queued": 0}]),
+            ),
+            "JSON",
+        ),
+        (one_alert("time", "yesterday".into()), "recent[0].time"),
+        (one_alert("outcome", "maybe".into()), "maybe"),
+        (one_alert("channel", "a\nb".into()), "recent[0].channel"),
+        (one_alert("id", "".into()), "recent[0].id"),
+        (one_alert("title", 5.into()), "JSON"),
+    ] {
+        let e = api.post("/api/v1/alerts/report", &body).expect_error(400);
+        assert!(e.contains(names), "{body}: {e}");
+    }
+    let huge = alert_report(
+        "alerts",
+        1,
+        serde_json::json!([alert(
+            "a/1",
+            "2026-12-07T10:00:00Z",
+            "sent",
+            &"x".repeat(300_000)
+        )]),
+    );
+    api.post("/api/v1/alerts/report", &huge).expect_error(413);
+    let allow = api.get("/api/v1/alerts/report");
+    assert_eq!(allow.header("allow"), Some("POST"));
+    allow.expect_error(405);
+    assert_eq!(
+        api.get("/api/v1/alerts").expect_status(200).json(),
+        v,
+        "bad reports changed nothing"
+    );
+
+    // Bounded: long strings are cut, 200 recent alerts at most, 8 modules.
+    let many: Vec<Value> = (0..300)
+        .map(|i| {
+            let mut a = alert(
+                &format!("flood/{i}"),
+                &format!("2026-12-08T00:{:02}:{:02}Z", i / 60, i % 60),
+                "failed",
+                &"t".repeat(if i >= 280 { 1000 } else { 10 }),
+            );
+            a["error"] = "e".repeat(if i >= 280 { 1000 } else { 10 }).into();
+            a
+        })
+        .collect();
+    api.post(
+        "/api/v1/alerts/report",
+        &alert_report("flood", 1, many.into()),
+    )
+    .expect_status(200);
+    let v = api.get("/api/v1/alerts").expect_status(200).json();
+    let recent = v["recent"].as_array().unwrap();
+    assert_eq!(recent.len(), 200);
+    assert_eq!(recent[0]["id"], "flood/299", "newest first");
+    assert_eq!(recent[199]["id"], "flood/100");
+    assert!(recent.iter().all(|r| {
+        r["title"].as_str().unwrap().len() <= 200 && r["error"].as_str().unwrap().len() <= 300
+    }));
+    let cut = recent[0]["title"].as_str().unwrap();
+    assert!(cut.starts_with("ttt") && cut.ends_with('…'), "{cut}");
+    for i in 0..9 {
+        api.post(
+            "/api/v1/alerts/report",
+            &alert_report(&format!("m{i}"), i, serde_json::json!([])),
+        )
+        .expect_status(200);
+    }
+    let v = api.get("/api/v1/alerts").expect_status(200).json();
+    let mut modules: Vec<&str> = v["channels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["module"].as_str().unwrap())
+        .collect();
+    modules.dedup();
+    assert_eq!(modules, ["m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8"]);
+}

@@ -296,3 +296,54 @@ fn modules_do_not_outlive_a_killed_core() {
         gone.then_some(())
     });
 }
+
+/// A module reaches the REST API through `HONEYBEE_API_ADDR` (with the
+/// token of `HONEYBEE_API_TOKEN`; `HONEYBEE_API_TLS` unset: the API speaks
+/// plain HTTP): here it posts an alert report, as the alerts module does.
+#[test]
+fn a_module_is_told_where_the_api_is_and_can_use_it() {
+    if !python_available() {
+        eprintln!("skipping: python3 not found");
+        return;
+    }
+    let script = r#"
+import http.client, json, os, time
+addr = os.environ["HONEYBEE_API_ADDR"]
+print("api=" + addr, "tls=" + os.environ.get("HONEYBEE_API_TLS", "unset"),
+      "stream=" + os.environ["HONEYBEE_STREAM_ADDR"], flush=True)
+host, port = addr.rsplit(":", 1)
+body = json.dumps({"module": "reporter", "channels": [{"name": "hook", "type": "webhook",
+    "sent": 7, "failed": 0, "retries": 0, "dropped": 0, "queued": 0}], "recent": []})
+c = http.client.HTTPConnection(host.strip("[]"), int(port), timeout=5)
+c.request("POST", "/api/v1/alerts/report", body, {"Content-Type": "application/json",
+    "Authorization": "Bearer " + os.environ["HONEYBEE_API_TOKEN"]})
+print("status=%d" % c.getresponse().status, flush=True)
+time.sleep(300)
+"#;
+    let config = format!(
+        "[[modules]]\nname = \"reporter\"\ncommand = \"python3\"\nargs = [\"-c\", {}]\n",
+        toml_str(script)
+    );
+    let core = Core::builder().config(&config).start();
+    let output = wait_for("the module's report", T, EVERY, || {
+        let out = module(&core, "reporter")["recent_output"].clone();
+        out.as_array()
+            .is_some_and(|a| a.iter().any(|l| l == "status=200"))
+            .then_some(out)
+    });
+    let want = format!(
+        "api={} tls=unset stream={}",
+        core.api_addr, core.stream_addr
+    );
+    assert!(
+        output
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l == want.as_str()),
+        "{output}"
+    );
+    let alerts = core.api().get("/api/v1/alerts").expect_status(200).json();
+    assert_eq!(alerts["channels"][0]["module"], "reporter", "{alerts}");
+    assert_eq!(alerts["channels"][0]["sent"], 7, "{alerts}");
+}

@@ -46,6 +46,9 @@ fn the_document_is_served_without_a_token_and_names_every_route() {
         "/api/v1/modules",
         "/api/v1/modules/{name}/start",
         "/api/v1/modules/{name}/stop",
+        "/api/v1/cores",
+        "/api/v1/alerts",
+        "/api/v1/alerts/report",
     ] {
         assert!(
             paths.contains_key(route),

@@ -186,6 +186,110 @@ fn export_streams_every_matching_event_as_ndjson() {
         .expect_error(400);
 }
 
+/// `format=ecs`: the same events, filters and cap, each written as the
+/// Elastic Common Schema document `honeybee_proto::ecs` makes of it, with
+/// the node's name.
+#[test]
+fn export_writes_elastic_common_schema_on_request() {
+    let (core, mut conn, id) = core_with_events(1100);
+    conn.must_send(&id.pot_event(
+        "cowrie-01",
+        "cowrie",
+        "cowrie.command.input",
+        &format_rfc3339(now_unix().0, 0),
+        Some(1101),
+        json!({"src_ip": "198.51.100.4", "src_port": 40022, "dst_port": 2222,
+               "protocol": "TCP", "input": "uname -a"}),
+    ));
+    poll_until(T, Duration::from_millis(50), || {
+        let body = core.api().get("/api/v1/events?limit=1").json();
+        (body["events"][0]["seq"] == json!(1101)).then_some(())
+    })
+    .expect("the command stored");
+
+    let (head, ecs) = raw_get(&core, "/api/v1/events/export?format=ecs");
+    assert!(
+        head.to_ascii_lowercase().contains("application/x-ndjson"),
+        "{head}"
+    );
+    let (_, plain) = raw_get(&core, "/api/v1/events/export");
+    let (_, explicit) = raw_get(&core, "/api/v1/events/export?format=ndjson");
+    assert_eq!(plain, explicit, "format=ndjson is the default");
+    let docs: Vec<Value> = ecs
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let events: Vec<Value> = plain
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(docs.len(), 1101, "every event, across export pages");
+    assert_eq!(events.len(), docs.len());
+    for (doc, e) in docs.iter().zip(&events) {
+        // The shared mapping, nothing re-mapped by the core.
+        let event = honeybee_proto::PotEvent {
+            node_id: e["node_id"].as_u64().unwrap(),
+            pot_id: e["pot_id"].as_str().unwrap().into(),
+            pot_type: e["pot_type"].as_str().unwrap().into(),
+            event_type: e["event_type"].as_str().unwrap().into(),
+            timestamp: e["timestamp"].as_str().unwrap().into(),
+            seq: e["seq"].as_u64(),
+            data: e["data"].as_object().unwrap().clone(),
+        };
+        let want = honeybee_proto::ecs::document(
+            &event,
+            honeybee_proto::ecs::Origin {
+                id: e["id"].as_i64(),
+                node_name: Some(&id.name),
+            },
+        );
+        assert_eq!(doc, &want, "event {}", e["id"]);
+    }
+    let first = &docs[0];
+    assert_eq!(first["ecs"]["version"], "8.11.0");
+    assert_eq!(first["event"]["action"], "cowrie.command.input");
+    assert_eq!(first["event"]["id"], events[0]["id"].to_string());
+    assert_eq!(first["observer"]["name"], id.name.as_str());
+    assert_eq!(first["observer"]["id"], id.node_id.to_string());
+    assert_eq!(first["source"]["ip"], "198.51.100.4");
+    assert_eq!(first["destination"]["port"], 2222);
+    assert_eq!(first["network"]["transport"], "tcp");
+    assert_eq!(first["process"]["command_line"], "uname -a");
+    let login = &docs[1];
+    assert_eq!(login["event"]["category"][0], "authentication");
+    assert_eq!(login["event"]["outcome"], "failure");
+    assert!(login["user"]["name"].is_string(), "{login}");
+
+    // The export's filters and cap hold.
+    let (_, body) = raw_get(
+        &core,
+        "/api/v1/events/export?src_ip=203.0.113.1&format=ecs&limit=5",
+    );
+    let docs: Vec<Value> = body
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(docs.len(), 5);
+    assert!(docs.iter().all(|d| d["source"]["ip"] == "203.0.113.1"));
+
+    // A node the core no longer knows: no observer.name, the rest as before.
+    core.api()
+        .delete(&format!("/api/v1/nodes/{}", id.node_id))
+        .expect_status(200);
+    let (_, body) = raw_get(&core, "/api/v1/events/export?format=ecs&limit=1");
+    let doc: Value = serde_json::from_str(body.lines().next().unwrap()).unwrap();
+    assert!(doc["observer"].get("name").is_none(), "{doc}");
+    assert_eq!(doc["observer"]["id"], id.node_id.to_string());
+
+    for bad in ["csv", "", "ECS", "ecs%00"] {
+        let e = core
+            .api()
+            .get(&format!("/api/v1/events/export?format={bad}"))
+            .expect_error(400);
+        assert!(e.starts_with("format"), "format={bad}: {e}");
+    }
+}
+
 #[test]
 fn stats_count_and_rank_what_nodes_saw() {
     let (core, _conn, _id) = core_with_events(12);
