@@ -10,7 +10,9 @@
 // cowrie-01), HB_NODE_B (a node pending approval), HB_MARKER (the password
 // of the event the test sends), HB_XSS (the hostile username),
 // HB_SCREENSHOT (png path), HB_CHROMIUM (browser binary), HB_PROFILE (a
-// fresh user data dir).
+// fresh user data dir), HB_ALERT_ERROR (the hostile last error of the
+// alert channel `hook` the test reported; its first alert's title is
+// HB_XSS, the alert reported at step `ready` is titled `HB_MARKER-alert`).
 
 import { chromium } from 'playwright-core';
 import { createInterface } from 'node:readline';
@@ -31,6 +33,7 @@ const XSS = env('HB_XSS');
 const SCREENSHOT = env('HB_SCREENSHOT');
 const CHROMIUM = process.env.HB_CHROMIUM || '/usr/bin/chromium';
 const PROFILE = env('HB_PROFILE');
+const ALERT_ERROR = env('HB_ALERT_ERROR');
 
 const lines = createInterface({ input: process.stdin });
 const waiting = [];
@@ -112,6 +115,27 @@ try {
   }
   log('cores panel shows the core');
 
+  // 2b. The Alerts panel: the reported channel's figures, and the alert
+  //     with a hostile title and error, shown as text.
+  const hook = page.locator('#alert-channels tr[data-module="alerts"][data-channel="hook"]');
+  await hook.waitFor();
+  const cells = await hook.locator('td').allTextContents();
+  const want = { 1: '12', 2: '1', 3: '3', 4: '0', 5: '2', 6: '40 ms / 180 ms', 7: ALERT_ERROR };
+  for (const [i, v] of Object.entries(want)) {
+    if (cells[i] !== v) throw new Error(`alert channel cell ${i} is ${JSON.stringify(cells[i])}, expected ${JSON.stringify(v)}: ${JSON.stringify(cells)}`);
+  }
+  const first = page.locator('#alert-recent tr[data-alert-id="tripwire/8193"][data-outcome="failed"]');
+  await first.waitFor();
+  const row = await first.locator('td').allTextContents();
+  if (row[1] !== 'high' || row[2] !== 'tripwire' || row[3] !== 'hook' || row[4] !== 'failed') {
+    throw new Error(`recent alert row: ${JSON.stringify(row)}`);
+  }
+  const title = await first.locator('td.title').textContent();
+  if (title !== XSS) throw new Error(`hostile alert title rendered as ${JSON.stringify(title)}`);
+  const injected = await page.locator('#alerts-panel img, #alerts-panel script').count();
+  if (injected !== 0) throw new Error(`${injected} elements were injected into the Alerts panel`);
+  log('alerts panel shows the report as text');
+
   // 3. Live: subscribed on the stream port.
   await page.locator('#live[data-state="live"]').waitFor();
   log('stream is live');
@@ -187,6 +211,15 @@ try {
   await step('install-clicked');
   await rowA.locator('li[data-pot-id="cowrie-02"] .badge[data-state="Running"]').waitFor({ timeout: 2000 });
   log('pot actions work');
+
+  // 9b. The Alerts panel refreshes by itself: the report sent at step
+  //     `ready` shows without a reload.
+  await page
+    .locator('#alert-recent tr[data-alert-id="tripwire/8200"] td.title', { hasText: `${MARKER}-alert` })
+    .waitFor({ timeout: 15000 });
+  const sent = await hook.locator('td').nth(1).textContent();
+  if (sent !== '13') throw new Error(`alert channel sent is ${JSON.stringify(sent)} after the second report`);
+  log('alerts panel refreshed');
 
   // 10. Charts drawn as SVG from /api/v1/stats (the page refreshes them).
   await page.reload({ waitUntil: 'domcontentloaded' });

@@ -4,7 +4,9 @@
 //!
 //! The core runs with `--enrollment approve`. Node A is approved through the
 //! API beforehand and sends a pot status and events; node B stays pending
-//! until the script clicks "Approve". The script and this test take turns:
+//! until the script clicks "Approve". An alerts module's report (a hostile
+//! title and error) is posted before the page loads, another one while it
+//! is open: the Alerts panel shows both as text. The script and this test take turns:
 //! the script prints `step NAME` and waits for `go` on its stdin.
 //!
 //! Needs `node`, `tests/browser/node_modules` (`npm ci --prefix
@@ -27,6 +29,23 @@ const T: Duration = Duration::from_secs(5);
 /// The whole browser run, Chromium start included.
 const SCRIPT_LIMIT: Duration = Duration::from_secs(90);
 const XSS: &str = "<img src=x onerror=alert(1)>";
+/// The last error of the reported alert channel: hostile too.
+const ALERT_ERROR: &str = "\"><script>alert(3)</script> connect refused";
+
+/// An alerts module's report: channel `hook` (`sent` alerts) and alert
+/// `id` titled `title`.
+fn alert_report(sent: u64, id: &str, outcome: &str, title: &str) -> String {
+    json!({
+        "module": "alerts",
+        "channels": [{"name": "hook", "type": "webhook", "sent": sent, "failed": 1,
+            "retries": 3, "dropped": 0, "queued": 2, "latency_ms_p50": 40,
+            "latency_ms_p99": 180, "last_error": ALERT_ERROR}],
+        "recent": [{"id": id, "time": format_rfc3339(now_unix().0 - 5, 0), "rule": "tripwire",
+            "severity": "high", "channel": "hook", "outcome": outcome, "title": title,
+            "error": "refused"}],
+    })
+    .to_string()
+}
 
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -178,6 +197,13 @@ fn dashboard_in_headless_chromium() {
     drop(conn_b);
     api.wait_node(b_id, T, |n| n["approved"] == false);
 
+    // What the alerts module reported: a hostile title and error.
+    api.post(
+        "/api/v1/alerts/report",
+        &alert_report(12, "tripwire/8193", "failed", XSS),
+    )
+    .expect_status(200);
+
     let profile = TempDir::new("honeybee-chromium");
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
@@ -196,6 +222,7 @@ fn dashboard_in_headless_chromium() {
         .env("HB_NODE_B", b_id.to_string())
         .env("HB_MARKER", &marker)
         .env("HB_XSS", XSS)
+        .env("HB_ALERT_ERROR", ALERT_ERROR)
         .env("HB_SCREENSHOT", &screenshot)
         .env("HB_CHROMIUM", &chromium)
         .env("HB_PROFILE", profile.path())
@@ -241,6 +268,12 @@ fn dashboard_in_headless_chromium() {
         None,
         json!({"src_ip": "198.51.100.66", "src_port": 40000, "username": XSS, "password": "\"><script>alert(2)</script>"}),
     ));
+    // A second report, for the Alerts panel's own refresh.
+    api.post(
+        "/api/v1/alerts/report",
+        &alert_report(13, "tripwire/8200", "sent", &format!("{marker}-alert")),
+    )
+    .expect_status(200);
     script.go();
 
     // After the page reconnects by itself: one more event.

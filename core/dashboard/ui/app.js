@@ -242,6 +242,47 @@
     }
   }
 
+  // What alert modules reported (POST /api/v1/alerts/report). Titles and
+  // errors come from attack data: text only, like everything else here.
+  async function refreshAlerts() {
+    const data = await api('GET', '/api/v1/alerts');
+    const channels = (data && data.channels) || [];
+    const recent = (data && data.recent) || [];
+    const num = (v) => el('td', { class: 'num mono' }, text(v));
+    const cbox = $('alert-channels');
+    clear(cbox);
+    for (const c of channels) {
+      const p50 = c.latency_ms_p50 === null || c.latency_ms_p50 === undefined ? '–' : text(c.latency_ms_p50) + ' ms';
+      const p99 = c.latency_ms_p99 === null || c.latency_ms_p99 === undefined ? '–' : text(c.latency_ms_p99) + ' ms';
+      cbox.appendChild(el('tr', { 'data-module': text(c.module), 'data-channel': text(c.name) },
+        el('td', { title: 'reported ' + text(c.reported_at) },
+          el('div', { class: 'mono' }, text(c.name)),
+          el('div', { class: 'dim' }, text(c.type) + ' · ' + text(c.module))),
+        num(c.sent), num(c.failed), num(c.retries), num(c.dropped), num(c.queued),
+        el('td', { class: 'mono latency' }, p50 + ' / ' + p99),
+        el('td', { class: 'error', title: text(c.last_error) }, text(c.last_error))));
+    }
+    if (!channels.length) {
+      cbox.appendChild(el('tr', null, el('td', { colspan: 8, class: 'dim' }, 'No alert module has reported.')));
+    }
+    const rbox = $('alert-recent');
+    clear(rbox);
+    for (const r of recent) {
+      rbox.appendChild(el('tr', { 'data-alert-id': text(r.id), 'data-outcome': text(r.outcome) },
+        el('td', { class: 'mono' }, shortTime(r.time)),
+        el('td', null, el('span', { class: 'badge', 'data-state': text(r.severity) }, text(r.severity))),
+        el('td', { class: 'mono' }, text(r.rule)),
+        el('td', { class: 'mono' }, text(r.channel)),
+        el('td', { title: text(r.error) }, el('span', { class: 'badge', 'data-state': text(r.outcome) }, text(r.outcome))),
+        el('td', { class: 'title', title: text(r.error) }, text(r.title))));
+    }
+    if (!recent.length) {
+      rbox.appendChild(el('tr', null, el('td', { colspan: 6, class: 'dim' }, 'No alerts yet.')));
+    }
+    $('alerts-count').textContent = channels.length + (channels.length === 1 ? ' channel' : ' channels') +
+      ', ' + recent.length + ' recent';
+  }
+
   function scheduleNodeRefresh() {
     if (state.nodesTimer || !state.running) return;
     state.nodesTimer = setTimeout(() => {
@@ -701,8 +742,10 @@
     loadEvents().catch((e) => toast('Loading events failed: ' + e.message, true));
     refreshStats().catch(() => {});
     refreshCores().catch(() => {});
+    refreshAlerts().catch(() => {});
     state.timers.push(setInterval(() => refreshNodes().catch(() => {}), NODES_EVERY_MS));
     state.timers.push(setInterval(() => refreshCores().catch(() => {}), NODES_EVERY_MS));
+    state.timers.push(setInterval(() => refreshAlerts().catch(() => {}), NODES_EVERY_MS));
     state.timers.push(setInterval(() => refreshStats().catch(() => {}), STATS_EVERY_MS));
     state.timers.push(setInterval(updateAges, 5000));
   }
