@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use honeybee_proto::time::{format_rfc3339, now_unix};
 use honeybee_proto::{
     decode, encode, BackendCommand, BackendRegistration, BackendResponse, BackendType, CoreMessage,
-    Envelope, ModuleMessage, NodeMessage, PotStatus, StreamMessage, Subscribe,
+    Envelope, ModuleMessage, NodeMessage, NodeStatus, PotStatus, StreamMessage, Subscribe,
 };
 use honeybee_tests::postgres::Postgres;
 use honeybee_tests::{totp, Core, NodeIdentity, TestNode};
@@ -91,6 +91,10 @@ struct Subscriber {
 
 impl Subscriber {
     fn events(core: &Core) -> Subscriber {
+        Subscriber::topics(core, &["events"])
+    }
+
+    fn topics(core: &Core, topics: &[&str]) -> Subscriber {
         let stream = TcpStream::connect(core.stream_addr).expect("connect to the stream port");
         let reader = BufReader::new(stream.try_clone().expect("clone"));
         let mut s = Subscriber { stream, reader };
@@ -103,12 +107,44 @@ impl Subscriber {
         s.send(ModuleMessage::BackendCommand(BackendCommand::Subscribe(
             Subscribe {
                 cursor: None,
-                topics: vec!["events".into()],
+                topics: topics.iter().map(|t| (*t).into()).collect(),
                 filter: None,
             },
         )));
         s.response();
         s
+    }
+
+    /// Waits for a `status` message about `node_id` that `pred` takes,
+    /// skipping the others.
+    #[track_caller]
+    fn status_until(
+        &mut self,
+        node_id: u64,
+        timeout: Duration,
+        what: &str,
+        pred: impl Fn(&NodeMessage) -> bool,
+    ) -> Duration {
+        let start = Instant::now();
+        let mut seen = Vec::new();
+        while start.elapsed() < timeout {
+            let left = timeout.saturating_sub(start.elapsed());
+            let msg = self.next(left.min(Duration::from_millis(500)));
+            if let Some(StreamMessage::Node(m)) = msg {
+                let about = match &m {
+                    NodeMessage::NodeStatusUpdate(u) => Some(u.node_id),
+                    NodeMessage::PotStatusUpdate(u) => Some(u.node_id),
+                    _ => None,
+                };
+                if about == Some(node_id) {
+                    if pred(&m) {
+                        return start.elapsed();
+                    }
+                    seen.push(m);
+                }
+            }
+        }
+        panic!("{what}: not on the stream within {timeout:?}; saw {seen:?}")
     }
 
     fn send(&mut self, m: ModuleMessage) {
@@ -399,6 +435,68 @@ fn a_killed_core_hands_over_its_nodes_and_leadership() {
     let (_n, ack) = id.login(b.node_addr, 0);
     assert!(ack.accepted, "{:?}", ack.message);
     wait_view(b, id.node_id, "back on core-b", on("core-b"));
+}
+
+/// Modules run on the leader only: its stream must tell of nodes another
+/// core holds — their registration and pots, their connection closing, and
+/// their core dying (once its lease is over and the node has not come back
+/// within three heartbeat intervals).
+#[test]
+fn another_cores_nodes_going_offline_are_published_on_this_cores_stream() {
+    let pg = Postgres::start();
+    let mut fleet = cores(&pg, 2);
+    let mut watcher = Subscriber::topics(&fleet[1], &["status"]);
+    let is_node = |want: NodeStatus| move |m: &NodeMessage| matches!(m, NodeMessage::NodeStatusUpdate(u) if u.status == want);
+
+    // Registered on core-a, a pot fails there, then the connection closes.
+    let mut id = NodeIdentity::new("closes-on-a");
+    let mut node = id.enroll(fleet[0].node_addr);
+    watcher.status_until(
+        id.node_id,
+        T,
+        "registered on core-a",
+        is_node(NodeStatus::Connected),
+    );
+    node.must_send(&id.pot_status("cowrie-01", "cowrie", PotStatus::Failed));
+    watcher.status_until(id.node_id, T, "its pot failed on core-a", |m| {
+        matches!(m, NodeMessage::PotStatusUpdate(u)
+            if u.pot_id == "cowrie-01" && u.status == PotStatus::Failed)
+    });
+    drop(node);
+    let took = watcher.status_until(
+        id.node_id,
+        T,
+        "closed on core-a",
+        is_node(NodeStatus::Unknown),
+    );
+    assert!(
+        took < Duration::from_secs(3),
+        "published {took:?} after the close"
+    );
+
+    // On core-a when core-a is killed: Unknown once the lease is over and
+    // three heartbeat intervals passed without the node coming back.
+    let mut id = NodeIdentity::new("orphaned-on-a");
+    let _node = id.enroll(fleet[0].node_addr);
+    watcher.status_until(
+        id.node_id,
+        T,
+        "registered on core-a",
+        is_node(NodeStatus::Connected),
+    );
+    fleet[0].stop_with(Signal::SIGKILL, T);
+    let took = watcher.status_until(
+        id.node_id,
+        Duration::from_secs(5 * HEARTBEAT + 10),
+        "core-a killed",
+        is_node(NodeStatus::Unknown),
+    );
+    assert!(
+        took >= Duration::from_secs(3 * HEARTBEAT),
+        "Unknown after {took:?}: a failover's grace was not given"
+    );
+    eprintln!("kill -9 of the holding core: the node published Unknown after {took:?}");
+    assert_eq!(view(&fleet[1], id.node_id)["status"], "Unknown");
 }
 
 #[test]
