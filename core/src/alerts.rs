@@ -33,8 +33,9 @@ pub const MAX_CHANNELS: usize = 32;
 pub const MAX_NAME: usize = 64;
 /// Longest channel type or severity, in bytes.
 pub const MAX_KIND: usize = 32;
-/// Longest alert id, in bytes.
-pub const MAX_ID: usize = 128;
+/// Longest alert id kept, in bytes (longer ones are cut, with `…`). Ids
+/// are opaque: a module may build them from attack data (a source, a pot).
+pub const MAX_ID: usize = 256;
 /// Longest time, in bytes.
 pub const MAX_TIME: usize = 64;
 /// Longest alert title kept, in bytes (longer ones are cut, with `…`).
@@ -46,7 +47,7 @@ pub const MAX_ERROR: usize = 300;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Report {
-    /// The module's name (`A-Z a-z 0-9 _ -`, 1 to 64).
+    /// The module's name (`A-Z a-z 0-9 _ - .`, 1 to 64).
     pub module: String,
     /// Its channels' figures now (a name listed twice: the later wins).
     pub channels: Vec<ChannelReport>,
@@ -238,7 +239,7 @@ fn clip_opt(text: &Option<String>, max: usize) -> Option<String> {
 impl Report {
     /// Checks every field; the error names the first bad one.
     pub fn validate(&self) -> Result<(), String> {
-        check("module", &self.module, MAX_NAME, b"")?;
+        check("module", &self.module, MAX_NAME, b".")?;
         if self.channels.len() > MAX_CHANNELS {
             return Err(format!(
                 "channels: {} channels; at most {MAX_CHANNELS}",
@@ -250,7 +251,9 @@ impl Report {
             check(&format!("channels[{i}].type"), &c.kind, MAX_KIND, b".")?;
         }
         for (i, r) in self.recent.iter().enumerate() {
-            check(&format!("recent[{i}].id"), &r.id, MAX_ID, b"./:@+")?;
+            if r.id.is_empty() {
+                return Err(format!("recent[{i}].id: empty"));
+            }
             check(&format!("recent[{i}].rule"), &r.rule, MAX_NAME, b".")?;
             check(&format!("recent[{i}].severity"), &r.severity, MAX_KIND, b"")?;
             check(&format!("recent[{i}].channel"), &r.channel, MAX_NAME, b".")?;
@@ -335,8 +338,9 @@ impl AlertBoard {
             let Some(at) = parse_rfc3339(&r.time) else {
                 continue;
             };
+            let id = clip(&r.id, MAX_ID);
             let dup = board.recent.iter().any(|o| {
-                o.id == r.id
+                o.id == id
                     && o.channel == r.channel
                     && o.outcome == r.outcome
                     && o.module == report.module
@@ -353,7 +357,7 @@ impl AlertBoard {
                 place,
                 RecentView {
                     module: report.module.clone(),
-                    id: r.id.clone(),
+                    id,
                     time: format_rfc3339(at.0, at.1),
                     rule: r.rule.clone(),
                     severity: r.severity.clone(),
@@ -568,6 +572,11 @@ mod tests {
             (
                 json!({"module": "a b", "channels": [], "recent": []}),
                 "module",
+            ),
+            (
+                json!({"module": "a", "channels": [], "recent": [{"id": "", "time": "2026-12-07T10:00:00Z",
+                    "rule": "r", "severity": "high", "channel": "c", "outcome": "sent", "title": "t"}]}),
+                "recent[0].id",
             ),
             (
                 json!({"module": "a", "channels": [channel(&"n".repeat(65), 1)], "recent": []}),

@@ -560,6 +560,28 @@ fn alert_reports_are_kept_bounded_listed_and_exported() {
         "bad reports changed nothing"
     );
 
+    // Ids are opaque (the alerts module builds some from a source address
+    // or a pot id: attack data): any text is taken, cut to 256 bytes.
+    let odd_id = format!("new-source/x \"é\" <b>/{}", "9".repeat(300));
+    let r = api
+        .post(
+            "/api/v1/alerts/report",
+            &alert_report(
+                "alerts",
+                13,
+                serde_json::json!([alert(&odd_id, "2026-12-07T09:00:00Z", "sent", "t")]),
+            ),
+        )
+        .expect_status(200)
+        .json();
+    assert_eq!(r["recent_added"], 1, "{r}");
+    let v = api.get("/api/v1/alerts").expect_status(200).json();
+    let kept = v["recent"][3]["id"].as_str().unwrap();
+    assert!(
+        kept.len() <= 256 && kept.starts_with("new-source/x \"é\" <b>/999") && kept.ends_with('…'),
+        "{kept}"
+    );
+
     // Bounded: long strings are cut, 200 recent alerts at most, 8 modules.
     let many: Vec<Value> = (0..300)
         .map(|i| {
