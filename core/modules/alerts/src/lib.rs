@@ -13,6 +13,17 @@
 
 pub mod alert;
 pub mod channels;
+pub mod cidr;
+pub mod compose;
+pub mod config;
+pub mod duration;
+pub mod engine;
+pub mod glob;
+pub mod http;
+pub mod noise;
+pub mod observed;
+pub mod rules;
 pub mod sanitize;
 pub mod secret;
+pub mod seen;
 pub mod tls;
