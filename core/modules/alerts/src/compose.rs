@@ -194,3 +194,18 @@ pub fn held_back(channel: &str, max: u32, held: &HeldBack, now_ms: u64) -> Alert
         ecs: Value::Null,
     }
 }
+
+/// Milliseconds since the Unix epoch now.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// Milliseconds since the epoch of an RFC 3339 time.
+pub fn parse_ms(t: &str) -> Option<u64> {
+    let (secs, nanos) = honeybee_proto::time::parse_rfc3339(t)?;
+    u64::try_from(secs)
+        .ok()
+        .map(|s| s * 1000 + u64::from(nanos / 1_000_000))
+}

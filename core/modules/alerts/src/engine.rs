@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::alert::{Alert, Digest, Severity};
 use crate::compose;
-use crate::noise::{Ceiling, Decision, Windows};
+use crate::noise::{Ceiling, Decision, Sample, Windows};
 use crate::observed::Observed;
 use crate::rules::Rule;
 use crate::seen::Seen;
@@ -67,6 +67,11 @@ impl Engine {
         }
     }
 
+    /// Rules in force.
+    pub fn rule_count(&self) -> usize {
+        self.rules.len()
+    }
+
     /// The status change `o` describes, or `None` when it repeats the last
     /// known status (nothing changed).
     pub fn status_change(&mut self, key: String, status: &str) -> Option<Option<String>> {
@@ -96,15 +101,15 @@ impl Engine {
                 None => format!("node:{}", o.node_id),
             };
             let window_ms = u64::try_from(rule.window.as_millis()).unwrap_or(u64::MAX);
-            let decision = self.memory.windows.observe(
-                &rule.name,
-                &source,
-                window_ms,
-                now_ms,
-                &o.event_type,
-                o.node_id,
-                &alert,
-            );
+            let sample = Sample {
+                event_type: &o.event_type,
+                node_id: o.node_id,
+                alert: &alert,
+            };
+            let decision = self
+                .memory
+                .windows
+                .observe(&rule.name, &source, window_ms, now_ms, sample);
             if decision == Decision::Alert {
                 route(
                     &self.routes,

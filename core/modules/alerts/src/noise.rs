@@ -36,6 +36,17 @@ pub struct Window {
     pub last: Option<crate::alert::Alert>,
 }
 
+/// The event being decided on, as a window counts it.
+#[derive(Clone, Copy, Debug)]
+pub struct Sample<'a> {
+    /// Its type.
+    pub event_type: &'a str,
+    /// Its node.
+    pub node_id: u64,
+    /// Its own alert (kept as the digest's sample).
+    pub alert: &'a crate::alert::Alert,
+}
+
 /// What to do with an event that matched a rule.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Decision {
@@ -75,10 +86,13 @@ impl Windows {
         source: &str,
         window_ms: u64,
         now_ms: u64,
-        event_type: &str,
-        node_id: u64,
-        alert: &crate::alert::Alert,
+        event: Sample<'_>,
     ) -> Decision {
+        let Sample {
+            event_type,
+            node_id,
+            alert,
+        } = event;
         if window_ms == 0 {
             return Decision::Alert;
         }
@@ -251,23 +265,63 @@ mod tests {
         let mut w = Windows::default();
         let min10 = 600_000;
         assert_eq!(
-            w.observe("r", "203.0.113.7", min10, 0, "login", 1, &a()),
+            w.observe(
+                "r",
+                "203.0.113.7",
+                min10,
+                0,
+                Sample {
+                    event_type: "login",
+                    node_id: 1,
+                    alert: &a()
+                }
+            ),
             Decision::Alert
         );
         for i in 1..=57u64 {
             let t = if i <= 41 { "login" } else { "command" };
             assert_eq!(
-                w.observe("r", "203.0.113.7", min10, i * 1000, t, i % 3, &a()),
+                w.observe(
+                    "r",
+                    "203.0.113.7",
+                    min10,
+                    i * 1000,
+                    Sample {
+                        event_type: t,
+                        node_id: i % 3,
+                        alert: &a()
+                    }
+                ),
                 Decision::Folded
             );
         }
         // Another source has its own window; another rule too.
         assert_eq!(
-            w.observe("r", "198.51.100.1", min10, 5000, "login", 1, &a()),
+            w.observe(
+                "r",
+                "198.51.100.1",
+                min10,
+                5000,
+                Sample {
+                    event_type: "login",
+                    node_id: 1,
+                    alert: &a()
+                }
+            ),
             Decision::Alert
         );
         assert_eq!(
-            w.observe("q", "203.0.113.7", min10, 5000, "login", 1, &a()),
+            w.observe(
+                "q",
+                "203.0.113.7",
+                min10,
+                5000,
+                Sample {
+                    event_type: "login",
+                    node_id: 1,
+                    alert: &a()
+                }
+            ),
             Decision::Alert
         );
         assert!(w.due(min10 - 1).is_empty());
@@ -291,7 +345,17 @@ mod tests {
             "the ended window is closed, the later ones stay"
         );
         assert_eq!(
-            w.observe("r", "203.0.113.7", min10, min10 + 1, "login", 1, &a()),
+            w.observe(
+                "r",
+                "203.0.113.7",
+                min10,
+                min10 + 1,
+                Sample {
+                    event_type: "login",
+                    node_id: 1,
+                    alert: &a()
+                }
+            ),
             Decision::Alert
         );
     }
@@ -301,7 +365,17 @@ mod tests {
         let mut w = Windows::default();
         for t in 0..5 {
             assert_eq!(
-                w.observe("down", "node:1", 0, t, "node.status", 1, &a()),
+                w.observe(
+                    "down",
+                    "node:1",
+                    0,
+                    t,
+                    Sample {
+                        event_type: "node.status",
+                        node_id: 1,
+                        alert: &a()
+                    }
+                ),
                 Decision::Alert
             );
         }
@@ -313,7 +387,18 @@ mod tests {
         let mut w = Windows::default();
         let mut alerted = 0;
         for i in 0..(MAX_WINDOWS as u64 + 5000) {
-            if w.observe("r", &format!("s{i}"), 60_000, 10, "x", 1, &a()) == Decision::Alert {
+            if w.observe(
+                "r",
+                &format!("s{i}"),
+                60_000,
+                10,
+                Sample {
+                    event_type: "x",
+                    node_id: 1,
+                    alert: &a(),
+                },
+            ) == Decision::Alert
+            {
                 alerted += 1;
             }
         }

@@ -220,7 +220,7 @@ impl Rule {
         let fields_ok = self
             .fields
             .iter()
-            .all(|(k, vals)| o.text(k).is_some_and(|t| vals.iter().any(|v| *v == t)));
+            .all(|(k, vals)| o.text(k).is_some_and(|t| vals.contains(&t)));
         fields_ok
             && self
                 .fields_match
