@@ -10,14 +10,24 @@ use honeybee_alerts::run::{self, Setup};
 use honeybee_alerts::secret::Secret;
 
 const USAGE: &str = "\
-usage: honeybee-alerts --config FILE [--stream HOST:PORT] [--api HOST:PORT]
-                       [--api-token-file FILE] [--state-dir DIR] [--name NAME]
-       honeybee-alerts --check-config FILE
+honeybee-alerts — tells people when a HoneyBee tripwire is touched: webhooks, Slack, Teams, syslog, email, ECS files
 
-As a core module ([[modules]] in core.toml) the stream and API addresses and
-the token come from the core (HONEYBEE_STREAM_ADDR, HONEYBEE_API_ADDR,
-HONEYBEE_API_TOKEN). Flags override the environment, which overrides the
-config file.";
+USAGE:
+    honeybee-alerts --config FILE [OPTIONS]
+    honeybee-alerts --check-config FILE | --version | --help
+
+OPTIONS:
+    --config FILE          the rules and channels (configs/alerts.toml)
+    --check-config FILE    check FILE (and read its secrets), print a summary, exit 0 or 2
+    --stream HOST:PORT     the core's stream port (default: HONEYBEE_STREAM_ADDR, then `stream`)
+    --api HOST:PORT        the core's REST API, for node names and reports (HONEYBEE_API_ADDR, `api`)
+    --api-token-file FILE  the API token (default: HONEYBEE_API_TOKEN, `api_token_file`)
+    --state-dir DIR        cursor, windows and outboxes (default: `state_dir`, else ./alerts-state)
+    --name NAME            the name it registers with on the stream (default alerts)
+
+As a core module ([[modules]] in core.toml) the addresses and the token come
+from the core's environment. Flags override the environment, which
+overrides the config file. Exit status 2: a bad flag, config or secret.";
 
 static STOP: AtomicBool = AtomicBool::new(false);
 
