@@ -147,25 +147,37 @@ fn ecs(o: &Observed) -> Value {
 }
 
 /// The digest of a window of `rule` for `source` that opened at
-/// `start_ms`; `last` is the last folded event's alert, if kept.
+/// `start_ms`; `last_title` is the last folded event's title, if kept.
 pub fn digest(
     rule: &Rule,
     source: &str,
     start_ms: u64,
     d: Digest,
-    last: Option<&Alert>,
+    last_title: Option<&str>,
     now_ms: u64,
 ) -> Alert {
     let title = format!("{}: {} from {}", rule.name, d.summary(), source);
+    let mut fields = vec![("digest.source".to_string(), clean(source, 64))];
+    if let Some(t) = last_title {
+        fields.push(("digest.last".to_string(), clean(t, MAX_TITLE)));
+    }
+    let mut ecs = json!({
+        "@timestamp": time(now_ms),
+        "ecs": {"version": honeybee_proto::ecs::ECS_VERSION},
+        "event": {"kind": "alert", "action": "digest", "module": "honeybee", "count": d.count},
+    });
+    if let Ok(ip) = source.parse::<std::net::IpAddr>() {
+        ecs["source"] = json!({"ip": ip.to_string(), "address": ip.to_string()});
+    }
     Alert {
         id: format!("{}/{}/digest/{start_ms}", rule.name, clean(source, 64)),
         rule: rule.name.clone(),
         severity: rule.severity,
         time: time(now_ms),
         title: clean(&title, MAX_TITLE),
-        fields: last.map(|a| a.fields.clone()).unwrap_or_default(),
+        fields,
         digest: Some(d),
-        ecs: last.map(|a| a.ecs.clone()).unwrap_or(Value::Null),
+        ecs,
     }
 }
 

@@ -100,11 +100,17 @@ impl Engine {
                 Some(ip) => ip.to_string(),
                 None => format!("node:{}", o.node_id),
             };
-            let window_ms = u64::try_from(rule.window.as_millis()).unwrap_or(u64::MAX);
+            // A new source is one event by definition: no window to fold
+            // into (ten thousand of them would only hold memory).
+            let window_ms = if rule.new_source {
+                0
+            } else {
+                u64::try_from(rule.window.as_millis()).unwrap_or(u64::MAX)
+            };
             let sample = Sample {
                 event_type: &o.event_type,
                 node_id: o.node_id,
-                alert: &alert,
+                title: &alert.title,
             };
             let decision = self
                 .memory
@@ -142,7 +148,7 @@ impl Engine {
                 &due.source,
                 due.window.start_ms,
                 digest,
-                due.window.last.as_ref(),
+                due.window.last_title.as_deref(),
                 now_ms,
             );
             route(
@@ -194,5 +200,102 @@ fn route(
                 alert: alert.clone(),
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use honeybee_proto::PotEvent;
+    use serde_json::json;
+
+    fn routes() -> Vec<Route> {
+        vec![
+            Route {
+                name: "hook".into(),
+                min_severity: Severity::Low,
+                max_per_minute: 2,
+            },
+            Route {
+                name: "pager".into(),
+                min_severity: Severity::High,
+                max_per_minute: 100,
+            },
+        ]
+    }
+
+    fn probe(id: u64, src: &str) -> Observed {
+        Observed::from_event(
+            PotEvent {
+                node_id: 3,
+                pot_id: "ext".into(),
+                pot_type: "extension".into(),
+                event_type: "extension.connection".into(),
+                timestamp: "2026-12-07T03:00:00Z".into(),
+                seq: Some(id),
+                data: json!({"src_ip": src})
+                    .as_object()
+                    .cloned()
+                    .unwrap_or_default(),
+            },
+            Some(id.to_string()),
+        )
+    }
+
+    #[test]
+    fn routes_ceilings_and_digests_follow_the_rules() {
+        // Shipped rules: tripwire (high, 10 min window) and new-source
+        // (medium, no window) both take a first probe.
+        let mut e = Engine::new(crate::rules::defaults(), routes(), Memory::default());
+        let out = e.observe(&probe(1, "203.0.113.7"), 0);
+        let to = |out: &[Outgoing], ch: usize| {
+            out.iter()
+                .filter(|o| o.channel == ch)
+                .map(|o| o.alert.rule.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(to(&out, 0), ["tripwire", "new-source"]);
+        assert_eq!(to(&out, 1), ["tripwire"], "the pager takes high only");
+        // The same source again: folded; a new source: both rules again,
+        // but the hook's ceiling of 2 a minute is reached.
+        assert!(e.observe(&probe(2, "203.0.113.7"), 1000).is_empty());
+        let out = e.observe(&probe(3, "198.51.100.1"), 2000);
+        assert!(to(&out, 0).is_empty(), "held back by the ceiling");
+        assert_eq!(to(&out, 1), ["tripwire"]);
+        // The minute ends: one summary of the two held back.
+        let out = e.tick(60_000);
+        let held: Vec<&Outgoing> = out.iter().filter(|o| o.alert.rule == "ceiling").collect();
+        assert_eq!(held.len(), 1);
+        assert_eq!(held[0].channel, 0);
+        assert!(
+            held[0]
+                .alert
+                .title
+                .starts_with("2 more alerts held back on hook"),
+            "{}",
+            held[0].alert.title
+        );
+        // The window ends: the digest of the one folded probe, to both.
+        let out = e.tick(600_000);
+        let digests: Vec<&Outgoing> = out.iter().filter(|o| o.alert.digest.is_some()).collect();
+        assert_eq!(digests.len(), 2);
+        assert_eq!(digests[0].alert.digest.as_ref().map(|d| d.count), Some(1));
+        assert_eq!(digests[0].alert.ecs["source"]["ip"], "203.0.113.7");
+        assert_eq!(
+            e.memory.windows.len(),
+            1,
+            "the later source's window is still open"
+        );
+    }
+
+    #[test]
+    fn a_status_is_a_change_only_when_it_changes() {
+        let mut e = Engine::new(vec![], routes(), Memory::default());
+        assert_eq!(e.status_change("12".into(), "Running"), Some(None));
+        assert_eq!(e.status_change("12".into(), "Running"), None);
+        assert_eq!(
+            e.status_change("12".into(), "Unknown"),
+            Some(Some("Running".into()))
+        );
     }
 }

@@ -32,8 +32,9 @@ pub struct Window {
     pub types: BTreeMap<String, u64>,
     /// Nodes of the folded events.
     pub nodes: Vec<u64>,
-    /// The last folded event's alert id part and fields, for the digest.
-    pub last: Option<crate::alert::Alert>,
+    /// The last folded event's alert title, for the digest (a window keeps
+    /// no more of its events: ten thousand of them must stay small).
+    pub last_title: Option<String>,
 }
 
 /// The event being decided on, as a window counts it.
@@ -43,8 +44,8 @@ pub struct Sample<'a> {
     pub event_type: &'a str,
     /// Its node.
     pub node_id: u64,
-    /// Its own alert (kept as the digest's sample).
-    pub alert: &'a crate::alert::Alert,
+    /// Its own alert's title (kept as the digest's sample).
+    pub title: &'a str,
 }
 
 /// What to do with an event that matched a rule.
@@ -91,7 +92,7 @@ impl Windows {
         let Sample {
             event_type,
             node_id,
-            alert,
+            title,
         } = event;
         if window_ms == 0 {
             return Decision::Alert;
@@ -124,7 +125,7 @@ impl Windows {
                 if w.nodes.len() < MAX_NODES && !w.nodes.contains(&node_id) {
                     w.nodes.push(node_id);
                 }
-                w.last = Some(alert.clone());
+                w.last_title = Some(title.to_string());
                 Decision::Folded
             }
             _ => {
@@ -139,7 +140,7 @@ impl Windows {
                         count: 0,
                         types: BTreeMap::new(),
                         nodes: Vec::new(),
-                        last: None,
+                        last_title: None,
                     },
                 );
                 self.len += 1;
@@ -245,20 +246,6 @@ impl Ceiling {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alert::{Alert, Severity};
-
-    fn a() -> Alert {
-        Alert {
-            id: "r/1".into(),
-            rule: "r".into(),
-            severity: Severity::High,
-            time: "t".into(),
-            title: "x".into(),
-            fields: vec![],
-            digest: None,
-            ecs: serde_json::Value::Null,
-        }
-    }
 
     #[test]
     fn the_first_alerts_and_the_rest_of_the_window_is_one_digest() {
@@ -273,7 +260,7 @@ mod tests {
                 Sample {
                     event_type: "login",
                     node_id: 1,
-                    alert: &a()
+                    title: "x"
                 }
             ),
             Decision::Alert
@@ -289,7 +276,7 @@ mod tests {
                     Sample {
                         event_type: t,
                         node_id: i % 3,
-                        alert: &a()
+                        title: "x"
                     }
                 ),
                 Decision::Folded
@@ -305,7 +292,7 @@ mod tests {
                 Sample {
                     event_type: "login",
                     node_id: 1,
-                    alert: &a()
+                    title: "x"
                 }
             ),
             Decision::Alert
@@ -319,7 +306,7 @@ mod tests {
                 Sample {
                     event_type: "login",
                     node_id: 1,
-                    alert: &a()
+                    title: "x"
                 }
             ),
             Decision::Alert
@@ -353,7 +340,7 @@ mod tests {
                 Sample {
                     event_type: "login",
                     node_id: 1,
-                    alert: &a()
+                    title: "x"
                 }
             ),
             Decision::Alert
@@ -373,7 +360,7 @@ mod tests {
                     Sample {
                         event_type: "node.status",
                         node_id: 1,
-                        alert: &a()
+                        title: "x"
                     }
                 ),
                 Decision::Alert
@@ -395,7 +382,7 @@ mod tests {
                 Sample {
                     event_type: "x",
                     node_id: 1,
-                    alert: &a(),
+                    title: "x",
                 },
             ) == Decision::Alert
             {

@@ -1,7 +1,11 @@
 //! One channel's alerts waiting to go out, on disk: one file per alert
-//! (`<number>.json`, written to a temporary name, synced, then renamed),
-//! so a restart of the module, the core or the machine loses none. At most
-//! `max` wait; beyond, the oldest is dropped and counted.
+//! (`<number>.json`, written to a temporary name, then renamed), so a
+//! restart of the module or the core loses none. Files are not synced one
+//! by one (a thousand fsyncs a second is more than most disks do): the
+//! state directory syncs the file system before it saves a cursor
+//! ([`crate::state::StateDir::save`]), so after a machine crash the cursor
+//! never points past an alert that was lost. At most `max` wait; beyond,
+//! the oldest is dropped and counted.
 
 use std::collections::VecDeque;
 use std::fs::{self, File};
@@ -56,10 +60,7 @@ impl Outbox {
         let n = self.next;
         let tmp = self.dir.join(format!("{n:020}.tmp"));
         let body = serde_json::to_vec(alert).map_err(|e| e.to_string())?;
-        let written = File::create(&tmp).and_then(|mut f| {
-            f.write_all(&body)?;
-            f.sync_data()
-        });
+        let written = File::create(&tmp).and_then(|mut f| f.write_all(&body));
         written
             .and_then(|_| fs::rename(&tmp, self.path(n)))
             .map_err(|e| format!("writing outbox {}: {e}", self.dir.display()))?;

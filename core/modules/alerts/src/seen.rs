@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 
 /// Addresses per generation.
-pub const GENERATION: usize = 50_000;
+pub const GENERATION: usize = 20_000;
 
 /// The memory of sources.
 #[derive(Debug, Default, Serialize, Deserialize)]

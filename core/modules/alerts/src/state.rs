@@ -117,15 +117,33 @@ impl StateDir {
         Ok(())
     }
 
-    /// Saves `saved` atomically.
+    /// Saves `saved` atomically, after syncing the file system so every
+    /// alert queued before it (the outboxes, `alerted.log`) is on disk.
     pub fn save(&self, saved: &Saved) -> Result<(), String> {
+        sync_file_system(&self.dir);
         let tmp = self.dir.join("state.json.tmp");
-        let body = serde_json::to_vec(saved).map_err(|e| e.to_string())?;
-        let mut f = open_private(&tmp, false)?;
-        f.write_all(&body)
-            .and_then(|_| f.sync_data())
+        let f = open_private(&tmp, false)?;
+        // Streamed: the whole state is never held twice in memory.
+        let mut w = std::io::BufWriter::new(f);
+        serde_json::to_writer(&mut w, saved).map_err(|e| format!("saving state: {e}"))?;
+        let f = w.into_inner().map_err(|e| format!("saving state: {e}"))?;
+        f.sync_data()
             .and_then(|_| fs::rename(&tmp, self.dir.join("state.json")))
             .map_err(|e| format!("saving {}: {e}", self.dir.join("state.json").display()))
+    }
+}
+
+fn sync_file_system(dir: &Path) {
+    use std::os::fd::AsRawFd;
+    if let Ok(d) = File::open(dir) {
+        // SAFETY: syncfs takes any open descriptor of the file system.
+        if unsafe { nix::libc::syncfs(d.as_raw_fd()) } != 0 {
+            log::warn!(
+                "syncing {}: {}",
+                dir.display(),
+                std::io::Error::last_os_error()
+            );
+        }
     }
 }
 
