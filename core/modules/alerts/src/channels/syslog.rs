@@ -323,10 +323,7 @@ impl Channel for Syslog {
             &self.app_name,
             std::process::id(),
         );
-        let frame = match self.transport {
-            Transport::Udp => message.into_bytes(),
-            Transport::Tcp | Transport::Tls => format!("{} {message}", message.len()).into_bytes(),
-        };
+        let frame = frame(self.transport, message);
         // A kept connection first; if the receiver closed it or writing
         // fails, a fresh one.
         if let Some(mut conn) = self.conn.take() {
@@ -530,6 +527,15 @@ fn write_frame(conn: &mut Conn, frame: &[u8], deadline: Instant) -> Result<(), S
             }
             Ok(())
         }
+    }
+}
+
+/// What goes on the wire: the message alone in a UDP datagram, `LEN SP
+/// MSG` on a stream (octet counting, RFC 6587 §3.4.1), no trailer.
+fn frame(transport: Transport, message: String) -> Vec<u8> {
+    match transport {
+        Transport::Udp => message.into_bytes(),
+        Transport::Tcp | Transport::Tls => format!("{} {message}", message.len()).into_bytes(),
     }
 }
 
@@ -997,6 +1003,19 @@ mod tests {
              event_type=\"cowrie.login.success\" user_name=\"ro\\\"ot\\]\\\\\\\\r\\\\nx\"] \
              tripwire: root logged in on web-1"
         );
+    }
+
+    #[test]
+    fn streams_use_octet_counting() {
+        assert_eq!(
+            frame(Transport::Udp, "<13>1 é".into()),
+            "<13>1 é".as_bytes()
+        );
+        assert_eq!(
+            frame(Transport::Tcp, "<13>1 é".into()),
+            "8 <13>1 é".as_bytes()
+        );
+        assert_eq!(frame(Transport::Tls, "x".into()), b"1 x");
     }
 
     #[test]
