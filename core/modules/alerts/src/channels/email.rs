@@ -50,7 +50,9 @@ const MAX_RULE: usize = 128;
 
 /// The keys of a `type = "email"` `[[channel]]` table besides the common
 /// ones (`name`, `type`, `max_per_minute`, `timeout`, `min_severity`).
-#[derive(Debug, Clone, Deserialize)]
+/// `Debug` shows `password` as `<redacted>` (an inline password would
+/// otherwise be printed by [`SecretSource`]'s derived `Debug`).
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EmailConfig {
     /// The SMTP server, `host:port` (`[v6]:port` for an IPv6 address):
@@ -90,6 +92,23 @@ pub struct EmailConfig {
     /// when it is not a valid domain name).
     #[serde(default)]
     pub helo: Option<String>,
+}
+
+impl std::fmt::Debug for EmailConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmailConfig")
+            .field("server", &self.server)
+            .field("tls", &self.tls)
+            .field("from", &self.from)
+            .field("to", &self.to)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("ca_file", &self.ca_file)
+            .field("server_name", &self.server_name)
+            .field("subject_prefix", &self.subject_prefix)
+            .field("helo", &self.helo)
+            .finish()
+    }
 }
 
 /// Checks `cfg`, reads the password, and builds the channel. Nothing is
@@ -632,6 +651,16 @@ mod tests {
         cfg.server = "127.0.0.1:25".into();
         assert!(open(&common(), &cfg).is_ok());
         assert!(open(&common(), &config("helo = \"[127.0.0.1]\"")).is_ok());
+    }
+
+    #[test]
+    fn the_config_never_shows_the_password() {
+        let cfg = config("username = \"u\"\npassword = \"hunter2-inline\"");
+        let shown = format!("{cfg:?}");
+        assert!(
+            !shown.contains("hunter2") && shown.contains("<redacted>"),
+            "{shown}"
+        );
     }
 
     #[test]
