@@ -3,7 +3,8 @@
 //! core accepted is a replay on the other; a node that moves is closed on
 //! the core it left; every `seq` is stored once whichever core took it; a
 //! core killed hands its nodes and its leadership over; wrong TOTP codes
-//! count toward one lockout whichever core they reach.
+//! count toward one lockout whichever core they reach; a routed command of
+//! any size a node can read arrives intact, even when its notice was missed.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{IpAddr, Ipv4Addr, TcpStream};
@@ -11,8 +12,9 @@ use std::time::{Duration, Instant};
 
 use honeybee_proto::time::{format_rfc3339, now_unix};
 use honeybee_proto::{
-    decode, encode, BackendCommand, BackendRegistration, BackendResponse, BackendType, CoreMessage,
-    Envelope, ModuleMessage, NodeMessage, PotStatus, StreamMessage, Subscribe,
+    decode, encode, BackendCommand, BackendRegistration, BackendResponse, BackendType, Command,
+    CoreMessage, Envelope, ModuleMessage, NodeCommand, NodeMessage, PotStatus, StreamMessage,
+    Subscribe, DEFAULT_MAX_MESSAGE_BYTES,
 };
 use honeybee_tests::postgres::Postgres;
 use honeybee_tests::{totp, Core, NodeIdentity, TestNode};
@@ -671,5 +673,126 @@ fn past_the_tracked_sources_further_sources_share_one_lockout_across_cores() {
         ack.accepted,
         "a tracked source with one failure was locked out: {:?}",
         ack.message
+    );
+}
+
+/// The `UpdateConfig` command carrying `blob`, as the API takes it and as
+/// the node must receive it.
+fn config_command(node_id: u64, blob: &str) -> (String, CoreMessage) {
+    let body = json!({"UpdateConfig": {"blob": blob}}).to_string();
+    let mut settings = serde_json::Map::new();
+    settings.insert("blob".into(), json!(blob));
+    let message = CoreMessage::NodeCommand(NodeCommand {
+        node_id,
+        command: Command::UpdateConfig(Some(settings)),
+    });
+    (body, message)
+}
+
+/// Bytes of `message` on the node's wire, without the newline.
+fn line_len(message: &CoreMessage) -> usize {
+    encode(&Envelope::new(message.clone())).len() - 1
+}
+
+/// A command POSTed to the core that does not hold the node reaches it
+/// intact within a second, however large: 60 KB, and the largest a node
+/// reads (a line of `DEFAULT_MAX_MESSAGE_BYTES`), far past the 8,000 bytes
+/// a NOTIFY carries.
+#[test]
+fn a_large_command_posted_on_the_other_core_reaches_the_node_intact() {
+    let pg = Postgres::start();
+    let fleet = cores(&pg, 2);
+    let (a, b) = (&fleet[0], &fleet[1]);
+    let mut id = NodeIdentity::new("big-commands");
+    let mut node = id.enroll(a.node_addr);
+    wait_view(b, id.node_id, "seen from core-b", on("core-a"));
+
+    // Text that must survive every step: escapes, multi-byte characters.
+    let pattern = "honeybee \"quoted\" \\ tab\t é € 🐝 0123456789 ";
+    let blob_of = |chars: usize| -> String { pattern.chars().cycle().take(chars).collect() };
+    // The largest a node reads: the longest blob whose line fits.
+    let fits = |chars: usize| {
+        line_len(&config_command(id.node_id, &blob_of(chars)).1) <= DEFAULT_MAX_MESSAGE_BYTES
+    };
+    let (mut fit, mut over) = (0, DEFAULT_MAX_MESSAGE_BYTES);
+    while over - fit > 1 {
+        let mid = (fit + over) / 2;
+        if fits(mid) {
+            fit = mid;
+        } else {
+            over = mid;
+        }
+    }
+    for chars in [60_000, fit] {
+        let (body, want) = config_command(id.node_id, &blob_of(chars));
+        assert!(body.len() <= 1024 * 1024, "the API takes at most 1 MiB");
+        let started = Instant::now();
+        let reply = b
+            .api()
+            .post(&format!("/api/v1/nodes/{}/commands", id.node_id), &body)
+            .expect_status(202)
+            .json();
+        assert_eq!(reply["core_name"], "core-a", "{reply}");
+        match node.recv(Duration::from_secs(1)) {
+            Ok(got) => assert!(
+                got == want,
+                "a command of {} bytes arrived changed",
+                body.len()
+            ),
+            Err(e) => panic!(
+                "no command of {} bytes on core-a within 1 s of the POST to core-b: {}",
+                body.len(),
+                format!("{e:?}").chars().take(300).collect::<String>()
+            ),
+        }
+        eprintln!(
+            "command of {} bytes (a {}-byte line) core-b → node on core-a: {:?}",
+            body.len(),
+            line_len(&want),
+            started.elapsed()
+        );
+    }
+    // Nothing is left waiting once delivered.
+    assert_eq!(
+        pg.sql("fleet", "SELECT count(*) FROM routed_commands")
+            .trim(),
+        "0"
+    );
+}
+
+/// A command routed while the holding core was not listening (its
+/// listening session was cut) waits in the database and is delivered once
+/// that core listens again.
+#[test]
+fn a_command_routed_while_the_holder_was_not_listening_is_delivered_after() {
+    let pg = Postgres::start();
+    let fleet = cores(&pg, 2);
+    let (a, b) = (&fleet[0], &fleet[1]);
+    let mut id = NodeIdentity::new("deaf-holder");
+    let mut node = id.enroll(a.node_addr);
+    wait_view(b, id.node_id, "seen from core-b", on("core-a"));
+
+    let cut = pg.sql(
+        "fleet",
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+         WHERE application_name = 'honeybee-core/core-a'",
+    );
+    assert_eq!(cut.trim(), "1", "core-a's listening session");
+    // core-a waits 500 ms before listening again: post within that.
+    wait_for(T, "core-a noticed", || {
+        a.stderr().contains("listening again")
+    });
+    let (body, want) = config_command(id.node_id, "while deaf");
+    b.api()
+        .post(&format!("/api/v1/nodes/{}/commands", id.node_id), &body)
+        .expect_status(202);
+    match node.recv(T) {
+        Ok(got) => assert_eq!(got, want),
+        other => panic!("the command was not delivered after core-a listened again: {other:?}"),
+    }
+    assert_eq!(
+        pg.sql("fleet", "SELECT count(*) FROM routed_commands")
+            .trim(),
+        "0"
     );
 }

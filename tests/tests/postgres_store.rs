@@ -377,7 +377,8 @@ fn a_database_with_an_older_schema_is_migrated() {
     first.terminate(T);
     pg.sql(
         "hbolder",
-        "ALTER TABLE lockouts DROP COLUMN lockouts;
+        "DROP TABLE routed_commands;
+         ALTER TABLE lockouts DROP COLUMN lockouts;
          INSERT INTO lockouts (node_id, source, failures, window_start, locked_until)
              VALUES (7, '192.0.2.7', 0, 0,
                      (extract(epoch FROM now()) * 1000)::BIGINT + 3600000);
@@ -403,6 +404,11 @@ fn a_database_with_an_older_schema_is_migrated() {
         .trim(),
         "192.0.2.7|t|0",
         "the version-1 lockout is kept"
+    );
+    assert_eq!(
+        pg.sql("hbolder", "SELECT count(*) FROM routed_commands")
+            .trim(),
+        "0"
     );
     second.terminate(T);
     // The next start finds it current.

@@ -9,7 +9,9 @@
 //! which source failed how many TOTP checks and is locked out, who is the
 //! one core that runs modules and retention (the leader). Cores tell each
 //! other through PostgreSQL's LISTEN/NOTIFY: a node moved, a command for a
-//! node another core holds, a node changed, events committed ([`notice`]).
+//! node another core holds (the command itself waits in a table: a NOTIFY
+//! carries under 8,000 bytes), a node changed, events committed
+//! ([`notice`]).
 //!
 //! Every method may block on the database: async callers run them with
 //! `smol::unblock`, never on an executor thread.

@@ -34,7 +34,8 @@ const MAX_FETCH: i64 = 8192;
 /// This core's own committed batches kept for the live stream until their
 /// notice arrives (then they need not be read back from the database).
 const STASHED_BATCHES: usize = 256;
-/// How often the leader removes lockout rows nobody used for a day.
+/// How often the leader removes routed commands nobody took and lockout
+/// rows nobody used for a day.
 const TIDY_EVERY: Duration = Duration::from_secs(10);
 /// The `lockouts.source` that failures from sources past
 /// [`MAX_SOURCES_PER_NODE`] share, as a core alone shares one overflow
@@ -96,6 +97,19 @@ forgotten AS (
     WHERE node_id = $1::BIGINT AND source = $3::TEXT AND failures > 0
       AND EXISTS (SELECT 1 FROM claimed))
 SELECT count(*) FROM claimed";
+
+/// A command queued for the live core that holds the node, and its notice,
+/// in one statement: both commit together, or neither (no holder).
+const ROUTE: &str = "
+WITH holder AS (
+    SELECT p.core_name FROM presence p JOIN cores k USING (core_name)
+    WHERE p.node_id = $1::BIGINT AND k.lease_until > now() AND p.core_name <> $2::TEXT),
+queued AS (
+    INSERT INTO routed_commands (core_name, node_id, message)
+    SELECT core_name, $1::BIGINT, $3::TEXT FROM holder
+    RETURNING id, core_name)
+SELECT core_name, pg_notify($4::TEXT, core_name || E'\\t' || $1::BIGINT::TEXT || E'\\t' || id::TEXT)
+FROM queued";
 
 /// Committed events with their ids (cursors), in commit order.
 pub type Batch = Vec<(PotEvent, i64)>;
@@ -160,10 +174,15 @@ impl SharedFleet {
             stopping: AtomicBool::new(false),
             stash: Mutex::new(VecDeque::new()),
         });
-        // A core restarting under the same name held nothing since.
+        // A core restarting under the same name held nothing since, and
+        // commands routed to its previous run are void.
         fleet.with("joining the fleet", |c| {
             c.execute(
                 "DELETE FROM presence WHERE core_name = $1",
+                &[&fleet.core_name],
+            )?;
+            c.execute(
+                "DELETE FROM routed_commands WHERE core_name = $1",
                 &[&fleet.core_name],
             )?;
             renew(c, &fleet.core_name, fleet.lease, "ok")
@@ -299,6 +318,8 @@ impl SharedFleet {
         *lock(&self.trouble) = None;
         if let Some(d) = self.deliveries.get() {
             d.resync();
+            // Commands whose notice came while this core was not listening.
+            self.take_commands(c, d.as_ref(), None).map_err(err)?;
         }
         let renew_every = (self.lease / 4).max(Duration::from_millis(250));
         let mut last_renew = Instant::now() - renew_every;
@@ -374,11 +395,9 @@ impl SharedFleet {
                     }),
                 );
             }
-            Notice::Command {
-                core,
-                node_id,
-                message,
-            } if core == self.core_name => d.command(node_id, *message),
+            Notice::Command { core, id, .. } if core == self.core_name => {
+                self.take_commands(c, d.as_ref(), Some(id))?;
+            }
             Notice::Events { core, first, count } => {
                 let own = if core == self.core_name {
                     self.stashed(first)
@@ -397,6 +416,45 @@ impl SharedFleet {
                 }
             }
             _ => {}
+        }
+        Ok(())
+    }
+
+    /// Takes the command `id` (`None`: every command waiting for this
+    /// core) out of `routed_commands` and delivers it.
+    fn take_commands(
+        &self,
+        c: &mut Conn,
+        d: &dyn Deliveries,
+        id: Option<i64>,
+    ) -> Result<(), postgres::Error> {
+        let rows = match id {
+            Some(id) => c.query(
+                "DELETE FROM routed_commands WHERE id = $1 AND core_name = $2
+                 RETURNING id, node_id, message",
+                &[&id, &self.core_name],
+            )?,
+            None => c.query(
+                "DELETE FROM routed_commands WHERE core_name = $1
+                 RETURNING id, node_id, message",
+                &[&self.core_name],
+            )?,
+        };
+        let mut commands: Vec<(i64, i64, String)> = rows
+            .iter()
+            .filter_map(|r| Some((r.try_get(0).ok()?, r.try_get(1).ok()?, r.try_get(2).ok()?)))
+            .collect();
+        // In the order they were routed.
+        commands.sort_unstable_by_key(|&(id, _, _)| id);
+        for (id, node_id, json) in &commands {
+            match serde_json::from_str::<CoreMessage>(json) {
+                Ok(message) => d.command(*node_id as u64, message),
+                Err(e) => log::warn!("fleet: routed command {id} is not a message: {e}"),
+            }
+        }
+        if let (Some(id), true) = (id, commands.is_empty()) {
+            // Taken already when this core listened again, or expired.
+            log::debug!("fleet: routed command {id} was no longer waiting");
         }
         Ok(())
     }
@@ -438,9 +496,17 @@ fn hear(c: &mut Client) -> Result<Vec<(String, String)>, postgres::Error> {
     Ok(heard)
 }
 
-/// Removes what nothing will use: lockout rows without a failure or a
-/// lockout for a day.
+/// Removes what nothing will use: routed commands no core took within a
+/// minute (their core died, or their notice was lost with its connection),
+/// and lockout rows without a failure or a lockout for a day.
 fn tidy(c: &mut Conn) -> Result<(), postgres::Error> {
+    let stale = c.execute(
+        "DELETE FROM routed_commands WHERE created < now() - interval '1 minute'",
+        &[],
+    )?;
+    if stale > 0 {
+        log::warn!("fleet: {stale} routed commands not taken within a minute removed");
+    }
     let forgotten = unix_ms().saturating_sub(LOCKOUT_MEMORY_MS);
     c.execute(
         "DELETE FROM lockouts WHERE window_start < $1 AND locked_until < $1",
@@ -638,24 +704,19 @@ impl Fleet for SharedFleet {
     }
 
     fn route(&self, node_id: u64, message: &CoreMessage) -> Result<Routed, StoreError> {
+        let json = serde_json::to_string(message)
+            .map_err(|e| StoreError(format!("routing a command: {e}")))?;
         self.with("routing a command", |c| {
-            let holder: Option<String> = c
-                .query_opt(
-                    "SELECT p.core_name FROM presence p JOIN cores k USING (core_name)
-                     WHERE p.node_id = $1 AND k.lease_until > now() AND p.core_name <> $2",
-                    &[&(node_id as i64), &self.core_name],
-                )?
-                .map(|r| r.get(0));
-            let Some(core_name) = holder else {
-                return Ok(Routed::NotHeld);
-            };
-            let notice = Notice::Command {
-                core: core_name.clone(),
-                node_id,
-                message: Box::new(message.clone()),
-            };
-            self.notify(c, &notice)?;
-            Ok(Routed::Sent { core_name })
+            let queued = c.query_opt(
+                ROUTE,
+                &[&(node_id as i64), &self.core_name, &json, &notice::COMMAND],
+            )?;
+            Ok(match queued {
+                Some(row) => Routed::Sent {
+                    core_name: row.try_get(0)?,
+                },
+                None => Routed::NotHeld,
+            })
         })
     }
 

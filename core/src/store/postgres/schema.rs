@@ -110,9 +110,21 @@ CREATE TABLE lockouts (
 ";
 
 /// Version 2. Failed TOTP checks are counted for the whole fleet: each
-/// source's row keeps how many lockouts it had (they grow).
+/// source's row keeps how many lockouts it had (they grow). A command for a
+/// node another core holds waits in `routed_commands` (a NOTIFY carries only
+/// its id: a payload is limited to 8,000 bytes, a command to 1 MiB); rows
+/// older than a minute are removed.
 const V2: &str = "
 ALTER TABLE lockouts ADD COLUMN lockouts INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE routed_commands (
+    id BIGSERIAL PRIMARY KEY,
+    core_name TEXT NOT NULL,
+    node_id BIGINT NOT NULL,
+    message TEXT NOT NULL,
+    created TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+CREATE INDEX routed_commands_by_core ON routed_commands (core_name, id);
+CREATE INDEX routed_commands_by_created ON routed_commands (created);
 ";
 
 /// Each version's step from the one before, in order.
