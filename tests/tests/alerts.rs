@@ -465,3 +465,158 @@ fn a_canary_that_goes_away_alerts() {
         "{down}"
     );
 }
+
+/// 20,000 events from 2,000 sources in a burst under the shipped rules:
+/// a bounded number of webhook calls (the ceiling, then one summary), and
+/// the module's memory stays small and flat.
+#[test]
+fn a_burst_makes_a_bounded_number_of_alerts_in_bounded_memory() {
+    let core = core();
+    let hook = WebhookReceiver::start();
+    let dir = Arc::new(TempDir::new("alerts"));
+    let cfg = format!(
+        "default_rules = true\n\n[[channel]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"{}\"\nmax_per_minute = 30\n",
+        hook.url()
+    );
+    let m = AlertsModule::start(&core, &cfg, dir.clone());
+    let pid = m.pid().unwrap();
+    let mut id = NodeIdentity::new("burst").with_capabilities(&["event-ack"]);
+    let mut node = id.enroll(core.node_addr);
+    std::thread::sleep(Duration::from_millis(500));
+    let total = 20_000u64;
+    let mut peak = 0;
+    for seq in 1..=total {
+        let i = seq % 2000;
+        event(
+            &mut node,
+            &id,
+            seq,
+            "extension.connection",
+            json!({"src_ip": format!("198.51.{}.{}", i / 250, i % 250 + 1), "dst_port": 22}),
+        );
+        if seq % 1000 == 0 {
+            peak = peak.max(rss_kb(pid));
+        }
+    }
+    node.wait_event_ack(total, Duration::from_secs(60));
+    let state = dir.path().join("state/state.json");
+    m.wait_for(
+        "the module to handle every event",
+        Duration::from_secs(60),
+        || {
+            peak = peak.max(rss_kb(pid));
+            std::fs::read(&state)
+                .ok()
+                .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+                .and_then(|v| v["cursor"].as_str().and_then(|c| c.parse::<u64>().ok()))
+                .is_some_and(|c| c >= total)
+        },
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    let calls = hook.received().len();
+    assert!(
+        calls <= 31,
+        "{calls} webhook calls for a burst: the ceiling is 30 a minute (and one summary)"
+    );
+    assert!(calls >= 30, "the first 30 alerts go out: {calls}");
+    assert!(peak < 20 * 1024, "module RSS peaked at {peak} kB");
+    eprintln!(
+        "burst of {total}: {calls} webhook calls, module RSS peak {} kB",
+        peak
+    );
+}
+
+fn rss_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// The way it ships: the core runs `honeybee-alerts` as a module and gives
+/// it the stream, the API and the token.
+#[test]
+fn run_by_the_core_as_a_module_it_alerts() {
+    let hook = WebhookReceiver::start();
+    let dir = Arc::new(TempDir::new("alerts-module"));
+    let alerts_toml = dir.path().join("alerts.toml");
+    let file = dir.path().join("alerts.ecs.json");
+    std::fs::write(
+        &alerts_toml,
+        format!(
+            "state_dir = \"{}\"\n{}",
+            dir.path().join("state").display(),
+            config(&hook, &file, &tripwire_rule("0s"), false)
+        ),
+    )
+    .unwrap();
+    let core = Core::builder()
+        .api_token(TOKEN)
+        .config(&format!(
+            "[[modules]]\nname = \"alerts\"\ncommand = \"{}\"\nargs = [\"--config\", \"{}\"]\n",
+            honeybee_tests::alerts::binary().display(),
+            alerts_toml.display()
+        ))
+        .start();
+    let mut id = NodeIdentity::new("workstation-3").with_capabilities(&["event-ack"]);
+    let mut node = id.enroll(core.node_addr);
+    let deadline = Instant::now() + T;
+    let mut seq = 0;
+    // The module connects a moment after the core starts: probe until an
+    // alert arrives (each probe is a new event).
+    while hook.received().is_empty() && Instant::now() < deadline {
+        seq += 1;
+        event(
+            &mut node,
+            &id,
+            seq,
+            "extension.connection",
+            json!({"src_ip": "203.0.113.50", "dst_port": 445}),
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let bodies = hook.bodies();
+    assert!(
+        !bodies.is_empty(),
+        "no alert from the module the core runs:\n{}",
+        core.stderr()
+    );
+    assert!(
+        bodies[0]["title"]
+            .as_str()
+            .unwrap()
+            .contains("workstation-3"),
+        "the node's name came from the API: {}",
+        bodies[0]
+    );
+    // The module reports to the core it runs under.
+    let mut last = Value::Null;
+    let reported = (0..50).any(|_| {
+        last = core.api().get("/api/v1/alerts").json();
+        let ok = last["channels"].as_array().is_some_and(|c| {
+            c.iter()
+                .any(|c| c["name"] == "hook" && c["sent"].as_u64().unwrap_or(0) >= 1)
+        });
+        if !ok {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        ok
+    });
+    assert!(reported, "GET /api/v1/alerts: {last}");
+    let metrics = core.metrics();
+    assert!(
+        metrics
+            .get(
+                "honeybee_alerts_sent_total",
+                &[("module", "alerts"), ("channel", "hook")]
+            )
+            .unwrap_or(0.0)
+            >= 1.0,
+        "honeybee_alerts_sent_total on /metrics"
+    );
+}
