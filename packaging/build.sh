@@ -112,6 +112,7 @@ config() { # name out
         core.toml) from='^data_dir = "./honeybee-data"$'; to='data_dir = "/var/lib/honeybee/core"' ;;
         agent-full.toml) from='^# state_dir = "/var/lib/honeybee"$'; to='state_dir = "/var/lib/honeybee/agent"' ;;
         agent-extension.toml) from='^# state_dir = "/var/lib/honeybee"$'; to='state_dir = "/var/lib/honeybee/extension"' ;;
+        alerts.toml) from='^# state_dir = "/var/lib/honeybee/alerts"$'; to='state_dir = "/var/lib/honeybee/core/alerts"' ;;
     esac
     grep -q "$from" "configs/$1" || { echo "packaging: configs/$1 has no line matching $from" >&2; exit 1; }
     {
@@ -137,6 +138,15 @@ stage() { # package target root
         core)
             config core.toml "$r/etc/honeybee/core.toml"
             install -m 0644 "$PKG/systemd/honeybee-core.service" "$r/usr/lib/systemd/system/"
+            # The alerts module ships with the core, which runs it
+            # ([[modules]] in core.toml, commented out until configured).
+            install -m 0755 "$DIST/$2/honeybee-alerts" "$r/usr/bin/honeybee-alerts"
+            manpage "$(runnable honeybee-alerts "$2")" honeybee-alerts "$r/usr/share/man/man1/honeybee-alerts.1.gz"
+            config alerts.toml "$r/etc/honeybee/alerts.toml.in"
+            sed 's|^path = "./alerts.ecs.json"$|path = "/var/lib/honeybee/core/alerts/alerts.ecs.json"|' \
+                "$r/etc/honeybee/alerts.toml.in" > "$r/etc/honeybee/alerts.toml"
+            rm "$r/etc/honeybee/alerts.toml.in"
+            grep -qx 'path = "/var/lib/honeybee/core/alerts/alerts.ecs.json"' "$r/etc/honeybee/alerts.toml"
             ;;
         agent)
             config agent-full.toml "$r/etc/honeybee/agent-full.toml"
@@ -163,16 +173,18 @@ facts() {
     case "$1" in
         honeybee-core)
             UNITS="honeybee-core.service"
-            CONFIGS="/etc/honeybee/core.toml"
+            CONFIGS="/etc/honeybee/core.toml /etc/honeybee/alerts.toml"
             STATE="/var/lib/honeybee/core"
             RECOMMENDS=""
             SUMMARY="HoneyBee honeypot framework - core server"
             DESC="HoneyBee is a honeypot orchestration framework. The core is the server
 its nodes report to: it enrols them (TOTP, optional TLS 1.3 and client
 certificates), stores their events in SQLite and serves a REST API, a web
-dashboard and a live event stream.
+dashboard and a live event stream. With it comes honeybee-alerts, the
+module that sends alerts to webhooks, Slack, Teams, syslog, email and
+ECS files.
 
-One statically linked binary. The honeybee-core service is installed
+Statically linked binaries. The honeybee-core service is installed
 disabled: edit /etc/honeybee/core.toml, then enable it."
             ;;
         honeybee-agent)

@@ -25,6 +25,7 @@
 //! longer than it must, and never forever.
 
 pub mod agent_process;
+pub mod alerts;
 pub mod attacks;
 pub mod binaries;
 pub mod certs;

@@ -2,16 +2,20 @@
 //! one core is seen, commanded and streamed from the other; a TOTP code one
 //! core accepted is a replay on the other; a node that moves is closed on
 //! the core it left; every `seq` is stored once whichever core took it; a
-//! core killed hands its nodes and its leadership over.
+//! core killed hands its nodes and its leadership over; wrong TOTP codes
+//! count toward one lockout whichever core they reach; a routed command of
+//! any size a node can read arrives intact, even when its notice was missed;
+//! another core's nodes going offline reach this core's status stream.
 
 use std::io::{BufRead, BufReader, Write};
-use std::net::TcpStream;
+use std::net::{IpAddr, Ipv4Addr, TcpStream};
 use std::time::{Duration, Instant};
 
 use honeybee_proto::time::{format_rfc3339, now_unix};
 use honeybee_proto::{
-    decode, encode, BackendCommand, BackendRegistration, BackendResponse, BackendType, CoreMessage,
-    Envelope, ModuleMessage, NodeMessage, NodeStatus, PotStatus, StreamMessage, Subscribe,
+    decode, encode, BackendCommand, BackendRegistration, BackendResponse, BackendType, Command,
+    CoreMessage, Envelope, ModuleMessage, NodeCommand, NodeMessage, NodeStatus, PotStatus,
+    StreamMessage, Subscribe, DEFAULT_MAX_MESSAGE_BYTES,
 };
 use honeybee_tests::postgres::Postgres;
 use honeybee_tests::{totp, Core, NodeIdentity, TestNode};
@@ -24,12 +28,22 @@ const HEARTBEAT: u64 = 2;
 
 /// `n` cores named core-a, core-b… over one fresh database, with one token.
 fn cores(pg: &Postgres, n: usize) -> Vec<Core> {
+    cores_with(pg, n, "")
+}
+
+/// Like [`cores`], each with the config file `config` (TOML) when not empty.
+fn cores_with(pg: &Postgres, n: usize, config: &str) -> Vec<Core> {
     pg.create_database("fleet");
     let token = format!("fleet-token-{}", std::process::id());
     (0..n)
         .map(|i| {
             let name = format!("core-{}", (b'a' + i as u8) as char);
-            Core::builder()
+            let builder = if config.is_empty() {
+                Core::builder()
+            } else {
+                Core::builder().config(config)
+            };
+            builder
                 .api_token(&token)
                 .env("HONEYBEE_POSTGRES", &pg.url("fleet"))
                 .args(["--core-name", &name])
@@ -621,4 +635,263 @@ fn under_a_steady_stream_leases_stay_alive_and_events_cross() {
             r#"{"GetPotStatus": "cowrie-01"}"#,
         )
         .expect_status(202);
+}
+
+/// The lockout limit both cores are configured with (odd: alternating, one
+/// core sees one more wrong code than the other, neither sees the limit).
+const LOCKOUT_LIMIT: usize = 5;
+
+/// Wrong codes sent alternately to core-a and core-b are counted in one
+/// window: the node is locked out after `lockout_failures` in total, not
+/// that many per core, and then on both cores.
+#[test]
+fn wrong_codes_alternating_between_cores_count_toward_one_lockout() {
+    let pg = Postgres::start();
+    let fleet = cores_with(
+        &pg,
+        2,
+        &format!("lockout_failures = {LOCKOUT_LIMIT}\nlockout_window = 300\nlockout_base = 60\n"),
+    );
+    let (a, b) = (&fleet[0], &fleet[1]);
+    let mut id = NodeIdentity::new("alternating");
+    drop(id.enroll(a.node_addr));
+    wait_view(b, id.node_id, "enrolled", |v| {
+        v["node_id"] == json!(id.node_id)
+    });
+    let locked_before = [a, b].map(|c| {
+        c.metrics().labeled(
+            "honeybee_registrations_refused_total",
+            "reason",
+            "locked_out",
+        )
+    });
+
+    // Every one of the limit's wrong codes is judged (none meets a
+    // lockout): core-a sees three, core-b two.
+    for i in 0..LOCKOUT_LIMIT {
+        let (name, core) = if i % 2 == 0 {
+            ("core-a", a)
+        } else {
+            ("core-b", b)
+        };
+        let mut c = TestNode::connect(core.node_addr).unwrap();
+        let ack = c.register(&id.with_wrong_code());
+        assert!(!ack.accepted, "a wrong code was accepted on {name}");
+        assert_eq!(
+            ack.message.as_deref(),
+            Some("invalid TOTP code"),
+            "wrong code {} of {LOCKOUT_LIMIT}, on {name}",
+            i + 1
+        );
+    }
+
+    // Now the right code is refused on both cores, saying why.
+    totp::wait_for_step_margin(Duration::from_secs(3));
+    for (name, core) in [("core-a", a), ("core-b", b)] {
+        let (mut c, ack) = id.login(core.node_addr, 0);
+        assert!(
+            !ack.accepted,
+            "a correct code was accepted on {name} after {LOCKOUT_LIMIT} wrong ones across both cores"
+        );
+        let message = ack.message.unwrap_or_default();
+        let secs: Option<u64> = message
+            .strip_prefix("too many failed TOTP attempts; locked out for ")
+            .and_then(|m| m.strip_suffix(" s"))
+            .and_then(|m| m.parse().ok());
+        assert!(
+            secs.is_some_and(|s| (1..=60).contains(&s)),
+            "{name}: not the locked-out message of a 60 s lockout: {message:?}"
+        );
+        c.expect_closed(T, "locked out");
+    }
+    for (core, before) in [a, b].into_iter().zip(locked_before) {
+        core.api().wait_metric_at_least(
+            "honeybee_registrations_refused_total",
+            &[("reason", "locked_out")],
+            before + 1.0,
+            T,
+        );
+    }
+}
+
+/// Sources a node's lockouts track one by one (`MAX_SOURCES_PER_NODE`);
+/// failures from further sources share one overflow lockout.
+const TRACKED_SOURCES: u8 = 16;
+
+/// As on a core alone, sources past the tracked ones share one lockout,
+/// counted across cores: it locks every further source on every core, and
+/// no source with a count of its own.
+#[test]
+fn past_the_tracked_sources_further_sources_share_one_lockout_across_cores() {
+    let pg = Postgres::start();
+    let fleet = cores_with(
+        &pg,
+        2,
+        &format!("lockout_failures = {LOCKOUT_LIMIT}\nlockout_window = 300\nlockout_base = 60\n"),
+    );
+    let (a, b) = (&fleet[0], &fleet[1]);
+    let mut id = NodeIdentity::new("many-sources");
+    drop(id.enroll(a.node_addr));
+    wait_view(b, id.node_id, "enrolled", |v| {
+        v["node_id"] == json!(id.node_id)
+    });
+    let source = |b: u8, c: u8| IpAddr::V4(Ipv4Addr::new(127, 0, b, c));
+    let wrong = |from: IpAddr, core: &Core| {
+        let mut n = TestNode::connect_from(from, core.node_addr).unwrap();
+        let ack = n.register(&id.with_wrong_code());
+        assert_eq!(
+            ack.message.as_deref(),
+            Some("invalid TOTP code"),
+            "a wrong code from {from}"
+        );
+    };
+    // One wrong code from each tracked source, then the limit's from as
+    // many further sources, alternating cores.
+    for i in 0..TRACKED_SOURCES {
+        wrong(source(1, i + 1), &fleet[usize::from(i % 2)]);
+    }
+    for i in 0..LOCKOUT_LIMIT as u8 {
+        wrong(source(2, i + 1), &fleet[usize::from(i % 2)]);
+    }
+    totp::wait_for_step_margin(Duration::from_secs(3));
+    for core in [a, b] {
+        let mut n = TestNode::connect_from(source(3, 1), core.node_addr).unwrap();
+        let ack = n.register(&id.with_code(0));
+        assert!(
+            ack.message
+                .as_deref()
+                .unwrap_or_default()
+                .contains("locked out"),
+            "a further source is locked out: {:?}",
+            ack.message
+        );
+    }
+    let mut n = TestNode::connect_from(source(1, 1), a.node_addr).unwrap();
+    let ack = n.register(&id.with_code(0));
+    assert!(
+        ack.accepted,
+        "a tracked source with one failure was locked out: {:?}",
+        ack.message
+    );
+}
+
+/// The `UpdateConfig` command carrying `blob`, as the API takes it and as
+/// the node must receive it.
+fn config_command(node_id: u64, blob: &str) -> (String, CoreMessage) {
+    let body = json!({"UpdateConfig": {"blob": blob}}).to_string();
+    let mut settings = serde_json::Map::new();
+    settings.insert("blob".into(), json!(blob));
+    let message = CoreMessage::NodeCommand(NodeCommand {
+        node_id,
+        command: Command::UpdateConfig(Some(settings)),
+    });
+    (body, message)
+}
+
+/// Bytes of `message` on the node's wire, without the newline.
+fn line_len(message: &CoreMessage) -> usize {
+    encode(&Envelope::new(message.clone())).len() - 1
+}
+
+/// A command POSTed to the core that does not hold the node reaches it
+/// intact within a second, however large: 60 KB, and the largest a node
+/// reads (a line of `DEFAULT_MAX_MESSAGE_BYTES`), far past the 8,000 bytes
+/// a NOTIFY carries.
+#[test]
+fn a_large_command_posted_on_the_other_core_reaches_the_node_intact() {
+    let pg = Postgres::start();
+    let fleet = cores(&pg, 2);
+    let (a, b) = (&fleet[0], &fleet[1]);
+    let mut id = NodeIdentity::new("big-commands");
+    let mut node = id.enroll(a.node_addr);
+    wait_view(b, id.node_id, "seen from core-b", on("core-a"));
+
+    // Text that must survive every step: escapes, multi-byte characters.
+    let pattern = "honeybee \"quoted\" \\ tab\t é € 🐝 0123456789 ";
+    let blob_of = |chars: usize| -> String { pattern.chars().cycle().take(chars).collect() };
+    // The largest a node reads: the longest blob whose line fits.
+    let fits = |chars: usize| {
+        line_len(&config_command(id.node_id, &blob_of(chars)).1) <= DEFAULT_MAX_MESSAGE_BYTES
+    };
+    let (mut fit, mut over) = (0, DEFAULT_MAX_MESSAGE_BYTES);
+    while over - fit > 1 {
+        let mid = (fit + over) / 2;
+        if fits(mid) {
+            fit = mid;
+        } else {
+            over = mid;
+        }
+    }
+    for chars in [60_000, fit] {
+        let (body, want) = config_command(id.node_id, &blob_of(chars));
+        assert!(body.len() <= 1024 * 1024, "the API takes at most 1 MiB");
+        let started = Instant::now();
+        let reply = b
+            .api()
+            .post(&format!("/api/v1/nodes/{}/commands", id.node_id), &body)
+            .expect_status(202)
+            .json();
+        assert_eq!(reply["core_name"], "core-a", "{reply}");
+        match node.recv(Duration::from_secs(1)) {
+            Ok(got) => assert!(
+                got == want,
+                "a command of {} bytes arrived changed",
+                body.len()
+            ),
+            Err(e) => panic!(
+                "no command of {} bytes on core-a within 1 s of the POST to core-b: {}",
+                body.len(),
+                format!("{e:?}").chars().take(300).collect::<String>()
+            ),
+        }
+        eprintln!(
+            "command of {} bytes (a {}-byte line) core-b → node on core-a: {:?}",
+            body.len(),
+            line_len(&want),
+            started.elapsed()
+        );
+    }
+    // Nothing is left waiting once delivered.
+    assert_eq!(
+        pg.sql("fleet", "SELECT count(*) FROM routed_commands")
+            .trim(),
+        "0"
+    );
+}
+
+/// A command routed while the holding core was not listening (its
+/// listening session was cut) waits in the database and is delivered once
+/// that core listens again.
+#[test]
+fn a_command_routed_while_the_holder_was_not_listening_is_delivered_after() {
+    let pg = Postgres::start();
+    let fleet = cores(&pg, 2);
+    let (a, b) = (&fleet[0], &fleet[1]);
+    let mut id = NodeIdentity::new("deaf-holder");
+    let mut node = id.enroll(a.node_addr);
+    wait_view(b, id.node_id, "seen from core-b", on("core-a"));
+
+    let cut = pg.sql(
+        "fleet",
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+         WHERE application_name = 'honeybee-core/core-a'",
+    );
+    assert_eq!(cut.trim(), "1", "core-a's listening session");
+    // core-a waits 500 ms before listening again: post within that.
+    wait_for(T, "core-a noticed", || {
+        a.stderr().contains("listening again")
+    });
+    let (body, want) = config_command(id.node_id, "while deaf");
+    b.api()
+        .post(&format!("/api/v1/nodes/{}/commands", id.node_id), &body)
+        .expect_status(202);
+    match node.recv(T) {
+        Ok(got) => assert_eq!(got, want),
+        other => panic!("the command was not delivered after core-a listened again: {other:?}"),
+    }
+    assert_eq!(
+        pg.sql("fleet", "SELECT count(*) FROM routed_commands")
+            .trim(),
+        "0"
+    );
 }

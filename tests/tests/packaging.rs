@@ -147,7 +147,7 @@ fn units(pkg: &str) -> &'static [&'static str] {
 
 fn configs(pkg: &str) -> &'static [&'static str] {
     match pkg {
-        "honeybee-core" => &["/etc/honeybee/core.toml"],
+        "honeybee-core" => &["/etc/honeybee/core.toml", "/etc/honeybee/alerts.toml"],
         _ => &[
             "/etc/honeybee/agent-full.toml",
             "/etc/honeybee/agent-extension.toml",
@@ -195,6 +195,11 @@ fn expected_files(pkg: &str, rpm: bool) -> BTreeSet<String> {
             .iter()
             .map(|u| format!("/usr/lib/systemd/system/{u}")),
     );
+    if pkg == "honeybee-core" {
+        // The alerts module ships with the core.
+        want.insert("/usr/bin/honeybee-alerts".into());
+        want.insert("/usr/share/man/man1/honeybee-alerts.1.gz".into());
+    }
     if pkg == "honeybee-agent" {
         want.insert("/usr/share/honeybee".into());
         want.extend(potstore_paths());
@@ -581,6 +586,19 @@ fn the_packaged_configs_are_read_with_the_packaged_paths() {
         text.contains("data_dir = \"/var/lib/honeybee/core\""),
         "{text}"
     );
+    // The alerts module's config checks as packaged, with its state and
+    // ECS file in the core's own folder.
+    let a = core.path().join("etc/honeybee/alerts.toml");
+    let text = std::fs::read_to_string(&a).expect("packaged alerts.toml");
+    assert!(
+        text.contains("state_dir = \"/var/lib/honeybee/core/alerts\""),
+        "{text}"
+    );
+    assert!(
+        text.contains("path = \"/var/lib/honeybee/core/alerts/alerts.ecs.json\""),
+        "{text}"
+    );
+    print(&core, "honeybee-alerts", &["--check-config", s(&a)]);
     for (mode, file, state) in [
         ("full", "agent-full.toml", "/var/lib/honeybee/agent"),
         (

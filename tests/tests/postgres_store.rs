@@ -1,7 +1,8 @@
 //! The PostgreSQL store against a real server (Debian's `postgresql`, one
 //! throwaway cluster per test): the URL checked before anything is bound,
 //! passwords kept out of every output, a wrong password retried until it is
-//! fixed, a newer schema refused, cores racing to create the schema, TLS to
+//! fixed, a newer schema refused, an older one migrated, cores racing to
+//! create the schema, TLS to
 //! the database in each `sslmode`, and a database crash in the middle of a
 //! stream of events with nothing lost, nothing stored twice and nothing
 //! acknowledged that was not committed.
@@ -22,6 +23,9 @@ const T: Duration = Duration::from_secs(10);
 const POLL: Duration = Duration::from_millis(50);
 /// The core waits 1, 2, 4, 8, 16, then 30 s between attempts at start.
 const RETRY_T: Duration = Duration::from_secs(40);
+
+/// The schema version this core creates (`store/postgres/schema.rs`).
+const SCHEMA: &str = "2";
 
 /// The password the URLs carry: it must appear in no output.
 const SECRET: &str = "Hb-s3cret-Qx9vT2mK";
@@ -335,7 +339,7 @@ fn a_database_with_a_newer_schema_is_refused_naming_both_versions() {
     assert_eq!(
         pg.sql("hbnewer", "SELECT version FROM honeybee_schema")
             .trim(),
-        "1",
+        SCHEMA,
         "the schema a core creates"
     );
     pg.sql("hbnewer", "UPDATE honeybee_schema SET version = 99");
@@ -350,8 +354,8 @@ fn a_database_with_a_newer_schema_is_refused_naming_both_versions() {
     let err = second.stderr();
     assert!(!status.success(), "exit status {status}:\n{err}");
     assert!(
-        err.contains("version 99") && err.contains("version 1"),
-        "stderr should name the database's version 99 and the core's 1:\n{err}"
+        err.contains("version 99") && err.contains(&format!("version {SCHEMA}")),
+        "stderr should name the database's version 99 and the core's {SCHEMA}:\n{err}"
     );
     assert_eq!(
         pg.sql("hbnewer", "SELECT version FROM honeybee_schema")
@@ -359,6 +363,58 @@ fn a_database_with_a_newer_schema_is_refused_naming_both_versions() {
         "99",
         "the refused core changed the schema version"
     );
+}
+
+/// A database a version-1 core made (what version 2 added taken away again,
+/// a lockout recorded the version-1 way) is migrated by the next core,
+/// keeping what it held.
+#[test]
+fn a_database_with_an_older_schema_is_migrated() {
+    let pg = Postgres::start();
+    pg.create_database("hbolder");
+    let url = pg.url("hbolder");
+    let mut first = Core::builder().env("HONEYBEE_POSTGRES", &url).start();
+    first.terminate(T);
+    pg.sql(
+        "hbolder",
+        "DROP TABLE routed_commands;
+         ALTER TABLE lockouts DROP COLUMN lockouts;
+         INSERT INTO lockouts (node_id, source, failures, window_start, locked_until)
+             VALUES (7, '192.0.2.7', 0, 0,
+                     (extract(epoch FROM now()) * 1000)::BIGINT + 3600000);
+         UPDATE honeybee_schema SET version = 1",
+    );
+    let mut second = Core::builder().env("HONEYBEE_POSTGRES", &url).start();
+    let err = wait_stderr(
+        &second,
+        &format!("migrated the database schema from version 1 to {SCHEMA}"),
+        T,
+    );
+    assert!(!err.contains("created the database schema"), "{err}");
+    assert_eq!(
+        pg.sql("hbolder", "SELECT version FROM honeybee_schema")
+            .trim(),
+        SCHEMA
+    );
+    assert_eq!(
+        pg.sql(
+            "hbolder",
+            "SELECT source, locked_until > 0, lockouts FROM lockouts WHERE node_id = 7"
+        )
+        .trim(),
+        "192.0.2.7|t|0",
+        "the version-1 lockout is kept"
+    );
+    assert_eq!(
+        pg.sql("hbolder", "SELECT count(*) FROM routed_commands")
+            .trim(),
+        "0"
+    );
+    second.terminate(T);
+    // The next start finds it current.
+    let mut third = Core::builder().env("HONEYBEE_POSTGRES", &url).start();
+    third.terminate(T);
+    assert!(!third.stderr().contains("migrated"), "{}", third.stderr());
 }
 
 // ---------------------------------------------------------------------------
@@ -391,8 +447,8 @@ fn two_cores_starting_together_on_a_fresh_database_both_come_up() {
         assert_eq!(
             pg.sql(&db, "SELECT count(*), min(version) FROM honeybee_schema")
                 .trim(),
-            "1|1",
-            "round {round}: one schema row, version 1"
+            format!("1|{SCHEMA}"),
+            "round {round}: one schema row, version {SCHEMA}"
         );
         let creators = cores
             .iter()

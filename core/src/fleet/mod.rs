@@ -6,10 +6,12 @@
 //! accepted. With PostgreSQL the cores are interchangeable front-ends over
 //! one database and [`shared::SharedFleet`] asks it: which core holds a node
 //! (presence, kept alive by each core's lease), who accepted which TOTP step,
-//! which source is locked out, who is the one core that runs modules and
-//! retention (the leader). Cores tell each other through PostgreSQL's
-//! LISTEN/NOTIFY: a node moved, a command for a node another core holds, a
-//! node changed, events committed ([`notice`]).
+//! which source failed how many TOTP checks and is locked out, who is the
+//! one core that runs modules and retention (the leader). Cores tell each
+//! other through PostgreSQL's LISTEN/NOTIFY: a node moved, a command for a
+//! node another core holds (the command itself waits in a table: a NOTIFY
+//! carries under 8,000 bytes), a node changed, events committed
+//! ([`notice`]).
 //!
 //! Every method may block on the database: async callers run them with
 //! `smol::unblock`, never on an executor thread.
@@ -19,10 +21,12 @@ pub mod notice;
 pub mod shared;
 
 use std::net::IpAddr;
+use std::time::Duration;
 
 use honeybee_proto::CoreMessage;
 use serde::Serialize;
 
+use crate::node::lockout::LockoutPolicy;
 use crate::store::{PotRecord, StoreError, StoredNode};
 
 /// A core of the fleet as the API shows it.
@@ -72,12 +76,22 @@ pub trait Fleet: Send + Sync {
     /// The node as the database holds it now (`None`: unknown there), and
     /// whether `source` is locked out for it.
     fn load_node(&self, node_id: u64, source: IpAddr) -> Result<Option<SharedNode>, StoreError>;
-    /// Claims TOTP step `step` of the node: false when this or another core
-    /// already accepted it or a later one (a replay).
-    fn claim_step(&self, node_id: u64, step: u64) -> Result<bool, StoreError>;
-    /// `source` is locked out for the node until `until_ms` (unix ms), on
-    /// every core.
-    fn lock_out(&self, node_id: u64, source: IpAddr, until_ms: u64) -> Result<(), StoreError>;
+    /// Claims TOTP step `step` of the node for a registration from
+    /// `source`: false when this or another core already accepted it or a
+    /// later one (a replay). Won, it forgets the failed checks counted for
+    /// `source`, as a core alone does after a correct code.
+    fn claim_step(&self, node_id: u64, step: u64, source: IpAddr) -> Result<bool, StoreError>;
+    /// Counts a failed TOTP check of `source` for the node, at `now_ms`
+    /// (unix ms), toward one window shared by every core; at the limit the
+    /// source is locked out on every core and the lockout is returned. A
+    /// core alone counts in its registry instead (this returns `None`).
+    fn count_failure(
+        &self,
+        node_id: u64,
+        source: IpAddr,
+        policy: &LockoutPolicy,
+        now_ms: u64,
+    ) -> Result<Option<Duration>, StoreError>;
     /// This core now holds the node over connection `conn_id`; another core
     /// holding it closes its connection.
     fn hold(&self, node_id: u64, conn_id: u64) -> Result<(), StoreError>;
@@ -123,11 +137,17 @@ impl Fleet for Alone {
     fn load_node(&self, _: u64, _: IpAddr) -> Result<Option<SharedNode>, StoreError> {
         Ok(None)
     }
-    fn claim_step(&self, _: u64, _: u64) -> Result<bool, StoreError> {
+    fn claim_step(&self, _: u64, _: u64, _: IpAddr) -> Result<bool, StoreError> {
         Ok(true)
     }
-    fn lock_out(&self, _: u64, _: IpAddr, _: u64) -> Result<(), StoreError> {
-        Ok(())
+    fn count_failure(
+        &self,
+        _: u64,
+        _: IpAddr,
+        _: &LockoutPolicy,
+        _: u64,
+    ) -> Result<Option<Duration>, StoreError> {
+        Ok(None)
     }
     fn hold(&self, _: u64, _: u64) -> Result<(), StoreError> {
         Ok(())

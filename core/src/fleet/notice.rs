@@ -2,8 +2,10 @@
 //! kind, tab-separated fields (core names have no control characters).
 //! Parsing is separate from I/O so that a malformed payload (another
 //! program may NOTIFY on the same channel) is tested to be ignored.
-
-use honeybee_proto::CoreMessage;
+//!
+//! Every payload is small and bounded (PostgreSQL refuses 8,000 bytes and
+//! more): a command for another core's node waits in the `routed_commands`
+//! table and its notice carries only the row's id.
 
 /// The channels a core listens on.
 pub const CHANNELS: [&str; 4] = [MOVED, NODE, COMMAND, EVENTS];
@@ -15,8 +17,6 @@ pub const NODE: &str = "honeybee_node";
 pub const COMMAND: &str = "honeybee_command";
 /// A batch of events was committed.
 pub const EVENTS: &str = "honeybee_events";
-/// PostgreSQL refuses payloads of 8,000 bytes and more.
-pub const MAX_PAYLOAD: usize = 7_900;
 
 /// One notification, parsed.
 #[derive(Debug, PartialEq)]
@@ -37,14 +37,15 @@ pub enum Notice {
         /// The node.
         node_id: u64,
     },
-    /// A command for the node, for core `core` to deliver.
+    /// A command for the node, for core `core` to take from
+    /// `routed_commands` and deliver.
     Command {
         /// The core that holds the node.
         core: String,
         /// The node.
         node_id: u64,
-        /// The command.
-        message: Box<CoreMessage>,
+        /// The command's row.
+        id: i64,
     },
     /// `core` committed `count` events with ids from `first`.
     Events {
@@ -67,14 +68,7 @@ impl Notice {
                 epoch,
             } => (MOVED, format!("{core}\t{node_id}\t{epoch}")),
             Notice::Node { core, node_id } => (NODE, format!("{core}\t{node_id}")),
-            Notice::Command {
-                core,
-                node_id,
-                message,
-            } => {
-                let json = serde_json::to_string(message).unwrap_or_default();
-                (COMMAND, format!("{core}\t{node_id}\t{json}"))
-            }
+            Notice::Command { core, node_id, id } => (COMMAND, format!("{core}\t{node_id}\t{id}")),
             Notice::Events { core, first, count } => (EVENTS, format!("{core}\t{first}\t{count}")),
         }
     }
@@ -98,7 +92,7 @@ impl Notice {
             COMMAND => Notice::Command {
                 core,
                 node_id: second.parse().ok()?,
-                message: Box::new(serde_json::from_str(third?).ok()?),
+                id: third?.parse().ok()?,
             },
             EVENTS => {
                 let (first, count): (i64, i64) = (second.parse().ok()?, third?.parse().ok()?);
@@ -115,7 +109,6 @@ impl Notice {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use honeybee_proto::{Command, NodeCommand};
 
     #[test]
     fn every_notice_round_trips() {
@@ -132,10 +125,7 @@ mod tests {
             Notice::Command {
                 core: "b".into(),
                 node_id: 2,
-                message: Box::new(CoreMessage::NodeCommand(NodeCommand {
-                    node_id: 2,
-                    command: Command::GetInstalledPots,
-                })),
+                id: i64::MAX,
             },
             Notice::Events {
                 core: "c".into(),
@@ -156,7 +146,9 @@ mod tests {
             (MOVED, "a\t1"),
             (MOVED, "a\tx\t1"),
             (NODE, "a\t1\t2"),
-            (COMMAND, "a\t1\t{not json"),
+            (COMMAND, "a\t1\t{not an id"),
+            (COMMAND, "a\t1\t{\"StopPot\":\"p\"}"),
+            (COMMAND, "a\t1"),
             (EVENTS, "a\t1\t-5"),
             (EVENTS, "a\t1\t99999999"),
             ("other", "a\t1\t1"),

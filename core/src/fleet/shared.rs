@@ -16,6 +16,7 @@ use postgres::Client;
 
 use crate::fleet::notice::{self, Notice};
 use crate::fleet::{CoreView, Fleet, Routed, SharedNode};
+use crate::node::lockout::{LockoutPolicy, MAX_SOURCES_PER_NODE};
 use crate::store::postgres::conn::{on_connection, Conn};
 use crate::store::postgres::schema::LOCK;
 use crate::store::postgres::url::PgUrl;
@@ -33,6 +34,82 @@ const MAX_FETCH: i64 = 8192;
 /// This core's own committed batches kept for the live stream until their
 /// notice arrives (then they need not be read back from the database).
 const STASHED_BATCHES: usize = 256;
+/// How often the leader removes routed commands nobody took and lockout
+/// rows nobody used for a day.
+const TIDY_EVERY: Duration = Duration::from_secs(10);
+/// The `lockouts.source` that failures from sources past
+/// [`MAX_SOURCES_PER_NODE`] share, as a core alone shares one overflow
+/// lockout (never an address).
+const OVERFLOW_SOURCE: &str = "*";
+/// A lockout row unused this long (no failure in its window, no lockout)
+/// is removed, and its growth forgotten.
+const LOCKOUT_MEMORY_MS: i64 = 24 * 3600 * 1000;
+
+/// The source's lockout, or the overflow's for a source without a row of
+/// its own.
+const LOCKED_UNTIL: &str = "
+SELECT COALESCE(
+    (SELECT locked_until FROM lockouts WHERE node_id = $1::BIGINT AND source = $2::TEXT),
+    (SELECT locked_until FROM lockouts WHERE node_id = $1::BIGINT AND source = $3::TEXT))";
+
+/// One failed check: counted in the source's row (or the overflow's once
+/// the node has as many active sources as a core alone tracks), within the
+/// window that started with the row's first failure, or as the first of a
+/// new window when that one has passed. Atomic: cores failing at the same
+/// moment are counted one after the other.
+const COUNT_FAILURE: &str = "
+WITH counted AS (
+    SELECT CASE
+        WHEN EXISTS (SELECT 1 FROM lockouts WHERE node_id = $1::BIGINT AND source = $2::TEXT)
+            THEN $2::TEXT
+        WHEN (SELECT count(*) FROM lockouts
+              WHERE node_id = $1::BIGINT AND source <> $6::TEXT
+                AND (window_start >= $3::BIGINT - $4::BIGINT OR locked_until > $3::BIGINT))
+             < $5::BIGINT
+            THEN $2::TEXT
+        ELSE $6::TEXT END AS source)
+INSERT INTO lockouts AS l (node_id, source, failures, window_start, locked_until, lockouts)
+SELECT $1::BIGINT, source, 1, $3::BIGINT, 0, 0 FROM counted
+ON CONFLICT (node_id, source) DO UPDATE SET
+    failures = CASE WHEN l.window_start >= $3::BIGINT - $4::BIGINT
+                    THEN l.failures + 1 ELSE 1 END,
+    window_start = CASE WHEN l.window_start >= $3::BIGINT - $4::BIGINT
+                        THEN l.window_start ELSE $3::BIGINT END
+RETURNING source, failures, lockouts";
+
+/// The lockout the count reached, imposed once: of cores that counted past
+/// the limit at the same moment, the first resets the count and the others
+/// find nothing to update.
+const IMPOSE: &str = "
+UPDATE lockouts SET failures = 0, window_start = 0,
+    lockouts = LEAST(lockouts + 1, 1000000),
+    locked_until = GREATEST(locked_until, $3::BIGINT)
+WHERE node_id = $1::BIGINT AND source = $2::TEXT AND failures >= $4::BIGINT";
+
+/// The step, claimed by one core; a won claim forgets the source's failures.
+const CLAIM_STEP: &str = "
+WITH claimed AS (
+    UPDATE nodes SET last_totp_step = $2::BIGINT
+    WHERE node_id = $1::BIGINT AND (last_totp_step IS NULL OR last_totp_step < $2::BIGINT)
+    RETURNING node_id),
+forgotten AS (
+    UPDATE lockouts SET failures = 0
+    WHERE node_id = $1::BIGINT AND source = $3::TEXT AND failures > 0
+      AND EXISTS (SELECT 1 FROM claimed))
+SELECT count(*) FROM claimed";
+
+/// A command queued for the live core that holds the node, and its notice,
+/// in one statement: both commit together, or neither (no holder).
+const ROUTE: &str = "
+WITH holder AS (
+    SELECT p.core_name FROM presence p JOIN cores k USING (core_name)
+    WHERE p.node_id = $1::BIGINT AND k.lease_until > now() AND p.core_name <> $2::TEXT),
+queued AS (
+    INSERT INTO routed_commands (core_name, node_id, message)
+    SELECT core_name, $1::BIGINT, $3::TEXT FROM holder
+    RETURNING id, core_name)
+SELECT core_name, pg_notify($4::TEXT, core_name || E'\\t' || $1::BIGINT::TEXT || E'\\t' || id::TEXT)
+FROM queued";
 
 /// Committed events with their ids (cursors), in commit order.
 pub type Batch = Vec<(PotEvent, i64)>;
@@ -97,10 +174,15 @@ impl SharedFleet {
             stopping: AtomicBool::new(false),
             stash: Mutex::new(VecDeque::new()),
         });
-        // A core restarting under the same name held nothing since.
+        // A core restarting under the same name held nothing since, and
+        // commands routed to its previous run are void.
         fleet.with("joining the fleet", |c| {
             c.execute(
                 "DELETE FROM presence WHERE core_name = $1",
+                &[&fleet.core_name],
+            )?;
+            c.execute(
+                "DELETE FROM routed_commands WHERE core_name = $1",
                 &[&fleet.core_name],
             )?;
             renew(c, &fleet.core_name, fleet.lease, "ok")
@@ -236,15 +318,22 @@ impl SharedFleet {
         *lock(&self.trouble) = None;
         if let Some(d) = self.deliveries.get() {
             d.resync();
+            // Commands whose notice came while this core was not listening.
+            self.take_commands(c, d.as_ref(), None).map_err(err)?;
         }
         let renew_every = (self.lease / 4).max(Duration::from_millis(250));
         let mut last_renew = Instant::now() - renew_every;
         let mut last_try = Instant::now() - LEADER_TRY;
+        let mut last_tidy = Instant::now() - TIDY_EVERY;
         while !self.stopping.load(Ordering::Relaxed) {
             if last_renew.elapsed() >= renew_every {
                 renew(c, &self.core_name, self.lease, "ok").map_err(err)?;
                 self.reload_holders(c).map_err(err)?;
                 last_renew = Instant::now();
+            }
+            if self.leader.load(Ordering::Relaxed) && last_tidy.elapsed() >= TIDY_EVERY {
+                tidy(c).map_err(err)?;
+                last_tidy = Instant::now();
             }
             if !self.leader.load(Ordering::Relaxed) && last_try.elapsed() >= LEADER_TRY {
                 self.try_lead(c).map_err(err)?;
@@ -306,11 +395,9 @@ impl SharedFleet {
                     }),
                 );
             }
-            Notice::Command {
-                core,
-                node_id,
-                message,
-            } if core == self.core_name => d.command(node_id, *message),
+            Notice::Command { core, id, .. } if core == self.core_name => {
+                self.take_commands(c, d.as_ref(), Some(id))?;
+            }
             Notice::Events { core, first, count } => {
                 let own = if core == self.core_name {
                     self.stashed(first)
@@ -329,6 +416,45 @@ impl SharedFleet {
                 }
             }
             _ => {}
+        }
+        Ok(())
+    }
+
+    /// Takes the command `id` (`None`: every command waiting for this
+    /// core) out of `routed_commands` and delivers it.
+    fn take_commands(
+        &self,
+        c: &mut Conn,
+        d: &dyn Deliveries,
+        id: Option<i64>,
+    ) -> Result<(), postgres::Error> {
+        let rows = match id {
+            Some(id) => c.query(
+                "DELETE FROM routed_commands WHERE id = $1 AND core_name = $2
+                 RETURNING id, node_id, message",
+                &[&id, &self.core_name],
+            )?,
+            None => c.query(
+                "DELETE FROM routed_commands WHERE core_name = $1
+                 RETURNING id, node_id, message",
+                &[&self.core_name],
+            )?,
+        };
+        let mut commands: Vec<(i64, i64, String)> = rows
+            .iter()
+            .filter_map(|r| Some((r.try_get(0).ok()?, r.try_get(1).ok()?, r.try_get(2).ok()?)))
+            .collect();
+        // In the order they were routed.
+        commands.sort_unstable_by_key(|&(id, _, _)| id);
+        for (id, node_id, json) in &commands {
+            match serde_json::from_str::<CoreMessage>(json) {
+                Ok(message) => d.command(*node_id as u64, message),
+                Err(e) => log::warn!("fleet: routed command {id} is not a message: {e}"),
+            }
+        }
+        if let (Some(id), true) = (id, commands.is_empty()) {
+            // Taken already when this core listened again, or expired.
+            log::debug!("fleet: routed command {id} was no longer waiting");
         }
         Ok(())
     }
@@ -368,6 +494,37 @@ fn hear(c: &mut Client) -> Result<Vec<(String, String)>, postgres::Error> {
         }
     }
     Ok(heard)
+}
+
+/// Removes what nothing will use: routed commands no core took within a
+/// minute (their core died, or their notice was lost with its connection),
+/// and lockout rows without a failure or a lockout for a day.
+fn tidy(c: &mut Conn) -> Result<(), postgres::Error> {
+    let stale = c.execute(
+        "DELETE FROM routed_commands WHERE created < now() - interval '1 minute'",
+        &[],
+    )?;
+    if stale > 0 {
+        log::warn!("fleet: {stale} routed commands not taken within a minute removed");
+    }
+    let forgotten = unix_ms().saturating_sub(LOCKOUT_MEMORY_MS);
+    c.execute(
+        "DELETE FROM lockouts WHERE window_start < $1 AND locked_until < $1",
+        &[&forgotten],
+    )?;
+    Ok(())
+}
+
+/// The core's clock in unix ms, as the lockouts record it.
+fn unix_ms() -> i64 {
+    let (secs, nanos) = honeybee_proto::time::now_unix();
+    secs.saturating_mul(1000)
+        .saturating_add(i64::from(nanos / 1_000_000))
+}
+
+/// Milliseconds as the database stores them.
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
 /// Extends `core`'s lease.
@@ -426,39 +583,63 @@ impl Fleet for SharedFleet {
                 return Ok(None);
             };
             let locked: Option<i64> = c
-                .query_opt(
-                    "SELECT locked_until FROM lockouts WHERE node_id = $1 AND source = $2",
-                    &[&(node_id as i64), &source.to_string()],
+                .query_one(
+                    LOCKED_UNTIL,
+                    &[&(node_id as i64), &source.to_string(), &OVERFLOW_SOURCE],
                 )?
-                .map(|r| r.get(0));
+                .try_get(0)?;
             Ok(Some(SharedNode {
                 node,
-                locked_until_ms: locked.map(|l| l as u64),
+                locked_until_ms: locked.map(|l| l.max(0) as u64),
             }))
         })
     }
 
-    fn claim_step(&self, node_id: u64, step: u64) -> Result<bool, StoreError> {
+    fn claim_step(&self, node_id: u64, step: u64, source: IpAddr) -> Result<bool, StoreError> {
         self.with("claiming a TOTP step", |c| {
-            let n = c.execute(
-                "UPDATE nodes SET last_totp_step = $2
-                 WHERE node_id = $1 AND (last_totp_step IS NULL OR last_totp_step < $2)",
-                &[&(node_id as i64), &(step as i64)],
-            )?;
-            Ok(n == 1)
+            let won: i64 = c
+                .query_one(
+                    CLAIM_STEP,
+                    &[&(node_id as i64), &(step as i64), &source.to_string()],
+                )?
+                .try_get(0)?;
+            Ok(won == 1)
         })
     }
 
-    fn lock_out(&self, node_id: u64, source: IpAddr, until_ms: u64) -> Result<(), StoreError> {
-        self.with("recording a lockout", |c| {
-            c.execute(
-                "INSERT INTO lockouts (node_id, source, failures, window_start, locked_until)
-                 VALUES ($1, $2, 0, 0, $3)
-                 ON CONFLICT (node_id, source) DO UPDATE
-                     SET locked_until = GREATEST(lockouts.locked_until, EXCLUDED.locked_until)",
-                &[&(node_id as i64), &source.to_string(), &(until_ms as i64)],
-            )
-            .map(|_| ())
+    fn count_failure(
+        &self,
+        node_id: u64,
+        source: IpAddr,
+        policy: &LockoutPolicy,
+        now_ms: u64,
+    ) -> Result<Option<Duration>, StoreError> {
+        let (id, now) = (node_id as i64, i64::try_from(now_ms).unwrap_or(i64::MAX));
+        self.with("counting a failed TOTP check", |c| {
+            let row = c.query_one(
+                COUNT_FAILURE,
+                &[
+                    &id,
+                    &source.to_string(),
+                    &now,
+                    &millis(policy.window),
+                    &(MAX_SOURCES_PER_NODE as i64),
+                    &OVERFLOW_SOURCE,
+                ],
+            )?;
+            let counted: String = row.try_get(0)?;
+            let failures: i32 = row.try_get(1)?;
+            let earlier: i32 = row.try_get(2)?;
+            let count = |n: i32| u32::try_from(n).unwrap_or(0);
+            let Some(period) = policy.verdict(count(failures), count(earlier)) else {
+                return Ok(None);
+            };
+            let until = now.saturating_add(millis(period));
+            let imposed = c.execute(
+                IMPOSE,
+                &[&id, &counted, &until, &i64::from(policy.failures)],
+            )?;
+            Ok((imposed == 1).then_some(period))
         })
     }
 
@@ -523,24 +704,19 @@ impl Fleet for SharedFleet {
     }
 
     fn route(&self, node_id: u64, message: &CoreMessage) -> Result<Routed, StoreError> {
+        let json = serde_json::to_string(message)
+            .map_err(|e| StoreError(format!("routing a command: {e}")))?;
         self.with("routing a command", |c| {
-            let holder: Option<String> = c
-                .query_opt(
-                    "SELECT p.core_name FROM presence p JOIN cores k USING (core_name)
-                     WHERE p.node_id = $1 AND k.lease_until > now() AND p.core_name <> $2",
-                    &[&(node_id as i64), &self.core_name],
-                )?
-                .map(|r| r.get(0));
-            let Some(core_name) = holder else {
-                return Ok(Routed::NotHeld);
-            };
-            let notice = Notice::Command {
-                core: core_name.clone(),
-                node_id,
-                message: Box::new(message.clone()),
-            };
-            self.notify(c, &notice)?;
-            Ok(Routed::Sent { core_name })
+            let queued = c.query_opt(
+                ROUTE,
+                &[&(node_id as i64), &self.core_name, &json, &notice::COMMAND],
+            )?;
+            Ok(match queued {
+                Some(row) => Routed::Sent {
+                    core_name: row.try_get(0)?,
+                },
+                None => Routed::NotHeld,
+            })
         })
     }
 

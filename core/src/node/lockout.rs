@@ -1,6 +1,11 @@
 //! Locking a node id after repeated failed TOTP checks, per source
 //! address: whoever knows a node's id can fail its checks, and must not lock
 //! the real node out by doing so.
+//!
+//! A core alone counts failures here, in memory ([`SourceLockouts`]). Cores
+//! sharing a database count them there, for the whole fleet
+//! (`fleet::shared`): the database keeps the count and the window, and
+//! [`LockoutPolicy::verdict`] decides from what it returns.
 
 use std::collections::VecDeque;
 use std::net::IpAddr;
@@ -18,6 +23,23 @@ pub struct LockoutPolicy {
     pub base: Duration,
     /// The longest lockout.
     pub max: Duration,
+}
+
+impl LockoutPolicy {
+    /// The lockout that follows `earlier` ones: `base`, doubled for each
+    /// earlier lockout, at most `max`.
+    pub fn period(&self, earlier: u32) -> Duration {
+        let factor = 1u32.checked_shl(earlier).unwrap_or(u32::MAX);
+        self.base.saturating_mul(factor).min(self.max)
+    }
+
+    /// A failure counted by the fleet's database: `failures` is the count
+    /// in the current window, this one included, and `earlier` the lockouts
+    /// the source already had. The lockout to impose on every core, when the
+    /// count reached the limit.
+    pub fn verdict(&self, failures: u32, earlier: u32) -> Option<Duration> {
+        (failures >= self.failures).then(|| self.period(earlier))
+    }
 }
 
 /// One node id's failure history.
@@ -50,8 +72,7 @@ impl Lockout {
             return None;
         }
         self.failures.clear();
-        let factor = 1u32.checked_shl(self.lockouts).unwrap_or(u32::MAX);
-        let period = policy.base.saturating_mul(factor).min(policy.max);
+        let period = policy.period(self.lockouts);
         self.lockouts = self.lockouts.saturating_add(1);
         self.locked_until = Some(now + period);
         Some(period)
@@ -164,6 +185,34 @@ mod tests {
             }
             assert!(l.fail(&p, t).unwrap() <= Duration::from_secs(3600));
         }
+    }
+
+    #[test]
+    fn the_fleet_verdict_locks_at_the_limit_like_a_core_alone() {
+        let p = policy();
+        // Counted anywhere: below the limit nothing, at it the lockout a core
+        // alone would impose after as many failures and earlier lockouts.
+        for earlier in 0..8 {
+            let mut alone = Lockout::default();
+            let t = Instant::now();
+            for _ in 0..earlier {
+                for _ in 0..p.failures {
+                    alone.fail(&p, t);
+                }
+            }
+            for failures in 1..p.failures {
+                assert_eq!(p.verdict(failures, earlier), None);
+                assert_eq!(alone.fail(&p, t), None);
+            }
+            let period = alone.fail(&p, t);
+            assert!(period.is_some());
+            assert_eq!(p.verdict(p.failures, earlier), period, "after {earlier}");
+        }
+        // Failures counted past the limit (cores failing at the same moment)
+        // still lock; growth stops at `max`, however many came before.
+        assert_eq!(p.verdict(p.failures + 3, 0), Some(p.base));
+        assert_eq!(p.verdict(p.failures, u32::MAX), Some(p.max));
+        assert_eq!(p.period(1), Duration::from_secs(120));
     }
 
     #[test]

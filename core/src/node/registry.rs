@@ -170,9 +170,10 @@ pub struct Refused {
     pub reason: RegistrationRefusal,
     /// For the node's `RegistrationAck.message`.
     pub message: String,
-    /// The refusal locked the source out for this long (other cores are
-    /// told by the caller, outside the registry's lock).
-    pub locked_for: Option<Duration>,
+    /// A failed TOTP check. A core alone counted it toward the source's
+    /// lockout here; with a shared database the caller counts it there,
+    /// for every core, outside the registry's lock.
+    pub failed_check: bool,
 }
 
 /// A refusal.
@@ -180,7 +181,7 @@ pub fn refuse(reason: RegistrationRefusal, message: impl Into<String>) -> Refuse
     Refused {
         reason,
         message: message.into(),
-        locked_for: None,
+        failed_check: false,
     }
 }
 
@@ -331,6 +332,11 @@ impl Registry {
     /// The clock the registry runs on.
     pub fn clock(&self) -> &Clock {
         &self.clock
+    }
+
+    /// The lockout rule.
+    pub fn lockout_policy(&self) -> LockoutPolicy {
+        self.policy.lockout
     }
 
     /// Decides a registration. On acceptance the node is connected in memory
@@ -549,6 +555,11 @@ impl Registry {
             },
         };
         let mut failure = failure;
+        failure.failed_check = true;
+        if self.fleet.shared() {
+            // Counted in the database, toward the same lockout on every core.
+            return Err(failure);
+        }
         if let Some(period) = entry.lockout.fail(source, &self.policy.lockout, now) {
             log::warn!(
                 "node {} from {source}: {} failed TOTP checks; this address is locked out for {} s",
@@ -556,7 +567,6 @@ impl Registry {
                 self.policy.lockout.failures,
                 period.as_secs()
             );
-            failure.locked_for = Some(period);
         }
         Err(failure)
     }

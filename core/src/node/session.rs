@@ -6,7 +6,7 @@
 //! Framing is the sans-I/O [`LineDecoder`]: lines are split by newline, never
 //! by read, and a line never grows past `max_message_bytes`.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -310,7 +310,7 @@ async fn shared_state(
     ctx.registry.merge_shared(id, shared);
     if let Some(step) = step {
         let fleet = ctx.fleet.clone();
-        let won = smol::unblock(move || fleet.claim_step(id, step))
+        let won = smol::unblock(move || fleet.claim_step(id, step, source))
             .await
             .map_err(|e| {
                 log::error!("node {id}: {e}");
@@ -320,13 +320,29 @@ async fn shared_state(
                 )
             })?;
         if !won {
-            return Err(refuse(
-                RegistrationRefusal::ReplayedTotp,
-                "TOTP code already used",
-            ));
+            // A replay is a failed check, as on a core alone.
+            let mut replay = refuse(RegistrationRefusal::ReplayedTotp, "TOTP code already used");
+            replay.failed_check = true;
+            return Err(replay);
         }
     }
     Ok(())
+}
+
+/// Counts a failed TOTP check in the database the cores share; logs the
+/// lockout it imposed on every core, if it did.
+async fn count_failure(id: u64, source: IpAddr, ctx: &NodeContext) {
+    let (fleet, policy) = (ctx.fleet.clone(), ctx.registry.lockout_policy());
+    match smol::unblock(move || fleet.count_failure(id, source, &policy, clock_ms())).await {
+        Ok(None) => {}
+        Ok(Some(period)) => log::warn!(
+            "node {id} from {source}: {} failed TOTP checks across the fleet; this address is \
+             locked out for {} s on every core",
+            policy.failures,
+            period.as_secs()
+        ),
+        Err(e) => log::warn!("node {id}: a failed TOTP check not counted: {e}"),
+    }
 }
 
 fn clock_ms() -> u64 {
@@ -442,15 +458,10 @@ async fn register<S: AsyncRead + AsyncWrite + Unpin>(
     let accepted = match decided {
         Ok(a) => a,
         Err(refused) => {
-            if let Some(period) = refused.locked_for.filter(|_| ctx.fleet.shared()) {
-                let (fleet, id, source) = (ctx.fleet.clone(), reg.node_id, peer.ip());
-                let until = clock_ms().saturating_add(period.as_millis() as u64);
-                smol::unblock(move || {
-                    if let Err(e) = fleet.lock_out(id, source, until) {
-                        log::warn!("node {id}: lockout not shared with the other cores: {e}");
-                    }
-                })
-                .detach();
+            if refused.failed_check && ctx.fleet.shared() {
+                // Counted before the refusal is sent: the next try, on any
+                // core, sees this one.
+                count_failure(reg.node_id, peer.ip(), ctx).await;
             }
             ctx.metrics.registration_refused(refused.reason);
             log::info!(

@@ -13,6 +13,24 @@
 
 pub mod alert;
 pub mod channels;
+pub mod cidr;
+pub mod compose;
+pub mod config;
+pub mod core_api;
+pub mod delivery;
+pub mod duration;
+pub mod engine;
+pub mod glob;
+pub mod http;
+pub mod noise;
+pub mod observed;
+pub mod outbox;
+pub mod rules;
+pub mod run;
 pub mod sanitize;
 pub mod secret;
+pub mod seen;
+pub mod state;
+pub mod stats;
+pub mod stream;
 pub mod tls;

@@ -29,8 +29,9 @@ impl fmt::Debug for Secret {
 }
 
 /// Where a secret comes from: `{ value = "…" }`, `{ file = "/etc/…" }` or
-/// `{ env = "NAME" }`; a bare string is the value.
-#[derive(Clone, Debug, Deserialize)]
+/// `{ env = "NAME" }`; a bare string is the value. `Debug` shows where,
+/// never an inline value.
+#[derive(Clone, Deserialize)]
 #[serde(untagged)]
 pub enum SecretSource {
     /// Inline.
@@ -39,8 +40,21 @@ pub enum SecretSource {
     From(SecretFrom),
 }
 
+impl fmt::Debug for SecretSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SecretSource::Value(_) => f.write_str("<redacted>"),
+            SecretSource::From(from) => match (&from.file, &from.env) {
+                (Some(p), _) => write!(f, "{{ file = {p:?} }}"),
+                (None, Some(e)) => write!(f, "{{ env = {e:?} }}"),
+                _ => f.write_str("<redacted>"),
+            },
+        }
+    }
+}
+
 /// The table form of [`SecretSource`].
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SecretFrom {
     /// Inline value.
@@ -83,6 +97,20 @@ mod tests {
     fn a_secret_never_shows_in_debug_output() {
         let s = Secret::new("hunter2".into());
         assert_eq!(format!("{s:?}"), "<redacted>");
+        let inline = SecretSource::Value("hunter2".into());
+        assert_eq!(format!("{inline:?}"), "<redacted>");
+        let table = SecretSource::From(SecretFrom {
+            value: Some("hunter2".into()),
+            file: None,
+            env: None,
+        });
+        assert!(!format!("{table:?}").contains("hunter2"));
+        let file = SecretSource::From(SecretFrom {
+            value: None,
+            file: Some("/etc/pw".into()),
+            env: None,
+        });
+        assert_eq!(format!("{file:?}"), "{ file = \"/etc/pw\" }");
     }
 
     #[test]

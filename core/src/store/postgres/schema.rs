@@ -5,7 +5,7 @@
 use postgres::GenericClient;
 
 /// The schema this core writes.
-pub const VERSION: i32 = 1;
+pub const VERSION: i32 = 2;
 
 /// Advisory lock key ("HoneyBee" in ASCII) held while migrating and while
 /// partitions are created or dropped.
@@ -109,7 +109,28 @@ CREATE TABLE lockouts (
 );
 ";
 
-/// Creates or checks the schema. Errors name both versions when the
+/// Version 2. Failed TOTP checks are counted for the whole fleet: each
+/// source's row keeps how many lockouts it had (they grow). A command for a
+/// node another core holds waits in `routed_commands` (a NOTIFY carries only
+/// its id: a payload is limited to 8,000 bytes, a command to 1 MiB); rows
+/// older than a minute are removed.
+const V2: &str = "
+ALTER TABLE lockouts ADD COLUMN lockouts INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE routed_commands (
+    id BIGSERIAL PRIMARY KEY,
+    core_name TEXT NOT NULL,
+    node_id BIGINT NOT NULL,
+    message TEXT NOT NULL,
+    created TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+CREATE INDEX routed_commands_by_core ON routed_commands (core_name, id);
+CREATE INDEX routed_commands_by_created ON routed_commands (created);
+";
+
+/// Each version's step from the one before, in order.
+const STEPS: [(i32, &str); 2] = [(1, V1), (2, V2)];
+
+/// Creates or checks the schema, migrating an older one step by step. Errors name both versions when the
 /// database is newer than this core.
 pub fn migrate(client: &mut postgres::Client) -> Result<(), String> {
     let err = |e: postgres::Error| format!("migrating the database schema: {e}");
@@ -133,15 +154,22 @@ pub fn migrate(client: &mut postgres::Client) -> Result<(), String> {
                  a newer core migrated it; upgrade this core"
             ))
         }
-        Some(_) => {}
-        None => {
-            tx.batch_execute(V1).map_err(err)?;
+        Some(v) if v == VERSION => {}
+        _ => {
+            let from = found.unwrap_or(0);
+            for (_, step) in STEPS.iter().filter(|(v, _)| *v > from) {
+                tx.batch_execute(step).map_err(err)?;
+            }
             tx.execute(
-                "INSERT INTO honeybee_schema (id, version) VALUES (1, $1)",
+                "INSERT INTO honeybee_schema (id, version) VALUES (1, $1)
+                 ON CONFLICT (id) DO UPDATE SET version = EXCLUDED.version",
                 &[&VERSION],
             )
             .map_err(err)?;
-            log::info!("created the database schema (version {VERSION})");
+            match found {
+                None => log::info!("created the database schema (version {VERSION})"),
+                Some(v) => log::info!("migrated the database schema from version {v} to {VERSION}"),
+            }
         }
     }
     tx.commit().map_err(err)
@@ -158,4 +186,15 @@ pub fn version(client: &mut impl GenericClient) -> Result<Option<i32>, postgres:
     Ok(client
         .query_opt("SELECT version FROM honeybee_schema WHERE id = 1", &[])?
         .map(|row| row.get(0)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_version_has_one_step_in_order() {
+        let versions: Vec<i32> = STEPS.iter().map(|(v, _)| *v).collect();
+        assert_eq!(versions, (1..=VERSION).collect::<Vec<_>>());
+    }
 }

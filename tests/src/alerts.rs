@@ -1,0 +1,296 @@
+//! The alerts module (`honeybee-alerts`) as tests and benchmarks run it:
+//! started against a core with a config, state directory and token file
+//! of its own, and a loopback webhook receiver that records what arrives.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+use serde_json::Value;
+
+use crate::binaries::workspace_binary;
+use crate::child_process::{capture, signal_and_wait, tail, Captured};
+use crate::temp_dir::TempDir;
+use crate::Core;
+
+/// The module's binary (`HONEYBEE_ALERTS_BIN` overrides).
+pub fn binary() -> PathBuf {
+    workspace_binary("honeybee-alerts", "HONEYBEE_ALERTS_BIN")
+}
+
+/// A running `honeybee-alerts`.
+pub struct AlertsModule {
+    child: Option<Child>,
+    stderr: Captured,
+    /// Its working directory (config, token, state).
+    pub dir: Arc<TempDir>,
+    config: String,
+    stream: SocketAddr,
+    api: SocketAddr,
+}
+
+impl AlertsModule {
+    /// Starts the module against `core` with the config text `config`,
+    /// keeping its state in `dir`/state.
+    pub fn start(core: &Core, config: &str, dir: Arc<TempDir>) -> AlertsModule {
+        AlertsModule::start_at(
+            core.stream_addr,
+            core.api_addr,
+            &core.api().token,
+            config,
+            dir,
+        )
+    }
+
+    /// Starts it against explicit addresses.
+    pub fn start_at(
+        stream: SocketAddr,
+        api: SocketAddr,
+        token: &str,
+        config: &str,
+        dir: Arc<TempDir>,
+    ) -> AlertsModule {
+        std::fs::write(dir.path().join("alerts.toml"), config).expect("write alerts.toml");
+        std::fs::write(dir.path().join("token"), token).expect("write token");
+        let mut m = AlertsModule {
+            child: None,
+            stderr: (Arc::new(Mutex::new(Vec::new())), std::thread::spawn(|| {})),
+            dir,
+            config: config.to_string(),
+            stream,
+            api,
+        };
+        m.spawn();
+        m
+    }
+
+    fn spawn(&mut self) {
+        let d = self.dir.path();
+        let mut child = Command::new(binary())
+            .arg("--config")
+            .arg(d.join("alerts.toml"))
+            .arg("--stream")
+            .arg(self.stream.to_string())
+            .arg("--api")
+            .arg(self.api.to_string())
+            .arg("--api-token-file")
+            .arg(d.join("token"))
+            .arg("--state-dir")
+            .arg(d.join("state"))
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start honeybee-alerts");
+        let echo = std::env::var_os("HONEYBEE_TEST_ECHO").is_some();
+        self.stderr = capture(child.stderr.take().expect("stderr"), echo, "alerts");
+        self.child = Some(child);
+    }
+
+    /// Its stderr so far.
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.stderr.0.lock().unwrap()).to_string()
+    }
+
+    /// Its pid.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Stops it with `signal`; its exit status.
+    pub fn stop(&mut self, signal: Signal) -> Option<ExitStatus> {
+        let mut child = self.child.take()?;
+        signal_and_wait(&mut child, signal, Duration::from_secs(10)).map(|(s, _)| s)
+    }
+
+    /// Starts it again with the same config and state.
+    pub fn restart(&mut self) {
+        if self.child.is_some() {
+            self.stop(Signal::SIGTERM);
+        }
+        self.spawn();
+    }
+
+    /// The config it runs with.
+    pub fn config(&self) -> &str {
+        &self.config
+    }
+
+    /// Panics with its stderr unless `cond` becomes true within `timeout`.
+    #[track_caller]
+    pub fn wait_for(&self, what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
+        let end = Instant::now() + timeout;
+        while Instant::now() < end {
+            if cond() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "{what} within {timeout:?}\n--- alerts stderr ---\n{}",
+            tail(&self.stderr())
+        );
+    }
+}
+
+impl Drop for AlertsModule {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Runs `honeybee-alerts` with `args` to its exit: status and stderr.
+pub fn run_to_exit(args: &[&str], cwd: &Path) -> (ExitStatus, String) {
+    let out = Command::new(binary())
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("HONEYBEE_API_TOKEN")
+        .env_remove("HONEYBEE_STREAM_ADDR")
+        .output()
+        .expect("run honeybee-alerts");
+    (out.status, String::from_utf8_lossy(&out.stderr).to_string())
+}
+
+/// One request the receiver got.
+#[derive(Clone, Debug)]
+pub struct Received {
+    /// Header names lowercased, with values.
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: Vec<u8>,
+    /// When it arrived.
+    pub at: Instant,
+}
+
+impl Received {
+    /// A header's value.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body as JSON (Null if it is not).
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+}
+
+/// What the receiver does with a request.
+pub const ANSWER_OK: u16 = 200;
+/// Accept the connection and never answer.
+pub const HANG: u16 = 0;
+
+/// An HTTP receiver on loopback recording every request.
+pub struct WebhookReceiver {
+    /// Its address.
+    pub addr: SocketAddr,
+    got: Arc<Mutex<Vec<Received>>>,
+    answer: Arc<AtomicU16>,
+    /// Requests seen, whatever the answer.
+    pub requests: Arc<AtomicU64>,
+}
+
+impl WebhookReceiver {
+    /// Starts one answering 200.
+    pub fn start() -> WebhookReceiver {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind receiver");
+        let addr = listener.local_addr().expect("addr");
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let answer = Arc::new(AtomicU16::new(ANSWER_OK));
+        let requests = Arc::new(AtomicU64::new(0));
+        let (g, a, r) = (got.clone(), answer.clone(), requests.clone());
+        std::thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                let (g, a, r) = (g.clone(), a.clone(), r.clone());
+                std::thread::spawn(move || serve(conn, &g, &a, &r));
+            }
+        });
+        WebhookReceiver {
+            addr,
+            got,
+            answer,
+            requests,
+        }
+    }
+
+    /// `http://ADDR/alert`.
+    pub fn url(&self) -> String {
+        format!("http://{}/alert", self.addr)
+    }
+
+    /// Answers with `status` from now on ([`HANG`]: never answers).
+    pub fn answer(&self, status: u16) {
+        self.answer.store(status, Ordering::Relaxed);
+    }
+
+    /// Everything recorded (answered 2xx) so far.
+    pub fn received(&self) -> Vec<Received> {
+        self.got.lock().unwrap().clone()
+    }
+
+    /// The JSON bodies recorded so far.
+    pub fn bodies(&self) -> Vec<Value> {
+        self.received().iter().map(Received::json).collect()
+    }
+}
+
+fn serve(mut s: TcpStream, got: &Mutex<Vec<Received>>, answer: &AtomicU16, requests: &AtomicU64) {
+    let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 8192];
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        match s.read(&mut chunk) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+    let headers: Vec<(String, String)> = head
+        .split("\r\n")
+        .skip(1)
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    let len: usize = headers
+        .iter()
+        .find(|(k, _)| k == "content-length")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
+    while buf.len() < head_end + len {
+        match s.read(&mut chunk) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+    requests.fetch_add(1, Ordering::Relaxed);
+    let status = answer.load(Ordering::Relaxed);
+    if status == HANG {
+        std::thread::sleep(Duration::from_secs(30));
+        return;
+    }
+    if (200..300).contains(&status) {
+        got.lock().unwrap().push(Received {
+            headers,
+            body: buf[head_end..head_end + len].to_vec(),
+            at: Instant::now(),
+        });
+    }
+    let _ = write!(
+        s,
+        "HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    );
+}

@@ -1,0 +1,622 @@
+//! The alerts module (`honeybee-alerts`) against a real core: events sent
+//! by a node reach a loopback webhook receiver and an ECS file as alerts;
+//! the noise is folded into digests; restarts neither miss nor repeat; a
+//! dead or hanging receiver holds back nothing else; hostile event text
+//! arrives cleaned; bad configs exit 2 naming the problem.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use honeybee_proto::time::{format_rfc3339, now_unix};
+use honeybee_tests::alerts::{run_to_exit, AlertsModule, WebhookReceiver, HANG};
+use honeybee_tests::{Core, NodeIdentity, TempDir, TestNode};
+use nix::sys::signal::Signal;
+use serde_json::{json, Value};
+
+const T: Duration = Duration::from_secs(15);
+const TOKEN: &str = "alerts-test-token-0123456789abcdef";
+const HMAC_KEY: &str = "hook-signing-key";
+
+fn core() -> Core {
+    Core::builder().api_token(TOKEN).start()
+}
+
+fn event(node: &mut TestNode, id: &NodeIdentity, seq: u64, event_type: &str, data: Value) {
+    let ts = format_rfc3339(now_unix().0, 0);
+    node.must_send(&id.pot_event("ext-01", "extension", event_type, &ts, Some(seq), data));
+}
+
+/// A webhook channel (signed) to `hook`, the file channel to `file`, and
+/// `rules`; the shipped default rules off unless `defaults`.
+fn config(hook: &WebhookReceiver, file: &std::path::Path, rules: &str, defaults: bool) -> String {
+    format!(
+        r#"
+default_rules = {defaults}
+report_interval = "1s"
+
+[[channel]]
+name = "hook"
+type = "webhook"
+url = "{url}"
+hmac_key = "{HMAC_KEY}"
+timeout = "2s"
+headers = {{ "X-Team" = "soc" }}
+
+[[channel]]
+name = "ecs"
+type = "file"
+path = "{file}"
+
+{rules}
+"#,
+        url = hook.url(),
+        file = file.display(),
+    )
+}
+
+fn tripwire_rule(window: &str) -> String {
+    format!(
+        r#"
+[[rule]]
+name = "tripwire"
+event_type = "extension.*"
+severity = "high"
+channels = ["hook", "ecs"]
+window = "{window}"
+"#
+    )
+}
+
+fn with_rule<'a>(bodies: &'a [Value], rule: &str) -> Vec<&'a Value> {
+    bodies.iter().filter(|b| b["rule"] == rule).collect()
+}
+
+fn hmac_hex(body: &[u8]) -> String {
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, HMAC_KEY.as_bytes());
+    ring::hmac::sign(&key, body)
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn file_lines(path: &std::path::Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each line of the ECS file is JSON"))
+        .collect()
+}
+
+#[test]
+fn a_tripwire_alerts_at_once_signed_and_the_rest_of_the_window_is_one_digest() {
+    let core = core();
+    let hook = WebhookReceiver::start();
+    let dir = Arc::new(TempDir::new("alerts"));
+    let file = dir.path().join("alerts.ecs.json");
+    let m = AlertsModule::start(
+        &core,
+        &config(&hook, &file, &tripwire_rule("4s"), false),
+        dir.clone(),
+    );
+    let mut id = NodeIdentity::new("office-pc-12").with_capabilities(&["event-ack"]);
+    let mut node = id.enroll(core.node_addr);
+    std::thread::sleep(Duration::from_millis(500)); // the module subscribes
+
+    let sent = Instant::now();
+    event(
+        &mut node,
+        &id,
+        1,
+        "extension.connection",
+        json!({"src_ip": "203.0.113.7", "src_port": 40000, "dst_port": 3389}),
+    );
+    m.wait_for("the first alert", T, || !hook.received().is_empty());
+    let first = hook.received()[0].clone();
+    let alert_latency = first.at - sent;
+    let body = first.json();
+    assert_eq!(body["rule"], "tripwire");
+    assert_eq!(body["severity"], "high");
+    assert!(body["digest"].is_null());
+    let title = body["title"].as_str().unwrap();
+    assert!(
+        title.contains("203.0.113.7") && title.contains("office-pc-12") && title.contains("3389"),
+        "{title}"
+    );
+    assert_eq!(body["fields"]["node.name"], "office-pc-12");
+    assert_eq!(body["event"]["source"]["ip"], "203.0.113.7");
+    assert_eq!(body["event"]["destination"]["port"], 3389);
+    assert_eq!(
+        first.header("x-honeybee-signature"),
+        Some(format!("sha256={}", hmac_hex(&first.body)).as_str()),
+        "HMAC-SHA256 of the body"
+    );
+    assert_eq!(first.header("x-team"), Some("soc"), "custom header");
+    eprintln!("event sent -> alert received: {alert_latency:?}");
+
+    // A portscan: 40 more probes from the same source on other ports, and
+    // the detector's own event: folded, no alert each.
+    for seq in 2..=41 {
+        event(
+            &mut node,
+            &id,
+            seq,
+            "extension.connection",
+            json!({"src_ip": "203.0.113.7", "dst_port": 1000 + seq}),
+        );
+    }
+    event(
+        &mut node,
+        &id,
+        42,
+        "extension.portscan",
+        json!({"src_ip": "203.0.113.7", "ports": 41}),
+    );
+    node.wait_event_ack(42, T);
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(
+        hook.received().len(),
+        1,
+        "folded events must not alert one by one"
+    );
+
+    m.wait_for("the digest at the window's end", T, || {
+        hook.received().len() >= 2
+    });
+    let bodies = hook.bodies();
+    let digest = &bodies[1];
+    assert_eq!(digest["digest"]["count"], 41, "{digest}");
+    assert_eq!(digest["digest"]["types"]["extension.connection"], 40);
+    assert_eq!(digest["digest"]["types"]["extension.portscan"], 1);
+    assert!(
+        digest["title"].as_str().unwrap().contains("and 41 more"),
+        "{digest}"
+    );
+
+    // The file channel has the same two, ECS-shaped.
+    m.wait_for("two lines in the ECS file", T, || {
+        file_lines(&file).len() >= 2
+    });
+    let lines = file_lines(&file);
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["event"]["kind"], "alert");
+    assert_eq!(lines[0]["rule"]["name"], "tripwire");
+    assert_eq!(lines[0]["source"]["ip"], "203.0.113.7");
+    assert_eq!(lines[0]["observer"]["name"], "office-pc-12");
+    assert!(lines[0]["@timestamp"].is_string());
+    assert_eq!(lines[1]["honeybee"]["alert"]["digest"]["count"], 41);
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(hook.received().len(), 2, "nothing after the digest");
+}
+
+#[test]
+fn a_restart_of_the_module_neither_misses_nor_repeats_alerts() {
+    let core = core();
+    let hook = WebhookReceiver::start();
+    let dir = Arc::new(TempDir::new("alerts"));
+    let file = dir.path().join("alerts.ecs.json");
+    // Window 0: every event is one alert, so counting them is exact.
+    let mut m = AlertsModule::start(
+        &core,
+        &config(&hook, &file, &tripwire_rule("0s"), false),
+        dir.clone(),
+    );
+    let mut id = NodeIdentity::new("canary").with_capabilities(&["event-ack"]);
+    let mut node = id.enroll(core.node_addr);
+    std::thread::sleep(Duration::from_millis(500));
+    let probe = |seq: u64| json!({"src_ip": "198.51.100.9", "dst_port": 5900, "n": seq});
+    for seq in 1..=10 {
+        event(&mut node, &id, seq, "extension.connection", probe(seq));
+    }
+    m.wait_for("10 alerts", T, || hook.received().len() >= 10);
+
+    // Stopped cleanly; 11..=20 happen while it is away.
+    assert!(
+        m.stop(Signal::SIGTERM).is_some_and(|s| s.success()),
+        "SIGTERM exits 0"
+    );
+    for seq in 11..=20 {
+        event(&mut node, &id, seq, "extension.connection", probe(seq));
+    }
+    node.wait_event_ack(20, T);
+    m.restart();
+    m.wait_for("the 10 missed alerts after the restart", T, || {
+        hook.received().len() >= 20
+    });
+
+    // Killed (-9) right after more alerts: the replay after its saved
+    // cursor must not alert twice.
+    for seq in 21..=30 {
+        event(&mut node, &id, seq, "extension.connection", probe(seq));
+    }
+    m.wait_for("alerts 21..=30", T, || hook.received().len() >= 30);
+    m.stop(Signal::SIGKILL);
+    m.restart();
+    for seq in 31..=35 {
+        event(&mut node, &id, seq, "extension.connection", probe(seq));
+    }
+    m.wait_for("alerts 31..=35", T, || hook.received().len() >= 35);
+    std::thread::sleep(Duration::from_secs(2));
+    let mut ns: Vec<u64> = hook
+        .bodies()
+        .iter()
+        .map(|b| b["event"]["honeybee"]["data"]["n"].as_u64().unwrap())
+        .collect();
+    ns.sort_unstable();
+    assert_eq!(
+        ns,
+        (1..=35).collect::<Vec<_>>(),
+        "every event alerted exactly once"
+    );
+}
+
+#[test]
+fn a_dead_or_hanging_receiver_is_retried_and_holds_back_nothing_else() {
+    let core = core();
+    let hook = WebhookReceiver::start();
+    hook.answer(HANG);
+    let dir = Arc::new(TempDir::new("alerts"));
+    let file = dir.path().join("alerts.ecs.json");
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap(); // closed: refused
+    let rules = format!(
+        r#"{}
+[[channel]]
+name = "dead"
+type = "webhook"
+url = "http://{dead}/x"
+timeout = "1s"
+"#,
+        tripwire_rule("0s")
+    )
+    .replace(
+        "channels = [\"hook\", \"ecs\"]",
+        "channels = [\"hook\", \"ecs\", \"dead\"]",
+    );
+    let m = AlertsModule::start(
+        &core,
+        &config(&hook, &file, &rules, false).replace("timeout = \"2s\"", "timeout = \"1s\""),
+        dir.clone(),
+    );
+    let mut id = NodeIdentity::new("n").with_capabilities(&["event-ack"]);
+    let mut node = id.enroll(core.node_addr);
+    std::thread::sleep(Duration::from_millis(500));
+    for seq in 1..=3 {
+        event(
+            &mut node,
+            &id,
+            seq,
+            "extension.connection",
+            json!({"src_ip": "192.0.2.1", "n": seq}),
+        );
+    }
+    // The file gets all three at once although the webhook hangs and the
+    // other receiver refuses.
+    m.wait_for("3 alerts in the file", Duration::from_secs(5), || {
+        file_lines(&file).len() >= 3
+    });
+    m.wait_for("the hanging hook timed out and retried", T, || {
+        m.stderr().contains("channel hook: alert") && m.stderr().contains("try 2")
+    });
+    assert!(
+        m.stderr().contains("channel dead: alert"),
+        "the refused receiver is retried"
+    );
+    // The receiver comes back: what waited is delivered.
+    hook.answer(200);
+    m.wait_for(
+        "the 3 alerts delivered once the hook answers",
+        Duration::from_secs(30),
+        || hook.received().len() >= 3,
+    );
+    // The core shows the figures the module reported.
+    let api = core.api();
+    let mut seen = Value::Null;
+    m.wait_for("the module's report on the core", T, || {
+        seen = api.get("/api/v1/alerts").json();
+        seen["channels"].as_array().is_some_and(|c| {
+            c.iter()
+                .any(|c| c["name"] == "dead" && c["retries"].as_u64().unwrap_or(0) >= 1)
+                && c.iter().any(|c| c["name"] == "ecs" && c["sent"] == 3)
+        })
+    });
+    assert!(seen["recent"].as_array().is_some_and(|r| r
+        .iter()
+        .any(|a| a["channel"] == "ecs" && a["outcome"] == "sent")));
+}
+
+#[test]
+fn hostile_event_text_arrives_cleaned_and_visibly_truncated() {
+    let core = core();
+    let hook = WebhookReceiver::start();
+    let dir = Arc::new(TempDir::new("alerts"));
+    let file = dir.path().join("alerts.ecs.json");
+    let rule = r#"
+[[rule]]
+name = "logins"
+event_type = "*.login.*"
+severity = "high"
+channels = ["hook", "ecs"]
+window = "0s"
+"#;
+    let m = AlertsModule::start(&core, &config(&hook, &file, rule, false), dir.clone());
+    let mut id = NodeIdentity::new("pot").with_capabilities(&["event-ack"]);
+    let mut node = id.enroll(core.node_addr);
+    std::thread::sleep(Duration::from_millis(500));
+    let big = "A".repeat(64 * 1024);
+    event(
+        &mut node,
+        &id,
+        1,
+        "cowrie.login.success",
+        json!({"src_ip": "203.0.113.66", "username": "root\r\nBcc: victim@example.org\u{1b}[2J", "password": big}),
+    );
+    m.wait_for("the alert", T, || !hook.received().is_empty());
+    let b = &hook.bodies()[0];
+    let title = b["title"].as_str().unwrap();
+    assert!(
+        !title.contains('\r') && !title.contains('\n') && !title.contains('\u{1b}'),
+        "{title:?}"
+    );
+    assert!(
+        title.contains("root\\r\\nBcc: victim@example.org\\x1b[2J"),
+        "escaped visibly: {title}"
+    );
+    let user = b["fields"]["user.name"].as_str().unwrap();
+    assert!(!user.contains('\n'), "{user:?}");
+    let pw = b["fields"]["data.password"].as_str().unwrap();
+    assert!(pw.len() < 2048, "a 64 KiB field is cut: {} bytes", pw.len());
+    assert!(
+        pw.contains("…[+"),
+        "the cut is visible: {}",
+        &pw[pw.len() - 20..]
+    );
+    m.wait_for("the file line", T, || !file_lines(&file).is_empty());
+    let raw = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(
+        raw.lines().count(),
+        1,
+        "one line per alert whatever the content"
+    );
+}
+
+#[test]
+fn bad_configs_exit_2_naming_the_problem_and_a_good_one_checks_ok() {
+    let dir = TempDir::new("alerts-config");
+    let write = |name: &str, text: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p.display().to_string()
+    };
+    let cases = [
+        ("unknown top-level key", "defaults_rules = true\n", "defaults_rules"),
+        ("unknown channel type", "[[channel]]\nname = \"x\"\ntype = \"pager\"\n", "pager"),
+        (
+            "unknown channel field",
+            "[[channel]]\nname = \"x\"\ntype = \"webhook\"\nurl = \"http://127.0.0.1:1/\"\nurll = \"y\"\n",
+            "urll",
+        ),
+        (
+            "a rule naming an unknown channel",
+            "[[rule]]\nname = \"r\"\nseverity = \"high\"\nchannels = [\"nope\"]\n",
+            "nope",
+        ),
+        ("unknown rule key", "[[rule]]\nname = \"r\"\nseverity = \"high\"\nevent = \"x\"\n", "event"),
+        ("bad severity", "[[rule]]\nname = \"r\"\nseverity = \"loud\"\n", "loud"),
+        ("bad CIDR", "[[rule]]\nname = \"r\"\nseverity = \"high\"\nignore = [\"10.0.0.0/99\"]\n", "ignore"),
+        (
+            "a missing secret file",
+            "[[channel]]\nname = \"x\"\ntype = \"webhook\"\nurl = { file = \"/nonexistent/hook-url\" }\n",
+            "/nonexistent/hook-url",
+        ),
+    ];
+    for (what, text, needle) in cases {
+        let path = write("bad.toml", text);
+        let (status, stderr) = run_to_exit(&["--check-config", &path], dir.path());
+        assert_eq!(status.code(), Some(2), "{what}: {stderr}");
+        assert!(
+            stderr.contains(needle),
+            "{what}: the error names {needle:?}: {stderr}"
+        );
+    }
+    let good = write(
+        "good.toml",
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../configs/alerts.toml"
+        ))
+        .unwrap(),
+    );
+    let (status, stderr) = run_to_exit(&["--check-config", &good], dir.path());
+    assert!(status.success(), "configs/alerts.toml checks ok: {stderr}");
+    // Without a token it refuses to run, and says so.
+    let (status, stderr) = run_to_exit(&["--config", &good, "--stream", "127.0.0.1:9"], dir.path());
+    assert_eq!(status.code(), Some(2));
+    assert!(stderr.contains("API token"), "{stderr}");
+}
+
+#[test]
+fn a_canary_that_goes_away_alerts() {
+    let core = core();
+    let hook = WebhookReceiver::start();
+    let dir = Arc::new(TempDir::new("alerts"));
+    let file = dir.path().join("alerts.ecs.json");
+    // The shipped defaults only: node-down among them.
+    let m = AlertsModule::start(&core, &config(&hook, &file, "", true), dir.clone());
+    let mut id = NodeIdentity::new("pi-7");
+    let node = id.enroll(core.node_addr);
+    std::thread::sleep(Duration::from_millis(500));
+    drop(node);
+    m.wait_for("a node-down alert", T, || {
+        with_rule(&hook.bodies(), "node-down").len() == 1
+    });
+    let bodies = hook.bodies();
+    let down = with_rule(&bodies, "node-down")[0];
+    assert_eq!(down["severity"], "high");
+    let title = down["title"].as_str().unwrap();
+    assert!(title.contains("pi-7"), "{title}");
+    assert_eq!(
+        down["fields"]["data.status"]
+            .as_str()
+            .map(|s| s != "Running" && s != "Connected"),
+        Some(true),
+        "{down}"
+    );
+}
+
+/// 20,000 events from 2,000 sources in a burst under the shipped rules:
+/// a bounded number of webhook calls (the ceiling, then one summary), and
+/// the module's memory stays small and flat.
+#[test]
+fn a_burst_makes_a_bounded_number_of_alerts_in_bounded_memory() {
+    let core = core();
+    let hook = WebhookReceiver::start();
+    let dir = Arc::new(TempDir::new("alerts"));
+    let cfg = format!(
+        "default_rules = true\n\n[[channel]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"{}\"\nmax_per_minute = 30\n",
+        hook.url()
+    );
+    let m = AlertsModule::start(&core, &cfg, dir.clone());
+    let pid = m.pid().unwrap();
+    let mut id = NodeIdentity::new("burst").with_capabilities(&["event-ack"]);
+    let mut node = id.enroll(core.node_addr);
+    std::thread::sleep(Duration::from_millis(500));
+    let total = 20_000u64;
+    let mut peak = 0;
+    for seq in 1..=total {
+        let i = seq % 2000;
+        event(
+            &mut node,
+            &id,
+            seq,
+            "extension.connection",
+            json!({"src_ip": format!("198.51.{}.{}", i / 250, i % 250 + 1), "dst_port": 22}),
+        );
+        if seq % 1000 == 0 {
+            peak = peak.max(rss_kb(pid));
+        }
+    }
+    node.wait_event_ack(total, Duration::from_secs(60));
+    let state = dir.path().join("state/state.json");
+    m.wait_for(
+        "the module to handle every event",
+        Duration::from_secs(60),
+        || {
+            peak = peak.max(rss_kb(pid));
+            std::fs::read(&state)
+                .ok()
+                .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+                .and_then(|v| v["cursor"].as_str().and_then(|c| c.parse::<u64>().ok()))
+                .is_some_and(|c| c >= total)
+        },
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    let calls = hook.received().len();
+    assert!(
+        calls <= 31,
+        "{calls} webhook calls for a burst: the ceiling is 30 a minute (and one summary)"
+    );
+    assert!(calls >= 30, "the first 30 alerts go out: {calls}");
+    assert!(peak < 20 * 1024, "module RSS peaked at {peak} kB");
+    eprintln!(
+        "burst of {total}: {calls} webhook calls, module RSS peak {} kB",
+        peak
+    );
+}
+
+fn rss_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// The way it ships: the core runs `honeybee-alerts` as a module and gives
+/// it the stream, the API and the token.
+#[test]
+fn run_by_the_core_as_a_module_it_alerts() {
+    let hook = WebhookReceiver::start();
+    let dir = Arc::new(TempDir::new("alerts-module"));
+    let alerts_toml = dir.path().join("alerts.toml");
+    let file = dir.path().join("alerts.ecs.json");
+    std::fs::write(
+        &alerts_toml,
+        format!(
+            "state_dir = \"{}\"\n{}",
+            dir.path().join("state").display(),
+            config(&hook, &file, &tripwire_rule("0s"), false)
+        ),
+    )
+    .unwrap();
+    let core = Core::builder()
+        .api_token(TOKEN)
+        .config(&format!(
+            "[[modules]]\nname = \"alerts\"\ncommand = \"{}\"\nargs = [\"--config\", \"{}\"]\n",
+            honeybee_tests::alerts::binary().display(),
+            alerts_toml.display()
+        ))
+        .start();
+    let mut id = NodeIdentity::new("workstation-3").with_capabilities(&["event-ack"]);
+    let mut node = id.enroll(core.node_addr);
+    let deadline = Instant::now() + T;
+    let mut seq = 0;
+    // The module connects a moment after the core starts: probe until an
+    // alert arrives (each probe is a new event).
+    while hook.received().is_empty() && Instant::now() < deadline {
+        seq += 1;
+        event(
+            &mut node,
+            &id,
+            seq,
+            "extension.connection",
+            json!({"src_ip": "203.0.113.50", "dst_port": 445}),
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let bodies = hook.bodies();
+    assert!(
+        !bodies.is_empty(),
+        "no alert from the module the core runs:\n{}",
+        core.stderr()
+    );
+    assert!(
+        bodies[0]["title"]
+            .as_str()
+            .unwrap()
+            .contains("workstation-3"),
+        "the node's name came from the API: {}",
+        bodies[0]
+    );
+    // The module reports to the core it runs under.
+    let mut last = Value::Null;
+    let reported = (0..50).any(|_| {
+        last = core.api().get("/api/v1/alerts").json();
+        let ok = last["channels"].as_array().is_some_and(|c| {
+            c.iter()
+                .any(|c| c["name"] == "hook" && c["sent"].as_u64().unwrap_or(0) >= 1)
+        });
+        if !ok {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        ok
+    });
+    assert!(reported, "GET /api/v1/alerts: {last}");
+    let metrics = core.metrics();
+    assert!(
+        metrics
+            .get(
+                "honeybee_alerts_sent_total",
+                &[("module", "alerts"), ("channel", "hook")]
+            )
+            .unwrap_or(0.0)
+            >= 1.0,
+        "honeybee_alerts_sent_total on /metrics"
+    );
+}
