@@ -184,6 +184,10 @@ fn setup(f: &Flags) -> Result<(config::Config, Setup), String> {
         .clone()
         .or_else(|| config.state_dir.clone())
         .unwrap_or_else(|| PathBuf::from("alerts-state"));
+    let name = f.name.clone().unwrap_or_else(|| "alerts".into());
+    if !config::valid_name(&name) {
+        return Err(format!("--name {name:?}: 1 to 64 of A-Z a-z 0-9 _ - ."));
+    }
     Ok((
         config,
         Setup {
@@ -191,7 +195,7 @@ fn setup(f: &Flags) -> Result<(config::Config, Setup), String> {
             api,
             token: Secret::new(token),
             state_dir,
-            name: f.name.clone().unwrap_or_else(|| "alerts".into()),
+            name,
         },
     ))
 }

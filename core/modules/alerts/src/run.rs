@@ -47,6 +47,7 @@ struct App {
     saved_at: Instant,
     reported_at: Instant,
     report_every: Duration,
+    report_error: Option<String>,
     name: String,
 }
 
@@ -103,6 +104,7 @@ pub fn run(config: Config, setup: Setup, stop: Arc<AtomicBool>) -> Result<(), St
         saved_at: Instant::now(),
         reported_at: Instant::now(),
         report_every: config.report_interval,
+        report_error: None,
         name: setup.name.clone(),
     };
     log::info!(
@@ -240,14 +242,24 @@ impl App {
                     })
                 })
                 .collect();
-            let recent: Vec<_> = all
+            // The newest 200 overall: all the core keeps, and a report of
+            // many channels stays far below its 256 KiB limit.
+            let mut recent: Vec<_> = all
                 .iter()
                 .flat_map(|(_, _, s)| s.recent.iter().cloned())
                 .collect();
+            recent.sort_by(|a, b| b.time.cmp(&a.time));
+            recent.truncate(200);
             json!({"module": self.name, "channels": channels, "recent": recent})
         };
-        if let Err(e) = api.report(&body) {
-            log::debug!("reporting to the core: {e}");
+        match api.report(&body) {
+            // Said once per kind of failure, not every few seconds.
+            Err(e) if self.report_error.as_deref() != Some(e.as_str()) => {
+                log::warn!("reporting to the core: {e}");
+                self.report_error = Some(e);
+            }
+            Err(_) => {}
+            Ok(()) => self.report_error = None,
         }
     }
 }
