@@ -357,6 +357,17 @@ impl CoreBuilder {
     }
 }
 
+/// The resident memory (VmRSS) of process `pid` in KiB, while it lives.
+pub fn rss_kb(pid: u32) -> Option<u64> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        })
+}
+
 /// A running core.
 pub struct Core {
     child: Option<Child>,
@@ -450,14 +461,7 @@ impl Core {
     #[track_caller]
     pub fn rss_kb(&self) -> u64 {
         let pid = self.pid().expect("core pid");
-        std::fs::read_to_string(format!("/proc/{pid}/status"))
-            .ok()
-            .and_then(|text| {
-                text.lines()
-                    .find_map(|l| l.strip_prefix("VmRSS:"))
-                    .and_then(|v| v.split_whitespace().next()?.parse().ok())
-            })
-            .unwrap_or_else(|| panic!("core {pid} is gone; stderr:\n{}", self.stderr()))
+        rss_kb(pid).unwrap_or_else(|| panic!("core {pid} is gone; stderr:\n{}", self.stderr()))
     }
 
     /// Waits up to `timeout` for `GET /health` to answer 200; false if it

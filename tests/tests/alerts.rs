@@ -527,15 +527,7 @@ fn a_burst_makes_a_bounded_number_of_alerts_in_bounded_memory() {
 }
 
 fn rss_kb(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
+    honeybee_tests::core_process::rss_kb(pid).unwrap_or(0)
 }
 
 /// The way it ships: the core runs `honeybee-alerts` as a module and gives

@@ -151,21 +151,12 @@ pub fn connect(host: &str, port: u16, deadline: Instant) -> Result<TcpStream, St
         .to_socket_addrs()
         .map_err(|e| format!("resolving {host}: {e}"))?
         .collect();
-    let mut last = format!("{host} has no address");
-    for a in addrs {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err("timed out".into());
-        }
-        match TcpStream::connect_timeout(&a, left) {
-            Ok(s) => {
-                let _ = s.set_nodelay(true);
-                return Ok(s);
-            }
-            Err(e) => last = format!("connect {a}: {e}"),
-        }
+    if addrs.is_empty() {
+        return Err(format!("{host} has no address"));
     }
-    Err(last)
+    let s = crate::deadline::connect(&addrs, deadline)?;
+    let _ = s.set_nodelay(true);
+    Ok(s)
 }
 
 trait ReadWrite: Read + Write {}

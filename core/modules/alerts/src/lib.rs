@@ -17,6 +17,7 @@ pub mod cidr;
 pub mod compose;
 pub mod config;
 pub mod core_api;
+pub mod deadline;
 pub mod delivery;
 pub mod duration;
 pub mod engine;

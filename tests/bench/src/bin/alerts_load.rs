@@ -28,15 +28,7 @@ fn unix_us() -> u64 {
 }
 
 fn rss_kb(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
+    honeybee_tests::core_process::rss_kb(pid).unwrap_or(0)
 }
 
 fn quantile(v: &mut [u64], q: f64) -> f64 {

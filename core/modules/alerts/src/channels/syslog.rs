@@ -379,7 +379,7 @@ impl Syslog {
             }
             return Err(last);
         }
-        let sock = connect_tcp(&addrs, deadline)?;
+        let sock = crate::deadline::connect(&addrs, deadline)?;
         let _ = sock.set_nodelay(true);
         match &self.tls {
             None => Ok(Conn::Tcp(sock)),
@@ -390,7 +390,7 @@ impl Syslog {
                 while conn.is_handshaking() {
                     set_timeouts(&sock, deadline)?;
                     conn.complete_io(&mut sock)
-                        .map_err(|e| format!("TLS handshake: {}", io_text(&e)))?;
+                        .map_err(|e| format!("TLS handshake: {}", crate::deadline::io_text(&e)))?;
                 }
                 Ok(Conn::Tls(Box::new(conn), sock))
             }
@@ -398,40 +398,11 @@ impl Syslog {
     }
 }
 
-/// Connects to the first of `addrs` that answers before `deadline`.
-fn connect_tcp(addrs: &[SocketAddr], deadline: Instant) -> Result<TcpStream, String> {
-    let mut last = String::from("no address");
-    for addr in addrs {
-        let left = remaining(deadline)?;
-        match TcpStream::connect_timeout(addr, left) {
-            Ok(s) => return Ok(s),
-            Err(e) => last = format!("connecting to {addr}: {}", io_text(&e)),
-        }
-    }
-    Err(last)
-}
-
-fn remaining(deadline: Instant) -> Result<Duration, String> {
-    let left = deadline.saturating_duration_since(Instant::now());
-    if left < Duration::from_millis(1) {
-        Err("timed out".into())
-    } else {
-        Ok(left)
-    }
-}
-
 fn set_timeouts(sock: &TcpStream, deadline: Instant) -> Result<(), String> {
-    let left = remaining(deadline)?;
+    let left = crate::deadline::remaining(deadline)?;
     sock.set_read_timeout(Some(left))
         .and_then(|()| sock.set_write_timeout(Some(left)))
         .map_err(|e| e.to_string())
-}
-
-fn io_text(e: &std::io::Error) -> String {
-    match e.kind() {
-        ErrorKind::WouldBlock | ErrorKind::TimedOut => "timed out".into(),
-        _ => e.to_string(),
-    }
 }
 
 /// Whether a kept TCP or TLS connection is still open: the receiver sends
@@ -493,9 +464,9 @@ fn alive(conn: &mut Conn) -> bool {
 fn write_frame(conn: &mut Conn, frame: &[u8], deadline: Instant) -> Result<(), String> {
     match conn {
         Conn::Udp(sock) => {
-            sock.set_write_timeout(Some(remaining(deadline)?))
+            sock.set_write_timeout(Some(crate::deadline::remaining(deadline)?))
                 .map_err(|e| e.to_string())?;
-            let sent = sock.send(frame).map_err(|e| io_text(&e))?;
+            let sent = sock.send(frame).map_err(|e| crate::deadline::io_text(&e))?;
             if sent != frame.len() {
                 return Err(format!("sent {sent} of {} bytes", frame.len()));
             }
@@ -509,7 +480,7 @@ fn write_frame(conn: &mut Conn, frame: &[u8], deadline: Instant) -> Result<(), S
                     Ok(0) => return Err("connection closed".into()),
                     Ok(n) => rest = rest.get(n..).unwrap_or_default(),
                     Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                    Err(e) => return Err(format!("writing: {}", io_text(&e))),
+                    Err(e) => return Err(format!("writing: {}", crate::deadline::io_text(&e))),
                 }
             }
             Ok(())
@@ -522,7 +493,7 @@ fn write_frame(conn: &mut Conn, frame: &[u8], deadline: Instant) -> Result<(), S
                 while tls.wants_write() {
                     set_timeouts(sock, deadline)?;
                     tls.write_tls(sock)
-                        .map_err(|e| format!("writing: {}", io_text(&e)))?;
+                        .map_err(|e| format!("writing: {}", crate::deadline::io_text(&e)))?;
                 }
             }
             Ok(())

@@ -12,7 +12,7 @@
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection, StreamOwned};
@@ -116,31 +116,10 @@ fn connect(server: &str, deadline: Instant) -> Result<TcpStream, String> {
         .to_socket_addrs()
         .map_err(|e| format!("resolving: {e}"))?
         .collect();
-    let mut last = String::from("resolving: no address");
-    for addr in &addrs {
-        let left = remaining(deadline)?;
-        match TcpStream::connect_timeout(addr, left) {
-            Ok(s) => return Ok(s),
-            Err(e) => last = format!("connecting to {addr}: {}", io_text(&e)),
-        }
+    if addrs.is_empty() {
+        return Err("resolving: no address".into());
     }
-    Err(last)
-}
-
-fn remaining(deadline: Instant) -> Result<Duration, String> {
-    let left = deadline.saturating_duration_since(Instant::now());
-    if left < Duration::from_millis(1) {
-        Err("timed out".into())
-    } else {
-        Ok(left)
-    }
-}
-
-fn io_text(e: &std::io::Error) -> String {
-    match e.kind() {
-        ErrorKind::WouldBlock | ErrorKind::TimedOut => "timed out".into(),
-        _ => e.to_string(),
-    }
+    crate::deadline::connect(&addrs, deadline)
 }
 
 /// The first word of an EHLO line, uppercased.
@@ -193,7 +172,7 @@ impl Session {
     }
 
     fn set_timeouts(&self, what: &str) -> Result<(), String> {
-        let left = remaining(self.deadline).map_err(|e| format!("{what}: {e}"))?;
+        let left = crate::deadline::remaining(self.deadline).map_err(|e| format!("{what}: {e}"))?;
         let sock = self
             .stream
             .sock()
@@ -211,7 +190,7 @@ impl Session {
                 Stream::Tls(t) => t.write_all(chunk).and_then(|()| t.flush()),
                 Stream::Gone => Err(ErrorKind::NotConnected.into()),
             };
-            r.map_err(|e| format!("{what}: {}", io_text(&e)))?;
+            r.map_err(|e| format!("{what}: {}", crate::deadline::io_text(&e)))?;
         }
         Ok(())
     }
@@ -241,7 +220,7 @@ impl Session {
                     .buf
                     .extend_from_slice(chunk.get(..n).unwrap_or_default()),
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) => return Err(format!("{what}: {}", io_text(&e))),
+                Err(e) => return Err(format!("{what}: {}", crate::deadline::io_text(&e))),
             }
         }
     }
@@ -319,12 +298,13 @@ impl Session {
         let mut conn =
             ClientConnection::new(tls.0.clone(), tls.1.clone()).map_err(|e| format!("TLS: {e}"))?;
         while conn.is_handshaking() {
-            let left = remaining(self.deadline).map_err(|e| format!("TLS handshake: {e}"))?;
+            let left = crate::deadline::remaining(self.deadline)
+                .map_err(|e| format!("TLS handshake: {e}"))?;
             sock.set_read_timeout(Some(left))
                 .and_then(|()| sock.set_write_timeout(Some(left)))
                 .map_err(|e| format!("TLS handshake: {e}"))?;
             conn.complete_io(&mut sock)
-                .map_err(|e| format!("TLS handshake: {}", io_text(&e)))?;
+                .map_err(|e| format!("TLS handshake: {}", crate::deadline::io_text(&e)))?;
         }
         self.stream = Stream::Tls(Box::new(StreamOwned::new(conn, sock)));
         Ok(())
