@@ -612,3 +612,75 @@ fn run_by_the_core_as_a_module_it_alerts() {
         "honeybee_alerts_sent_total on /metrics"
     );
 }
+
+/// Slack's and Teams' message formats, posted to loopback receivers as
+/// those services' incoming webhooks would get them.
+#[test]
+fn slack_and_teams_channels_post_their_own_formats() {
+    let core = core();
+    let slack = WebhookReceiver::start();
+    let teams = WebhookReceiver::start();
+    let dir = Arc::new(TempDir::new("alerts"));
+    let cfg = format!(
+        r#"
+default_rules = false
+
+[[channel]]
+name = "chat"
+type = "slack"
+url = {{ env = "HB_TEST_SLACK_URL" }}
+
+[[channel]]
+name = "office"
+type = "teams"
+url = "{teams}"
+
+[[rule]]
+name = "tripwire"
+event_type = "extension.*"
+severity = "high"
+window = "0s"
+"#,
+        teams = teams.url()
+    );
+    std::env::set_var("HB_TEST_SLACK_URL", slack.url());
+    let m = AlertsModule::start(&core, &cfg, dir.clone());
+    let mut id = NodeIdentity::new("reception-pc").with_capabilities(&["event-ack"]);
+    let mut node = id.enroll(core.node_addr);
+    std::thread::sleep(Duration::from_millis(500));
+    event(
+        &mut node,
+        &id,
+        1,
+        "extension.connection",
+        json!({"src_ip": "203.0.113.9", "dst_port": 3389, "username": "<!channel>"}),
+    );
+    m.wait_for("both chat messages", T, || {
+        !slack.received().is_empty() && !teams.received().is_empty()
+    });
+    let s = &slack.bodies()[0];
+    let text = s["text"].as_str().unwrap();
+    assert!(
+        text.starts_with("*HIGH* tripwire: extension.connection from 203.0.113.9 on reception-pc"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("<!channel>") && text.contains("&lt;!channel&gt;"),
+        "no mention from attacker text: {text}"
+    );
+    assert_eq!(s["blocks"][0]["type"], "section");
+    let t = &teams.bodies()[0];
+    assert_eq!(t["@type"], "MessageCard");
+    assert!(t["title"].as_str().unwrap().contains("reception-pc"));
+    let facts = t["sections"][0]["facts"].as_array().unwrap();
+    assert!(
+        facts
+            .iter()
+            .any(|f| f["name"] == "source.ip" && f["value"] == "203.0.113.9"),
+        "{t}"
+    );
+    assert!(
+        !m.stderr().contains(&slack.url()),
+        "the Slack URL is a secret and never logged"
+    );
+}

@@ -242,3 +242,86 @@ fn channel(mut t: toml::Table) -> Result<ChannelSpec, String> {
         settings,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The config contract of the issue, word for word: these keys must
+    /// work as written.
+    const CONTRACT: &str = r#"
+[[channel]]
+name = "hook"
+type = "webhook"            # webhook | slack | teams | syslog | email | file
+url = "http://127.0.0.1:8088/alert"
+
+[[channel]]
+name = "siem"
+type = "syslog"
+address = "127.0.0.1:5514"
+transport = "udp"           # udp | tcp | tls
+format = "rfc5424"          # rfc5424 | cef
+
+[[channel]]
+name = "mail"
+type = "email"
+server = "127.0.0.1:2525"
+tls = "none"                # none | starttls | implicit
+from = "honeybee@example.org"
+to = ["soc@example.org"]
+
+[[rule]]
+name = "tripwire"
+event_type = "extension.*"  # glob
+severity = "high"
+channels = ["hook", "siem", "mail"]
+window = "10m"              # first event at once, the rest as one digest at the window's end
+"#;
+
+    #[test]
+    fn the_documented_contract_parses_and_every_channel_opens() {
+        let c = parse(CONTRACT).unwrap();
+        let kinds: Vec<&str> = c.channels.iter().map(|c| c.kind).collect();
+        assert_eq!(kinds, ["webhook", "syslog", "email"]);
+        for ch in &c.channels {
+            ch.open()
+                .unwrap_or_else(|e| panic!("{}: {e}", ch.common.name));
+        }
+        let tripwire = c.rules.iter().find(|r| r.name == "tripwire").unwrap();
+        assert_eq!(tripwire.channels, ["hook", "siem", "mail"]);
+        assert_eq!(tripwire.window, Duration::from_secs(600));
+        // The file's tripwire replaced the shipped one; the other defaults stay.
+        assert_eq!(c.rules.iter().filter(|r| r.name == "tripwire").count(), 1);
+        assert!(c.rules.iter().any(|r| r.name == "node-down"));
+    }
+
+    #[test]
+    fn the_shipped_example_config_parses() {
+        let text = include_str!("../../../../configs/alerts.toml");
+        let c = parse(text).unwrap();
+        assert_eq!(
+            c.channels.len(),
+            1,
+            "only the ECS file is on out of the box"
+        );
+        assert_eq!(c.rules.len(), 5, "the shipped rules");
+    }
+
+    #[test]
+    fn errors_name_what_is_wrong() {
+        let e = parse("[[channel]]\nname = \"a\"\ntype = \"webhook\"\nurl = \"http://x/\"\n[[channel]]\nname = \"a\"\ntype = \"file\"\npath = \"/tmp/x\"\n").unwrap_err();
+        assert!(e.contains("\"a\" is defined twice"), "{e}");
+        // A channel's own values are checked when it is opened (as
+        // --check-config and a start do).
+        let c = parse("[[channel]]\nname = \"a\"\ntype = \"syslog\"\naddress = \"127.0.0.1:1\"\ntransport = \"carrier-pigeon\"\n").unwrap();
+        let e = c.channels[0].open().err().unwrap();
+        assert!(e.contains("transport"), "{e}");
+        let e = parse(
+            "[[channel]]\nname = \"a\"\ntype = \"file\"\npath = \"/tmp/x\"\nmax_per_minute = 0\n",
+        )
+        .unwrap_err();
+        assert!(e.contains("max_per_minute"), "{e}");
+        let e = parse("[[channel]]\ntype = \"file\"\npath = \"/tmp/x\"\n").unwrap_err();
+        assert!(e.contains("name"), "{e}");
+    }
+}

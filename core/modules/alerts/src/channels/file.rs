@@ -150,3 +150,89 @@ impl Channel for FileChannel {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alert::Severity;
+    use std::time::Duration;
+
+    fn alert(i: usize) -> Alert {
+        Alert {
+            id: format!("r/{i}"),
+            rule: "r".into(),
+            severity: Severity::High,
+            time: "2026-12-07T03:00:00Z".into(),
+            title: format!("alert {i} {}", "x".repeat(900)),
+            fields: vec![],
+            digest: None,
+            ecs: serde_json::json!({"@timestamp": "2026-12-07T03:00:00Z", "event": {"action": "extension.connection"}}),
+        }
+    }
+
+    #[test]
+    fn the_file_rotates_by_size_and_keeps_the_newest() {
+        let dir = std::env::temp_dir().join(format!("hb-file-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("alerts.json");
+        let common = Common {
+            name: "ecs".into(),
+            timeout: Duration::from_secs(1),
+        };
+        let cfg = FileConfig {
+            path: path.clone(),
+            max_bytes: 8192,
+            keep: 2,
+        };
+        let mut ch = open(&common, &cfg).unwrap();
+        for i in 0..40 {
+            ch.send(&alert(i)).unwrap();
+        }
+        let read = |p: &std::path::Path| std::fs::read_to_string(p).unwrap_or_default();
+        let current = read(&path);
+        assert!(current.len() <= 8192, "{} bytes", current.len());
+        assert!(
+            current.contains("\"r/39\""),
+            "the newest is in the live file"
+        );
+        let one = dir.join("alerts.json.1");
+        let two = dir.join("alerts.json.2");
+        assert!(!read(&one).is_empty() && !read(&two).is_empty());
+        assert!(!dir.join("alerts.json.3").exists(), "keep = 2");
+        for line in current.lines().chain(read(&one).lines()) {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            assert_eq!(v["event"]["kind"], "alert");
+            assert_eq!(v["event"]["action"], "extension.connection");
+            assert_eq!(v["rule"]["name"], "r");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_symlink_in_place_of_the_file_is_refused() {
+        let dir = std::env::temp_dir().join(format!("hb-file-link-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let target = dir.join("passwd");
+        std::fs::write(&target, "root:x:0:0\n").unwrap();
+        let path = dir.join("alerts.json");
+        std::os::unix::fs::symlink(&target, &path).unwrap();
+        let common = Common {
+            name: "ecs".into(),
+            timeout: Duration::from_secs(1),
+        };
+        let mut ch = open(
+            &common,
+            &FileConfig {
+                path,
+                max_bytes: 8192,
+                keep: 1,
+            },
+        )
+        .unwrap();
+        assert!(ch.send(&alert(1)).is_err());
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "root:x:0:0\n");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
