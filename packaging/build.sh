@@ -275,6 +275,10 @@ rpm() { # package target rpmarch
             esac
         done
         [ "$1" = honeybee-agent ] && echo "/usr/share/honeybee"
+        if [ "$1" = honeybee-core ]; then
+            echo "%attr(0755,root,root) /usr/bin/honeybee-alerts"
+            echo "/usr/share/man/man1/honeybee-alerts.1.gz"
+        fi
         echo
         echo "%changelog"
         echo "* $(LC_ALL=C date -u -d "@$SOURCE_DATE_EPOCH" '+%a %b %d %Y') $MAINTAINER - $VERSION-1"
