@@ -165,6 +165,8 @@ stage() { # package target root
     # Lintian: statically linked on purpose (one file to copy to a router).
     install -d "$r/usr/share/lintian/overrides"
     printf '%s: statically-linked-binary [usr/bin/%s]\n' "$1" "$1" > "$r/usr/share/lintian/overrides/$1"
+    [ "$1" = honeybee-core ] &&
+        printf '%s: statically-linked-binary [usr/bin/honeybee-alerts]\n' "$1" >> "$r/usr/share/lintian/overrides/$1"
     find "$r" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
 }
 
