@@ -6,9 +6,13 @@ pub mod dashboard;
 pub mod event_page;
 pub mod event_query;
 pub mod events;
+pub mod facts;
 pub mod gate;
 pub mod head;
 pub mod modules;
+pub mod sessions;
+pub mod sources;
+pub mod views;
 
 use std::io::Read;
 use std::sync::Arc;
@@ -210,6 +214,10 @@ fn route(request: &mut Request, ctx: &ApiContext) -> Reply {
         (Method::Get, ["api", "v1", "nodes", id]) => with_node(id, |id| node_detail(ctx, id)),
         (Method::Get, ["api", "v1", "events"]) => events::list(ctx, &url),
         (Method::Get, ["api", "v1", "events", "export"]) => events::export(ctx, &url),
+        (Method::Get, ["api", "v1", "events", id]) => views::event(ctx, id),
+        (Method::Get, ["api", "v1", "sources", ip]) => sources::source(ctx, ip),
+        (Method::Get, ["api", "v1", "sessions"]) => sessions::list(ctx, &url),
+        (Method::Get, ["api", "v1", "sessions", id]) => sessions::one(ctx, id, &url),
         (Method::Get, ["api", "v1", "stats"]) => events::stats(ctx, &url),
         (Method::Get, ["api", "v1", "honeypots"]) => honeypots(ctx),
         (Method::Get, ["api", "v1", "cores"]) => cores(ctx),
@@ -235,9 +243,10 @@ fn route(request: &mut Request, ctx: &ApiContext) -> Reply {
         (_, ["metrics" | "health"])
         | (
             _,
-            ["api", "v1", "events" | "honeypots" | "stats" | "nodes" | "cores" | "alerts" | "openapi.json"],
+            ["api", "v1", "events" | "honeypots" | "stats" | "nodes" | "cores" | "alerts" | "sessions"
+            | "openapi.json"],
         )
-        | (_, ["api", "v1", "events", "export"]) => not_allowed("GET"),
+        | (_, ["api", "v1", "events" | "sources" | "sessions", _]) => not_allowed("GET"),
         (_, ["api", "v1", "nodes", _]) => not_allowed("GET, DELETE"),
         (_, ["api", "v1", "nodes", _, "approve" | "commands"]) => not_allowed("POST"),
         (_, ["api", "v1", "modules"]) => not_allowed("GET, POST"),
