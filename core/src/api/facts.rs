@@ -7,67 +7,72 @@
 //! `null`, a boolean) is no value, never an error. JSON that does not parse
 //! gives no fields at all.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 
-/// A scalar field as text; `None` for anything else.
+/// A scalar field as text (borrowed from the JSON text when it holds no
+/// escapes); `None` for anything else.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Loose(pub Option<String>);
+pub struct Loose<'a>(pub Option<Cow<'a, str>>);
 
-impl Loose {
+impl Loose<'_> {
     /// The text, if any and not empty.
     pub fn get(&self) -> Option<&str> {
         self.0.as_deref().filter(|s| !s.is_empty())
     }
 }
 
-impl<'de> Deserialize<'de> for Loose {
+impl<'de: 'a, 'a> Deserialize<'de> for Loose<'a> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Loose;
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = Loose<'a>;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("any JSON value")
             }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Loose, E> {
-                Ok(Loose(Some(v.to_owned())))
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Loose<'a>, E> {
+                Ok(Loose(Some(Cow::Borrowed(v))))
             }
-            fn visit_string<E: de::Error>(self, v: String) -> Result<Loose, E> {
-                Ok(Loose(Some(v)))
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Loose<'a>, E> {
+                Ok(Loose(Some(Cow::Owned(v.to_owned()))))
             }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Loose, E> {
-                Ok(Loose(Some(v.to_string())))
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Loose<'a>, E> {
+                Ok(Loose(Some(Cow::Owned(v))))
             }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Loose, E> {
-                Ok(Loose(Some(v.to_string())))
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Loose<'a>, E> {
+                Ok(Loose(Some(Cow::Owned(v.to_string()))))
             }
-            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Loose, E> {
-                Ok(Loose(Some(v.to_string())))
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Loose<'a>, E> {
+                Ok(Loose(Some(Cow::Owned(v.to_string()))))
             }
-            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Loose, E> {
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Loose<'a>, E> {
+                Ok(Loose(Some(Cow::Owned(v.to_string()))))
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Loose<'a>, E> {
                 Ok(Loose(None))
             }
-            fn visit_unit<E: de::Error>(self) -> Result<Loose, E> {
+            fn visit_unit<E: de::Error>(self) -> Result<Loose<'a>, E> {
                 Ok(Loose(None))
             }
-            fn visit_none<E: de::Error>(self) -> Result<Loose, E> {
+            fn visit_none<E: de::Error>(self) -> Result<Loose<'a>, E> {
                 Ok(Loose(None))
             }
-            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Loose, D::Error> {
+            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Loose<'a>, D::Error> {
                 Loose::deserialize(d)
             }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<Loose, A::Error> {
+            fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<Loose<'a>, A::Error> {
                 while a.next_element::<IgnoredAny>()?.is_some() {}
                 Ok(Loose(None))
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Loose, A::Error> {
+            fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Loose<'a>, A::Error> {
                 while a.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
                 Ok(Loose(None))
             }
         }
-        d.deserialize_any(V)
+        d.deserialize_any(V(std::marker::PhantomData))
     }
 }
 
@@ -77,43 +82,57 @@ impl<'de> Deserialize<'de> for Loose {
 /// fingerprints (`client_version` of SSH and MySQL clients, `version` of HTTP
 /// and SMB, `user_agent`, `ja3`, `ja3_hash`, `sni`).
 #[derive(Clone, Debug, Default, Deserialize)]
-#[serde(default)]
-pub struct Facts {
+pub struct Facts<'a> {
     /// `data.src_ip`.
-    pub src_ip: Loose,
+    #[serde(borrow, default)]
+    pub src_ip: Loose<'a>,
     /// `data.src_port`.
-    pub src_port: Loose,
+    #[serde(borrow, default)]
+    pub src_port: Loose<'a>,
     /// `data.dst_port`.
-    pub dst_port: Loose,
+    #[serde(borrow, default)]
+    pub dst_port: Loose<'a>,
     /// `data.protocol`.
-    pub protocol: Loose,
+    #[serde(borrow, default)]
+    pub protocol: Loose<'a>,
     /// `data.username`.
-    pub username: Loose,
+    #[serde(borrow, default)]
+    pub username: Loose<'a>,
     /// `data.password`.
-    pub password: Loose,
+    #[serde(borrow, default)]
+    pub password: Loose<'a>,
     /// `data.input`: a command typed into a pot.
-    pub input: Loose,
+    #[serde(borrow, default)]
+    pub input: Loose<'a>,
     /// `data.session`: the connection the event belongs to.
-    pub session: Loose,
+    #[serde(borrow, default)]
+    pub session: Loose<'a>,
     /// `data.version`: Cowrie's SSH client version, or an HTTP/SMB version.
-    pub version: Loose,
+    #[serde(borrow, default)]
+    pub version: Loose<'a>,
     /// `data.client_version`: Extension mode's SSH (or MySQL) client version.
-    pub client_version: Loose,
+    #[serde(borrow, default)]
+    pub client_version: Loose<'a>,
     /// `data.user_agent`.
-    pub user_agent: Loose,
+    #[serde(borrow, default)]
+    pub user_agent: Loose<'a>,
     /// `data.ja3`: the JA3 string of a TLS ClientHello.
-    pub ja3: Loose,
+    #[serde(borrow, default)]
+    pub ja3: Loose<'a>,
     /// `data.ja3_hash`: its MD5.
-    pub ja3_hash: Loose,
+    #[serde(borrow, default)]
+    pub ja3_hash: Loose<'a>,
     /// `data.sni`.
-    pub sni: Loose,
+    #[serde(borrow, default)]
+    pub sni: Loose<'a>,
     /// `data.hassh`: Cowrie's SSH key-exchange fingerprint.
-    pub hassh: Loose,
+    #[serde(borrow, default)]
+    pub hassh: Loose<'a>,
 }
 
-impl Facts {
+impl<'a> Facts<'a> {
     /// The fields of `data` (JSON text); none when it does not parse.
-    pub fn parse(data: &str) -> Facts {
+    pub fn parse(data: &'a str) -> Facts<'a> {
         serde_json::from_str(data).unwrap_or_default()
     }
 

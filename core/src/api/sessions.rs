@@ -76,7 +76,6 @@ fn needle(id: &str) -> String {
 struct Listed {
     session: String,
     first: StoredEvent,
-    first_facts: Facts,
     last_id: i64,
     last_seen: String,
     events: u64,
@@ -143,7 +142,6 @@ pub fn list(ctx: &ApiContext, url: &str) -> Reply {
                 Listed {
                     session: id.to_string(),
                     first: e.clone(),
-                    first_facts: f.clone(),
                     last_id: e.id,
                     last_seen: e.timestamp.clone(),
                     events: 0,
@@ -158,7 +156,6 @@ pub fn list(ctx: &ApiContext, url: &str) -> Reply {
         entry.events += 1;
         if e.id < entry.first.id {
             entry.first = e.clone();
-            entry.first_facts = f.clone();
         }
         if f.input.get().is_some() {
             entry.commands += 1;
@@ -186,8 +183,8 @@ pub fn list(ctx: &ApiContext, url: &str) -> Reply {
         .into_iter()
         .take(limit)
         .map(|s| {
-            let f = &s.first_facts;
             let e = &s.first;
+            let f = Facts::parse(&e.data);
             let logins: Vec<Value> = s
                 .logins
                 .iter()

@@ -56,10 +56,19 @@ impl<K: Hash + Eq + Clone + Ord> Counter<K> {
     }
 
     fn add(&mut self, key: K) {
-        if let Some(n) = self.counts.get_mut(&key) {
+        self.add_ref(&key);
+    }
+
+    /// Counts `key`, copying it only when it is new.
+    fn add_ref<Q>(&mut self, key: &Q)
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: ToOwned<Owned = K> + Hash + Eq + ?Sized,
+    {
+        if let Some(n) = self.counts.get_mut(key) {
             *n += 1;
         } else if self.counts.len() < MAX_DISTINCT {
-            self.counts.insert(key, 1);
+            self.counts.insert(key.to_owned(), 1);
         } else {
             self.capped = true;
         }
@@ -103,8 +112,12 @@ impl<K: Hash + Eq + Clone> Touches<K> {
         }
     }
 
-    fn add(&mut self, key: K, e: &StoredEvent, w: When) {
-        if let Some(t) = self.seen.get_mut(&key) {
+    fn add<Q>(&mut self, key: &Q, e: &StoredEvent, w: When)
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: ToOwned<Owned = K> + Hash + Eq + ?Sized,
+    {
+        if let Some(t) = self.seen.get_mut(key) {
             if w < t.first {
                 t.first = w;
                 t.first_seen.clone_from(&e.timestamp);
@@ -116,7 +129,7 @@ impl<K: Hash + Eq + Clone> Touches<K> {
             t.count += 1;
         } else if self.seen.len() < MAX_DISTINCT {
             self.seen.insert(
-                key,
+                key.to_owned(),
                 Touch {
                     first: w,
                     first_seen: e.timestamp.clone(),
@@ -181,18 +194,42 @@ pub struct Story {
     geo: Value,
     types: Counter<String>,
     nodes: Touches<u64>,
-    pots: Touches<(u64, String)>,
+    /// Keyed by `node_id:pot_id`.
+    pots: Touches<String>,
     ports: Counter<u16>,
-    credentials: Counter<(String, String)>,
+    /// Keyed by [`credential_key`].
+    credentials: Counter<String>,
     /// The earliest [`LIST`] commands seen so far (the latest on top).
     commands: BinaryHeap<Typed>,
     commands_total: u64,
     ssh: Counter<String>,
     hassh: Counter<String>,
     user_agents: Counter<String>,
-    ja3: Counter<(String, String)>,
+    /// Keyed by [`credential_key`] of the JA3 string and its hash.
+    ja3: Counter<String>,
     sni: Counter<String>,
     sessions: Counter<String>,
+    /// Reused to build keys.
+    key: String,
+}
+
+/// Two strings as one key, `len(a):ab`: unambiguous whatever they hold.
+fn credential_key(out: &mut String, a: &str, b: &str) {
+    use std::fmt::Write;
+    out.clear();
+    let _ = write!(out, "{}:{a}{b}", a.len());
+}
+
+/// The two strings of a [`credential_key`].
+fn split_key(key: &str) -> (&str, &str) {
+    let Some((len, rest)) = key.split_once(':') else {
+        return (key, "");
+    };
+    let n = len.parse::<usize>().unwrap_or(0);
+    match (rest.get(..n), rest.get(n..)) {
+        (Some(a), Some(b)) => (a, b),
+        _ => (rest, ""),
+    }
 }
 
 impl Default for Story {
@@ -224,6 +261,7 @@ impl Story {
             ja3: Counter::new(),
             sni: Counter::new(),
             sessions: Counter::new(),
+            key: String::new(),
         }
     }
 
@@ -248,19 +286,26 @@ impl Story {
         if self.first.as_ref().is_none_or(|(f, _)| w < *f) {
             self.first = Some((w, e.timestamp.clone()));
         }
-        self.types.add(e.event_type.clone());
-        self.nodes.add(e.node_id, e, w);
-        self.pots.add((e.node_id, e.pot_id.clone()), e, w);
+        self.types.add_ref(e.event_type.as_str());
+        self.nodes.add(&e.node_id, e, w);
+        {
+            use std::fmt::Write;
+            self.key.clear();
+            let _ = write!(self.key, "{}:{}", e.node_id, e.pot_id);
+        }
+        self.pots.add(self.key.as_str(), e, w);
         let f = Facts::parse(&e.data);
         if let Some(p) = f.dst_port() {
             self.ports.add(p);
         }
-        if let (Some(u), Some(p)) = (f.username.0.as_ref(), f.password.0.as_ref()) {
-            self.credentials.add((u.clone(), p.clone()));
-        } else if let Some(u) = f.username.0.as_ref() {
+        if let (Some(u), Some(p)) = (f.username.0.as_deref(), f.password.0.as_deref()) {
+            credential_key(&mut self.key, u, p);
+            self.credentials.add_ref(self.key.as_str());
+        } else if let Some(u) = f.username.0.as_deref() {
             // A username alone (a login that sent no password) still counts.
             if e.event_type.contains("login") {
-                self.credentials.add((u.clone(), String::new()));
+                credential_key(&mut self.key, u, "");
+                self.credentials.add_ref(self.key.as_str());
             }
         }
         if let Some(input) = f.input.get() {
@@ -279,23 +324,23 @@ impl Story {
             }
         }
         if let Some(v) = f.ssh_client() {
-            self.ssh.add(v.to_string());
+            self.ssh.add_ref(v);
         }
         if let Some(v) = f.hassh.get() {
-            self.hassh.add(v.to_string());
+            self.hassh.add_ref(v);
         }
         if let Some(v) = f.user_agent.get() {
-            self.user_agents.add(v.to_string());
+            self.user_agents.add_ref(v);
         }
         if let Some(v) = f.ja3.get() {
-            let hash = f.ja3_hash.get().unwrap_or("").to_string();
-            self.ja3.add((v.to_string(), hash));
+            credential_key(&mut self.key, v, f.ja3_hash.get().unwrap_or(""));
+            self.ja3.add_ref(self.key.as_str());
         }
         if let Some(v) = f.sni.get() {
-            self.sni.add(v.to_string());
+            self.sni.add_ref(v);
         }
         if let Some(v) = f.session.get() {
-            self.sessions.add(v.to_string());
+            self.sessions.add_ref(v);
         }
     }
 
@@ -327,8 +372,10 @@ impl Story {
             .pots
             .in_order()
             .into_iter()
-            .map(|((node, pot), t)| {
-                json!({"node_id": node, "node_name": name(*node), "pot_id": pot,
+            .map(|(key, t)| {
+                let (node, pot) = key.split_once(':').unwrap_or(("0", key));
+                let node = node.parse::<u64>().unwrap_or(0);
+                json!({"node_id": node, "node_name": name(node), "pot_id": pot,
                     "pot_type": t.pot_type, "first_seen": t.first_seen,
                     "last_seen": t.last_seen, "count": t.count})
             })
@@ -355,7 +402,8 @@ impl Story {
             "nodes": {"total": self.nodes.seen.len(), "capped": self.nodes.capped, "items": nodes},
             "pots": {"total": self.pots.seen.len(), "capped": self.pots.capped, "items": pots},
             "ports": self.ports.json(|p, n| json!({"port": p, "count": n})),
-            "credentials": self.credentials.json(|(u, p), n| {
+            "credentials": self.credentials.json(|k, n| {
+                let (u, p) = split_key(k);
                 json!({"username": u, "password": p, "count": n})
             }),
             "commands": {"total": self.commands_total, "items": commands},
@@ -364,7 +412,10 @@ impl Story {
                 "ssh_client_versions": self.ssh.json(value),
                 "hassh": self.hassh.json(value),
                 "user_agents": self.user_agents.json(value),
-                "ja3": self.ja3.json(|(s, h), n| json!({"value": s, "hash": h, "count": n})),
+                "ja3": self.ja3.json(|k, n| {
+                    let (s, h) = split_key(k);
+                    json!({"value": s, "hash": h, "count": n})
+                }),
                 "sni": self.sni.json(value),
             },
             "timeline": {
@@ -492,5 +543,45 @@ mod tests {
         assert_eq!(s.commands_total, 150);
         assert_eq!(s.timeline.len(), 150);
         assert_eq!(s.ports.top(), [(&22, 150)]);
+    }
+}
+
+#[cfg(test)]
+mod speed {
+    use super::*;
+
+    /// `cargo test --release -p honeybee-core --lib story_speed -- --ignored --nocapture`
+    #[test]
+    #[ignore]
+    fn story_speed() {
+        let events: Vec<StoredEvent> = (0..100_000i64)
+            .map(|i| StoredEvent {
+                id: 200_000 - i,
+                node_id: 4242,
+                seq: Some(i as u64),
+                pot_id: "cowrie-01".into(),
+                pot_type: "cowrie".into(),
+                event_type: "cowrie.login.failed".into(),
+                timestamp: honeybee_proto::time::format_rfc3339(1_767_225_600 - i, 0),
+                data:
+                    json!({"src_ip": "203.0.113.77", "src_port": 40000 + i % 20000, "dst_port": 22,
+                    "protocol": "ssh", "session": format!("{:012x}", i / 10),
+                    "username": format!("user{}", i % 500), "password": format!("pw{}", i % 3000),
+                    "input": if i % 5 == 0 { Some(format!("wget {}", i % 900)) } else { None }})
+                    .to_string(),
+            })
+            .collect();
+        let t = std::time::Instant::now();
+        let mut s = Story::new();
+        for e in &events {
+            s.add(e);
+        }
+        eprintln!("story of 100,000 events: {:?}", t.elapsed());
+        let t = std::time::Instant::now();
+        let mut n = 0;
+        for e in &events {
+            n += usize::from(Facts::parse(&e.data).session.get().is_some());
+        }
+        eprintln!("parse only: {:?} ({n})", t.elapsed());
     }
 }

@@ -22,15 +22,21 @@ pub struct Scanned {
     pub complete: bool,
 }
 
-/// Reads the events of `filter` newest first, [`SCAN_PAGE`] at a time, at
-/// most `max` of them; `visit` returns false to stop. `filter.limit` and
-/// `filter.after_id` are ignored; `filter.before_id` is where it starts.
-pub fn scan(
+/// What the reading side of a scan hands over.
+enum Read {
+    Page(Vec<StoredEvent>),
+    End { complete: bool },
+    Failed(StoreError),
+}
+
+/// Reads the pages of a scan in order into `out` until the end, `max`
+/// events, or `out` is gone; what [`scan`] runs beside its visitor.
+fn read_pages(
     store: &dyn EventStore,
     filter: &EventFilter,
     max: u64,
-    mut visit: impl FnMut(&StoredEvent) -> bool,
-) -> Result<Scanned, StoreError> {
+    mut out: impl FnMut(Read) -> bool,
+) {
     let mut f = filter.clone();
     f.after_id = None;
     let mut read = 0u64;
@@ -39,34 +45,94 @@ pub fn scan(
         if left == 0 {
             // Complete only if nothing is left beyond the cap.
             f.limit = 1;
-            let more = !store.events(&f)?.is_empty();
-            return Ok(Scanned {
-                events: read,
-                complete: !more,
-            });
+            let _ = match store.events(&f) {
+                Ok(rows) => out(Read::End {
+                    complete: rows.is_empty(),
+                }),
+                Err(e) => out(Read::Failed(e)),
+            };
+            return;
         }
         f.limit = SCAN_PAGE.min(u32::try_from(left).unwrap_or(SCAN_PAGE));
-        let rows = store.events(&f)?;
-        let full = rows.len() == f.limit as usize;
-        for e in &rows {
-            read += 1;
-            if !visit(e) {
-                return Ok(Scanned {
-                    events: read,
-                    complete: false,
-                });
+        let rows = match store.events(&f) {
+            Ok(rows) => rows,
+            Err(e) => {
+                out(Read::Failed(e));
+                return;
             }
+        };
+        read += rows.len() as u64;
+        let next = match rows.last() {
+            Some(last) if rows.len() == f.limit as usize => Some(last.id),
+            _ => None,
+        };
+        if !out(Read::Page(rows)) {
+            return;
         }
-        match rows.last() {
-            Some(last) if full => f.before_id = Some(last.id),
-            _ => {
-                return Ok(Scanned {
-                    events: read,
-                    complete: true,
-                })
+        match next {
+            Some(id) => f.before_id = Some(id),
+            None => {
+                out(Read::End { complete: true });
+                return;
             }
         }
     }
+}
+
+/// Reads the events of `filter` newest first, [`SCAN_PAGE`] at a time, at
+/// most `max` of them; `visit` returns false to stop. `filter.limit` and
+/// `filter.after_id` are ignored; `filter.before_id` is where it starts.
+/// The next page is read on another thread while `visit` works through
+/// this one (at most two pages wait).
+pub fn scan(
+    store: &dyn EventStore,
+    filter: &EventFilter,
+    max: u64,
+    mut visit: impl FnMut(&StoredEvent) -> bool,
+) -> Result<Scanned, StoreError> {
+    let mut events = 0u64;
+    let mut consume = |r: Read| -> Option<Result<Scanned, StoreError>> {
+        match r {
+            Read::Page(rows) => {
+                for e in &rows {
+                    events += 1;
+                    if !visit(e) {
+                        return Some(Ok(Scanned {
+                            events,
+                            complete: false,
+                        }));
+                    }
+                }
+                None
+            }
+            Read::End { complete } => Some(Ok(Scanned { events, complete })),
+            Read::Failed(e) => Some(Err(e)),
+        }
+    };
+    std::thread::scope(|sc| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Read>(1);
+        let reader = std::thread::Builder::new()
+            .name("api-scan".into())
+            .spawn_scoped(sc, move || {
+                read_pages(store, filter, max, |r| tx.send(r).is_ok())
+            });
+        if reader.is_err() {
+            // No thread to be had: read and visit in turn.
+            let mut result = None;
+            read_pages(store, filter, max, |r| {
+                result = consume(r);
+                result.is_none()
+            });
+            return result.unwrap_or(Err(StoreError("a scan ended without its end".into())));
+        }
+        while let Ok(r) = rx.recv() {
+            if let Some(done) = consume(r) {
+                // Dropping `rx` stops the reader at its next page.
+                return done;
+            }
+        }
+        Err(StoreError("the scan's reader stopped".into()))
+    })
 }
 
 /// A path segment percent-decoded (no `+` rule: that is for query
