@@ -163,11 +163,27 @@ pub fn run(config: Config, shutdown: async_channel::Receiver<()>) -> Result<(), 
     Ok(())
 }
 
-/// Extension nodes run no pots: pot commands are answered Failed.
+/// Extension nodes run no pots: pot commands are answered Failed, except
+/// that the tripwires show as the pot `extension` (the pot id of their
+/// events): its status, with the ports taken and skipped, answers
+/// GetInstalledPots and any command naming it.
 async fn no_pots(shared: &Shared) {
     while let Ok(c) = shared.commands.1.recv().await {
         match c {
-            Command::GetInstalledPots | Command::UpdateConfig(_) | Command::Restart => {}
+            Command::GetInstalledPots => extension_mode::report_ports(shared, None),
+            Command::UpdateConfig(_) | Command::Restart => {}
+            Command::GetPotStatus(ref id) if id == extension_mode::POT_ID => {
+                extension_mode::report_ports(shared, None)
+            }
+            ref other if other.pot_id() == Some(extension_mode::POT_ID) => {
+                extension_mode::report_ports(
+                    shared,
+                    Some(format!(
+                        "{}: the tripwires of an Extension node take no pot commands",
+                        other.name()
+                    )),
+                )
+            }
             other => failed(shared, &other, "an Extension node runs no pots"),
         }
     }

@@ -33,6 +33,27 @@ impl Sink for SpoolSink {
         };
         self.shared.node_event(kind, Some(message), None);
     }
+
+    fn ports(&self, report: Map<String, Value>) {
+        *self.shared.extension_ports.borrow_mut() = Some(report);
+        report_ports(&self.shared, None);
+    }
+}
+
+/// The `extension` pot's status: Running, with the ports taken and skipped
+/// (and why) as its details; `message` says what else happened (a pot
+/// command it cannot follow). Sent on every connection and whenever the
+/// ports change.
+pub fn report_ports(shared: &Shared, message: Option<String>) {
+    let details = shared.extension_ports.borrow().clone().map(Value::Object);
+    crate::answers::pot_status(
+        shared,
+        POT_ID,
+        POT_ID,
+        honeybee_proto::PotStatus::Running,
+        message,
+        details,
+    );
 }
 
 /// A native pot's events, under its own pot id, into the spool.
@@ -92,5 +113,6 @@ pub fn bind(settings: honeybee_extension::config::Settings, shared: &Rc<Shared>)
     let report = ext.report();
     log::info!("extension: {report}");
     *shared.started_description.borrow_mut() = Some(report);
+    *shared.extension_ports.borrow_mut() = Some(ext.ports_report());
     ext
 }

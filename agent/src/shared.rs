@@ -46,6 +46,9 @@ pub struct Shared {
     pub pot_events: RefCell<HashMap<String, u64>>,
     /// Said with the first NodeEvent Started (Extension mode: its ports).
     pub started_description: RefCell<Option<String>>,
+    /// Extension mode: the ports taken and skipped, reported as the
+    /// details of the `extension` pot's status on every connection.
+    pub extension_ports: RefCell<Option<serde_json::Map<String, serde_json::Value>>>,
     /// The event socket token of each running pot (pot id, token); at most
     /// one per installed pot, so bounded by the supervisor's pot limit.
     pot_tokens: RefCell<Vec<(String, String)>>,
@@ -70,6 +73,7 @@ impl Shared {
             pot_hints: RefCell::new(Vec::new()),
             pot_events: RefCell::new(HashMap::new()),
             started_description: RefCell::new(None),
+            extension_ports: RefCell::new(None),
             pot_tokens: RefCell::new(Vec::new()),
         }
     }

@@ -171,6 +171,7 @@ impl Pot {
                 let session = Session {
                     stream,
                     peer,
+                    id: session_id(),
                     buf: Vec::with_capacity(LINE),
                     deadline,
                 };
@@ -184,11 +185,12 @@ impl Pot {
         }
     }
 
-    fn event(&self, event_type: &'static str, peer: SocketAddr, fields: &[(&str, Value)]) {
+    fn event(&self, event_type: &'static str, s: &Session, fields: &[(&str, Value)]) {
         let mut d = Map::new();
-        d.insert("src_ip".into(), peer.ip().to_string().into());
-        d.insert("src_port".into(), peer.port().into());
+        d.insert("src_ip".into(), s.peer.ip().to_string().into());
+        d.insert("src_port".into(), s.peer.port().into());
         d.insert("dst_port".into(), self.port.into());
+        d.insert("session".into(), s.id.clone().into());
         for (k, v) in fields {
             d.insert((*k).into(), v.clone());
         }
@@ -217,7 +219,7 @@ impl Pot {
         };
         self.event(
             "native.telnet.login",
-            s.peer,
+            s,
             &[
                 ("username", user.clone().into()),
                 ("password", password.into()),
@@ -242,7 +244,7 @@ impl Pot {
             }
             self.event(
                 "native.telnet.command",
-                s.peer,
+                s,
                 &[
                     ("username", user.clone().into()),
                     ("input", cmd.clone().into()),
@@ -271,7 +273,7 @@ impl Pot {
                 let password = form.get("pwd").cloned().unwrap_or_default();
                 self.event(
                     "native.http.login",
-                    s.peer,
+                    s,
                     &[
                         ("username", user.clone().into()),
                         ("password", password.into()),
@@ -308,7 +310,7 @@ impl Pot {
             .collect();
         self.event(
             "native.banner.connection",
-            s.peer,
+            s,
             &[
                 ("input", text.trim().to_string().into()),
                 ("bytes", first.len().into()),
@@ -320,8 +322,26 @@ impl Pot {
 struct Session {
     stream: Async<TcpStream>,
     peer: SocketAddr,
+    /// The connection's id in every event of it (`data.session`).
+    id: String,
     buf: Vec<u8>,
     deadline: Instant,
+}
+
+/// A connection's id: 12 hex digits, random like Cowrie's (a counter
+/// mixed with the time when the system has no randomness to give).
+fn session_id() -> String {
+    let mut b = [0u8; 6];
+    if getrandom::fill(&mut b).is_err() {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        let mixed = (t ^ n.rotate_left(40)).to_le_bytes();
+        b.copy_from_slice(mixed.get(..6).unwrap_or(&[0; 6]));
+    }
+    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 struct Request {

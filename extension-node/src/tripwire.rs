@@ -46,6 +46,8 @@ pub trait Sink {
     fn event(&self, event_type: &'static str, data: Map<String, Value>);
     /// Something for the operator: ports taken or skipped, overflows.
     fn notice(&self, alarm: bool, message: String);
+    /// The ports taken and skipped changed (see [`Extension::ports_report`]).
+    fn ports(&self, _report: Map<String, Value>) {}
 }
 
 /// Counters, for reports and tests.
@@ -109,6 +111,17 @@ impl Taken {
             }
         }
         new
+    }
+
+    /// Each skipped port as `{"protocol", "port", "reason"}`.
+    fn skipped_json(&self, protocol: &str, out: &mut Vec<Value>) {
+        for (port, why) in &self.skipped {
+            let mut m = Map::new();
+            m.insert("protocol".into(), protocol.into());
+            m.insert("port".into(), (*port).into());
+            m.insert("reason".into(), why.as_str().into());
+            out.push(Value::Object(m));
+        }
     }
 
     fn report_skipped(&self, protocol: &str, out: &mut String) {
@@ -186,6 +199,22 @@ impl Extension {
         s
     }
 
+    /// The ports taken and the ones skipped and why, for the core:
+    /// `{"tcp": [21, 22], "udp": [53], "skipped": [{"protocol": "tcp",
+    /// "port": 22, "reason": "in use"}]}`. Bounded by the configured ports.
+    pub fn ports_report(&self) -> Map<String, Value> {
+        let p = self.ports.borrow();
+        let list = |t: &Taken| Value::Array(t.bound.iter().map(|&p| p.into()).collect());
+        let mut skipped = Vec::new();
+        p.tcp.skipped_json("tcp", &mut skipped);
+        p.udp.skipped_json("udp", &mut skipped);
+        let mut m = Map::new();
+        m.insert("tcp".into(), list(&p.tcp));
+        m.insert("udp".into(), list(&p.udp));
+        m.insert("skipped".into(), Value::Array(skipped));
+        m
+    }
+
     /// TCP ports taken.
     pub fn tcp_ports(&self) -> Vec<u16> {
         self.ports.borrow().tcp.bound.iter().copied().collect()
@@ -238,6 +267,7 @@ impl Extension {
                         ),
                     );
                     self.start_pending(&ex);
+                    self.sink.ports(self.ports_report());
                 }
             }
         }

@@ -10,7 +10,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use honeybee_tests::{Agent, Core};
-use serde_json::Value;
+use serde_json::{json, Value};
 
 const T: Duration = Duration::from_secs(20);
 
@@ -103,6 +103,27 @@ fn a_port_in_use_is_skipped_and_its_service_still_answers() {
         "{report}"
     );
     assert!(report.contains(&free.to_string()), "{report}");
+    // The same, structured, as the details of the `extension` pot's
+    // status (the node page shows them); a pot command naming it changes
+    // nothing but says why.
+    let pot = core
+        .api()
+        .wait_pot(id, "extension", T, |p| p["details"]["skipped"].is_array());
+    assert_eq!(pot["status"], "Running", "{pot}");
+    assert_eq!(pot["pot_type"], "extension");
+    assert_eq!(pot["details"]["tcp"], json!([free]), "{pot}");
+    assert_eq!(
+        pot["details"]["skipped"],
+        json!([{"protocol": "tcp", "port": busy, "reason": "in use"}])
+    );
+    core.api().command(id, &json!({"StopPot": "extension"}));
+    let after = core.api().wait_pot(id, "extension", T, |p| {
+        p["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("StopPot: "))
+    });
+    assert_eq!(after["status"], "Running", "{after}");
+    assert_eq!(after["details"]["tcp"], json!([free]));
 
     let mut c = TcpStream::connect(("127.0.0.1", busy)).expect("service port");
     let mut answer = String::new();

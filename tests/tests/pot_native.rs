@@ -116,6 +116,24 @@ fn native_pots_record_logins_commands_and_probes_and_stop_cleanly() {
     assert_eq!(login["pot_id"], "tn-01");
     let cmd = wait_event(&core, "native.telnet.command", |d| d["dst_port"] == telnet);
     assert_eq!(cmd["data"]["input"], "uname -a");
+    // One connection, one session id in each of its events; the session
+    // view replays it.
+    let session = login["data"]["session"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        session.len() == 12 && session.bytes().all(|b| b.is_ascii_hexdigit()),
+        "session id {session:?}"
+    );
+    assert_eq!(cmd["data"]["session"], session.as_str());
+    let replay = core
+        .api()
+        .get(&format!("/api/v1/sessions/{session}"))
+        .expect_status(200)
+        .json();
+    assert_eq!(replay["event_count"], 2, "{replay}");
+    assert_eq!(replay["commands"][0]["input"], "uname -a");
     // The dashboard's top-commands and top-credentials charts read these.
     let stats = core.api().get("/api/v1/stats").expect_status(200).json();
     let has = |key: &str, value: &str| {

@@ -493,3 +493,40 @@ fn sessions_group_the_events_of_one_connection() {
     api.get("/api/v1/sessions/x?src_ip=bad").expect_error(400);
     api.get("/api/v1/sessions/%zz").expect_error(400);
 }
+
+#[test]
+fn a_node_keeps_its_status_history_apart_from_its_own_events() {
+    let core = Core::start();
+    let mut id = NodeIdentity::new("history");
+    let mut conn = id.enroll(core.node_addr);
+    conn.must_send(&id.status(NodeStatus::Running));
+    // A node's own event of the kind the core records statuses under.
+    conn.send_raw(
+        b"{\"version\":2,\"message\":{\"NodeEvent\":{\"type\":\"Status\",\"message\":\"Failed\"}}}\n",
+    )
+    .expect("send");
+    core.api()
+        .wait_node(id.node_id, T, |n| n["status"] == "Running");
+    drop(conn);
+    let n = core.api().wait_node(id.node_id, T, |n| {
+        n["status_history"].as_array().is_some_and(|h| h.len() >= 3)
+            && n["events"].as_array().is_some_and(|e| !e.is_empty())
+    });
+    let history: Vec<&str> = n["status_history"]
+        .as_array()
+        .expect("history")
+        .iter()
+        .filter_map(|h| h["status"].as_str())
+        .collect();
+    assert_eq!(history, ["Unknown", "Running", "Connected"], "{n}");
+    let note = n["status_history"][2]["note"].as_str().unwrap_or("");
+    assert!(note.starts_with("registered from 127.0.0.1:"), "{note}");
+    assert!(n["status_history"][0]["time"].is_string());
+    let own: Vec<&str> = n["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter_map(|e| e["type"].as_str())
+        .collect();
+    assert_eq!(own, ["Status (from the node)"], "{n}");
+}

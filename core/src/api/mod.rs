@@ -32,8 +32,10 @@ use crate::store::EventStore;
 
 /// Threads answering requests; the API never waits on node connections.
 const THREADS: usize = 2;
-/// NodeEvents returned with one node.
+/// NodeEvents returned with one node, and status changes.
 const NODE_EVENTS: usize = 50;
+/// Node events read for one node's two lists.
+const NODE_HISTORY_READ: usize = 400;
 
 /// What the API reads from.
 pub struct ApiContext {
@@ -305,14 +307,25 @@ fn node_detail(ctx: &ApiContext, id: u64) -> Reply {
     let Some(view) = ctx.registry.get(id) else {
         return no_such_node(id);
     };
-    let events = match ctx.registry.node_events(id, NODE_EVENTS) {
+    // The node's own events and the status changes the core recorded
+    // share a table: read enough of it for both lists.
+    let events = match ctx.registry.node_events(id, NODE_HISTORY_READ) {
         Ok(events) => events,
         Err(e) => return error(500, e.to_string()),
     };
-    let mut body = json!(view);
-    body["events"] = events
+    let (history, own): (Vec<_>, Vec<_>) = events
         .into_iter()
+        .partition(|e| e.kind == crate::node::registry::STATUS_EVENT);
+    let mut body = json!(view);
+    body["events"] = own
+        .into_iter()
+        .take(NODE_EVENTS)
         .map(|e| json!({"type": e.kind, "message": e.message, "description": e.description, "time": e.time}))
+        .collect();
+    body["status_history"] = history
+        .into_iter()
+        .take(NODE_EVENTS)
+        .map(|e| json!({"status": e.message, "note": e.description, "time": e.time}))
         .collect();
     json_reply(200, &body)
 }

@@ -252,6 +252,11 @@ pub enum SendError {
     Busy,
 }
 
+/// The node-event kind under which the core records a node's status
+/// changes (message: the new status; description: how, e.g. `registered
+/// from 203.0.113.5:41000`).
+pub const STATUS_EVENT: &str = "Status";
+
 /// The registry. See the module docs.
 pub struct Registry {
     nodes: Mutex<HashMap<u64, Box<Entry>>>,
@@ -471,6 +476,12 @@ impl Registry {
             peer,
         });
         let receipt = self.store.submit(NodeWrite::Node(entry.record.clone()));
+        self.record_status(
+            reg.node_id,
+            NodeStatus::Connected,
+            Some(format!("registered from {peer}")),
+            now_ms,
+        );
         self.publish_status(reg.node_id, NodeStatus::Connected);
         Ok(Accepted {
             node_id: reg.node_id,
@@ -627,6 +638,7 @@ impl Registry {
         entry.record.last_seen = Some(self.clock.rfc3339(entry.last_seen_ms().min(now_ms)));
         if changed {
             log::info!("node {} is {status}", entry.record.node_id);
+            self.record_status(entry.record.node_id, status, None, now_ms);
             self.publish_status(entry.record.node_id, status);
         }
         self.store.submit(NodeWrite::Status {
@@ -634,6 +646,18 @@ impl Registry {
             status,
             last_seen: entry.record.last_seen.clone().unwrap_or_default(),
         });
+    }
+
+    /// A status change in the node's history (its node events, kind
+    /// [`STATUS_EVENT`]), for the node's page.
+    fn record_status(&self, node_id: u64, status: NodeStatus, note: Option<String>, now_ms: u64) {
+        self.store.submit(NodeWrite::Event(NodeEventRecord {
+            node_id,
+            kind: STATUS_EVENT.to_string(),
+            message: Some(status.as_str().to_string()),
+            description: note.map(|n| budget::clip(&n, MAX_MESSAGE)),
+            time: self.clock.rfc3339(now_ms),
+        }));
     }
 
     fn publish_status(&self, node_id: u64, status: NodeStatus) {
@@ -708,9 +732,15 @@ impl Registry {
             message: text(&event.message),
             description: text(&event.description),
         };
+        // The kind the core records status changes under is the core's: a
+        // node's own event of that kind is stored as the node's.
+        let kind = match event.kind.as_str() {
+            STATUS_EVENT => format!("{STATUS_EVENT} (from the node)"),
+            other => budget::clip(other, MAX_NAME),
+        };
         self.store.submit(NodeWrite::Event(NodeEventRecord {
             node_id,
-            kind: budget::clip(event.kind.as_str(), MAX_NAME),
+            kind,
             message: event.message.clone(),
             description: event.description.clone(),
             time: self.clock.rfc3339(now_ms),
