@@ -25,6 +25,12 @@ const FILES: &[(&str, &str, &str)] = &[
         "text/css; charset=utf-8",
         include_str!("../../dashboard/ui/style.css"),
     ),
+    // The world map's countries (core/dashboard/tools/make-world.mjs).
+    (
+        "/ui/world.json",
+        "application/json",
+        include_str!("../../dashboard/ui/world.json"),
+    ),
 ];
 
 /// The page's security policy: scripts and styles only from the files
@@ -94,6 +100,7 @@ mod tests {
         assert_eq!(serve("/", None, 9003).status_code().0, 200);
         assert_eq!(serve("/ui/app.js", None, 9003).status_code().0, 200);
         assert_eq!(serve("/ui/style.css", None, 9003).status_code().0, 200);
+        assert_eq!(serve("/ui/world.json", None, 9003).status_code().0, 200);
         assert_eq!(serve("/ui/config.json", None, 9003).status_code().0, 200);
         assert_eq!(serve("/ui/../Cargo.toml", None, 9003).status_code().0, 404);
         assert_eq!(serve("/ui/", None, 9003).status_code().0, 404);
