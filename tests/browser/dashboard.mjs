@@ -12,7 +12,12 @@
 // HB_SCREENSHOT (png path), HB_CHROMIUM (browser binary), HB_PROFILE (a
 // fresh user data dir), HB_ALERT_ERROR (the hostile last error of the
 // alert channel `hook` the test reported; its first alert's title is
-// HB_XSS, the alert reported at step `ready` is titled `HB_MARKER-alert`).
+// HB_XSS, the alert reported at step `ready` is titled `HB_MARKER-alert`),
+// and for the analyst's views: HB_SRC (the attacker's address), HB_SESSION
+// and HB_HOSTILE_SESSION (its sessions), HB_HOSTILE_CMD, HB_HOSTILE_UA,
+// HB_HOSTILE_LOG (a command, a user agent, a pot's log line), HB_NODE_C /
+// HB_NODE_C_NAME (an Extension node with a hostile name) and HB_SHOTS (a
+// directory for one screenshot per page).
 
 import { chromium } from 'playwright-core';
 import { createInterface } from 'node:readline';
@@ -34,6 +39,15 @@ const SCREENSHOT = env('HB_SCREENSHOT');
 const CHROMIUM = process.env.HB_CHROMIUM || '/usr/bin/chromium';
 const PROFILE = env('HB_PROFILE');
 const ALERT_ERROR = env('HB_ALERT_ERROR');
+const SHOTS = env('HB_SHOTS');
+const SRC = env('HB_SRC');
+const SESSION = env('HB_SESSION');
+const HOSTILE_SESSION = env('HB_HOSTILE_SESSION');
+const HOSTILE_CMD = env('HB_HOSTILE_CMD');
+const HOSTILE_UA = env('HB_HOSTILE_UA');
+const HOSTILE_LOG = env('HB_HOSTILE_LOG');
+const NODE_C = env('HB_NODE_C');
+const NODE_C_NAME = env('HB_NODE_C_NAME');
 
 const lines = createInterface({ input: process.stdin });
 const waiting = [];
@@ -73,6 +87,9 @@ const context = await chromium.launchPersistentContext(PROFILE, {
   viewport: { width: 1400, height: 1000 },
   timeout: 30000,
 });
+
+// "Copy as JSON" is checked by reading the clipboard back.
+await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: new URL(URL_).origin }).catch(() => {});
 
 let failed = false;
 try {
@@ -234,6 +251,194 @@ try {
 
   await page.screenshot({ path: SCREENSHOT, fullPage: true });
   log(`screenshot: ${SCREENSHOT}`);
+
+  // 11. The analyst's views. The test sends an attacker's story (from the
+  //     public address SRC, as event data) through node A and through node
+  //     C, an Extension node with a hostile name.
+  await step('views');
+  const noInjection = async (where) => {
+    const found = await page.evaluate(() => {
+      const bad = [];
+      for (const e of document.querySelectorAll('*')) {
+        for (const a of e.attributes) if (/^on/i.test(a.name)) bad.push(`${e.tagName}[${a.name}]`);
+      }
+      const page = document.getElementById('page');
+      const extra = page ? page.querySelectorAll('img, script, iframe, object').length : 0;
+      return { bad, extra, xss: !!window.__hb_xss };
+    });
+    if (found.bad.length || found.extra || found.xss) {
+      throw new Error(`${where}: injected ${JSON.stringify(found)}`);
+    }
+    if (dialogs) throw new Error(`${where}: ${dialogs} dialogs opened`);
+  };
+  const texts = (sel) => page.locator(sel).allTextContents();
+  const same = (got, want, what) => {
+    if (JSON.stringify(got) !== JSON.stringify(want)) {
+      throw new Error(`${what}: ${JSON.stringify(got)}, expected ${JSON.stringify(want)}`);
+    }
+  };
+
+  // Every address is a link: in the live feed and in the top sources.
+  await page.locator(`#events a.link[data-ip="${SRC}"]`).first().waitFor();
+  await page.locator('#chart-sources a[data-ip]').first().waitFor({ timeout: 20000 });
+  await page.locator(`#events a.link[data-ip="${SRC}"]`).first().click();
+  await page.waitForFunction((ip) => location.hash === '#/source/' + ip, SRC);
+
+  // The source page: all of the story.
+  await page.locator('#source-facts [data-fact="event_count"]').waitFor();
+  same((await page.locator('#source-facts [data-fact="event_count"]').textContent()).trim(), '11', 'event count');
+  same(await page.locator('.page-head .subject').textContent(), SRC, 'source heading');
+  const touched = page.locator('table.touched tbody tr');
+  same(await touched.count(), 2, 'pots touched');
+  same(await touched.nth(0).locator('a.link').textContent(), NODE_A_NAME, 'first node touched');
+  same(await touched.nth(1).locator('a.link').textContent(), NODE_C_NAME, 'second node touched (hostile name)');
+  same(await touched.nth(1).locator('td').nth(2).textContent(), 'extension', 'second pot touched');
+  same(await page.locator('table.ports tr[data-port="2222"] td').nth(1).textContent(), '10', 'port 2222 count');
+  same(await page.locator('table.ports tr[data-port="80"] td').nth(1).textContent(), '1', 'port 80 count');
+  const users = (await texts('table.credentials td.user')).sort();
+  same(users, [XSS, 'root'].sort(), 'usernames tried');
+  same(await texts('table.commands td.input'), ['uname -a', HOSTILE_CMD, 'cat /etc/shadow', 'id'], 'commands in order');
+  same(await texts('[data-fp="ssh_client_versions"] .value'), ['SSH-2.0-Go'], 'SSH client versions');
+  same(await texts('[data-fp="user_agents"] .value'), [HOSTILE_UA], 'user agents (hostile)');
+  const sessionIds = await page.locator('table.sessions tbody tr').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-session')));
+  same(sessionIds, [HOSTILE_SESSION, SESSION], 'sessions, newest first');
+  same(await page.locator('table.sessions a.link').first().textContent(), HOSTILE_SESSION, 'hostile session id as text');
+  same(await page.locator('table.timeline tbody tr.event').count(), 11, 'timeline rows');
+  await noInjection('source page');
+  await page.screenshot({ path: `${SHOTS}/source.png`, fullPage: true });
+  log('source page shows the story');
+
+  // The session: its commands in order, with their offsets; replayed.
+  await page.locator(`table.sessions a[data-session-link="${SESSION}"]`).click();
+  await page.locator('#replay .cmd').first().waitFor();
+  same(await texts('#replay .cmd .input'), ['uname -a', HOSTILE_CMD, 'cat /etc/shadow'], 'session commands');
+  same(await page.locator('#replay .cmd').evaluateAll((l) => l.map((c) => c.getAttribute('data-offset'))), ['5', '7', '9'], 'command offsets');
+  same(await page.locator('table.session-events tbody tr.event').count(), 8, 'session events');
+  await page.locator('button[data-action="replay"]').click();
+  await page.waitForFunction(() => document.querySelectorAll('#replay .cmd').length === 3, null, { timeout: 10000 });
+  await noInjection('session view');
+  await page.screenshot({ path: `${SHOTS}/session.png`, fullPage: true });
+
+  // An event's detail: every field, the raw JSON as stored, copied.
+  // (On its type: the row's links lead elsewhere.)
+  await page.locator('table.session-events tr[data-event-type="cowrie.login.success"] td').nth(3).click();
+  await page.locator('#detail:not([hidden]) tr[data-field="data.username"]').waitFor();
+  same(await page.locator('tr[data-field="data.username"] td').textContent(), XSS, 'detail username');
+  same(await page.locator('tr[data-field="event_type"] td').textContent(), 'cowrie.login.success', 'detail type');
+  same(await page.locator('tr[data-field="data.session"] td').textContent(), SESSION, 'detail session');
+  const eventId = (await page.locator('tr[data-field="id"] td').textContent()).trim();
+  const storedEvent = await page.evaluate(async ([id, token]) => {
+    const r = await fetch('/api/v1/events/' + id, { headers: { Authorization: 'Bearer ' + token } });
+    return r.text();
+  }, [eventId, TOKEN]);
+  const shown = JSON.parse(await page.locator('#detail-raw').textContent());
+  same(shown, JSON.parse(storedEvent), 'raw JSON of the event');
+  await page.locator('#detail-copy').click();
+  await page.locator(`#detail-copy[data-copied="${storedEvent.length}"]`).waitFor();
+  const copied = await page.evaluate(() => navigator.clipboard.readText().catch(() => null));
+  if (copied !== null && copied !== storedEvent) throw new Error(`copied ${JSON.stringify(copied)}, stored ${storedEvent}`);
+  await noInjection('event detail');
+  await page.screenshot({ path: `${SHOTS}/detail.png`, fullPage: false });
+  await page.keyboard.press('Escape');
+  await page.locator('#detail').waitFor({ state: 'hidden' });
+  log(`session view and event detail work (clipboard ${copied === null ? 'not readable here' : 'checked'})`);
+
+  // The session with a hostile id, reached from the source page.
+  await page.goBack();
+  await page.locator('table.sessions a.link').first().waitFor();
+  await page.locator('table.sessions a.link').first().click();
+  await page.locator('#replay .cmd').first().waitFor();
+  same(await page.locator('.page-head .subject').textContent(), HOSTILE_SESSION, 'hostile session heading');
+  same(await texts('#replay .cmd .input'), ['id'], 'hostile session commands');
+  await noInjection('hostile session');
+
+  // Node A's page: status history; logs and metrics asked of the pot.
+  await page.locator(`#session-facts a[data-node-link="${NODE_A}"]`).click();
+  await page.locator('#node-facts').waitFor();
+  if (!(await page.locator('#node-facts').innerText()).includes(NODE_A)) throw new Error('node page lacks the exact id');
+  const history = await texts('table.history tbody td:nth-child(2)');
+  if (!history.includes('Running') || !history.includes('Connected')) throw new Error(`status history: ${JSON.stringify(history)}`);
+  const potRow = page.locator('table.pots-table tr[data-pot-id="cowrie-01"]');
+  await potRow.locator('button[data-action="logs"]').click();
+  await step('logs-clicked');
+  await page.locator('div.pot-results[data-results="cowrie-01"] pre.logs', { hasText: HOSTILE_LOG }).waitFor({ timeout: 5000 });
+  same(await page.locator('div.pot-results[data-results="cowrie-01"] pre.logs').textContent(), `cowrie started\n${HOSTILE_LOG}`, 'pot logs');
+  await potRow.locator('button[data-action="metrics"]').click();
+  await step('metrics-clicked');
+  await page.locator('div.pot-results[data-results="cowrie-01"] [data-metric="rss_bytes"]').waitFor({ timeout: 5000 });
+  same(await page.locator('[data-metric="rss_bytes"]').textContent(), '12345678', 'pot metrics');
+  same(await page.locator('div.pot-results[data-results="cowrie-01"] pre.logs').count(), 1, 'logs kept beside metrics');
+  await noInjection('node page');
+  await page.screenshot({ path: `${SHOTS}/node.png`, fullPage: true });
+
+  // Node C's page: its hostile name as text, the ports taken and skipped.
+  await page.evaluate((id) => { location.hash = '#/node/' + id; }, NODE_C);
+  await page.locator('#ports-taken').waitFor();
+  same(await page.locator('.page-head .subject').textContent(), NODE_C_NAME, 'node C name');
+  same(await page.locator('[data-taken="tcp"]').textContent(), '21, 80', 'TCP ports taken');
+  same(await page.locator('[data-taken="udp"]').textContent(), '53', 'UDP ports taken');
+  same(await texts('table.skipped tr[data-skipped="22"] td'), ['TCP', '22', 'in use'], 'port skipped and why');
+  await noInjection('extension node page');
+  await page.screenshot({ path: `${SHOTS}/node-extension.png`, fullPage: true });
+  log('node pages work');
+
+  // The map, shaded from `top_countries` (the enrichment's shape; given
+  // here when this core has no GeoIP database), and the time range.
+  const statsUrls = [];
+  const eventUrls = [];
+  page.on('request', (r) => {
+    if (r.url().includes('/api/v1/stats')) statsUrls.push(r.url());
+    if (/\/api\/v1\/events\?/.test(r.url())) eventUrls.push(r.url());
+  });
+  await page.route('**/api/v1/stats**', async (route) => {
+    const resp = await route.fetch();
+    if (resp.status() !== 200) return route.fulfill({ response: resp });
+    const body = await resp.json();
+    if (!Array.isArray(body.top_countries) || body.top_countries.length === 0) {
+      body.top_countries = [
+        { value: 'GB', name: 'United Kingdom', count: 7 },
+        { value: 'DE', name: 'Germany', count: 2 },
+        { value: 'US', name: XSS, count: 1 },
+      ];
+    }
+    return route.fulfill({ response: resp, json: body });
+  });
+  await page.evaluate(() => { location.hash = '#/'; });
+  await page.locator('#home:not([hidden])').waitFor();
+  await page.locator('#range-pick').selectOption('7d');
+  await page.waitForFunction(() => /last 7 days/.test(document.getElementById('totals').textContent));
+  if (!statsUrls.some((u) => /[?&]range=7d\b/.test(u) || /[?&]hours=168\b/.test(u))) {
+    throw new Error(`no stats request for 7 days: ${JSON.stringify(statsUrls)}`);
+  }
+  await page.locator('#map path[data-code="GB"][data-count="7"]').waitFor();
+  const gb = page.locator('#map path[data-code="GB"]');
+  if (!(await gb.getAttribute('fill'))) throw new Error('GB is not shaded');
+  same(await gb.locator('title').textContent(), 'United Kingdom (GB): 7 events', 'GB title');
+  same(await page.locator('#map path[data-code="FR"]').getAttribute('data-count'), '0', 'FR count');
+  same(await page.locator('#map path[data-code="US"] title').textContent(), `${XSS} (US): 1 event`, 'hostile country name as text');
+  const paths = await page.locator('#map path.country').count();
+  if (paths < 150) throw new Error(`only ${paths} countries drawn`);
+  same(await page.locator('#countries tr').first().getAttribute('data-code'), 'GB', 'top country');
+  await noInjection('map');
+  // A custom range drives the stats and the event table.
+  statsUrls.length = 0;
+  eventUrls.length = 0;
+  await page.locator('#range-pick').selectOption('custom');
+  const pad = (n) => String(n).padStart(2, '0');
+  const local = (d) => `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}`;
+  await page.fill('#range-from', local(new Date(Date.now() - 2 * 3600 * 1000)));
+  await page.fill('#range-to', local(new Date(Date.now() + 3600 * 1000)));
+  await page.click('#range button[type="submit"]');
+  await page.waitForFunction(() => / – /.test(document.getElementById('totals').textContent));
+  if (!statsUrls.some((u) => (/[?&]since=/.test(u) && /[?&]until=/.test(u)) || /[?&]hours=[23]\b/.test(u))) {
+    throw new Error(`no stats request for the custom range: ${JSON.stringify(statsUrls)}`);
+  }
+  if (!eventUrls.some((u) => /[?&]since=/.test(u) && /[?&]until=/.test(u))) {
+    throw new Error(`the event table did not follow the range: ${JSON.stringify(eventUrls)}`);
+  }
+  await page.locator(`#events a.link[data-ip="${SRC}"]`).first().waitFor();
+  await page.screenshot({ path: `${SHOTS}/map.png`, fullPage: true });
+  log(`map and time range work; screenshots in ${SHOTS}`);
 
   if (dialogs !== 0 || problems.length) throw new Error(problems.join('\n'));
   process.stdout.write('done\n');

@@ -9,6 +9,16 @@
 //! is open: the Alerts panel shows both as text. The script and this test take turns:
 //! the script prints `step NAME` and waits for `go` on its stdin.
 //!
+//! Then the analyst's views: the test sends an attacker's story from a
+//! public address (event data only: nothing leaves loopback) through node A
+//! and through node C, an Extension node with a hostile name; the script
+//! opens the source page, both sessions (one with a hostile id), an event's
+//! detail, node A's page (it asks the pot for logs and metrics, which the
+//! test answers) and node C's (its tripwire ports), then the map and the
+//! time range; hostile usernames, commands, user agents, node names and
+//! session ids must show as text everywhere. Screenshots of each page go to
+//! `target/dashboard-views/`.
+//!
 //! Needs `node`, `tests/browser/node_modules` (`npm ci --prefix
 //! tests/browser`) and Chromium (`/usr/bin/chromium`, or `HB_CHROMIUM`).
 //! Without them the test is skipped with a message, except under `CI=true`,
@@ -21,16 +31,29 @@ use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use honeybee_proto::time::{format_rfc3339, now_unix};
-use honeybee_proto::{Command as NodeCmd, CoreMessage, NodeStatus, PotStatus};
+use honeybee_proto::{
+    Command as NodeCmd, CoreMessage, NodeMessage, NodeStatus, NodeType, PotStatus, PotStatusUpdate,
+};
 use honeybee_tests::{random_u64, Core, NodeIdentity, TempDir, TestNode};
 use serde_json::json;
 
 const T: Duration = Duration::from_secs(5);
 /// The whole browser run, Chromium start included.
-const SCRIPT_LIMIT: Duration = Duration::from_secs(90);
+const SCRIPT_LIMIT: Duration = Duration::from_secs(180);
 const XSS: &str = "<img src=x onerror=alert(1)>";
 /// The last error of the reported alert channel: hostile too.
 const ALERT_ERROR: &str = "\"><script>alert(3)</script> connect refused";
+/// The attacker of the analyst's views: a public address, as event data.
+const SRC: &str = "81.2.69.142";
+/// Its first session, and a second one with a hostile id.
+const SESSION: &str = "5e55104a11ce";
+const HOSTILE_SESSION: &str = "\"><svg onload=alert(6)>";
+/// A command typed, a user agent and node C's name: hostile.
+const HOSTILE_CMD: &str = "\"><svg onload=alert(5)>";
+const HOSTILE_UA: &str = "<img src=x onerror=alert(7)>";
+const NODE_C_NAME: &str = "<img src=x onerror=alert(8)>";
+/// A log line the pot reports.
+const HOSTILE_LOG: &str = "<script>alert(9)</script> log line";
 
 /// An alerts module's report: channel `hook` (`sent` alerts) and alert
 /// `id` titled `title`.
@@ -197,6 +220,30 @@ fn dashboard_in_headless_chromium() {
     drop(conn_b);
     api.wait_node(b_id, T, |n| n["approved"] == false);
 
+    // Node C: an Extension node with a hostile name, approved through the
+    // API, reporting its tripwire ports.
+    let mut c = NodeIdentity::new(NODE_C_NAME).with_capabilities(&["extension"]);
+    c.node_type = NodeType::Agent;
+    let mut first = TestNode::connect(core.node_addr).expect("connect node C");
+    assert!(!first.register(&c.first()).accepted);
+    drop(first);
+    api.post(&format!("/api/v1/nodes/{}/approve", c.node_id), "")
+        .expect_status(200);
+    let mut conn_c = c.enroll(core.node_addr);
+    conn_c.must_send(&c.status(NodeStatus::Running));
+    conn_c.must_send(&pot_update(
+        c.node_id,
+        "extension",
+        "extension",
+        json!({"tcp": [21, 80], "udp": [53],
+            "skipped": [{"protocol": "tcp", "port": 22, "reason": "in use"}]}),
+    ));
+    api.wait_node(c.node_id, T, |n| {
+        n["pots"]
+            .as_array()
+            .is_some_and(|p| p.iter().any(|p| p["details"]["skipped"].is_array()))
+    });
+
     // What the alerts module reported: a hostile title and error.
     api.post(
         "/api/v1/alerts/report",
@@ -210,6 +257,8 @@ fn dashboard_in_headless_chromium() {
         .unwrap_or_else(|| workspace_root().join("target"));
     std::fs::create_dir_all(&target).expect("target dir");
     let screenshot = target.join("dashboard.png");
+    let shots = target.join("dashboard-views");
+    std::fs::create_dir_all(&shots).expect("screenshot dir");
     let marker = format!("marker-{:08x}", random_u64() as u32);
 
     let mut child = Command::new("node")
@@ -224,6 +273,15 @@ fn dashboard_in_headless_chromium() {
         .env("HB_XSS", XSS)
         .env("HB_ALERT_ERROR", ALERT_ERROR)
         .env("HB_SCREENSHOT", &screenshot)
+        .env("HB_SHOTS", &shots)
+        .env("HB_SRC", SRC)
+        .env("HB_SESSION", SESSION)
+        .env("HB_HOSTILE_SESSION", HOSTILE_SESSION)
+        .env("HB_HOSTILE_CMD", HOSTILE_CMD)
+        .env("HB_HOSTILE_UA", HOSTILE_UA)
+        .env("HB_HOSTILE_LOG", HOSTILE_LOG)
+        .env("HB_NODE_C", c.node_id.to_string())
+        .env("HB_NODE_C_NAME", NODE_C_NAME)
         .env("HB_CHROMIUM", &chromium)
         .env("HB_PROFILE", profile.path())
         .stdin(Stdio::piped())
@@ -317,6 +375,105 @@ fn dashboard_in_headless_chromium() {
     conn_a.must_send(&a.pot_status("cowrie-02", "cowrie", PotStatus::Running));
     script.go();
 
+    // The analyst's views: an attacker's story through nodes A and C.
+    script.expect("step views");
+    let base = now_unix().0 - 120;
+    let at = |s: i64| format_rfc3339(base + s, 0);
+    let cowrie = |extra: serde_json::Value, session: &str| {
+        let mut d = json!({"src_ip": SRC, "src_port": 50100, "dst_port": 2222, "protocol": "ssh", "session": session});
+        if let (Some(d), Some(e)) = (d.as_object_mut(), extra.as_object()) {
+            d.extend(e.clone());
+        }
+        d
+    };
+    for (s, ty, extra) in [
+        (0, "cowrie.session.connect", json!({})),
+        (1, "cowrie.client.version", json!({"version": "SSH-2.0-Go"})),
+        (
+            2,
+            "cowrie.login.failed",
+            json!({"username": "root", "password": "123456"}),
+        ),
+        (
+            3,
+            "cowrie.login.success",
+            json!({"username": XSS, "password": "admin"}),
+        ),
+        (5, "cowrie.command.input", json!({"input": "uname -a"})),
+        (7, "cowrie.command.input", json!({"input": HOSTILE_CMD})),
+        (
+            9,
+            "cowrie.command.input",
+            json!({"input": "cat /etc/shadow"}),
+        ),
+        (10, "cowrie.session.closed", json!({"duration": 10.0})),
+    ] {
+        conn_a.must_send(&a.pot_event(
+            "cowrie-01",
+            "cowrie",
+            ty,
+            &at(s),
+            None,
+            cowrie(extra, SESSION),
+        ));
+    }
+    wait_story(&api, 8);
+    conn_c.must_send(&c.pot_event(
+        "extension",
+        "extension",
+        "extension.connection",
+        &at(12),
+        None,
+        json!({"src_ip": SRC, "src_port": 50200, "dst_port": 80, "transport": "tcp",
+            "protocol": "http", "method": "GET", "path": "/", "user_agent": HOSTILE_UA}),
+    ));
+    wait_story(&api, 9);
+    conn_a.must_send(&a.pot_event(
+        "cowrie-01",
+        "cowrie",
+        "cowrie.session.connect",
+        &at(20),
+        None,
+        cowrie(json!({"src_port": 50300}), HOSTILE_SESSION),
+    ));
+    conn_a.must_send(&a.pot_event(
+        "cowrie-01",
+        "cowrie",
+        "cowrie.command.input",
+        &at(21),
+        None,
+        cowrie(json!({"src_port": 50300, "input": "id"}), HOSTILE_SESSION),
+    ));
+    wait_story(&api, 11);
+    script.go();
+
+    // Node A's page asks its pot for logs, then metrics.
+    script.expect("step logs-clicked");
+    match next_command(&mut conn_a) {
+        NodeCmd::GetPotLogs(p) => assert_eq!(p, "cowrie-01"),
+        other => panic!("expected GetPotLogs, got {other:?}"),
+    }
+    conn_a.must_send(&pot_update(
+        a.node_id,
+        "cowrie-01",
+        "cowrie",
+        json!({"lines": ["cowrie started", HOSTILE_LOG]}),
+    ));
+    script.go();
+    script.expect("step metrics-clicked");
+    match next_command(&mut conn_a) {
+        NodeCmd::GetPotMetrics(p) => assert_eq!(p, "cowrie-01"),
+        other => panic!("expected GetPotMetrics, got {other:?}"),
+    }
+    conn_a.must_send(&pot_update(
+        a.node_id,
+        "cowrie-01",
+        "cowrie",
+        json!({"pid": 4242, "processes": 2, "cpu_seconds": 1.5, "rss_bytes": 12_345_678,
+            "uptime_s": 600, "restarts": 0, "events": 11}),
+    ));
+    script.go();
+
     script.expect("done");
     let status = script.child.wait().expect("waiting for dashboard.mjs");
     assert!(status.success(), "dashboard.mjs: {status}");
@@ -325,4 +482,52 @@ fn dashboard_in_headless_chromium() {
         "no screenshot at {}",
         screenshot.display()
     );
+    for page in [
+        "source",
+        "session",
+        "detail",
+        "node",
+        "node-extension",
+        "map",
+    ] {
+        let shot = shots.join(format!("{page}.png"));
+        assert!(shot.is_file(), "no screenshot at {}", shot.display());
+    }
+    eprintln!("screenshots of the analyst's views: {}", shots.display());
+}
+
+/// A pot's status (Running) with `details`: what a node answers to a pot
+/// command.
+fn pot_update(
+    node_id: u64,
+    pot_id: &str,
+    pot_type: &str,
+    details: serde_json::Value,
+) -> NodeMessage {
+    NodeMessage::PotStatusUpdate(PotStatusUpdate {
+        node_id,
+        pot_id: pot_id.into(),
+        pot_type: pot_type.into(),
+        status: PotStatus::Running,
+        message: None,
+        details: Some(details),
+    })
+}
+
+/// Waits until the story's source has `n` events stored.
+#[track_caller]
+fn wait_story(api: &honeybee_tests::Api, n: u64) {
+    let deadline = Instant::now() + T;
+    loop {
+        let r = api.get(&format!("/api/v1/sources/{SRC}"));
+        if r.status == 200 && r.json()["event_count"].as_u64() == Some(n) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{SRC} has not {n} events stored: {}",
+            r.text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
