@@ -417,7 +417,7 @@ fn dashboard_in_headless_chromium() {
             cowrie(extra, SESSION),
         ));
     }
-    wait_story(&api, 8);
+    wait_story(api, 8);
     conn_c.must_send(&c.pot_event(
         "extension",
         "extension",
@@ -427,7 +427,7 @@ fn dashboard_in_headless_chromium() {
         json!({"src_ip": SRC, "src_port": 50200, "dst_port": 80, "transport": "tcp",
             "protocol": "http", "method": "GET", "path": "/", "user_agent": HOSTILE_UA}),
     ));
-    wait_story(&api, 9);
+    wait_story(api, 9);
     conn_a.must_send(&a.pot_event(
         "cowrie-01",
         "cowrie",
@@ -444,7 +444,7 @@ fn dashboard_in_headless_chromium() {
         None,
         cowrie(json!({"src_port": 50300, "input": "id"}), HOSTILE_SESSION),
     ));
-    wait_story(&api, 11);
+    wait_story(api, 11);
     script.go();
 
     // Node A's page asks its pot for logs, then metrics.
