@@ -49,6 +49,10 @@ fn the_document_is_served_without_a_token_and_names_every_route() {
         "/api/v1/cores",
         "/api/v1/alerts",
         "/api/v1/alerts/report",
+        "/api/v1/events/{id}",
+        "/api/v1/sources/{ip}",
+        "/api/v1/sessions",
+        "/api/v1/sessions/{session}",
     ] {
         assert!(
             paths.contains_key(route),
@@ -75,8 +79,7 @@ fn schemathesis_finds_nothing() {
     conn.must_send(&id.pot_status("cowrie-01", "cowrie", PotStatus::Running));
     let now = now_unix().0;
     for i in 1..=30u64 {
-        let data =
-            json!({"src_ip": "203.0.113.9", "username": "root", "password": format!("p{i}")});
+        let data = json!({"src_ip": "203.0.113.9", "username": "root", "password": format!("p{i}"), "session": format!("s{}", i % 3)});
         let ts = format_rfc3339(now - i as i64, 0);
         conn.must_send(&id.pot_event(
             "cowrie-01",
