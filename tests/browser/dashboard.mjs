@@ -281,6 +281,16 @@ try {
   // Every address is a link: in the live feed and in the top sources.
   await page.locator(`#events a.link[data-ip="${SRC}"]`).first().waitFor();
   await page.locator('#chart-sources a[data-ip]').first().waitFor({ timeout: 20000 });
+  // A live event (its id from the stream's cursor) opens with every field.
+  const liveRow = page.locator('#events tr[data-event-type="extension.connection"]').first();
+  if (!/^\d+$/.test((await liveRow.getAttribute('data-event-id')) || '')) throw new Error('a live event row has no id');
+  await liveRow.locator('td').nth(3).click();
+  await page.locator('#detail:not([hidden]) tr[data-field="data.user_agent"]').waitFor();
+  same(await page.locator('tr[data-field="data.user_agent"] td').textContent(), HOSTILE_UA, 'live event detail (hostile user agent)');
+  same(await page.locator('tr[data-field="node"] a.link').textContent(), NODE_C_NAME, 'live event detail (hostile node name)');
+  await noInjection('live event detail');
+  await page.keyboard.press('Escape');
+  await page.locator('#detail').waitFor({ state: 'hidden' });
   await page.locator(`#events a.link[data-ip="${SRC}"]`).first().click();
   await page.waitForFunction((ip) => location.hash === '#/source/' + ip, SRC);
 

@@ -563,8 +563,9 @@
     $('feed-count').textContent = state.events.length + ' shown';
   }
 
-  function liveEvent(raw) {
+  function liveEvent(raw, cursor) {
     const e = normalizeEvent(raw);
+    if (e.id === null && cursor !== undefined && cursor !== null && /^\d+$/.test(String(cursor))) e.id = String(cursor);
     const n = state.nodes.get(e.node_id);
     if (n) n.last_seen = new Date().toISOString();
     if (state.paused || !matches(e) || !rangeIsLive()) return;
@@ -1369,7 +1370,7 @@
       } catch (_) {
         return;
       }
-      onStream(env && env.message);
+      onStream(env && env.message, env && env.cursor);
     });
     ws.addEventListener('close', () => {
       if (ws !== state.ws) return;
@@ -1387,7 +1388,8 @@
     state.wsTimer = setTimeout(openSocket, wait);
   }
 
-  function onStream(msg) {
+  // `cursor` is the envelope's: a stored event's id (PROTOCOL.md §7).
+  function onStream(msg, cursor) {
     if (!msg || typeof msg !== 'object') return;
     if (msg.BackendResponse) {
       const r = msg.BackendResponse;
@@ -1403,7 +1405,7 @@
       return;
     }
     if (msg.PotEvent) {
-      liveEvent(msg.PotEvent);
+      liveEvent(msg.PotEvent, cursor);
       return;
     }
     if (msg.NodeStatusUpdate) {
