@@ -544,31 +544,24 @@ mod tests {
         assert_eq!(s.timeline.len(), 150);
         assert_eq!(s.ports.top(), [(&22, 150)]);
     }
-}
-
-#[cfg(test)]
-mod speed {
-    use super::*;
 
     /// `cargo test --release -p honeybee-core --lib story_speed -- --ignored --nocapture`
     #[test]
     #[ignore]
     fn story_speed() {
         let events: Vec<StoredEvent> = (0..100_000i64)
-            .map(|i| StoredEvent {
-                id: 200_000 - i,
-                node_id: 4242,
-                seq: Some(i as u64),
-                pot_id: "cowrie-01".into(),
-                pot_type: "cowrie".into(),
-                event_type: "cowrie.login.failed".into(),
-                timestamp: honeybee_proto::time::format_rfc3339(1_767_225_600 - i, 0),
-                data:
+            .map(|i| {
+                ev(
+                    200_000 - i,
+                    4242,
+                    "cowrie-01",
+                    "cowrie.login.failed",
+                    &honeybee_proto::time::format_rfc3339(1_767_225_600 - i, 0),
                     json!({"src_ip": "203.0.113.77", "src_port": 40000 + i % 20000, "dst_port": 22,
-                    "protocol": "ssh", "session": format!("{:012x}", i / 10),
-                    "username": format!("user{}", i % 500), "password": format!("pw{}", i % 3000),
-                    "input": if i % 5 == 0 { Some(format!("wget {}", i % 900)) } else { None }})
-                    .to_string(),
+                        "protocol": "ssh", "session": format!("{:012x}", i / 10),
+                        "username": format!("user{}", i % 500), "password": format!("pw{}", i % 3000),
+                        "input": if i % 5 == 0 { Some(format!("wget {}", i % 900)) } else { None }}),
+                )
             })
             .collect();
         let t = std::time::Instant::now();
