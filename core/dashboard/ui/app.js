@@ -640,7 +640,9 @@
       try {
         return await api('GET', '/api/v1/stats?' + statsQuery(false));
       } catch (e) {
-        if (!(e instanceof ApiError) || e.status !== 400) throw e;
+        // A core without ranges names the parameter it does not know; any
+        // other 400 (a custom range it refuses) is the user's to see.
+        if (!(e instanceof ApiError) || e.status !== 400 || !/unknown parameter/.test(e.message)) throw e;
         state.rangeFallback = true;
       }
     }
