@@ -39,6 +39,9 @@ pub struct EventRecord {
     pub input: Option<String>,
     /// `data`, verbatim, as JSON text.
     pub data: String,
+    /// Where `src_ip` is, filled in by the store's writer when enrichment
+    /// is on (empty otherwise, and for events without an address).
+    pub geo: crate::geo::Geo,
 }
 
 fn text(data: &Map<String, Value>, key: &str) -> Option<String> {
@@ -147,6 +150,7 @@ impl EventRecord {
             event_type: clip(event.event_type),
             timestamp: clip(event.timestamp),
             time_us,
+            geo: crate::geo::Geo::default(),
         }
     }
 }

@@ -19,12 +19,13 @@ use std::time::{Duration, Instant};
 use async_io::Timer;
 use futures_lite::future;
 
+use crate::geo::{Cache, Enricher};
 use crate::metrics::Metrics;
 use crate::store::backend::{Backend, Reader, Retention, Transaction};
 use crate::store::event_row::EventRecord;
 use crate::store::{
     AckSink, EventFilter, EventStats, EventStore, NodeEventRecord, NodeRecord, NodeStore,
-    NodeWrite, Receipt, StoreError, StoredEvent, StoredNode, StoredSink,
+    NodeWrite, Receipt, StatsQuery, StoreError, StoredEvent, StoredNode, StoredSink,
 };
 
 /// Writes queued for the writer (registrations, status changes); a full
@@ -58,6 +59,8 @@ pub struct Store {
 /// What the writer thread shares with the store handle.
 struct WriterShared {
     acks: OnceLock<AckSink>,
+    /// Where sources are looked up, when enrichment is on.
+    enricher: OnceLock<Arc<Enricher>>,
     stored: OnceLock<StoredSink>,
     metrics: Arc<Metrics>,
     retention: Retention,
@@ -79,6 +82,7 @@ impl Store {
         let (events, event_queue) = async_channel::bounded::<EventRecord>(EVENT_QUEUE);
         let shared = Arc::new(WriterShared {
             acks: OnceLock::new(),
+            enricher: OnceLock::new(),
             stored: OnceLock::new(),
             metrics,
             retention,
@@ -99,6 +103,15 @@ impl Store {
             writer: Mutex::new(Some(writer)),
             shared,
         })
+    }
+
+    /// Looks up every stored event's source in `enricher` from now on
+    /// (once, at startup). The lookups run on the writer thread, a batch at
+    /// a time, never on the threads that read from nodes.
+    pub fn set_enricher(&self, enricher: Arc<Enricher>) {
+        if self.shared.enricher.set(enricher).is_err() {
+            log::warn!("store: enrichment already set");
+        }
     }
 
     /// Looks up one node directly in the database.
@@ -173,8 +186,8 @@ impl EventStore for Store {
         self.reader.events(filter)
     }
 
-    fn stats(&self, now_us: i64, hours: u32) -> Result<EventStats, StoreError> {
-        self.reader.stats(now_us, hours)
+    fn stats(&self, query: &StatsQuery) -> Result<EventStats, StoreError> {
+        self.reader.stats(query)
     }
 
     fn on_stored(&self, sink: StoredSink) {
@@ -204,8 +217,15 @@ struct Writer {
     seqs: HashMap<u64, u64>,
     /// How long to wait before retrying a failed batch.
     retry_wait: Duration,
+    /// Recent sources and what enrichment found for them.
+    geo_cache: Cache,
+    /// How many of the queued events were looked up already (a failed
+    /// batch keeps its events for the next try).
+    enriched: usize,
 }
 
+// An event waits here only on its way into the batch.
+#[allow(clippy::large_enum_variant)]
 enum Work {
     Job(Job),
     Event(EventRecord),
@@ -245,6 +265,8 @@ impl Writer {
             last_retention: Instant::now() - RETENTION_EVERY,
             seqs: HashMap::new(),
             retry_wait: Duration::ZERO,
+            geo_cache: Cache::default(),
+            enriched: 0,
         }
     }
 
@@ -316,7 +338,21 @@ impl Writer {
         future::or(job, future::or(event, tick)).await
     }
 
+    /// Looks up the sources of the events not looked up yet.
+    fn enrich(&mut self, events: &mut [EventRecord]) {
+        let Some(enricher) = self.shared.enricher.get() else {
+            return;
+        };
+        for e in events.iter_mut().skip(self.enriched) {
+            if let Some(src) = &e.src_ip {
+                e.geo = self.geo_cache.lookup(enricher, src);
+            }
+        }
+        self.enriched = events.len();
+    }
+
     fn commit(&mut self, jobs: &mut Vec<Job>, events: &mut Vec<EventRecord>) {
+        self.enrich(events);
         let retention_due = self.last_retention.elapsed() >= RETENTION_EVERY
             && self.shared.retention_active.load(Ordering::Relaxed);
         let result = self.transaction(jobs, events, retention_due);
@@ -349,6 +385,7 @@ impl Writer {
                     }
                 }
                 events.clear();
+                self.enriched = 0;
                 if lock(&self.shared.failing).take().is_some() {
                     log::info!("store: writing again");
                 }
@@ -488,6 +525,7 @@ mod tests {
             password: None,
             input: None,
             data: "{}".into(),
+            geo: Default::default(),
         }
     }
 

@@ -27,8 +27,8 @@ use crate::store::backend::{Backend, Reader, Retention, Transaction, EVENTS_PER_
 use crate::store::event_row::EventRecord;
 use crate::store::writer::Store;
 use crate::store::{
-    EventFilter, EventStats, NodeEventRecord, NodeRecord, NodeWrite, PotRecord, StoreError,
-    StoredEvent, StoredNode,
+    EventFilter, EventStats, NodeEventRecord, NodeRecord, NodeWrite, PotRecord, StatsQuery,
+    StoreError, StoredEvent, StoredNode,
 };
 use conn::{on_connection, Conn};
 use events::text;
@@ -522,9 +522,30 @@ impl Reader for PostgresReader {
         self.with("reading events", |c| events::query(c, filter))
     }
 
-    fn stats(&self, now_us: i64, hours: u32) -> Result<EventStats, StoreError> {
-        self.with("computing event statistics", |c| {
-            events::stats(c, now_us, hours)
+    fn stats(&self, query: &StatsQuery) -> Result<EventStats, StoreError> {
+        let mut slot = self.client.lock().unwrap_or_else(|e| e.into_inner());
+        let mut failed: Option<String> = None;
+        let computed = on_connection(&mut slot, &self.url, "computing event statistics", |c| {
+            let mut src = events::PgStats {
+                conn: c,
+                error: None,
+            };
+            match crate::store::stats::compute(&mut src, query) {
+                Ok(s) => Ok(Some(s)),
+                Err(why) => match src.error {
+                    Some(e) => Err(e),
+                    None => {
+                        failed = Some(why);
+                        Ok(None)
+                    }
+                },
+            }
+        })?;
+        computed.ok_or_else(|| {
+            StoreError(format!(
+                "computing event statistics: {}",
+                failed.unwrap_or_default()
+            ))
         })
     }
 }

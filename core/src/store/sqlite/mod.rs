@@ -15,10 +15,11 @@ use crate::files;
 use crate::metrics::Metrics;
 use crate::store::backend::{Backend, Reader, Retention, Transaction, EVENTS_PER_NODE};
 use crate::store::event_row::EventRecord;
+use crate::store::rollup::Delta;
 use crate::store::writer::Store;
 use crate::store::{
-    EventFilter, EventStats, NodeEventRecord, NodeRecord, NodeWrite, PotRecord, StoreError,
-    StoredEvent, StoredNode,
+    EventFilter, EventStats, NodeEventRecord, NodeRecord, NodeWrite, PotRecord, StatsQuery,
+    StoreError, StoredEvent, StoredNode,
 };
 
 const SCHEMA: &str = "
@@ -57,7 +58,6 @@ CREATE TABLE IF NOT EXISTS node_events (
     time TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS node_events_by_node ON node_events (node_id, id);
-PRAGMA user_version = 1;
 ";
 
 // u64 ids are stored as the i64 with the same bits: SQLite integers are signed.
@@ -171,6 +171,8 @@ impl Transaction for SqliteTransaction<'_> {
             // One writer: rowids grow in commit order.
             ids.push(self.0.last_insert_rowid());
         }
+        events::apply_rollup(&self.0, &Delta::of_events(batch))
+            .map_err(|e| StoreError(format!("counting events in the summary tables: {e}")))?;
         Ok(ids)
     }
 
@@ -421,8 +423,9 @@ impl Reader for SqliteReader {
         events::query(&self.conn(), filter).map_err(|e| StoreError(format!("reading events: {e}")))
     }
 
-    fn stats(&self, now_us: i64, hours: u32) -> Result<EventStats, StoreError> {
-        events::stats(&self.conn(), now_us, hours)
+    fn stats(&self, query: &StatsQuery) -> Result<EventStats, StoreError> {
+        let conn = self.conn();
+        crate::store::stats::compute(&mut events::SqliteStats(&conn), query)
             .map_err(|e| StoreError(format!("computing event statistics: {e}")))
     }
 }
@@ -509,6 +512,7 @@ mod tests {
             password: None,
             input: None,
             data: "{}".into(),
+            geo: Default::default(),
         }
     }
 
