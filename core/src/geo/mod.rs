@@ -223,7 +223,7 @@ pub struct Enricher {
     dbs: RwLock<Arc<Dbs>>,
     /// The stamp of each file (location, ASN) that failed to load on a
     /// periodic check: warned about once, not every check.
-    failed: Mutex<[Option<(SystemTime, u64)>; 2]>,
+    failed: Mutex<[Option<Option<(SystemTime, u64)>>; 2]>,
     /// Grows with every reload that changed a database: caches drop what
     /// they remembered.
     generation: AtomicU64,
@@ -294,7 +294,7 @@ impl Enricher {
             let path = path.as_ref()?;
             let now = stamp(path);
             let loaded = old.as_ref().and_then(|d| d.stamp);
-            if !force && (now == loaded || failed.get(slot).copied().flatten() == now) {
+            if !force && (now == loaded || failed.get(slot).copied().flatten() == Some(now)) {
                 return None;
             }
             match open(path, kind) {
@@ -312,7 +312,7 @@ impl Enricher {
                 Err(e) => {
                     log::warn!("enrichment: reloading: {e}; keeping the database loaded before");
                     if let Some(f) = failed.get_mut(slot) {
-                        *f = now;
+                        *f = Some(now);
                     }
                     None
                 }
