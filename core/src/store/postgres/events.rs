@@ -416,7 +416,7 @@ impl StatsSource for PgStats<'_> {
 
     fn raw_minutes(&mut self, since: i64, until: i64) -> Result<Vec<(i64, u64)>, String> {
         let rows = self.rows(
-            "SELECT floor(time::NUMERIC / $1)::BIGINT, COUNT(*) FROM events
+            "SELECT floor(time::NUMERIC / $1::BIGINT)::BIGINT, COUNT(*) FROM events
              WHERE time >= $2 AND time <= $3 GROUP BY 1",
             &[&MINUTE_US, &since, &until],
         )?;

@@ -610,6 +610,76 @@ mod tests {
         std::fs::remove_dir_all(&dir).ok();
     }
 
+    /// A database of a core from before enrichment (no geo columns, no
+    /// summary tables, `user_version` 1) holding events: opened by this
+    /// core, it gets the columns and summaries of every event it holds.
+    #[test]
+    fn an_older_database_gets_geo_columns_and_summaries_of_its_events() {
+        use crate::store::rollup::HOUR_US;
+        let dir = std::env::temp_dir().join(format!("hb-migrate-{}", std::process::id()));
+        crate::files::create_private_dir(&dir).unwrap();
+        let path = dir.join("m.db");
+        let now = honeybee_proto::time::now_unix().0 * 1_000_000;
+        {
+            let old = connect(&path).unwrap();
+            old.execute_batch(
+                "CREATE TABLE events (id INTEGER PRIMARY KEY, node_id INTEGER NOT NULL, seq INTEGER,
+                     pot_id TEXT NOT NULL, pot_type TEXT NOT NULL, event_type TEXT NOT NULL,
+                     timestamp TEXT NOT NULL, time INTEGER NOT NULL, src_ip TEXT, src_port INTEGER,
+                     dst_port INTEGER, protocol TEXT, username TEXT, password TEXT, input TEXT,
+                     data TEXT NOT NULL);
+                 CREATE TABLE event_seqs (node_id INTEGER PRIMARY KEY, seq INTEGER NOT NULL);
+                 PRAGMA user_version = 1;",
+            )
+            .unwrap();
+            for (ago, user) in [
+                (60, "a"),
+                (3 * HOUR_US, "b"),
+                (3 * HOUR_US, "b"),
+                (40 * 86_400 * 1_000_000, "c"),
+            ] {
+                old.execute(
+                    "INSERT INTO events (node_id, pot_id, pot_type, event_type, timestamp, time, src_ip, username, data)
+                     VALUES (1, 'p', 't', 'e.x', '', ?1, '198.51.100.1', ?2, '{}')",
+                    params![now - ago, user],
+                )
+                .unwrap();
+            }
+        }
+        let s = open(&path).unwrap();
+        let stats = s
+            .stats(&crate::store::StatsQuery::last(now, 24 * HOUR_US))
+            .unwrap();
+        assert_eq!((stats.total, stats.in_window), (4, 3));
+        assert_eq!(
+            stats.top_usernames,
+            vec![("b".to_string(), 2), ("a".to_string(), 1)]
+        );
+        let all = s
+            .events(&EventFilter {
+                limit: 10,
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(all.len(), 4);
+        assert!(all.iter().all(|e| e.geo.is_empty()));
+        s.close();
+        let conn = connect(&path).unwrap();
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, events::VERSION);
+        drop(conn);
+        // Opened again: nothing is counted twice.
+        let s = open(&path).unwrap();
+        let stats = s
+            .stats(&crate::store::StatsQuery::last(now, 24 * HOUR_US))
+            .unwrap();
+        assert_eq!((stats.total, stats.in_window), (4, 3));
+        s.close();
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
     fn settle(metrics: &Metrics, handled: u64) {
         for _ in 0..500 {
             let done = metrics.events_stored.load(Ordering::Relaxed)
