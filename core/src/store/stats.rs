@@ -342,6 +342,9 @@ pub fn compute(src: &mut dyn StatsSource, q: &StatsQuery) -> Result<EventStats, 
 const FIRST_M: usize = 32;
 /// Past this many per bucket, every row is grouped instead.
 const MAX_M: usize = 2048;
+/// Point lookups one list may take to count its candidates exactly; past
+/// this, more candidates are read per bucket (or everything is grouped).
+const MAX_LOOKUPS: usize = 4096;
 
 /// The exact `k` most frequent values of `dim` over `spans` (count
 /// descending, then value), by the threshold rule (see the module).
@@ -407,8 +410,36 @@ pub fn top_k(
             })
             .collect();
         cands.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+        // Every candidate's count is at least what was seen: the k-th
+        // largest of those is a floor no list member is below. Candidates
+        // whose upper bound is under it are out; the rest are counted
+        // exactly, unless that costs more lookups than reading deeper.
+        let mut seen_sums: Vec<u64> = cands.iter().map(|c| c.2).collect();
+        seen_sums.sort_unstable_by(|a, b| b.cmp(a));
+        let kth_seen = seen_sums.get(k.saturating_sub(1)).copied().unwrap_or(0);
+        let lookups: usize = cands
+            .iter()
+            .filter(|c| c.0 >= kth_seen)
+            .map(|c| {
+                floor
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, f)| **f > 0 && !c.3.contains(i))
+                    .count()
+            })
+            .sum();
+        if tau > 0 && lookups > MAX_LOOKUPS {
+            if m < MAX_M {
+                m *= 8;
+                continue;
+            }
+            break;
+        }
         let mut exact: Vec<(String, u64)> = Vec::new();
         for (upper, value, sum, at) in cands {
+            if upper < kth_seen {
+                break;
+            }
             if exact.len() >= k {
                 if let Some((_, kth)) = exact.get(k - 1) {
                     if upper < *kth {
