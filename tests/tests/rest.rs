@@ -586,3 +586,43 @@ fn stats_stay_exact_when_retention_deletes() {
     assert_eq!(listed, 5, "{:?}", users(&s));
     assert_eq!(core.api().all_events(&[]).len(), 5);
 }
+
+/// Summaries are written about once a second, not with every batch: a core
+/// killed in between counts the events it stored when it starts again, and
+/// statistics asked for in between count them at once.
+#[test]
+fn stats_count_events_stored_just_before_a_crash() {
+    let core = Core::start();
+    let mut id = NodeIdentity::new("crash").with_capabilities(&[CAP_EVENT_ACK]);
+    let mut conn = id.enroll(core.node_addr);
+    let mut seq = 0;
+    send_dated(&mut conn, &id, &mut seq, 40, 3 * HOUR, "before");
+    let s = stats(&core, "range=24h");
+    assert_eq!(
+        s["totals"]["events_in_window"], 40,
+        "asked right after: {s}"
+    );
+    send_dated(&mut conn, &id, &mut seq, 25, 5 * HOUR, "killed");
+    let ws = core.workspace();
+    let mut core = core;
+    core.stop_with(nix::sys::signal::Signal::SIGKILL, T);
+    drop(conn);
+    let core = Core::builder().workspace(ws).start();
+    if !honeybee_tests::postgres::enabled() {
+        // (PostgreSQL summarises every batch: several cores read them.)
+        assert!(
+            core.stderr()
+                .contains("25 events stored before a stop were added to the summary tables"),
+            "{}",
+            core.stderr()
+        );
+    }
+    let s = stats(&core, "range=24h");
+    assert_eq!(s["totals"]["events"], 65, "{s}");
+    assert_eq!(s["totals"]["events_in_window"], 65, "{s}");
+    assert_eq!(
+        users(&s),
+        vec![("before".into(), 40), ("killed".into(), 25)],
+        "{s}"
+    );
+}

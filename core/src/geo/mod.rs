@@ -157,7 +157,10 @@ struct Db {
     stamp: Option<(SystemTime, u64)>,
 }
 
-fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
+/// A file's modification time and length (`None`: it cannot be read).
+type Stamp = Option<(SystemTime, u64)>;
+
+fn stamp(path: &Path) -> Stamp {
     let m = std::fs::metadata(path).ok()?;
     Some((m.modified().ok()?, m.len()))
 }
@@ -223,7 +226,7 @@ pub struct Enricher {
     dbs: RwLock<Arc<Dbs>>,
     /// The stamp of each file (location, ASN) that failed to load on a
     /// periodic check: warned about once, not every check.
-    failed: Mutex<[Option<Option<(SystemTime, u64)>>; 2]>,
+    failed: Mutex<[Option<Stamp>; 2]>,
     /// Grows with every reload that changed a database: caches drop what
     /// they remembered.
     generation: AtomicU64,

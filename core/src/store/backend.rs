@@ -10,6 +10,7 @@
 use std::collections::HashMap;
 
 use crate::store::event_row::EventRecord;
+use crate::store::rollup::Delta;
 use crate::store::{
     EventFilter, EventStats, NodeEventRecord, NodeRecord, NodeWrite, StatsQuery, StoreError,
     StoredEvent, StoredNode,
@@ -48,11 +49,16 @@ pub trait Transaction {
     /// database the marks stay locked until the transaction ends, so two
     /// cores storing events of the same node store each `seq` once.
     fn seq_marks(&mut self, nodes: &[u64]) -> Result<HashMap<u64, u64>, StoreError>;
-    /// Stores events that are not replays (the writer checked them), and
-    /// counts them in the summary tables ([`crate::store::rollup`]);
+    /// Stores events that are not replays (the writer checked them);
     /// returns their ids, in order. Ids grow in commit order across every
     /// core that writes to the database: they are the live stream's cursors.
     fn insert(&mut self, events: &[&EventRecord]) -> Result<Vec<i64>, StoreError>;
+    /// Adds `delta` to the summary tables ([`crate::store::rollup`]): the
+    /// counts of every event stored up to id `upto` that were not added
+    /// yet. A backend that only this writer uses records `upto`, and when
+    /// it opens counts the events stored after it (those a crash kept out
+    /// of the summaries).
+    fn summarize(&mut self, delta: &Delta, upto: i64) -> Result<(), StoreError>;
     /// Records new highest stored `seq`s.
     fn raise_marks(&mut self, marks: &HashMap<u64, u64>) -> Result<(), StoreError>;
     /// Drops what `retention` no longer keeps as of `now_us`, taking each

@@ -23,6 +23,7 @@ use crate::geo::{Cache, Enricher};
 use crate::metrics::Metrics;
 use crate::store::backend::{Backend, Reader, Retention, Transaction};
 use crate::store::event_row::EventRecord;
+use crate::store::rollup::Delta;
 use crate::store::{
     AckSink, EventFilter, EventStats, EventStore, NodeEventRecord, NodeRecord, NodeStore,
     NodeWrite, Receipt, StatsQuery, StoreError, StoredEvent, StoredNode, StoredSink,
@@ -45,7 +46,20 @@ const RETENTION_EVERY: Duration = Duration::from_secs(60);
 /// 100 ms and each next one twice as long.
 const MAX_RETRY_WAIT: Duration = Duration::from_secs(5);
 
-type Job = (NodeWrite, async_channel::Sender<Result<(), StoreError>>);
+/// A node write, or `None`: commit the summaries of every stored event now.
+type Job = (
+    Option<NodeWrite>,
+    async_channel::Sender<Result<(), StoreError>>,
+);
+
+/// How long events may wait to be counted in the summary tables. Their
+/// distinct values are written once per this, not once per batch (a batch
+/// of attack traffic touches thousands of rows); statistics ask for the
+/// wait to end first, and after a crash the store counts the events it
+/// holds beyond its mark (`Transaction::summarize`).
+const SUMMARIZE_EVERY: Duration = Duration::from_secs(1);
+/// Or as soon as this many summary rows wait.
+const SUMMARIZE_ROWS: usize = 200_000;
 
 /// The core's store: queues in front of one writer thread, and a reader.
 pub struct Store {
@@ -68,6 +82,8 @@ struct WriterShared {
     failing: Mutex<Option<String>>,
     /// Whether this core runs retention (one core of a fleet does).
     retention_active: std::sync::atomic::AtomicBool,
+    /// Whether stored events wait to be counted in the summaries.
+    unsummarized: std::sync::atomic::AtomicBool,
 }
 
 impl Store {
@@ -88,6 +104,7 @@ impl Store {
             retention,
             failing: Mutex::new(None),
             retention_active: std::sync::atomic::AtomicBool::new(true),
+            unsummarized: std::sync::atomic::AtomicBool::new(false),
         });
         let writer = {
             let shared = shared.clone();
@@ -145,7 +162,7 @@ impl NodeStore for Store {
         let (done, receipt) = async_channel::bounded(1);
         // Never blocks the caller (an executor thread): a full queue fails
         // the write loudly instead.
-        if let Err(e) = self.jobs.try_send((write, done)) {
+        if let Err(e) = self.jobs.try_send((Some(write), done)) {
             let why = if e.is_full() {
                 "the store's write queue is full"
             } else {
@@ -187,6 +204,13 @@ impl EventStore for Store {
     }
 
     fn stats(&self, query: &StatsQuery) -> Result<EventStats, StoreError> {
+        // Events stored but not yet in the summaries are counted first.
+        if self.shared.unsummarized.load(Ordering::Relaxed) {
+            let (done, receipt) = async_channel::bounded(1);
+            if self.jobs.try_send((None, done)).is_ok() {
+                Receipt(receipt).wait()?;
+            }
+        }
         self.reader.stats(query)
     }
 
@@ -222,6 +246,13 @@ struct Writer {
     /// How many of the queued events were looked up already (a failed
     /// batch keeps its events for the next try).
     enriched: usize,
+    /// Committed events not yet in the summary tables, and the last id.
+    pending: Delta,
+    pending_upto: i64,
+    /// When the oldest of them was committed.
+    pending_since: Option<Instant>,
+    /// The queues closed: this is the last commit.
+    closing: bool,
 }
 
 // An event waits here only on its way into the batch.
@@ -242,6 +273,10 @@ struct Outcome {
     raised: HashMap<u64, u64>,
     /// Which of the batch's events were stored (not replays).
     fresh: Vec<usize>,
+    /// Their summary counts, when they were not written with the batch.
+    delta: Option<Delta>,
+    /// Whether the batch wrote every waiting summary.
+    summarized: bool,
     /// Their ids.
     ids: Vec<i64>,
     stored: u64,
@@ -267,6 +302,10 @@ impl Writer {
             retry_wait: Duration::ZERO,
             geo_cache: Cache::default(),
             enriched: 0,
+            pending: Delta::default(),
+            pending_upto: 0,
+            pending_since: None,
+            closing: false,
         }
     }
 
@@ -287,6 +326,10 @@ impl Writer {
                             "store: stopping with {} events not stored (not acknowledged)",
                             events.len()
                         );
+                    }
+                    if self.pending_since.is_some() {
+                        self.closing = true;
+                        self.commit(&mut jobs, &mut events);
                     }
                     break;
                 }
@@ -331,8 +374,14 @@ impl Writer {
                 Err(_) => future::pending().await,
             }
         };
+        let wait = match self.pending_since {
+            Some(since) => SUMMARIZE_EVERY
+                .saturating_sub(since.elapsed())
+                .min(RETENTION_EVERY),
+            None => RETENTION_EVERY,
+        };
         let tick = async {
-            Timer::after(RETENTION_EVERY).await;
+            Timer::after(wait).await;
             Work::Tick
         };
         future::or(job, future::or(event, tick)).await
@@ -361,7 +410,22 @@ impl Writer {
         }
         let m = &self.shared.metrics;
         let receipt = match result {
-            Ok(outcome) => {
+            Ok(mut outcome) => {
+                if outcome.summarized {
+                    self.pending = Delta::default();
+                    self.pending_since = None;
+                    self.shared.unsummarized.store(false, Ordering::Relaxed);
+                }
+                if let Some(delta) = outcome.delta.take() {
+                    if !delta.rows.is_empty() {
+                        self.pending.merge(delta);
+                        self.pending_since.get_or_insert_with(Instant::now);
+                        self.shared.unsummarized.store(true, Ordering::Relaxed);
+                    }
+                    if let Some(&last) = outcome.ids.last() {
+                        self.pending_upto = self.pending_upto.max(last);
+                    }
+                }
                 self.seqs.extend(outcome.raised);
                 m.events_stored.fetch_add(outcome.stored, Ordering::Relaxed);
                 m.events_duplicate
@@ -423,8 +487,12 @@ impl Writer {
         let shared = self.backend.shared();
         let retention = self.shared.retention;
         let mut tx = self.backend.begin()?;
+        let mut asked = false;
         for (write, _) in jobs {
-            tx.apply(write)?;
+            match write {
+                Some(w) => tx.apply(w)?,
+                None => asked = true,
+            }
         }
         let marks = marks_for(&mut *tx, &self.seqs, shared, events)?;
         let (fresh, outcome) = replay_filter(events, &marks);
@@ -437,6 +505,31 @@ impl Writer {
             tx.raise_marks(&outcome.raised)?;
         }
         let mut outcome = outcome;
+        let delta = Delta::of_events(&fresh);
+        // Summaries go with this batch when other cores write too (their
+        // stats must see it), when asked, before retention (which takes
+        // deleted events out of them), or when enough waited.
+        let due = shared
+            || asked
+            || self.closing
+            || retention_due
+            || self
+                .pending_since
+                .is_some_and(|t| t.elapsed() >= SUMMARIZE_EVERY)
+            || self.pending.rows.len() + delta.rows.len() >= SUMMARIZE_ROWS;
+        let upto = ids.last().copied().unwrap_or(0).max(self.pending_upto);
+        if due {
+            if self.pending.rows.is_empty() {
+                tx.summarize(&delta, upto)?;
+            } else {
+                let mut all = self.pending.clone();
+                all.merge(delta);
+                tx.summarize(&all, upto)?;
+            }
+            outcome.summarized = true;
+        } else {
+            outcome.delta = Some(delta);
+        }
         outcome.ids = ids;
         if retention_due {
             let now_us = honeybee_proto::time::now_unix().0.saturating_mul(1_000_000);

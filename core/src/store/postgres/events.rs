@@ -138,8 +138,6 @@ pub fn insert(
         writer.write(&row)?;
     }
     writer.finish()?;
-    // Still under the id lock: cores add to the summaries one at a time.
-    apply_rollup(tx, &Delta::of_events(events))?;
     Ok(first)
 }
 
@@ -217,7 +215,8 @@ pub fn query(
 }
 
 /// Adds `delta` to the summary tables (rows that reach 0 go) and records
-/// the names it carries; rows in sorted order.
+/// the names it carries; rows in sorted order. Called after `insert`, so
+/// under the id lock: cores add to the summaries one at a time.
 pub fn apply_rollup(tx: &mut postgres::Transaction, delta: &Delta) -> Result<(), postgres::Error> {
     for tier in [Tier::Hour, Tier::Day] {
         let rows: Vec<_> = delta.sorted().into_iter().filter(|r| r.0 == tier).collect();

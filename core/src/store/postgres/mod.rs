@@ -25,6 +25,7 @@ use crate::fleet::notice::Notice;
 use crate::metrics::Metrics;
 use crate::store::backend::{Backend, Reader, Retention, Transaction, EVENTS_PER_NODE};
 use crate::store::event_row::EventRecord;
+use crate::store::rollup::Delta;
 use crate::store::writer::Store;
 use crate::store::{
     EventFilter, EventStats, NodeEventRecord, NodeRecord, NodeWrite, PotRecord, StatsQuery,
@@ -241,6 +242,13 @@ impl Transaction for PostgresTransaction<'_> {
         })
         .map_err(&err)?;
         Ok((first..first + batch.len() as i64).collect())
+    }
+
+    fn summarize(&mut self, delta: &Delta, _upto: i64) -> Result<(), StoreError> {
+        // Every batch summarises its own events (the writer asks for it on
+        // a shared database), in its transaction: no mark is needed.
+        events::apply_rollup(&mut self.tx, delta)
+            .map_err(pg_err("counting events in the summary tables"))
     }
 
     fn raise_marks(&mut self, marks: &HashMap<u64, u64>) -> Result<(), StoreError> {

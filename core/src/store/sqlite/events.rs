@@ -68,6 +68,11 @@ CREATE TABLE IF NOT EXISTS rollup_day (
     PRIMARY KEY (dim, bucket, value)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS rollup_day_top ON rollup_day (dim, bucket, n DESC);
+CREATE TABLE IF NOT EXISTS rollup_mark (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    last_event INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO rollup_mark (id, last_event) VALUES (1, 0);
 CREATE TABLE IF NOT EXISTS rollup_labels (
     dim INTEGER NOT NULL,
     value TEXT NOT NULL,
@@ -139,6 +144,13 @@ pub fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     }
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     if version < VERSION {
+        let any: bool = conn.query_row("SELECT EXISTS (SELECT 1 FROM events)", [], |r| r.get(0))?;
+        if any {
+            log::info!(
+                "store: filling the summary tables from the events already stored \
+                 (once, at the first start of this version)"
+            );
+        }
         conn.execute_batch("BEGIN IMMEDIATE")?;
         let filled = backfill(conn).and_then(|n| {
             conn.execute_batch(&format!("PRAGMA user_version = {VERSION}"))?;
@@ -156,7 +168,10 @@ pub fn migrate(conn: &Connection) -> rusqlite::Result<()> {
                 return Err(e);
             }
         }
-    } else if version > VERSION {
+    } else {
+        catch_up(conn)?;
+    }
+    if version > VERSION {
         log::warn!(
             "store: the database's events schema is version {version}, newer than this core's \
              {VERSION}; reading it anyway"
@@ -165,12 +180,59 @@ pub fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// Records that the summaries count every event up to id `upto`.
+pub fn set_mark(conn: &Connection, upto: i64) -> rusqlite::Result<()> {
+    conn.prepare_cached("UPDATE rollup_mark SET last_event = max(last_event, ?1) WHERE id = 1")?
+        .execute(params![upto])?;
+    Ok(())
+}
+
+/// Counts the events stored after the mark: those the writer had not yet
+/// summarised when the core stopped without committing them (a crash).
+fn catch_up(conn: &Connection) -> rusqlite::Result<()> {
+    let mark: i64 = conn.query_row("SELECT last_event FROM rollup_mark WHERE id = 1", [], |r| {
+        r.get(0)
+    })?;
+    let newest: Option<i64> = conn.query_row("SELECT MAX(id) FROM events", [], |r| r.get(0))?;
+    if newest.is_none_or(|n| n <= mark) {
+        return Ok(());
+    }
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let counted = (|| -> rusqlite::Result<u64> {
+        let (mut after, mut total) = (mark, 0u64);
+        loop {
+            let (delta, last, n) = unroll_chunk(conn, "id > ?1", after, 1)?;
+            if n == 0 {
+                break;
+            }
+            apply_rollup(conn, &delta)?;
+            set_mark(conn, last)?;
+            total += n;
+            after = last;
+        }
+        Ok(total)
+    })();
+    match counted {
+        Ok(n) => {
+            conn.execute_batch("COMMIT")?;
+            log::info!("store: {n} events stored before a stop were added to the summary tables");
+            Ok(())
+        }
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(e)
+        }
+    }
+}
+
 /// Events read per step when summing stored events into the summaries.
 const CHUNK: i64 = 50_000;
 
 /// Fills the summary tables from every stored event (they start empty).
 fn backfill(conn: &Connection) -> rusqlite::Result<u64> {
-    conn.execute_batch("DELETE FROM rollup_hour; DELETE FROM rollup_day;")?;
+    conn.execute_batch(
+        "DELETE FROM rollup_hour; DELETE FROM rollup_day; UPDATE rollup_mark SET last_event = 0;",
+    )?;
     let mut after = 0i64;
     let mut total = 0u64;
     loop {
@@ -179,6 +241,7 @@ fn backfill(conn: &Connection) -> rusqlite::Result<u64> {
             break;
         }
         apply_rollup(conn, &delta)?;
+        set_mark(conn, last)?;
         total += n;
         after = last;
     }
@@ -241,18 +304,30 @@ fn add_row(
 /// Adds `delta` to the summary tables (rows that reach 0 go) and records
 /// the names it carries.
 pub fn apply_rollup(conn: &Connection, delta: &Delta) -> rusqlite::Result<()> {
+    const UPSERT: [&str; 2] = [
+        "INSERT INTO rollup_hour (dim, bucket, value, n) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (dim, bucket, value) DO UPDATE SET n = n + excluded.n",
+        "INSERT INTO rollup_day (dim, bucket, value, n) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (dim, bucket, value) DO UPDATE SET n = n + excluded.n",
+    ];
+    const PRUNE: [&str; 2] = [
+        "DELETE FROM rollup_hour WHERE dim = ?1 AND bucket = ?2 AND value = ?3 AND n <= 0",
+        "DELETE FROM rollup_day WHERE dim = ?1 AND bucket = ?2 AND value = ?3 AND n <= 0",
+    ];
+    let mut upsert = [
+        conn.prepare_cached(UPSERT[0])?,
+        conn.prepare_cached(UPSERT[1])?,
+    ];
     for (tier, dim, bucket, value, n) in delta.sorted() {
-        let table = tier.table();
-        conn.prepare_cached(&format!(
-            "INSERT INTO {table} (dim, bucket, value, n) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (dim, bucket, value) DO UPDATE SET n = n + excluded.n"
-        ))?
-        .execute(params![dim.id(), bucket, value, n])?;
+        let t = usize::from(tier == Tier::Day);
+        if let Some(stmt) = upsert.get_mut(t) {
+            stmt.execute(params![dim.id(), bucket, value, n])?;
+        }
         if n < 0 {
-            conn.prepare_cached(&format!(
-                "DELETE FROM {table} WHERE dim = ?1 AND bucket = ?2 AND value = ?3 AND n <= 0"
-            ))?
-            .execute(params![dim.id(), bucket, value])?;
+            if let Some(sql) = PRUNE.get(t) {
+                conn.prepare_cached(sql)?
+                    .execute(params![dim.id(), bucket, value])?;
+            }
         }
     }
     for ((dim, value), label) in &delta.labels {

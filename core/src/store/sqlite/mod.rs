@@ -171,9 +171,13 @@ impl Transaction for SqliteTransaction<'_> {
             // One writer: rowids grow in commit order.
             ids.push(self.0.last_insert_rowid());
         }
-        events::apply_rollup(&self.0, &Delta::of_events(batch))
-            .map_err(|e| StoreError(format!("counting events in the summary tables: {e}")))?;
         Ok(ids)
+    }
+
+    fn summarize(&mut self, delta: &Delta, upto: i64) -> Result<(), StoreError> {
+        events::apply_rollup(&self.0, delta)
+            .and_then(|_| events::set_mark(&self.0, upto))
+            .map_err(|e| StoreError(format!("counting events in the summary tables: {e}")))
     }
 
     fn raise_marks(&mut self, marks: &HashMap<u64, u64>) -> Result<(), StoreError> {
