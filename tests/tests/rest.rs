@@ -587,7 +587,7 @@ fn stats_stay_exact_when_retention_deletes() {
     assert_eq!(core.api().all_events(&[]).len(), 5);
 }
 
-/// Summaries are written about once a second, not with every batch: a core
+/// Summaries are written about every five seconds, not with every batch: a core
 /// killed in between counts the events it stored when it starts again, and
 /// statistics asked for in between count them at once.
 #[test]

@@ -57,9 +57,9 @@ type Job = (
 /// of attack traffic touches thousands of rows); statistics ask for the
 /// wait to end first, and after a crash the store counts the events it
 /// holds beyond its mark (`Transaction::summarize`).
-const SUMMARIZE_EVERY: Duration = Duration::from_secs(1);
+const SUMMARIZE_EVERY: Duration = Duration::from_secs(5);
 /// Or as soon as this many summary rows wait.
-const SUMMARIZE_ROWS: usize = 200_000;
+const SUMMARIZE_ROWS: usize = 100_000;
 
 /// The core's store: queues in front of one writer thread, and a reader.
 pub struct Store {
