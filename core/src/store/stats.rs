@@ -15,7 +15,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::store::rollup::{Dim, Tier, DAY_US, HOUR_US};
+use crate::store::rollup::{Delta, Dim, Tier, DAY_US, HOUR_US};
 
 /// Microseconds in a minute.
 pub const MINUTE_US: i64 = 60_000_000;
@@ -29,6 +29,28 @@ pub const MAX_RANGE: i64 = 366 * DAY_US;
 pub const TOP: usize = 10;
 /// How many countries `top_countries` holds at most (every country there is).
 pub const TOP_COUNTRIES: usize = 300;
+/// A short range with at most this many events is read in one pass and
+/// counted in memory; one with more, by a query per list.
+pub const RAW_SCAN_MAX: u64 = 200_000;
+
+/// The `k` most frequent values of `dim` in `delta` (count descending, then
+/// value).
+fn top_of(delta: &Delta, dim: Dim, k: usize) -> Vec<(String, u64)> {
+    let mut sums: HashMap<&str, i64> = HashMap::new();
+    for ((_, d, _, v), n) in &delta.rows {
+        if *d == dim {
+            *sums.entry(v.as_str()).or_insert(0) += n;
+        }
+    }
+    let mut all: Vec<(String, u64)> = sums
+        .into_iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(v, n)| (v.to_string(), n as u64))
+        .collect();
+    all.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    all.truncate(k);
+    all
+}
 
 /// The width of the series' buckets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -172,6 +194,9 @@ pub trait StatsSource {
         until: i64,
         limit: usize,
     ) -> Result<Vec<(String, u64)>, String>;
+    /// The summary counts of the events from `since` to `until`, read from
+    /// the events in one pass (hour table only).
+    fn raw_delta(&mut self, since: i64, until: i64) -> Result<Delta, String>;
     /// Events per hour, `[h0, h1)`: (hour number, count).
     fn hours(&mut self, h0: i64, h1: i64) -> Result<Vec<(i64, u64)>, String>;
     /// Each bucket's `m` most frequent values of `dim`: (bucket, value, n).
@@ -261,9 +286,18 @@ pub fn compute(src: &mut dyn StatsSource, q: &StatsQuery) -> Result<EventStats, 
         per_minute,
         ..EventStats::default()
     };
+    let mut scanned: Option<Delta> = None;
+    if q.raw {
+        stats.in_window = src.raw_count(q.since_us, q.until_us)?;
+        if stats.in_window <= RAW_SCAN_MAX {
+            scanned = Some(src.raw_delta(q.since_us, q.until_us)?);
+        }
+    }
     let top =
         |src: &mut dyn StatsSource, dim: Dim, k: usize| -> Result<Vec<(String, u64)>, String> {
-            if q.raw {
+            if let Some(delta) = &scanned {
+                Ok(top_of(delta, dim, k))
+            } else if q.raw {
                 src.raw_top(dim, q.since_us, q.until_us, k)
             } else if dim == Dim::Country {
                 src.group(dim, &q.spans(), k)
@@ -272,7 +306,6 @@ pub fn compute(src: &mut dyn StatsSource, q: &StatsQuery) -> Result<EventStats, 
             }
         };
     if q.raw {
-        stats.in_window = src.raw_count(q.since_us, q.until_us)?;
         let minutes: HashMap<i64, u64> = src
             .raw_minutes(q.since_us, q.until_us)?
             .into_iter()
@@ -510,6 +543,9 @@ mod tests {
             _: usize,
         ) -> Result<Vec<(String, u64)>, String> {
             Ok(Vec::new())
+        }
+        fn raw_delta(&mut self, _: i64, _: i64) -> Result<Delta, String> {
+            Ok(Delta::default())
         }
         fn hours(&mut self, h0: i64, h1: i64) -> Result<Vec<(i64, u64)>, String> {
             Ok(self

@@ -273,6 +273,11 @@ const KEY_COLUMNS: &str = "time, src_ip, username, password, input, event_type, 
 
 /// Counts rows of [`KEY_COLUMNS`] into `delta`, `sign` times.
 fn add_rows(delta: &mut Delta, rows: &[postgres::Row], sign: i64) {
+    add_rows_to(delta, rows, sign, &[Tier::Hour, Tier::Day]);
+}
+
+/// [`add_rows`] into these tables only.
+fn add_rows_to(delta: &mut Delta, rows: &[postgres::Row], sign: i64, tiers: &[Tier]) {
     for r in rows {
         let src_ip: Option<String> = r.get(1);
         let username: Option<String> = r.get(2);
@@ -290,7 +295,7 @@ fn add_rows(delta: &mut Delta, rows: &[postgres::Row], sign: i64) {
             country: country.as_deref(),
             asn: r.get(7),
         };
-        delta.add(&keys, sign);
+        delta.add_to(&keys, sign, tiers);
     }
 }
 
@@ -446,6 +451,16 @@ impl StatsSource for PgStats<'_> {
                 (crate::store::rollup::value_key(&v), count(r.get(1)))
             })
             .collect())
+    }
+
+    fn raw_delta(&mut self, since: i64, until: i64) -> Result<Delta, String> {
+        let rows = self.rows(
+            &format!("SELECT {KEY_COLUMNS} FROM events WHERE time >= $1 AND time <= $2"),
+            &[&since, &until],
+        )?;
+        let mut delta = Delta::default();
+        add_rows_to(&mut delta, &rows, 1, &[Tier::Hour]);
+        Ok(delta)
     }
 
     fn hours(&mut self, h0: i64, h1: i64) -> Result<Vec<(i64, u64)>, String> {

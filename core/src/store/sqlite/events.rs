@@ -676,6 +676,21 @@ impl StatsSource for SqliteStats<'_> {
         Ok(out)
     }
 
+    fn raw_delta(&mut self, since: i64, until: i64) -> Result<Delta, String> {
+        let mut stmt = self
+            .0
+            .prepare_cached(&format!(
+                "SELECT {KEY_COLUMNS} FROM events WHERE time >= ?1 AND time <= ?2"
+            ))
+            .map_err(text)?;
+        let mut rows = stmt.query(params![since, until]).map_err(text)?;
+        let mut delta = Delta::default();
+        while let Some(r) = rows.next().map_err(text)? {
+            add_row(&mut delta, r, 1, &[Tier::Hour]).map_err(text)?;
+        }
+        Ok(delta)
+    }
+
     fn hours(&mut self, h0: i64, h1: i64) -> Result<Vec<(i64, u64)>, String> {
         let mut stmt = self
             .0
