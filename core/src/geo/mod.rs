@@ -426,11 +426,12 @@ fn built(reader: &maxminddb::Reader<Vec<u8>>) -> String {
 /// Sources remembered per cache; past this it starts over.
 const CACHE: usize = 65_536;
 
-/// Recent lookups by source text, for one thread (the store writer).
+/// Recent lookups by source text, for one thread (the store writer); each
+/// answer is shared by the events that carry it.
 #[derive(Default)]
 pub struct Cache {
     generation: u64,
-    known: HashMap<String, Geo>,
+    known: HashMap<String, Option<Arc<Geo>>>,
     /// Lookups made and answered from the cache (for the benchmark).
     pub hits: u64,
     /// Lookups made in the databases.
@@ -438,8 +439,8 @@ pub struct Cache {
 }
 
 impl Cache {
-    /// `enricher.lookup(src_ip)`, remembered.
-    pub fn lookup(&mut self, enricher: &Enricher, src_ip: &str) -> Geo {
+    /// `enricher.lookup(src_ip)`, remembered; `None` when nothing is known.
+    pub fn lookup(&mut self, enricher: &Enricher, src_ip: &str) -> Option<Arc<Geo>> {
         let generation = enricher.generation();
         if generation != self.generation || self.known.len() >= CACHE {
             self.known.clear();
@@ -450,7 +451,9 @@ impl Cache {
             return g.clone();
         }
         self.misses += 1;
-        let g = enricher.lookup(src_ip);
+        let g = Some(enricher.lookup(src_ip))
+            .filter(|g| !g.is_empty())
+            .map(Arc::new);
         self.known.insert(src_ip.to_string(), g.clone());
         g
     }

@@ -134,8 +134,8 @@ impl<'a> Keys<'a> {
             password: e.password.as_deref(),
             input: e.input.as_deref(),
             event_type: Some(&e.event_type),
-            country: e.geo.country.as_deref(),
-            asn: e.geo.asn,
+            country: e.geo().country.as_deref(),
+            asn: e.geo().asn,
         }
     }
 }
@@ -193,15 +193,18 @@ impl Delta {
         let mut hours: HashMap<(Dim, i64, &'a str), i64> = HashMap::with_capacity(events.len());
         let mut credentials: HashMap<(i64, &'a str, &'a str), i64> = HashMap::new();
         let mut asns: HashMap<(i64, i64), i64> = HashMap::new();
+        let mut countries: HashMap<&'a str, &'a str> = HashMap::new();
+        let mut orgs: HashMap<i64, &'a str> = HashMap::new();
         let mut d = Delta::default();
         for &e in events {
+            let geo = e.geo();
             let h = Tier::Hour.bucket(e.time_us);
             for (dim, v) in [
                 (Dim::SrcIp, &e.src_ip),
                 (Dim::Username, &e.username),
                 (Dim::Password, &e.password),
                 (Dim::Command, &e.input),
-                (Dim::Country, &e.geo.country),
+                (Dim::Country, &geo.country),
             ] {
                 if let Some(v) = v {
                     *hours.entry((dim, h, v.as_str())).or_insert(0) += 1;
@@ -214,19 +217,22 @@ impl Delta {
             if let (Some(u), Some(p)) = (&e.username, &e.password) {
                 *credentials.entry((h, u.as_str(), p.as_str())).or_insert(0) += 1;
             }
-            if let Some(a) = e.geo.asn {
+            if let Some(a) = geo.asn {
                 *asns.entry((h, a)).or_insert(0) += 1;
             }
-            if let (Some(c), Some(name)) = (&e.geo.country, &e.geo.country_name) {
-                d.labels
-                    .entry((Dim::Country, c.clone()))
-                    .or_insert_with(|| name.clone());
+            if let (Some(c), Some(name)) = (&geo.country, &geo.country_name) {
+                countries.entry(c.as_str()).or_insert(name.as_str());
             }
-            if let (Some(a), Some(org)) = (e.geo.asn, &e.geo.as_org) {
-                d.labels
-                    .entry((Dim::Asn, a.to_string()))
-                    .or_insert_with(|| org.clone());
+            if let (Some(a), Some(org)) = (geo.asn, &geo.as_org) {
+                orgs.entry(a).or_insert(org.as_str());
             }
+        }
+        for (c, name) in countries {
+            d.labels
+                .insert((Dim::Country, c.to_string()), name.to_string());
+        }
+        for (a, org) in orgs {
+            d.labels.insert((Dim::Asn, a.to_string()), org.to_string());
         }
         let mut put = |dim: Dim, h: i64, value: String, n: i64| {
             let day = (h * HOUR_US).div_euclid(DAY_US);
@@ -342,10 +348,13 @@ mod tests {
                 },
             );
             if i % 3 == 0 {
-                e.geo.country = Some("DE".into());
-                e.geo.country_name = Some("Germany".into());
-                e.geo.asn = Some(3320);
-                e.geo.as_org = Some("DTAG".into());
+                e.geo = Some(std::sync::Arc::new(crate::geo::Geo {
+                    country: Some("DE".into()),
+                    country_name: Some("Germany".into()),
+                    asn: Some(3320),
+                    as_org: Some("DTAG".into()),
+                    ..Default::default()
+                }));
             }
             events.push(e);
         }

@@ -103,7 +103,7 @@ pub fn insert(
             opt_text(&e.password),
             opt_text(&e.input),
         );
-        let g = &e.geo;
+        let g = e.geo();
         let (country, country_name, city) = (
             opt_text(&g.country),
             opt_text(&g.country_name),

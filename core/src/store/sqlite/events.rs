@@ -389,12 +389,12 @@ pub fn insert(tx: &Transaction, e: &EventRecord) -> rusqlite::Result<()> {
         e.password,
         e.data,
         e.input,
-        e.geo.country,
-        e.geo.country_name,
-        e.geo.city,
-        e.geo.asn,
-        e.geo.as_org,
-        e.geo.net,
+        e.geo().country,
+        e.geo().country_name,
+        e.geo().city,
+        e.geo().asn,
+        e.geo().as_org,
+        e.geo().net,
     ])?;
     Ok(())
 }

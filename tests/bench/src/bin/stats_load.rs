@@ -232,14 +232,14 @@ fn fill(o: &Options, dir: &std::path::Path) -> Result<(), String> {
             password,
             input,
             data: format!("{{\"src_ip\":\"{src_ip}\"}}"),
-            geo: Geo {
+            geo: Some(Arc::new(Geo {
                 country: Some(code),
                 country_name: Some(name),
                 city: None,
                 asn: Some(asn),
                 as_org: Some(format!("AS {asn} Networks")),
                 net: None,
-            },
+            })),
         };
         store.append(record).map_err(|e| e.to_string())?;
         if last_report.elapsed() > Duration::from_secs(30) {
