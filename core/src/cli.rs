@@ -51,6 +51,11 @@ OPTIONS (each overrides the config file, which overrides the defaults):
                                 postgres://USER@HOST:PORT/DB?sslmode=verify-full&sslrootcert=CA.pem
                                 (or HONEYBEE_POSTGRES, which keeps a password out of ps)
                                 [SQLite in DATA_DIR]
+    --geoip FILE                a MaxMind-format country or city database (GeoLite2-City,
+                                GeoLite2-Country, DB-IP Lite): each stored event gets the
+                                country and city of its source [none]
+    --asn FILE                  a MaxMind-format ASN database (GeoLite2-ASN, DB-IP ASN Lite):
+                                each stored event gets its source's AS number and name [none]
     --core-name NAME            this core in logs, metrics and the fleet view [HOST:NODE_PORT]
     --print-config              print the effective config as TOML and exit
     --version                   print the version and exit
@@ -64,6 +69,9 @@ ENVIRONMENT:
 
 SIGNALS:
     SIGTERM, SIGINT             stop accepting, finish writes, exit 0
+    SIGHUP                      read the --geoip and --asn files again (they are also
+                                read again within 10 s of a change); a file that cannot
+                                be read then is logged and the database kept
 ";
 
 /// Warnings about how the arguments pass secrets.
@@ -135,6 +143,8 @@ pub fn parse(args: &[String]) -> Result<Action, ConfigError> {
             | "--client-ca"
             | "--heartbeat-interval"
             | "--postgres"
+            | "--geoip"
+            | "--asn"
             | "--core-name" => {
                 let value = match inline {
                     Some(v) => v,
@@ -231,6 +241,8 @@ fn apply(c: &mut Config, flag: &str, value: &str) -> Result<(), ConfigError> {
         "--heartbeat-interval" => c.heartbeat_interval = number(value)?,
         "--postgres" => c.store.postgres = value.to_string(),
         "--core-name" => c.core_name = value.to_string(),
+        "--geoip" => c.enrichment.geoip = value.to_string(),
+        "--asn" => c.enrichment.asn = value.to_string(),
         _ => return Err(ConfigError(format!("unknown argument `{flag}`"))),
     }
     Ok(())

@@ -70,6 +70,29 @@ pub struct StoreConfig {
     pub postgres: String,
 }
 
+/// Enrichment of stored events from MaxMind-format databases (`[enrichment]`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EnrichmentConfig {
+    /// A country or city database (GeoLite2-City, GeoLite2-Country,
+    /// DB-IP City/Country Lite); empty: none.
+    pub geoip: String,
+    /// An ASN database (GeoLite2-ASN, DB-IP ASN Lite); empty: none.
+    pub asn: String,
+}
+
+impl EnrichmentConfig {
+    /// The country or city database, when one is named.
+    pub fn geoip_path(&self) -> Option<&Path> {
+        (!self.geoip.trim().is_empty()).then(|| Path::new(self.geoip.trim()))
+    }
+
+    /// The ASN database, when one is named.
+    pub fn asn_path(&self) -> Option<&Path> {
+        (!self.asn.trim().is_empty()).then(|| Path::new(self.asn.trim()))
+    }
+}
+
 /// The environment variable that names the PostgreSQL server.
 pub const POSTGRES_ENV: &str = "HONEYBEE_POSTGRES";
 
@@ -142,6 +165,8 @@ pub struct Config {
     /// Where state is kept (`[store]`): the embedded SQLite unless a
     /// PostgreSQL server is named.
     pub store: StoreConfig,
+    /// Country, city and ASN of each event's source (`[enrichment]`).
+    pub enrichment: EnrichmentConfig,
     /// Extension modules the core runs (`[[modules]]`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub modules: Vec<ModuleConfig>,
@@ -179,6 +204,7 @@ impl Default for Config {
             core_name: String::new(),
             tls: TlsConfig::default(),
             store: StoreConfig::default(),
+            enrichment: EnrichmentConfig::default(),
             modules: Vec::new(),
         }
     }

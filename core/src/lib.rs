@@ -39,6 +39,7 @@ pub mod clock;
 pub mod config;
 pub mod files;
 pub mod fleet;
+pub mod geo;
 pub mod io_thread;
 pub mod metrics;
 pub mod modules;

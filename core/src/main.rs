@@ -4,6 +4,7 @@
 use std::process::ExitCode;
 
 use honeybee_core::cli::{self, Action};
+use honeybee_core::geo::Enricher;
 use honeybee_core::server::Core;
 use honeybee_core::shutdown;
 
@@ -59,10 +60,30 @@ fn main() -> ExitCode {
     for w in cli::secret_flag_warnings(&args) {
         log::warn!("{w}");
     }
+    // The enrichment databases are read before anything is bound: a file
+    // that is missing, truncated or of the wrong kind is a bad setting.
+    let enricher =
+        match Enricher::open(config.enrichment.geoip_path(), config.enrichment.asn_path()) {
+            Ok(e) => std::sync::Arc::new(e),
+            Err(e) => {
+                log::error!("{e}");
+                eprintln!("honeybee-core: {e}");
+                return ExitCode::from(2);
+            }
+        };
     let (tx, rx) = std::sync::mpsc::channel();
     let stopping = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let flag = stopping.clone();
-    if let Err(e) = shutdown::on_signal(signals, move |sig| {
+    let reloading = enricher.clone();
+    let on_hangup = move || {
+        if reloading.active() {
+            log::info!("SIGHUP: reading the enrichment databases again");
+            reloading.reload(true);
+        } else {
+            log::info!("SIGHUP: no enrichment databases configured; nothing to reload");
+        }
+    };
+    if let Err(e) = shutdown::on_signal(signals, on_hangup, move |sig| {
         log::info!("{sig}: shutting down");
         flag.store(true, std::sync::atomic::Ordering::Relaxed);
         let _ = tx.send(());
@@ -71,7 +92,7 @@ fn main() -> ExitCode {
         return ExitCode::from(1);
     }
     let stop = || stopping.load(std::sync::atomic::Ordering::Relaxed);
-    let core = match Core::start_until(&config, &stop) {
+    let core = match Core::start_with(&config, &stop, enricher) {
         Ok(core) => core,
         // Asked to stop while it waited for its database: a clean stop.
         Err(e) if stop() => {

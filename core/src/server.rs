@@ -18,6 +18,7 @@ use crate::files;
 use crate::fleet::delivery::Delivery;
 use crate::fleet::shared::SharedFleet;
 use crate::fleet::{Alone, Fleet};
+use crate::geo::Enricher;
 use crate::io_thread;
 use crate::metrics::Metrics;
 use crate::modules::{CoreAccess, Modules, Timing};
@@ -96,6 +97,18 @@ impl Core {
     /// Like [`Core::start`], but gives up waiting for the database once
     /// `stop` answers true (a signal arrived).
     pub fn start_until(config: &Config, stop: &dyn Fn() -> bool) -> Result<Core, String> {
+        let enricher =
+            Enricher::open(config.enrichment.geoip_path(), config.enrichment.asn_path())?;
+        Core::start_with(config, stop, Arc::new(enricher))
+    }
+
+    /// Like [`Core::start_until`], with the enrichment databases already
+    /// opened (`main` opens them first: a bad file exits 2).
+    pub fn start_with(
+        config: &Config,
+        stop: &dyn Fn() -> bool,
+        enricher: Arc<Enricher>,
+    ) -> Result<Core, String> {
         let ip: IpAddr = config
             .bind
             .parse()
@@ -128,6 +141,10 @@ impl Core {
             None => sqlite::open_with(&config.database_path(), retention, metrics.clone()),
         };
         let store = Arc::new(store.map_err(|e| e.to_string())?);
+        if enricher.active() {
+            enricher.watch();
+            store.set_enricher(enricher.clone());
+        }
         // With a shared database the lease lasts two heartbeat intervals:
         // a core that dies stops counting within that.
         let shared_fleet = match &postgres_url {

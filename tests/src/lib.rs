@@ -31,6 +31,7 @@ pub mod binaries;
 pub mod certs;
 pub mod child_process;
 pub mod core_process;
+pub mod geo;
 pub mod haproxy;
 pub mod http;
 pub mod link_proxy;

@@ -97,7 +97,23 @@ fn schemathesis_finds_nothing() {
     .expect("events stored");
     let url = format!("http://{}/api/v1/openapi.json", core.api_addr);
     let auth = format!("Authorization: Bearer {}", core.api().token);
+    // `GET /api/v1/stats` takes one of `range`, `hours` or `since`/`until`,
+    // and `until` not before `since`, at most 366 days apart: an OpenAPI
+    // document cannot say that parameters exclude each other, so 400 is a
+    // right answer to the combinations generated as "valid" there (the
+    // rejections are tested in rest.rs). Every other check stays on.
+    let config = core.workspace().path().join("schemathesis.toml");
+    std::fs::write(
+        &config,
+        "[[operations]]\n\
+         include-path = \"/api/v1/stats\"\n\
+         checks.positive_data_acceptance.expected-statuses = \
+         [\"2xx\", \"400\", \"401\", \"403\", \"404\", \"409\", \"429\", \"5xx\"]\n",
+    )
+    .expect("write schemathesis.toml");
     let out = Command::new(&tool)
+        .arg("--config-file")
+        .arg(&config)
         .args([
             "run",
             &url,

@@ -25,7 +25,7 @@ const POLL: Duration = Duration::from_millis(50);
 const RETRY_T: Duration = Duration::from_secs(40);
 
 /// The schema version this core creates (`store/postgres/schema.rs`).
-const SCHEMA: &str = "2";
+const SCHEMA: &str = "3";
 
 /// The password the URLs carry: it must appear in no output.
 const SECRET: &str = "Hb-s3cret-Qx9vT2mK";
@@ -365,6 +365,76 @@ fn a_database_with_a_newer_schema_is_refused_naming_both_versions() {
     );
 }
 
+/// What schema version 3 added (enrichment columns, summary tables).
+const UNDO_V3: &str = "DROP TABLE rollup_hour; DROP TABLE rollup_day; DROP TABLE rollup_labels;
+     ALTER TABLE events DROP COLUMN country, DROP COLUMN country_name, DROP COLUMN city,
+         DROP COLUMN asn, DROP COLUMN as_org, DROP COLUMN net";
+
+/// A version-2 database with events (before enrichment and the summary
+/// tables) is migrated: the summaries are filled from the stored events, so
+/// statistics over any range count them at once.
+#[test]
+fn a_version_2_database_gets_summaries_of_the_events_it_holds() {
+    let pg = Postgres::start();
+    pg.create_database("hbv2");
+    let url = pg.url("hbv2");
+    let mut first = Core::builder().env("HONEYBEE_POSTGRES", &url).start();
+    let mut id = NodeIdentity::new("v2").with_capabilities(&[CAP_EVENT_ACK]);
+    let mut conn = id.enroll(first.node_addr);
+    let now = now_unix().0;
+    for (seq, ago) in [
+        (1u64, 60i64),
+        (2, 3 * 3600),
+        (3, 3 * 86_400),
+        (4, 3 * 86_400),
+    ] {
+        conn.must_send(&id.pot_event(
+            "cowrie-01",
+            "cowrie",
+            "cowrie.login.failed",
+            &format_rfc3339(now - ago, 0),
+            Some(seq),
+            json!({"src_ip": "203.0.113.9", "username": format!("u{}", seq.min(3))}),
+        ));
+    }
+    conn.wait_event_ack(4, T);
+    drop(conn);
+    first.terminate(T);
+    pg.sql("hbv2", UNDO_V3);
+    pg.sql("hbv2", "UPDATE honeybee_schema SET version = 2");
+    let second = Core::builder().env("HONEYBEE_POSTGRES", &url).start();
+    let err = wait_stderr(
+        &second,
+        &format!("migrated the database schema from version 2 to {SCHEMA}"),
+        T,
+    );
+    assert!(
+        err.contains("summary tables filled from 4 stored events"),
+        "{err}"
+    );
+    let s = second
+        .api()
+        .get("/api/v1/stats?range=7d")
+        .expect_status(200)
+        .json();
+    assert_eq!(s["totals"]["events"], 4, "{s}");
+    assert_eq!(s["totals"]["events_in_window"], 4, "{s}");
+    assert_eq!(
+        s["top_usernames"][0],
+        json!({"value": "u3", "count": 2}),
+        "{s}"
+    );
+    let s = second
+        .api()
+        .get("/api/v1/stats?range=24h")
+        .expect_status(200)
+        .json();
+    assert_eq!(s["totals"]["events_in_window"], 2, "{s}");
+    let events = second.api().all_events(&[]);
+    assert_eq!(events.len(), 4);
+    assert!(events.iter().all(|e| e["geo"].is_null()), "{events:?}");
+}
+
 /// A database a version-1 core made (what version 2 added taken away again,
 /// a lockout recorded the version-1 way) is migrated by the next core,
 /// keeping what it held.
@@ -375,6 +445,7 @@ fn a_database_with_an_older_schema_is_migrated() {
     let url = pg.url("hbolder");
     let mut first = Core::builder().env("HONEYBEE_POSTGRES", &url).start();
     first.terminate(T);
+    pg.sql("hbolder", UNDO_V3);
     pg.sql(
         "hbolder",
         "DROP TABLE routed_commands;

@@ -352,3 +352,277 @@ fn retention_drops_expired_events_and_keeps_recent_ones() {
     let text = core.api().get("/metrics").expect_status(200).text();
     assert!(text.contains("honeybee_events_expired_total 1"), "{text}");
 }
+
+/// Sends `n` events dated `secs_ago`, each with `username`; returns the
+/// next seq.
+fn send_dated(
+    conn: &mut honeybee_tests::TestNode,
+    id: &NodeIdentity,
+    seq: &mut u64,
+    n: u64,
+    secs_ago: i64,
+    username: &str,
+) {
+    let ts = format_rfc3339(now_unix().0 - secs_ago, 0);
+    for _ in 0..n {
+        *seq += 1;
+        conn.must_send(&id.pot_event(
+            "cowrie-01",
+            "cowrie",
+            "cowrie.login.failed",
+            &ts,
+            Some(*seq),
+            json!({"src_ip": "203.0.113.50", "username": username, "password": "pw"}),
+        ));
+    }
+    conn.wait_event_ack(*seq, T);
+}
+
+const HOUR: i64 = 3600;
+const DAY: i64 = 86_400;
+
+/// Events of several ages: (count, seconds ago, username).
+const AGES: [(u64, i64, &str); 6] = [
+    (3, 30, "now"),
+    (2, 90 * 60, "ninety-minutes"),
+    (4, 5 * HOUR, "five-hours"),
+    (5, 3 * DAY, "three-days"),
+    (6, 20 * DAY, "twenty-days"),
+    (7, 40 * DAY, "forty-days"),
+];
+
+fn core_with_ages(config: &str) -> (Core, honeybee_tests::TestNode, NodeIdentity) {
+    let core = Core::builder().config(config).start();
+    let mut id = NodeIdentity::new("ages").with_capabilities(&[CAP_EVENT_ACK]);
+    let mut conn = id.enroll(core.node_addr);
+    let mut seq = 0;
+    for (n, ago, user) in AGES {
+        send_dated(&mut conn, &id, &mut seq, n, ago, user);
+    }
+    (core, conn, id)
+}
+
+fn stats(core: &Core, query: &str) -> Value {
+    core.api()
+        .get(&format!("/api/v1/stats?{query}"))
+        .expect_status(200)
+        .json()
+}
+
+fn series_sum(s: &Value) -> u64 {
+    s["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["count"].as_u64().unwrap())
+        .sum()
+}
+
+fn users(s: &Value) -> Vec<(String, u64)> {
+    s["top_usernames"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| {
+            (
+                u["value"].as_str().unwrap().to_string(),
+                u["count"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// `range=`, `hours=` and `since=&until=`: each window counts what it
+/// holds, in buckets that fit its length, from the events (two hours or
+/// less, to the second) or from the summary tables (whole hours).
+#[test]
+fn stats_ranges_count_each_window_in_fitting_buckets() {
+    let (core, _conn, _id) = core_with_ages("");
+    let total: u64 = AGES.iter().map(|a| a.0).sum();
+    for (query, in_window, bucket, buckets) in [
+        ("range=1h", 3, "minute", 61),
+        ("hours=2", 5, "minute", 121),
+        ("range=24h", 9, "hour", 25),
+        ("", 9, "hour", 25),
+        ("hours=24", 9, "hour", 25),
+        ("range=7d", 14, "hour", 169),
+        ("range=30d", 20, "day", 31),
+        ("hours=720", 20, "day", 31),
+    ] {
+        let s = stats(&core, query);
+        assert_eq!(s["totals"]["events"], json!(total), "{query}: {s}");
+        assert_eq!(s["totals"]["events_in_window"], in_window, "{query}");
+        assert_eq!(s["bucket"], bucket, "{query}");
+        assert_eq!(s["series"].as_array().unwrap().len(), buckets, "{query}");
+        assert_eq!(series_sum(&s), in_window, "{query}: the series adds up");
+        assert_eq!(s["events_per_minute"].as_array().unwrap().len(), 60);
+        let listed: u64 = users(&s).iter().map(|u| u.1).sum();
+        assert_eq!(listed, in_window, "{query}: {:?}", users(&s));
+    }
+    let s = stats(&core, "range=30d");
+    assert_eq!(
+        users(&s),
+        vec![
+            ("twenty-days".into(), 6),
+            ("three-days".into(), 5),
+            ("five-hours".into(), 4),
+            ("now".into(), 3),
+            ("ninety-minutes".into(), 2),
+        ]
+    );
+    assert_eq!(s["range"], "30d");
+    assert_eq!(s["window_hours"], 720);
+    // The series' buckets start on day boundaries and are in order.
+    let starts: Vec<&str> = s["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["start"].as_str().unwrap())
+        .collect();
+    assert!(starts.windows(2).all(|w| w[0] < w[1]));
+    assert!(
+        starts.iter().all(|s| s.ends_with("T00:00:00Z")),
+        "{starts:?}"
+    );
+
+    // Custom, longer than two hours: widened to whole hours.
+    let now = now_unix().0;
+    let since = format_rfc3339(now - 3 * DAY - 2 * HOUR, 0);
+    let until = format_rfc3339(now - 2 * DAY, 0);
+    let s = stats(&core, &format!("since={since}&until={until}"));
+    assert_eq!(s["range"], "custom");
+    assert_eq!(s["totals"]["events_in_window"], 5, "{s}");
+    assert_eq!(users(&s), vec![("three-days".into(), 5)]);
+    assert_eq!(s["exact_edges"], false);
+    let (got_since, got_until) = (s["since"].as_str().unwrap(), s["until"].as_str().unwrap());
+    assert!(
+        got_since <= since.as_str() && got_since.ends_with(":00:00Z"),
+        "{got_since}"
+    );
+    assert!(
+        got_until >= until.as_str() && got_until.ends_with(":59:59.999999Z"),
+        "{got_until}"
+    );
+    // Custom, two hours or less: exact to the second.
+    let since = format_rfc3339(now - 100 * 60, 0);
+    let until = format_rfc3339(now - 80 * 60, 0);
+    let s = stats(&core, &format!("since={since}&until={until}"));
+    assert_eq!(s["totals"]["events_in_window"], 2, "{s}");
+    assert_eq!(s["exact_edges"], true);
+    assert_eq!(
+        (s["since"].as_str(), s["until"].as_str()),
+        (Some(since.as_str()), Some(until.as_str()))
+    );
+    // Since alone runs to now.
+    let since = format_rfc3339(now - 6 * HOUR, 0);
+    let s = stats(&core, &format!("since={since}"));
+    assert_eq!(s["totals"]["events_in_window"], 9, "{s}");
+
+    // Bad or contradictory values: 400 naming the parameter.
+    let a_year_and_more = format_rfc3339(now - 368 * DAY, 0);
+    let later = format_rfc3339(now - DAY, 0);
+    let earlier = format_rfc3339(now - 2 * DAY, 0);
+    for (query, name) in [
+        ("range=2h".to_string(), "range"),
+        ("range=".to_string(), "range"),
+        ("range=1h&hours=2".to_string(), "range"),
+        (format!("range=24h&since={earlier}"), "range"),
+        (format!("hours=3&since={earlier}"), "hours"),
+        ("hours=0".to_string(), "hours"),
+        (format!("until={later}"), "since"),
+        ("since=last-week".to_string(), "since"),
+        (format!("since={earlier}&until=soon"), "until"),
+        (format!("since={later}&until={earlier}"), "until"),
+        (format!("since={a_year_and_more}&until={later}"), "until"),
+        ("range=1h&range=1h".to_string(), "range"),
+    ] {
+        let e = core
+            .api()
+            .get(&format!("/api/v1/stats?{query}"))
+            .expect_error(400);
+        assert!(e.starts_with(name), "{query}: {e}");
+    }
+}
+
+/// Retention takes what it deletes out of the statistics too: by age and
+/// by count, the summaries stay equal to the events kept.
+#[test]
+fn stats_stay_exact_when_retention_deletes() {
+    let (core, conn, _id) = core_with_ages("retention_days = 10\n");
+    let ws = core.workspace();
+    drop(conn);
+    drop(core);
+    // Retention runs when the core starts.
+    let core = Core::builder()
+        .config("retention_days = 10\n")
+        .workspace(ws)
+        .start();
+    let kept: u64 = AGES.iter().filter(|a| a.1 < 10 * DAY).map(|a| a.0).sum();
+    let s = poll_until(T, Duration::from_millis(100), || {
+        let s = stats(&core, "range=30d");
+        (s["totals"]["events"] == json!(kept)).then_some(s)
+    })
+    .expect("expired events leave the totals");
+    assert_eq!(s["totals"]["events_in_window"], json!(kept));
+    assert!(!users(&s)
+        .iter()
+        .any(|u| u.0.contains("days") && u.0 != "three-days"));
+    assert_eq!(core.api().all_events(&[]).len() as u64, kept);
+    let ws = core.workspace();
+    drop(core);
+    // By count: the newest 5 stay.
+    let core = Core::builder()
+        .config("retention_days = 10\nmax_events = 5\n")
+        .workspace(ws)
+        .start();
+    let s = poll_until(T, Duration::from_millis(100), || {
+        let s = stats(&core, "range=30d");
+        (s["totals"]["events"] == json!(5)).then_some(s)
+    })
+    .expect("events over the cap leave the totals");
+    assert_eq!(s["totals"]["events_in_window"], 5);
+    assert_eq!(series_sum(&s), 5);
+    let listed: u64 = users(&s).iter().map(|u| u.1).sum();
+    assert_eq!(listed, 5, "{:?}", users(&s));
+    assert_eq!(core.api().all_events(&[]).len(), 5);
+}
+
+/// Summaries are written about every five seconds, not with every batch: a core
+/// killed in between counts the events it stored when it starts again, and
+/// statistics asked for in between count them at once.
+#[test]
+fn stats_count_events_stored_just_before_a_crash() {
+    let core = Core::start();
+    let mut id = NodeIdentity::new("crash").with_capabilities(&[CAP_EVENT_ACK]);
+    let mut conn = id.enroll(core.node_addr);
+    let mut seq = 0;
+    send_dated(&mut conn, &id, &mut seq, 40, 3 * HOUR, "before");
+    let s = stats(&core, "range=24h");
+    assert_eq!(
+        s["totals"]["events_in_window"], 40,
+        "asked right after: {s}"
+    );
+    send_dated(&mut conn, &id, &mut seq, 25, 5 * HOUR, "killed");
+    let ws = core.workspace();
+    let mut core = core;
+    core.stop_with(nix::sys::signal::Signal::SIGKILL, T);
+    drop(conn);
+    let core = Core::builder().workspace(ws).start();
+    if !honeybee_tests::postgres::enabled() {
+        // (PostgreSQL summarises every batch: several cores read them.)
+        assert!(
+            core.stderr()
+                .contains("25 events stored before a stop were added to the summary tables"),
+            "{}",
+            core.stderr()
+        );
+    }
+    let s = stats(&core, "range=24h");
+    assert_eq!(s["totals"]["events"], 65, "{s}");
+    assert_eq!(s["totals"]["events_in_window"], 65, "{s}");
+    assert_eq!(
+        users(&s),
+        vec![("before".into(), 40), ("killed".into(), 25)],
+        "{s}"
+    );
+}

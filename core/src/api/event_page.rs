@@ -20,6 +20,7 @@ pub fn event_json(e: &StoredEvent) -> Value {
         "timestamp": e.timestamp,
         "seq": e.seq,
         "data": serde_json::from_str::<Value>(&e.data).unwrap_or(Value::Null),
+        "geo": e.geo.to_json(),
     })
 }
 
@@ -36,6 +37,8 @@ pub fn filter_from_query(q: &EventQuery) -> Result<EventFilter, String> {
         pot_id: q.pot_id.clone(),
         event_type: q.event_type.clone(),
         src_ip: q.src_ip.clone(),
+        country: None,
+        asn: None,
         since_us: q
             .since
             .as_deref()

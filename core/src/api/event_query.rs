@@ -54,6 +54,31 @@ pub fn time(name: &str, v: &str) -> Result<i64, String> {
         .saturating_add(i64::from(n / 1000)))
 }
 
+/// An ISO 3166-1 alpha-2 country code, any case, as stored (upper case).
+pub fn country(v: &str) -> Result<String, String> {
+    if v.len() == 2 && v.bytes().all(|b| b.is_ascii_alphabetic()) {
+        Ok(v.to_ascii_uppercase())
+    } else {
+        Err(format!(
+            "country: `{v}` is not a two-letter ISO 3166-1 country code (e.g. DE)"
+        ))
+    }
+}
+
+/// An autonomous system number, 0..=4294967295 (`AS` prefix allowed).
+pub fn asn(v: &str) -> Result<i64, String> {
+    let digits = v
+        .strip_prefix("AS")
+        .or_else(|| v.strip_prefix("as"))
+        .unwrap_or(v);
+    digits
+        .parse::<u32>()
+        .ok()
+        .filter(|_| digits.bytes().all(|b| b.is_ascii_digit()))
+        .map(i64::from)
+        .ok_or_else(|| format!("asn: `{v}` is not an AS number 0..=4294967295 (e.g. 3320)"))
+}
+
 /// A page size 1..=[`MAX_LIMIT`]; the error names the parameter.
 pub fn limit(v: &str) -> Result<u32, String> {
     v.parse()
@@ -88,6 +113,8 @@ pub fn parse(query: &str) -> Result<EventFilter, String> {
             "pot_id" => f.pot_id = Some(v),
             "event_type" => f.event_type = Some(v),
             "src_ip" => f.src_ip = Some(v),
+            "country" => f.country = Some(country(&v)?),
+            "asn" => f.asn = Some(asn(&v)?),
             "since" => f.since_us = Some(time("since", &v)?),
             "until" => f.until_us = Some(time("until", &v)?),
             "limit" => {
@@ -122,6 +149,9 @@ mod tests {
         assert_eq!(f.until_us, Some(1_768_473_001_000_000));
         assert_eq!((f.limit, f.before_id), (5, Some(77)));
         assert_eq!(parse("").unwrap().limit, DEFAULT_LIMIT);
+        let f = parse("country=de&asn=AS3320").unwrap();
+        assert_eq!((f.country.as_deref(), f.asn), (Some("DE"), Some(3320)));
+        assert_eq!(parse("asn=4294967295").unwrap().asn, Some(4_294_967_295));
     }
 
     #[test]
@@ -135,6 +165,13 @@ mod tests {
             ("node_id=-5", "node_id"),
             ("colour=red", "colour"),
             ("src_ip=%zz", "%zz"),
+            ("country=DEU", "country"),
+            ("country=1x", "country"),
+            ("country=", "country"),
+            ("asn=-1", "asn"),
+            ("asn=4294967296", "asn"),
+            ("asn=+5", "asn"),
+            ("asn=x", "asn"),
         ] {
             let e = parse(q).unwrap_err();
             assert!(e.contains(name), "{q}: {e}");

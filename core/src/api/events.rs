@@ -15,7 +15,8 @@ use crate::api::event_page::{self, event_json};
 use crate::api::event_query;
 use crate::api::{error, header, json_reply, ApiContext, Reply};
 use crate::node::registry::Registry;
-use crate::store::{EventFilter, EventStore, StoredEvent};
+use crate::store::rollup::{DAY_US, HOUR_US};
+use crate::store::{EventFilter, EventStore, StatsQuery, StoredEvent};
 
 /// Rows read from the database per step of an export.
 const EXPORT_PAGE: u32 = 1000;
@@ -207,30 +208,117 @@ impl Read for Export {
     }
 }
 
-/// `GET /api/v1/stats[?hours=N]`: totals, events per minute over the last
-/// hour, and the top sources, usernames, passwords and event types of the
-/// last N hours (default 24, at most 720).
-pub fn stats(ctx: &ApiContext, url: &str) -> Reply {
-    let mut hours = 24u32;
-    match event_query::pairs(query_of(url)) {
-        Ok(pairs) => {
-            for (k, v) in pairs {
-                match k.as_str() {
-                    "hours" => match v.parse().ok().filter(|h| (1..=720).contains(h)) {
-                        Some(h) => hours = h,
-                        None => {
-                            return error(400, format!("hours: `{v}` is not an integer 1..=720"))
-                        }
-                    },
-                    other => return error(400, format!("unknown parameter `{other}`")),
-                }
-            }
+/// What `GET /api/v1/stats` was asked for.
+#[derive(Debug, PartialEq, Eq)]
+pub struct StatsRequest {
+    /// The resolved range.
+    pub query: StatsQuery,
+    /// `1h`, `24h`, `7d`, `30d`, `custom`, or `hours`.
+    pub range: String,
+    /// The window in hours, rounded up (the older `window_hours`).
+    pub window_hours: i64,
+}
+
+/// The named ranges of `range=`.
+const RANGES: [(&str, i64); 4] = [
+    ("1h", HOUR_US),
+    ("24h", 24 * HOUR_US),
+    ("7d", 7 * DAY_US),
+    ("30d", 30 * DAY_US),
+];
+
+/// Parses `range=1h|24h|7d|30d`, `since=…&until=…`, or `hours=N` (1..=720;
+/// the default is 24 hours). Errors name the parameter.
+pub fn stats_request(query: &str, now_us: i64) -> Result<StatsRequest, String> {
+    let (mut hours, mut range, mut since, mut until) = (None, None, None, None);
+    for (k, v) in event_query::pairs(query)? {
+        let seen = match k.as_str() {
+            "hours" => hours.replace(v.clone()).is_some(),
+            "range" => range.replace(v.clone()).is_some(),
+            "since" => since.replace(v.clone()).is_some(),
+            "until" => until.replace(v.clone()).is_some(),
+            other => return Err(format!("unknown parameter `{other}`")),
+        };
+        if seen {
+            return Err(format!("{k}: given more than once"));
         }
-        Err(e) => return error(400, e),
     }
+    let custom = since.is_some() || until.is_some();
+    if [hours.is_some(), range.is_some(), custom]
+        .iter()
+        .filter(|x| **x)
+        .count()
+        > 1
+    {
+        let name = if range.is_some() { "range" } else { "hours" };
+        return Err(format!(
+            "{name}: give one of range, hours, or since/until, not several"
+        ));
+    }
+    if let Some(v) = range {
+        let span = RANGES
+            .iter()
+            .find(|(name, _)| *name == v)
+            .map(|(_, span)| *span)
+            .ok_or_else(|| format!("range: `{v}` is not one of 1h, 24h, 7d, 30d"))?;
+        return Ok(StatsRequest {
+            query: StatsQuery::last(now_us, span),
+            range: v,
+            window_hours: span / HOUR_US,
+        });
+    }
+    if custom {
+        let since_v = since.ok_or("since: required with until")?;
+        let since_us = event_query::time("since", &since_v)?;
+        let until_us = match until {
+            Some(v) => event_query::time("until", &v)?,
+            None => now_us,
+        };
+        let query = StatsQuery::custom(now_us, since_us, until_us)?;
+        let span = until_us - since_us;
+        return Ok(StatsRequest {
+            query,
+            range: "custom".into(),
+            window_hours: (span + HOUR_US - 1) / HOUR_US,
+        });
+    }
+    let h = match hours {
+        None => 24,
+        Some(v) => v
+            .parse::<i64>()
+            .ok()
+            .filter(|h| (1..=720).contains(h))
+            .ok_or_else(|| format!("hours: `{v}` is not an integer 1..=720"))?,
+    };
+    Ok(StatsRequest {
+        query: StatsQuery::last(now_us, h * HOUR_US),
+        range: "hours".into(),
+        window_hours: h,
+    })
+}
+
+fn rfc3339_us(us: i64) -> String {
+    let secs = us.div_euclid(1_000_000);
+    let nanos = (us.rem_euclid(1_000_000) * 1000) as u32;
+    honeybee_proto::time::format_rfc3339(secs, nanos)
+}
+
+/// `GET /api/v1/stats`: totals, the range's series, events per minute over
+/// the last hour, and the top sources, usernames, passwords, commands,
+/// credentials, event types, countries and AS numbers of the range
+/// (`range=1h|24h|7d|30d`, `since=&until=`, or the older `hours=N`; 24
+/// hours by default).
+pub fn stats(ctx: &ApiContext, url: &str) -> Reply {
     let now = honeybee_proto::time::now_unix();
-    let now_us = now.0.saturating_mul(1_000_000);
-    let stats = match ctx.events.stats(now_us, hours) {
+    let now_us = now
+        .0
+        .saturating_mul(1_000_000)
+        .saturating_add(i64::from(now.1 / 1000));
+    let request = match stats_request(query_of(url), now_us) {
+        Ok(r) => r,
+        Err(e) => return error(400, e),
+    };
+    let stats = match ctx.events.stats(&request.query) {
         Ok(s) => s,
         Err(e) => return error(500, e.to_string()),
     };
@@ -249,15 +337,33 @@ pub fn stats(ctx: &ApiContext, url: &str) -> Reply {
     let per_minute: Vec<Value> = stats
         .per_minute
         .iter()
-        .map(|(minute_us, count)| {
-            let secs = minute_us / 1_000_000;
-            json!({"minute": honeybee_proto::time::format_rfc3339(secs, 0), "count": count})
-        })
+        .map(|(minute_us, count)| json!({"minute": rfc3339_us(*minute_us), "count": count}))
+        .collect();
+    let series: Vec<Value> = stats
+        .series
+        .iter()
+        .map(|(start, count)| json!({"start": rfc3339_us(*start), "count": count}))
+        .collect();
+    let countries: Vec<Value> = stats
+        .top_countries
+        .into_iter()
+        .map(|(value, name, count)| json!({"value": value, "name": name, "count": count}))
+        .collect();
+    let asns: Vec<Value> = stats
+        .top_asns
+        .into_iter()
+        .map(|(value, name, count)| json!({"value": value, "name": name, "count": count}))
         .collect();
     json_reply(
         200,
         &json!({
-            "window_hours": hours,
+            "window_hours": request.window_hours,
+            "range": request.range,
+            "since": rfc3339_us(stats.since_us),
+            "until": rfc3339_us(stats.until_us),
+            "exact_edges": request.query.raw,
+            "bucket": stats.bucket.map(|b| b.as_str()),
+            "series": series,
             "totals": {
                 "events": stats.total,
                 "events_in_window": stats.in_window,
@@ -272,6 +378,54 @@ pub fn stats(ctx: &ApiContext, url: &str) -> Reply {
             "top_commands": top(stats.top_commands),
             "top_credentials": top(stats.top_credentials),
             "top_event_types": top(stats.top_event_types),
+            "top_countries": countries,
+            "top_asns": asns,
         }),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stats_parameters_resolve_or_name_what_is_wrong() {
+        let now = 1_000 * DAY_US + 10 * HOUR_US + 7;
+        let r = stats_request("", now).unwrap();
+        assert_eq!((r.range.as_str(), r.window_hours), ("hours", 24));
+        assert_eq!(r.query, StatsQuery::last(now, 24 * HOUR_US));
+        let r = stats_request("range=30d", now).unwrap();
+        assert_eq!(r.query.bucket, crate::store::stats::Bucket::Day);
+        let r = stats_request("hours=2", now).unwrap();
+        assert!(r.query.raw);
+        let r =
+            stats_request("since=2026-01-15T10:30:00Z&until=2026-01-15T11:00:00Z", now).unwrap();
+        assert_eq!(r.range, "custom");
+        assert!(r.query.raw);
+        for (q, name) in [
+            ("range=2h", "range"),
+            ("range=1h&hours=3", "range"),
+            ("range=1h&since=2026-01-15T10:30:00Z", "range"),
+            ("hours=0", "hours"),
+            ("hours=721", "hours"),
+            ("until=2026-01-15T10:30:00Z", "since"),
+            ("since=yesterday", "since"),
+            (
+                "since=2026-01-15T10:30:00Z&until=2026-01-15T10:00:00Z",
+                "until",
+            ),
+            (
+                "since=2020-01-01T00:00:00Z&until=2021-01-02T00:00:00Z",
+                "until",
+            ),
+            (
+                "since=2026-01-15T10:30:00Z&since=2026-01-15T10:30:00Z",
+                "since",
+            ),
+            ("colour=red", "colour"),
+        ] {
+            let e = stats_request(q, now).unwrap_err();
+            assert!(e.contains(name), "{q}: {e}");
+        }
+    }
 }

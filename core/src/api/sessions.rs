@@ -420,6 +420,7 @@ mod tests {
             event_type: ty.into(),
             timestamp: ts.into(),
             data: "{}".into(),
+            geo: Default::default(),
         };
         let mut g = Gathered::new();
         g.add(&ev(10, "cowrie.command.input", "2026-01-15T10:30:00Z"));

@@ -490,6 +490,7 @@ mod tests {
             event_type: ty.into(),
             timestamp: ts.into(),
             data: data.to_string(),
+            geo: Default::default(),
         }
     }
 

@@ -10,9 +10,10 @@
 use std::collections::HashMap;
 
 use crate::store::event_row::EventRecord;
+use crate::store::rollup::Delta;
 use crate::store::{
-    EventFilter, EventStats, NodeEventRecord, NodeRecord, NodeWrite, StoreError, StoredEvent,
-    StoredNode,
+    EventFilter, EventStats, NodeEventRecord, NodeRecord, NodeWrite, StatsQuery, StoreError,
+    StoredEvent, StoredNode,
 };
 
 /// How long events are kept.
@@ -52,9 +53,16 @@ pub trait Transaction {
     /// returns their ids, in order. Ids grow in commit order across every
     /// core that writes to the database: they are the live stream's cursors.
     fn insert(&mut self, events: &[&EventRecord]) -> Result<Vec<i64>, StoreError>;
+    /// Adds `delta` to the summary tables ([`crate::store::rollup`]): the
+    /// counts of every event stored up to id `upto` that were not added
+    /// yet. A backend that only this writer uses records `upto`, and when
+    /// it opens counts the events stored after it (those a crash kept out
+    /// of the summaries).
+    fn summarize(&mut self, delta: &Delta, upto: i64) -> Result<(), StoreError>;
     /// Records new highest stored `seq`s.
     fn raise_marks(&mut self, marks: &HashMap<u64, u64>) -> Result<(), StoreError>;
-    /// Drops what `retention` no longer keeps as of `now_us`; how many went.
+    /// Drops what `retention` no longer keeps as of `now_us`, taking each
+    /// deleted event out of the summary tables; how many went.
     fn expire(&mut self, now_us: i64, retention: &Retention) -> Result<u64, StoreError>;
     /// Makes the batch durable.
     fn commit(self: Box<Self>) -> Result<(), StoreError>;
@@ -71,5 +79,5 @@ pub trait Reader: Send + Sync {
     /// Events matching `filter`, newest first.
     fn events(&self, filter: &EventFilter) -> Result<Vec<StoredEvent>, StoreError>;
     /// See [`EventStats`].
-    fn stats(&self, now_us: i64, hours: u32) -> Result<EventStats, StoreError>;
+    fn stats(&self, query: &StatsQuery) -> Result<EventStats, StoreError>;
 }

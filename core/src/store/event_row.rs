@@ -39,6 +39,9 @@ pub struct EventRecord {
     pub input: Option<String>,
     /// `data`, verbatim, as JSON text.
     pub data: String,
+    /// Where `src_ip` is, filled in by the store's writer when enrichment
+    /// is on and something is known (shared with the writer's cache).
+    pub geo: Option<std::sync::Arc<crate::geo::Geo>>,
 }
 
 fn text(data: &Map<String, Value>, key: &str) -> Option<String> {
@@ -106,7 +109,22 @@ fn clip(s: String) -> String {
     }
 }
 
+/// What is known of an event's source when nothing is.
+static NO_GEO: crate::geo::Geo = crate::geo::Geo {
+    country: None,
+    country_name: None,
+    city: None,
+    asn: None,
+    as_org: None,
+    net: None,
+};
+
 impl EventRecord {
+    /// What enrichment found for the source (empty when nothing).
+    pub fn geo(&self) -> &crate::geo::Geo {
+        self.geo.as_deref().unwrap_or(&NO_GEO)
+    }
+
     /// The event again, as the live stream shows it: `data` is the stored
     /// JSON object (cut as stored when it was too large).
     pub fn to_pot_event(&self) -> PotEvent {
@@ -147,6 +165,7 @@ impl EventRecord {
             event_type: clip(event.event_type),
             timestamp: clip(event.timestamp),
             time_us,
+            geo: None,
         }
     }
 }

@@ -8,10 +8,13 @@
 pub mod backend;
 pub mod event_row;
 pub mod postgres;
+pub mod rollup;
 pub mod sqlite;
+pub mod stats;
 pub mod writer;
 
 pub use backend::Retention;
+pub use stats::{EventStats, StatsQuery};
 pub use writer::Store;
 
 use std::fmt;
@@ -194,6 +197,10 @@ pub struct EventFilter {
     pub event_type: Option<String>,
     /// Only this source address.
     pub src_ip: Option<String>,
+    /// Only sources in this country (ISO code, upper case).
+    pub country: Option<String>,
+    /// Only sources in this autonomous system.
+    pub asn: Option<i64>,
     /// Not before (unix microseconds).
     pub since_us: Option<i64>,
     /// Not after (unix microseconds).
@@ -226,6 +233,8 @@ pub struct StoredEvent {
     pub timestamp: String,
     /// `data` as JSON text.
     pub data: String,
+    /// Where the source is, as stored at ingest.
+    pub geo: crate::geo::Geo,
 }
 
 /// Called after a commit with each node and the highest `seq` committed.
@@ -247,63 +256,7 @@ pub trait EventStore: Send + Sync {
     fn on_commit(&self, sink: AckSink);
     /// Sets where stored events go after each commit (once, at startup).
     fn on_stored(&self, sink: StoredSink);
-    /// Totals, the last hour per minute, and the top values of the last
-    /// `hours` hours, as of `now_us`.
-    fn stats(&self, now_us: i64, hours: u32) -> Result<EventStats, StoreError>;
-}
-
-/// Event statistics for the dashboard and `GET /api/v1/stats`.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct EventStats {
-    /// Every stored event.
-    pub total: u64,
-    /// Events in the window.
-    pub in_window: u64,
-    /// Each of the last 60 minutes (start, unix µs) with its event count,
-    /// oldest first; minutes without events are listed with 0.
-    pub per_minute: Vec<(i64, u64)>,
-    /// Most frequent source addresses in the window.
-    pub top_src_ips: Vec<(String, u64)>,
-    /// Most frequent usernames in the window.
-    pub top_usernames: Vec<(String, u64)>,
-    /// Most frequent passwords in the window.
-    pub top_passwords: Vec<(String, u64)>,
-    /// Most frequent commands typed into pots (`data.input`).
-    pub top_commands: Vec<(String, u64)>,
-    /// Most frequent `username:password` pairs.
-    pub top_credentials: Vec<(String, u64)>,
-    /// Most frequent event types in the window.
-    pub top_event_types: Vec<(String, u64)>,
-}
-
-impl EventStats {
-    /// Puts the statistics together from what every backend counts the
-    /// same way: the totals, events per minute since `hour_start` (unix µs,
-    /// on a minute) by minute start, and `top` run for each list's SQL
-    /// expression (constants, never input).
-    pub fn assemble<E>(
-        total: u64,
-        in_window: u64,
-        hour_start: i64,
-        counts: &std::collections::HashMap<i64, u64>,
-        mut top: impl FnMut(&str) -> Result<Vec<(String, u64)>, E>,
-    ) -> Result<EventStats, E> {
-        const MINUTE: i64 = 60_000_000;
-        Ok(EventStats {
-            total,
-            in_window,
-            per_minute: (0..60)
-                .map(|i| {
-                    let m = hour_start + i * MINUTE;
-                    (m, counts.get(&m).copied().unwrap_or(0))
-                })
-                .collect(),
-            top_src_ips: top("src_ip")?,
-            top_usernames: top("username")?,
-            top_passwords: top("password")?,
-            top_commands: top("input")?,
-            top_credentials: top("username || ':' || password")?,
-            top_event_types: top("event_type")?,
-        })
-    }
+    /// Totals, the range's series, the last hour per minute, and the top
+    /// values of the range.
+    fn stats(&self, query: &StatsQuery) -> Result<EventStats, StoreError>;
 }

@@ -19,12 +19,14 @@ use std::time::{Duration, Instant};
 use async_io::Timer;
 use futures_lite::future;
 
+use crate::geo::{Cache, Enricher};
 use crate::metrics::Metrics;
 use crate::store::backend::{Backend, Reader, Retention, Transaction};
 use crate::store::event_row::EventRecord;
+use crate::store::rollup::Delta;
 use crate::store::{
     AckSink, EventFilter, EventStats, EventStore, NodeEventRecord, NodeRecord, NodeStore,
-    NodeWrite, Receipt, StoreError, StoredEvent, StoredNode, StoredSink,
+    NodeWrite, Receipt, StatsQuery, StoreError, StoredEvent, StoredNode, StoredSink,
 };
 
 /// Writes queued for the writer (registrations, status changes); a full
@@ -44,7 +46,20 @@ const RETENTION_EVERY: Duration = Duration::from_secs(60);
 /// 100 ms and each next one twice as long.
 const MAX_RETRY_WAIT: Duration = Duration::from_secs(5);
 
-type Job = (NodeWrite, async_channel::Sender<Result<(), StoreError>>);
+/// A node write, or `None`: commit the summaries of every stored event now.
+type Job = (
+    Option<NodeWrite>,
+    async_channel::Sender<Result<(), StoreError>>,
+);
+
+/// How long events may wait to be counted in the summary tables. Their
+/// distinct values are written once per this, not once per batch (a batch
+/// of attack traffic touches thousands of rows); statistics ask for the
+/// wait to end first, and after a crash the store counts the events it
+/// holds beyond its mark (`Transaction::summarize`).
+const SUMMARIZE_EVERY: Duration = Duration::from_secs(5);
+/// Or as soon as this many summary rows wait.
+const SUMMARIZE_ROWS: usize = 100_000;
 
 /// The core's store: queues in front of one writer thread, and a reader.
 pub struct Store {
@@ -58,6 +73,8 @@ pub struct Store {
 /// What the writer thread shares with the store handle.
 struct WriterShared {
     acks: OnceLock<AckSink>,
+    /// Where sources are looked up, when enrichment is on.
+    enricher: OnceLock<Arc<Enricher>>,
     stored: OnceLock<StoredSink>,
     metrics: Arc<Metrics>,
     retention: Retention,
@@ -65,6 +82,8 @@ struct WriterShared {
     failing: Mutex<Option<String>>,
     /// Whether this core runs retention (one core of a fleet does).
     retention_active: std::sync::atomic::AtomicBool,
+    /// Whether stored events wait to be counted in the summaries.
+    unsummarized: std::sync::atomic::AtomicBool,
 }
 
 impl Store {
@@ -79,11 +98,13 @@ impl Store {
         let (events, event_queue) = async_channel::bounded::<EventRecord>(EVENT_QUEUE);
         let shared = Arc::new(WriterShared {
             acks: OnceLock::new(),
+            enricher: OnceLock::new(),
             stored: OnceLock::new(),
             metrics,
             retention,
             failing: Mutex::new(None),
             retention_active: std::sync::atomic::AtomicBool::new(true),
+            unsummarized: std::sync::atomic::AtomicBool::new(false),
         });
         let writer = {
             let shared = shared.clone();
@@ -99,6 +120,15 @@ impl Store {
             writer: Mutex::new(Some(writer)),
             shared,
         })
+    }
+
+    /// Looks up every stored event's source in `enricher` from now on
+    /// (once, at startup). The lookups run on the writer thread, a batch at
+    /// a time, never on the threads that read from nodes.
+    pub fn set_enricher(&self, enricher: Arc<Enricher>) {
+        if self.shared.enricher.set(enricher).is_err() {
+            log::warn!("store: enrichment already set");
+        }
     }
 
     /// Looks up one node directly in the database.
@@ -132,7 +162,7 @@ impl NodeStore for Store {
         let (done, receipt) = async_channel::bounded(1);
         // Never blocks the caller (an executor thread): a full queue fails
         // the write loudly instead.
-        if let Err(e) = self.jobs.try_send((write, done)) {
+        if let Err(e) = self.jobs.try_send((Some(write), done)) {
             let why = if e.is_full() {
                 "the store's write queue is full"
             } else {
@@ -173,8 +203,15 @@ impl EventStore for Store {
         self.reader.events(filter)
     }
 
-    fn stats(&self, now_us: i64, hours: u32) -> Result<EventStats, StoreError> {
-        self.reader.stats(now_us, hours)
+    fn stats(&self, query: &StatsQuery) -> Result<EventStats, StoreError> {
+        // Events stored but not yet in the summaries are counted first.
+        if self.shared.unsummarized.load(Ordering::Relaxed) {
+            let (done, receipt) = async_channel::bounded(1);
+            if self.jobs.try_send((None, done)).is_ok() {
+                Receipt(receipt).wait()?;
+            }
+        }
+        self.reader.stats(query)
     }
 
     fn on_stored(&self, sink: StoredSink) {
@@ -204,8 +241,22 @@ struct Writer {
     seqs: HashMap<u64, u64>,
     /// How long to wait before retrying a failed batch.
     retry_wait: Duration,
+    /// Recent sources and what enrichment found for them.
+    geo_cache: Cache,
+    /// How many of the queued events were looked up already (a failed
+    /// batch keeps its events for the next try).
+    enriched: usize,
+    /// Committed events not yet in the summary tables, and the last id.
+    pending: Delta,
+    pending_upto: i64,
+    /// When the oldest of them was committed.
+    pending_since: Option<Instant>,
+    /// The queues closed: this is the last commit.
+    closing: bool,
 }
 
+// An event waits here only on its way into the batch.
+#[allow(clippy::large_enum_variant)]
 enum Work {
     Job(Job),
     Event(EventRecord),
@@ -222,6 +273,10 @@ struct Outcome {
     raised: HashMap<u64, u64>,
     /// Which of the batch's events were stored (not replays).
     fresh: Vec<usize>,
+    /// Their summary counts, when they were not written with the batch.
+    delta: Option<Delta>,
+    /// Whether the batch wrote every waiting summary.
+    summarized: bool,
     /// Their ids.
     ids: Vec<i64>,
     stored: u64,
@@ -245,6 +300,12 @@ impl Writer {
             last_retention: Instant::now() - RETENTION_EVERY,
             seqs: HashMap::new(),
             retry_wait: Duration::ZERO,
+            geo_cache: Cache::default(),
+            enriched: 0,
+            pending: Delta::default(),
+            pending_upto: 0,
+            pending_since: None,
+            closing: false,
         }
     }
 
@@ -265,6 +326,10 @@ impl Writer {
                             "store: stopping with {} events not stored (not acknowledged)",
                             events.len()
                         );
+                    }
+                    if self.pending_since.is_some() {
+                        self.closing = true;
+                        self.commit(&mut jobs, &mut events);
                     }
                     break;
                 }
@@ -309,14 +374,34 @@ impl Writer {
                 Err(_) => future::pending().await,
             }
         };
+        let wait = match self.pending_since {
+            Some(since) => SUMMARIZE_EVERY
+                .saturating_sub(since.elapsed())
+                .min(RETENTION_EVERY),
+            None => RETENTION_EVERY,
+        };
         let tick = async {
-            Timer::after(RETENTION_EVERY).await;
+            Timer::after(wait).await;
             Work::Tick
         };
         future::or(job, future::or(event, tick)).await
     }
 
+    /// Looks up the sources of the events not looked up yet.
+    fn enrich(&mut self, events: &mut [EventRecord]) {
+        let Some(enricher) = self.shared.enricher.get() else {
+            return;
+        };
+        for e in events.iter_mut().skip(self.enriched) {
+            if let Some(src) = &e.src_ip {
+                e.geo = self.geo_cache.lookup(enricher, src);
+            }
+        }
+        self.enriched = events.len();
+    }
+
     fn commit(&mut self, jobs: &mut Vec<Job>, events: &mut Vec<EventRecord>) {
+        self.enrich(events);
         let retention_due = self.last_retention.elapsed() >= RETENTION_EVERY
             && self.shared.retention_active.load(Ordering::Relaxed);
         let result = self.transaction(jobs, events, retention_due);
@@ -325,7 +410,22 @@ impl Writer {
         }
         let m = &self.shared.metrics;
         let receipt = match result {
-            Ok(outcome) => {
+            Ok(mut outcome) => {
+                if outcome.summarized {
+                    self.pending = Delta::default();
+                    self.pending_since = None;
+                    self.shared.unsummarized.store(false, Ordering::Relaxed);
+                }
+                if let Some(delta) = outcome.delta.take() {
+                    if !delta.rows.is_empty() {
+                        self.pending.merge(delta);
+                        self.pending_since.get_or_insert_with(Instant::now);
+                        self.shared.unsummarized.store(true, Ordering::Relaxed);
+                    }
+                    if let Some(&last) = outcome.ids.last() {
+                        self.pending_upto = self.pending_upto.max(last);
+                    }
+                }
                 self.seqs.extend(outcome.raised);
                 m.events_stored.fetch_add(outcome.stored, Ordering::Relaxed);
                 m.events_duplicate
@@ -349,6 +449,7 @@ impl Writer {
                     }
                 }
                 events.clear();
+                self.enriched = 0;
                 if lock(&self.shared.failing).take().is_some() {
                     log::info!("store: writing again");
                 }
@@ -386,8 +487,12 @@ impl Writer {
         let shared = self.backend.shared();
         let retention = self.shared.retention;
         let mut tx = self.backend.begin()?;
+        let mut asked = false;
         for (write, _) in jobs {
-            tx.apply(write)?;
+            match write {
+                Some(w) => tx.apply(w)?,
+                None => asked = true,
+            }
         }
         let marks = marks_for(&mut *tx, &self.seqs, shared, events)?;
         let (fresh, outcome) = replay_filter(events, &marks);
@@ -400,6 +505,31 @@ impl Writer {
             tx.raise_marks(&outcome.raised)?;
         }
         let mut outcome = outcome;
+        let delta = Delta::of_events(&fresh);
+        // Summaries go with this batch when other cores write too (their
+        // stats must see it), when asked, before retention (which takes
+        // deleted events out of them), or when enough waited.
+        let due = shared
+            || asked
+            || self.closing
+            || retention_due
+            || self
+                .pending_since
+                .is_some_and(|t| t.elapsed() >= SUMMARIZE_EVERY)
+            || self.pending.rows.len() + delta.rows.len() >= SUMMARIZE_ROWS;
+        let upto = ids.last().copied().unwrap_or(0).max(self.pending_upto);
+        if due {
+            if self.pending.rows.is_empty() {
+                tx.summarize(&delta, upto)?;
+            } else {
+                let mut all = self.pending.clone();
+                all.merge(delta);
+                tx.summarize(&all, upto)?;
+            }
+            outcome.summarized = true;
+        } else {
+            outcome.delta = Some(delta);
+        }
         outcome.ids = ids;
         if retention_due {
             let now_us = honeybee_proto::time::now_unix().0.saturating_mul(1_000_000);
@@ -488,6 +618,7 @@ mod tests {
             password: None,
             input: None,
             data: "{}".into(),
+            geo: Default::default(),
         }
     }
 

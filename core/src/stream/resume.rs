@@ -169,6 +169,7 @@ mod tests {
             event_type: "e.x".into(),
             timestamp: "2026-12-07T00:00:00Z".into(),
             data: r#"{"src_ip":"198.51.100.1"}"#.into(),
+            geo: Default::default(),
         };
         let line = live(e).line;
         let v: serde_json::Value = serde_json::from_str(line.trim_end()).unwrap();

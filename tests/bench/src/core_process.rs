@@ -48,6 +48,9 @@ pub struct CoreOptions {
     /// `--trusted-proxy`: a balancer whose connections start with a PROXY
     /// header.
     pub trusted_proxy: Option<String>,
+    /// More flags, after the others (a later flag wins: `--data-dir DIR`
+    /// runs the core on an existing data dir, which is then kept).
+    pub extra_args: Vec<String>,
 }
 
 /// A self-signed certificate for `localhost` and 127.0.0.1 (PEM files) and
@@ -136,6 +139,7 @@ impl CoreProcess {
         if let Some(cidr) = &o.trusted_proxy {
             args.extend(["--trusted-proxy".into(), cidr.clone()]);
         }
+        args.extend(o.extra_args.iter().cloned());
         let env: Vec<(String, String)> = o
             .postgres
             .iter()

@@ -180,6 +180,7 @@ impl Fleet {
                 postgres: url.clone(),
                 core_name: url.as_ref().map(|_| format!("core{}", i + 1)),
                 trusted_proxy: (o.cores > 1).then(|| TRUSTED_PROXY.to_string()),
+                extra_args: Vec::new(),
             })?;
             fleet.cores.push(core);
         }

@@ -25,10 +25,11 @@ use crate::fleet::notice::Notice;
 use crate::metrics::Metrics;
 use crate::store::backend::{Backend, Reader, Retention, Transaction, EVENTS_PER_NODE};
 use crate::store::event_row::EventRecord;
+use crate::store::rollup::Delta;
 use crate::store::writer::Store;
 use crate::store::{
-    EventFilter, EventStats, NodeEventRecord, NodeRecord, NodeWrite, PotRecord, StoreError,
-    StoredEvent, StoredNode,
+    EventFilter, EventStats, NodeEventRecord, NodeRecord, NodeWrite, PotRecord, StatsQuery,
+    StoreError, StoredEvent, StoredNode,
 };
 use conn::{on_connection, Conn};
 use events::text;
@@ -241,6 +242,13 @@ impl Transaction for PostgresTransaction<'_> {
         })
         .map_err(&err)?;
         Ok((first..first + batch.len() as i64).collect())
+    }
+
+    fn summarize(&mut self, delta: &Delta, _upto: i64) -> Result<(), StoreError> {
+        // Every batch summarises its own events (the writer asks for it on
+        // a shared database), in its transaction: no mark is needed.
+        events::apply_rollup(&mut self.tx, delta)
+            .map_err(pg_err("counting events in the summary tables"))
     }
 
     fn raise_marks(&mut self, marks: &HashMap<u64, u64>) -> Result<(), StoreError> {
@@ -522,9 +530,30 @@ impl Reader for PostgresReader {
         self.with("reading events", |c| events::query(c, filter))
     }
 
-    fn stats(&self, now_us: i64, hours: u32) -> Result<EventStats, StoreError> {
-        self.with("computing event statistics", |c| {
-            events::stats(c, now_us, hours)
+    fn stats(&self, query: &StatsQuery) -> Result<EventStats, StoreError> {
+        let mut slot = self.client.lock().unwrap_or_else(|e| e.into_inner());
+        let mut failed: Option<String> = None;
+        let computed = on_connection(&mut slot, &self.url, "computing event statistics", |c| {
+            let mut src = events::PgStats {
+                conn: c,
+                error: None,
+            };
+            match crate::store::stats::compute(&mut src, query) {
+                Ok(s) => Ok(Some(s)),
+                Err(why) => match src.error {
+                    Some(e) => Err(e),
+                    None => {
+                        failed = Some(why);
+                        Ok(None)
+                    }
+                },
+            }
+        })?;
+        computed.ok_or_else(|| {
+            StoreError(format!(
+                "computing event statistics: {}",
+                failed.unwrap_or_default()
+            ))
         })
     }
 }

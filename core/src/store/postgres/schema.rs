@@ -5,7 +5,7 @@
 use postgres::GenericClient;
 
 /// The schema this core writes.
-pub const VERSION: i32 = 2;
+pub const VERSION: i32 = 3;
 
 /// Advisory lock key ("HoneyBee" in ASCII) held while migrating and while
 /// partitions are created or dropped.
@@ -127,8 +127,41 @@ CREATE INDEX routed_commands_by_core ON routed_commands (core_name, id);
 CREATE INDEX routed_commands_by_created ON routed_commands (created);
 ";
 
+/// Version 3. Enrichment at ingest: where each event's source is (filters
+/// on country and AS number, partial so that cores without enrichment pay
+/// nothing), and the summary tables of statistics over long ranges
+/// (`crate::store::rollup`), filled from the events already stored.
+const V3: &str = "
+ALTER TABLE events ADD COLUMN country TEXT, ADD COLUMN country_name TEXT,
+    ADD COLUMN city TEXT, ADD COLUMN asn BIGINT, ADD COLUMN as_org TEXT, ADD COLUMN net TEXT;
+CREATE INDEX events_by_country ON events (country, id) WHERE country IS NOT NULL;
+CREATE INDEX events_by_asn ON events (asn, id) WHERE asn IS NOT NULL;
+CREATE TABLE rollup_hour (
+    dim INTEGER NOT NULL,
+    bucket BIGINT NOT NULL,
+    value TEXT NOT NULL,
+    n BIGINT NOT NULL,
+    PRIMARY KEY (dim, bucket, value)
+);
+CREATE INDEX rollup_hour_top ON rollup_hour (dim, bucket, n DESC);
+CREATE TABLE rollup_day (
+    dim INTEGER NOT NULL,
+    bucket BIGINT NOT NULL,
+    value TEXT NOT NULL,
+    n BIGINT NOT NULL,
+    PRIMARY KEY (dim, bucket, value)
+);
+CREATE INDEX rollup_day_top ON rollup_day (dim, bucket, n DESC);
+CREATE TABLE rollup_labels (
+    dim INTEGER NOT NULL,
+    value TEXT NOT NULL,
+    label TEXT NOT NULL,
+    PRIMARY KEY (dim, value)
+);
+";
+
 /// Each version's step from the one before, in order.
-const STEPS: [(i32, &str); 2] = [(1, V1), (2, V2)];
+const STEPS: [(i32, &str); 3] = [(1, V1), (2, V2), (3, V3)];
 
 /// Creates or checks the schema, migrating an older one step by step. Errors name both versions when the
 /// database is newer than this core.
@@ -159,6 +192,12 @@ pub fn migrate(client: &mut postgres::Client) -> Result<(), String> {
             let from = found.unwrap_or(0);
             for (_, step) in STEPS.iter().filter(|(v, _)| *v > from) {
                 tx.batch_execute(step).map_err(err)?;
+            }
+            if from > 0 && from < 3 {
+                let n = crate::store::postgres::events::backfill(&mut tx).map_err(err)?;
+                if n > 0 {
+                    log::info!("summary tables filled from {n} stored events");
+                }
             }
             tx.execute(
                 "INSERT INTO honeybee_schema (id, version) VALUES (1, $1)

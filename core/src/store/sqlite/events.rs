@@ -5,10 +5,13 @@
 use std::collections::HashMap;
 
 use rusqlite::types::ToSql;
-use rusqlite::{params, Connection, Transaction};
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
+use crate::geo::Geo;
 use crate::store::event_row::EventRecord;
-use crate::store::{EventFilter, EventStats, StoredEvent};
+use crate::store::rollup::{Delta, Dim, Keys, Tier, DAY_US, HOUR_US};
+use crate::store::stats::{StatsSource, MINUTE_US};
+use crate::store::{EventFilter, StoredEvent};
 
 /// Tables and one index per API filter. A replayed event is recognised by
 /// `event_seqs`, each node's highest stored `seq` (PROTOCOL.md §6: seqs are
@@ -32,7 +35,13 @@ CREATE TABLE IF NOT EXISTS events (
     username TEXT,
     password TEXT,
     input TEXT,
-    data TEXT NOT NULL
+    data TEXT NOT NULL,
+    country TEXT,
+    country_name TEXT,
+    city TEXT,
+    asn INTEGER,
+    as_org TEXT,
+    net TEXT
 );
 CREATE TABLE IF NOT EXISTS event_seqs (
     node_id INTEGER PRIMARY KEY,
@@ -43,10 +52,60 @@ CREATE INDEX IF NOT EXISTS events_by_pot ON events (pot_id, id);
 CREATE INDEX IF NOT EXISTS events_by_type ON events (event_type, id);
 CREATE INDEX IF NOT EXISTS events_by_src ON events (src_ip, id);
 CREATE INDEX IF NOT EXISTS events_by_time ON events (time);
+CREATE TABLE IF NOT EXISTS rollup_hour (
+    dim INTEGER NOT NULL,
+    bucket INTEGER NOT NULL,
+    value TEXT NOT NULL,
+    n INTEGER NOT NULL,
+    PRIMARY KEY (dim, bucket, value)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS rollup_hour_top ON rollup_hour (dim, bucket, n DESC);
+CREATE TABLE IF NOT EXISTS rollup_day (
+    dim INTEGER NOT NULL,
+    bucket INTEGER NOT NULL,
+    value TEXT NOT NULL,
+    n INTEGER NOT NULL,
+    PRIMARY KEY (dim, bucket, value)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS rollup_day_top ON rollup_day (dim, bucket, n DESC);
+CREATE TABLE IF NOT EXISTS rollup_mark (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    last_event INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO rollup_mark (id, last_event) VALUES (1, 0);
+CREATE TABLE IF NOT EXISTS rollup_labels (
+    dim INTEGER NOT NULL,
+    value TEXT NOT NULL,
+    label TEXT NOT NULL,
+    PRIMARY KEY (dim, value)
+) WITHOUT ROWID;
 ";
 
-/// Databases written before `event_seqs` de-duplicated with a unique index:
-/// carry its high-water marks over once, then drop it.
+/// The version of the events schema this core writes (`PRAGMA
+/// user_version`): 2 added enrichment columns and the summary tables.
+pub const VERSION: i64 = 2;
+
+/// Columns enrichment added (version 2).
+const GEO_COLUMNS: [(&str, &str); 6] = [
+    ("country", "TEXT"),
+    ("country_name", "TEXT"),
+    ("city", "TEXT"),
+    ("asn", "INTEGER"),
+    ("as_org", "TEXT"),
+    ("net", "TEXT"),
+];
+
+/// Filters on country and AS number; partial, so that a core without
+/// enrichment pays nothing for them.
+const GEO_INDEXES: &str = "
+CREATE INDEX IF NOT EXISTS events_by_country ON events (country, id) WHERE country IS NOT NULL;
+CREATE INDEX IF NOT EXISTS events_by_asn ON events (asn, id) WHERE asn IS NOT NULL;
+";
+
+/// Brings an older database up to [`VERSION`]: columns added since, the
+/// high-water marks of databases that de-duplicated with a unique index,
+/// and (version 2) the summary tables filled from the events already
+/// stored, in one transaction.
 pub fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     // Step 5 added `input` (a command typed into a pot).
     let has_input: i64 = conn.query_row(
@@ -57,6 +116,18 @@ pub fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     if has_input == 0 {
         conn.execute_batch("ALTER TABLE events ADD COLUMN input TEXT")?;
     }
+    for (column, kind) in GEO_COLUMNS {
+        let has: i64 = conn.query_row(
+            "SELECT COUNT(*) FROM pragma_table_info('events') WHERE name = ?1",
+            params![column],
+            |r| r.get(0),
+        )?;
+        if has == 0 {
+            // Names and types are the constants above.
+            conn.execute_batch(&format!("ALTER TABLE events ADD COLUMN {column} {kind}"))?;
+        }
+    }
+    conn.execute_batch(GEO_INDEXES)?;
     let old_index: i64 = conn.query_row(
         "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name = 'events_node_seq'",
         [],
@@ -70,6 +141,202 @@ pub fn migrate(conn: &Connection) -> rusqlite::Result<()> {
              DROP INDEX events_node_seq;
              COMMIT;",
         )?;
+    }
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version < VERSION {
+        let any: bool = conn.query_row("SELECT EXISTS (SELECT 1 FROM events)", [], |r| r.get(0))?;
+        if any {
+            log::info!(
+                "store: filling the summary tables from the events already stored \
+                 (once, at the first start of this version)"
+            );
+        }
+        conn.execute_batch("BEGIN IMMEDIATE")?;
+        let filled = backfill(conn).and_then(|n| {
+            conn.execute_batch(&format!("PRAGMA user_version = {VERSION}"))?;
+            Ok(n)
+        });
+        match filled {
+            Ok(n) => {
+                conn.execute_batch("COMMIT")?;
+                if n > 0 {
+                    log::info!("store: summary tables filled from {n} stored events");
+                }
+            }
+            Err(e) => {
+                let _ = conn.execute_batch("ROLLBACK");
+                return Err(e);
+            }
+        }
+    } else {
+        catch_up(conn)?;
+    }
+    if version > VERSION {
+        log::warn!(
+            "store: the database's events schema is version {version}, newer than this core's \
+             {VERSION}; reading it anyway"
+        );
+    }
+    Ok(())
+}
+
+/// Records that the summaries count every event up to id `upto`.
+pub fn set_mark(conn: &Connection, upto: i64) -> rusqlite::Result<()> {
+    conn.prepare_cached("UPDATE rollup_mark SET last_event = max(last_event, ?1) WHERE id = 1")?
+        .execute(params![upto])?;
+    Ok(())
+}
+
+/// Counts the events stored after the mark: those the writer had not yet
+/// summarised when the core stopped without committing them (a crash).
+fn catch_up(conn: &Connection) -> rusqlite::Result<()> {
+    let mark: i64 = conn.query_row("SELECT last_event FROM rollup_mark WHERE id = 1", [], |r| {
+        r.get(0)
+    })?;
+    let newest: Option<i64> = conn.query_row("SELECT MAX(id) FROM events", [], |r| r.get(0))?;
+    if newest.is_none_or(|n| n <= mark) {
+        return Ok(());
+    }
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let counted = (|| -> rusqlite::Result<u64> {
+        let (mut after, mut total) = (mark, 0u64);
+        loop {
+            let (delta, last, n) = unroll_chunk(conn, "id > ?1", after, 1)?;
+            if n == 0 {
+                break;
+            }
+            apply_rollup(conn, &delta)?;
+            set_mark(conn, last)?;
+            total += n;
+            after = last;
+        }
+        Ok(total)
+    })();
+    match counted {
+        Ok(n) => {
+            conn.execute_batch("COMMIT")?;
+            log::info!("store: {n} events stored before a stop were added to the summary tables");
+            Ok(())
+        }
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(e)
+        }
+    }
+}
+
+/// Events read per step when summing stored events into the summaries.
+const CHUNK: i64 = 50_000;
+
+/// Fills the summary tables from every stored event (they start empty).
+fn backfill(conn: &Connection) -> rusqlite::Result<u64> {
+    conn.execute_batch(
+        "DELETE FROM rollup_hour; DELETE FROM rollup_day; UPDATE rollup_mark SET last_event = 0;",
+    )?;
+    let mut after = 0i64;
+    let mut total = 0u64;
+    loop {
+        let (delta, last, n) = unroll_chunk(conn, "id > ?1", after, 1)?;
+        if n == 0 {
+            break;
+        }
+        apply_rollup(conn, &delta)?;
+        set_mark(conn, last)?;
+        total += n;
+        after = last;
+    }
+    Ok(total)
+}
+
+/// The columns the summaries count, for one row of `events`.
+const KEY_COLUMNS: &str = "id, time, src_ip, username, password, input, event_type, country, asn";
+
+/// Sums up to [`CHUNK`] events matching `condition` (on `?1`) in id order,
+/// each `sign` times: the delta, the last id, and how many.
+fn unroll_chunk(
+    conn: &Connection,
+    condition: &str,
+    arg: i64,
+    sign: i64,
+) -> rusqlite::Result<(Delta, i64, u64)> {
+    // `condition` is one of this file's constant clauses.
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {KEY_COLUMNS} FROM events WHERE {condition} ORDER BY id LIMIT {CHUNK}"
+    ))?;
+    let mut rows = stmt.query(params![arg])?;
+    let mut delta = Delta::default();
+    let (mut last, mut n) = (arg, 0u64);
+    while let Some(r) = rows.next()? {
+        last = r.get(0)?;
+        n += 1;
+        add_row(&mut delta, r, sign, &[Tier::Hour, Tier::Day])?;
+    }
+    Ok((delta, last, n))
+}
+
+/// Counts one row of [`KEY_COLUMNS`] (starting at column 1) into `delta`.
+fn add_row(
+    delta: &mut Delta,
+    r: &rusqlite::Row,
+    sign: i64,
+    tiers: &[Tier],
+) -> rusqlite::Result<()> {
+    let src_ip: Option<String> = r.get(2)?;
+    let username: Option<String> = r.get(3)?;
+    let password: Option<String> = r.get(4)?;
+    let input: Option<String> = r.get(5)?;
+    let event_type: Option<String> = r.get(6)?;
+    let country: Option<String> = r.get(7)?;
+    let keys = Keys {
+        time_us: r.get(1)?,
+        src_ip: src_ip.as_deref(),
+        username: username.as_deref(),
+        password: password.as_deref(),
+        input: input.as_deref(),
+        event_type: event_type.as_deref(),
+        country: country.as_deref(),
+        asn: r.get(8)?,
+    };
+    delta.add_to(&keys, sign, tiers);
+    Ok(())
+}
+
+/// Adds `delta` to the summary tables (rows that reach 0 go) and records
+/// the names it carries.
+pub fn apply_rollup(conn: &Connection, delta: &Delta) -> rusqlite::Result<()> {
+    const UPSERT: [&str; 2] = [
+        "INSERT INTO rollup_hour (dim, bucket, value, n) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (dim, bucket, value) DO UPDATE SET n = n + excluded.n",
+        "INSERT INTO rollup_day (dim, bucket, value, n) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (dim, bucket, value) DO UPDATE SET n = n + excluded.n",
+    ];
+    const PRUNE: [&str; 2] = [
+        "DELETE FROM rollup_hour WHERE dim = ?1 AND bucket = ?2 AND value = ?3 AND n <= 0",
+        "DELETE FROM rollup_day WHERE dim = ?1 AND bucket = ?2 AND value = ?3 AND n <= 0",
+    ];
+    let mut upsert = [
+        conn.prepare_cached(UPSERT[0])?,
+        conn.prepare_cached(UPSERT[1])?,
+    ];
+    for (tier, dim, bucket, value, n) in delta.sorted() {
+        let t = usize::from(tier == Tier::Day);
+        if let Some(stmt) = upsert.get_mut(t) {
+            stmt.execute(params![dim.id(), bucket, value, n])?;
+        }
+        if n < 0 {
+            if let Some(sql) = PRUNE.get(t) {
+                conn.prepare_cached(sql)?
+                    .execute(params![dim.id(), bucket, value])?;
+            }
+        }
+    }
+    for ((dim, value), label) in &delta.labels {
+        conn.prepare_cached(
+            "INSERT INTO rollup_labels (dim, value, label) VALUES (?1, ?2, ?3)
+             ON CONFLICT (dim, value) DO UPDATE SET label = excluded.label
+             WHERE label <> excluded.label",
+        )?
+        .execute(params![dim.id(), value, label])?;
     }
     Ok(())
 }
@@ -101,8 +368,10 @@ pub fn save_seq(tx: &Transaction, node_id: u64, seq: u64) -> rusqlite::Result<()
 pub fn insert(tx: &Transaction, e: &EventRecord) -> rusqlite::Result<()> {
     tx.prepare_cached(
         "INSERT INTO events (node_id, seq, pot_id, pot_type, event_type, timestamp, time,
-             src_ip, src_port, dst_port, protocol, username, password, data, input)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+             src_ip, src_port, dst_port, protocol, username, password, data, input,
+             country, country_name, city, asn, as_org, net)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,
+                     ?16, ?17, ?18, ?19, ?20, ?21)",
     )?
     .execute(params![
         e.node_id as i64,
@@ -120,6 +389,12 @@ pub fn insert(tx: &Transaction, e: &EventRecord) -> rusqlite::Result<()> {
         e.password,
         e.data,
         e.input,
+        e.geo().country,
+        e.geo().country_name,
+        e.geo().city,
+        e.geo().asn,
+        e.geo().as_org,
+        e.geo().net,
     ])?;
     Ok(())
 }
@@ -128,7 +403,8 @@ pub fn insert(tx: &Transaction, e: &EventRecord) -> rusqlite::Result<()> {
 /// never spliced into the SQL.
 pub fn query(conn: &Connection, f: &EventFilter) -> rusqlite::Result<Vec<StoredEvent>> {
     let mut sql = String::from(
-        "SELECT id, node_id, seq, pot_id, pot_type, event_type, timestamp, data FROM events WHERE 1=1",
+        "SELECT id, node_id, seq, pot_id, pot_type, event_type, timestamp, data,
+                country, country_name, city, asn, as_org, net FROM events WHERE 1=1",
     );
     let mut args: Vec<Box<dyn ToSql>> = Vec::new();
     let mut clause = |sql_part: &str, value: Box<dyn ToSql>| {
@@ -146,6 +422,12 @@ pub fn query(conn: &Connection, f: &EventFilter) -> rusqlite::Result<Vec<StoredE
     }
     if let Some(v) = &f.src_ip {
         clause(" AND src_ip = ?", Box::new(v.clone()));
+    }
+    if let Some(v) = &f.country {
+        clause(" AND country = ?", Box::new(v.clone()));
+    }
+    if let Some(v) = f.asn {
+        clause(" AND asn = ?", Box::new(v));
     }
     if let Some(v) = f.since_us {
         clause(" AND time >= ?", Box::new(v));
@@ -176,6 +458,14 @@ pub fn query(conn: &Connection, f: &EventFilter) -> rusqlite::Result<Vec<StoredE
             event_type: row.get(5)?,
             timestamp: row.get(6)?,
             data: row.get(7)?,
+            geo: Geo {
+                country: row.get(8)?,
+                country_name: row.get(9)?,
+                city: row.get(10)?,
+                asn: row.get(11)?,
+                as_org: row.get(12)?,
+                net: row.get(13)?,
+            },
         })
     })?;
     rows.collect()
@@ -183,7 +473,8 @@ pub fn query(conn: &Connection, f: &EventFilter) -> rusqlite::Result<Vec<StoredE
 
 /// Deletes events older than `retention_days` (0: keep), beyond the newest
 /// `max_events` (0: no cap), and the oldest while the database's used pages
-/// exceed `max_bytes` (0: no cap); returns how many went.
+/// exceed `max_bytes` (0: no cap), taking each out of the summary tables;
+/// returns how many went.
 pub fn expire(
     tx: &Transaction,
     now_us: i64,
@@ -194,19 +485,67 @@ pub fn expire(
     let mut gone = 0;
     if retention_days > 0 {
         let cutoff = now_us.saturating_sub((retention_days as i64).saturating_mul(86_400_000_000));
-        gone += tx
-            .prepare_cached("DELETE FROM events WHERE time < ?1")?
-            .execute(params![cutoff])?;
+        gone += expire_before(tx, cutoff)?;
     }
     if max_events > 0 {
-        gone += tx
-            .prepare_cached(
-                "DELETE FROM events WHERE id <= (SELECT id FROM events ORDER BY id DESC LIMIT 1 OFFSET ?1)",
-            )?
-            .execute(params![max_events as i64])?;
+        let last: Option<i64> = tx
+            .prepare_cached("SELECT id FROM events ORDER BY id DESC LIMIT 1 OFFSET ?1")?
+            .query_row(params![max_events as i64], |r| r.get(0))
+            .optional()?;
+        if let Some(last) = last {
+            gone += delete_through(tx, last)?;
+        }
     }
     if max_bytes > 0 {
         gone += expire_bytes(tx, max_bytes)?;
+    }
+    Ok(gone)
+}
+
+/// Deletes the events dated before `cutoff`. Summary rows of hours and days
+/// wholly before it go whole; the events of the hour and the day the cutoff
+/// falls in are taken out one by one.
+fn expire_before(tx: &Transaction, cutoff: i64) -> rusqlite::Result<usize> {
+    let hour = cutoff.div_euclid(HOUR_US);
+    let day = cutoff.div_euclid(DAY_US);
+    tx.prepare_cached("DELETE FROM rollup_hour WHERE bucket < ?1")?
+        .execute(params![hour])?;
+    tx.prepare_cached("DELETE FROM rollup_day WHERE bucket < ?1")?
+        .execute(params![day])?;
+    let mut delta = Delta::default();
+    {
+        let mut stmt = tx.prepare_cached(&format!(
+            "SELECT {KEY_COLUMNS} FROM events WHERE time >= ?1 AND time < ?2"
+        ))?;
+        let mut rows = stmt.query(params![day * DAY_US, cutoff])?;
+        while let Some(r) = rows.next()? {
+            let time: i64 = r.get(1)?;
+            let tiers: &[Tier] = if time >= hour * HOUR_US {
+                &[Tier::Hour, Tier::Day]
+            } else {
+                &[Tier::Day]
+            };
+            add_row(&mut delta, r, -1, tiers)?;
+        }
+    }
+    apply_rollup(tx, &delta)?;
+    tx.prepare_cached("DELETE FROM events WHERE time < ?1")?
+        .execute(params![cutoff])
+}
+
+/// Deletes every event with an id up to `last`, taking each out of the
+/// summary tables, a chunk at a time.
+fn delete_through(tx: &Transaction, last: i64) -> rusqlite::Result<usize> {
+    let mut gone = 0;
+    loop {
+        let (delta, upto, n) = unroll_chunk(tx, "id <= ?1", last, -1)?;
+        if n == 0 {
+            break;
+        }
+        apply_rollup(tx, &delta)?;
+        gone += tx
+            .prepare_cached("DELETE FROM events WHERE id <= ?1")?
+            .execute(params![upto])?;
     }
     Ok(gone)
 }
@@ -236,11 +575,12 @@ fn expire_bytes(tx: &Transaction, max_bytes: u64) -> rusqlite::Result<usize> {
         // The share of events that the excess is, plus a margin; at least 100.
         let excess = (used - max_bytes) as f64 / used as f64;
         let n = ((count as f64 * excess * 1.1) as i64).clamp(100, count);
-        let deleted = tx
-            .prepare_cached(
-                "DELETE FROM events WHERE id IN (SELECT id FROM events ORDER BY id LIMIT ?1)",
-            )?
-            .execute(params![n])?;
+        let last: Option<i64> = tx
+            .prepare_cached("SELECT id FROM events ORDER BY id LIMIT 1 OFFSET ?1")?
+            .query_row(params![n - 1], |r| r.get(0))
+            .optional()?;
+        let Some(last) = last else { break };
+        let deleted = delete_through(tx, last)?;
         gone += deleted;
         if deleted == 0 {
             break;
@@ -249,45 +589,228 @@ fn expire_bytes(tx: &Transaction, max_bytes: u64) -> rusqlite::Result<usize> {
     Ok(gone)
 }
 
-/// How many values the top lists hold.
-pub const TOP: i64 = 10;
-
-/// See [`EventStats`]; every query uses the time index except the total.
-pub fn stats(conn: &Connection, now_us: i64, hours: u32) -> rusqlite::Result<EventStats> {
-    let minute = 60_000_000i64;
-    let since = now_us - i64::from(hours) * 3_600_000_000;
-    let hour_start = (now_us / minute - 59) * minute;
-    let total: i64 = conn.query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))?;
-    let in_window: i64 = conn.query_row(
-        "SELECT COUNT(*) FROM events WHERE time >= ?1",
-        params![since],
-        |r| r.get(0),
-    )?;
-    let mut counts = std::collections::HashMap::new();
-    {
-        let mut stmt = conn
-            .prepare_cached("SELECT time / ?1, COUNT(*) FROM events WHERE time >= ?2 GROUP BY 1")?;
-        let rows = stmt.query_map(params![minute, hour_start], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
-        })?;
-        for row in rows {
-            let (m, c) = row?;
-            counts.insert(m * minute, c as u64);
-        }
+/// The SQL expression of a dimension on `events` (constants, never input).
+fn expression(dim: Dim) -> &'static str {
+    match dim {
+        Dim::All => "''",
+        Dim::SrcIp => "src_ip",
+        Dim::Username => "username",
+        Dim::Password => "password",
+        Dim::Command => "input",
+        Dim::Credential => "username || ':' || password",
+        Dim::EventType => "event_type",
+        Dim::Country => "country",
+        Dim::Asn => "CAST(asn AS TEXT)",
     }
-    let top = |column: &str| -> rusqlite::Result<Vec<(String, u64)>> {
-        // `column` is one of the constant expressions below, never input.
+}
+
+/// The statistics' reads, on one connection.
+pub struct SqliteStats<'c>(pub &'c Connection);
+
+fn text(e: rusqlite::Error) -> String {
+    e.to_string()
+}
+
+impl StatsSource for SqliteStats<'_> {
+    fn total(&mut self) -> Result<u64, String> {
+        self.0
+            .query_row(
+                "SELECT COALESCE(SUM(n), 0) FROM rollup_day WHERE dim = 0",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n.max(0) as u64)
+            .map_err(text)
+    }
+
+    fn raw_count(&mut self, since: i64, until: i64) -> Result<u64, String> {
+        self.0
+            .prepare_cached("SELECT COUNT(*) FROM events WHERE time >= ?1 AND time <= ?2")
+            .and_then(|mut s| s.query_row(params![since, until], |r| r.get::<_, i64>(0)))
+            .map(|n| n as u64)
+            .map_err(text)
+    }
+
+    fn raw_minutes(&mut self, since: i64, until: i64) -> Result<Vec<(i64, u64)>, String> {
+        // Minutes by floor division, before 1970 too.
+        let mut stmt = self
+            .0
+            .prepare_cached(
+                "SELECT (time - (((time % ?1) + ?1) % ?1)) / ?1, COUNT(*) FROM events
+                 WHERE time >= ?2 AND time <= ?3 GROUP BY 1",
+            )
+            .map_err(text)?;
+        let rows = stmt
+            .query_map(params![MINUTE_US, since, until], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)? as u64))
+            })
+            .map_err(text)?;
+        rows.collect::<Result<_, _>>().map_err(text)
+    }
+
+    fn raw_top(
+        &mut self,
+        dim: Dim,
+        since: i64,
+        until: i64,
+        limit: usize,
+    ) -> Result<Vec<(String, u64)>, String> {
+        let column = expression(dim);
         let sql = format!(
-            "SELECT {column}, COUNT(*) AS n FROM events WHERE time >= ?1 AND {column} IS NOT NULL
-             GROUP BY {column} ORDER BY n DESC, {column} LIMIT ?2"
+            "SELECT {column}, COUNT(*) AS n FROM events
+             WHERE time >= ?1 AND time <= ?2 AND {column} IS NOT NULL
+             GROUP BY {column} ORDER BY n DESC, {column} LIMIT ?3"
         );
-        let mut stmt = conn.prepare_cached(&sql)?;
-        let rows = stmt.query_map(params![since, TOP], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
-        })?;
-        rows.collect()
-    };
-    EventStats::assemble(total as u64, in_window as u64, hour_start, &counts, top)
+        let mut stmt = self.0.prepare_cached(&sql).map_err(text)?;
+        let rows = stmt
+            .query_map(params![since, until, limit as i64], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
+            })
+            .map_err(text)?;
+        // The same keys as the summaries: long values cut alike.
+        let mut out: Vec<(String, u64)> = Vec::new();
+        for row in rows {
+            let (v, n) = row.map_err(text)?;
+            out.push((crate::store::rollup::value_key(&v), n));
+        }
+        Ok(out)
+    }
+
+    fn raw_delta(&mut self, since: i64, until: i64) -> Result<Delta, String> {
+        let mut stmt = self
+            .0
+            .prepare_cached(&format!(
+                "SELECT {KEY_COLUMNS} FROM events WHERE time >= ?1 AND time <= ?2"
+            ))
+            .map_err(text)?;
+        let mut rows = stmt.query(params![since, until]).map_err(text)?;
+        let mut delta = Delta::default();
+        while let Some(r) = rows.next().map_err(text)? {
+            add_row(&mut delta, r, 1, &[Tier::Hour]).map_err(text)?;
+        }
+        Ok(delta)
+    }
+
+    fn hours(&mut self, h0: i64, h1: i64) -> Result<Vec<(i64, u64)>, String> {
+        let mut stmt = self
+            .0
+            .prepare_cached(
+                "SELECT bucket, n FROM rollup_hour WHERE dim = 0 AND bucket >= ?1 AND bucket < ?2",
+            )
+            .map_err(text)?;
+        let rows = stmt
+            .query_map(params![h0, h1], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?.max(0) as u64))
+            })
+            .map_err(text)?;
+        rows.collect::<Result<_, _>>().map_err(text)
+    }
+
+    fn bucket_tops(
+        &mut self,
+        tier: Tier,
+        dim: Dim,
+        buckets: &[i64],
+        m: usize,
+    ) -> Result<Vec<(i64, String, u64)>, String> {
+        let table = tier.table();
+        let mut stmt = self
+            .0
+            .prepare_cached(&format!(
+                "SELECT value, n FROM {table} WHERE dim = ?1 AND bucket = ?2
+                 ORDER BY n DESC LIMIT ?3"
+            ))
+            .map_err(text)?;
+        let mut out = Vec::new();
+        for &b in buckets {
+            let rows = stmt
+                .query_map(params![dim.id(), b, m as i64], |r| {
+                    Ok((b, r.get::<_, String>(0)?, r.get::<_, i64>(1)?.max(0) as u64))
+                })
+                .map_err(text)?;
+            for row in rows {
+                out.push(row.map_err(text)?);
+            }
+        }
+        Ok(out)
+    }
+
+    fn points(
+        &mut self,
+        tier: Tier,
+        dim: Dim,
+        pairs: &[(i64, String)],
+    ) -> Result<Vec<(i64, String, u64)>, String> {
+        let table = tier.table();
+        let mut stmt = self
+            .0
+            .prepare_cached(&format!(
+                "SELECT n FROM {table} WHERE dim = ?1 AND bucket = ?2 AND value = ?3"
+            ))
+            .map_err(text)?;
+        let mut out = Vec::new();
+        for (b, v) in pairs {
+            let n: Option<i64> = stmt
+                .query_row(params![dim.id(), b, v], |r| r.get(0))
+                .optional()
+                .map_err(text)?;
+            if let Some(n) = n {
+                out.push((*b, v.clone(), n.max(0) as u64));
+            }
+        }
+        Ok(out)
+    }
+
+    fn group(
+        &mut self,
+        dim: Dim,
+        spans: &[(Tier, i64, i64)],
+        limit: usize,
+    ) -> Result<Vec<(String, u64)>, String> {
+        if spans.is_empty() {
+            return Ok(Vec::new());
+        }
+        let parts: Vec<String> = spans
+            .iter()
+            .map(|(tier, a, b)| {
+                format!(
+                    "SELECT value, n FROM {} WHERE dim = {} AND bucket >= {a} AND bucket < {b}",
+                    tier.table(),
+                    dim.id()
+                )
+            })
+            .collect();
+        // Every piece is a number or a constant of this file.
+        let sql = format!(
+            "SELECT value, SUM(n) AS s FROM ({}) GROUP BY value ORDER BY s DESC, value LIMIT ?1",
+            parts.join(" UNION ALL ")
+        );
+        let mut stmt = self.0.prepare(&sql).map_err(text)?;
+        let rows = stmt
+            .query_map(params![limit as i64], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?.max(0) as u64))
+            })
+            .map_err(text)?;
+        rows.collect::<Result<_, _>>().map_err(text)
+    }
+
+    fn labels(&mut self, dim: Dim, values: &[String]) -> Result<HashMap<String, String>, String> {
+        let mut stmt = self
+            .0
+            .prepare_cached("SELECT label FROM rollup_labels WHERE dim = ?1 AND value = ?2")
+            .map_err(text)?;
+        let mut out = HashMap::new();
+        for v in values {
+            let label: Option<String> = stmt
+                .query_row(params![dim.id(), v], |r| r.get(0))
+                .optional()
+                .map_err(text)?;
+            if let Some(l) = label {
+                out.insert(v.clone(), l);
+            }
+        }
+        Ok(out)
+    }
 }
 
 #[cfg(test)]

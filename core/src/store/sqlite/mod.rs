@@ -15,10 +15,11 @@ use crate::files;
 use crate::metrics::Metrics;
 use crate::store::backend::{Backend, Reader, Retention, Transaction, EVENTS_PER_NODE};
 use crate::store::event_row::EventRecord;
+use crate::store::rollup::Delta;
 use crate::store::writer::Store;
 use crate::store::{
-    EventFilter, EventStats, NodeEventRecord, NodeRecord, NodeWrite, PotRecord, StoreError,
-    StoredEvent, StoredNode,
+    EventFilter, EventStats, NodeEventRecord, NodeRecord, NodeWrite, PotRecord, StatsQuery,
+    StoreError, StoredEvent, StoredNode,
 };
 
 const SCHEMA: &str = "
@@ -57,7 +58,6 @@ CREATE TABLE IF NOT EXISTS node_events (
     time TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS node_events_by_node ON node_events (node_id, id);
-PRAGMA user_version = 1;
 ";
 
 // u64 ids are stored as the i64 with the same bits: SQLite integers are signed.
@@ -172,6 +172,12 @@ impl Transaction for SqliteTransaction<'_> {
             ids.push(self.0.last_insert_rowid());
         }
         Ok(ids)
+    }
+
+    fn summarize(&mut self, delta: &Delta, upto: i64) -> Result<(), StoreError> {
+        events::apply_rollup(&self.0, delta)
+            .and_then(|_| events::set_mark(&self.0, upto))
+            .map_err(|e| StoreError(format!("counting events in the summary tables: {e}")))
     }
 
     fn raise_marks(&mut self, marks: &HashMap<u64, u64>) -> Result<(), StoreError> {
@@ -421,8 +427,9 @@ impl Reader for SqliteReader {
         events::query(&self.conn(), filter).map_err(|e| StoreError(format!("reading events: {e}")))
     }
 
-    fn stats(&self, now_us: i64, hours: u32) -> Result<EventStats, StoreError> {
-        events::stats(&self.conn(), now_us, hours)
+    fn stats(&self, query: &StatsQuery) -> Result<EventStats, StoreError> {
+        let conn = self.conn();
+        crate::store::stats::compute(&mut events::SqliteStats(&conn), query)
             .map_err(|e| StoreError(format!("computing event statistics: {e}")))
     }
 }
@@ -509,6 +516,7 @@ mod tests {
             password: None,
             input: None,
             data: "{}".into(),
+            geo: Default::default(),
         }
     }
 
@@ -602,6 +610,76 @@ mod tests {
             left.iter().map(|e| e.id).collect::<Vec<_>>(),
             vec![newest[0].id, newest[1].id]
         );
+        s.close();
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// A database of a core from before enrichment (no geo columns, no
+    /// summary tables, `user_version` 1) holding events: opened by this
+    /// core, it gets the columns and summaries of every event it holds.
+    #[test]
+    fn an_older_database_gets_geo_columns_and_summaries_of_its_events() {
+        use crate::store::rollup::HOUR_US;
+        let dir = std::env::temp_dir().join(format!("hb-migrate-{}", std::process::id()));
+        crate::files::create_private_dir(&dir).unwrap();
+        let path = dir.join("m.db");
+        let now = honeybee_proto::time::now_unix().0 * 1_000_000;
+        {
+            let old = connect(&path).unwrap();
+            old.execute_batch(
+                "CREATE TABLE events (id INTEGER PRIMARY KEY, node_id INTEGER NOT NULL, seq INTEGER,
+                     pot_id TEXT NOT NULL, pot_type TEXT NOT NULL, event_type TEXT NOT NULL,
+                     timestamp TEXT NOT NULL, time INTEGER NOT NULL, src_ip TEXT, src_port INTEGER,
+                     dst_port INTEGER, protocol TEXT, username TEXT, password TEXT, input TEXT,
+                     data TEXT NOT NULL);
+                 CREATE TABLE event_seqs (node_id INTEGER PRIMARY KEY, seq INTEGER NOT NULL);
+                 PRAGMA user_version = 1;",
+            )
+            .unwrap();
+            for (ago, user) in [
+                (60, "a"),
+                (3 * HOUR_US, "b"),
+                (3 * HOUR_US, "b"),
+                (40 * 86_400 * 1_000_000, "c"),
+            ] {
+                old.execute(
+                    "INSERT INTO events (node_id, pot_id, pot_type, event_type, timestamp, time, src_ip, username, data)
+                     VALUES (1, 'p', 't', 'e.x', '', ?1, '198.51.100.1', ?2, '{}')",
+                    params![now - ago, user],
+                )
+                .unwrap();
+            }
+        }
+        let s = open(&path).unwrap();
+        let stats = s
+            .stats(&crate::store::StatsQuery::last(now, 24 * HOUR_US))
+            .unwrap();
+        assert_eq!((stats.total, stats.in_window), (4, 3));
+        assert_eq!(
+            stats.top_usernames,
+            vec![("b".to_string(), 2), ("a".to_string(), 1)]
+        );
+        let all = s
+            .events(&EventFilter {
+                limit: 10,
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(all.len(), 4);
+        assert!(all.iter().all(|e| e.geo.is_empty()));
+        s.close();
+        let conn = connect(&path).unwrap();
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, events::VERSION);
+        drop(conn);
+        // Opened again: nothing is counted twice.
+        let s = open(&path).unwrap();
+        let stats = s
+            .stats(&crate::store::StatsQuery::last(now, 24 * HOUR_US))
+            .unwrap();
+        assert_eq!((stats.total, stats.in_window), (4, 3));
         s.close();
         std::fs::remove_dir_all(&dir).ok();
     }

@@ -19,6 +19,13 @@
 //! after PostgreSQL told it of the commit (LISTEN/NOTIFY).
 //!
 //!     target/release/event-load --postgres auto --cores 2 --events 1000000 --nodes 10
+//!
+//! With `--geoip FILE` and/or `--asn FILE` (MaxMind-format databases) the
+//! run is made twice per `--rounds`, enrichment off then on, over the same
+//! events from `--sources N` public addresses (default 20,000), and prints
+//! both rates side by side.
+//!
+//!     target/release/event-load --events 1000000 --geoip GeoLite2-City.mmdb --asn GeoLite2-ASN.mmdb
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
@@ -41,6 +48,13 @@ struct Options {
     rate: Option<u64>,
     seconds: u64,
     fleet: FleetOptions,
+    /// Enrichment databases: the run is made without them, then with them.
+    geoip: Option<String>,
+    asn: Option<String>,
+    /// Distinct public source addresses (0: 203.0.113.0/24, documentation).
+    sources: u64,
+    /// Off/on pairs with enrichment.
+    rounds: u64,
 }
 
 fn parse() -> Result<Options, String> {
@@ -51,6 +65,10 @@ fn parse() -> Result<Options, String> {
         rate: None,
         seconds: 10,
         fleet: FleetOptions::default(),
+        geoip: None,
+        asn: None,
+        sources: 0,
+        rounds: 1,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut it = args.iter();
@@ -71,9 +89,13 @@ fn parse() -> Result<Options, String> {
             "--queries" => o.queries = num()? as usize,
             "--rate" => o.rate = Some(num()?.max(1)),
             "--seconds" => o.seconds = num()?.max(1),
+            "--sources" => o.sources = num()?,
+            "--rounds" => o.rounds = num()?.max(1),
+            "--geoip" => o.geoip = Some(it.next().cloned().ok_or("--geoip needs a file")?),
+            "--asn" => o.asn = Some(it.next().cloned().ok_or("--asn needs a file")?),
             "--help" | "-h" => {
                 println!(
-                    "event-load [--events N] [--nodes K] [--queries Q] | [--rate EVENTS_PER_S --seconds S --nodes K] {}",
+                    "event-load [--events N] [--nodes K] [--queries Q] [--geoip FILE] [--asn FILE] [--sources N] [--rounds R] | [--rate EVENTS_PER_S --seconds S --nodes K] {}",
                     fleet::USAGE
                 );
                 std::process::exit(0);
@@ -81,7 +103,42 @@ fn parse() -> Result<Options, String> {
             other => return Err(format!("unknown argument {other}")),
         }
     }
+    if (o.geoip.is_some() || o.asn.is_some()) && o.sources == 0 {
+        o.sources = 20_000;
+    }
     Ok(o)
+}
+
+/// Distinct source addresses the events come from (0: documentation range).
+static SOURCES: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+
+/// Public IPv4 address number `k` (deterministic; special-purpose ranges
+/// skipped), so that enrichment finds most of them in a real database.
+fn public_source(k: u64) -> String {
+    let mut x = k
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        .wrapping_add(0x632B_E59B_D9B4_E019);
+    loop {
+        x ^= x >> 31;
+        x = x.wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        x ^= x >> 27;
+        let [a, b, c, d] = ((x >> 16) as u32).to_be_bytes();
+        let special = a == 0
+            || a == 10
+            || a == 127
+            || a >= 224
+            || (a == 100 && (64..128).contains(&b))
+            || (a == 169 && b == 254)
+            || (a == 172 && (16..32).contains(&b))
+            || (a == 192 && b == 168)
+            || (a == 192 && b == 0 && (c == 0 || c == 2))
+            || (a == 198 && (b == 18 || b == 19))
+            || (a == 198 && b == 51 && c == 100)
+            || (a == 203 && b == 0 && c == 113);
+        if !special {
+            return format!("{a}.{b}.{c}.{d}");
+        }
+    }
 }
 
 /// Connects node `index` with event-ack; returns its socket and a reader.
@@ -114,7 +171,14 @@ fn connect_node(
 /// One login event of node `id`; `sent_ns` lets a subscriber time it.
 fn login(id: u64, seq: u64, sent_ns: Option<u128>) -> NodeMessage {
     let mut data = serde_json::Map::new();
-    data.insert("src_ip".into(), format!("203.0.113.{}", seq % 200).into());
+    let sources = SOURCES.get().copied().unwrap_or(0);
+    let src = if sources == 0 {
+        format!("203.0.113.{}", seq % 200)
+    } else {
+        // Each node's events walk the pool from its own offset.
+        public_source((seq.wrapping_mul(7919) + id * 104_729) % sources)
+    };
+    data.insert("src_ip".into(), src.into());
     data.insert("src_port".into(), (40_000 + seq % 20_000).into());
     data.insert("dst_port".into(), 22.into());
     data.insert("username".into(), "root".into());
@@ -368,6 +432,11 @@ fn main() {
         }
         return;
     }
+    let _ = SOURCES.set(o.sources);
+    if o.geoip.is_some() || o.asn.is_some() {
+        enrichment(&o);
+        return;
+    }
     let core = match CoreProcess::start(false) {
         Ok(c) => c,
         Err(e) => {
@@ -379,6 +448,62 @@ fn main() {
         latency(&core, &o, rate);
         return;
     }
+    throughput(&core, &o);
+    let total = (o.events / o.nodes) * o.nodes;
+    query_latency(&core, o.queries, total);
+}
+
+/// Ingest with enrichment off and on, `--rounds` times, over the same
+/// events; prints each run and the mean rates side by side.
+fn enrichment(o: &Options) {
+    let mut config = String::from("[enrichment]\n");
+    for (key, file) in [("geoip", &o.geoip), ("asn", &o.asn)] {
+        if let Some(f) = file {
+            let path = std::fs::canonicalize(f).unwrap_or_else(|_| f.into());
+            config.push_str(&format!("{key} = {:?}\n", path.display().to_string()));
+        }
+    }
+    println!(
+        "enrichment: {} events from {} nodes, {} distinct public sources; databases: {}",
+        (o.events / o.nodes) * o.nodes,
+        o.nodes,
+        o.sources,
+        config.lines().skip(1).collect::<Vec<_>>().join(", ")
+    );
+    let (mut off, mut on) = (Vec::new(), Vec::new());
+    for round in 1..=o.rounds {
+        for enriched in [false, true] {
+            let core = match CoreProcess::start_with(false, enriched.then_some(config.as_str())) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("event-load: {e}");
+                    std::process::exit(1);
+                }
+            };
+            print!(
+                "round {round}, enrichment {}: ",
+                if enriched { "on " } else { "off" }
+            );
+            let rate = throughput(&core, o);
+            if enriched {
+                on.push(rate);
+            } else {
+                off.push(rate);
+            }
+        }
+    }
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+    let (off, on) = (mean(&off), mean(&on));
+    println!(
+        "durable events/s, mean of {} rounds: enrichment off {off:.0}, on {on:.0} ({:+.1} %)",
+        o.rounds,
+        (on / off - 1.0) * 100.0
+    );
+}
+
+/// Streams `--events` from `--nodes` nodes as fast as acknowledged; prints
+/// and returns durable events per second.
+fn throughput(core: &CoreProcess, o: &Options) -> f64 {
     let per_node = o.events / o.nodes;
     let total = per_node * o.nodes;
     let ready = Arc::new(std::sync::Barrier::new(o.nodes as usize + 1));
@@ -411,8 +536,7 @@ fn main() {
         after.rss_kb as f64 / 1024.0,
         after.hwm_kb as f64 / 1024.0
     );
-
-    query_latency(&core, o.queries, total);
+    total as f64 / last.as_secs_f64()
 }
 
 /// Times `count` event queries (five kinds in turn) over `total` stored
