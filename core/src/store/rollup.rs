@@ -284,6 +284,118 @@ impl Delta {
     }
 }
 
+/// Stored events not yet written to the summary tables, counted by
+/// dimension, hour and value (days are added up from the hours when they
+/// are written). A value already counted costs a lookup, no copy.
+#[derive(Debug, Default)]
+pub struct Pending {
+    hours: HashMap<(Dim, i64), HashMap<String, i64>>,
+    countries: HashMap<String, String>,
+    orgs: HashMap<i64, String>,
+    rows: usize,
+    buf: String,
+}
+
+impl Pending {
+    fn bump(&mut self, dim: Dim, h: i64, value: &str, sign: i64) {
+        let inner = self.hours.entry((dim, h)).or_default();
+        match inner.get_mut(value) {
+            Some(n) => *n += sign,
+            None => {
+                inner.insert(value_key(value), sign);
+                self.rows += 1;
+            }
+        }
+    }
+
+    /// Counts `events`, `sign` times (-1 takes back a batch that did not
+    /// commit).
+    pub fn count(&mut self, events: &[&EventRecord], sign: i64) {
+        use std::fmt::Write;
+        for &e in events {
+            let h = Tier::Hour.bucket(e.time_us);
+            let geo = e.geo();
+            self.bump(Dim::All, h, "", sign);
+            self.bump(Dim::EventType, h, &e.event_type, sign);
+            for (dim, v) in [
+                (Dim::SrcIp, &e.src_ip),
+                (Dim::Username, &e.username),
+                (Dim::Password, &e.password),
+                (Dim::Command, &e.input),
+                (Dim::Country, &geo.country),
+            ] {
+                if let Some(v) = v {
+                    self.bump(dim, h, v, sign);
+                }
+            }
+            let mut buf = std::mem::take(&mut self.buf);
+            if let (Some(u), Some(p)) = (&e.username, &e.password) {
+                buf.clear();
+                buf.push_str(u);
+                buf.push(':');
+                buf.push_str(p);
+                self.bump(Dim::Credential, h, &buf, sign);
+            }
+            if let Some(a) = geo.asn {
+                buf.clear();
+                let _ = write!(buf, "{a}");
+                self.bump(Dim::Asn, h, &buf, sign);
+            }
+            self.buf = buf;
+            if sign > 0 {
+                if let (Some(c), Some(name)) = (&geo.country, &geo.country_name) {
+                    if !self.countries.contains_key(c.as_str()) {
+                        self.countries.insert(c.clone(), name.clone());
+                    }
+                }
+                if let (Some(a), Some(org)) = (geo.asn, &geo.as_org) {
+                    self.orgs.entry(a).or_insert_with(|| org.clone());
+                }
+            }
+        }
+    }
+
+    /// Distinct (dimension, hour, value) rows waiting.
+    pub fn len(&self) -> usize {
+        self.rows
+    }
+
+    /// Whether nothing waits.
+    pub fn is_empty(&self) -> bool {
+        self.rows == 0
+    }
+
+    /// Forgets everything (once written).
+    pub fn clear(&mut self) {
+        self.hours.clear();
+        self.countries.clear();
+        self.orgs.clear();
+        self.rows = 0;
+    }
+
+    /// What to write: the hour rows and the day rows they add up to.
+    pub fn to_delta(&self) -> Delta {
+        let mut d = Delta::default();
+        for ((dim, h), values) in &self.hours {
+            let day = (h * HOUR_US).div_euclid(DAY_US);
+            for (v, &n) in values {
+                if n == 0 {
+                    continue;
+                }
+                *d.rows.entry((Tier::Day, *dim, day, v.clone())).or_insert(0) += n;
+                d.rows.insert((Tier::Hour, *dim, *h, v.clone()), n);
+            }
+        }
+        for (c, name) in &self.countries {
+            d.labels.insert((Dim::Country, c.clone()), name.clone());
+        }
+        for (a, org) in &self.orgs {
+            d.labels.insert((Dim::Asn, a.to_string()), org.clone());
+        }
+        d
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -365,6 +477,14 @@ mod tests {
             one_by_one.add(&Keys::of(e), 1);
         }
         assert_eq!(batch.rows, one_by_one.rows);
+        let mut pending = Pending::default();
+        let (a, b) = refs.split_at(20);
+        pending.count(a, 1);
+        pending.count(b, 1);
+        pending.count(b, -1);
+        pending.count(b, 1);
+        assert_eq!(pending.to_delta().rows, one_by_one.rows);
+        assert_eq!(pending.to_delta().labels, batch.labels);
         assert_eq!(
             batch
                 .labels

@@ -23,7 +23,7 @@ use crate::geo::{Cache, Enricher};
 use crate::metrics::Metrics;
 use crate::store::backend::{Backend, Reader, Retention, Transaction};
 use crate::store::event_row::EventRecord;
-use crate::store::rollup::Delta;
+use crate::store::rollup::Pending;
 use crate::store::{
     AckSink, EventFilter, EventStats, EventStore, NodeEventRecord, NodeRecord, NodeStore,
     NodeWrite, Receipt, StatsQuery, StoreError, StoredEvent, StoredNode, StoredSink,
@@ -247,8 +247,10 @@ struct Writer {
     /// batch keeps its events for the next try).
     enriched: usize,
     /// Committed events not yet in the summary tables, and the last id.
-    pending: Delta,
+    pending: Pending,
     pending_upto: i64,
+    /// The batch's events counted into `pending` (taken back if it fails).
+    counted: Vec<usize>,
     /// When the oldest of them was committed.
     pending_since: Option<Instant>,
     /// The queues closed: this is the last commit.
@@ -273,8 +275,6 @@ struct Outcome {
     raised: HashMap<u64, u64>,
     /// Which of the batch's events were stored (not replays).
     fresh: Vec<usize>,
-    /// Their summary counts, when they were not written with the batch.
-    delta: Option<Delta>,
     /// Whether the batch wrote every waiting summary.
     summarized: bool,
     /// Their ids.
@@ -302,8 +302,9 @@ impl Writer {
             retry_wait: Duration::ZERO,
             geo_cache: Cache::default(),
             enriched: 0,
-            pending: Delta::default(),
+            pending: Pending::default(),
             pending_upto: 0,
+            counted: Vec::new(),
             pending_since: None,
             closing: false,
         }
@@ -410,22 +411,19 @@ impl Writer {
         }
         let m = &self.shared.metrics;
         let receipt = match result {
-            Ok(mut outcome) => {
+            Ok(outcome) => {
                 if outcome.summarized {
-                    self.pending = Delta::default();
+                    self.pending.clear();
                     self.pending_since = None;
                     self.shared.unsummarized.store(false, Ordering::Relaxed);
+                } else if !self.counted.is_empty() {
+                    self.pending_since.get_or_insert_with(Instant::now);
+                    self.shared.unsummarized.store(true, Ordering::Relaxed);
                 }
-                if let Some(delta) = outcome.delta.take() {
-                    if !delta.rows.is_empty() {
-                        self.pending.merge(delta);
-                        self.pending_since.get_or_insert_with(Instant::now);
-                        self.shared.unsummarized.store(true, Ordering::Relaxed);
-                    }
-                    if let Some(&last) = outcome.ids.last() {
-                        self.pending_upto = self.pending_upto.max(last);
-                    }
+                if let Some(&last) = outcome.ids.last() {
+                    self.pending_upto = self.pending_upto.max(last);
                 }
+                self.counted.clear();
                 self.seqs.extend(outcome.raised);
                 m.events_stored.fetch_add(outcome.stored, Ordering::Relaxed);
                 m.events_duplicate
@@ -457,6 +455,12 @@ impl Writer {
                 Ok(())
             }
             Err(e) => {
+                // The batch is not stored: take its events back out of the
+                // waiting summaries (they are counted again on the retry).
+                let counted: Vec<&EventRecord> =
+                    self.counted.iter().filter_map(|&i| events.get(i)).collect();
+                self.pending.count(&counted, -1);
+                self.counted.clear();
                 m.store_errors.fetch_add(1, Ordering::Relaxed);
                 log::error!("store: {e}");
                 *lock(&self.shared.failing) = Some(e.0.clone());
@@ -505,7 +509,8 @@ impl Writer {
             tx.raise_marks(&outcome.raised)?;
         }
         let mut outcome = outcome;
-        let delta = Delta::of_events(&fresh);
+        self.pending.count(&fresh, 1);
+        self.counted.clone_from(&outcome.fresh);
         // Summaries go with this batch when other cores write too (their
         // stats must see it), when asked, before retention (which takes
         // deleted events out of them), or when enough waited.
@@ -516,19 +521,11 @@ impl Writer {
             || self
                 .pending_since
                 .is_some_and(|t| t.elapsed() >= SUMMARIZE_EVERY)
-            || self.pending.rows.len() + delta.rows.len() >= SUMMARIZE_ROWS;
+            || self.pending.len() >= SUMMARIZE_ROWS;
         let upto = ids.last().copied().unwrap_or(0).max(self.pending_upto);
         if due {
-            if self.pending.rows.is_empty() {
-                tx.summarize(&delta, upto)?;
-            } else {
-                let mut all = self.pending.clone();
-                all.merge(delta);
-                tx.summarize(&all, upto)?;
-            }
+            tx.summarize(&self.pending.to_delta(), upto)?;
             outcome.summarized = true;
-        } else {
-            outcome.delta = Some(delta);
         }
         outcome.ids = ids;
         if retention_due {
