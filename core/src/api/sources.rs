@@ -545,37 +545,4 @@ mod tests {
         assert_eq!(s.timeline.len(), 150);
         assert_eq!(s.ports.top(), [(&22, 150)]);
     }
-
-    /// `cargo test --release -p honeybee-core --lib story_speed -- --ignored --nocapture`
-    #[test]
-    #[ignore]
-    fn story_speed() {
-        let events: Vec<StoredEvent> = (0..100_000i64)
-            .map(|i| {
-                ev(
-                    200_000 - i,
-                    4242,
-                    "cowrie-01",
-                    "cowrie.login.failed",
-                    &honeybee_proto::time::format_rfc3339(1_767_225_600 - i, 0),
-                    json!({"src_ip": "203.0.113.77", "src_port": 40000 + i % 20000, "dst_port": 22,
-                        "protocol": "ssh", "session": format!("{:012x}", i / 10),
-                        "username": format!("user{}", i % 500), "password": format!("pw{}", i % 3000),
-                        "input": if i % 5 == 0 { Some(format!("wget {}", i % 900)) } else { None }}),
-                )
-            })
-            .collect();
-        let t = std::time::Instant::now();
-        let mut s = Story::new();
-        for e in &events {
-            s.add(e);
-        }
-        eprintln!("story of 100,000 events: {:?}", t.elapsed());
-        let t = std::time::Instant::now();
-        let mut n = 0;
-        for e in &events {
-            n += usize::from(Facts::parse(&e.data).session.get().is_some());
-        }
-        eprintln!("parse only: {:?} ({n})", t.elapsed());
-    }
 }
