@@ -308,40 +308,66 @@ impl Pending {
         }
     }
 
+    /// Counts one event's keys, `sign` times.
+    pub fn count_keys(&mut self, k: &Keys, sign: i64) {
+        use std::fmt::Write;
+        let h = Tier::Hour.bucket(k.time_us);
+        self.bump(Dim::All, h, "", sign);
+        for (dim, v) in [
+            (Dim::EventType, k.event_type),
+            (Dim::SrcIp, k.src_ip),
+            (Dim::Username, k.username),
+            (Dim::Password, k.password),
+            (Dim::Command, k.input),
+            (Dim::Country, k.country),
+        ] {
+            if let Some(v) = v {
+                self.bump(dim, h, v, sign);
+            }
+        }
+        let mut buf = std::mem::take(&mut self.buf);
+        if let (Some(u), Some(p)) = (k.username, k.password) {
+            buf.clear();
+            buf.push_str(u);
+            buf.push(':');
+            buf.push_str(p);
+            self.bump(Dim::Credential, h, &buf, sign);
+        }
+        if let Some(a) = k.asn {
+            buf.clear();
+            let _ = write!(buf, "{a}");
+            self.bump(Dim::Asn, h, &buf, sign);
+        }
+        self.buf = buf;
+    }
+
+    /// The `k` most frequent values of `dim` over every hour counted
+    /// (count descending, then value).
+    pub fn top(&self, dim: Dim, k: usize) -> Vec<(String, u64)> {
+        let mut sums: HashMap<&str, i64> = HashMap::new();
+        for ((d, _), values) in &self.hours {
+            if *d == dim {
+                for (v, n) in values {
+                    *sums.entry(v.as_str()).or_insert(0) += n;
+                }
+            }
+        }
+        let mut all: Vec<(String, u64)> = sums
+            .into_iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(v, n)| (v.to_string(), n as u64))
+            .collect();
+        all.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        all.truncate(k);
+        all
+    }
+
     /// Counts `events`, `sign` times (-1 takes back a batch that did not
     /// commit).
     pub fn count(&mut self, events: &[&EventRecord], sign: i64) {
-        use std::fmt::Write;
         for &e in events {
-            let h = Tier::Hour.bucket(e.time_us);
+            self.count_keys(&Keys::of(e), sign);
             let geo = e.geo();
-            self.bump(Dim::All, h, "", sign);
-            self.bump(Dim::EventType, h, &e.event_type, sign);
-            for (dim, v) in [
-                (Dim::SrcIp, &e.src_ip),
-                (Dim::Username, &e.username),
-                (Dim::Password, &e.password),
-                (Dim::Command, &e.input),
-                (Dim::Country, &geo.country),
-            ] {
-                if let Some(v) = v {
-                    self.bump(dim, h, v, sign);
-                }
-            }
-            let mut buf = std::mem::take(&mut self.buf);
-            if let (Some(u), Some(p)) = (&e.username, &e.password) {
-                buf.clear();
-                buf.push_str(u);
-                buf.push(':');
-                buf.push_str(p);
-                self.bump(Dim::Credential, h, &buf, sign);
-            }
-            if let Some(a) = geo.asn {
-                buf.clear();
-                let _ = write!(buf, "{a}");
-                self.bump(Dim::Asn, h, &buf, sign);
-            }
-            self.buf = buf;
             if sign > 0 {
                 if let (Some(c), Some(name)) = (&geo.country, &geo.country_name) {
                     if !self.countries.contains_key(c.as_str()) {

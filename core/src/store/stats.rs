@@ -15,7 +15,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::store::rollup::{Delta, Dim, Tier, DAY_US, HOUR_US};
+use crate::store::rollup::{Dim, Pending, Tier, DAY_US, HOUR_US};
 
 /// Microseconds in a minute.
 pub const MINUTE_US: i64 = 60_000_000;
@@ -32,25 +32,6 @@ pub const TOP_COUNTRIES: usize = 300;
 /// A short range with at most this many events is read in one pass and
 /// counted in memory; one with more, by a query per list.
 pub const RAW_SCAN_MAX: u64 = 200_000;
-
-/// The `k` most frequent values of `dim` in `delta` (count descending, then
-/// value).
-fn top_of(delta: &Delta, dim: Dim, k: usize) -> Vec<(String, u64)> {
-    let mut sums: HashMap<&str, i64> = HashMap::new();
-    for ((_, d, _, v), n) in &delta.rows {
-        if *d == dim {
-            *sums.entry(v.as_str()).or_insert(0) += n;
-        }
-    }
-    let mut all: Vec<(String, u64)> = sums
-        .into_iter()
-        .filter(|(_, n)| *n > 0)
-        .map(|(v, n)| (v.to_string(), n as u64))
-        .collect();
-    all.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    all.truncate(k);
-    all
-}
 
 /// The width of the series' buckets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -196,7 +177,7 @@ pub trait StatsSource {
     ) -> Result<Vec<(String, u64)>, String>;
     /// The summary counts of the events from `since` to `until`, read from
     /// the events in one pass (hour table only).
-    fn raw_delta(&mut self, since: i64, until: i64) -> Result<Delta, String>;
+    fn raw_delta(&mut self, since: i64, until: i64) -> Result<Pending, String>;
     /// Events per hour, `[h0, h1)`: (hour number, count).
     fn hours(&mut self, h0: i64, h1: i64) -> Result<Vec<(i64, u64)>, String>;
     /// Each bucket's `m` most frequent values of `dim`: (bucket, value, n).
@@ -286,7 +267,7 @@ pub fn compute(src: &mut dyn StatsSource, q: &StatsQuery) -> Result<EventStats, 
         per_minute,
         ..EventStats::default()
     };
-    let mut scanned: Option<Delta> = None;
+    let mut scanned: Option<Pending> = None;
     if q.raw {
         stats.in_window = src.raw_count(q.since_us, q.until_us)?;
         if stats.in_window <= RAW_SCAN_MAX {
@@ -296,7 +277,7 @@ pub fn compute(src: &mut dyn StatsSource, q: &StatsQuery) -> Result<EventStats, 
     let top =
         |src: &mut dyn StatsSource, dim: Dim, k: usize| -> Result<Vec<(String, u64)>, String> {
             if let Some(delta) = &scanned {
-                Ok(top_of(delta, dim, k))
+                Ok(delta.top(dim, k))
             } else if q.raw {
                 src.raw_top(dim, q.since_us, q.until_us, k)
             } else if dim == Dim::Country {
@@ -544,8 +525,8 @@ mod tests {
         ) -> Result<Vec<(String, u64)>, String> {
             Ok(Vec::new())
         }
-        fn raw_delta(&mut self, _: i64, _: i64) -> Result<Delta, String> {
-            Ok(Delta::default())
+        fn raw_delta(&mut self, _: i64, _: i64) -> Result<Pending, String> {
+            Ok(Pending::default())
         }
         fn hours(&mut self, h0: i64, h1: i64) -> Result<Vec<(i64, u64)>, String> {
             Ok(self

@@ -14,7 +14,7 @@ use crate::store::backend::Retention;
 use crate::store::event_row::EventRecord;
 use crate::store::postgres::conn::Conn;
 use crate::store::postgres::schema::LOCK;
-use crate::store::rollup::{Delta, Dim, Keys, Tier};
+use crate::store::rollup::{Delta, Dim, Keys, Pending, Tier};
 use crate::store::stats::{StatsSource, MINUTE_US};
 use crate::store::{EventFilter, StoredEvent};
 
@@ -453,14 +453,26 @@ impl StatsSource for PgStats<'_> {
             .collect())
     }
 
-    fn raw_delta(&mut self, since: i64, until: i64) -> Result<Delta, String> {
+    fn raw_delta(&mut self, since: i64, until: i64) -> Result<Pending, String> {
         let rows = self.rows(
             &format!("SELECT {KEY_COLUMNS} FROM events WHERE time >= $1 AND time <= $2"),
             &[&since, &until],
         )?;
-        let mut delta = Delta::default();
-        add_rows_to(&mut delta, &rows, 1, &[Tier::Hour]);
-        Ok(delta)
+        let mut counts = Pending::default();
+        for r in &rows {
+            let keys = Keys {
+                time_us: r.get(0),
+                src_ip: r.get(1),
+                username: r.get(2),
+                password: r.get(3),
+                input: r.get(4),
+                event_type: r.get(5),
+                country: r.get(6),
+                asn: r.get(7),
+            };
+            counts.count_keys(&keys, 1);
+        }
+        Ok(counts)
     }
 
     fn hours(&mut self, h0: i64, h1: i64) -> Result<Vec<(i64, u64)>, String> {

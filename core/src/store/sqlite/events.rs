@@ -9,7 +9,7 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 use crate::geo::Geo;
 use crate::store::event_row::EventRecord;
-use crate::store::rollup::{Delta, Dim, Keys, Tier, DAY_US, HOUR_US};
+use crate::store::rollup::{Delta, Dim, Keys, Pending, Tier, DAY_US, HOUR_US};
 use crate::store::stats::{StatsSource, MINUTE_US};
 use crate::store::{EventFilter, StoredEvent};
 
@@ -676,7 +676,7 @@ impl StatsSource for SqliteStats<'_> {
         Ok(out)
     }
 
-    fn raw_delta(&mut self, since: i64, until: i64) -> Result<Delta, String> {
+    fn raw_delta(&mut self, since: i64, until: i64) -> Result<Pending, String> {
         let mut stmt = self
             .0
             .prepare_cached(&format!(
@@ -684,11 +684,27 @@ impl StatsSource for SqliteStats<'_> {
             ))
             .map_err(text)?;
         let mut rows = stmt.query(params![since, until]).map_err(text)?;
-        let mut delta = Delta::default();
+        let mut counts = Pending::default();
         while let Some(r) = rows.next().map_err(text)? {
-            add_row(&mut delta, r, 1, &[Tier::Hour]).map_err(text)?;
+            // Strings are read in place (no copy per row).
+            let t = |i: usize| {
+                r.get_ref(i)
+                    .ok()
+                    .and_then(|v| v.as_str_or_null().ok().flatten())
+            };
+            let keys = Keys {
+                time_us: r.get(1).map_err(text)?,
+                src_ip: t(2),
+                username: t(3),
+                password: t(4),
+                input: t(5),
+                event_type: t(6),
+                country: t(7),
+                asn: r.get(8).map_err(text)?,
+            };
+            counts.count_keys(&keys, 1);
         }
-        Ok(delta)
+        Ok(counts)
     }
 
     fn hours(&mut self, h0: i64, h1: i64) -> Result<Vec<(i64, u64)>, String> {
