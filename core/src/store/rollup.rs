@@ -71,6 +71,23 @@ pub enum Tier {
     Day,
 }
 
+/// The `(value, n)` rows of `dim` in every span (a tier and a bucket
+/// range), as one `UNION ALL` both backends sum over. Every piece is a
+/// number or a constant of this crate, so the text is safe to splice.
+pub fn spans_sql(dim: Dim, spans: &[(Tier, i64, i64)]) -> String {
+    spans
+        .iter()
+        .map(|(tier, a, b)| {
+            format!(
+                "SELECT value, n FROM {} WHERE dim = {} AND bucket >= {a} AND bucket < {b}",
+                tier.table(),
+                dim.id()
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" UNION ALL ")
+}
+
 impl Tier {
     /// The table's name (a constant, spliced into SQL).
     pub fn table(self) -> &'static str {

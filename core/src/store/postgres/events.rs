@@ -538,23 +538,14 @@ impl StatsSource for PgStats<'_> {
         if spans.is_empty() {
             return Ok(Vec::new());
         }
-        let parts: Vec<String> = spans
-            .iter()
-            .map(|(tier, a, b)| {
-                format!(
-                    "SELECT value, n FROM {} WHERE dim = {} AND bucket >= {a} AND bucket < {b}",
-                    tier.table(),
-                    dim.id()
-                )
-            })
-            .collect();
+        let union = crate::store::rollup::spans_sql(dim, spans);
         let limit = limit as i64;
         // Every piece is a number or a constant of this file; not prepared
         // (the numbers change with every range).
         let sql = format!(
             "SELECT value, SUM(n)::BIGINT AS s FROM ({}) AS r GROUP BY value
              ORDER BY s DESC, value LIMIT $1",
-            parts.join(" UNION ALL ")
+            union
         );
         let rows = match self.conn.client().query(sql.as_str(), &[&limit]) {
             Ok(r) => r,

@@ -786,20 +786,11 @@ impl StatsSource for SqliteStats<'_> {
         if spans.is_empty() {
             return Ok(Vec::new());
         }
-        let parts: Vec<String> = spans
-            .iter()
-            .map(|(tier, a, b)| {
-                format!(
-                    "SELECT value, n FROM {} WHERE dim = {} AND bucket >= {a} AND bucket < {b}",
-                    tier.table(),
-                    dim.id()
-                )
-            })
-            .collect();
+        let union = crate::store::rollup::spans_sql(dim, spans);
         // Every piece is a number or a constant of this file.
         let sql = format!(
             "SELECT value, SUM(n) AS s FROM ({}) GROUP BY value ORDER BY s DESC, value LIMIT ?1",
-            parts.join(" UNION ALL ")
+            union
         );
         let mut stmt = self.0.prepare(&sql).map_err(text)?;
         let rows = stmt
