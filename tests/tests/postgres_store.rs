@@ -825,6 +825,22 @@ fn a_database_crash_mid_stream_loses_nothing_and_acknowledges_only_what_is_commi
         (1..=N).collect::<BTreeSet<u64>>(),
         "the API lists every seq once"
     );
+    // The fleet listener retries on its own back-off (at most 5 s apart), so
+    // /health may lag the writer by that much, never more.
+    let back = Instant::now();
+    wait_for(
+        "/health is 200 again",
+        Duration::from_secs(15),
+        POLL,
+        || {
+            let h = http::request(core.api_addr, "GET", "/health", None, None).ok()?;
+            (h.status == 200).then_some(())
+        },
+    );
+    println!(
+        "/health was 200 again {:?} after every event was acknowledged",
+        back.elapsed()
+    );
     core.assert_serving("after the database came back");
     let err = core.stderr();
     assert!(
