@@ -72,11 +72,10 @@ fn every_documented_operation_is_routed_and_nothing_else_is() {
 #[test]
 fn schemathesis_finds_nothing() {
     let Some(tool) = schemathesis() else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "schemathesis is not installed but CI must run this test"
+        honeybee_tests::skip::skip(
+            "schemathesis_finds_nothing",
+            "schemathesis is not installed (CI installs it)",
         );
-        eprintln!("schemathesis not installed: skipped (CI installs it)");
         return;
     };
     let core = Core::start();
