@@ -118,12 +118,8 @@ pub fn parse(args: &[String]) -> Result<Action, ConfigError> {
     let mut sets: Vec<(String, String)> = Vec::new();
     let mut tls = false;
     let mut print = false;
-    let mut it = args.iter();
-    while let Some(arg) = it.next() {
-        let (flag, inline) = match arg.split_once('=') {
-            Some((f, v)) if f.starts_with("--") => (f, Some(v.to_string())),
-            _ => (arg.as_str(), None),
-        };
+    let mut it = honeybee_process::flags::Args::new(args);
+    while let Some((flag, inline)) = it.next() {
         match flag {
             "--help" | "-h" => return Ok(Action::Help),
             "--version" | "-V" => return Ok(Action::Version),
@@ -132,13 +128,7 @@ pub fn parse(args: &[String]) -> Result<Action, ConfigError> {
             "full" if mode.is_none() => mode = Some(Mode::Full),
             "extension" if mode.is_none() => mode = Some(Mode::Extension),
             f if VALUE_FLAGS.contains(&f) => {
-                let value = match inline {
-                    Some(v) => v,
-                    None => it
-                        .next()
-                        .cloned()
-                        .ok_or_else(|| ConfigError(format!("{f} needs a value")))?,
-                };
+                let value = it.value(f, inline).map_err(ConfigError)?;
                 if f == "--config" {
                     config_file = Some(PathBuf::from(value));
                 } else {
@@ -188,8 +178,8 @@ pub fn parse(args: &[String]) -> Result<Action, ConfigError> {
 /// `potstore list [--potstore DIR]`.
 fn potstore_command(args: &[String]) -> Result<Action, ConfigError> {
     let mut dir = crate::config::FullConfig::default().potstore;
-    let mut it = args.iter();
-    match it.next().map(String::as_str) {
+    let mut it = honeybee_process::flags::Args::new(args);
+    match it.next().map(|(a, _)| a) {
         Some("list") => {}
         _ => {
             return Err(ConfigError(
@@ -197,15 +187,9 @@ fn potstore_command(args: &[String]) -> Result<Action, ConfigError> {
             ))
         }
     }
-    while let Some(a) = it.next() {
-        match a.split_once('=') {
-            Some(("--potstore", v)) => dir = PathBuf::from(v),
-            _ if a == "--potstore" => {
-                dir = it
-                    .next()
-                    .map(PathBuf::from)
-                    .ok_or_else(|| ConfigError("--potstore needs a value".into()))?
-            }
+    while let Some((a, inline)) = it.next() {
+        match a {
+            "--potstore" => dir = PathBuf::from(it.value(a, inline).map_err(ConfigError)?),
             _ => return Err(ConfigError(format!("unknown argument {a:?} (see --help)"))),
         }
     }

@@ -18,15 +18,7 @@ pub enum Mode {
     Extension,
 }
 
-/// How log lines look.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    /// `2026-11-26T10:00:00Z INFO  uplink: registered as node 42`.
-    Text,
-    /// One JSON object per line.
-    Json,
-}
+pub use honeybee_process::logging::LogFormat;
 
 /// TLS towards the core.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -192,22 +184,12 @@ impl std::error::Error for ConfigError {}
 impl Config {
     /// Reads `path` over the defaults.
     pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ConfigError(format!("reading config {}: {e}", path.display())))?;
-        Config::from_toml(&text).map_err(|e| ConfigError(format!("config {}: {e}", path.display())))
+        honeybee_process::toml_file::load(path).map_err(ConfigError)
     }
 
-    /// Parses TOML text over the defaults.
+    /// Parses TOML text over the defaults; errors name the line.
     pub fn from_toml(text: &str) -> Result<Config, String> {
-        toml::from_str(text).map_err(|e| {
-            let line = e
-                .span()
-                .map(|s| text[..s.start.min(text.len())].lines().count().max(1));
-            match line {
-                Some(l) => format!("line {l}: {}", e.message()),
-                None => e.message().to_string(),
-            }
-        })
+        honeybee_process::toml_file::parse(text)
     }
 
     /// The effective config as TOML.

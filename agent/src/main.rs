@@ -4,10 +4,12 @@
 use std::process::ExitCode;
 
 use honeybee_agent::cli::{self, Action};
-use honeybee_agent::{agent, config, logging, shutdown};
+use honeybee_agent::{agent, config};
+use honeybee_process::{logging, signals};
 
 fn main() -> ExitCode {
-    let signals = match shutdown::block_signals() {
+    // SIGHUP keeps its default: the agent has nothing to reload.
+    let signals = match signals::block(false) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("honeybee-agent: blocking signals: {e}");
@@ -50,7 +52,12 @@ fn main() -> ExitCode {
         }
     }
     let (tx, rx) = async_channel::bounded(1);
-    if let Err(e) = shutdown::on_signal(signals, tx) {
+    let stop = move |sig| {
+        log::info!("{sig}: stopping");
+        let _ = tx.try_send(());
+        tx.close();
+    };
+    if let Err(e) = signals::on_signal(signals, || {}, stop) {
         eprintln!("honeybee-agent: starting the signal thread: {e}");
         return ExitCode::from(1);
     }

@@ -1,58 +1,17 @@
-//! The state directory: who this node is (node id, TOTP key) and the atomic,
-//! owner-only file writes everything in it uses.
-//!
-//! A file is replaced by writing a temporary sibling (mode 0600), syncing it,
-//! renaming it over the old one and syncing the directory: a crash at any
-//! point leaves either the old file or the new one, never half of one.
+//! The state directory: who this node is (node id, TOTP key). Its files are
+//! written with the atomic, owner-only writes of
+//! [`honeybee_process::private_files`], re-exported here.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::fs::{self, OpenOptions};
+use std::io;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-/// Creates `dir` (and parents) and restricts it to the owner (0700). A
-/// symlink at `dir` is refused, not followed (see [`open_dir`]).
-pub fn private_dir(dir: &Path) -> io::Result<()> {
-    owned_dir(dir, 0o700, None)
-}
-
-/// Creates `dir` (and parents), then sets its mode and, when `owner` is
-/// given, its owner — on the directory itself, through a descriptor opened
-/// with O_NOFOLLOW: a symlink planted at `dir` (say `pots/cowrie-01 ->
-/// /root`) is refused instead of handing its target to the pot user.
-pub fn owned_dir(dir: &Path, mode: u32, owner: Option<(u32, u32)>) -> io::Result<()> {
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)?;
-    let fd = open_dir(dir)?;
-    if let Some((uid, gid)) = owner {
-        std::os::unix::fs::fchown(&fd, Some(uid), Some(gid))?;
-    }
-    fd.set_permissions(fs::Permissions::from_mode(mode))
-}
-
-/// Opens the directory `dir` itself (O_DIRECTORY | O_NOFOLLOW): a symlink
-/// or a non-directory there is an error that names the path.
-pub fn open_dir(dir: &Path) -> io::Result<File> {
-    use nix::fcntl::OFlag;
-    OpenOptions::new()
-        .read(true)
-        .custom_flags((OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW).bits())
-        .open(dir)
-        .map_err(|e| match e.raw_os_error() {
-            Some(nix::libc::ELOOP) | Some(nix::libc::ENOTDIR) => io::Error::new(
-                e.kind(),
-                format!(
-                    "{} is a symbolic link or not a directory; refusing to follow it",
-                    dir.display()
-                ),
-            ),
-            _ => e,
-        })
-}
+pub use honeybee_process::private_files::{
+    create_private_dir as private_dir, open_dir, owned_dir, write_private,
+};
 
 /// Refuses a state dir that is a symbolic link (the agent chmods and, in
 /// Extension mode, chowns it as root); a missing one is fine (it is made).
@@ -83,25 +42,6 @@ pub fn probe_writable(dir: &Path) -> io::Result<()> {
         .mode(0o600)
         .open(&probe)?;
     fs::remove_file(&probe)
-}
-
-/// Replaces `path` with `bytes`, atomically, mode 0600.
-pub fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    let _ = fs::remove_file(&tmp);
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    drop(f);
-    fs::rename(&tmp, path)?;
-    if let Some(dir) = path.parent() {
-        File::open(dir)?.sync_all()?;
-    }
-    Ok(())
 }
 
 /// Who this node is to the core.
@@ -171,6 +111,7 @@ fn new_node_id() -> Result<u64, String> {
 mod tests {
     use super::*;
     use std::os::unix::fs::MetadataExt;
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn identity_is_created_once_private_and_kept() {

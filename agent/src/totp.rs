@@ -1,12 +1,12 @@
-//! TOTP codes for registration (RFC 6238: SHA-1, 6 digits, 30 s steps).
+//! TOTP codes for registration, with the parameters of
+//! [`honeybee_proto::totp`] (RFC 6238: SHA-1, 6 digits, 30 s steps).
 //! The core refuses a step it has already accepted for this node, so the
 //! agent never presents the same step twice, even across restarts.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use honeybee_proto::totp::{DIGITS, SKEW_STEPS, STEP_SECONDS};
 use totp_rs::{Algorithm, Secret, TOTP};
-
-const STEP_SECONDS: u64 = 30;
 
 /// Seconds since the epoch.
 pub fn unix_now() -> u64 {
@@ -48,7 +48,7 @@ pub fn spread(wait: Duration, unit: f64) -> Duration {
 /// `unix_secs` (it accepts one step either side of its own).
 pub fn still_accepted(step: u64, unix_secs: u64) -> bool {
     let now = unix_secs / STEP_SECONDS;
-    step + 1 >= now && step <= now + 1
+    step + SKEW_STEPS >= now && step <= now + SKEW_STEPS
 }
 
 /// The code for `step` with the base32 `key`.
@@ -57,7 +57,7 @@ pub fn code(key_base32: &str, step: u64) -> Result<String, String> {
         .to_bytes()
         .map_err(|_| "the stored TOTP key is not base32".to_string())?;
     Ok(
-        TOTP::new_unchecked(Algorithm::SHA1, 6, 1, STEP_SECONDS, secret)
+        TOTP::new_unchecked(Algorithm::SHA1, DIGITS, 1, STEP_SECONDS, secret)
             .generate(step * STEP_SECONDS),
     )
 }

@@ -116,12 +116,8 @@ pub fn parse(args: &[String]) -> Result<Action, ConfigError> {
     let mut config_file: Option<PathBuf> = None;
     let mut sets: Vec<(String, String)> = Vec::new();
     let mut print = false;
-    let mut it = args.iter();
-    while let Some(arg) = it.next() {
-        let (flag, inline) = match arg.split_once('=') {
-            Some((f, v)) if f.starts_with("--") => (f, Some(v.to_string())),
-            _ => (arg.as_str(), None),
-        };
+    let mut it = honeybee_process::flags::Args::new(args);
+    while let Some((flag, inline)) = it.next() {
         match flag {
             "--help" | "-h" => return Ok(Action::Help),
             "--version" | "-V" => return Ok(Action::Version),
@@ -146,13 +142,7 @@ pub fn parse(args: &[String]) -> Result<Action, ConfigError> {
             | "--geoip"
             | "--asn"
             | "--core-name" => {
-                let value = match inline {
-                    Some(v) => v,
-                    None => it
-                        .next()
-                        .cloned()
-                        .ok_or_else(|| ConfigError(format!("{flag} needs a value")))?,
-                };
+                let value = it.value(flag, inline).map_err(ConfigError)?;
                 if flag == "--config" {
                     config_file = Some(PathBuf::from(value));
                 } else {

@@ -307,23 +307,12 @@ impl std::error::Error for ConfigError {}
 impl Config {
     /// Reads a TOML file; keys it leaves out keep their defaults.
     pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ConfigError(format!("reading config {}: {e}", path.display())))?;
-        Config::from_toml(&text)
-            .map_err(|e| ConfigError(format!("reading config {}: {e}", path.display())))
+        honeybee_process::toml_file::load(path).map_err(ConfigError)
     }
 
     /// Parses TOML text; errors name the line.
     pub fn from_toml(text: &str) -> Result<Config, String> {
-        toml::from_str(text).map_err(|e| {
-            let line = e
-                .span()
-                .map(|s| text.get(..s.start).unwrap_or(text).matches('\n').count() + 1);
-            match line {
-                Some(line) => format!("line {line}: {}", e.message()),
-                None => e.message().to_string(),
-            }
-        })
+        honeybee_process::toml_file::parse(text)
     }
 
     /// The settings as TOML (secrets included: for `--print-config`).

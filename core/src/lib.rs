@@ -47,7 +47,6 @@ pub mod node;
 pub mod proxy_protocol;
 pub mod secret;
 pub mod server;
-pub mod shutdown;
 pub mod store;
 pub mod stream;
 pub mod trusted_proxies;

@@ -6,24 +6,14 @@ use std::process::ExitCode;
 use honeybee_core::cli::{self, Action};
 use honeybee_core::geo::Enricher;
 use honeybee_core::server::Core;
-use honeybee_core::shutdown;
+use honeybee_process::logging::{self, LogFormat};
+use honeybee_process::signals as shutdown;
 
 /// Longest a shutdown may take before the process exits anyway.
 const SHUTDOWN_LIMIT: std::time::Duration = std::time::Duration::from_millis(4500);
 
-fn init_logging() {
-    let level = std::env::var("HONEYBEE_LOG")
-        .ok()
-        .and_then(|l| l.parse::<log::LevelFilter>().ok())
-        .unwrap_or(log::LevelFilter::Info);
-    let _ = simple_logger::SimpleLogger::new()
-        .with_level(level)
-        .with_module_level("rustls", log::LevelFilter::Warn)
-        .init();
-}
-
 fn main() -> ExitCode {
-    let signals = match shutdown::block_signals() {
+    let signals = match shutdown::block(true) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("honeybee-core: blocking signals: {e}");
@@ -50,7 +40,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_logging();
+    logging::init(LogFormat::Text);
     raise_fd_limit();
     let mut config = config;
     match config.read_secret_files() {

@@ -471,7 +471,7 @@ impl Core {
     ///
     /// Returns when everything is stopped; it never ends the process, so a
     /// program that embeds the core goes on after it (the binary bounds the
-    /// wait with [`crate::shutdown::Watchdog`]).
+    /// wait with [`honeybee_process::signals::Watchdog`]).
     pub fn stop(self) {
         self.modules.stop_all(MODULE_GRACE);
         self.stop.close();

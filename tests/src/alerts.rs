@@ -82,7 +82,7 @@ impl AlertsModule {
             .arg(d.join("token"))
             .arg("--state-dir")
             .arg(d.join("state"))
-            .env("RUST_LOG", "info")
+            .env("HONEYBEE_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

@@ -43,6 +43,7 @@ mod node_message;
 mod pot_event;
 mod status;
 pub mod time;
+pub mod totp;
 mod variant;
 
 pub use command::{Command, InstallPot};

@@ -1,10 +1,11 @@
-//! Node TOTP keys (RFC 6238: SHA-1, 6 digits, 30 s steps, ±1 step).
+//! Node TOTP keys and the check of a node's code, with the parameters of
+//! [`honeybee_proto::totp`] (RFC 6238: SHA-1, 6 digits, 30 s steps, ±1
+//! step).
 
+use honeybee_proto::totp::{DIGITS, SKEW_STEPS, STEP_SECONDS};
 use totp_rs::{Algorithm, Secret, TOTP};
 
-/// Key length: 160 bits, as RFC 4226 recommends; 32 base32 characters.
-pub const KEY_BYTES: usize = 20;
-const STEP_SECONDS: u64 = 30;
+pub use honeybee_proto::totp::{step_at, KEY_BYTES};
 
 /// A fresh random key.
 pub fn generate_key() -> std::io::Result<Vec<u8>> {
@@ -21,23 +22,19 @@ pub fn encode_key(key: &[u8]) -> String {
     }
 }
 
-/// The 30-second step that `unix_secs` falls in.
-pub fn step_at(unix_secs: u64) -> u64 {
-    unix_secs / STEP_SECONDS
-}
-
 /// The step `code` was generated for, if it is valid within ±1 step of
 /// `unix_secs`. The caller refuses steps it has already accepted.
 pub fn verify(key: &[u8], code: &str, unix_secs: u64) -> Option<u64> {
     let code = code.trim();
-    if code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit()) {
+    if code.len() != DIGITS || !code.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    let totp = TOTP::new_unchecked(Algorithm::SHA1, 6, 0, STEP_SECONDS, key.to_vec());
+    let totp = TOTP::new_unchecked(Algorithm::SHA1, DIGITS, 0, STEP_SECONDS, key.to_vec());
     let now = step_at(unix_secs);
     let mut found = None;
-    // Check all three steps every time so that timing says nothing about which matched.
-    for step in [now.saturating_sub(1), now, now + 1] {
+    // Check every step in the window every time, so that timing says
+    // nothing about which matched.
+    for step in now.saturating_sub(SKEW_STEPS)..=now + SKEW_STEPS {
         let expected = totp.generate(step * STEP_SECONDS);
         if crate::secret::equal(code.as_bytes(), expected.as_bytes()) && found.is_none() {
             found = Some(step);

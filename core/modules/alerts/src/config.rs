@@ -111,14 +111,13 @@ pub fn valid_name(name: &str) -> bool {
 
 /// Reads and checks `path`; the error starts with the path.
 pub fn load(path: &Path) -> Result<Config, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("reading config {}: {e}", path.display()))?;
-    parse(&text).map_err(|e| format!("config {}: {e}", path.display()))
+    let text = honeybee_process::toml_file::read(path)?;
+    parse(&text).map_err(|e| format!("reading config {}: {e}", path.display()))
 }
 
 /// Checks a config text.
 pub fn parse(text: &str) -> Result<Config, String> {
-    let file: File = toml::from_str(text).map_err(|e| e.to_string().trim_end().to_string())?;
+    let file: File = honeybee_process::toml_file::parse(text)?;
     let mut channels = Vec::new();
     for (i, table) in file.channel.into_iter().enumerate() {
         let spec = channel(table).map_err(|e| format!("[[channel]] #{}: {e}", i + 1))?;

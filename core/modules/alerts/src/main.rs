@@ -29,12 +29,6 @@ As a core module ([[modules]] in core.toml) the addresses and the token come
 from the core's environment. Flags override the environment, which
 overrides the config file. Exit status 2: a bad flag, config or secret.";
 
-static STOP: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_signal(_: nix::libc::c_int) {
-    STOP.store(true, Ordering::Relaxed);
-}
-
 #[derive(Default)]
 struct Flags {
     config: Option<PathBuf>,
@@ -48,10 +42,12 @@ struct Flags {
 
 fn flags() -> Result<Flags, String> {
     let mut f = Flags::default();
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        let mut value = || args.next().ok_or_else(|| format!("{a} needs a value"));
-        match a.as_str() {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let mut args = honeybee_process::flags::Args::new(&argv);
+    while let Some((a, inline)) = args.next() {
+        let mut inline = Some(inline);
+        let mut value = || args.value(a, inline.take().flatten());
+        match a {
             "--config" => f.config = Some(value()?.into()),
             "--check-config" => f.check = Some(value()?.into()),
             "--stream" => f.stream = Some(value()?),
@@ -74,10 +70,14 @@ fn flags() -> Result<Flags, String> {
 }
 
 fn main() -> ExitCode {
-    let _ = simple_logger::SimpleLogger::new()
-        .with_level(log::LevelFilter::Info)
-        .env()
-        .init();
+    let signals = match honeybee_process::signals::block(false) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("honeybee-alerts: blocking signals: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    honeybee_process::logging::init(honeybee_process::logging::LogFormat::Text);
     let f = match flags() {
         Ok(f) => f,
         Err(e) => {
@@ -110,27 +110,16 @@ fn main() -> ExitCode {
     }
     match setup(&f) {
         Ok((config, setup)) => {
-            for sig in [
-                nix::sys::signal::Signal::SIGTERM,
-                nix::sys::signal::Signal::SIGINT,
-            ] {
-                let action = nix::sys::signal::SigAction::new(
-                    nix::sys::signal::SigHandler::Handler(on_signal),
-                    nix::sys::signal::SaFlags::empty(),
-                    nix::sys::signal::SigSet::empty(),
-                );
-                // SAFETY: the handler only stores to an atomic.
-                let _ = unsafe { nix::sys::signal::sigaction(sig, &action) };
-            }
             let stop = Arc::new(AtomicBool::new(false));
             let watcher = stop.clone();
-            std::thread::spawn(move || loop {
-                if STOP.load(Ordering::Relaxed) {
-                    watcher.store(true, Ordering::Relaxed);
-                    return;
-                }
-                std::thread::sleep(std::time::Duration::from_millis(100));
-            });
+            let on_stop = move |sig| {
+                log::info!("{sig}: stopping");
+                watcher.store(true, Ordering::Relaxed);
+            };
+            if let Err(e) = honeybee_process::signals::on_signal(signals, || {}, on_stop) {
+                eprintln!("honeybee-alerts: starting the signal thread: {e}");
+                return ExitCode::from(1);
+            }
             match run::run(config, setup, stop) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {

@@ -1,10 +1,12 @@
-//! Exponential backoff with jitter for reconnecting: 1 s, 2 s, 4 s … up to
-//! 60 s, each delay drawn between half and all of its step so that a fleet
-//! cut off together does not reconnect together.
+//! Exponential backoff with jitter for retries (an agent reconnecting, a
+//! module restarted): each delay doubles up to a cap and is drawn between
+//! half and all of its step, so that a fleet cut off together does not
+//! come back together.
 
 use std::time::Duration;
 
-/// Reconnect delays.
+/// Retry delays.
+#[derive(Debug, Clone)]
 pub struct Backoff {
     first: Duration,
     max: Duration,
