@@ -5,7 +5,7 @@
 //! nodes with enrollment, TOTP, lockouts and liveness), [`store`] (the store
 //! interface and its backends), [`api`] (the HTTP port: REST, `/metrics`, the
 //! dashboard, and the gate in front of them), [`stream`] (the live stream port
-//! for modules and browsers, PROTOCOL.md §7, fed by the [`bus`]), the
+//! for modules and browsers, docs/protocol.md §7, fed by the [`bus`]), the
 //! extension [`modules`] the core runs as child processes (and what alert
 //! modules report, [`alerts`]), and the [`config`]
 //! and [`cli`] that set them up.
