@@ -8,6 +8,9 @@ use honeybee_core::geo::Enricher;
 use honeybee_core::server::Core;
 use honeybee_core::shutdown;
 
+/// Longest a shutdown may take before the process exits anyway.
+const SHUTDOWN_LIMIT: std::time::Duration = std::time::Duration::from_millis(4500);
+
 fn init_logging() {
     let level = std::env::var("HONEYBEE_LOG")
         .ok()
@@ -106,7 +109,9 @@ fn main() -> ExitCode {
         }
     };
     let _ = rx.recv();
+    let watchdog = shutdown::Watchdog::arm(SHUTDOWN_LIMIT);
     core.stop();
+    drop(watchdog);
     ExitCode::SUCCESS
 }
 

@@ -34,8 +34,6 @@ use crate::store::{EventStore, NodeStore};
 use crate::stream::session::ModuleContext;
 use crate::stream::StreamListener;
 
-/// Longest a shutdown may take before the process exits anyway.
-const SHUTDOWN_LIMIT: Duration = Duration::from_millis(4500);
 /// Time modules get between SIGTERM and SIGKILL at shutdown.
 const MODULE_GRACE: Duration = Duration::from_secs(3);
 
@@ -469,13 +467,11 @@ impl Core {
     }
 
     /// Stops accepting, closes node connections, commits queued writes.
+    ///
+    /// Returns when everything is stopped; it never ends the process, so a
+    /// program that embeds the core goes on after it (the binary bounds the
+    /// wait with [`crate::shutdown::Watchdog`]).
     pub fn stop(self) {
-        let watchdog = std::thread::spawn(|| {
-            std::thread::sleep(SHUTDOWN_LIMIT);
-            log::error!("shutdown took longer than {SHUTDOWN_LIMIT:?}; exiting");
-            std::process::exit(1);
-        });
-        drop(watchdog);
         self.modules.stop_all(MODULE_GRACE);
         self.stop.close();
         self.registry.close_all();

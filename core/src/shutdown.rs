@@ -42,3 +42,27 @@ pub fn on_signal(
         })
         .map(|_| ())
 }
+
+/// Ends the process if a shutdown takes longer than its limit; disarmed when
+/// dropped. Only the binary arms one: a library never exits its host.
+#[derive(Debug)]
+pub struct Watchdog {
+    _disarm: std::sync::mpsc::Sender<()>,
+}
+
+impl Watchdog {
+    /// Exits the process with status 1 unless dropped within `limit`.
+    pub fn arm(limit: std::time::Duration) -> std::io::Result<Watchdog> {
+        let (disarm, armed) = std::sync::mpsc::channel::<()>();
+        std::thread::Builder::new()
+            .name("shutdown-watchdog".into())
+            .spawn(move || {
+                // A drop disconnects the channel: the shutdown finished.
+                if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = armed.recv_timeout(limit) {
+                    log::error!("shutdown took longer than {limit:?}; exiting");
+                    std::process::exit(1);
+                }
+            })?;
+        Ok(Watchdog { _disarm: disarm })
+    }
+}

@@ -73,7 +73,23 @@ pub fn run_to_exit_with_env(
     cwd: &Path,
     timeout: Duration,
 ) -> (ExitStatus, String, String) {
-    let mut child = Command::new(core_binary())
+    run_program_to_exit(&core_binary(), args, env, cwd, timeout)
+}
+
+/// Runs `program` to its exit and returns its status, stdout and stderr;
+/// kills it (through its own handle, so never another process that got its
+/// pid) and panics if it runs past `timeout`.
+pub fn run_program_to_exit(
+    program: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+    cwd: &Path,
+    timeout: Duration,
+) -> (ExitStatus, String, String) {
+    let name = program
+        .file_name()
+        .map_or("program".into(), |n| n.to_string_lossy().into_owned());
+    let mut child = Command::new(program)
         .args(args)
         .envs(env.iter().copied())
         .current_dir(cwd)
@@ -81,7 +97,7 @@ pub fn run_to_exit_with_env(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("spawn honeybee-core");
+        .unwrap_or_else(|e| panic!("spawn {name}: {e}"));
     let out = capture(child.stdout.take().expect("stdout"), false, "core");
     let err = capture(child.stderr.take().expect("stderr"), false, "core");
     let deadline = Instant::now() + timeout;
@@ -93,7 +109,7 @@ pub fn run_to_exit_with_env(
             let _ = child.kill();
             let s = child.wait().expect("wait");
             let text = String::from_utf8_lossy(&err.0.lock().unwrap()).into_owned();
-            panic!("honeybee-core {args:?} did not exit within {timeout:?} ({s}); stderr:\n{text}");
+            panic!("{name} {args:?} did not exit within {timeout:?} ({s}); stderr:\n{text}");
         }
         std::thread::sleep(Duration::from_millis(20));
     };

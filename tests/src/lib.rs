@@ -37,6 +37,7 @@ pub mod http;
 pub mod link_proxy;
 pub mod metrics;
 pub mod postgres;
+pub mod skip;
 pub mod temp_dir;
 pub mod test_node;
 pub mod test_pot;

@@ -1,32 +1,29 @@
 //! The agent's command line: `--version`, `--help`, `--print-config`,
 //! flags over the config file over the defaults, and clear refusals.
 
-use std::process::{Command, Output};
 use std::time::Duration;
 
 use honeybee_tests::agent_process::agent_binary;
+use honeybee_tests::core_process::run_program_to_exit;
 use honeybee_tests::TempDir;
 
-/// Runs the agent to its exit; kills it after 10 s (a bug that made it run).
+/// The agent's exit, stdout and stderr.
+struct Output {
+    status: std::process::ExitStatus,
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+}
+
+/// Runs the agent to its exit; fails the test after 10 s (a bug that made
+/// it run on).
 fn run(args: &[&str], cwd: &std::path::Path) -> Output {
-    let child = Command::new(agent_binary())
-        .args(args)
-        .current_dir(cwd)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn honeybee-agent");
-    let pid = child.id();
-    let watchdog = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_secs(10));
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(pid as i32),
-            nix::sys::signal::Signal::SIGKILL,
-        );
-    });
-    let out = child.wait_with_output().expect("wait");
-    drop(watchdog);
-    out
+    let (status, out, err) =
+        run_program_to_exit(&agent_binary(), args, &[], cwd, Duration::from_secs(10));
+    Output {
+        status,
+        stdout: out.into_bytes(),
+        stderr: err.into_bytes(),
+    }
 }
 
 fn text(b: &[u8]) -> String {

@@ -335,8 +335,14 @@ fn garbage_oversize_lines_and_a_flood_leave_the_agent_up_with_flat_memory() {
     }
     assert!(agent.is_running(), "the agent survived the flood");
     let peak = hwm_kb(agent.pid());
+    println!(
+        "agent peak RSS {peak} kB, {before} kB before the flood: +{} kB",
+        peak.saturating_sub(before)
+    );
     assert!(
-        peak < before + 12 * 1024,
+        // +184 kB measured for the 13.5 MB flood: a buffer that held the
+        // flood, or even a tenth of it, breaks this.
+        peak < before + 2 * 1024,
         "memory grew with the flood: {before} kB before, peak {peak} kB"
     );
     // The flooders' last lines may still sit in socket buffers: wait for

@@ -6,6 +6,7 @@
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::time::Duration;
 
+use honeybee_tests::skip;
 use honeybee_tests::test_pot::process_alive;
 use honeybee_tests::{Agent, Core, TestPot, TestPotstore};
 use serde_json::{json, Value};
@@ -336,9 +337,10 @@ fn node_id_in(state: &std::path::Path) -> u64 {
 
 #[test]
 fn a_non_root_agent_never_runs_pots_as_its_own_user() {
-    if !nix::unistd::geteuid().is_root() {
-        // Becoming nobody to play a non-root agent takes root; CI runs as root.
-        eprintln!("skipped: needs root to start the agent as nobody");
+    if skip::skip_unless_root(
+        "a_non_root_agent_never_runs_pots_as_its_own_user",
+        "becoming nobody to play a non-root agent",
+    ) {
         return;
     }
     let core = Core::start();
@@ -392,8 +394,10 @@ fn a_non_root_agent_never_runs_pots_as_its_own_user() {
 
 #[test]
 fn a_restored_pot_gets_its_folder_back_from_a_previous_pot_user() {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipped: pots change user only under a root agent");
+    if skip::skip_unless_root(
+        "a_restored_pot_gets_its_folder_back_from_a_previous_pot_user",
+        "pots change user only under a root agent",
+    ) {
         return;
     }
     let core = Core::start();

@@ -12,9 +12,10 @@ use honeybee_tests::{Agent, Core};
 
 #[test]
 fn an_extension_agent_that_cannot_write_its_state_after_the_drop_refuses_to_start() {
-    if !nix::unistd::geteuid().is_root() {
-        // The drop to an unprivileged user only happens as root.
-        eprintln!("agent_state_dir: skipped (not root; the tests run as root in CI)");
+    if honeybee_tests::skip::skip_unless_root(
+        "an_extension_agent_that_cannot_write_its_state_after_the_drop_refuses_to_start",
+        "the drop to an unprivileged user only happens as root",
+    ) {
         return;
     }
     let core = Core::start();

@@ -190,7 +190,7 @@ fn a_tripwire_alerts_at_once_signed_and_the_rest_of_the_window_is_one_digest() {
 }
 
 #[test]
-fn a_restart_of_the_module_neither_misses_nor_repeats_alerts() {
+fn a_restart_of_the_module_misses_nothing_and_repeats_only_the_in_flight_alert_by_id() {
     let core = core();
     let hook = WebhookReceiver::start();
     let dir = Arc::new(TempDir::new("alerts"));
@@ -237,16 +237,43 @@ fn a_restart_of_the_module_neither_misses_nor_repeats_alerts() {
     }
     m.wait_for("alerts 31..=35", T, || hook.received().len() >= 35);
     std::thread::sleep(Duration::from_secs(2));
-    let mut ns: Vec<u64> = hook
-        .bodies()
-        .iter()
-        .map(|b| b["event"]["honeybee"]["data"]["n"].as_u64().unwrap())
-        .collect();
+    // Delivery is at-least-once: an alert the receiver took in the instant
+    // before the kill, before the module could cross it off, goes again —
+    // with the same alert id, so a receiver drops it. Nothing else repeats,
+    // and the clean stop repeated nothing.
+    let bodies = hook.bodies();
+    let mut by_id: std::collections::BTreeMap<String, Vec<u64>> = Default::default();
+    for b in &bodies {
+        let id = b["id"].as_str().expect("alert id").to_string();
+        let n = b["event"]["honeybee"]["data"]["n"].as_u64().unwrap();
+        by_id.entry(id).or_default().push(n);
+    }
+    let repeated: Vec<(&String, &Vec<u64>)> = by_id.iter().filter(|(_, ns)| ns.len() > 1).collect();
+    println!(
+        "{} deliveries, {} alerts, repeated after the kill: {repeated:?}",
+        bodies.len(),
+        by_id.len()
+    );
+    for (id, ns) in &repeated {
+        assert!(
+            ns.iter().all(|n| *n == ns[0]),
+            "alert {id} covers several events: {ns:?}"
+        );
+        assert!(
+            (21..=30).contains(&ns[0]),
+            "alert {id} repeated outside the kill: {ns:?}"
+        );
+    }
+    assert!(
+        repeated.len() <= 1,
+        "more than the in-flight alert repeated: {repeated:?}"
+    );
+    let mut ns: Vec<u64> = by_id.values().map(|ns| ns[0]).collect();
     ns.sort_unstable();
     assert_eq!(
         ns,
         (1..=35).collect::<Vec<_>>(),
-        "every event alerted exactly once"
+        "every event alerted once (by alert id)"
     );
 }
 

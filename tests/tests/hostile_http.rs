@@ -234,13 +234,14 @@ fn a_client_that_resets_mid_body_frees_everything_at_once() {
         // per-source places.
         let mut s = honeybee_tests::attacks::connect_from(ATTACKER, api(&core)).unwrap();
         use std::io::Write;
-        s.write_all(&head(
+        // The gate may already have shut an attacker out (per-source caps):
+        // a refused write is an outcome, not a test failure.
+        let _ = s.write_all(&head(
             "POST",
             "/api/v1/nodes/1/commands",
             &format!("Authorization: Bearer {token}\r\nContent-Length: 500000\r\n"),
-        ))
-        .unwrap();
-        s.write_all(&[b'x'; 1000]).unwrap();
+        ));
+        let _ = s.write_all(&[b'x'; 1000]);
         // A reset, not a close.
         socket2::SockRef::from(&s)
             .set_linger(Some(Duration::ZERO))

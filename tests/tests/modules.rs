@@ -87,7 +87,10 @@ fn csv_lines(csv: &Path) -> Vec<String> {
 #[test]
 fn the_example_module_writes_login_attempts_to_csv_and_is_restarted() {
     if !python_available() {
-        eprintln!("skipping: python3 not found");
+        honeybee_tests::skip::skip(
+            "the_example_module_writes_login_attempts_to_csv_and_is_restarted",
+            "python3 not found",
+        );
         return;
     }
     let dir = honeybee_tests::temp_dir::TempDir::new("modules-csv");
@@ -303,7 +306,10 @@ fn modules_do_not_outlive_a_killed_core() {
 #[test]
 fn a_module_is_told_where_the_api_is_and_can_use_it() {
     if !python_available() {
-        eprintln!("skipping: python3 not found");
+        honeybee_tests::skip::skip(
+            "a_module_is_told_where_the_api_is_and_can_use_it",
+            "python3 not found",
+        );
         return;
     }
     let script = r#"

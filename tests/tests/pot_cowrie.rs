@@ -121,8 +121,8 @@ fn ssh(port: u16, user: &str, password: &str, cmd: &str) -> std::process::Output
 
 #[test]
 fn cowrie_installs_records_an_ssh_attack_and_stops_cleanly() {
-    if std::env::var_os("HONEYBEE_SKIP_SLOW").is_some() {
-        println!("skipped: HONEYBEE_SKIP_SLOW is set (real Cowrie install from PyPI, minutes)");
+    // A real Cowrie install from PyPI takes minutes.
+    if honeybee_tests::skip::skip_slow("cowrie_installs_records_an_ssh_attack_and_stops_cleanly") {
         return;
     }
     let which = Command::new("sh")

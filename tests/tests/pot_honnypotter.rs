@@ -23,11 +23,7 @@ const BROWSER_UA: &str = "Mozilla/5.0 (X11; Linux x86_64) HoneyBee-e2e wp-login"
 const XMLRPC_UA: &str = "HoneyBee-e2e xmlrpc/1.0";
 
 fn skip_slow() -> bool {
-    if std::env::var_os("HONEYBEE_SKIP_SLOW").is_some() {
-        eprintln!("pot_honnypotter: skipped (HONEYBEE_SKIP_SLOW is set; CI always runs it)");
-        return true;
-    }
-    false
+    honeybee_tests::skip::skip_slow("pot_honnypotter")
 }
 
 fn has_php() -> bool {

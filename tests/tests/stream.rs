@@ -41,13 +41,8 @@ impl RawModule {
     fn registered(core: &Core) -> RawModule {
         let mut m = RawModule::connect(core);
         m.send(&registration(&core.api().token));
-        assert_eq!(
-            m.response(),
-            BackendResponse::Success {
-                message: Some("registered".into()),
-                data: None
-            }
-        );
+        let id = success_data(m.response())["backend_id"].clone();
+        assert!(id.as_u64().is_some(), "no backend_id: {id}");
         m
     }
 
@@ -171,7 +166,7 @@ fn raw_registration_accepted_and_refused() {
     m.send(&registration(&token));
     assert!(matches!(m.response(), BackendResponse::Success { .. }));
     m.command(BackendCommand::GetNodeCount);
-    assert_eq!(success_data(m.response()), json!(0));
+    assert_eq!(success_data(m.response()), json!({"count": 0}));
     // BackendDrop ends the session.
     m.send(&ModuleMessage::BackendDrop);
     m.expect_closed(T);
@@ -185,6 +180,99 @@ fn raw_registration_accepted_and_refused() {
         metrics.value("honeybee_stream_registrations_total", &[]),
         1.0
     );
+}
+
+/// Sends `line` as a module written for the reference core would, and
+/// returns the `BackendResponse` it reads back, as plain JSON.
+fn reference_ask(m: &mut RawModule, line: &str) -> Value {
+    m.stream
+        .write_all(format!("{line}\n").as_bytes())
+        .expect("write to the stream port");
+    m.stream.set_read_timeout(Some(T)).unwrap();
+    let mut got = String::new();
+    m.reader.read_line(&mut got).expect("a reply line");
+    let v: Value = serde_json::from_str(&got).unwrap_or_else(|e| panic!("{e}: {got}"));
+    assert_eq!(v["version"], 2, "{got}");
+    v["message"]["BackendResponse"].clone()
+}
+
+/// The reply's `Success` object, which always carries both `message` and
+/// `data` (null when empty), as the reference core writes them.
+#[track_caller]
+fn reference_success(r: &Value) -> &serde_json::Map<String, Value> {
+    let ok = r["Success"]
+        .as_object()
+        .unwrap_or_else(|| panic!("not a Success: {r}"));
+    assert!(ok.contains_key("message") && ok.contains_key("data"), "{r}");
+    ok
+}
+
+#[test]
+fn a_module_written_for_the_reference_core_reads_every_reply() {
+    // Golden shapes (PROTOCOL.md §7), read as raw JSON the way a Python or
+    // Go module does, one command at a time.
+    let core = Core::start();
+    let (_node, id) = core.enroll("reference-shapes");
+    let n = id.node_id;
+    let other = n.wrapping_add(1);
+    let mut m = RawModule::connect(&core);
+    let token = core.api().token.clone();
+    let reg = reference_ask(
+        &mut m,
+        &json!({"version": 2, "message": {"BackendRegistration":
+            {"backend_name": "legacy", "backend_type": "Cli", "token": token}}})
+        .to_string(),
+    );
+    assert!(
+        reference_success(&reg)["data"]["backend_id"].is_u64(),
+        "{reg}"
+    );
+    let ask = |m: &mut RawModule, cmd: Value| {
+        reference_ask(
+            m,
+            &json!({"version": 2, "message": {"BackendCommand": cmd}}).to_string(),
+        )
+    };
+
+    let nodes = ask(&mut m, json!("GetNodes"));
+    assert_eq!(reference_success(&nodes)["data"], json!({"nodes": [n]}));
+    let count = ask(&mut m, json!("GetNodeCount"));
+    assert_eq!(reference_success(&count)["data"], json!({"count": 1}));
+    let active = ask(&mut m, json!("GetActiveConnections"));
+    assert_eq!(reference_success(&active)["data"]["count"], 1, "{active}");
+    let node = ask(&mut m, json!({"GetNode": {"node_id": n}}));
+    let node = &reference_success(&node)["data"];
+    assert_eq!(node["node_id"], n, "{node}");
+    assert_eq!(node["node_name"], "reference-shapes", "{node}");
+    assert_eq!(
+        ask(&mut m, json!({"GetNode": {"node_id": other}})),
+        json!({"Failure": format!("Node {other} not found")})
+    );
+    let by_status = ask(&mut m, json!({"GetNodesByStatus": {"status": "Connected"}}));
+    let listed = &reference_success(&by_status)["data"]["nodes"];
+    assert_eq!(listed[0]["node_id"], n, "{by_status}");
+    let sent = ask(
+        &mut m,
+        json!({"NodeCommand": {"node_id": n, "command": "GetInstalledPots"}}),
+    );
+    assert_eq!(reference_success(&sent)["data"], Value::Null, "{sent}");
+    let broadcast = ask(
+        &mut m,
+        json!({"BroadcastCommand": {"command": "GetInstalledPots"}}),
+    );
+    assert_eq!(reference_success(&broadcast)["data"], Value::Null);
+    let removed = ask(&mut m, json!({"RemoveNode": {"node_id": n}}));
+    assert_eq!(
+        reference_success(&removed)["data"],
+        Value::Null,
+        "{removed}"
+    );
+    assert_eq!(
+        ask(&mut m, json!({"RemoveNode": {"node_id": n}})),
+        json!({"Failure": format!("Node {n} not found")})
+    );
+    let count = ask(&mut m, json!("GetNodeCount"));
+    assert_eq!(reference_success(&count)["data"], json!({"count": 0}));
 }
 
 #[test]
@@ -254,17 +342,24 @@ fn raw_every_command_is_answered_in_order() {
     let mut a = answers.into_iter();
     let mut next = || a.next().unwrap();
     assert!(matches!(next(), BackendResponse::Success { .. }));
-    assert_eq!(failure(next()), format!("no such node {other}"));
-    assert_eq!(success_data(next()), json!({"sent": 1}));
-    let nodes = success_data(next());
-    assert_eq!(nodes.as_array().unwrap().len(), 1);
-    assert_eq!(nodes[0]["node_id"], id.node_id);
+    assert_eq!(failure(next()), format!("Node {other} not found"));
+    assert_eq!(
+        next(),
+        BackendResponse::Success {
+            message: Some("Command broadcast to 1 nodes".into()),
+            data: None
+        }
+    );
+    assert_eq!(success_data(next()), json!({"nodes": [id.node_id]}));
     assert_eq!(success_data(next())["node_name"], "stream-cmds");
-    assert_eq!(failure(next()), format!("no such node {other}"));
-    assert_eq!(success_data(next())[0]["node_id"], id.node_id);
-    assert_eq!(success_data(next()), json!([]));
-    assert_eq!(success_data(next()), json!(1));
-    assert_eq!(success_data(next())[0]["connected"], true);
+    assert_eq!(failure(next()), format!("Node {other} not found"));
+    assert_eq!(success_data(next())["nodes"][0]["node_id"], id.node_id);
+    assert_eq!(success_data(next()), json!({"nodes": []}));
+    assert_eq!(success_data(next()), json!({"count": 1}));
+    assert_eq!(
+        success_data(next()),
+        json!({"count": 1, "nodes": [id.node_id]})
+    );
     assert!(failure(next()).contains("unknown topic `weather`"));
     assert!(matches!(next(), BackendResponse::Success { .. }));
     assert!(failure(next()).starts_with("limit:"));
@@ -273,9 +368,15 @@ fn raw_every_command_is_answered_in_order() {
         json!({"events": [], "next_cursor": null})
     );
     assert_eq!(failure(next()), "unknown command Frobnicate");
-    assert_eq!(failure(next()), format!("no such node {other}"));
-    assert_eq!(success_data(next()), json!({"deleted": id.node_id}));
-    assert_eq!(success_data(next()), json!(0));
+    assert_eq!(failure(next()), format!("Node {other} not found"));
+    assert_eq!(
+        next(),
+        BackendResponse::Success {
+            message: Some(format!("Node {} removed", id.node_id)),
+            data: None
+        }
+    );
+    assert_eq!(success_data(next()), json!({"count": 0}));
 
     // The node got the command and the broadcast, then was disconnected.
     let want = [
@@ -351,7 +452,7 @@ fn raw_subscriber_gets_live_events_with_filters() {
     std::thread::sleep(Duration::from_millis(300));
     for m in [&mut logins, &mut elsewhere] {
         m.command(BackendCommand::GetNodeCount);
-        assert_eq!(success_data(m.response()), json!(1));
+        assert_eq!(success_data(m.response()), json!({"count": 1}));
     }
 
     // A new Subscribe replaces the old one: status only.
@@ -633,8 +734,7 @@ fn websocket_with_url_token_subscribes_and_queries() {
         ModuleMessage::BackendCommand(BackendCommand::GetNodes),
     );
     let nodes = success_data(ws_response(&mut ws));
-    assert_eq!(nodes[0]["node_id"], id.node_id);
-    assert_eq!(nodes[0]["connected"], true);
+    assert_eq!(nodes, json!({"nodes": [id.node_id]}));
     ws.close(None).unwrap();
 
     // Wrong URL token: refused, then closed.
@@ -655,7 +755,7 @@ fn websocket_with_url_token_subscribes_and_queries() {
         &mut reg,
         ModuleMessage::BackendCommand(BackendCommand::GetNodeCount),
     );
-    assert_eq!(success_data(ws_response(&mut reg)), json!(1));
+    assert_eq!(success_data(ws_response(&mut reg)), json!({"count": 1}));
     let (mut unreg, _) = tungstenite::connect(format!("ws://{addr}/")).unwrap();
     set_timeout(&unreg, T);
     ws_send(

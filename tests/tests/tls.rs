@@ -211,11 +211,10 @@ fn openssl_tls12_is_refused_and_tls13_works() {
 
     let Some((ok13, out13)) = openssl_s_client(port, "-tls1_3", &pki.server_ca_path) else {
         // CI installs openssl (.ci/run); only a developer machine may lack it.
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "openssl is not installed but CI must run this test"
+        honeybee_tests::skip::skip(
+            "openssl_tls12_is_refused_and_tls13_works",
+            "openssl is not installed (tls12_client_hello_is_refused covers TLS 1.2)",
         );
-        eprintln!("openssl not installed: covered by tls12_client_hello_is_refused only");
         return;
     };
     assert!(

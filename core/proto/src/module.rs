@@ -363,11 +363,13 @@ pub enum BackendResponse {
     Failure(String),
 }
 
+/// Both fields are always written, `null` when absent, as the reference
+/// core does: modules index `data` without checking it is there.
 #[derive(Serialize, Deserialize, Default)]
 struct SuccessPayload {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     message: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     data: Option<Value>,
 }
 

@@ -1,7 +1,8 @@
-//! RFC 3339 timestamps without a date library.
+//! RFC 3339 timestamps.
 //!
-//! Only UTC is written; offsets are accepted on input. The arithmetic is
-//! Howard Hinnant's days-from-civil algorithm.
+//! Only UTC is written; offsets are accepted on input. Parsing is the `time`
+//! crate's; writing is Howard Hinnant's civil-from-days arithmetic, which
+//! the tests check against that parser over centuries.
 
 /// Formats unix time as `YYYY-MM-DDTHH:MM:SS[.ffffff]Z` (microseconds when
 /// `nanos` is not zero).
@@ -34,77 +35,13 @@ pub fn now_unix() -> (i64, u32) {
 
 /// Parses an RFC 3339 timestamp into unix seconds and nanoseconds.
 ///
-/// Accepts `T` or a space between date and time, any number of fraction
-/// digits, and `Z` or a `±HH:MM` offset.
+/// The `time` crate does the parsing, so impossible dates (`2026-02-31`)
+/// and offsets (`+99:99`) are refused rather than rolled over. A space
+/// instead of `T` is accepted, as RFC 3339 §5.6 allows.
 pub fn parse_rfc3339(s: &str) -> Option<(i64, u32)> {
-    let b = s.as_bytes();
-    if b.len() < 19 || b.get(4) != Some(&b'-') || b.get(7) != Some(&b'-') {
-        return None;
-    }
-    if !matches!(b.get(10), Some(b'T' | b't' | b' ')) || b[13] != b':' || b[16] != b':' {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| -> Option<i64> {
-        let t = s.get(r)?;
-        if !t.bytes().all(|c| c.is_ascii_digit()) {
-            return None;
-        }
-        t.parse().ok()
-    };
-    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (hh, mi, ss) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || hh > 23 || mi > 59 || ss > 60 {
-        return None;
-    }
-    let mut i = 19;
-    let mut nanos: u32 = 0;
-    if b.get(i) == Some(&b'.') {
-        i += 1;
-        let mut digits = 0;
-        while let Some(c) = b.get(i).filter(|c| c.is_ascii_digit()) {
-            if digits < 9 {
-                nanos = nanos * 10 + u32::from(c - b'0');
-            }
-            digits += 1;
-            i += 1;
-        }
-        if digits == 0 {
-            return None;
-        }
-        for _ in digits..9 {
-            nanos *= 10;
-        }
-    }
-    let offset = match b.get(i..) {
-        Some([b'Z' | b'z']) => 0,
-        Some([sign @ (b'+' | b'-'), h1, h2, b':', m1, m2]) => {
-            let digits = [*h1, *h2, *m1, *m2];
-            if !digits.iter().all(u8::is_ascii_digit) {
-                return None;
-            }
-            let h = i64::from((h1 - b'0') * 10 + (h2 - b'0'));
-            let m = i64::from((m1 - b'0') * 10 + (m2 - b'0'));
-            let off = h * 3600 + m * 60;
-            if *sign == b'+' {
-                off
-            } else {
-                -off
-            }
-        }
-        _ => return None,
-    };
-    let days = days_from_civil(y, mo, d);
-    Some((days * 86_400 + hh * 3600 + mi * 60 + ss - offset, nanos))
-}
-
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+    use time::format_description::well_known::Rfc3339;
+    let t = time::OffsetDateTime::parse(s, &Rfc3339).ok()?;
+    Some((t.unix_timestamp(), t.nanosecond()))
 }
 
 fn civil_from_days(z: i64) -> (i64, i64, i64) {
@@ -147,6 +84,26 @@ mod tests {
     }
 
     #[test]
+    fn accepts_what_rfc3339_allows() {
+        assert_eq!(
+            parse_rfc3339("2024-02-29T00:00:00Z"),
+            Some((1_709_164_800, 0))
+        );
+        assert_eq!(
+            parse_rfc3339("2026-01-15 10:30:00Z"),
+            Some((1_768_473_000, 0))
+        );
+        assert_eq!(
+            parse_rfc3339("2026-01-15t10:30:00.5z"),
+            Some((1_768_473_000, 500_000_000))
+        );
+        assert_eq!(
+            parse_rfc3339("2026-01-15T05:00:00-05:30"),
+            Some((1_768_473_000, 0))
+        );
+    }
+
+    #[test]
     fn round_trip_over_centuries() {
         for secs in (-5_000_000_000i64..5_000_000_000).step_by(86_399 * 97 + 13) {
             let text = format_rfc3339(secs, 0);
@@ -166,6 +123,17 @@ mod tests {
             "x026-01-01T00:00:00Z",
             "2026-01-01T00:00:00.Z",
             "2026-01-01T00:00:00+1:00",
+            // Dates that do not exist are not rolled over into March.
+            "2026-02-31T00:00:00Z",
+            "2026-02-29T00:00:00Z",
+            "2026-04-31T12:00:00Z",
+            // Offsets past ±23:59.
+            "2026-01-01T00:00:00+99:99",
+            "2026-01-01T00:00:00+24:00",
+            "2026-01-01T00:00:00-00:60",
+            "2026-01-01T24:00:00Z",
+            "2026-01-01T00:60:00Z",
+            "2026-01-01T00:00:00Zjunk",
         ] {
             assert_eq!(parse_rfc3339(bad), None, "{bad}");
         }

@@ -656,21 +656,21 @@ fn writes_every_backend_response() {
                 message: Some(s("ok")),
                 data: None,
             },
-            r#"{"Success":{"message":"ok"}}"#,
+            r#"{"Success":{"message":"ok","data":null}}"#,
         ),
         (
             BackendResponse::Success {
                 message: None,
                 data: Some(json!(3)),
             },
-            r#"{"Success":{"data":3}}"#,
+            r#"{"Success":{"message":null,"data":3}}"#,
         ),
         (
             BackendResponse::Success {
                 message: None,
                 data: None,
             },
-            r#"{"Success":{}}"#,
+            r#"{"Success":{"message":null,"data":null}}"#,
         ),
         (
             BackendResponse::Failure(s("unknown node 5")),

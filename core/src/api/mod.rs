@@ -10,6 +10,7 @@ pub mod facts;
 pub mod gate;
 pub mod head;
 pub mod modules;
+pub mod routes;
 pub mod sessions;
 pub mod sources;
 pub mod views;
@@ -20,7 +21,7 @@ use std::thread::JoinHandle;
 
 use honeybee_proto::{Command, CoreMessage, NodeCommand};
 use serde_json::{json, Value};
-use tiny_http::{Header, Method, Request, Response, Server};
+use tiny_http::{Header, Request, Response, Server};
 
 use crate::alerts::AlertBoard;
 use crate::fleet::{Fleet, Routed};
@@ -29,6 +30,7 @@ use crate::modules::Modules;
 use crate::node::outbox;
 use crate::node::registry::{Registry, SendError};
 use crate::store::EventStore;
+use routes::Op;
 
 /// Threads answering requests; the API never waits on node connections.
 const THREADS: usize = 2;
@@ -156,15 +158,8 @@ fn authorized(request: &Request, token: &str) -> bool {
 fn route(request: &mut Request, ctx: &ApiContext) -> Reply {
     let url = request.url().to_string();
     let path = url.split('?').next().unwrap_or("");
-    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-    let method = request.method();
-    if segments == ["api", "v1", "openapi.json"] && matches!(method, Method::Get) {
-        // The API's description is public, like /health.
-        return Response::from_data(OPENAPI.as_bytes().to_vec())
-            .with_header(header("Content-Type", "application/json"))
-            .boxed();
-    }
-    if dashboard::is_dashboard_path(path) && matches!(method, Method::Get | Method::Head) {
+    let method = request.method().as_str().to_string();
+    if dashboard::is_dashboard_path(path) && matches!(method.as_str(), "GET" | "HEAD") {
         let host = request
             .headers()
             .iter()
@@ -172,33 +167,36 @@ fn route(request: &mut Request, ctx: &ApiContext) -> Reply {
             .map(|h| h.value.as_str().to_string());
         return dashboard::serve(path, host.as_deref(), ctx.stream_port);
     }
-    if segments == ["health"] {
-        return match method {
-            // A load balancer routes around a core that answers 503.
-            Method::Get | Method::Head => {
-                match (ctx.store_trouble)().or_else(|| ctx.fleet.trouble()) {
-                    None => json_reply(
-                        200,
-                        &json!({"status": "ok", "version": env!("CARGO_PKG_VERSION"),
-                            "core_name": ctx.fleet.core_name()}),
-                    ),
-                    Some(reason) => json_reply(
-                        503,
-                        &json!({"status": "unavailable", "reason": reason,
-                            "version": env!("CARGO_PKG_VERSION"),
-                            "core_name": ctx.fleet.core_name()}),
-                    ),
-                }
-            }
-            _ => not_allowed("GET, HEAD"),
-        };
-    }
-    if !authorized(request, &ctx.token) {
+    let found = routes::find(&method, path);
+    let public = matches!(&found, routes::Match::Found(r, _) if r.public);
+    // Without the token, not even which routes exist is told.
+    if !public && !authorized(request, &ctx.token) {
         return error(401, "missing or invalid API token")
             .with_header(header("WWW-Authenticate", "Bearer realm=\"honeybee\""));
     }
-    match (method, segments.as_slice()) {
-        (Method::Get, ["metrics"]) => {
+    let (route, params) = match found {
+        routes::Match::Found(route, params) => (route, params),
+        routes::Match::WrongMethod(mut allowed) => {
+            if allowed.contains(&"GET") {
+                allowed.push("HEAD");
+            }
+            return not_allowed(&allowed.join(", "));
+        }
+        routes::Match::NotFound => return error(404, format!("no route for {path}")),
+    };
+    let param = params.first().copied().unwrap_or("");
+    dispatch(route.op, param, &url, request, ctx)
+}
+
+/// Runs one operation of the table in [`routes`].
+fn dispatch(op: Op, param: &str, url: &str, request: &mut Request, ctx: &ApiContext) -> Reply {
+    match op {
+        Op::Health => health(ctx),
+        // The API's description is public, like /health.
+        Op::OpenApi => Response::from_data(OPENAPI.as_bytes().to_vec())
+            .with_header(header("Content-Type", "application/json"))
+            .boxed(),
+        Op::Metrics => {
             let mut text = ctx.metrics.render(&ctx.registry.status_counts());
             fleet_metrics(ctx, &mut text);
             ctx.alerts.render_metrics(&mut text);
@@ -209,52 +207,51 @@ fn route(request: &mut Request, ctx: &ApiContext) -> Reply {
                 ))
                 .boxed()
         }
-        (Method::Get, ["api", "v1", "nodes"]) => {
+        Op::Nodes => {
             let nodes = ctx.registry.list();
             json_reply(200, &json!({"count": nodes.len(), "nodes": nodes}))
         }
-        (Method::Get, ["api", "v1", "nodes", id]) => with_node(id, |id| node_detail(ctx, id)),
-        (Method::Get, ["api", "v1", "events"]) => events::list(ctx, &url),
-        (Method::Get, ["api", "v1", "events", "export"]) => events::export(ctx, &url),
-        (Method::Get, ["api", "v1", "events", id]) => views::event(ctx, id),
-        (Method::Get, ["api", "v1", "sources", ip]) => sources::source(ctx, ip),
-        (Method::Get, ["api", "v1", "sessions"]) => sessions::list(ctx, &url),
-        (Method::Get, ["api", "v1", "sessions", id]) => sessions::one(ctx, id, &url),
-        (Method::Get, ["api", "v1", "stats"]) => events::stats(ctx, &url),
-        (Method::Get, ["api", "v1", "honeypots"]) => honeypots(ctx),
-        (Method::Get, ["api", "v1", "cores"]) => cores(ctx),
-        (Method::Get, ["api", "v1", "modules"]) => modules::list(ctx),
-        (Method::Get, ["api", "v1", "alerts"]) => alerts::list(ctx),
-        (Method::Post, ["api", "v1", "alerts", "report"]) => alerts::report(ctx, request),
-        (Method::Post, ["api", "v1", "modules"]) => modules::add(ctx, request),
-        (Method::Post, ["api", "v1", "modules", name, "start"]) => modules::start(ctx, name),
-        (Method::Post, ["api", "v1", "modules", name, "stop"]) => modules::stop(ctx, name),
-        (Method::Post, ["api", "v1", "nodes", id, "commands"]) => {
-            with_node(id, |id| command(ctx, id, request))
-        }
-        (Method::Delete, ["api", "v1", "nodes", id]) => {
-            with_node(id, |id| match ctx.registry.delete(id) {
-                None => no_such_node(id),
-                Some(Ok(())) => json_reply(200, &json!({ "deleted": id })),
-                Some(Err(e)) => error(500, e.to_string()),
-            })
-        }
-        (Method::Post, ["api", "v1", "nodes", id, "approve"]) => {
-            with_node(id, |id| approve(ctx, id, request))
-        }
-        (_, ["metrics" | "health"])
-        | (
-            _,
-            ["api", "v1", "events" | "honeypots" | "stats" | "nodes" | "cores" | "alerts" | "sessions"
-            | "openapi.json"],
-        )
-        | (_, ["api", "v1", "events" | "sources" | "sessions", _]) => not_allowed("GET"),
-        (_, ["api", "v1", "nodes", _]) => not_allowed("GET, DELETE"),
-        (_, ["api", "v1", "nodes", _, "approve" | "commands"]) => not_allowed("POST"),
-        (_, ["api", "v1", "modules"]) => not_allowed("GET, POST"),
-        (_, ["api", "v1", "alerts", "report"]) => not_allowed("POST"),
-        (_, ["api", "v1", "modules", _, "start" | "stop"]) => not_allowed("POST"),
-        _ => error(404, format!("no route for {path}")),
+        Op::Node => with_node(param, |id| node_detail(ctx, id)),
+        Op::DeleteNode => with_node(param, |id| match ctx.registry.delete(id) {
+            None => no_such_node(id),
+            Some(Ok(())) => json_reply(200, &json!({ "deleted": id })),
+            Some(Err(e)) => error(500, e.to_string()),
+        }),
+        Op::ApproveNode => with_node(param, |id| approve(ctx, id, request)),
+        Op::NodeCommand => with_node(param, |id| command(ctx, id, request)),
+        Op::Events => events::list(ctx, url),
+        Op::ExportEvents => events::export(ctx, url),
+        Op::Event => views::event(ctx, param),
+        Op::Source => sources::source(ctx, param),
+        Op::Sessions => sessions::list(ctx, url),
+        Op::Session => sessions::one(ctx, param, url),
+        Op::Stats => events::stats(ctx, url),
+        Op::Honeypots => honeypots(ctx),
+        Op::Cores => cores(ctx),
+        Op::Modules => modules::list(ctx),
+        Op::AddModule => modules::add(ctx, request),
+        Op::StartModule => modules::start(ctx, param),
+        Op::StopModule => modules::stop(ctx, param),
+        Op::Alerts => alerts::list(ctx),
+        Op::ReportAlerts => alerts::report(ctx, request),
+    }
+}
+
+/// `GET /health`: 503 while the database fails, so a load balancer routes
+/// around this core.
+fn health(ctx: &ApiContext) -> Reply {
+    match (ctx.store_trouble)().or_else(|| ctx.fleet.trouble()) {
+        None => json_reply(
+            200,
+            &json!({"status": "ok", "version": env!("CARGO_PKG_VERSION"),
+                "core_name": ctx.fleet.core_name()}),
+        ),
+        Some(reason) => json_reply(
+            503,
+            &json!({"status": "unavailable", "reason": reason,
+                "version": env!("CARGO_PKG_VERSION"),
+                "core_name": ctx.fleet.core_name()}),
+        ),
     }
 }
 

@@ -5,8 +5,14 @@
 //! for the connection task in [`crate::stream`] to carry out: a reply, a
 //! reply and close, a new subscription, or work that blocks on the database
 //! ([`Blocking`], run off the executor).
+//!
+//! The replies keep the shapes of the reference core (PROTOCOL.md §7), so a
+//! module written for it works unchanged: `GetNodes` answers
+//! `{"nodes": [ids]}`, `GetNodeCount` and `GetActiveConnections`
+//! `{"count": N}`, registration `{"backend_id": N}`. Fields are only ever
+//! added to those shapes, never renamed or removed.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use honeybee_proto::{
@@ -75,9 +81,12 @@ impl Blocking {
     pub fn run(self, ctx: &ModuleContext) -> BackendResponse {
         match self {
             Blocking::Remove(id) => match ctx.registry.delete(id) {
-                None => failure(format!("no such node {id}")),
+                None => failure(format!("Node {id} not found")),
                 Some(Err(e)) => failure(format!("removing node {id}: {e}")),
-                Some(Ok(())) => success(Some(format!("node {id} removed")), json!({"deleted": id})),
+                Some(Ok(())) => BackendResponse::Success {
+                    message: Some(format!("Node {id} removed")),
+                    data: None,
+                },
             },
             Blocking::Query(filter) => match event_page::page(ctx.events.as_ref(), &filter) {
                 Ok(page) => success(None, page),
@@ -98,11 +107,15 @@ fn success(message: Option<String>, data: Value) -> BackendResponse {
     }
 }
 
+/// Numbers module sessions for their `backend_id`, unique in this process.
+static NEXT_BACKEND_ID: AtomicU64 = AtomicU64::new(1);
+
 /// A session's protocol state.
 #[derive(Debug, Default)]
 pub struct ModuleSession {
     registered: bool,
     name: Option<String>,
+    backend_id: Option<u64>,
 }
 
 impl ModuleSession {
@@ -116,6 +129,7 @@ impl ModuleSession {
         ModuleSession {
             registered: true,
             name: None,
+            backend_id: None,
         }
     }
 
@@ -179,10 +193,13 @@ impl ModuleSession {
                     reg.backend_type
                 );
                 self.name = Some(reg.backend_name);
-                Step::Reply(BackendResponse::Success {
-                    message: Some("registered".into()),
-                    data: None,
-                })
+                let id = *self
+                    .backend_id
+                    .get_or_insert_with(|| NEXT_BACKEND_ID.fetch_add(1, Ordering::Relaxed));
+                Step::Reply(success(
+                    Some("Registration successful".into()),
+                    json!({ "backend_id": id }),
+                ))
             }
             ModuleMessage::BackendDrop => Step::Close,
             _ if !self.registered => {
@@ -200,7 +217,7 @@ impl ModuleSession {
 
 fn send_failure(node_id: u64, e: SendError) -> BackendResponse {
     failure(match e {
-        SendError::UnknownNode => format!("no such node {node_id}"),
+        SendError::UnknownNode => format!("Node {node_id} not found"),
         SendError::NotConnected => format!("node {node_id} is not connected"),
         SendError::Busy => format!("node {node_id} is busy: its command queue is full"),
     })
@@ -234,12 +251,24 @@ pub fn command(cmd: BackendCommand, registry: &Registry) -> Step {
                     sent += 1;
                 }
             }
-            success(None, json!({"sent": sent}))
+            BackendResponse::Success {
+                message: Some(format!("Command broadcast to {sent} nodes")),
+                data: None,
+            }
         }
-        BackendCommand::GetNodes => success(None, nodes_json(&registry.list())),
+        BackendCommand::GetNodes => {
+            let ids: Vec<u64> = registry.list().iter().map(|n| n.node_id).collect();
+            success(
+                Some(format!("Retrieved {} nodes", ids.len())),
+                json!({ "nodes": ids }),
+            )
+        }
         BackendCommand::GetNode { node_id } => match registry.get(node_id) {
-            Some(view) => success(None, serde_json::to_value(view).unwrap_or(Value::Null)),
-            None => failure(format!("no such node {node_id}")),
+            Some(view) => success(
+                Some(format!("Node {node_id} retrieved")),
+                serde_json::to_value(view).unwrap_or(Value::Null),
+            ),
+            None => failure(format!("Node {node_id} not found")),
         },
         BackendCommand::GetNodesByStatus { status } => {
             let nodes: Vec<_> = registry
@@ -247,20 +276,22 @@ pub fn command(cmd: BackendCommand, registry: &Registry) -> Step {
                 .into_iter()
                 .filter(|n| n.status == status.as_str())
                 .collect();
-            success(None, nodes_json(&nodes))
+            success(None, json!({ "nodes": nodes_json(&nodes) }))
         }
         BackendCommand::GetNodeCount => {
             let n: u64 = registry.status_counts().iter().map(|(_, n)| n).sum();
-            success(None, json!(n))
+            success(None, json!({ "count": n }))
         }
         BackendCommand::RemoveNode { node_id } => return Step::Blocking(Blocking::Remove(node_id)),
         BackendCommand::GetActiveConnections => {
-            let nodes: Vec<_> = registry
+            // `nodes` is ours, added beside the reference's `count`.
+            let ids: Vec<u64> = registry
                 .list()
-                .into_iter()
+                .iter()
                 .filter(|n| n.connected)
+                .map(|n| n.node_id)
                 .collect();
-            success(None, nodes_json(&nodes))
+            success(None, json!({ "count": ids.len(), "nodes": ids }))
         }
         BackendCommand::Subscribe(sub) => {
             let mut topics = Vec::with_capacity(sub.topics.len());
@@ -472,7 +503,7 @@ mod tests {
         let ctx = &f.ctx;
         assert_eq!(
             data(s.on_message(cmd(BackendCommand::GetNodeCount), ctx)),
-            json!(0)
+            json!({"count": 0})
         );
         let inbox = connect_node(ctx, 7);
 
@@ -503,24 +534,27 @@ mod tests {
                 })),
                 ctx,
             ),
-            "no such node 8",
+            "Node 8 not found",
         );
         assert_eq!(
-            data(s.on_message(
+            reply(s.on_message(
                 cmd(BackendCommand::BroadcastCommand { command: restart }),
                 ctx
             )),
-            json!({"sent": 1})
+            BackendResponse::Success {
+                message: Some("Command broadcast to 1 nodes".into()),
+                data: None
+            }
         );
         let nodes = data(s.on_message(cmd(BackendCommand::GetNodes), ctx));
-        assert_eq!(nodes[0]["node_id"], 7);
+        assert_eq!(nodes, json!({"nodes": [7]}));
         assert_eq!(
             data(s.on_message(cmd(BackendCommand::GetNode { node_id: 7 }), ctx))["node_name"],
             "n7"
         );
         fails_with(
             s.on_message(cmd(BackendCommand::GetNode { node_id: 9 }), ctx),
-            "no such node 9",
+            "Node 9 not found",
         );
         let connected = data(s.on_message(
             cmd(BackendCommand::GetNodesByStatus {
@@ -528,20 +562,20 @@ mod tests {
             }),
             ctx,
         ));
-        assert_eq!(connected.as_array().unwrap().len(), 1);
+        assert_eq!(connected["nodes"][0]["node_id"], 7);
         let running = data(s.on_message(
             cmd(BackendCommand::GetNodesByStatus {
                 status: NodeStatus::Running,
             }),
             ctx,
         ));
-        assert_eq!(running, json!([]));
+        assert_eq!(running, json!({"nodes": []}));
         assert_eq!(
             data(s.on_message(cmd(BackendCommand::GetNodeCount), ctx)),
-            json!(1)
+            json!({"count": 1})
         );
         let active = data(s.on_message(cmd(BackendCommand::GetActiveConnections), ctx));
-        assert_eq!(active[0]["node_id"], 7);
+        assert_eq!(active, json!({"count": 1, "nodes": [7]}));
 
         // Remove waits on the store: a Blocking step.
         match s.on_message(cmd(BackendCommand::RemoveNode { node_id: 7 }), ctx) {
@@ -553,11 +587,11 @@ mod tests {
         }
         assert_eq!(
             Blocking::Remove(7).run(ctx),
-            BackendResponse::Failure("no such node 7".into())
+            BackendResponse::Failure("Node 7 not found".into())
         );
         assert_eq!(
             data(s.on_message(cmd(BackendCommand::GetNodeCount), ctx)),
-            json!(0)
+            json!({"count": 0})
         );
         fails_with(
             s.on_message(
@@ -567,7 +601,144 @@ mod tests {
                 })),
                 ctx,
             ),
-            "no such node 7",
+            "Node 7 not found",
+        );
+    }
+
+    /// The reply to `c` as the module reads it off the wire.
+    fn wire(s: &mut ModuleSession, c: BackendCommand, ctx: &ModuleContext) -> Value {
+        let step = s.on_message(cmd(c), ctx);
+        let r = match step {
+            Step::Blocking(b) => b.run(ctx),
+            other => reply(other),
+        };
+        let line = encode(&Envelope::new(
+            honeybee_proto::StreamMessage::BackendResponse(r),
+        ));
+        let v: Value = serde_json::from_slice(&line).unwrap();
+        v["message"]["BackendResponse"].clone()
+    }
+
+    // Golden replies: the shapes a module written for the reference core
+    // parses (PROTOCOL.md §7). A change here breaks those modules.
+    #[test]
+    fn golden_registration_reply() {
+        let f = fixture("golden-reg");
+        let mut s = ModuleSession::new();
+        let r = match s.on_message(registration(TOKEN), &f.ctx) {
+            Step::Reply(r) => r,
+            other => panic!("{other:?}"),
+        };
+        let line = encode(&Envelope::new(
+            honeybee_proto::StreamMessage::BackendResponse(r),
+        ));
+        let v: Value = serde_json::from_slice(&line).unwrap();
+        let ok = &v["message"]["BackendResponse"]["Success"];
+        assert_eq!(ok["message"], "Registration successful", "{v}");
+        assert!(ok["data"]["backend_id"].as_u64().is_some(), "{v}");
+        // A second session gets another id.
+        let mut other = ModuleSession::new();
+        let r2 = data(other.on_message(registration(TOKEN), &f.ctx));
+        assert_ne!(r2["backend_id"], ok["data"]["backend_id"]);
+    }
+
+    #[test]
+    fn golden_get_nodes_and_count_replies() {
+        let f = fixture("golden-nodes");
+        let ctx = &f.ctx;
+        let mut s = ModuleSession::authorised();
+        let _a = connect_node(ctx, 7);
+        let _b = connect_node(ctx, 9);
+        let nodes = wire(&mut s, BackendCommand::GetNodes, ctx);
+        let mut ids: Vec<u64> = nodes["Success"]["data"]["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap())
+            .collect();
+        ids.sort();
+        assert_eq!(ids, vec![7, 9], "{nodes}");
+        assert_eq!(nodes["Success"]["message"], "Retrieved 2 nodes");
+        assert_eq!(
+            wire(&mut s, BackendCommand::GetNodeCount, ctx),
+            json!({"Success": {"message": null, "data": {"count": 2}}})
+        );
+        let active = wire(&mut s, BackendCommand::GetActiveConnections, ctx);
+        assert_eq!(active["Success"]["data"]["count"], 2, "{active}");
+    }
+
+    #[test]
+    fn golden_get_node_replies() {
+        let f = fixture("golden-node");
+        let ctx = &f.ctx;
+        let mut s = ModuleSession::authorised();
+        let _a = connect_node(ctx, 7);
+        let one = wire(&mut s, BackendCommand::GetNode { node_id: 7 }, ctx);
+        assert_eq!(one["Success"]["message"], "Node 7 retrieved");
+        let node = &one["Success"]["data"];
+        assert_eq!(node["node_id"], 7, "{one}");
+        assert_eq!(node["node_name"], "n7", "{one}");
+        assert_eq!(
+            wire(&mut s, BackendCommand::GetNode { node_id: 8 }, ctx),
+            json!({"Failure": "Node 8 not found"})
+        );
+        let by_status = wire(
+            &mut s,
+            BackendCommand::GetNodesByStatus {
+                status: NodeStatus::Connected,
+            },
+            ctx,
+        );
+        let listed = &by_status["Success"]["data"]["nodes"];
+        assert_eq!(listed.as_array().map(Vec::len), Some(1), "{by_status}");
+        assert_eq!(listed[0]["node_id"], 7, "{by_status}");
+        assert_eq!(listed[0]["node_name"], "n7", "{by_status}");
+    }
+
+    #[test]
+    fn golden_command_replies_carry_no_data() {
+        let f = fixture("golden-cmd");
+        let ctx = &f.ctx;
+        let mut s = ModuleSession::authorised();
+        let _a = connect_node(ctx, 7);
+        let sent = wire(
+            &mut s,
+            BackendCommand::NodeCommand(NodeCommand {
+                node_id: 7,
+                command: Command::Restart,
+            }),
+            ctx,
+        );
+        assert_eq!(sent["Success"]["data"], Value::Null, "{sent}");
+        assert!(sent["Success"]["message"].is_string(), "{sent}");
+        assert_eq!(
+            wire(
+                &mut s,
+                BackendCommand::BroadcastCommand {
+                    command: Command::Restart
+                },
+                ctx
+            ),
+            json!({"Success": {"message": "Command broadcast to 1 nodes", "data": null}})
+        );
+        assert_eq!(
+            wire(&mut s, BackendCommand::RemoveNode { node_id: 7 }, ctx),
+            json!({"Success": {"message": "Node 7 removed", "data": null}})
+        );
+        assert_eq!(
+            wire(&mut s, BackendCommand::RemoveNode { node_id: 7 }, ctx),
+            json!({"Failure": "Node 7 not found"})
+        );
+        assert_eq!(
+            wire(
+                &mut s,
+                BackendCommand::NodeCommand(NodeCommand {
+                    node_id: 7,
+                    command: Command::Restart,
+                }),
+                ctx
+            ),
+            json!({"Failure": "Node 7 not found"})
         );
     }
 

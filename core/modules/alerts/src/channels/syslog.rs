@@ -790,81 +790,28 @@ struct Time {
     fraction: String,
     /// Offset east of UTC, in minutes.
     offset: i32,
+    /// The instant, in milliseconds since the Unix epoch.
+    unix_millis: i64,
 }
 
-/// Parses `YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)`; `None` for anything
-/// else (the timestamp is then sent as `-`).
+/// Parses an RFC 3339 timestamp with the `time` crate, keeping its offset;
+/// `None` for anything else, impossible dates included (the timestamp is
+/// then sent as `-`).
 fn parse_time(s: &str) -> Option<Time> {
-    let b = s.as_bytes();
-    let num = |from: usize, len: usize| -> Option<u32> {
-        let part = s.get(from..from + len)?;
-        if part.bytes().all(|c| c.is_ascii_digit()) {
-            part.parse().ok()
-        } else {
-            None
-        }
-    };
-    let at = |i: usize| b.get(i).copied();
-    if at(4) != Some(b'-')
-        || at(7) != Some(b'-')
-        || !matches!(at(10), Some(b'T' | b't'))
-        || at(13) != Some(b':')
-        || at(16) != Some(b':')
-    {
-        return None;
-    }
-    let t = Time {
-        year: i64::from(num(0, 4)?),
-        month: num(5, 2)?,
-        day: num(8, 2)?,
-        hour: num(11, 2)?,
-        minute: num(14, 2)?,
-        second: num(17, 2)?,
-        fraction: String::new(),
-        offset: 0,
-    };
-    let mut i = 19;
-    let mut fraction = String::new();
-    if at(i) == Some(b'.') {
-        i += 1;
-        let start = i;
-        while at(i).is_some_and(|c| c.is_ascii_digit()) {
-            i += 1;
-        }
-        if i == start {
-            return None;
-        }
-        fraction = s.get(start..i.min(start + 6))?.to_string();
-    }
-    let offset = match at(i) {
-        Some(b'Z' | b'z') if i + 1 == b.len() => 0,
-        Some(sign @ (b'+' | b'-')) if i + 6 == b.len() && at(i + 3) == Some(b':') => {
-            let h = num(i + 1, 2)?;
-            let m = num(i + 4, 2)?;
-            if h > 23 || m > 59 {
-                return None;
-            }
-            let o = i32::try_from(h * 60 + m).ok()?;
-            if sign == b'-' {
-                -o
-            } else {
-                o
-            }
-        }
-        _ => return None,
-    };
-    if !(1..=12).contains(&t.month)
-        || !(1..=31).contains(&t.day)
-        || t.hour > 23
-        || t.minute > 59
-        || t.second > 60
-    {
-        return None;
-    }
+    use time::format_description::well_known::Rfc3339;
+    let t = time::OffsetDateTime::parse(s, &Rfc3339).ok()?;
+    // RFC 5424 allows 6 fraction digits; trailing zeros say nothing.
+    let micros = format!("{:06}", t.microsecond());
     Some(Time {
-        fraction,
-        offset,
-        ..t
+        year: i64::from(t.year()),
+        month: u32::from(u8::from(t.month())),
+        day: u32::from(t.day()),
+        hour: u32::from(t.hour()),
+        minute: u32::from(t.minute()),
+        second: u32::from(t.second()),
+        fraction: micros.trim_end_matches('0').to_string(),
+        offset: i32::from(t.offset().whole_minutes()),
+        unix_millis: t.unix_timestamp() * 1000 + i64::from(t.millisecond()),
     })
 }
 
@@ -892,29 +839,8 @@ impl Time {
 
     /// Milliseconds since the Unix epoch (CEF `rt`).
     fn epoch_millis(&self) -> i64 {
-        let days = days_from_civil(self.year, self.month, self.day);
-        let secs = days * 86_400
-            + i64::from(self.hour) * 3600
-            + i64::from(self.minute) * 60
-            + i64::from(self.second)
-            - i64::from(self.offset) * 60;
-        let millis: i64 = format!("{:0<3}", self.fraction)
-            .get(..3)
-            .and_then(|m| m.parse().ok())
-            .unwrap_or(0);
-        secs * 1000 + millis
+        self.unix_millis
     }
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant).
-fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let m = i64::from(month);
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(day) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
 
 #[cfg(test)]
@@ -946,10 +872,14 @@ mod tests {
         let t = parse_time("1970-01-01T01:00:00+01:00").unwrap();
         assert_eq!(t.epoch_millis(), 0);
         assert_eq!(t.rfc5424(), "1970-01-01T01:00:00+01:00");
+        // RFC 3339 allows a space for `T`; the output always has `T`.
+        let t = parse_time("2025-05-01 12:00:00Z").unwrap();
+        assert_eq!(t.rfc5424(), "2025-05-01T12:00:00Z");
         for bad in [
             "",
             "yesterday",
-            "2025-05-01 12:00:00Z",
+            "2025-02-29T12:00:00Z",
+            "2025-05-01T12:00:00+99:99",
             "2025-13-01T12:00:00Z",
             "2025-05-01T12:00:00",
             "2025-05-01T12:00:00Z\n<13>1 forged",
