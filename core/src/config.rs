@@ -150,6 +150,10 @@ pub struct Config {
     pub retention_days: u64,
     /// Most attack events kept (the oldest go first); 0 is no cap.
     pub max_events: u64,
+    /// Seconds between two runs of retention (`retention_days`,
+    /// `max_events`, `max_database_mb`) while the core runs; it also runs
+    /// at start.
+    pub retention_interval: u64,
     /// Most megabytes the database may use (the oldest events go first);
     /// 0 is no cap. Counted in pages in use, checked with retention.
     pub max_database_mb: u64,
@@ -199,6 +203,7 @@ impl Default for Config {
             lockout_max: 3600,
             retention_days: 90,
             max_events: 10_000_000,
+            retention_interval: 60,
             max_database_mb: 4096,
             modules_api_add: false,
             core_name: String::new(),
@@ -354,6 +359,9 @@ impl Config {
         }
         if self.heartbeat_interval == 0 {
             return err("heartbeat_interval must be at least 1 second".into());
+        }
+        if !(1..=86_400).contains(&self.retention_interval) {
+            return err("retention_interval must be 1 to 86400 seconds".into());
         }
         if self.registration_timeout == 0 {
             return err("registration_timeout must be at least 1 second".into());

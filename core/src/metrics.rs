@@ -231,6 +231,8 @@ pub struct Metrics {
     pub stream_sessions_open: AtomicU64,
     /// Stream sessions that presented a valid API token.
     pub stream_registrations: AtomicU64,
+    /// `Subscribe` commands applied.
+    pub stream_subscriptions: AtomicU64,
     stream_refused: [AtomicU64; StreamRefusal::ALL.len()],
     /// `BackendCommand`s answered.
     pub stream_commands: AtomicU64,
@@ -412,6 +414,12 @@ impl Metrics {
             "honeybee_stream_registrations_total",
             "Stream sessions that presented a valid API token.",
             get(&self.stream_registrations),
+        );
+        counter(
+            &mut out,
+            "honeybee_stream_subscriptions_total",
+            "Subscribe commands applied: from then on the session gets live messages.",
+            get(&self.stream_subscriptions),
         );
         labelled(
             &mut out,

@@ -131,6 +131,7 @@ impl Core {
             days: config.retention_days,
             max_events: config.max_events,
             max_bytes: config.max_database_mb.saturating_mul(1024 * 1024),
+            every: std::time::Duration::from_secs(config.retention_interval),
         };
         let core_name = config.effective_core_name();
         let postgres_url = config.postgres().map_err(|e| e.0)?;

@@ -122,6 +122,17 @@ impl AlertsModule {
         &self.config
     }
 
+    /// Waits until `core` has applied `n` Subscribe commands in all (this
+    /// module's among them): from then on it sees live node statuses.
+    #[track_caller]
+    pub fn wait_subscribed(&self, core: &Core, n: u64) {
+        self.wait_for("the module's subscription", Duration::from_secs(10), || {
+            core.metrics()
+                .value("honeybee_stream_subscriptions_total", &[])
+                >= n as f64
+        });
+    }
+
     /// Panics with its stderr unless `cond` becomes true within `timeout`.
     #[track_caller]
     pub fn wait_for(&self, what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {

@@ -101,7 +101,7 @@ fn a_tripwire_alerts_at_once_signed_and_the_rest_of_the_window_is_one_digest() {
     );
     let mut id = NodeIdentity::new("office-pc-12").with_capabilities(&["event-ack"]);
     let mut node = id.enroll(core.node_addr);
-    std::thread::sleep(Duration::from_millis(500)); // the module subscribes
+    m.wait_subscribed(&core, 1);
 
     let sent = Instant::now();
     event(
@@ -203,7 +203,7 @@ fn a_restart_of_the_module_misses_nothing_and_repeats_only_the_in_flight_alert_b
     );
     let mut id = NodeIdentity::new("canary").with_capabilities(&["event-ack"]);
     let mut node = id.enroll(core.node_addr);
-    std::thread::sleep(Duration::from_millis(500));
+    m.wait_subscribed(&core, 1);
     let probe = |seq: u64| json!({"src_ip": "198.51.100.9", "dst_port": 5900, "n": seq});
     for seq in 1..=10 {
         event(&mut node, &id, seq, "extension.connection", probe(seq));
@@ -309,7 +309,7 @@ timeout = "1s"
     );
     let mut id = NodeIdentity::new("n").with_capabilities(&["event-ack"]);
     let mut node = id.enroll(core.node_addr);
-    std::thread::sleep(Duration::from_millis(500));
+    m.wait_subscribed(&core, 1);
     for seq in 1..=3 {
         event(
             &mut node,
@@ -371,7 +371,7 @@ window = "0s"
     let m = AlertsModule::start(&core, &config(&hook, &file, rule, false), dir.clone());
     let mut id = NodeIdentity::new("pot").with_capabilities(&["event-ack"]);
     let mut node = id.enroll(core.node_addr);
-    std::thread::sleep(Duration::from_millis(500));
+    m.wait_subscribed(&core, 1);
     let big = "A".repeat(64 * 1024);
     event(
         &mut node,
@@ -474,7 +474,7 @@ fn a_canary_that_goes_away_alerts() {
     let m = AlertsModule::start(&core, &config(&hook, &file, "", true), dir.clone());
     let mut id = NodeIdentity::new("pi-7");
     let node = id.enroll(core.node_addr);
-    std::thread::sleep(Duration::from_millis(500));
+    m.wait_subscribed(&core, 1);
     drop(node);
     m.wait_for("a node-down alert", T, || {
         with_rule(&hook.bodies(), "node-down").len() == 1
@@ -509,7 +509,7 @@ fn a_burst_makes_a_bounded_number_of_alerts_in_bounded_memory() {
     let pid = m.pid().unwrap();
     let mut id = NodeIdentity::new("burst").with_capabilities(&["event-ack"]);
     let mut node = id.enroll(core.node_addr);
-    std::thread::sleep(Duration::from_millis(500));
+    m.wait_subscribed(&core, 1);
     let total = 20_000u64;
     let mut peak = 0;
     for seq in 1..=total {
@@ -674,7 +674,7 @@ window = "0s"
     let m = AlertsModule::start(&core, &cfg, dir.clone());
     let mut id = NodeIdentity::new("reception-pc").with_capabilities(&["event-ack"]);
     let mut node = id.enroll(core.node_addr);
-    std::thread::sleep(Duration::from_millis(500));
+    m.wait_subscribed(&core, 1);
     event(
         &mut node,
         &id,

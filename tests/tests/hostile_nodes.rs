@@ -46,9 +46,10 @@ fn f7_one_node_cannot_pin_memory_with_pot_status_text() {
             details: Some(json!({ "blob": text })),
         }));
     }
-    // Everything sent has been read once a heartbeat round-trips.
+    // Everything sent has been read once the status sent after it shows.
     node.must_send(&id.status(honeybee_proto::NodeStatus::Running));
-    std::thread::sleep(Duration::from_secs(1));
+    core.api()
+        .wait_status(id.node_id, "Running", Duration::from_secs(10));
     let r = core.api().get(&format!("/api/v1/nodes/{}", id.node_id));
     assert_eq!(r.status, 200);
     let body = r.json();

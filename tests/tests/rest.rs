@@ -353,6 +353,105 @@ fn retention_drops_expired_events_and_keeps_recent_ones() {
     assert!(text.contains("honeybee_events_expired_total 1"), "{text}");
 }
 
+/// The event types the API lists, newest first.
+fn listed_types(core: &Core) -> Option<Vec<String>> {
+    let body = core.api().get("/api/v1/events?limit=1000").json();
+    Some(
+        body["events"]
+            .as_array()?
+            .iter()
+            .filter_map(|e| e["event_type"].as_str().map(String::from))
+            .collect(),
+    )
+}
+
+#[test]
+fn retention_runs_periodically_while_the_core_runs() {
+    // retention_interval = 1: an event that expires while the core runs is
+    // dropped within seconds, with no restart.
+    let config = "retention_days = 1\nretention_interval = 1\n";
+    let core = Core::builder().config(config).start();
+    let mut id = NodeIdentity::new("expiring").with_capabilities(&[CAP_EVENT_ACK]);
+    let mut conn = id.enroll(core.node_addr);
+    let now = now_unix().0;
+    // Four seconds short of a day old: kept now, expired in four seconds.
+    let soon = format_rfc3339(now - 86_400 + 4, 0);
+    let fresh = format_rfc3339(now - 60, 0);
+    conn.must_send(&id.pot_event("p", "t", "x.soon", &soon, Some(1), json!({})));
+    conn.must_send(&id.pot_event("p", "t", "x.fresh", &fresh, Some(2), json!({})));
+    conn.wait_event_ack(2, T);
+    let first = listed_types(&core).expect("events");
+    assert_eq!(first.len(), 2, "both kept while young: {first:?}");
+    let started = std::time::Instant::now();
+    let types = poll_until(Duration::from_secs(15), Duration::from_millis(100), || {
+        let t = listed_types(&core)?;
+        (t.len() == 1).then_some(t)
+    })
+    .expect("the event that expired while the core ran is dropped");
+    println!(
+        "expired event dropped {:?} after both were stored",
+        started.elapsed()
+    );
+    assert_eq!(types, vec!["x.fresh".to_string()]);
+    let text = core.api().get("/metrics").expect_status(200).text();
+    assert!(text.contains("honeybee_events_expired_total 1"), "{text}");
+}
+
+#[test]
+fn max_events_keeps_only_the_newest_events() {
+    let config = "max_events = 5\nretention_interval = 1\n";
+    let core = Core::builder().config(config).start();
+    let mut id = NodeIdentity::new("capped").with_capabilities(&[CAP_EVENT_ACK]);
+    let mut conn = id.enroll(core.node_addr);
+    let now = now_unix().0;
+    for seq in 1..=12u64 {
+        // Oldest first, one second apart: the newest five are 8..=12.
+        let ts = format_rfc3339(now - 100 + seq as i64, 0);
+        conn.must_send(&id.pot_event("p", "t", &format!("x.{seq}"), &ts, Some(seq), json!({})));
+    }
+    conn.wait_event_ack(12, T);
+    let types = poll_until(Duration::from_secs(15), Duration::from_millis(100), || {
+        let t = listed_types(&core)?;
+        (t.len() == 5).then_some(t)
+    })
+    .expect("the cap of 5 events is applied");
+    let mut kept: Vec<String> = types;
+    kept.sort();
+    let mut want: Vec<String> = (8..=12).map(|s| format!("x.{s}")).collect();
+    want.sort();
+    assert_eq!(kept, want, "the newest five are kept");
+    let text = core.api().get("/metrics").expect_status(200).text();
+    assert!(text.contains("honeybee_events_expired_total 7"), "{text}");
+    // More events: still five, still the newest.
+    for seq in 13..=15u64 {
+        let ts = format_rfc3339(now - 50 + seq as i64, 0);
+        conn.must_send(&id.pot_event("p", "t", &format!("x.{seq}"), &ts, Some(seq), json!({})));
+    }
+    conn.wait_event_ack(15, T);
+    poll_until(Duration::from_secs(15), Duration::from_millis(100), || {
+        let t = listed_types(&core)?;
+        (t.len() == 5 && t.contains(&"x.15".to_string()) && !t.contains(&"x.10".to_string()))
+            .then_some(())
+    })
+    .expect("the cap holds as events arrive");
+}
+
+#[test]
+fn a_retention_interval_out_of_range_is_refused() {
+    for bad in ["retention_interval = 0\n", "retention_interval = 86401\n"] {
+        let ws = honeybee_tests::TempDir::new("bad-interval");
+        let cfg = ws.path().join("core.toml");
+        std::fs::write(&cfg, bad).unwrap();
+        let (status, _, err) = honeybee_tests::core_process::run_to_exit(
+            &["--config", cfg.to_str().unwrap()],
+            ws.path(),
+            Duration::from_secs(10),
+        );
+        assert_eq!(status.code(), Some(2), "{bad}: {err}");
+        assert!(err.contains("retention_interval"), "{bad}: {err}");
+    }
+}
+
 /// Sends `n` events dated `secs_ago`, each with `username`; returns the
 /// next seq.
 fn send_dated(

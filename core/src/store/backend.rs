@@ -17,7 +17,7 @@ use crate::store::{
 };
 
 /// How long events are kept.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug)]
 pub struct Retention {
     /// Days; 0 keeps events forever.
     pub days: u64,
@@ -25,6 +25,23 @@ pub struct Retention {
     pub max_events: u64,
     /// Most bytes the events may take on disk; 0 is no cap.
     pub max_bytes: u64,
+    /// How often the caps are applied while the core runs (and once at
+    /// start).
+    pub every: std::time::Duration,
+}
+
+/// How often retention runs unless configured.
+pub const RETENTION_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            days: 0,
+            max_events: 0,
+            max_bytes: 0,
+            every: RETENTION_EVERY,
+        }
+    }
 }
 
 /// Node events kept per node; older ones are pruned as new ones arrive.

@@ -40,8 +40,6 @@ const BATCH: usize = 512;
 pub const EVENT_QUEUE: usize = 8192;
 /// Most events in one transaction.
 pub const EVENT_BATCH: usize = 4096;
-/// How often retention runs.
-const RETENTION_EVERY: Duration = Duration::from_secs(60);
 /// The longest a failing backend is retried after; the first retry waits
 /// 100 ms and each next one twice as long.
 const MAX_RETRY_WAIT: Duration = Duration::from_secs(5);
@@ -138,15 +136,25 @@ impl Store {
 
     /// Runs retention from now on (or not): in a fleet, only the leader does.
     pub fn set_retention_active(&self, active: bool) {
-        self.shared
-            .retention_active
-            .store(active, Ordering::Relaxed);
+        let was = self.shared.retention_active.swap(active, Ordering::Relaxed);
+        if active && !was {
+            // A new leader applies what is due now, not at its writer's next
+            // tick a minute away: an empty job makes the writer commit.
+            let (done, _) = async_channel::bounded(1);
+            let _ = self.jobs.try_send((None, done));
+        }
     }
 
     /// Why the last commit failed, while commits fail (for `/health`).
     pub fn failing(&self) -> Option<String> {
         lock(&self.shared.failing).clone()
     }
+}
+
+/// Whether retention is due at `now`: at the first commit, then every
+/// `every`.
+fn retention_due(last: Option<Instant>, now: Instant, every: Duration) -> bool {
+    last.is_none_or(|t| now.saturating_duration_since(t) >= every)
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -237,7 +245,8 @@ struct Writer {
     jobs: async_channel::Receiver<Job>,
     events: async_channel::Receiver<EventRecord>,
     shared: Arc<WriterShared>,
-    last_retention: Instant,
+    /// When retention last ran; `None` before the first run.
+    last_retention: Option<Instant>,
     /// Each node's highest stored `seq`, as committed by this writer. In a
     /// database no other core writes, this is the truth and the backend is
     /// asked only about nodes not in here.
@@ -300,7 +309,7 @@ impl Writer {
             shared,
             // Retention runs once at start (a core that was down a week must
             // not wait a minute to drop what expired meanwhile).
-            last_retention: Instant::now() - RETENTION_EVERY,
+            last_retention: None,
             seqs: HashMap::new(),
             retry_wait: Duration::ZERO,
             geo_cache: Cache::default(),
@@ -378,11 +387,10 @@ impl Writer {
                 Err(_) => future::pending().await,
             }
         };
+        let every = self.shared.retention.every;
         let wait = match self.pending_since {
-            Some(since) => SUMMARIZE_EVERY
-                .saturating_sub(since.elapsed())
-                .min(RETENTION_EVERY),
-            None => RETENTION_EVERY,
+            Some(since) => SUMMARIZE_EVERY.saturating_sub(since.elapsed()).min(every),
+            None => every,
         };
         let tick = async {
             Timer::after(wait).await;
@@ -406,11 +414,12 @@ impl Writer {
 
     fn commit(&mut self, jobs: &mut Vec<Job>, events: &mut Vec<EventRecord>) {
         self.enrich(events);
-        let retention_due = self.last_retention.elapsed() >= RETENTION_EVERY
+        let now = Instant::now();
+        let retention_due = retention_due(self.last_retention, now, self.shared.retention.every)
             && self.shared.retention_active.load(Ordering::Relaxed);
         let result = self.transaction(jobs, events, retention_due);
         if retention_due {
-            self.last_retention = Instant::now();
+            self.last_retention = Some(now);
         }
         let m = &self.shared.metrics;
         let receipt = match result {
@@ -600,6 +609,22 @@ fn replay_filter<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retention_runs_at_start_then_every_interval() {
+        let every = Duration::from_secs(60);
+        let t0 = Instant::now();
+        assert!(retention_due(None, t0, every), "at the first commit");
+        assert!(!retention_due(Some(t0), t0, every));
+        assert!(!retention_due(
+            Some(t0),
+            t0 + Duration::from_secs(59),
+            every
+        ));
+        assert!(retention_due(Some(t0), t0 + every, every));
+        // A clock read before `last` (another thread's) is not due.
+        assert!(!retention_due(Some(t0 + every), t0, every));
+    }
 
     fn event(node_id: u64, seq: Option<u64>) -> EventRecord {
         EventRecord {

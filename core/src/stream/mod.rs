@@ -371,6 +371,9 @@ impl StreamListener {
                         // queued; made before the replay, so nothing
                         // committed meanwhile is missed.
                         sub = Some(ctx.bus.subscribe(interest.clone()));
+                        ctx.metrics
+                            .stream_subscriptions
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         resumed = None;
                         let subscribed = BackendResponse::Success {
                             message: Some("subscribed".into()),

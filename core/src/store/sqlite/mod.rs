@@ -525,16 +525,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("hb-events-{}", std::process::id()));
         crate::files::create_private_dir(&dir).unwrap();
         let metrics = Arc::new(Metrics::default());
-        let s = open_with(
-            &dir.join("e.db"),
-            Retention {
-                days: 0,
-                max_events: 0,
-                max_bytes: 0,
-            },
-            metrics.clone(),
-        )
-        .unwrap();
+        let s = open_with(&dir.join("e.db"), Retention::default(), metrics.clone()).unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         s.on_commit(Box::new(move |node, seq| tx.send((node, seq)).unwrap()));
         for seq in 1..=3 {
