@@ -100,7 +100,7 @@ WRAP
 chmod +x "$TOOLS/ar"
 
 # --- build ----------------------------------------------------------------
-# Size targets (DESIGN.md): agent <= 2.5 MB, core <= 8 MB (10^6 bytes).
+# Size targets: agent <= 2.5 MB, core <= 8 MB, alerts <= 4 MB (10^6 bytes).
 limit() { case "$1" in honeybee-agent) echo 2500000 ;; honeybee-core) echo 8000000 ;; honeybee-alerts) echo 4000000 ;; *) echo 0 ;; esac; }
 mb() { awk -v b="$1" 'BEGIN { printf "%.2f MB", b / 1000000 }'; }
 

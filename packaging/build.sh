@@ -250,6 +250,8 @@ rpm() { # package target rpmarch
     rm -rf "$r/usr/share/doc" "$r/usr/share/lintian"
     install -d "$r/usr/share/licenses/$1"
     install -m 0644 "$PKG/debian/copyright" "$r/usr/share/licenses/$1/copyright"
+    # The copyright file points at Debian's copy of the licence; rpm systems get the text.
+    install -m 0644 "$ROOT/LICENSE" "$r/usr/share/licenses/$1/LICENSE"
     install -d -m 0711 "$r/var/lib/honeybee"
     for dir in $STATE; do install -d -m 0700 "$r$dir"; done
     find "$r" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
@@ -267,6 +269,7 @@ rpm() { # package target rpmarch
         for u in $UNITS; do echo "/usr/lib/systemd/system/$u"; done
         echo "/usr/share/man/man1/$1.1.gz"
         echo "%license /usr/share/licenses/$1/copyright"
+        echo "%license /usr/share/licenses/$1/LICENSE"
         # Traversable for the pots on their way to agent/pots/<id>; each
         # service's folder its own (the Full agent runs as root).
         echo "%dir %attr(0711,root,root) /var/lib/honeybee"

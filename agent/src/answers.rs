@@ -1,4 +1,4 @@
-//! Building the answers to the core's commands (PROTOCOL.md §3): every
+//! Building the answers to the core's commands (docs/protocol.md §3): every
 //! pot command is answered with a `PotStatusUpdate`.
 
 use honeybee_proto::{Command, NodeMessage, PotStatus, PotStatusUpdate};

@@ -36,7 +36,7 @@ pub struct Tls {
     pub client_key: Option<PathBuf>,
 }
 
-/// Bounds of the event spool (PROTOCOL.md §6).
+/// Bounds of the event spool (docs/protocol.md §6).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SpoolConfig {

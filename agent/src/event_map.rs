@@ -1,6 +1,6 @@
 //! Turning one line a honeypot writes to the event socket into a `PotEvent`.
 //!
-//! Pots write Cowrie-style JSON objects (PROTOCOL.md §8): an `eventid`, a
+//! Pots write Cowrie-style JSON objects (docs/protocol.md §8): an `eventid`, a
 //! `timestamp`, and whatever fields the pot knows. This module decides which
 //! fields name the event, the pot and the time, and keeps every other field
 //! verbatim as `data`. What a pot leaves out is filled in from what the agent
@@ -114,7 +114,7 @@ pub fn has_event_type(data: &Map<String, Value>) -> bool {
     non_empty_str(data.get("eventid")).is_some() || non_empty_str(data.get("event_type")).is_some()
 }
 
-/// Maps a line of a connection that authenticated as `pot` (PROTOCOL.md §8):
+/// Maps a line of a connection that authenticated as `pot` (docs/protocol.md §8):
 /// as [`map_line`], except that the event is the pot's whatever the line
 /// says. A `pot_id` in the line is a claim the connection cannot make, so it
 /// is dropped; a `token` is a secret and never reaches `data`.

@@ -1,4 +1,4 @@
-//! The loopback event socket pots write to (PROTOCOL.md §8): one JSON object
+//! The loopback event socket pots write to (docs/protocol.md §8): one JSON object
 //! per line, each mapped to a `PotEvent` and appended to the spool.
 //!
 //! Only pots write here. The supervisor gives each pot a random token in

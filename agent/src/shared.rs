@@ -79,7 +79,7 @@ impl Shared {
     }
 
     /// A fresh random token for `pot_id`'s event socket connections
-    /// (PROTOCOL.md §8), replacing the one of its last start. The caller
+    /// (docs/protocol.md §8), replacing the one of its last start. The caller
     /// hands it to the pot in `HONEYBEE_POT_TOKEN`; it is never logged.
     pub fn issue_pot_token(&self, pot_id: &str) -> Result<String, String> {
         let mut bytes = [0u8; 32];

@@ -1,4 +1,4 @@
-//! The event spool (PROTOCOL.md §6): every `PotEvent` gets the next `seq`,
+//! The event spool (docs/protocol.md §6): every `PotEvent` gets the next `seq`,
 //! is appended to a file in the state dir and kept until an `EventAck`
 //! covers it; after every reconnect the unacknowledged ones are sent again,
 //! in order.

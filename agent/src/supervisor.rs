@@ -1,5 +1,5 @@
 //! Full mode: the pot supervisor. It answers every pot command of
-//! PROTOCOL.md §3, installs pots from the agent's own potstore (or a git
+//! docs/protocol.md §3, installs pots from the agent's own potstore (or a git
 //! repository under a `full.git_allow` prefix, checked at every start),
 //! runs them, restarts the ones that crash (with backoff, `Failed` after 5
 //! crashes in 5 minutes), and keeps the list of installed pots and whether
@@ -455,7 +455,7 @@ impl Supervisor {
         )
         .map_err(|e| e.0)?;
         // A new token each start: only this run of this pot can write its
-        // events (PROTOCOL.md §8).
+        // events (docs/protocol.md §8).
         env.push((
             "HONEYBEE_POT_TOKEN".to_string(),
             self.shared.issue_pot_token(id)?,

@@ -104,7 +104,7 @@ impl Live {
     }
 }
 
-/// The envelope of PROTOCOL.md with the stream's `cursor` beside `message`.
+/// The envelope of docs/protocol.md with the stream's `cursor` beside `message`.
 #[derive(serde::Serialize)]
 struct CursorEnvelope {
     version: u64,

@@ -5,21 +5,24 @@
 //! nodes with enrollment, TOTP, lockouts and liveness), [`store`] (the store
 //! interface and its backends), [`api`] (the HTTP port: REST, `/metrics`, the
 //! dashboard, and the gate in front of them), [`stream`] (the live stream port
-//! for modules and browsers, PROTOCOL.md §7, fed by the [`bus`]), the
+//! for modules and browsers, docs/protocol.md §7, fed by the [`bus`]), the
 //! extension [`modules`] the core runs as child processes (and what alert
 //! modules report, [`alerts`]), and the [`config`]
 //! and [`cli`] that set them up.
 //!
 //! # Implementation
 //!
-//! Node connections are smol tasks on a small executor (one thread per core,
-//! at most four); each connection is one task that reads lines, handles
-//! them, and writes the commands queued for its node. The async-io reactor
-//! thread wakes them. The store has one writer thread that commits queued
-//! writes in batched transactions; a registration is acknowledged only after
-//! its transaction committed. The HTTP API runs on its own tiny_http threads
-//! and only takes the registry's lock briefly, so a slow or silent node can
-//! never hold it up. Signals are taken by a dedicated thread.
+//! A new node connection is a smol task on the node I/O thread until it has
+//! registered: admission, TLS, the first line. Registered connections are
+//! then served by the node poller ([`node::poller`]), one thread over
+//! edge-triggered epoll that reads every node's lines and writes the
+//! commands and acknowledgements queued for it. The store has one writer
+//! thread that commits queued writes in batched transactions; a
+//! registration is acknowledged only after its transaction committed. The
+//! HTTP API's gate has a thread of its own, and tiny_http serves the routes
+//! on its own threads behind it, taking the registry's lock only briefly, so
+//! a slow or silent node can never hold it up. Signals are taken by a
+//! dedicated thread.
 //!
 //! # Example
 //!

@@ -90,7 +90,7 @@ pub struct ScanEvent {
 }
 
 impl ScanEvent {
-    /// The event's `data` object, with the well-known `src_ip` key of PROTOCOL.md §4.
+    /// The event's `data` object, with the well-known `src_ip` key of docs/protocol.md §4.
     pub fn to_data(&self) -> serde_json::Value {
         json!({
             "src_ip": self.src.to_string(),
@@ -116,7 +116,7 @@ pub struct FloodSummary {
 }
 
 impl FloodSummary {
-    /// The event's `data` object, with the well-known `src_ip` key of PROTOCOL.md §4.
+    /// The event's `data` object, with the well-known `src_ip` key of docs/protocol.md §4.
     pub fn to_data(&self) -> serde_json::Value {
         json!({
             "src_ip": self.src.to_string(),

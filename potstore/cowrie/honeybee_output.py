@@ -1,7 +1,7 @@
 """Cowrie output `honeybee`: every event as one JSON line to the HoneyBee
 agent's event socket (HONEYBEE_EVENT_ADDR).
 
-Like Cowrie's own socketlog, plus what the agent requires (PROTOCOL.md
+Like Cowrie's own socketlog, plus what the agent requires (docs/protocol.md
 section 8): each connection opens with the line {"token": ...} holding the
 pot's HONEYBEE_POT_TOKEN, and a connection the agent closed (it closes idle
 ones) is noticed before writing, so no event goes into a dead socket.

@@ -12,7 +12,7 @@
 //! 5 s, then SIGKILLs.
 //!
 //! [`send_events`], [`connect_as_pot`] and [`cowrie_line`] play a pot
-//! writing to the event socket (PROTOCOL.md §8), with a token obtained the
+//! writing to the event socket (docs/protocol.md §8), with a token obtained the
 //! way a pot gets it ([`crate::test_pot::start_token_pot`]).
 //!
 //! [`Core`]: crate::Core
@@ -603,7 +603,7 @@ pub fn connect_event_socket(addr: SocketAddr, timeout: Duration) -> TcpStream {
     }
 }
 
-/// The line a pot opens each event socket connection with (PROTOCOL.md
+/// The line a pot opens each event socket connection with (docs/protocol.md
 /// §8): `{"token":"..."}`, no newline.
 pub fn token_line(token: &str) -> String {
     json!({ "token": token }).to_string()

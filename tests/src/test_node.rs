@@ -542,7 +542,7 @@ impl NodeIdentity {
         })
     }
 
-    /// A canonical `PotEvent` (PROTOCOL.md §4) claiming this node's id.
+    /// A canonical `PotEvent` (docs/protocol.md §4) claiming this node's id.
     /// `data` must be a JSON object.
     #[track_caller]
     pub fn pot_event(

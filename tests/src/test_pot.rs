@@ -15,7 +15,7 @@
 //!   one [`TICK_EVENT`] every `interval` seconds (default 1) to
 //!   `$HONEYBEE_EVENT_ADDR`, Cowrie style (`eventid`, `sensor` = pot id,
 //!   `src_ip`, `session`, `n`, …), forever, each connection opening with
-//!   the token line `{"token": "$HONEYBEE_POT_TOKEN"}` (PROTOCOL.md §8);
+//!   the token line `{"token": "$HONEYBEE_POT_TOKEN"}` (docs/protocol.md §8);
 //! - [`TestPot::stubborn`]: an emitter whose whole group ignores SIGTERM, so
 //!   only the agent's SIGKILL after the grace period stops it;
 //! - [`TestPot::crasher`]: `start` prints [`CRASH_LINE`] and exits with
@@ -85,7 +85,7 @@ INTERVAL = float(os.environ.get("HONEYBEE_CFG_INTERVAL") or "1")
 SRC_IP = os.environ.get("HONEYBEE_CFG_SRC_IP") or "198.51.100.7"
 BG = int(os.environ.get("HONEYBEE_TEST_BG_PID") or "0")
 REPORTS = os.environ.get("HONEYBEE_TEST_REPORTS") or ""
-# Each connection opens with the pot's token (PROTOCOL.md section 8).
+# Each connection opens with the pot's token (docs/protocol.md section 8).
 TOKEN_LINE = (json.dumps({"token": os.environ.get("HONEYBEE_POT_TOKEN", "")}) + "\n").encode()
 SESSION = "%s-%d" % (POT_ID, os.getpid())
 conn = None

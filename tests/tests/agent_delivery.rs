@@ -1,4 +1,4 @@
-//! The agent's delivery guarantee (PROTOCOL.md §6) end to end: events that
+//! The agent's delivery guarantee (docs/protocol.md §6) end to end: events that
 //! reached the agent's event socket are stored by the core exactly once
 //! across a `kill -9` of the core and a cut link; a spool past its bound
 //! reports what it dropped; TLS with TOTP across an agent restart; and bad

@@ -1,4 +1,4 @@
-//! The web dashboard in a real browser (DESIGN.md, Dashboard): headless
+//! The web dashboard in a real browser (core/docs/behaviour.md, Dashboard): headless
 //! Chromium driven by `tests/browser/dashboard.mjs` (Playwright) against a
 //! real core with two nodes whose ids exceed 2^53.
 //!

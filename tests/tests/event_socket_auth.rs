@@ -1,5 +1,5 @@
 //! The event socket only takes a pot's events from the pot (F10,
-//! PROTOCOL.md §8): a connection must open with the token the supervisor
+//! docs/protocol.md §8): a connection must open with the token the supervisor
 //! gave the pot in `HONEYBEE_POT_TOKEN`, within a few seconds, or it is
 //! closed; its events are that pot's whatever the lines claim; idle and
 //! unauthenticated connections cannot fill the socket and starve a pot.

@@ -1,5 +1,5 @@
 //! Events: ingest in both shapes, EventAck, de-duplication, durability and
-//! the query API (behaviour.md "Events (step 2, first part)", PROTOCOL.md §4
+//! the query API (behaviour.md "Events (step 2, first part)", docs/protocol.md §4
 //! and §6).
 //!
 //! Where the contract leaves a choice open the tests avoid depending on it:

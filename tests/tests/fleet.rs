@@ -97,7 +97,7 @@ fn ts() -> String {
     format_rfc3339(now_unix().0, 0)
 }
 
-/// A raw stream subscriber (PROTOCOL.md §7) on one core.
+/// A raw stream subscriber (docs/protocol.md §7) on one core.
 struct Subscriber {
     stream: TcpStream,
     reader: BufReader<TcpStream>,

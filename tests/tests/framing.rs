@@ -1,4 +1,4 @@
-//! NDJSON framing and tolerant reads (PROTOCOL.md §1, §2).
+//! NDJSON framing and tolerant reads (docs/protocol.md §1, §2).
 
 use std::time::Duration;
 

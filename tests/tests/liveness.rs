@@ -1,5 +1,5 @@
 //! Heartbeats, NodeDrop, lost nodes and replaced connections
-//! (PROTOCOL.md §5, behaviour.md Port 9001).
+//! (docs/protocol.md §5, behaviour.md Port 9001).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

@@ -203,6 +203,7 @@ fn expected_files(pkg: &str, rpm: bool) -> BTreeSet<String> {
     }
     if rpm {
         want.insert(format!("/usr/share/licenses/{pkg}/copyright"));
+        want.insert(format!("/usr/share/licenses/{pkg}/LICENSE"));
         want.insert("/var/lib/honeybee".into());
         want.extend(state_dirs(pkg).iter().map(|(d, _)| d.to_string()));
     } else {

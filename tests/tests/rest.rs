@@ -1,5 +1,5 @@
 //! The REST routes beyond nodes and events: node commands, honeypots, the
-//! NDJSON export and the statistics (DESIGN.md, REST API).
+//! NDJSON export and the statistics (core/docs/behaviour.md, Port 9002).
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

@@ -1,4 +1,4 @@
-//! The stream port (PROTOCOL.md §7): raw NDJSON modules and WebSocket
+//! The stream port (docs/protocol.md §7): raw NDJSON modules and WebSocket
 //! clients against the real core — registration, every command answered in
 //! order, live events with filters, slow subscribers told `lagged N`
 //! without slowing anyone else, and garbage or silence closed.

@@ -1,4 +1,4 @@
-//! Resuming the live stream with a cursor (PROTOCOL.md §7, `Subscribe.cursor`):
+//! Resuming the live stream with a cursor (docs/protocol.md §7, `Subscribe.cursor`):
 //! every `PotEvent` the stream sends carries its cursor; a subscriber that
 //! comes back with the last one it saw gets everything stored after it, then
 //! live events, in order and none twice, also while events keep arriving.

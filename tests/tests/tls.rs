@@ -1,4 +1,4 @@
-//! TLS 1.3 on the node port, and mTLS (PROTOCOL.md §1, behaviour.md Port 9001).
+//! TLS 1.3 on the node port, and mTLS (docs/protocol.md §1, behaviour.md Port 9001).
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

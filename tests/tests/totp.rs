@@ -1,4 +1,4 @@
-//! TOTP on registration (PROTOCOL.md §5, behaviour.md Port 9001).
+//! TOTP on registration (docs/protocol.md §5, behaviour.md Port 9001).
 
 use std::time::{Duration, Instant};
 

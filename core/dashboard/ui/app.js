@@ -1324,7 +1324,7 @@
     }
   }
 
-  // ---- live stream (WebSocket, PROTOCOL.md §7) -----------------------------
+  // ---- live stream (WebSocket, docs/protocol.md §7) -----------------------------
 
   function setLive(s, label) {
     const b = $('live');
@@ -1390,7 +1390,7 @@
     state.wsTimer = setTimeout(openSocket, wait);
   }
 
-  // `cursor` is the envelope's: a stored event's id (PROTOCOL.md §7).
+  // `cursor` is the envelope's: a stored event's id (docs/protocol.md §7).
   function onStream(msg, cursor) {
     if (!msg || typeof msg !== 'object') return;
     if (msg.BackendResponse) {

@@ -1,4 +1,4 @@
-//! Commands the core sends to a node (PROTOCOL.md §3).
+//! Commands the core sends to a node (docs/protocol.md §3).
 
 use std::collections::BTreeMap;
 

@@ -1,4 +1,4 @@
-//! Messages from the core to a node (PROTOCOL.md §3).
+//! Messages from the core to a node (docs/protocol.md §3).
 
 use std::fmt;
 

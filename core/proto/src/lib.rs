@@ -13,7 +13,7 @@
 //! # Implementation
 //!
 //! Nothing here touches a socket or a thread: parsing is pure so that it can be
-//! unit tested and fuzzed. Reads are tolerant in the ways `PROTOCOL.md` lists
+//! unit tested and fuzzed. Reads are tolerant in the ways `docs/protocol.md` lists
 //! (unit variants as `"X"`, `{"X": {}}` or `{"X": null}`; both `NodeEvent`
 //! forms; the alternative `PotEvent` shape; unknown fields and variants), while
 //! writes always use one canonical form.

@@ -1,4 +1,4 @@
-//! The module interface on core port 9003 (PROTOCOL.md §7).
+//! The module interface on core port 9003 (docs/protocol.md §7).
 
 use std::fmt;
 

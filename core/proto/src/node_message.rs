@@ -1,4 +1,4 @@
-//! Messages from a node to the core (PROTOCOL.md §2).
+//! Messages from a node to the core (docs/protocol.md §2).
 
 use std::fmt;
 

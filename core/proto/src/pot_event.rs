@@ -6,7 +6,7 @@ use serde_json::{Map, Value};
 
 use crate::time::{format_rfc3339, now_rfc3339};
 
-/// One thing a pot saw (PROTOCOL.md §4).
+/// One thing a pot saw (docs/protocol.md §4).
 ///
 /// Reading also accepts the other shape peers send: `event` for
 /// `event_type`, `metadata` for `data`, a unix-seconds `timestamp`, and a
@@ -26,7 +26,7 @@ pub struct PotEvent {
     /// (ext) Per-node sequence number, with `event-ack`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub seq: Option<u64>,
-    /// The event's fields; see the well-known keys in PROTOCOL.md §4.
+    /// The event's fields; see the well-known keys in docs/protocol.md §4.
     pub data: Map<String, Value>,
 }
 

@@ -1,12 +1,12 @@
-//! Golden lines for Protocol v2 (PROTOCOL.md).
+//! Golden lines for Protocol v2 (docs/protocol.md).
 //!
 //! Two directions:
 //! - "as this project writes it": `encode(&Envelope::new(msg))` must equal a
 //!   hand-written line byte for byte (and the line must read back as `msg`);
-//! - "as other peers write them": lines in every form PROTOCOL.md says a reader
+//! - "as other peers write them": lines in every form docs/protocol.md says a reader
 //!   must accept, and the value `decode` must give for each.
 //!
-//! Every expected line is written out by hand from PROTOCOL.md; none is produced
+//! Every expected line is written out by hand from docs/protocol.md; none is produced
 //! by the code under test. Where a JSON object has free-form keys (`data`,
 //! `details`, `config`, `UpdateConfig` settings) the keys are written in sorted
 //! order, which is what serde_json writes with or without `preserve_order`
@@ -73,7 +73,7 @@ fn object(value: Value) -> Map<String, Value> {
     }
 }
 
-/// Every command with its canonical JSON (PROTOCOL.md §3).
+/// Every command with its canonical JSON (docs/protocol.md §3).
 fn commands() -> Vec<(Command, &'static str)> {
     let full_install = InstallPot {
         pot_id: s("cowrie-01"),
@@ -164,7 +164,7 @@ fn pot_commands() -> Vec<(&'static str, PotCommand)> {
     ]
 }
 
-/// The three forms of a unit variant PROTOCOL.md §1 requires readers to accept.
+/// The three forms of a unit variant docs/protocol.md §1 requires readers to accept.
 fn unit_forms(name: &str) -> [String; 4] {
     [
         format!(r#""{name}""#),
@@ -362,7 +362,7 @@ fn writes_pot_event_canonically() {
 
 #[test]
 fn reads_the_spec_pot_event_example_verbatim() {
-    // PROTOCOL.md §4, joined onto one line as it goes on the wire.
+    // docs/protocol.md §4, joined onto one line as it goes on the wire.
     let line = r#"{"version":2,"message":{"PotEvent":{"node_id":12345,"pot_id":"cowrie-01","pot_type":"cowrie", "event_type":"cowrie.login.failed","timestamp":"2026-01-15T10:30:00Z","seq":42, "data":{"src_ip":"203.0.113.7","src_port":51234,"dst_port":2222,"username":"root","password":"123456"}}}}"#;
     reads(line, NodeMessage::PotEvent(spec_pot_event()));
 }

@@ -3,7 +3,7 @@
 //! - framing is by newline, never by read: encoded lines fed in any chunks come
 //!   back as exactly those lines;
 //! - the line decoder never holds more than `max + 2` bytes, whatever it is fed,
-//!   and splits lines exactly as PROTOCOL.md §1 says.
+//!   and splits lines exactly as docs/protocol.md §1 says.
 //!
 //! "Canonical" excludes values the protocol cannot tell apart on the wire: an
 //! `Unknown(name)` whose name is a known variant, a `NodeEventKind::Other` with
@@ -28,7 +28,7 @@ use serde::Serialize;
 use serde_json::{Map, Number, Value};
 
 // ---------------------------------------------------------------------------
-// Variant names, from PROTOCOL.md
+// Variant names, from docs/protocol.md
 // ---------------------------------------------------------------------------
 
 const NODE_VARIANTS: &[&str] = &[
@@ -600,7 +600,7 @@ proptest! {
 // The line decoder's memory bound and line rules
 // ---------------------------------------------------------------------------
 
-/// What PROTOCOL.md §1 makes of a byte stream, for a decoder that is drained
+/// What docs/protocol.md §1 makes of a byte stream, for a decoder that is drained
 /// after every read: the non-blank lines (one trailing `\r` dropped) up to the
 /// first line longer than `max`, and whether the stream breaks the limit. An
 /// unfinished last line breaks it once it holds `max + 2` bytes: only a `\n`
@@ -710,7 +710,7 @@ proptest! {
 
 #[test]
 fn a_line_at_the_default_limit_allocates_no_more_than_the_limit() {
-    // PROTOCOL.md §1: 1 MiB lines; the reader stops buffering at the limit and
+    // docs/protocol.md §1: 1 MiB lines; the reader stops buffering at the limit and
     // never allocates more.
     let max = DEFAULT_MAX_MESSAGE_BYTES;
     for (line_len, ending, fits) in [

@@ -1,7 +1,7 @@
 //! The web dashboard: static files embedded in the binary, served at `/`.
 //! Only the files listed here exist; any other path is a 404, so no path
 //! can reach the file system. `/ui/config.json` tells the page which port
-//! the live stream (PROTOCOL.md §7, WebSocket) listens on.
+//! the live stream (docs/protocol.md §7, WebSocket) listens on.
 
 use serde_json::json;
 use tiny_http::Response;

@@ -355,7 +355,7 @@ pub fn json_body_within<T: serde::de::DeserializeOwned>(
     serde_json::from_slice(&body).map_err(|e| error(400, format!("invalid JSON body: {e}")))
 }
 
-/// `POST /api/v1/nodes/{id}/commands`: a command of PROTOCOL.md §3 for a
+/// `POST /api/v1/nodes/{id}/commands`: a command of docs/protocol.md §3 for a
 /// connected node; its answer arrives as the node's `PotStatusUpdate`.
 fn command(ctx: &ApiContext, id: u64, request: &mut Request) -> Reply {
     let body: Value = match json_body(request) {

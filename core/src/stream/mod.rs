@@ -1,4 +1,4 @@
-//! The stream port (9003, PROTOCOL.md §7): the accept loop, the split into
+//! The stream port (9003, docs/protocol.md §7): the accept loop, the split into
 //! WebSocket and raw NDJSON sessions by their first bytes, and the task that
 //! serves one session.
 //!

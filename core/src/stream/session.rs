@@ -1,4 +1,4 @@
-//! One module session on the stream port (PROTOCOL.md §7), without I/O:
+//! One module session on the stream port (docs/protocol.md §7), without I/O:
 //! registration first, then one [`BackendResponse`] per command, in order.
 //!
 //! [`ModuleSession::on_message`] turns each decoded message into a [`Step`]

@@ -1,4 +1,4 @@
-//! A raw NDJSON live-stream subscriber (PROTOCOL.md §7, as the fleet tests'
+//! A raw NDJSON live-stream subscriber (docs/protocol.md §7, as the fleet tests'
 //! `Subscriber`): registers with the API token, subscribes to `events`, and
 //! records when each event arrived.
 

@@ -14,7 +14,7 @@ use crate::store::stats::{StatsSource, MINUTE_US};
 use crate::store::{EventFilter, StoredEvent};
 
 /// Tables and one index per API filter. A replayed event is recognised by
-/// `event_seqs`, each node's highest stored `seq` (PROTOCOL.md §6: seqs are
+/// `event_seqs`, each node's highest stored `seq` (docs/protocol.md §6: seqs are
 /// strictly increasing per node and acknowledged cumulatively), rather than
 /// by a unique index on `(node_id, seq)`: that index cost a tenth of the
 /// writer's time per event.

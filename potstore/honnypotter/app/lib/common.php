@@ -172,7 +172,7 @@ function hp_emit(array $event): void
 }
 
 /**
- * The line that proves to the agent that this is the pot (PROTOCOL.md
+ * The line that proves to the agent that this is the pot (docs/protocol.md
  * section 8): {"token": HONEYBEE_POT_TOKEN}. Sent, never stored.
  */
 function hp_token_line(): ?string

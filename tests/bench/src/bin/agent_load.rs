@@ -2,7 +2,7 @@
 //! in Full mode, then measures the agent from `/proc/<pid>`. The agent runs
 //! only `relay` pots (a `sleep` that hands its `HONEYBEE_POT_TOKEN` to the
 //! bench, one per 4 connections, the agent's per-pot limit): the bench
-//! writes the events itself, as those pots (PROTOCOL.md §8).
+//! writes the events itself, as those pots (docs/protocol.md §8).
 //!
 //! 1. idle: VmRSS and VmHWM once it has registered and sat idle;
 //! 2. a paced stream of `--rate` Cowrie-style lines a second for `--seconds`
