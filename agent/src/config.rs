@@ -193,8 +193,21 @@ impl Config {
     }
 
     /// The effective config as TOML.
+    ///
+    /// The enrollment token is left out (a printed config lands in
+    /// terminals and files); a note says it is set.
     pub fn to_toml(&self) -> String {
-        toml::to_string(self).unwrap_or_else(|e| format!("# cannot print the config: {e}\n"))
+        let mut shown = self.clone();
+        let note = match shown.enrollment_token.take() {
+            Some(t) if !t.is_empty() => {
+                "# enrollment_token is set but not shown: put it in enrollment_token_file (mode 0600)\n"
+            }
+            _ => "",
+        };
+        match toml::to_string(&shown) {
+            Ok(text) => format!("{note}{text}"),
+            Err(e) => format!("# cannot print the config: {e}\n"),
+        }
     }
 
     /// Sets one setting from a command-line flag (`--event-port` → `full.event_port`).

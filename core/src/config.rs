@@ -219,11 +219,6 @@ impl Default for Config {
 impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
         let mut shown = self.clone();
-        for secret in [&mut shown.enrollment_token, &mut shown.api_token] {
-            if !secret.is_empty() {
-                *secret = "<redacted>".into();
-            }
-        }
         for value in shown.modules.iter_mut().flat_map(|m| m.env.values_mut()) {
             *value = "<redacted>".into();
         }
@@ -315,12 +310,29 @@ impl Config {
         honeybee_process::toml_file::parse(text)
     }
 
-    /// The settings as TOML (secrets included: for `--print-config`).
+    /// The settings as TOML, for `--print-config`. Secrets are left out: a
+    /// printed config lands in terminals, tickets and files (`--print-config
+    /// > core.toml`), and a token printed there would be a token leaked.
+    /// The database password shows as `<redacted>`.
     pub fn to_toml(&self) -> String {
         let mut shown = self.clone();
-        // The database password never leaves the process.
         shown.store.postgres = crate::store::postgres::url::redact(&self.store.postgres);
-        toml::to_string(&shown).unwrap_or_else(|e| format!("# cannot print config: {e}\n"))
+        let mut notes = String::new();
+        for (name, secret) in [
+            ("api_token", &mut shown.api_token),
+            ("enrollment_token", &mut shown.enrollment_token),
+        ] {
+            if !secret.is_empty() {
+                secret.clear();
+                notes.push_str(&format!(
+                    "# {name} is set but not shown: put it in {name}_file (mode 0600)\n"
+                ));
+            }
+        }
+        match toml::to_string(&shown) {
+            Ok(text) => notes + &text,
+            Err(e) => format!("# cannot print config: {e}\n"),
+        }
     }
 
     /// Checks the settings that would otherwise fail later or silently.

@@ -143,3 +143,24 @@ fn bad_input_is_refused_with_exit_2_and_a_reason() {
         );
     }
 }
+
+#[test]
+fn print_config_never_shows_the_enrollment_token() {
+    let dir = TempDir::new("agent-cli");
+    let out = run(
+        &[
+            "extension",
+            "--enrollment-token",
+            "agent-token-31337",
+            "--print-config",
+        ],
+        dir.path(),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let printed = text(&out.stdout);
+    assert!(!printed.contains("31337"), "the token shows:\n{printed}");
+    assert!(
+        printed.contains("# enrollment_token is set but not shown"),
+        "{printed}"
+    );
+}

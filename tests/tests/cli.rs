@@ -158,3 +158,47 @@ fn a_bad_config_exits_2_naming_file_and_line() {
         "stderr should say what is missing: {err}"
     );
 }
+
+#[test]
+fn print_config_never_shows_a_token_and_says_it_is_set() {
+    let dir = TempDir::new("honeybee-cli");
+    let cfg = dir.path().join("core.toml");
+    std::fs::write(
+        &cfg,
+        "enrollment = \"token\"\nenrollment_token = \"enroll-from-file-31337\"\n",
+    )
+    .unwrap();
+    let (s, out, err) = honeybee_tests::core_process::run_to_exit_with_env(
+        &["--config", cfg.to_str().unwrap(), "--print-config"],
+        &[("HONEYBEE_API_TOKEN", "api-from-env-31337")],
+        dir.path(),
+        T,
+    );
+    assert!(s.success(), "--print-config: {s}\n{err}");
+    assert!(
+        !out.contains("31337") && !err.contains("31337"),
+        "a token shows:\n{out}\n{err}"
+    );
+    for name in ["api_token", "enrollment_token"] {
+        assert!(
+            out.contains(&format!("# {name} is set but not shown")),
+            "no note for {name}:\n{out}"
+        );
+    }
+    // The printed config is still one the core reads (with the token from
+    // a file, as the note says).
+    let edited = out.replace(
+        "enrollment_token_file = \"\"",
+        "enrollment_token_file = \"tok\"",
+    );
+    assert_ne!(edited, out, "no enrollment_token_file line:\n{out}");
+    std::fs::write(&cfg, edited).unwrap();
+    std::fs::write(dir.path().join("tok"), "enroll-from-file-31337\n").unwrap();
+    let (s, again, err) = run_to_exit(
+        &["--config", cfg.to_str().unwrap(), "--print-config"],
+        dir.path(),
+        T,
+    );
+    assert!(s.success(), "the printed config does not load: {err}");
+    assert!(again.contains("enrollment = \"token\""), "{again}");
+}
