@@ -272,6 +272,7 @@ impl Script {
             ),
             Script::Crasher => format!(
                 "{}{}echo \"$$\" >> \"$R/starts\"\n\
+                 date +%s%N >> \"$R/start_ns\"\n\
                  echo \"$$\" > \"$R/pid.tmp\" && mv \"$R/pid.tmp\" \"$R/pid\"\n\
                  echo \"{CRASH_LINE}\"\n\
                  sleep \"${{HONEYBEE_CFG_CRASH_AFTER:-0}}\"\n\
@@ -676,6 +677,13 @@ impl TestPotstore {
     /// How many times `start` ran for `pot_id`.
     pub fn starts(&self, pot_id: &str) -> usize {
         self.report_lines(pot_id, "starts")
+    }
+
+    /// When each start of a crasher began, in nanoseconds since the epoch.
+    pub fn start_times_ns(&self, pot_id: &str) -> Vec<u128> {
+        self.report(pot_id, "start_ns")
+            .map(|t| t.lines().filter_map(|l| l.trim().parse().ok()).collect())
+            .unwrap_or_default()
     }
 
     /// How many times `install` ran for `pot_id`.

@@ -263,6 +263,22 @@ fn a_crashing_pot_is_restarted_with_backoff_then_failed() {
         5,
         "started once and restarted 4 times"
     );
+    // The waits between starts double: 1, 2, 4, 8 s. Each is at least its
+    // step (a shorter one is a broken backoff); the upper bound only allows
+    // for a loaded machine.
+    let times = store.start_times_ns("crash-01");
+    let gaps: Vec<f64> = times
+        .windows(2)
+        .map(|w| (w[1].saturating_sub(w[0])) as f64 / 1e9)
+        .collect();
+    println!("restart delays: {gaps:.2?} s");
+    assert_eq!(gaps.len(), 4, "start times: {times:?}");
+    for (gap, step) in gaps.iter().zip([1.0, 2.0, 4.0, 8.0]) {
+        assert!(
+            *gap >= step * 0.95 && *gap < step + 5.0,
+            "a restart {gap:.2} s after the crash, the backoff step is {step} s: {gaps:.2?}"
+        );
+    }
 }
 
 #[test]
