@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 
 use async_io::Timer;
 use futures_lite::{future, AsyncRead, AsyncReadExt};
-use nix::sys::signal::{killpg, sigprocmask, SigSet, SigmaskHow, Signal};
+use honeybee_process::child;
+use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use smol::LocalExecutor;
 
@@ -92,31 +93,18 @@ pub fn spawn(
         .env("PATH", PATH)
         .env("HOME", spec.cwd)
         .env("LANG", "C.UTF-8")
-        .envs(spec.env.iter().map(|(k, v)| (k, v)))
-        .process_group(0);
+        .envs(spec.env.iter().map(|(k, v)| (k, v)));
     if let Some(who) = spec.run_as {
         // std drops supplementary groups when it changes the uid.
         cmd.uid(who.uid).gid(who.gid);
     }
-    // The agent blocks SIGTERM and SIGINT in every thread (its signal thread
-    // takes them) and std passes that mask on: a pot must get it cleared or
-    // it cannot be stopped with SIGTERM. And should the agent die without
-    // stopping it (SIGKILL), the pot gets SIGTERM, so that a restarted agent
-    // does not find its port taken by an orphan.
-    let unblocked = SigSet::empty();
-    // SAFETY: only plain, async-signal-safe system calls (sigprocmask,
-    // prctl, setrlimit) run between fork and exec; `unblocked` was built
-    // before the fork.
-    unsafe {
-        cmd.pre_exec(move || {
-            use nix::sys::resource::{setrlimit, Resource};
-            sigprocmask(SigmaskHow::SIG_SETMASK, Some(&unblocked), None)?;
-            nix::sys::prctl::set_pdeathsig(Signal::SIGTERM)?;
-            setrlimit(Resource::RLIMIT_CORE, 0, 0)?;
-            setrlimit(Resource::RLIMIT_NOFILE, NOFILE, NOFILE)?;
-            Ok(())
-        });
-    }
+    child::prepare(
+        &mut cmd,
+        child::Limits {
+            open_files: Some(NOFILE),
+            no_core_dumps: true,
+        },
+    );
     let mut child = smol::process::Command::from(cmd)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -219,11 +207,4 @@ async fn collect_lines(
     }
 }
 
-/// How a process ended, in words.
-pub fn describe(status: ExitStatus) -> String {
-    match (status.code(), status.signal()) {
-        (Some(c), _) => format!("exited with status {c}"),
-        (None, Some(s)) => format!("killed by signal {s}"),
-        _ => "ended".into(),
-    }
-}
+pub use honeybee_process::child::describe;

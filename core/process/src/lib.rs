@@ -4,8 +4,8 @@
 //! config file, log to stderr at the level of `HONEYBEE_LOG`, stop on
 //! SIGTERM, write secrets to owner-only files and retry with backoff. This
 //! crate holds those parts, so a fix lands in every program at once:
-//! [`flags`], [`toml_file`], [`logging`], [`signals`], [`private_files`]
-//! and [`backoff`]. It stays small: the agent ships on routers with a few
+//! [`flags`], [`toml_file`], [`logging`], [`signals`], [`private_files`],
+//! [`child`] (supervised child processes) and [`backoff`]. It stays small: the agent ships on routers with a few
 //! megabytes to spare.
 //!
 //! # Implementation
@@ -29,6 +29,8 @@
 #![warn(missing_docs)]
 
 pub mod backoff;
+#[cfg(unix)]
+pub mod child;
 pub mod flags;
 pub mod logging;
 #[cfg(unix)]

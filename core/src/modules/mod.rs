@@ -13,14 +13,13 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::io::{BufRead, BufReader, Read};
-use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{killpg, sigprocmask, SigSet, SigmaskHow, Signal};
+use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -462,25 +461,11 @@ impl Inner {
         cmd.envs(&c.env)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0);
-        // The core blocks SIGTERM and SIGINT in every thread (a signal
-        // thread takes them); a child must not inherit that mask. And should
-        // the core die without stopping it (SIGKILL), the module gets SIGTERM
+            .stderr(Stdio::piped());
+        // Its own group, signals unblocked, SIGTERM should the core die
         // (Linux: when the thread that spawned it ends; those live until
         // the modules are stopped).
-        let unblocked = SigSet::empty();
-        // SAFETY: only sigprocmask and prctl, both plain system calls and
-        // async-signal-safe, run between fork and exec; `unblocked` was
-        // built before the fork.
-        unsafe {
-            cmd.pre_exec(move || {
-                sigprocmask(SigmaskHow::SIG_SETMASK, Some(&unblocked), None)?;
-                #[cfg(target_os = "linux")]
-                nix::sys::prctl::set_pdeathsig(Signal::SIGTERM)?;
-                Ok(())
-            });
-        }
+        honeybee_process::child::prepare(&mut cmd, honeybee_process::child::Limits::default());
         let now = Instant::now();
         match cmd.spawn() {
             Ok(mut child) => {
