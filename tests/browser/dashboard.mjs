@@ -222,6 +222,11 @@ try {
   await rowA.locator('li[data-pot-id="cowrie-01"] button[data-action="stop"]').click();
   await step('stop-clicked');
   await rowA.locator('li[data-pot-id="cowrie-01"] .badge[data-state="Stopped"]').waitFor({ timeout: 2000 });
+  // An Extension node runs no pots: its row offers no install form.
+  const rowC = page.locator(`tr[data-node-id="${NODE_C}"]`);
+  await rowC.waitFor();
+  const cForms = await rowC.locator('form.install').count();
+  if (cForms !== 0) throw new Error(`the Extension node's row offers ${cForms} install forms`);
   const install = rowA.locator('form.install');
   await install.locator('input').nth(0).fill('cowrie-02');
   await install.locator('button[data-action="install"]').click();

@@ -416,7 +416,8 @@
       const from = n.peer_address ? text(n.peer_address) : null;
       if (from) actions.appendChild(el('span', { class: 'dim mono' }, 'from ' + from + ' '));
       actions.appendChild(button('Approve', 'good', () => approve(id, n.node_name, from), { 'data-action': 'approve' }));
-    } else {
+    } else if (n.node_type === 'Full') {
+      // Only a Full node runs pots; an Extension node (type Agent) has none.
       actions.appendChild(installForm(id));
     }
 
