@@ -46,11 +46,53 @@ pub struct NodeInfo {
 }
 
 /// Why a session ended.
+#[derive(Clone, Debug, PartialEq)]
 enum End {
     Lost(String),
     Refused(String),
     Restart,
     Stop,
+}
+
+/// What the uplink does once a session ended.
+#[derive(Debug, PartialEq)]
+enum Next {
+    /// Nothing more: the agent is stopping.
+    Stop,
+    /// Connect again at once (the core asked for it).
+    Now,
+    /// Connect again after this delay.
+    After(Duration),
+}
+
+/// The reconnect policy: delays grow while sessions fail, and start from
+/// the first again once a session got as far as a registration.
+struct Reconnect {
+    backoff: Backoff,
+}
+
+impl Reconnect {
+    fn new() -> Reconnect {
+        Reconnect {
+            backoff: Backoff::new(Duration::from_secs(1), Duration::from_secs(60)),
+        }
+    }
+
+    /// The core accepted this node: the connection works again.
+    fn registered(&mut self) {
+        self.backoff.reset();
+    }
+
+    /// What follows a session that ended with `end`; `unit` is the random
+    /// draw for the delay's jitter (see [`Backoff::next_delay_with`]).
+    fn after(&mut self, end: &End, unit: f64) -> Next {
+        match end {
+            End::Stop => Next::Stop,
+            // Asked for by a core that works: no reason to wait.
+            End::Restart => Next::Now,
+            End::Lost(_) | End::Refused(_) => Next::After(self.backoff.next_delay_with(unit)),
+        }
+    }
 }
 
 /// The uplink task.
@@ -87,23 +129,25 @@ impl Uplink {
 
     /// Runs sessions until [`Shared::stop`]; returns after the goodbye.
     pub async fn run(mut self) {
-        let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
+        let mut reconnect = Reconnect::new();
         loop {
             if self.shared.stopping() {
                 return;
             }
-            match self.session(&mut backoff).await {
-                End::Stop => return,
-                End::Restart => {
-                    log::info!("restart requested by the core: reconnecting");
-                    continue;
-                }
+            let end = self.session(&mut reconnect).await;
+            match &end {
+                End::Stop => {}
+                End::Restart => log::info!("restart requested by the core: reconnecting"),
                 End::Lost(why) => log::warn!("connection to {} lost: {why}", self.config.core),
                 End::Refused(why) => {
                     log::warn!("core {} refused this node: {why}", self.config.core)
                 }
             }
-            let delay = backoff.next_delay();
+            let delay = match reconnect.after(&end, crate::backoff::random_unit()) {
+                Next::Stop => return,
+                Next::Now => continue,
+                Next::After(delay) => delay,
+            };
             log::info!("reconnecting in {:.1} s", delay.as_secs_f64());
             future::or(Timer::after(delay), async {
                 self.shared.stopped().await;
@@ -113,7 +157,7 @@ impl Uplink {
         }
     }
 
-    async fn session(&mut self, backoff: &mut Backoff) -> End {
+    async fn session(&mut self, reconnect: &mut Reconnect) -> End {
         // The TOTP step is chosen, and waited for if need be, before the
         // connection exists: the core gives a connection only 10 s to
         // register, and a wait on an open one would be closed for it.
@@ -133,7 +177,7 @@ impl Uplink {
         {
             return end;
         }
-        backoff.reset();
+        reconnect.registered();
         self.on_registered();
         let shared = self.shared.clone();
         let end = future::or(
@@ -364,7 +408,12 @@ async fn next_message(
         match decoder.next_frame() {
             Ok(Some(line)) => match decode::<CoreMessage>(line) {
                 Ok(m) => return Ok(m),
-                Err(e) => log::warn!("unreadable message from the core: {e}"),
+                Err(e) => {
+                    log::warn!("unreadable message from the core: {e}");
+                    // Lines after it may be buffered already: take them
+                    // before waiting for more bytes.
+                    continue;
+                }
             },
             Ok(None) => {}
             Err(e) => return Err(format!("from the core: {e}")),
@@ -502,3 +551,6 @@ fn report_drops(shared: &Shared) {
         );
     }
 }
+
+#[cfg(test)]
+mod tests;

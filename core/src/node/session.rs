@@ -584,3 +584,6 @@ fn handle(msg: NodeMessage, node: &Registered, ctx: &NodeContext) -> bool {
     }
     false
 }
+
+#[cfg(test)]
+mod tests;
