@@ -12,7 +12,7 @@ use super::*;
 use crate::clock::Clock;
 use crate::config::Enrollment;
 use crate::node::registry::Policy;
-use crate::store::{sqlite, NodeStore};
+use crate::store::{sqlite, NodeStore, NodeWrite};
 
 /// A connection: the node's lines to read, and what the core wrote.
 struct Pipe {
@@ -67,7 +67,22 @@ impl AsyncWrite for Pipe {
 
 struct Fixture {
     ctx: NodeContext,
+    store: Arc<dyn NodeStore>,
     dir: std::path::PathBuf,
+}
+
+impl Fixture {
+    /// The node's status changes as its page shows them, newest first.
+    fn status_history(&self, node_id: u64) -> Vec<String> {
+        // Writes commit in order: once this one has, every earlier one has.
+        self.store.submit(NodeWrite::Delete(u64::MAX)).wait().unwrap();
+        let events = self.ctx.registry.node_events(node_id, 100).unwrap();
+        events
+            .into_iter()
+            .filter(|e| e.kind == crate::node::registry::STATUS_EVENT)
+            .filter_map(|e| e.message)
+            .collect()
+    }
 }
 
 impl Drop for Fixture {
@@ -94,6 +109,7 @@ fn fixture(name: &str, policy: Policy) -> Fixture {
     )
     .unwrap();
     Fixture {
+        store: store.clone(),
         ctx: NodeContext {
             registry: Arc::new(registry),
             events: store as Arc<dyn EventStore>,
@@ -282,7 +298,7 @@ fn status(f: &Fixture, node_id: u64) -> &'static str {
 }
 
 #[test]
-fn heartbeats_are_counted_and_only_a_new_status_is_recorded() {
+fn heartbeats_are_counted_and_a_status_change_is_in_the_history_once() {
     let f = fixture("heartbeats", Policy::for_tests());
     let lines = [
         line(heartbeat(1, NodeStatus::Connected)),
@@ -302,6 +318,7 @@ fn heartbeats_are_counted_and_only_a_new_status_is_recorded() {
     assert_eq!(f.ctx.metrics.heartbeats.load(Ordering::Relaxed), 3);
     assert_eq!(status(&f, 1), NodeStatus::Running.as_str());
     assert!(node.live.is_status(NodeStatus::Running));
+    assert_eq!(f.status_history(1), ["Running", "Connected"]);
 }
 
 #[test]
