@@ -324,7 +324,9 @@ fn heartbeats_are_counted_and_a_status_change_is_in_the_history_once() {
 #[test]
 fn node_drop_ends_the_session_as_stopped_and_later_lines_are_not_read() {
     let f = fixture("drop", Policy::for_tests());
+    // An agent's goodbye: Stopped, then NodeDrop.
     let lines = [
+        line(heartbeat(1, NodeStatus::Stopped)),
         line(NodeMessage::NodeDrop),
         line(heartbeat(1, NodeStatus::Running)),
     ]
@@ -334,13 +336,16 @@ fn node_drop_ends_the_session_as_stopped_and_later_lines_are_not_read() {
     assert_eq!(
         tally,
         Tally {
-            messages: 1,
+            messages: 2,
             urgent: 1
         }
     );
-    assert_eq!(f.ctx.metrics.heartbeats.load(Ordering::Relaxed), 0);
+    assert_eq!(f.ctx.metrics.heartbeats.load(Ordering::Relaxed), 1);
     finish(&node, flow, &f.ctx);
     assert_eq!(status(&f, 1), NodeStatus::Stopped.as_str());
+    assert!(!f.ctx.registry.get(1).unwrap().connected);
+    // Said twice, recorded once.
+    assert_eq!(f.status_history(1), ["Stopped", "Connected"]);
 }
 
 #[test]
