@@ -22,6 +22,9 @@ use honeybee_proto::{
 };
 
 use crate::backoff::Backoff;
+use cadence::Cadence;
+
+mod cadence;
 use crate::config::Config;
 use crate::connect::{Connector, Stream};
 use crate::shared::Shared;
@@ -486,12 +489,12 @@ fn command(shared: &Shared, command: Command) -> Option<End> {
 
 async fn write_loop(shared: &Shared, writer: &mut Writer) -> End {
     let mut out: Vec<u8> = Vec::new();
-    let mut next_heartbeat = Instant::now();
-    let mut next_sync = Instant::now() + Duration::from_secs(1);
+    let mut cadence = Cadence::new(Instant::now());
     loop {
         out.clear();
         let now = Instant::now();
-        if now >= next_heartbeat {
+        let every = Duration::from_secs(shared.heartbeat_secs.get());
+        if cadence.heartbeat_due(now, every) {
             encode_into(
                 &Envelope::new(NodeMessage::NodeStatusUpdate(NodeStatusUpdate {
                     node_id: shared.node_id,
@@ -499,7 +502,6 @@ async fn write_loop(shared: &Shared, writer: &mut Writer) -> End {
                 })),
                 &mut out,
             );
-            next_heartbeat = now + Duration::from_secs(shared.heartbeat_secs.get());
         }
         report_drops(shared);
         shared.drain_outbox(&mut out);
@@ -512,16 +514,15 @@ async fn write_loop(shared: &Shared, writer: &mut Writer) -> End {
                 return End::Lost(format!("sending: {e}"));
             }
         }
-        if now >= next_sync {
+        if cadence.sync_due(now) {
             shared.spool.borrow_mut().sync();
-            next_sync = now + Duration::from_secs(1);
         }
         if shared.spool.borrow().has_unsent() {
             // Let the reader take acknowledgements between batches.
             future::yield_now().await;
             continue;
         }
-        let until = next_heartbeat.min(next_sync);
+        let until = cadence.wake_at();
         future::or(shared.woken(), async {
             Timer::at(until).await;
         })

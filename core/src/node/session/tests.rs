@@ -75,7 +75,10 @@ impl Fixture {
     /// The node's status changes as its page shows them, newest first.
     fn status_history(&self, node_id: u64) -> Vec<String> {
         // Writes commit in order: once this one has, every earlier one has.
-        self.store.submit(NodeWrite::Delete(u64::MAX)).wait().unwrap();
+        self.store
+            .submit(NodeWrite::Delete(u64::MAX))
+            .wait()
+            .unwrap();
         let events = self.ctx.registry.node_events(node_id, 100).unwrap();
         events
             .into_iter()
