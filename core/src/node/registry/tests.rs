@@ -12,6 +12,8 @@ use totp_rs::{Algorithm, Secret, TOTP};
 use super::*;
 use crate::store::{NodeStore, NodeWrite, StoredNode};
 
+mod fleet;
+
 /// A store that commits every write at once and keeps them for inspection.
 #[derive(Default)]
 struct Memory {
@@ -43,6 +45,11 @@ struct Fixture {
 
 impl Fixture {
     fn new(policy: Policy) -> Fixture {
+        Fixture::with_fleet(policy, Arc::new(crate::fleet::Alone::new("test".into())))
+    }
+
+    /// A registry that shares its database through `fleet`.
+    fn with_fleet(policy: Policy, fleet: Arc<dyn Fleet>) -> Fixture {
         let store = Arc::new(Memory::default());
         let registry = Registry::load(
             store.clone(),
@@ -50,7 +57,7 @@ impl Fixture {
             Arc::new(Bus::new()),
             policy,
             Clock::new(),
-            Arc::new(crate::fleet::Alone::new("test".into())),
+            fleet,
         )
         .unwrap();
         let t0 = Now {
@@ -410,4 +417,30 @@ fn three_missed_heartbeats_lose_a_node_and_close_its_connection() {
     assert!(is_closed(&a.outbox));
     // Counted once.
     assert_eq!(f.registry.sweep_at(300_000), 0);
+}
+
+#[test]
+fn waiting_approvals_are_bounded() {
+    let mut policy = Policy::for_tests();
+    policy.enrollment = Enrollment::Approve;
+    policy.max_nodes = MAX_PENDING_APPROVALS + 10;
+    let f = Fixture::new(policy);
+    for id in 0..MAX_PENDING_APPROVALS as u64 {
+        assert_eq!(
+            reason(f.register(&reg(id), NODE, f.t0)),
+            RegistrationRefusal::PendingApproval
+        );
+    }
+    let id = MAX_PENDING_APPROVALS as u64;
+    assert_eq!(
+        reason(f.register(&reg(id), NODE, f.t0)),
+        RegistrationRefusal::NodeLimit
+    );
+    // An approval makes room for one more.
+    let ip: IpAddr = "198.51.100.4".parse().unwrap();
+    assert!(f.registry.approve(0, Some(ip)).unwrap().unwrap().is_ok());
+    assert_eq!(
+        reason(f.register(&reg(id), NODE, f.t0)),
+        RegistrationRefusal::PendingApproval
+    );
 }
