@@ -791,9 +791,24 @@ impl Supervisor {
             return; // stopped on purpose
         }
         let ran = pot.process.take().map(|p| p.started.elapsed());
+        self.crashed(id, generation, ran, describe(status), Instant::now());
+    }
+
+    /// Run `generation` of pot `id` died on its own at `now`, after `ran`,
+    /// as `how` says: its token goes, and it is restarted later or given up.
+    fn crashed(
+        &mut self,
+        id: &str,
+        generation: u64,
+        ran: Option<Duration>,
+        how: String,
+        now: Instant,
+    ) {
         self.shared.revoke_pot_token(id);
-        let how = describe(status);
-        let delay = match pot.crashes.record(ran, Instant::now()) {
+        let Some(pot) = self.pots.get_mut(id) else {
+            return;
+        };
+        let delay = match pot.crashes.record(ran, now) {
             AfterCrash::RestartIn(delay) => delay,
             AfterCrash::GiveUp => {
                 log::warn!("pot {id} {how}: {MAX_CRASHES} crashes in 5 minutes, giving up");

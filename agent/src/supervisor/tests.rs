@@ -280,3 +280,28 @@ fn uninstall_forgets_the_pot_and_says_so() {
     assert!(f.sup.pots.is_empty());
     assert!(f.saved().is_empty());
 }
+
+#[test]
+fn a_crash_says_when_the_pot_restarts_and_the_fifth_quick_one_fails_it() {
+    let mut f = fixture("crash");
+    f.installed("p", true);
+    let token = f.shared.issue_pot_token("p").unwrap();
+    let t0 = Instant::now();
+    let quick = Some(HEALTHY_RUN / 30);
+    let how = || "exited with status 1".to_string();
+    for (i, delay) in [1, 2, 4, 8].into_iter().enumerate() {
+        let at = t0 + Duration::from_secs(10 * i as u64);
+        f.sup.crashed("p", 3, quick, how(), at);
+        let why = format!("exited with status 1; restarting in {delay} s");
+        assert_eq!(f.reports(), [report("p", PotStatus::Stopped, Some(&why))]);
+        assert_eq!(
+            f.shared.pot_for_token(&token),
+            None,
+            "the dead run's event token is revoked"
+        );
+    }
+    f.sup
+        .crashed("p", 3, quick, how(), t0 + Duration::from_secs(40));
+    let why = "exited with status 1; crashed 5 times in 5 minutes, not restarted";
+    assert_eq!(f.reports(), [report("p", PotStatus::Failed, Some(why))]);
+}
