@@ -319,15 +319,9 @@ impl Uplink {
     /// used instead (a plan waits only while later steps are spent, and
     /// time has only moved on since).
     fn spend_totp_step(&mut self, key: &str, step: u64) -> Result<String, End> {
-        let now = totp::unix_now();
-        let step = if totp::still_accepted(step, now) {
-            step
-        } else {
-            match totp::next_step(self.identity.identity.last_totp_step, now) {
-                (fresh, wait) if wait.is_zero() => fresh,
-                _ => return Err(End::Lost("the clock went back while connecting".into())),
-            }
-        };
+        let last = self.identity.identity.last_totp_step;
+        let step = totp::step_to_send(step, last, totp::unix_now())
+            .ok_or_else(|| End::Lost("the clock went back while connecting".into()))?;
         let code = totp::code(key, step).map_err(End::Refused)?;
         self.identity.identity.last_totp_step = step;
         if let Err(e) = self.identity.save() {

@@ -9,6 +9,8 @@ use honeybee_proto::{encode, EventAck, NodeCommand, PotEvent};
 use super::*;
 use crate::spool::Spool;
 
+mod register;
+
 /// Jitter draws at the top of the range: each delay is its whole step.
 const LONGEST: f64 = 1.0;
 
