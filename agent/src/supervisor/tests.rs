@@ -305,3 +305,43 @@ fn a_crash_says_when_the_pot_restarts_and_the_fifth_quick_one_fails_it() {
     let why = "exited with status 1; crashed 5 times in 5 minutes, not restarted";
     assert_eq!(f.reports(), [report("p", PotStatus::Failed, Some(why))]);
 }
+
+#[test]
+fn a_wanted_pot_that_cannot_come_back_after_a_restart_is_failed_and_still_wanted() {
+    let f = fixture("restore");
+    let saved = |id: &str, run: bool| SavedPot {
+        pot_id: id.into(),
+        honeypot_type: "cowrie".into(),
+        git_url: None,
+        git_branch: None,
+        git_commit: None,
+        config: BTreeMap::new(),
+        run,
+    };
+    let pots = vec![
+        saved("wanted", true),
+        saved("idle", false),
+        saved("../bad", true),
+    ];
+    state::write_private(&f.sup.saved_path(), &serde_json::to_vec(&pots).unwrap()).unwrap();
+    let mut again =
+        Supervisor::new(f.sup.ex.clone(), f.shared.clone(), f.sup.config.clone()).unwrap();
+    again.run_as = Some(Err(NO_USER.into()));
+    again.restore();
+    let ids: Vec<&String> = again.pots.keys().collect();
+    assert_eq!(ids, ["idle", "wanted"], "an invalid id is never restored");
+    let wanted = again.pots.get("wanted").unwrap();
+    assert_eq!(wanted.status, PotStatus::Failed);
+    assert_eq!(wanted.message.as_deref(), Some(NO_USER));
+    assert!(
+        wanted.saved.run,
+        "a fixed setup brings it back on the next start"
+    );
+    let idle = again.pots.get("idle").unwrap();
+    assert_eq!(
+        idle.status,
+        PotStatus::Failed,
+        "its type is not in the potstore"
+    );
+    assert!(idle.process.is_none());
+}

@@ -398,3 +398,20 @@ fn a_line_over_the_limit_closes_the_connection() {
     assert_eq!(f.ctx.metrics.protocol_errors(ProtocolError::TooLong), 1);
     assert_eq!(status(&f, 1), NodeStatus::Running.as_str());
 }
+
+#[test]
+fn unregistered_warnings_are_limited_per_second_and_the_held_back_counted() {
+    let budget = Budget::new();
+    let per_second = UNREGISTERED_WARNINGS_PER_SECOND;
+    let first: Vec<Option<u64>> = (0..per_second + 3).map(|_| budget.take(100)).collect();
+    assert!(first[..per_second as usize].iter().all(|t| *t == Some(0)));
+    assert_eq!(first[per_second as usize..], [None, None, None]);
+    // The next second: the first warning says how many were held back.
+    assert_eq!(budget.take(101), Some(3));
+    assert_eq!(budget.take(101), Some(0));
+    for _ in 2..per_second {
+        budget.take(101);
+    }
+    assert_eq!(budget.take(101), None);
+    assert_eq!(budget.take(102), Some(1));
+}
