@@ -105,3 +105,79 @@ fn a_silent_node_another_core_holds_is_not_marked_lost() {
     assert_eq!(f.registry.sweep_at(290_001), 1);
     assert_eq!(f.status(1), NodeStatus::Unknown.as_str());
 }
+
+/// Node `node_id` as the shared database holds it.
+fn stored(node_id: u64, approved: bool, key: Option<Vec<u8>>, step: Option<u64>) -> SharedNode {
+    SharedNode {
+        node: StoredNode {
+            node: NodeRecord {
+                node_id,
+                node_name: format!("node-{node_id}"),
+                address: "10.0.0.1".into(),
+                port: 9100,
+                node_type: NodeType::Agent,
+                status: NodeStatus::Stopped,
+                approved,
+                totp_key: key,
+                last_totp_step: step,
+                agent_version: None,
+                capabilities: Vec::new(),
+                registered_at: "2026-12-07T10:00:00Z".into(),
+                last_seen: None,
+                approved_for: (!approved).then(|| "198.51.100.4".into()),
+            },
+            pots: Vec::new(),
+        },
+        locked_until_ms: None,
+    }
+}
+
+#[test]
+fn a_step_another_core_accepted_is_a_replay_here_too() {
+    let f = Fixture::with_fleet(Policy::for_tests(), Shared::new());
+    let key = f.enroll(1);
+    let now = f.at(100);
+    let step = totp::step_at(now.unix);
+    // core-b accepted this step a moment ago.
+    f.registry
+        .merge_shared(1, Some(stored(1, true, Some(key.clone()), Some(step))));
+    let code = code_at(&key, now.unix);
+    assert_eq!(
+        reason(f.register(&with_code(1, &code), NODE, now)),
+        RegistrationRefusal::ReplayedTotp
+    );
+    // The next step is fresh.
+    let next = code_at(&key, now.unix + 30);
+    assert!(f.register(&with_code(1, &next), NODE, now).is_ok());
+}
+
+#[test]
+fn a_node_approved_on_another_core_is_accepted_here() {
+    let mut policy = Policy::for_tests();
+    policy.enrollment = Enrollment::Approve;
+    let f = Fixture::with_fleet(policy, Shared::new());
+    assert_eq!(
+        reason(f.register(&reg(4), NODE, f.t0)),
+        RegistrationRefusal::PendingApproval
+    );
+    assert_eq!(f.registry.pending_approvals.load(Ordering::Relaxed), 1);
+    let mut approved = stored(4, true, None, None);
+    approved.node.node.approved_for = Some("198.51.100.4".into());
+    f.registry.merge_shared(4, Some(approved));
+    assert_eq!(f.registry.pending_approvals.load(Ordering::Relaxed), 0);
+    let accepted = f.register(&reg(4), NODE, f.at(1)).unwrap();
+    assert!(accepted.totp_key.is_some());
+}
+
+#[test]
+fn a_node_gone_from_the_database_is_forgotten_unless_connected_here() {
+    let f = Fixture::with_fleet(Policy::for_tests(), Shared::new());
+    let here = f.register(&reg(1), NODE, f.t0).unwrap();
+    f.enroll(2);
+    f.registry.moved_away(2);
+    f.registry.merge_shared(1, None);
+    f.registry.merge_shared(2, None);
+    assert!(f.registry.get(1).is_some(), "its connection here stays");
+    assert!(f.registry.get(2).is_none());
+    drop(here);
+}
