@@ -10,7 +10,7 @@
 //! parts (a git clone, an `install` script) run as tasks that report back.
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
@@ -36,13 +36,11 @@ use crate::state;
 use crate::users::pots_run_as;
 use honeybee_extension::native;
 
+mod crashes;
+use crashes::{AfterCrash, Crashes, MAX_CRASHES};
+
 /// Most pots installed on one node.
 pub const MAX_POTS: usize = 64;
-/// Crashes within [`CRASH_WINDOW`] that mark a pot Failed.
-const MAX_CRASHES: usize = 5;
-const CRASH_WINDOW: Duration = Duration::from_secs(300);
-/// A pot that ran this long before dying was healthy: its crash count restarts.
-const HEALTHY_RUN: Duration = Duration::from_secs(60);
 /// An `install` (or clone) taking longer is stopped and the pot Failed.
 const INSTALL_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
@@ -77,7 +75,7 @@ struct Pot {
     kind: Option<native::Kind>,
     /// Bumped at every start and stop, so that stale exits are ignored.
     generation: u64,
-    crashes: VecDeque<Instant>,
+    crashes: Crashes,
     restarts: u32,
     installing: bool,
     logs: Rc<RefCell<LogRing>>,
@@ -793,29 +791,31 @@ impl Supervisor {
             return; // stopped on purpose
         }
         let ran = pot.process.take().map(|p| p.started.elapsed());
+        self.crashed(id, generation, ran, describe(status), Instant::now());
+    }
+
+    /// Run `generation` of pot `id` died on its own at `now`, after `ran`,
+    /// as `how` says: its token goes, and it is restarted later or given up.
+    fn crashed(
+        &mut self,
+        id: &str,
+        generation: u64,
+        ran: Option<Duration>,
+        how: String,
+        now: Instant,
+    ) {
         self.shared.revoke_pot_token(id);
-        let now = Instant::now();
-        if ran.is_some_and(|r| r >= HEALTHY_RUN) {
-            // A pot that ran a while and then died (an attacker's crafted
-            // request, say) starts its crash count afresh: only pots that
-            // keep dying soon after starting are given up on.
-            pot.crashes.clear();
-        }
-        pot.crashes.push_back(now);
-        while pot
-            .crashes
-            .front()
-            .is_some_and(|t| now.duration_since(*t) > CRASH_WINDOW)
-        {
-            pot.crashes.pop_front();
-        }
-        let how = describe(status);
-        if pot.crashes.len() >= MAX_CRASHES {
-            log::warn!("pot {id} {how}: {MAX_CRASHES} crashes in 5 minutes, giving up");
-            let why = format!("{how}; crashed {MAX_CRASHES} times in 5 minutes, not restarted");
-            return self.set(id, PotStatus::Failed, Some(why));
-        }
-        let delay = Duration::from_secs(1 << (pot.crashes.len() - 1).min(5));
+        let Some(pot) = self.pots.get_mut(id) else {
+            return;
+        };
+        let delay = match pot.crashes.record(ran, now) {
+            AfterCrash::RestartIn(delay) => delay,
+            AfterCrash::GiveUp => {
+                log::warn!("pot {id} {how}: {MAX_CRASHES} crashes in 5 minutes, giving up");
+                let why = format!("{how}; crashed {MAX_CRASHES} times in 5 minutes, not restarted");
+                return self.set(id, PotStatus::Failed, Some(why));
+            }
+        };
         log::warn!("pot {id} {how}; restarting in {} s", delay.as_secs());
         let message = format!("{how}; restarting in {} s", delay.as_secs());
         let internal = self.internal.0.clone();
@@ -849,7 +849,7 @@ fn new_pot(
         native: None,
         kind,
         generation: 0,
-        crashes: VecDeque::new(),
+        crashes: Crashes::default(),
         restarts: 0,
         installing: false,
         logs: Rc::default(),
@@ -1013,3 +1013,6 @@ fn set_mode(path: &Path, mode: u32) -> Result<(), String> {
         .and_then(|fd| fd.set_permissions(std::fs::Permissions::from_mode(mode)))
         .map_err(|e| format!("setting mode {mode:o} on {}: {e}", path.display()))
 }
+
+#[cfg(test)]
+mod tests;

@@ -51,6 +51,20 @@ pub fn still_accepted(step: u64, unix_secs: u64) -> bool {
     step + SKEW_STEPS >= now && step <= now + SKEW_STEPS
 }
 
+/// The step a registration sends at `unix_secs`: the `planned` one while
+/// the core still takes it, else the one due now after `last_used` (time
+/// only moved on since the plan). `None` when that would mean waiting: the
+/// clock went back.
+pub fn step_to_send(planned: u64, last_used: u64, unix_secs: u64) -> Option<u64> {
+    if still_accepted(planned, unix_secs) {
+        return Some(planned);
+    }
+    match next_step(last_used, unix_secs) {
+        (fresh, wait) if wait.is_zero() => Some(fresh),
+        _ => None,
+    }
+}
+
 /// The code for `step` with the base32 `key`.
 pub fn code(key_base32: &str, step: u64) -> Result<String, String> {
     let secret = Secret::Encoded(key_base32.to_owned())
@@ -130,6 +144,20 @@ mod tests {
         assert!(still_accepted(100, 3059));
         assert!(!still_accepted(100, 3060));
         assert!(!still_accepted(102, 3000));
+    }
+
+    #[test]
+    fn a_stale_plan_sends_the_step_due_now_never_an_old_one() {
+        // Planned step 100 (3000..3029 s), last used 99.
+        assert_eq!(step_to_send(100, 99, 3010), Some(100));
+        // Still taken one step later.
+        assert_eq!(step_to_send(100, 99, 3059), Some(100));
+        // A connect that took past that: the step due now instead.
+        assert_eq!(step_to_send(100, 99, 3060), Some(102));
+        assert_eq!(step_to_send(100, 99, 9000), Some(300));
+        // The clock went back below the plan and the steps used: no step
+        // can be sent without waiting, so none is.
+        assert_eq!(step_to_send(100, 105, 1000), None);
     }
 
     #[test]

@@ -22,6 +22,9 @@ use honeybee_proto::{
 };
 
 use crate::backoff::Backoff;
+use cadence::Cadence;
+
+mod cadence;
 use crate::config::Config;
 use crate::connect::{Connector, Stream};
 use crate::shared::Shared;
@@ -46,11 +49,53 @@ pub struct NodeInfo {
 }
 
 /// Why a session ended.
+#[derive(Clone, Debug, PartialEq)]
 enum End {
     Lost(String),
     Refused(String),
     Restart,
     Stop,
+}
+
+/// What the uplink does once a session ended.
+#[derive(Debug, PartialEq)]
+enum Next {
+    /// Nothing more: the agent is stopping.
+    Stop,
+    /// Connect again at once (the core asked for it).
+    Now,
+    /// Connect again after this delay.
+    After(Duration),
+}
+
+/// The reconnect policy: delays grow while sessions fail, and start from
+/// the first again once a session got as far as a registration.
+struct Reconnect {
+    backoff: Backoff,
+}
+
+impl Reconnect {
+    fn new() -> Reconnect {
+        Reconnect {
+            backoff: Backoff::new(Duration::from_secs(1), Duration::from_secs(60)),
+        }
+    }
+
+    /// The core accepted this node: the connection works again.
+    fn registered(&mut self) {
+        self.backoff.reset();
+    }
+
+    /// What follows a session that ended with `end`; `unit` is the random
+    /// draw for the delay's jitter (see [`Backoff::next_delay_with`]).
+    fn after(&mut self, end: &End, unit: f64) -> Next {
+        match end {
+            End::Stop => Next::Stop,
+            // Asked for by a core that works: no reason to wait.
+            End::Restart => Next::Now,
+            End::Lost(_) | End::Refused(_) => Next::After(self.backoff.next_delay_with(unit)),
+        }
+    }
 }
 
 /// The uplink task.
@@ -87,23 +132,25 @@ impl Uplink {
 
     /// Runs sessions until [`Shared::stop`]; returns after the goodbye.
     pub async fn run(mut self) {
-        let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
+        let mut reconnect = Reconnect::new();
         loop {
             if self.shared.stopping() {
                 return;
             }
-            match self.session(&mut backoff).await {
-                End::Stop => return,
-                End::Restart => {
-                    log::info!("restart requested by the core: reconnecting");
-                    continue;
-                }
+            let end = self.session(&mut reconnect).await;
+            match &end {
+                End::Stop => {}
+                End::Restart => log::info!("restart requested by the core: reconnecting"),
                 End::Lost(why) => log::warn!("connection to {} lost: {why}", self.config.core),
                 End::Refused(why) => {
                     log::warn!("core {} refused this node: {why}", self.config.core)
                 }
             }
-            let delay = backoff.next_delay();
+            let delay = match reconnect.after(&end, crate::backoff::random_unit()) {
+                Next::Stop => return,
+                Next::Now => continue,
+                Next::After(delay) => delay,
+            };
             log::info!("reconnecting in {:.1} s", delay.as_secs_f64());
             future::or(Timer::after(delay), async {
                 self.shared.stopped().await;
@@ -113,7 +160,7 @@ impl Uplink {
         }
     }
 
-    async fn session(&mut self, backoff: &mut Backoff) -> End {
+    async fn session(&mut self, reconnect: &mut Reconnect) -> End {
         // The TOTP step is chosen, and waited for if need be, before the
         // connection exists: the core gives a connection only 10 s to
         // register, and a wait on an open one would be closed for it.
@@ -133,7 +180,7 @@ impl Uplink {
         {
             return end;
         }
-        backoff.reset();
+        reconnect.registered();
         self.on_registered();
         let shared = self.shared.clone();
         let end = future::or(
@@ -272,15 +319,9 @@ impl Uplink {
     /// used instead (a plan waits only while later steps are spent, and
     /// time has only moved on since).
     fn spend_totp_step(&mut self, key: &str, step: u64) -> Result<String, End> {
-        let now = totp::unix_now();
-        let step = if totp::still_accepted(step, now) {
-            step
-        } else {
-            match totp::next_step(self.identity.identity.last_totp_step, now) {
-                (fresh, wait) if wait.is_zero() => fresh,
-                _ => return Err(End::Lost("the clock went back while connecting".into())),
-            }
-        };
+        let last = self.identity.identity.last_totp_step;
+        let step = totp::step_to_send(step, last, totp::unix_now())
+            .ok_or_else(|| End::Lost("the clock went back while connecting".into()))?;
         let code = totp::code(key, step).map_err(End::Refused)?;
         self.identity.identity.last_totp_step = step;
         if let Err(e) = self.identity.save() {
@@ -364,7 +405,12 @@ async fn next_message(
         match decoder.next_frame() {
             Ok(Some(line)) => match decode::<CoreMessage>(line) {
                 Ok(m) => return Ok(m),
-                Err(e) => log::warn!("unreadable message from the core: {e}"),
+                Err(e) => {
+                    log::warn!("unreadable message from the core: {e}");
+                    // Lines after it may be buffered already: take them
+                    // before waiting for more bytes.
+                    continue;
+                }
             },
             Ok(None) => {}
             Err(e) => return Err(format!("from the core: {e}")),
@@ -437,12 +483,12 @@ fn command(shared: &Shared, command: Command) -> Option<End> {
 
 async fn write_loop(shared: &Shared, writer: &mut Writer) -> End {
     let mut out: Vec<u8> = Vec::new();
-    let mut next_heartbeat = Instant::now();
-    let mut next_sync = Instant::now() + Duration::from_secs(1);
+    let mut cadence = Cadence::new(Instant::now());
     loop {
         out.clear();
         let now = Instant::now();
-        if now >= next_heartbeat {
+        let every = Duration::from_secs(shared.heartbeat_secs.get());
+        if cadence.heartbeat_due(now, every) {
             encode_into(
                 &Envelope::new(NodeMessage::NodeStatusUpdate(NodeStatusUpdate {
                     node_id: shared.node_id,
@@ -450,7 +496,6 @@ async fn write_loop(shared: &Shared, writer: &mut Writer) -> End {
                 })),
                 &mut out,
             );
-            next_heartbeat = now + Duration::from_secs(shared.heartbeat_secs.get());
         }
         report_drops(shared);
         shared.drain_outbox(&mut out);
@@ -463,16 +508,15 @@ async fn write_loop(shared: &Shared, writer: &mut Writer) -> End {
                 return End::Lost(format!("sending: {e}"));
             }
         }
-        if now >= next_sync {
+        if cadence.sync_due(now) {
             shared.spool.borrow_mut().sync();
-            next_sync = now + Duration::from_secs(1);
         }
         if shared.spool.borrow().has_unsent() {
             // Let the reader take acknowledgements between batches.
             future::yield_now().await;
             continue;
         }
-        let until = next_heartbeat.min(next_sync);
+        let until = cadence.wake_at();
         future::or(shared.woken(), async {
             Timer::at(until).await;
         })
@@ -502,3 +546,6 @@ fn report_drops(shared: &Shared) {
         );
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -18,7 +18,7 @@ use honeybee_proto::{
 use serde::Serialize;
 
 use crate::bus::{Bus, Live, Topic};
-use crate::clock::Clock;
+use crate::clock::{Clock, Now};
 use crate::config::Enrollment;
 use crate::fleet::{Fleet, SharedNode};
 use crate::metrics::{Metrics, RegistrationRefusal};
@@ -358,9 +358,19 @@ impl Registry {
         peer: SocketAddr,
         cert: Option<String>,
     ) -> Result<Accepted, Refused> {
-        let now = Instant::now();
-        let now_ms = self.clock.now_ms();
-        let unix = self.clock.unix_secs();
+        self.register_at(reg, peer, cert, self.clock.now())
+    }
+
+    /// [`Registry::register_with_cert`] at the time `at` (tests pass their
+    /// own, so lockout windows and TOTP steps need no waiting).
+    pub(crate) fn register_at(
+        &self,
+        reg: &NodeRegistration,
+        peer: SocketAddr,
+        cert: Option<String>,
+        at: Now,
+    ) -> Result<Accepted, Refused> {
+        let (now, now_ms, unix) = (at.instant, at.ms, at.unix);
         let mut nodes = self.lock();
         let pending = self.pending_approvals.load(Ordering::Relaxed);
         let known_count = nodes.len();
@@ -881,7 +891,11 @@ impl Registry {
     /// Marks nodes that sent nothing for three heartbeat intervals as
     /// Unknown and closes their connections. Returns how many were marked.
     pub fn sweep(&self) -> usize {
-        let now_ms = self.clock.now_ms();
+        self.sweep_at(self.clock.now_ms())
+    }
+
+    /// [`Registry::sweep`] at `now_ms` on the registry's clock.
+    pub(crate) fn sweep_at(&self, now_ms: u64) -> usize {
         let limit = self.policy.heartbeat_interval.as_millis() as u64 * 3;
         let mut nodes = self.lock();
         let mut lost = 0;
@@ -1162,3 +1176,6 @@ pub fn locked(left: Duration) -> Refused {
         ),
     )
 }
+
+#[cfg(test)]
+mod tests;

@@ -7,7 +7,7 @@
 //! by read, and a line never grows past `max_message_bytes`.
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -63,21 +63,43 @@ const UNREGISTERED_WARNINGS_PER_SECOND: u64 = 10;
 /// Whether an unregistered connection's warning may be logged now, and
 /// how many were held back before it.
 fn unregistered_budget() -> Option<u64> {
-    use std::sync::atomic::AtomicU64;
-    static SECOND: AtomicU64 = AtomicU64::new(0);
-    static USED: AtomicU64 = AtomicU64::new(0);
-    static HELD: AtomicU64 = AtomicU64::new(0);
+    static BUDGET: Budget = Budget::new();
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    if SECOND.swap(now, Ordering::Relaxed) != now {
-        USED.store(0, Ordering::Relaxed);
+    BUDGET.take(now)
+}
+
+/// [`UNREGISTERED_WARNINGS_PER_SECOND`] warnings each second, shared by
+/// every unregistered connection (lock-free: any connection task may ask).
+#[derive(Debug)]
+struct Budget {
+    second: AtomicU64,
+    used: AtomicU64,
+    held: AtomicU64,
+}
+
+impl Budget {
+    const fn new() -> Budget {
+        Budget {
+            second: AtomicU64::new(0),
+            used: AtomicU64::new(0),
+            held: AtomicU64::new(0),
+        }
     }
-    if USED.fetch_add(1, Ordering::Relaxed) < UNREGISTERED_WARNINGS_PER_SECOND {
-        Some(HELD.swap(0, Ordering::Relaxed))
-    } else {
-        HELD.fetch_add(1, Ordering::Relaxed);
-        None
+
+    /// A warning at unix second `now`: `Some(held back before it)` if it
+    /// may be logged, `None` (and counted) if this second's share is spent.
+    fn take(&self, now: u64) -> Option<u64> {
+        if self.second.swap(now, Ordering::Relaxed) != now {
+            self.used.store(0, Ordering::Relaxed);
+        }
+        if self.used.fetch_add(1, Ordering::Relaxed) < UNREGISTERED_WARNINGS_PER_SECOND {
+            Some(self.held.swap(0, Ordering::Relaxed))
+        } else {
+            self.held.fetch_add(1, Ordering::Relaxed);
+            None
+        }
     }
 }
 
@@ -584,3 +606,6 @@ fn handle(msg: NodeMessage, node: &Registered, ctx: &NodeContext) -> bool {
     }
     false
 }
+
+#[cfg(test)]
+mod tests;
