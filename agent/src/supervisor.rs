@@ -517,7 +517,8 @@ impl Supervisor {
         if !keep_wanted {
             pot.saved.run = false;
         }
-        if pot.native.take().is_some() {
+        if let Some(native) = pot.native.take() {
+            native.stop().await;
             log::info!("native pot {id} stopped");
         }
         self.shared.revoke_pot_token(id);

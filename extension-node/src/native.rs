@@ -77,10 +77,23 @@ impl Kind {
 
 /// A running native pot; dropping it closes its port.
 pub struct Handle {
-    _accept: Task<()>,
+    accept: Option<Task<()>>,
     stopped: Rc<Cell<bool>>,
     /// The address it listens on.
     pub addr: SocketAddr,
+}
+
+impl Handle {
+    /// Stops the pot and returns once its port is free again. Dropping the
+    /// handle stops it too, but the listener then closes only when the
+    /// executor next runs, so a pot started again at once on the same port
+    /// (RestartPot, InstallPot over a running pot) would find it in use.
+    pub async fn stop(mut self) {
+        self.stopped.set(true);
+        if let Some(accept) = self.accept.take() {
+            accept.cancel().await;
+        }
+    }
 }
 
 impl Drop for Handle {
@@ -144,7 +157,7 @@ pub fn start(
     let ex2 = ex.clone();
     let accept = ex.spawn(async move { pot.accept_loop(ex2, listener).await });
     Ok(Handle {
-        _accept: accept,
+        accept: Some(accept),
         stopped,
         addr: SocketAddr::new(addr, port),
     })

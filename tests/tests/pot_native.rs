@@ -260,3 +260,51 @@ fn potstore_list_prints_the_catalogue() {
     assert_eq!(bad.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("/nonexistent"));
 }
+
+/// The pot's status and when it last changed.
+fn pot_state(core: &Core, id: u64, pot_id: &str) -> Option<(String, String)> {
+    let node = core.api().node(id)?;
+    let pot = node["pots"]
+        .as_array()?
+        .iter()
+        .find(|p| p["pot_id"] == pot_id)?
+        .clone();
+    Some((
+        pot["status"].as_str()?.to_string(),
+        pot["updated_at"].as_str()?.to_string(),
+    ))
+}
+
+#[test]
+fn a_running_native_pot_restarted_or_reinstalled_takes_its_port_again() {
+    let core = Core::start();
+    let agent = Agent::full(core.node_addr)
+        .workspace(core.workspace())
+        .potstore(potstore())
+        .start();
+    let id = agent.node_id();
+    core.api().wait_status(id, "Running", T);
+    let port = free_port();
+    let config =
+        json!({"telnet_port": port.to_string(), "listen_addr": "127.0.0.1", "hostname": "gw02"});
+    install(&core, id, "tn-02", "native-telnet", config.clone());
+    let commands = [
+        json!({"RestartPot": "tn-02"}),
+        json!({"InstallPot": {"pot_id": "tn-02", "honeypot_type": "native-telnet",
+            "auto_start": true, "config": config}}),
+    ];
+    for cmd in commands {
+        let (_, before) = pot_state(&core, id, "tn-02").expect("the pot is listed");
+        command(&core, id, cmd.clone());
+        // Until the pot's status changed after the command and settled.
+        let (status, _) = honeybee_tests::poll_until(T, Duration::from_millis(50), || {
+            let (status, at) = pot_state(&core, id, "tn-02")?;
+            (at != before && (status == "Running" || status == "Failed")).then_some((status, at))
+        })
+        .unwrap_or_else(|| panic!("{cmd}: the pot never settled"));
+        let node = core.api().node(id).unwrap_or_default();
+        assert_eq!(status, "Running", "{cmd}: {}", node["pots"]);
+        let mut s = TcpStream::connect(("127.0.0.1", port)).expect("the pot listens again");
+        read_until(&mut s, "gw02 login: ");
+    }
+}
