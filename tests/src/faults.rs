@@ -1,0 +1,521 @@
+//! Fault injection for the end-to-end fault tests (`tests/tests/faults.rs`):
+//!
+//! - [`Tmpfs`]: a small tmpfs mounted on a directory (a disk that fills up),
+//!   grown again or unmounted on drop; [`fill`] writes a filler file until
+//!   the disk is full;
+//! - [`NetNs`]: a network namespace of the test's own, which the calling
+//!   thread enters (processes it starts are born inside it, with their own
+//!   loopback), deleted on drop, also when the test fails; with
+//!   [`NetNs::random_loss`] nftables drops packets at random in it;
+//! - [`FaultProxy`]: a userspace TCP proxy on loopback that delays, splits
+//!   writes at random byte boundaries, stalls, and cuts connections in the
+//!   middle of a line. It reorders nothing that TCP would not: TCP hands
+//!   bytes over in order whatever the packets did, so the only reordering a
+//!   peer can meet is that of whole connections (a late one after a cut).
+//!
+//! This kernel has no `netem` (nor `tbf`) qdisc, so delay and reordering of
+//! packets cannot be injected in the kernel: packet loss is (nftables
+//! `numgen random` in a namespace; a lost segment makes the later ones
+//! arrive out of order, TCP reassembles them), delay and the rest are the
+//! proxy's.
+//!
+//! Everything here needs root except the proxy; [`privileged`] says whether
+//! a test can go on, failing it when `CI` is set.
+
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+/// Whether a test that needs `what` (root, a tool) can run. When it cannot:
+/// with `CI` set the test fails (panics) with `why`; otherwise it prints why
+/// it is skipped and the caller returns.
+#[track_caller]
+pub fn privileged(what: &str, ok: Result<(), String>) -> bool {
+    match ok {
+        Ok(()) => true,
+        Err(why) if std::env::var_os("CI").is_some() => {
+            panic!("CI is set and this test needs {what}: {why}")
+        }
+        Err(why) => {
+            eprintln!("SKIPPED: this test needs {what}: {why}");
+            false
+        }
+    }
+}
+
+/// Runs `cmd`, returning its stderr on failure.
+fn run(cmd: &mut Command) -> Result<String, String> {
+    let out = cmd
+        .output()
+        .map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(format!(
+            "{cmd:?}: {}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+/// A tmpfs of a fixed size mounted on a directory; unmounted on drop.
+#[derive(Debug)]
+pub struct Tmpfs {
+    dir: PathBuf,
+}
+
+impl Tmpfs {
+    /// Mounts a tmpfs of `bytes` (mode 0700) on `dir`, creating `dir`.
+    pub fn mount(dir: &Path, bytes: u64) -> Result<Tmpfs, String> {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        run(Command::new("mount")
+            .args(["-t", "tmpfs", "-o"])
+            .arg(format!("size={bytes},mode=0700"))
+            .arg("tmpfs")
+            .arg(dir))?;
+        Ok(Tmpfs {
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    /// The mount point.
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Changes the size (`mount -o remount,size=`): space returns.
+    pub fn resize(&self, bytes: u64) {
+        run(Command::new("mount")
+            .arg("-o")
+            .arg(format!("remount,size={bytes}"))
+            .arg(&self.dir))
+        .unwrap_or_else(|e| panic!("resizing the tmpfs: {e}"));
+    }
+
+    /// Bytes free on it now.
+    pub fn free(&self) -> u64 {
+        nix::sys::statvfs::statvfs(&self.dir)
+            .map(|s| s.blocks_available() as u64 * s.fragment_size() as u64)
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        // Lazy: a process still holding a file there must not keep it.
+        let _ = run(Command::new("umount").arg("-l").arg(&self.dir));
+    }
+}
+
+/// Whether this process may mount a tmpfs (tried on a scratch dir).
+pub fn can_mount() -> Result<(), String> {
+    let dir = crate::TempDir::new("hb-can-mount");
+    Tmpfs::mount(&dir.path().join("m"), 1 << 20).map(drop)
+}
+
+/// Writes `path` until the disk is full (ENOSPC); returns the bytes written.
+pub fn fill(path: &Path) -> u64 {
+    let mut f = File::create(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let block = vec![0x5au8; 64 * 1024];
+    let mut written = 0u64;
+    let mut chunk = block.len();
+    loop {
+        match f.write(&block[..chunk]) {
+            Ok(0) => break,
+            Ok(n) => written += n as u64,
+            Err(e) if e.raw_os_error() == Some(28) => {
+                // Full at this size: fill the last crumbs too.
+                if chunk == 1 {
+                    break;
+                }
+                chunk /= 2;
+            }
+            Err(e) => panic!("filling {}: {e}", path.display()),
+        }
+    }
+    written
+}
+
+/// A network namespace the calling thread lives in until the drop, which
+/// also deletes it.
+pub struct NetNs {
+    name: String,
+    home: File,
+}
+
+impl NetNs {
+    /// `ip netns add`, enters it on this thread (children started from this
+    /// thread, and threads it spawns, are born inside) and brings `lo` up.
+    pub fn enter(prefix: &str) -> Result<NetNs, String> {
+        let name = format!("{prefix}-{}-{:06x}", std::process::id(), crate::random_u64() & 0xff_ffff);
+        let home = File::open("/proc/thread-self/ns/net")
+            .map_err(|e| format!("/proc/thread-self/ns/net: {e}"))?;
+        run(Command::new("ip").args(["netns", "add", &name]))?;
+        let ns = NetNs { name, home };
+        let target = File::open(format!("/run/netns/{}", ns.name))
+            .map_err(|e| format!("/run/netns/{}: {e}", ns.name))?;
+        nix::sched::setns(target.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET)
+            .map_err(|e| format!("setns into {}: {e}", ns.name))?;
+        run(Command::new("ip").args(["link", "set", "lo", "up"]))?;
+        Ok(ns)
+    }
+
+    /// The namespace's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Drops `percent` % of the TCP packets to and from `port` on loopback
+    /// (both directions: data and acknowledgements), at random (nftables
+    /// `numgen random`), counted.
+    pub fn random_loss(&self, port: u16, percent: u32) -> Result<(), String> {
+        if !Path::new("/usr/sbin/nft").exists() && which("nft").is_none() {
+            return Err("nft (Debian package nftables) is not installed".into());
+        }
+        let rules = format!(
+            "table inet hbfault {{\n  chain out {{\n    type filter hook output priority 0; policy accept;\n    \
+             tcp dport {port} numgen random mod 100 < {percent} counter drop\n    \
+             tcp sport {port} numgen random mod 100 < {percent} counter drop\n  }}\n}}\n"
+        );
+        let mut child = Command::new("nft")
+            .args(["-f", "-"])
+            .stdin(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("nft: {e}"))?;
+        child
+            .stdin
+            .take()
+            .ok_or("nft: no stdin")?
+            .write_all(rules.as_bytes())
+            .map_err(|e| format!("nft: {e}"))?;
+        let out = child.wait_with_output().map_err(|e| format!("nft: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "nft -f: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        Ok(())
+    }
+
+    /// Packets dropped so far by [`NetNs::random_loss`].
+    pub fn dropped_packets(&self) -> u64 {
+        let text = run(Command::new("nft").args(["list", "table", "inet", "hbfault"]))
+            .unwrap_or_default();
+        text.split("packets ")
+            .skip(1)
+            .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+            .sum()
+    }
+
+    /// Ends the loss (the rules go).
+    pub fn clear_loss(&self) {
+        let _ = run(Command::new("nft").args(["delete", "table", "inet", "hbfault"]));
+    }
+}
+
+impl Drop for NetNs {
+    fn drop(&mut self) {
+        let _ = nix::sched::setns(self.home.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET);
+        let _ = run(Command::new("ip").args(["netns", "delete", &self.name]));
+    }
+}
+
+/// Whether this process may create and enter a network namespace.
+pub fn can_netns() -> Result<(), String> {
+    if which("ip").is_none() {
+        return Err("ip (Debian package iproute2) is not installed".into());
+    }
+    // Tried on a thread of its own, which leaves with it.
+    std::thread::spawn(|| NetNs::enter("hb-can").map(drop))
+        .join()
+        .map_err(|_| "panicked".to_string())?
+}
+
+fn which(tool: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .map(|d| Path::new(d).join(tool))
+        .find(|p| p.is_file())
+}
+
+/// What a [`FaultProxy`] does to the bytes it forwards, per read chunk.
+#[derive(Debug, Clone, Copy)]
+pub struct FaultPlan {
+    /// Each piece waits up to this long before it is written.
+    pub max_delay: Duration,
+    /// A chunk is split into up to this many writes, at random bytes.
+    pub max_pieces: usize,
+    /// Per mille of chunks before which the link goes silent...
+    pub stall_per_mille: u32,
+    /// ...for up to this long.
+    pub max_stall: Duration,
+    /// Per mille of agent→core chunks in the middle of which the connection
+    /// is cut (the part before the cut is delivered: a torn line).
+    pub cut_per_mille: u32,
+}
+
+impl Default for FaultPlan {
+    fn default() -> Self {
+        FaultPlan {
+            max_delay: Duration::from_millis(20),
+            max_pieces: 4,
+            stall_per_mille: 15,
+            max_stall: Duration::from_millis(1200),
+            cut_per_mille: 10,
+        }
+    }
+}
+
+/// Counts of what a [`FaultProxy`] did.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct FaultCounts {
+    pub connections: u64,
+    pub bytes_up: u64,
+    pub bytes_down: u64,
+    pub pieces: u64,
+    pub stalls: u64,
+    pub cuts: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    connections: AtomicU64,
+    bytes_up: AtomicU64,
+    bytes_down: AtomicU64,
+    pieces: AtomicU64,
+    stalls: AtomicU64,
+    cuts: AtomicU64,
+}
+
+struct ProxyShared {
+    target: SocketAddr,
+    plan: FaultPlan,
+    /// Faults on or off (off: a plain proxy).
+    faulty: AtomicBool,
+    stopping: AtomicBool,
+    counters: Counters,
+    seed: AtomicU64,
+    open: Mutex<Vec<TcpStream>>,
+}
+
+/// A TCP proxy on loopback that mistreats what it forwards (see the module
+/// docs), until [`FaultProxy::calm`].
+pub struct FaultProxy {
+    addr: SocketAddr,
+    shared: Arc<ProxyShared>,
+    acceptor: Option<JoinHandle<()>>,
+    seed: u64,
+}
+
+impl FaultProxy {
+    /// Listens on a free `127.0.0.1` port, forwarding to `target` with the
+    /// faults of `plan`, from a random seed (printed, see [`FaultProxy::seed`]).
+    pub fn start(target: SocketAddr, plan: FaultPlan) -> FaultProxy {
+        let listener = TcpListener::bind((LOOPBACK, 0)).expect("fault proxy: bind");
+        let addr = listener.local_addr().expect("fault proxy: local_addr");
+        let seed = crate::random_u64() | 1;
+        let shared = Arc::new(ProxyShared {
+            target,
+            plan,
+            faulty: AtomicBool::new(true),
+            stopping: AtomicBool::new(false),
+            counters: Counters::default(),
+            seed: AtomicU64::new(seed),
+            open: Mutex::new(Vec::new()),
+        });
+        let s = shared.clone();
+        let acceptor = std::thread::Builder::new()
+            .name("fault-proxy".into())
+            .spawn(move || {
+                for conn in listener.incoming() {
+                    if s.stopping.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let Ok(client) = conn else {
+                        std::thread::sleep(Duration::from_millis(10));
+                        continue;
+                    };
+                    let s = s.clone();
+                    let _ = std::thread::Builder::new()
+                        .name("fault-proxy-conn".into())
+                        .spawn(move || connection(client, s));
+                }
+            })
+            .expect("fault proxy: spawn");
+        FaultProxy {
+            addr,
+            shared,
+            acceptor: Some(acceptor),
+            seed,
+        }
+    }
+
+    /// Where the agent connects.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The random seed the faults came from.
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    /// Stops injecting faults: from now on a plain proxy.
+    pub fn calm(&self) {
+        self.shared.faulty.store(false, Ordering::SeqCst);
+    }
+
+    /// What it did so far.
+    pub fn counts(&self) -> FaultCounts {
+        let c = &self.shared.counters;
+        FaultCounts {
+            connections: c.connections.load(Ordering::SeqCst),
+            bytes_up: c.bytes_up.load(Ordering::SeqCst),
+            bytes_down: c.bytes_down.load(Ordering::SeqCst),
+            pieces: c.pieces.load(Ordering::SeqCst),
+            stalls: c.stalls.load(Ordering::SeqCst),
+            cuts: c.cuts.load(Ordering::SeqCst),
+        }
+    }
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        self.shared.stopping.store(true, Ordering::SeqCst);
+        for s in self.shared.open.lock().unwrap().drain(..) {
+            let _ = s.shutdown(Shutdown::Both);
+        }
+        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
+        if let Some(h) = self.acceptor.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+/// A small xorshift generator: enough for faults, reproducible from a seed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        if n == 0 {
+            0
+        } else {
+            self.next() % n
+        }
+    }
+}
+
+fn connection(client: TcpStream, shared: Arc<ProxyShared>) {
+    let Ok(upstream) = TcpStream::connect_timeout(&shared.target, Duration::from_secs(5)) else {
+        let _ = socket2::SockRef::from(&client).set_linger(Some(Duration::ZERO));
+        return;
+    };
+    shared.counters.connections.fetch_add(1, Ordering::SeqCst);
+    let _ = client.set_nodelay(true);
+    let _ = upstream.set_nodelay(true);
+    let (Ok(c2), Ok(u2), Ok(c3), Ok(u3)) = (
+        client.try_clone(),
+        upstream.try_clone(),
+        client.try_clone(),
+        upstream.try_clone(),
+    ) else {
+        return;
+    };
+    {
+        let mut open = shared.open.lock().unwrap();
+        open.push(c3);
+        open.push(u3);
+    }
+    // Each direction its own generator, from the shared seed.
+    let seed = shared.seed.fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::SeqCst);
+    let s = shared.clone();
+    let down = std::thread::spawn(move || pump(u2, c2, &s, false, Rng(seed ^ 0xdead_beef | 1)));
+    pump(client, upstream, &shared, true, Rng(seed | 1));
+    let _ = down.join();
+}
+
+fn pump(mut from: TcpStream, mut to: TcpStream, shared: &ProxyShared, up: bool, mut rng: Rng) {
+    let plan = shared.plan;
+    let c = &shared.counters;
+    let mut buf = vec![0u8; 16 * 1024];
+    let result: io::Result<()> = (|| loop {
+        if shared.stopping.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        let n = from.read(&mut buf)?;
+        if n == 0 {
+            let _ = to.shutdown(Shutdown::Write);
+            return Ok(());
+        }
+        let data = &buf[..n];
+        if !shared.faulty.load(Ordering::SeqCst) {
+            to.write_all(data)?;
+            (if up { &c.bytes_up } else { &c.bytes_down }).fetch_add(n as u64, Ordering::SeqCst);
+            continue;
+        }
+        if rng.below(1000) < u64::from(plan.stall_per_mille) {
+            c.stalls.fetch_add(1, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(
+                rng.below(plan.max_stall.as_millis() as u64 + 1),
+            ));
+        }
+        // A cut in the middle of a line: some bytes of the chunk go, the
+        // rest does not, and the connection is closed both ways.
+        let cut_at = (up && rng.below(1000) < u64::from(plan.cut_per_mille)).then(|| {
+            let mut at = 1 + rng.below(n as u64) as usize;
+            while at > 1 && data.get(at - 1) == Some(&b'\n') {
+                at -= 1;
+            }
+            at.min(n)
+        });
+        let limit = cut_at.unwrap_or(n);
+        let pieces = 1 + rng.below(plan.max_pieces as u64) as usize;
+        let mut bounds: Vec<usize> = (1..pieces).map(|_| rng.below(limit as u64) as usize).collect();
+        bounds.push(limit);
+        bounds.sort_unstable();
+        let mut start = 0;
+        for end in bounds {
+            if end <= start {
+                continue;
+            }
+            let delay = rng.below(plan.max_delay.as_millis() as u64 + 1);
+            if delay > 0 {
+                std::thread::sleep(Duration::from_millis(delay));
+            }
+            to.write_all(&data[start..end])?;
+            c.pieces.fetch_add(1, Ordering::SeqCst);
+            (if up { &c.bytes_up } else { &c.bytes_down })
+                .fetch_add((end - start) as u64, Ordering::SeqCst);
+            start = end;
+        }
+        if cut_at.is_some() {
+            c.cuts.fetch_add(1, Ordering::SeqCst);
+            return Err(io::ErrorKind::ConnectionAborted.into());
+        }
+    })();
+    let _ = result;
+    let _ = from.shutdown(Shutdown::Both);
+    let _ = to.shutdown(Shutdown::Both);
+}
