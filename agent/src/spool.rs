@@ -34,6 +34,12 @@ const READ_CHUNK: usize = 256 * 1024;
 const RING_BYTES: usize = 1024 * 1024;
 /// The largest segment: what a full disk drops at once, at most.
 const SEGMENT_MAX: u64 = 1024 * 1024;
+/// A wholly acknowledged active segment at least this big is replaced by
+/// an empty one: acknowledged events must not hold disk space (on a small,
+/// full disk they would make room only by dropping newer ones).
+const ROTATE_ACKED: u64 = 64 * 1024;
+/// The smallest segment a full disk shrinks segments to.
+const SEGMENT_MIN: u64 = 4096;
 
 #[derive(Debug)]
 struct Segment {
@@ -255,6 +261,11 @@ impl Spool {
             } else {
                 self.segments.get(1).map_or(first_seq, |s| s.first_seq)
             };
+            // Smaller segments from now on: a full disk then drops less at
+            // a time, and acknowledged events free it sooner.
+            self.segment_max = (self.disk_bytes() / 4)
+                .max(SEGMENT_MIN)
+                .min(self.segment_max);
             let why = format!("the disk under the spool is full ({err})");
             self.drop_front_segment(end, &why);
         }
@@ -392,7 +403,36 @@ impl Spool {
                 self.ring_bytes -= l.len();
             }
         }
+        if seq + 1 == self.next_seq
+            && self
+                .segments
+                .back()
+                .is_some_and(|s| s.bytes >= ROTATE_ACKED)
+        {
+            self.start_empty_segment();
+        }
         self.remove_acked_segments();
+    }
+
+    /// Starts a new, empty active segment for the next seq (its file made
+    /// at once: the newest segment file is what a restart numbers on from),
+    /// so that the one before it can go once acknowledged.
+    fn start_empty_segment(&mut self) {
+        let opened = OpenOptions::new()
+            .append(true)
+            .create(true)
+            .mode(0o600)
+            .open(segment_path(&self.dir, self.next_seq));
+        match opened {
+            Ok(f) => {
+                self.active = Some(f);
+                self.segments.push_back(Segment {
+                    first_seq: self.next_seq,
+                    bytes: 0,
+                });
+            }
+            Err(e) => log::warn!("spool: starting a segment: {e}"),
+        }
     }
 
     /// Deletes segments wholly acknowledged, the `acked` file first written
@@ -913,6 +953,39 @@ mod tests {
         let sent = drain(&mut s);
         assert_eq!(sent, [1, 2, 3, 4, 6, 7, 8, 9, 10]);
         assert_eq!(s.take_damaged(), 1);
+        fs::remove_dir_all(&d).ok();
+    }
+
+    /// Acknowledged events hold no disk space for long: a wholly
+    /// acknowledged active segment gives way to an empty one, and a restart
+    /// numbers on after it.
+    #[test]
+    fn a_wholly_acknowledged_segment_gives_its_space_back() {
+        let d = dir("rotate");
+        {
+            let mut s = Spool::open(&d, 64 << 20, 16).unwrap();
+            s.push_all(1, (0..1000).map(event).collect()).unwrap();
+            assert!(s.disk_bytes() >= ROTATE_ACKED);
+            drain(&mut s);
+            s.ack(999);
+            assert!(
+                s.disk_bytes() >= ROTATE_ACKED,
+                "not yet: one is unacknowledged"
+            );
+            s.ack(1000);
+            assert_eq!(s.disk_bytes(), 0);
+            let files: Vec<_> = fs::read_dir(&d)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().into_string().unwrap())
+                .filter(|n| n.ends_with(".spool"))
+                .collect();
+            assert_eq!(files, [format!("{:020}.spool", 1001)]);
+            s.push_all(1, vec![event(0)]).unwrap();
+            assert_eq!(drain(&mut s), [1001]);
+        }
+        let mut s = Spool::open(&d, 64 << 20, 16).unwrap();
+        assert_eq!(s.next_seq(), 1002);
+        assert_eq!(drain(&mut s), [1001], "unacknowledged: sent again");
         fs::remove_dir_all(&d).ok();
     }
 }

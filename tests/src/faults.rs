@@ -157,7 +157,11 @@ impl NetNs {
     /// `ip netns add`, enters it on this thread (children started from this
     /// thread, and threads it spawns, are born inside) and brings `lo` up.
     pub fn enter(prefix: &str) -> Result<NetNs, String> {
-        let name = format!("{prefix}-{}-{:06x}", std::process::id(), crate::random_u64() & 0xff_ffff);
+        let name = format!(
+            "{prefix}-{}-{:06x}",
+            std::process::id(),
+            crate::random_u64() & 0xff_ffff
+        );
         let home = File::open("/proc/thread-self/ns/net")
             .map_err(|e| format!("/proc/thread-self/ns/net: {e}"))?;
         run(Command::new("ip").args(["netns", "add", &name]))?;
@@ -179,7 +183,7 @@ impl NetNs {
     /// (both directions: data and acknowledgements), at random (nftables
     /// `numgen random`), counted.
     pub fn random_loss(&self, port: u16, percent: u32) -> Result<(), String> {
-        if !Path::new("/usr/sbin/nft").exists() && which("nft").is_none() {
+        if which_nft().is_none() {
             return Err("nft (Debian package nftables) is not installed".into());
         }
         let rules = format!(
@@ -211,8 +215,8 @@ impl NetNs {
 
     /// Packets dropped so far by [`NetNs::random_loss`].
     pub fn dropped_packets(&self) -> u64 {
-        let text = run(Command::new("nft").args(["list", "table", "inet", "hbfault"]))
-            .unwrap_or_default();
+        let text =
+            run(Command::new("nft").args(["list", "table", "inet", "hbfault"])).unwrap_or_default();
         text.split("packets ")
             .skip(1)
             .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
@@ -241,6 +245,11 @@ pub fn can_netns() -> Result<(), String> {
     std::thread::spawn(|| NetNs::enter("hb-can").map(drop))
         .join()
         .map_err(|_| "panicked".to_string())?
+}
+
+/// Where `nft` (Debian package nftables) is, if installed.
+pub fn which_nft() -> Option<PathBuf> {
+    which("nft").or_else(|| Some(PathBuf::from("/usr/sbin/nft")).filter(|p| p.is_file()))
 }
 
 fn which(tool: &str) -> Option<PathBuf> {
@@ -449,7 +458,9 @@ fn connection(client: TcpStream, shared: Arc<ProxyShared>) {
         open.push(u3);
     }
     // Each direction its own generator, from the shared seed.
-    let seed = shared.seed.fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::SeqCst);
+    let seed = shared
+        .seed
+        .fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::SeqCst);
     let s = shared.clone();
     let down = std::thread::spawn(move || pump(u2, c2, &s, false, Rng(seed ^ 0xdead_beef | 1)));
     pump(client, upstream, &shared, true, Rng(seed | 1));
@@ -492,7 +503,9 @@ fn pump(mut from: TcpStream, mut to: TcpStream, shared: &ProxyShared, up: bool, 
         });
         let limit = cut_at.unwrap_or(n);
         let pieces = 1 + rng.below(plan.max_pieces as u64) as usize;
-        let mut bounds: Vec<usize> = (1..pieces).map(|_| rng.below(limit as u64) as usize).collect();
+        let mut bounds: Vec<usize> = (1..pieces)
+            .map(|_| rng.below(limit as u64) as usize)
+            .collect();
         bounds.push(limit);
         bounds.sort_unstable();
         let mut start = 0;
