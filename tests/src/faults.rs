@@ -105,7 +105,7 @@ impl Tmpfs {
     /// Bytes free on it now.
     pub fn free(&self) -> u64 {
         nix::sys::statvfs::statvfs(&self.dir)
-            .map(|s| s.blocks_available() as u64 * s.fragment_size() as u64)
+            .map(|s| s.blocks_available() * s.fragment_size())
             .unwrap_or(0)
     }
 }
