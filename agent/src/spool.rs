@@ -38,6 +38,9 @@ const SEGMENT_MAX: u64 = 1024 * 1024;
 /// an empty one: acknowledged events must not hold disk space (on a small,
 /// full disk they would make room only by dropping newer ones).
 const ROTATE_ACKED: u64 = 64 * 1024;
+/// The file that keeps counted, not yet reported losses across a crash:
+/// `<dropped> <damaged>`.
+const UNREPORTED: &str = "unreported";
 /// The smallest segment a full disk shrinks segments to.
 const SEGMENT_MIN: u64 = 4096;
 
@@ -139,6 +142,17 @@ impl Spool {
             #[cfg(test)]
             disk_room: None,
         };
+        // Losses counted by an earlier run that died before reporting them.
+        if let Some((dropped, damaged)) =
+            fs::read_to_string(dir.join(UNREPORTED)).ok().and_then(|s| {
+                let mut f = s.split_whitespace().map(|n| n.parse::<u64>().ok());
+                Some((f.next()??, f.next()??))
+            })
+        {
+            spool.dropped_unreported = dropped;
+            spool.damaged_unreported = damaged;
+            spool.dropped_total = dropped + damaged;
+        }
         for first in firsts {
             let path = segment_path(dir, first);
             let (last_seq, torn) = repair_segment(&path).map_err(ctx)?;
@@ -183,16 +197,42 @@ impl Spool {
 
     /// Like [`Spool::take_dropped`], with why the last of them were dropped.
     pub fn take_dropped_why(&mut self) -> (u64, String) {
-        (
+        let taken = (
             std::mem::take(&mut self.dropped_unreported),
             std::mem::take(&mut self.dropped_why),
-        )
+        );
+        if taken.0 > 0 {
+            self.save_unreported();
+        }
+        taken
     }
 
     /// Records torn (a crash mid-write) or damaged on disk, dropped instead
     /// of sent, not yet reported; reading resets it.
     pub fn take_damaged(&mut self) -> u64 {
-        std::mem::take(&mut self.damaged_unreported)
+        let taken = std::mem::take(&mut self.damaged_unreported);
+        if taken > 0 {
+            self.save_unreported();
+        }
+        taken
+    }
+
+    /// Keeps the counts not yet reported on disk, so that an agent that
+    /// dies before it reports them still does after its restart.
+    fn save_unreported(&self) {
+        let path = self.dir.join(UNREPORTED);
+        let result = if self.dropped_unreported == 0 && self.damaged_unreported == 0 {
+            match fs::remove_file(&path) {
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+                other => other,
+            }
+        } else {
+            let text = format!("{} {}\n", self.dropped_unreported, self.damaged_unreported);
+            state::write_private(&path, text.as_bytes())
+        };
+        if let Err(e) = result {
+            log::debug!("spool: keeping the unreported loss counts: {e}");
+        }
     }
 
     /// Gives each event its seq and appends them all with one write. On a
@@ -377,12 +417,14 @@ impl Spool {
         self.dropped_unreported += n;
         self.dropped_total += n;
         self.dropped_why = why.to_owned();
+        self.save_unreported();
         log::warn!("spool: dropped {n} unacknowledged events: {why}");
     }
 
     fn count_damaged(&mut self, why: &str) {
         self.damaged_unreported += 1;
         self.dropped_total += 1;
+        self.save_unreported();
         log::warn!("spool: dropped 1 record: {why}");
     }
 
@@ -774,8 +816,13 @@ mod tests {
             .unwrap()
             .write_all(b"101 {\"version\":2,\"mess")
             .unwrap();
+        // Killed again before it reported the loss: still counted.
+        drop(Spool::open(&d, 1 << 20, 1024).unwrap());
         let mut s = Spool::open(&d, 1 << 20, 1024).unwrap();
-        assert_eq!(s.take_damaged(), 1, "the torn record is counted");
+        assert_eq!(s.take_damaged(), 1, "the torn record is counted, once");
+        drop(s);
+        let mut s = Spool::open(&d, 1 << 20, 1024).unwrap();
+        assert_eq!(s.take_damaged(), 0, "reported: not again");
         assert_eq!(s.take_dropped(), 0);
         assert_eq!(s.next_seq(), 101);
         assert_eq!(drain(&mut s), (61..=100).collect::<Vec<_>>());

@@ -271,9 +271,14 @@ pub struct FaultPlan {
     pub stall_per_mille: u32,
     /// ...for up to this long.
     pub max_stall: Duration,
-    /// Per mille of agent→core chunks in the middle of which the connection
-    /// is cut (the part before the cut is delivered: a torn line).
-    pub cut_per_mille: u32,
+    /// Agent→core, the connection is cut after a random count of bytes in
+    /// this range, never at a line's end (the bytes before the cut are
+    /// delivered: a torn line). `None`: no cuts.
+    pub cut_after_bytes: Option<(u64, u64)>,
+    /// At most this many cuts in all. (Every reconnect spends a TOTP step
+    /// and an agent may only use about one per 30 s: a link cut more often
+    /// than twice in 30 s leaves it waiting up to a minute, by design.)
+    pub max_cuts: u64,
 }
 
 impl Default for FaultPlan {
@@ -283,7 +288,8 @@ impl Default for FaultPlan {
             max_pieces: 4,
             stall_per_mille: 15,
             max_stall: Duration::from_millis(1200),
-            cut_per_mille: 10,
+            cut_after_bytes: Some((64 * 1024, 256 * 1024)),
+            max_cuts: 2,
         }
     }
 }
@@ -471,6 +477,9 @@ fn pump(mut from: TcpStream, mut to: TcpStream, shared: &ProxyShared, up: bool, 
     let plan = shared.plan;
     let c = &shared.counters;
     let mut buf = vec![0u8; 16 * 1024];
+    let mut countdown = plan
+        .cut_after_bytes
+        .map(|(lo, hi)| lo + rng.below(hi.saturating_sub(lo) + 1));
     let result: io::Result<()> = (|| loop {
         if shared.stopping.load(Ordering::SeqCst) {
             return Ok(());
@@ -494,13 +503,20 @@ fn pump(mut from: TcpStream, mut to: TcpStream, shared: &ProxyShared, up: bool, 
         }
         // A cut in the middle of a line: some bytes of the chunk go, the
         // rest does not, and the connection is closed both ways.
-        let cut_at = (up && rng.below(1000) < u64::from(plan.cut_per_mille)).then(|| {
-            let mut at = 1 + rng.below(n as u64) as usize;
-            while at > 1 && data.get(at - 1) == Some(&b'\n') {
-                at -= 1;
+        let may_cut = c.cuts.load(Ordering::SeqCst) < plan.max_cuts;
+        let cut_at = match (up, countdown) {
+            (true, Some(left)) if left < n as u64 && may_cut => {
+                let mut at = (left as usize).max(1);
+                while at > 1 && data.get(at - 1) == Some(&b'\n') {
+                    at -= 1;
+                }
+                Some(at)
             }
-            at.min(n)
-        });
+            _ => None,
+        };
+        if let Some(left) = countdown.as_mut() {
+            *left = left.saturating_sub(n as u64);
+        }
         let limit = cut_at.unwrap_or(n);
         let pieces = 1 + rng.below(plan.max_pieces as u64) as usize;
         let mut bounds: Vec<usize> = (1..pieces)

@@ -511,11 +511,7 @@ fn packet_loss_in_a_network_namespace_stores_every_event_once() {
 fn a_slow_split_stalling_link_cut_mid_line_stores_every_event_once() {
     const TEST: &str = "delay_split_stall_cut";
     let core = Core::start();
-    let plan = FaultPlan {
-        cut_per_mille: 30,
-        ..FaultPlan::default()
-    };
-    let proxy = FaultProxy::start(core.node_addr, plan);
+    let proxy = FaultProxy::start(core.node_addr, FaultPlan::default());
     let store = relay_store(core.workspace().path());
     let agent = Agent::full(proxy.addr())
         .workspace(core.workspace())
@@ -528,10 +524,7 @@ fn a_slow_split_stalling_link_cut_mid_line_stores_every_event_once() {
     paced_sender(agent.event_addr(), token, "pot-a".into(), 0, total, 1_000)
         .join()
         .expect("sender");
-    // Faults until the cuts happened (bounded), then a calm link.
-    wait_for("the proxy to cut a connection mid-line", T, POLL, || {
-        (proxy.counts().cuts >= 2).then_some(())
-    });
+    // Then a calm link.
     proxy.calm();
     let t0 = Instant::now();
     let events = wait_stored(&core, id, total as usize, Duration::from_secs(60));
@@ -558,7 +551,10 @@ fn a_slow_split_stalling_link_cut_mid_line_stores_every_event_once() {
     assert_eq!(t.duplicated, 0);
     assert_eq!(events.len() as u64, total, "every event, once");
     assert_eq!(t.seqs, (1..=total).collect::<BTreeSet<_>>());
-    assert!(c.stalls > 0 && c.pieces > 0, "{c:?}");
+    assert!(
+        c.stalls > 0 && c.cuts >= 2 && c.pieces > c.connections,
+        "the faults did not happen: {c:?}"
+    );
     assert_eq!(
         metric_sum(&core, "honeybee_protocol_errors_total"),
         0.0,
@@ -574,7 +570,7 @@ fn a_core_restarted_10_times_in_a_minute_under_10_agents_stores_every_event_once
     const AGENTS: usize = 10;
     const RESTARTS: usize = 10;
     const PER_SECOND: u64 = 40;
-    const SECONDS: u64 = 50;
+    const SECONDS: u64 = 46;
     let mut core = Core::start();
     let ws = core.workspace();
     let node_port = core.node_addr.port().to_string();
@@ -616,11 +612,14 @@ fn a_core_restarted_10_times_in_a_minute_under_10_agents_stores_every_event_once
         .collect();
     let loop_start = Instant::now();
     let mut downtimes = Vec::new();
-    let mut resumes = Vec::new();
+    let mut resumed = 0;
     for r in 0..RESTARTS {
-        // The fault schedule: one restart about every 5 s.
-        let due = loop_start + Duration::from_millis(5_000 * r as u64 + 1_500);
+        // The fault schedule: one restart about every 4.5 s.
+        let due = loop_start + Duration::from_millis(4_500 * r as u64 + 1_500);
         std::thread::sleep(due.saturating_duration_since(Instant::now()));
+        if metric(&core, "honeybee_events_stored_total") > 0.0 {
+            resumed += 1;
+        }
         let signal = if r % 2 == 0 {
             Signal::SIGKILL
         } else {
@@ -633,14 +632,6 @@ fn a_core_restarted_10_times_in_a_minute_under_10_agents_stores_every_event_once
             .args(["--node-port", node_port.as_str()])
             .start();
         downtimes.push(down.elapsed());
-        // Stream resumed: the new core stores events.
-        wait_for(
-            "the stream to resume after a restart",
-            T,
-            Duration::from_millis(50),
-            || (metric(&core, "honeybee_events_stored_total") > 0.0).then_some(()),
-        );
-        resumes.push(down.elapsed());
     }
     let loop_took = loop_start.elapsed();
     for s in senders {
@@ -651,7 +642,7 @@ fn a_core_restarted_10_times_in_a_minute_under_10_agents_stores_every_event_once
     let mut duplicated = 0usize;
     let mut missing = Vec::new();
     for (i, &id) in ids.iter().enumerate() {
-        let events = wait_stored(&core, id, per_agent as usize, Duration::from_secs(60));
+        let events = wait_stored(&core, id, per_agent as usize, Duration::from_secs(90));
         let t = tally(&events);
         stored_total += t.seqs.len();
         duplicated += t.duplicated;
@@ -665,12 +656,11 @@ fn a_core_restarted_10_times_in_a_minute_under_10_agents_stores_every_event_once
         TEST,
         &format!(
             "agents={AGENTS} restarts={RESTARTS} in {}ms sent={} stored={stored_total} \
-             duplicated={duplicated} max_restart_ms={} max_resume_ms={} \
+             duplicated={duplicated} max_restart_ms={} cores_that_stored_before_the_next_kill={resumed} \
              recover_after_last_send_ms={}",
             ms(loop_took),
             per_agent * AGENTS as u64,
             max(&downtimes),
-            max(&resumes),
             ms(recover)
         ),
     );
@@ -712,19 +702,22 @@ fn flood(
     })
 }
 
-/// An agent killed -9 again and again while it writes its spool: a record
-/// torn by the kill is cut and counted (an Alarm), never sent; everything
-/// else the agent accepted is stored exactly once, with no gap in its seqs.
-/// To be sure the torn-record path runs, the last round also tears the
-/// spool's last record by hand, as a kill in the middle of `write` does.
+/// An agent killed -9 again and again while it writes its spool (the core
+/// away meanwhile, so that nothing is reported between the kills): a record
+/// torn by a kill is cut and counted (an Alarm, also when the agent is
+/// killed again before it could report it), never sent; everything else the
+/// agent accepted is stored exactly once, with no gap in its seqs. To be
+/// sure the torn-record path runs, the last round also tears the spool's
+/// last record by hand, as a kill in the middle of `write` does.
 #[test]
 fn an_agent_killed_mid_spool_write_never_replays_a_torn_record() {
     const TEST: &str = "agent_kill9_mid_write";
     const ROUNDS: u64 = 6;
     let core = Core::start();
     let ws = core.workspace();
+    let proxy = LinkProxy::start(core.node_addr);
     let store = relay_store(ws.path());
-    let mut agent = Agent::full(core.node_addr)
+    let mut agent = Agent::full(proxy.addr())
         .workspace(ws.clone())
         .potstore(store.path())
         .start();
@@ -732,6 +725,7 @@ fn an_agent_killed_mid_spool_write_never_replays_a_torn_record() {
     core.api().wait_status(id, "Running", T);
     let mut token = start_token_pot(core.api(), id, &store, "relay", "pot-a");
     let state = agent.state_dir().to_path_buf();
+    proxy.cut();
     let written = Arc::new(AtomicU64::new(0));
     let mut torn_natural = 0u64;
     let mut injected = 0u64;
@@ -789,21 +783,25 @@ fn an_agent_killed_mid_spool_write_never_replays_a_torn_record() {
             || (store.starts("pot-a") > starts).then_some(()),
         );
         token = store.wait_token("pot-a", T);
-        core.api().wait_status(id, "Running", T);
         restarts.push(t.elapsed());
-        // The torn records so far are reported before the next kill.
-        let want = torn_natural + injected;
-        wait_for("the Alarm of torn records", T, POLL, || {
-            (alarms(&core, id, "spool damaged: ").1 >= want).then_some(())
-        });
     }
-    // Everything spooled reaches the core.
     let top = spooled_max_seq(&state);
+    proxy.restore();
     let t0 = Instant::now();
-    let events = wait_for("every spooled event to be stored", T, POLL, || {
-        let e = stored(&core, id);
-        (e.iter().filter_map(|e| e["seq"].as_u64()).max() >= Some(top)).then_some(e)
+    // Every torn record is reported, and everything spooled arrives.
+    let want = torn_natural + injected;
+    wait_for("the Alarms of torn records", T, POLL, || {
+        (alarms(&core, id, "spool damaged: ").1 >= want).then_some(())
     });
+    let events = wait_for(
+        "every spooled event to be stored",
+        Duration::from_secs(60),
+        POLL,
+        || {
+            let e = stored(&core, id);
+            (e.iter().filter_map(|e| e["seq"].as_u64()).max() >= Some(top)).then_some(e)
+        },
+    );
     let recover = t0.elapsed();
     let t = tally(&events);
     let (_, damaged) = alarms(&core, id, "spool damaged: ");
@@ -821,15 +819,10 @@ fn an_agent_killed_mid_spool_write_never_replays_a_torn_record() {
         ),
     );
     assert_eq!(t.duplicated, 0);
-    assert_eq!(
-        damaged,
-        torn_natural + injected,
-        "each torn record counted once"
-    );
-    let max_seq = t.seqs.last().copied().unwrap_or(0);
+    assert_eq!(damaged, want, "each torn record counted once");
     assert_eq!(
         t.seqs,
-        (1..=max_seq).collect::<BTreeSet<_>>(),
+        (1..=top).collect::<BTreeSet<_>>(),
         "a gap in the seqs: an accepted event was lost"
     );
     assert!(
@@ -841,5 +834,5 @@ fn an_agent_killed_mid_spool_write_never_replays_a_torn_record() {
         0.0,
         "garbage reached the core"
     );
-    assert!(sent > t.seqs.len() as u64 / 2, "the flood wrote {sent}");
+    assert!(agent.is_running(), "the agent died");
 }
