@@ -181,11 +181,14 @@ impl NetNs {
 
     /// Drops `percent` % of the TCP packets to and from `port` on loopback
     /// (both directions: data and acknowledgements), at random (nftables
-    /// `numgen random`), counted.
+    /// `numgen random`), counted; loopback's MTU becomes 1500.
     pub fn random_loss(&self, port: u16, percent: u32) -> Result<(), String> {
         if which_nft().is_none() {
             return Err("nft (Debian package nftables) is not installed".into());
         }
+        // Ethernet-sized packets, not loopback's 64 KiB: a loss costs a
+        // segment as it would on a real link, and there are more to lose.
+        run(Command::new("ip").args(["link", "set", "lo", "mtu", "1500"]))?;
         let rules = format!(
             "table inet hbfault {{\n  chain out {{\n    type filter hook output priority 0; policy accept;\n    \
              tcp dport {port} numgen random mod 100 < {percent} counter drop\n    \
