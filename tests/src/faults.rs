@@ -551,3 +551,94 @@ fn pump(mut from: TcpStream, mut to: TcpStream, shared: &ProxyShared, up: bool, 
     let _ = from.shutdown(Shutdown::Both);
     let _ = to.shutdown(Shutdown::Both);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    /// A server that reads each connection to its end and hands the bytes
+    /// over, connection by connection.
+    fn sink() -> (SocketAddr, std::sync::mpsc::Receiver<Vec<u8>>) {
+        let l = TcpListener::bind((LOOPBACK, 0)).unwrap();
+        let addr = l.local_addr().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for c in l.incoming() {
+                let Ok(mut c) = c else { continue };
+                let tx = tx.clone();
+                std::thread::spawn(move || {
+                    let mut got = Vec::new();
+                    let _ = c.read_to_end(&mut got);
+                    let _ = tx.send(got);
+                });
+            }
+        });
+        (addr, rx)
+    }
+
+    fn payload(lines: usize) -> Vec<u8> {
+        (0..lines)
+            .flat_map(|i| format!("line {i} {}\n", "x".repeat(i % 97)).into_bytes())
+            .collect()
+    }
+
+    #[test]
+    fn without_cuts_every_byte_arrives_in_order_however_split_and_delayed() {
+        let (addr, rx) = sink();
+        let plan = FaultPlan {
+            max_delay: Duration::from_millis(2),
+            stall_per_mille: 100,
+            max_stall: Duration::from_millis(30),
+            cut_after_bytes: None,
+            ..FaultPlan::default()
+        };
+        let proxy = FaultProxy::start(addr, plan);
+        let data = payload(5_000);
+        let mut c = TcpStream::connect(proxy.addr()).unwrap();
+        c.write_all(&data).unwrap();
+        c.shutdown(Shutdown::Write).unwrap();
+        let got = rx.recv_timeout(Duration::from_secs(30)).unwrap();
+        assert!(
+            got == data,
+            "{} bytes of {} arrived, or altered",
+            got.len(),
+            data.len()
+        );
+        let counts = proxy.counts();
+        assert!(counts.pieces > 1 && counts.stalls > 0, "{counts:?}");
+        assert_eq!(counts.cuts, 0);
+    }
+
+    #[test]
+    fn a_cut_delivers_a_prefix_that_ends_mid_line_and_closes_both_sides() {
+        let (addr, rx) = sink();
+        let plan = FaultPlan {
+            max_delay: Duration::ZERO,
+            stall_per_mille: 0,
+            cut_after_bytes: Some((10_000, 20_000)),
+            max_cuts: 1,
+            ..FaultPlan::default()
+        };
+        let proxy = FaultProxy::start(addr, plan);
+        let data = payload(5_000);
+        let mut c = TcpStream::connect(proxy.addr()).unwrap();
+        let _ = c.write_all(&data);
+        let got = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        assert!(got.len() >= 9_000 && got.len() <= 20_000, "{}", got.len());
+        assert!(data.starts_with(&got), "not a prefix");
+        assert_ne!(got.last(), Some(&b'\n'), "the cut fell on a line's end");
+        // The client side sees the end too.
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let t = Instant::now();
+        let mut b = [0u8; 1];
+        assert!(matches!(c.read(&mut b), Ok(0) | Err(_)));
+        assert!(t.elapsed() < Duration::from_secs(5));
+        assert_eq!(proxy.counts().cuts, 1);
+        // The cuts are spent: the next connection is whole.
+        let mut c = TcpStream::connect(proxy.addr()).unwrap();
+        c.write_all(&data).unwrap();
+        c.shutdown(Shutdown::Write).unwrap();
+        assert!(rx.recv_timeout(Duration::from_secs(10)).unwrap() == data);
+    }
+}
