@@ -179,20 +179,28 @@ impl NetNs {
         &self.name
     }
 
-    /// Drops `percent` % of the TCP packets to and from `port` on loopback
-    /// (both directions: data and acknowledgements), at random (nftables
-    /// `numgen random`), counted; loopback's MTU becomes 1500.
-    pub fn random_loss(&self, port: u16, percent: u32) -> Result<(), String> {
+    /// Drops `percent` % of the TCP packets to and from each of `ports` on
+    /// loopback (both directions: data and acknowledgements), at random
+    /// (nftables `numgen random`), counted; loopback's MTU becomes 1500.
+    pub fn random_loss(&self, ports: &[u16], percent: u32) -> Result<(), String> {
         if which_nft().is_none() {
             return Err("nft (Debian package nftables) is not installed".into());
         }
         // Ethernet-sized packets, not loopback's 64 KiB: a loss costs a
         // segment as it would on a real link, and there are more to lose.
         run(Command::new("ip").args(["link", "set", "lo", "mtu", "1500"]))?;
+        let drops: String = ports
+            .iter()
+            .map(|port| {
+                format!(
+                    "    tcp dport {port} numgen random mod 100 < {percent} counter drop\n    \
+                     tcp sport {port} numgen random mod 100 < {percent} counter drop\n"
+                )
+            })
+            .collect();
         let rules = format!(
-            "table inet hbfault {{\n  chain out {{\n    type filter hook output priority 0; policy accept;\n    \
-             tcp dport {port} numgen random mod 100 < {percent} counter drop\n    \
-             tcp sport {port} numgen random mod 100 < {percent} counter drop\n  }}\n}}\n"
+            "table inet hbfault {{\n  chain out {{\n    type filter hook output priority 0; policy accept;\n\
+             {drops}  }}\n}}\n"
         );
         let mut child = Command::new("nft")
             .args(["-f", "-"])

@@ -8,9 +8,9 @@
 //! - the disk under the agent's spool fills up: the oldest events are
 //!   dropped, counted and reported in an Alarm, the agent keeps running;
 //! - packet loss between agent and core (nftables in a network namespace of
-//!   the test's own), and delay, split writes, stalls and connections cut
-//!   mid-line (a userspace proxy: this kernel has no `netem`, see
-//!   `honeybee_tests::faults`): every event exactly once;
+//!   the test's own) together with delay, split writes and stalls, and
+//!   apart from it connections cut mid-line (a userspace proxy: this kernel
+//!   has no `netem`, see `honeybee_tests::faults`): every event exactly once;
 //! - the core restarted 10 times in a minute while 10 agents stream: every
 //!   event exactly once;
 //! - an agent killed -9 while it writes its spool: a torn record is cut and
@@ -462,10 +462,12 @@ fn agent_spool_disk_full_drops_the_oldest_counted_and_keeps_running() {
 }
 
 /// Random packet loss (10 % of the packets of the node connection, both
-/// ways) in a network namespace of the test's own: every event once.
+/// ways) in a network namespace of the test's own, and within it the proxy
+/// delaying, splitting and stalling (no cuts) between agent and core, so
+/// that loss and delay come together: every event once.
 #[test]
-fn packet_loss_in_a_network_namespace_stores_every_event_once() {
-    const TEST: &str = "packet_loss_netns";
+fn packet_loss_and_delay_in_a_network_namespace_store_every_event_once() {
+    const TEST: &str = "packet_loss_delay_netns";
     let usable = faults::can_netns().and_then(|()| {
         faults::which_nft()
             .map(drop)
@@ -477,9 +479,17 @@ fn packet_loss_in_a_network_namespace_stores_every_event_once() {
     let ns = NetNs::enter("hbfault").expect("network namespace");
     let core = Core::start();
     let store = relay_store(core.workspace().path());
-    ns.random_loss(core.node_addr.port(), 10)
+    // Started inside the namespace: its threads and sockets live there.
+    let proxy = FaultProxy::start(
+        core.node_addr,
+        FaultPlan {
+            cut_after_bytes: None,
+            ..FaultPlan::default()
+        },
+    );
+    ns.random_loss(&[core.node_addr.port(), proxy.addr().port()], 10)
         .expect("nftables random loss");
-    let agent = Agent::full(core.node_addr)
+    let agent = Agent::full(proxy.addr())
         .workspace(core.workspace())
         .potstore(store.path())
         .start();
@@ -497,13 +507,16 @@ fn packet_loss_in_a_network_namespace_stores_every_event_once() {
     let lag = t1.elapsed();
     let t = tally(&events);
     let lost_packets = ns.dropped_packets();
+    let c = proxy.counts();
     figures(
         TEST,
         &format!(
             "sent={total} stored={} duplicated={} packets_dropped={lost_packets} \
-             loss=10% send_ms={} last_event_lag_ms={} namespace={}",
+             loss=10% stalls={} pieces={} send_ms={} last_event_lag_ms={} namespace={}",
             t.seqs.len(),
             t.duplicated,
+            c.stalls,
+            c.pieces,
             ms(sent_in),
             ms(lag),
             ns.name()
@@ -517,6 +530,7 @@ fn packet_loss_in_a_network_namespace_stores_every_event_once() {
     assert_eq!(events.len() as u64, total, "every event, once");
     assert_eq!(t.seqs, (1..=total).collect::<BTreeSet<_>>());
     drop(agent);
+    drop(proxy);
     drop(core);
     drop(ns);
 }
