@@ -13,11 +13,13 @@
 //!   bytes over in order whatever the packets did, so the only reordering a
 //!   peer can meet is that of whole connections (a late one after a cut).
 //!
-//! This kernel has no `netem` (nor `tbf`) qdisc, so delay and reordering of
-//! packets cannot be injected in the kernel: packet loss is (nftables
-//! `numgen random` in a namespace; a lost segment makes the later ones
-//! arrive out of order, TCP reassembles them), delay and the rest are the
-//! proxy's.
+//! This kernel has no `netem` (nor `tbf`) qdisc, so a fixed delay and
+//! reordering of packets cannot be injected in the kernel. What is: packet
+//! loss (nftables `numgen random` in a namespace; a lost segment makes the
+//! later ones arrive out of order, TCP reassembles them) and a bandwidth
+//! bottleneck (`htb`), whose queue delays packets once the sender outruns
+//! it ([`NetNs::bottleneck`]). Per-write delay, split writes, stalls and
+//! cuts mid-line are the proxy's.
 //!
 //! Everything here needs root except the proxy; [`privileged`] says whether
 //! a test can go on, failing it when `CI` is set.
@@ -157,6 +159,7 @@ impl NetNs {
     /// `ip netns add`, enters it on this thread (children started from this
     /// thread, and threads it spawns, are born inside) and brings `lo` up.
     pub fn enter(prefix: &str) -> Result<NetNs, String> {
+        remove_stale(prefix);
         let name = format!(
             "{prefix}-{}-{:06x}",
             std::process::id(),
@@ -224,6 +227,40 @@ impl NetNs {
         Ok(())
     }
 
+    /// Caps TCP traffic to and from `port` on loopback at `kbit` kbit/s
+    /// (an `htb` class, `u32` filters): a slow link whose queue delays
+    /// packets once the sender outruns it. (`netem`, which would delay
+    /// every packet by a set time, is not in this kernel; `htb` is.)
+    pub fn bottleneck(&self, port: u16, kbit: u32) -> Result<(), String> {
+        let tc = |args: &str| run(Command::new("tc").args(args.split_whitespace()));
+        tc("qdisc add dev lo root handle 1: htb default 10 r2q 100000")?;
+        tc("class add dev lo parent 1: classid 1:10 htb rate 10gbit")?;
+        tc(&format!(
+            "class add dev lo parent 1: classid 1:20 htb rate {kbit}kbit ceil {kbit}kbit"
+        ))?;
+        for dir in ["dport", "sport"] {
+            tc(&format!(
+                "filter add dev lo protocol ip parent 1: prio 1 u32 match ip {dir} {port} 0xffff flowid 1:20"
+            ))?;
+        }
+        Ok(())
+    }
+
+    /// Bytes that went through the bottleneck, and how often it held
+    /// packets back (`overlimits`).
+    pub fn bottleneck_stats(&self) -> (u64, u64) {
+        let text =
+            run(Command::new("tc").args(["-s", "class", "show", "dev", "lo", "classid", "1:20"]))
+                .unwrap_or_default();
+        let after = |key: &str| {
+            text.split(key)
+                .nth(1)
+                .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        (after("Sent "), after("overlimits "))
+    }
+
     /// Packets dropped so far by [`NetNs::random_loss`].
     pub fn dropped_packets(&self) -> u64 {
         let text =
@@ -244,6 +281,28 @@ impl Drop for NetNs {
     fn drop(&mut self) {
         let _ = nix::sched::setns(self.home.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET);
         let _ = run(Command::new("ip").args(["netns", "delete", &self.name]));
+    }
+}
+
+/// Deletes namespaces named `<prefix>-<pid>-…` by [`NetNs::enter`] whose
+/// test process is gone (killed before its drop could run).
+fn remove_stale(prefix: &str) {
+    let Ok(dir) = std::fs::read_dir("/run/netns") else {
+        return;
+    };
+    for entry in dir.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix(prefix)
+            .and_then(|r| r.strip_prefix('-'))
+            .and_then(|r| r.split('-').next())
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = run(Command::new("ip").args(["netns", "delete", &name]));
+        }
     }
 }
 
@@ -363,17 +422,20 @@ impl FaultProxy {
             open: Mutex::new(Vec::new()),
         });
         let s = shared.clone();
+        // Polled, not woken by a connection of its own: on a lossy link
+        // that wake-up may be the packet lost.
+        listener
+            .set_nonblocking(true)
+            .expect("fault proxy: nonblocking");
         let acceptor = std::thread::Builder::new()
             .name("fault-proxy".into())
             .spawn(move || {
-                for conn in listener.incoming() {
-                    if s.stopping.load(Ordering::SeqCst) {
-                        break;
-                    }
-                    let Ok(client) = conn else {
+                while !s.stopping.load(Ordering::SeqCst) {
+                    let Ok((client, _)) = listener.accept() else {
                         std::thread::sleep(Duration::from_millis(10));
                         continue;
                     };
+                    let _ = client.set_nonblocking(false);
                     let s = s.clone();
                     let _ = std::thread::Builder::new()
                         .name("fault-proxy-conn".into())
@@ -424,7 +486,6 @@ impl Drop for FaultProxy {
         for s in self.shared.open.lock().unwrap().drain(..) {
             let _ = s.shutdown(Shutdown::Both);
         }
-        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
         if let Some(h) = self.acceptor.take() {
             let _ = h.join();
         }

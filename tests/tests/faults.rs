@@ -462,9 +462,10 @@ fn agent_spool_disk_full_drops_the_oldest_counted_and_keeps_running() {
 }
 
 /// Random packet loss (10 % of the packets of the node connection, both
-/// ways) in a network namespace of the test's own, and within it the proxy
-/// delaying, splitting and stalling (no cuts) between agent and core, so
-/// that loss and delay come together: every event once.
+/// ways) and a 2 Mbit/s bottleneck (a queue: delay) in a network namespace
+/// of the test's own, and within it the proxy delaying, splitting and
+/// stalling (no cuts) between agent and core, so that loss and delay come
+/// together: every event once.
 #[test]
 fn packet_loss_and_delay_in_a_network_namespace_store_every_event_once() {
     const TEST: &str = "packet_loss_delay_netns";
@@ -489,6 +490,9 @@ fn packet_loss_and_delay_in_a_network_namespace_store_every_event_once() {
     );
     ns.random_loss(&[core.node_addr.port(), proxy.addr().port()], 10)
         .expect("nftables random loss");
+    // Slower than the stream (about 3.6 Mbit/s): a queue, and delay.
+    ns.bottleneck(core.node_addr.port(), 2_000)
+        .expect("htb bottleneck");
     let agent = Agent::full(proxy.addr())
         .workspace(core.workspace())
         .potstore(store.path())
@@ -508,11 +512,13 @@ fn packet_loss_and_delay_in_a_network_namespace_store_every_event_once() {
     let t = tally(&events);
     let lost_packets = ns.dropped_packets();
     let c = proxy.counts();
+    let (shaped_bytes, held_back) = ns.bottleneck_stats();
     figures(
         TEST,
         &format!(
             "sent={total} stored={} duplicated={} packets_dropped={lost_packets} \
-             loss=10% stalls={} pieces={} send_ms={} last_event_lag_ms={} namespace={}",
+             loss=10% bottleneck=2Mbit/s bottleneck_bytes={shaped_bytes} overlimits={held_back} \
+             stalls={} pieces={} send_ms={} last_event_lag_ms={} namespace={}",
             t.seqs.len(),
             t.duplicated,
             c.stalls,
