@@ -337,7 +337,8 @@ pub struct FaultPlan {
     pub max_delay: Duration,
     /// A chunk is split into up to this many writes, at random bytes.
     pub max_pieces: usize,
-    /// Per mille of chunks before which the link goes silent...
+    /// Per mille of chunks before which the link goes silent (and once
+    /// for sure within a direction's first 8 chunks, unless 0)...
     pub stall_per_mille: u32,
     /// ...for up to this long.
     pub max_stall: Duration,
@@ -549,6 +550,8 @@ fn pump(mut from: TcpStream, mut to: TcpStream, shared: &ProxyShared, up: bool, 
     let plan = shared.plan;
     let c = &shared.counters;
     let mut buf = vec![0u8; 16 * 1024];
+    let mut chunks = 0u64;
+    let first_stall = 1 + rng.below(8);
     let mut countdown = plan
         .cut_after_bytes
         .map(|(lo, hi)| lo + rng.below(hi.saturating_sub(lo) + 1));
@@ -567,7 +570,10 @@ fn pump(mut from: TcpStream, mut to: TcpStream, shared: &ProxyShared, up: bool, 
             (if up { &c.bytes_up } else { &c.bytes_down }).fetch_add(n as u64, Ordering::SeqCst);
             continue;
         }
-        if rng.below(1000) < u64::from(plan.stall_per_mille) {
+        chunks += 1;
+        // One stall early on for sure (if stalls are planned), then by chance.
+        let forced = chunks == first_stall && plan.stall_per_mille > 0;
+        if forced || rng.below(1000) < u64::from(plan.stall_per_mille) {
             c.stalls.fetch_add(1, Ordering::SeqCst);
             std::thread::sleep(Duration::from_millis(
                 rng.below(plan.max_stall.as_millis() as u64 + 1),

@@ -846,7 +846,7 @@ fn an_agent_killed_mid_spool_write_never_replays_a_torn_record() {
     figures(
         TEST,
         &format!(
-            "kills={ROUNDS} written_to_event_socket={sent} stored={} duplicated={} \
+            "kills={ROUNDS} written_to_event_socket={sent} accepted_and_spooled={top} stored={} duplicated={} \
              torn_by_kill={torn_natural} torn_by_hand={injected} dropped_counted={damaged} \
              max_restart_ms={} recover_ms={}",
             t.seqs.len(),
