@@ -32,6 +32,13 @@ use crate::state;
 const READ_CHUNK: usize = 256 * 1024;
 /// The ring's byte bound, whatever its event bound.
 const RING_BYTES: usize = 1024 * 1024;
+/// The largest segment: what a full disk drops at once, at most.
+const SEGMENT_MAX: u64 = 1024 * 1024;
+/// The file that keeps counted, not yet reported losses across a crash:
+/// `<dropped> <damaged>`.
+const UNREPORTED: &str = "unreported";
+/// The smallest segment a full disk shrinks segments to.
+const SEGMENT_MIN: u64 = 4096;
 
 #[derive(Debug)]
 struct Segment {
@@ -63,10 +70,18 @@ pub struct Spool {
     ring_bytes: usize,
     ring_max: usize,
     dropped_unreported: u64,
+    /// Records torn or damaged on disk, not yet reported.
+    damaged_unreported: u64,
     dropped_total: u64,
+    /// Why the unreported drops happened (the last reason), for the Alarm.
+    dropped_why: String,
     dirty: bool,
     read_buf: Vec<u8>,
     read_chunk: usize,
+    /// Tests: the bytes the disk holds; a write past it is cut short with
+    /// ENOSPC, as a full disk does.
+    #[cfg(test)]
+    disk_room: Option<u64>,
 }
 
 fn segment_path(dir: &Path, first_seq: u64) -> PathBuf {
@@ -102,7 +117,7 @@ impl Spool {
         let mut spool = Spool {
             dir: dir.to_path_buf(),
             max_bytes,
-            segment_max: (max_bytes / 4).max(1024),
+            segment_max: (max_bytes / 4).clamp(1024, SEGMENT_MAX),
             segments: VecDeque::new(),
             active: None,
             next_seq: acked + 1,
@@ -114,14 +129,32 @@ impl Spool {
             ring_bytes: 0,
             ring_max: ring_max.max(1),
             dropped_unreported: 0,
+            damaged_unreported: 0,
             dropped_total: 0,
+            dropped_why: String::new(),
             dirty: false,
             read_buf: Vec::new(),
             read_chunk: READ_CHUNK,
+            #[cfg(test)]
+            disk_room: None,
         };
+        // Losses counted by an earlier run that died before reporting them.
+        if let Some((dropped, damaged)) =
+            fs::read_to_string(dir.join(UNREPORTED)).ok().and_then(|s| {
+                let mut f = s.split_whitespace().map(|n| n.parse::<u64>().ok());
+                Some((f.next()??, f.next()??))
+            })
+        {
+            spool.dropped_unreported = dropped;
+            spool.damaged_unreported = damaged;
+            spool.dropped_total = dropped + damaged;
+        }
         for first in firsts {
             let path = segment_path(dir, first);
-            let last_seq = repair_segment(&path).map_err(ctx)?;
+            let (last_seq, torn) = repair_segment(&path).map_err(ctx)?;
+            if torn {
+                spool.count_damaged("a record torn by a crash mid-write was cut");
+            }
             let bytes = fs::metadata(&path).map_err(ctx)?.len();
             spool.next_seq = spool.next_seq.max(first).max(last_seq.map_or(0, |s| s + 1));
             spool.segments.push_back(Segment {
@@ -155,7 +188,47 @@ impl Spool {
 
     /// Dropped events not yet reported to the core; reading resets it.
     pub fn take_dropped(&mut self) -> u64 {
-        std::mem::take(&mut self.dropped_unreported)
+        self.take_dropped_why().0
+    }
+
+    /// Like [`Spool::take_dropped`], with why the last of them were dropped.
+    pub fn take_dropped_why(&mut self) -> (u64, String) {
+        let taken = (
+            std::mem::take(&mut self.dropped_unreported),
+            std::mem::take(&mut self.dropped_why),
+        );
+        if taken.0 > 0 {
+            self.save_unreported();
+        }
+        taken
+    }
+
+    /// Records torn (a crash mid-write) or damaged on disk, dropped instead
+    /// of sent, not yet reported; reading resets it.
+    pub fn take_damaged(&mut self) -> u64 {
+        let taken = std::mem::take(&mut self.damaged_unreported);
+        if taken > 0 {
+            self.save_unreported();
+        }
+        taken
+    }
+
+    /// Keeps the counts not yet reported on disk, so that an agent that
+    /// dies before it reports them still does after its restart.
+    fn save_unreported(&self) {
+        let path = self.dir.join(UNREPORTED);
+        let result = if self.dropped_unreported == 0 && self.damaged_unreported == 0 {
+            match fs::remove_file(&path) {
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+                other => other,
+            }
+        } else {
+            let text = format!("{} {}\n", self.dropped_unreported, self.damaged_unreported);
+            state::write_private(&path, text.as_bytes())
+        };
+        if let Err(e) = result {
+            log::debug!("spool: keeping the unreported loss counts: {e}");
+        }
     }
 
     /// Gives each event its seq and appends them all with one write. On a
@@ -195,7 +268,46 @@ impl Spool {
         }
     }
 
+    /// Appends `bytes` (whole lines, seqs from `first_seq`) to the active
+    /// segment. A failed write leaves no part of a line behind (the file is
+    /// cut back); on a full disk the oldest segments are dropped, counted,
+    /// to make room, down to the active one itself.
     fn append(&mut self, first_seq: u64, bytes: &[u8]) -> io::Result<()> {
+        loop {
+            let err = match self.try_append(first_seq, bytes) {
+                Ok(()) => return Ok(()),
+                Err(e) => e,
+            };
+            // ENOSPC, EDQUOT.
+            let full = err.kind() == io::ErrorKind::StorageFull
+                || matches!(err.raw_os_error(), Some(28 | 122));
+            if !full {
+                return Err(err);
+            }
+            let Some(oldest) = self.segments.front() else {
+                return Err(err);
+            };
+            let only = self.segments.len() == 1;
+            if only && oldest.bytes == 0 {
+                // Nothing of ours left to make room with.
+                return Err(err);
+            }
+            let end = if only {
+                first_seq
+            } else {
+                self.segments.get(1).map_or(first_seq, |s| s.first_seq)
+            };
+            // Smaller segments from now on: a full disk then drops less at
+            // a time, and acknowledged events free it sooner.
+            self.segment_max = (self.disk_bytes() / 4)
+                .max(SEGMENT_MIN)
+                .min(self.segment_max);
+            let why = format!("the disk under the spool is full ({err})");
+            self.drop_front_segment(end, &why);
+        }
+    }
+
+    fn try_append(&mut self, first_seq: u64, bytes: &[u8]) -> io::Result<()> {
         if self
             .segments
             .back()
@@ -217,11 +329,35 @@ impl Spool {
                     .open(segment_path(&self.dir, first))?,
             );
         }
+        let before = self.segments.back().map_or(0, |s| s.bytes);
+        #[cfg(test)]
+        let room = self.disk_room.map(|r| r.saturating_sub(self.disk_bytes()));
         let file = self
             .active
             .as_mut()
             .ok_or_else(|| io::Error::other("no segment"))?;
-        file.write_all(bytes)?;
+        #[cfg(test)]
+        let written = match room {
+            Some(room) if room < bytes.len() as u64 => file
+                .write_all(bytes.get(..room as usize).unwrap_or_default())
+                .and_then(|()| Err(io::Error::from_raw_os_error(28))),
+            _ => file.write_all(bytes),
+        };
+        #[cfg(not(test))]
+        let written = file.write_all(bytes);
+        if let Err(e) = written {
+            // Part of the batch may be written: cut it off, or the next
+            // line would be glued to half of one.
+            if let Err(cut) = file.set_len(before) {
+                log::warn!("spool: cutting a failed write off: {cut}");
+                // Unknown length: the next batch goes into a new segment.
+                self.active = None;
+                if let Some(s) = self.segments.back_mut() {
+                    s.bytes = self.segment_max.max(before);
+                }
+            }
+            return Err(e);
+        }
         if let Some(s) = self.segments.back_mut() {
             s.bytes += bytes.len() as u64;
         }
@@ -232,42 +368,60 @@ impl Spool {
     /// Drops the oldest segments while the spool is over its byte bound.
     fn enforce_bound(&mut self) {
         while self.segments.len() > 1 && self.disk_bytes() > self.max_bytes {
-            let Some(oldest) = self.segments.pop_front() else {
-                break;
-            };
-            let next_first = self.segments.front().map_or(self.next_seq, |s| s.first_seq);
-            let last = next_first.saturating_sub(1);
-            let unacked = last.saturating_sub(self.acked.max(oldest.first_seq.saturating_sub(1)));
-            let _ = fs::remove_file(segment_path(&self.dir, oldest.first_seq));
-            if unacked > 0 {
-                let why = format!(
-                    "the spool went over {} bytes (seq {}..={last})",
-                    self.max_bytes,
-                    oldest.first_seq.max(self.acked + 1)
-                );
-                self.count_dropped(unacked, &why);
+            let end = self.segments.get(1).map_or(self.next_seq, |s| s.first_seq);
+            let why = format!("the spool went over {} bytes", self.max_bytes);
+            self.drop_front_segment(end, &why);
+        }
+    }
+
+    /// Deletes the oldest segment, whose events are those before `end`;
+    /// counts those not acknowledged as dropped.
+    fn drop_front_segment(&mut self, end: u64, why: &str) {
+        let Some(oldest) = self.segments.pop_front() else {
+            return;
+        };
+        if self.segments.is_empty() {
+            self.active = None;
+        }
+        let last = end.saturating_sub(1);
+        let unacked = last.saturating_sub(self.acked.max(oldest.first_seq.saturating_sub(1)));
+        let _ = fs::remove_file(segment_path(&self.dir, oldest.first_seq));
+        if unacked > 0 {
+            let why = format!(
+                "{why} (seq {}..={last})",
+                oldest.first_seq.max(self.acked + 1)
+            );
+            self.count_dropped(unacked, &why);
+        }
+        // What was dropped is neither sent nor acknowledged any more.
+        self.acked = self.acked.max(last);
+        self.cursor = self.cursor.max(end);
+        while self.ring.front().is_some_and(|(s, _)| *s <= last) {
+            if let Some((_, l)) = self.ring.pop_front() {
+                self.ring_bytes -= l.len();
             }
-            // What was dropped is neither sent nor acknowledged any more.
-            self.acked = self.acked.max(last);
-            self.cursor = self.cursor.max(next_first);
-            while self.ring.front().is_some_and(|(s, _)| *s <= last) {
-                if let Some((_, l)) = self.ring.pop_front() {
-                    self.ring_bytes -= l.len();
-                }
-            }
-            if self
-                .file_pos
-                .is_some_and(|p| p.segment_first == oldest.first_seq)
-            {
-                self.file_pos = None;
-            }
+        }
+        if self
+            .file_pos
+            .is_some_and(|p| p.segment_first == oldest.first_seq)
+        {
+            self.file_pos = None;
         }
     }
 
     fn count_dropped(&mut self, n: u64, why: &str) {
         self.dropped_unreported += n;
         self.dropped_total += n;
+        self.dropped_why = why.to_owned();
+        self.save_unreported();
         log::warn!("spool: dropped {n} unacknowledged events: {why}");
+    }
+
+    fn count_damaged(&mut self, why: &str) {
+        self.damaged_unreported += 1;
+        self.dropped_total += 1;
+        self.save_unreported();
+        log::warn!("spool: dropped 1 record: {why}");
     }
 
     fn disk_bytes(&self) -> u64 {
@@ -287,11 +441,48 @@ impl Spool {
                 self.ring_bytes -= l.len();
             }
         }
+        // A wholly acknowledged active segment half full (segments are
+        // smaller once the disk was full) gives way to an empty one:
+        // acknowledged events must not hold the disk, or a small, full disk
+        // would make room only by dropping newer ones.
+        if seq + 1 == self.next_seq
+            && self
+                .segments
+                .back()
+                .is_some_and(|s| s.bytes >= self.segment_max / 2)
+        {
+            self.start_empty_segment();
+        }
         self.remove_acked_segments();
     }
 
+    /// Starts a new, empty active segment for the next seq (its file made
+    /// at once: the newest segment file is what a restart numbers on from),
+    /// so that the one before it can go once acknowledged.
+    fn start_empty_segment(&mut self) {
+        let opened = OpenOptions::new()
+            .append(true)
+            .create(true)
+            .mode(0o600)
+            .open(segment_path(&self.dir, self.next_seq));
+        match opened {
+            Ok(f) => {
+                self.active = Some(f);
+                self.segments.push_back(Segment {
+                    first_seq: self.next_seq,
+                    bytes: 0,
+                });
+            }
+            Err(e) => log::warn!("spool: starting a segment: {e}"),
+        }
+    }
+
     /// Deletes segments wholly acknowledged, the `acked` file first written
-    /// so that a restart never takes their events for unsent ones.
+    /// so that a restart never takes their events for unsent ones. Should
+    /// that write fail (a full disk), they go all the same: the newest
+    /// segment always stays, so a restart still numbers on from it and at
+    /// worst sends acknowledged events again, which the core does not store
+    /// twice; keeping them would keep the disk full for good.
     fn remove_acked_segments(&mut self) {
         let removable = |s: &VecDeque<Segment>, acked: u64| {
             s.len() > 1 && s.get(1).is_some_and(|next| next.first_seq <= acked + 1)
@@ -299,9 +490,7 @@ impl Spool {
         if !removable(&self.segments, self.acked) {
             return;
         }
-        if self.save_acked().is_err() {
-            return;
-        }
+        let _ = self.save_acked();
         while removable(&self.segments, self.acked) {
             if let Some(old) = self.segments.pop_front() {
                 let _ = fs::remove_file(segment_path(&self.dir, old.first_seq));
@@ -356,12 +545,18 @@ impl Spool {
         let mut n = 0;
         while n < max_events && self.has_unsent() {
             let from_ring = self.ring.front().is_some_and(|(s, _)| *s <= self.cursor);
+            let (cursor, segment) = (self.cursor, self.file_pos.map(|p| p.segment_first));
             let got = if from_ring {
                 self.take_from_ring(out, max_events - n)
             } else {
                 self.take_from_file(out, max_events - n)
             };
-            if got == 0 {
+            // Reaching the end of a segment moves on to the next without
+            // taking anything: go on reading there (each segment once).
+            let next_segment = self
+                .file_pos
+                .is_some_and(|p| Some(p.segment_first) != segment);
+            if got == 0 && self.cursor == cursor && !next_segment {
                 break;
             }
             n += got;
@@ -436,9 +631,13 @@ impl Spool {
             rest = after;
             if let Some((seq, envelope)) = split_line(line) {
                 if seq >= self.cursor && seq < self.next_seq {
-                    out.extend_from_slice(envelope);
+                    if is_event_line(seq, envelope) {
+                        out.extend_from_slice(envelope);
+                        n += 1;
+                    } else {
+                        self.count_damaged("a damaged record in the spool was skipped");
+                    }
                     self.cursor = seq + 1;
-                    n += 1;
                 }
             }
         }
@@ -499,9 +698,19 @@ impl Spool {
     }
 }
 
+/// Whether `envelope` (with its line break) is the `PotEvent` of `seq`:
+/// what the spool wrote, not a line damaged on disk.
+fn is_event_line(seq: u64, envelope: &[u8]) -> bool {
+    envelope.ends_with(b"\n")
+        && matches!(
+            honeybee_proto::decode::<NodeMessage>(envelope),
+            Ok(NodeMessage::PotEvent(e)) if e.seq == Some(seq)
+        )
+}
+
 /// Cuts a torn last line (a crash mid-write) off a segment; returns the last
-/// whole line's seq.
-fn repair_segment(path: &Path) -> io::Result<Option<u64>> {
+/// whole line's seq and whether a torn line was cut.
+fn repair_segment(path: &Path) -> io::Result<(Option<u64>, bool)> {
     let mut data = Vec::new();
     File::open(path)?.read_to_end(&mut data)?;
     let whole = data.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
@@ -523,7 +732,7 @@ fn repair_segment(path: &Path) -> io::Result<Option<u64>> {
         .filter_map(split_line)
         .map(|(seq, _)| seq)
         .max();
-    Ok(last)
+    Ok((last, whole < data.len()))
 }
 
 #[cfg(test)]
@@ -607,7 +816,14 @@ mod tests {
             .unwrap()
             .write_all(b"101 {\"version\":2,\"mess")
             .unwrap();
+        // Killed again before it reported the loss: still counted.
+        drop(Spool::open(&d, 1 << 20, 1024).unwrap());
         let mut s = Spool::open(&d, 1 << 20, 1024).unwrap();
+        assert_eq!(s.take_damaged(), 1, "the torn record is counted, once");
+        drop(s);
+        let mut s = Spool::open(&d, 1 << 20, 1024).unwrap();
+        assert_eq!(s.take_damaged(), 0, "reported: not again");
+        assert_eq!(s.take_dropped(), 0);
         assert_eq!(s.next_seq(), 101);
         assert_eq!(drain(&mut s), (61..=100).collect::<Vec<_>>());
         s.push_all(1, vec![event(0)]).unwrap();
@@ -691,6 +907,130 @@ mod tests {
             "in order, no gaps"
         );
         assert_eq!(replay.last(), Some(&440));
+        fs::remove_dir_all(&d).ok();
+    }
+
+    /// Every line of every segment file is a whole event of its seq.
+    fn assert_whole_lines(d: &Path) {
+        for entry in fs::read_dir(d).unwrap() {
+            let p = entry.unwrap().path();
+            if p.extension().is_none_or(|e| e != "spool") {
+                continue;
+            }
+            let data = fs::read(&p).unwrap();
+            assert!(data.is_empty() || data.ends_with(b"\n"), "{}", p.display());
+            for line in data.split_inclusive(|&b| b == b'\n') {
+                let (seq, env) = split_line(line).expect("a seq");
+                assert!(
+                    is_event_line(seq, env),
+                    "a damaged line in {}: {}",
+                    p.display(),
+                    String::from_utf8_lossy(line)
+                );
+            }
+        }
+    }
+
+    /// A full disk under the spool (ENOSPC part way through a write): the
+    /// half-written batch is cut off, the oldest events are dropped to make
+    /// room, counted with the reason, and the rest is sent in order.
+    #[test]
+    fn a_full_disk_drops_the_oldest_counted_and_leaves_no_torn_line() {
+        let d = dir("diskfull");
+        let mut s = Spool::open(&d, 1 << 20, 8).unwrap();
+        s.segment_max = 2048;
+        s.disk_room = Some(6000);
+        for i in 0..200 {
+            s.push_all(1, vec![event(i), event(i)]).unwrap();
+        }
+        assert_whole_lines(&d);
+        let (dropped, why) = s.take_dropped_why();
+        assert!(dropped > 0 && dropped < 400, "{dropped}");
+        assert!(why.contains("disk under the spool is full"), "{why}");
+        assert!(s.disk_bytes() <= 6000);
+        s.rewind();
+        let replay = drain(&mut s);
+        assert_eq!(replay.len() as u64, 400 - dropped, "all not dropped");
+        assert!(replay.windows(2).all(|w| w[1] == w[0] + 1), "in order");
+        assert_eq!(replay.last(), Some(&400));
+        assert_eq!(s.take_damaged(), 0);
+        // Space returns when the core acknowledges: nothing more is dropped.
+        s.ack(400);
+        s.disk_room = Some(1 << 20);
+        s.push_all(1, (0..50).map(event).collect()).unwrap();
+        assert_eq!(s.take_dropped(), 0);
+        assert_eq!(drain(&mut s), (401..=450).collect::<Vec<_>>());
+        fs::remove_dir_all(&d).ok();
+    }
+
+    /// A disk too full for even one batch: the write fails, the events are
+    /// still sent from memory, and no half line stays behind.
+    #[test]
+    fn a_batch_that_fits_nowhere_is_sent_from_memory() {
+        let d = dir("nospace");
+        let mut s = Spool::open(&d, 1 << 20, 64).unwrap();
+        s.disk_room = Some(100);
+        assert!(s.push_all(1, (0..5).map(event).collect()).is_err());
+        assert_whole_lines(&d);
+        assert_eq!(drain(&mut s), (1..=5).collect::<Vec<_>>());
+        fs::remove_dir_all(&d).ok();
+    }
+
+    /// A line damaged on disk is skipped and counted, never sent.
+    #[test]
+    fn a_damaged_record_is_dropped_and_counted_not_sent() {
+        let d = dir("damaged");
+        let mut s = Spool::open(&d, 1 << 20, 4).unwrap();
+        s.push_all(1, (0..10).map(event).collect()).unwrap();
+        let seg = segment_path(&d, 1);
+        let text = fs::read_to_string(&seg).unwrap();
+        let damaged: String = text
+            .lines()
+            .map(|l| {
+                if l.starts_with("5 ") {
+                    "5 {\"version\":2,\"mess6 {}".to_owned()
+                } else {
+                    l.to_owned()
+                }
+            })
+            .map(|l| l + "\n")
+            .collect();
+        fs::write(&seg, damaged).unwrap();
+        s.rewind();
+        let sent = drain(&mut s);
+        assert_eq!(sent, [1, 2, 3, 4, 6, 7, 8, 9, 10]);
+        assert_eq!(s.take_damaged(), 1);
+        fs::remove_dir_all(&d).ok();
+    }
+
+    /// Acknowledged events hold no disk space for long: a wholly
+    /// acknowledged active segment half full gives way to an empty one, and
+    /// a restart numbers on after it.
+    #[test]
+    fn a_wholly_acknowledged_segment_gives_its_space_back() {
+        let d = dir("rotate");
+        {
+            let mut s = Spool::open(&d, 64 << 20, 16).unwrap();
+            s.segment_max = 64 * 1024;
+            s.push_all(1, (0..1000).map(event).collect()).unwrap();
+            assert!(s.disk_bytes() >= s.segment_max / 2);
+            drain(&mut s);
+            s.ack(999);
+            assert!(s.disk_bytes() > 0, "not yet: one is unacknowledged");
+            s.ack(1000);
+            assert_eq!(s.disk_bytes(), 0);
+            let files: Vec<_> = fs::read_dir(&d)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().into_string().unwrap())
+                .filter(|n| n.ends_with(".spool"))
+                .collect();
+            assert_eq!(files, [format!("{:020}.spool", 1001)]);
+            s.push_all(1, vec![event(0)]).unwrap();
+            assert_eq!(drain(&mut s), [1001]);
+        }
+        let mut s = Spool::open(&d, 64 << 20, 16).unwrap();
+        assert_eq!(s.next_seq(), 1002);
+        assert_eq!(drain(&mut s), [1001], "unacknowledged: sent again");
         fs::remove_dir_all(&d).ok();
     }
 }

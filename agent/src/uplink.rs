@@ -526,14 +526,24 @@ async fn write_loop(shared: &Shared, writer: &mut Writer) -> End {
 
 /// Turns counted losses into one Alarm each time they happen.
 fn report_drops(shared: &Shared) {
-    let spooled = shared.spool.borrow_mut().take_dropped();
+    let (spooled, why) = shared.spool.borrow_mut().take_dropped_why();
     if spooled > 0 {
         let total = shared.spool.borrow().dropped_total();
         shared.node_event(
             NodeEventKind::Alarm,
             Some(format!("spool full: {spooled} events dropped")),
             Some(format!(
-                "the spool went over its bound (spool.max_bytes) before the core acknowledged its events: {spooled} unacknowledged events dropped, oldest first; {total} since the agent started"
+                "{spooled} unacknowledged events dropped, oldest first, last because {why} (the spool's bound is spool.max_bytes); {total} since the agent started"
+            )),
+        );
+    }
+    let damaged = shared.spool.borrow_mut().take_damaged();
+    if damaged > 0 {
+        shared.node_event(
+            NodeEventKind::Alarm,
+            Some(format!("spool damaged: {damaged} records dropped")),
+            Some(format!(
+                "{damaged} spooled records were torn (the agent died mid-write) or damaged on disk and were dropped instead of sent"
             )),
         );
     }

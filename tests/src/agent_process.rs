@@ -76,10 +76,14 @@ pub fn free_port() -> u16 {
 }
 
 /// Whether some process listens on TCP `127.0.0.1:port` (or on the IPv4
-/// wildcard), read from `/proc/net/tcp` without connecting, so that the
-/// agent's event socket counters stay untouched.
+/// wildcard), read from `/proc/thread-self/net/tcp` without connecting, so
+/// that the agent's event socket counters stay untouched. (This thread's
+/// view: a test may have moved it into a network namespace of its own,
+/// see [`crate::faults::NetNs`].)
 pub fn listening_on(port: u16) -> bool {
-    let Ok(text) = std::fs::read_to_string("/proc/net/tcp") else {
+    let Ok(text) = std::fs::read_to_string("/proc/thread-self/net/tcp")
+        .or_else(|_| std::fs::read_to_string("/proc/net/tcp"))
+    else {
         return false;
     };
     let want = [

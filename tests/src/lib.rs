@@ -18,6 +18,8 @@
 //! - [`TestPotstore`] ([`test_pot`]): a potstore of test pots (event
 //!   emitter, crasher, failing install) and `/proc` process-group checks;
 //! - [`LinkProxy`] ([`link_proxy`]): a TCP proxy a test can cut and restore;
+//! - [`faults`]: a small tmpfs, a network namespace with random packet
+//!   loss, a proxy that delays, splits, stalls and cuts;
 //! - [`postgres::Postgres`]: a throwaway PostgreSQL cluster; with
 //!   `HONEYBEE_TEST_POSTGRES=1` every core keeps its state in one.
 //!
@@ -31,6 +33,7 @@ pub mod binaries;
 pub mod certs;
 pub mod child_process;
 pub mod core_process;
+pub mod faults;
 pub mod geo;
 pub mod haproxy;
 pub mod http;

@@ -106,7 +106,12 @@ CREATE INDEX IF NOT EXISTS events_by_asn ON events (asn, id) WHERE asn IS NOT NU
 /// high-water marks of databases that de-duplicated with a unique index,
 /// and (version 2) the summary tables filled from the events already
 /// stored, in one transaction.
-pub fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+///
+/// Events a crash kept out of the summaries are counted into them here;
+/// on a full disk that cannot be written, and the core starts all the
+/// same: the id up to which they still wait is returned, for the writer to
+/// count them in its first summary ([`catch_up_in`]).
+pub fn migrate(conn: &Connection) -> rusqlite::Result<Option<i64>> {
     // Step 5 added `input` (a command typed into a pot).
     let has_input: i64 = conn.query_row(
         "SELECT COUNT(*) FROM pragma_table_info('events') WHERE name = 'input'",
@@ -168,8 +173,17 @@ pub fn migrate(conn: &Connection) -> rusqlite::Result<()> {
                 return Err(e);
             }
         }
-    } else {
-        catch_up(conn)?;
+    } else if let Err(e) = catch_up(conn) {
+        let full = matches!(&e, rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::DiskFull);
+        if !full {
+            return Err(e);
+        }
+        let newest: Option<i64> = conn.query_row("SELECT MAX(id) FROM events", [], |r| r.get(0))?;
+        log::warn!(
+            "store: the disk is full: the events stored before a crash are counted into the \
+             summary tables once it has room ({e})"
+        );
+        return Ok(newest);
     }
     if version > VERSION {
         log::warn!(
@@ -177,7 +191,7 @@ pub fn migrate(conn: &Connection) -> rusqlite::Result<()> {
              {VERSION}; reading it anyway"
         );
     }
-    Ok(())
+    Ok(None)
 }
 
 /// Records that the summaries count every event up to id `upto`.
@@ -198,20 +212,7 @@ fn catch_up(conn: &Connection) -> rusqlite::Result<()> {
         return Ok(());
     }
     conn.execute_batch("BEGIN IMMEDIATE")?;
-    let counted = (|| -> rusqlite::Result<u64> {
-        let (mut after, mut total) = (mark, 0u64);
-        loop {
-            let (delta, last, n) = unroll_chunk(conn, "id > ?1", after, 1)?;
-            if n == 0 {
-                break;
-            }
-            apply_rollup(conn, &delta)?;
-            set_mark(conn, last)?;
-            total += n;
-            after = last;
-        }
-        Ok(total)
-    })();
+    let counted = count_after_mark(conn, mark, None);
     match counted {
         Ok(n) => {
             conn.execute_batch("COMMIT")?;
@@ -223,6 +224,41 @@ fn catch_up(conn: &Connection) -> rusqlite::Result<()> {
             Err(e)
         }
     }
+}
+
+/// Sums the events after `mark` (up to id `upto`, if given) into the
+/// summary tables and moves the mark past them; inside a transaction.
+fn count_after_mark(conn: &Connection, mark: i64, upto: Option<i64>) -> rusqlite::Result<u64> {
+    // `upto` is an integer: nothing to escape.
+    let condition = match upto {
+        Some(u) => format!("id > ?1 AND id <= {u}"),
+        None => "id > ?1".to_owned(),
+    };
+    let (mut after, mut total) = (mark, 0u64);
+    loop {
+        let (delta, last, n) = unroll_chunk(conn, &condition, after, 1)?;
+        if n == 0 {
+            break;
+        }
+        apply_rollup(conn, &delta)?;
+        set_mark(conn, last)?;
+        total += n;
+        after = last;
+    }
+    Ok(total)
+}
+
+/// The catch-up [`migrate`] could not write (a full disk), inside the
+/// writer's transaction: the events after the mark up to id `upto`.
+pub fn catch_up_in(conn: &Connection, upto: i64) -> rusqlite::Result<u64> {
+    let mark: i64 = conn.query_row("SELECT last_event FROM rollup_mark WHERE id = 1", [], |r| {
+        r.get(0)
+    })?;
+    let n = count_after_mark(conn, mark, Some(upto))?;
+    if n > 0 {
+        log::info!("store: {n} events stored before a crash were added to the summary tables");
+    }
+    Ok(n)
 }
 
 /// Events read per step when summing stored events into the summaries.
@@ -838,9 +874,9 @@ mod tests {
             .unwrap()
         };
         assert_eq!(count(&conn), 0);
-        migrate(&conn).unwrap();
+        assert_eq!(migrate(&conn).unwrap(), None);
         assert_eq!(count(&conn), 1);
-        migrate(&conn).unwrap();
+        assert_eq!(migrate(&conn).unwrap(), None);
     }
 }
 

@@ -103,10 +103,11 @@ pub fn open_with(
             .map_err(|e| StoreError(format!("creating database {}: {e}", path.display())))?;
     }
     let conn = connect(path)?;
-    conn.execute_batch(SCHEMA)
+    let catch_up = conn
+        .execute_batch(SCHEMA)
         .and_then(|_| conn.execute_batch(events::SCHEMA))
         .and_then(|_| events::migrate(&conn))
-        .and_then(|_| migrate_nodes(&conn))
+        .and_then(|pending| migrate_nodes(&conn).map(|()| pending))
         .map_err(|e| StoreError(format!("creating tables in {}: {e}", path.display())))?;
     // The database holds TOTP keys: owner only, including WAL side files.
     for file in [
@@ -124,7 +125,7 @@ pub fn open_with(
     }
     let reader = SqliteReader(Mutex::new(connect(path)?));
     Store::start(
-        Box::new(SqliteBackend { conn }),
+        Box::new(SqliteBackend { conn, catch_up }),
         Box::new(reader),
         retention,
         metrics,
@@ -134,6 +135,10 @@ pub fn open_with(
 /// The writer thread's connection.
 pub struct SqliteBackend {
     conn: Connection,
+    /// Events up to this id, stored before a crash, still to be counted in
+    /// the summaries (the disk was full at the start): the first summary
+    /// counts them.
+    catch_up: Option<i64>,
 }
 
 impl Backend for SqliteBackend {
@@ -142,7 +147,11 @@ impl Backend for SqliteBackend {
             .conn
             .transaction()
             .map_err(|e| StoreError(format!("beginning a transaction: {e}")))?;
-        Ok(Box::new(SqliteTransaction(tx)))
+        Ok(Box::new(SqliteTransaction {
+            tx,
+            catch_up: &mut self.catch_up,
+            caught_up: false,
+        }))
     }
 
     fn shared(&self) -> bool {
@@ -150,54 +159,72 @@ impl Backend for SqliteBackend {
     }
 }
 
-struct SqliteTransaction<'c>(rusqlite::Transaction<'c>);
+struct SqliteTransaction<'c> {
+    tx: rusqlite::Transaction<'c>,
+    catch_up: &'c mut Option<i64>,
+    /// This transaction counts the events `catch_up` names.
+    caught_up: bool,
+}
 
 impl Transaction for SqliteTransaction<'_> {
     fn apply(&mut self, write: &NodeWrite) -> Result<(), StoreError> {
-        apply(&self.0, write).map_err(|e| StoreError(format!("writing {}: {e}", describe(write))))
+        apply(&self.tx, write).map_err(|e| StoreError(format!("writing {}: {e}", describe(write))))
     }
 
     fn seq_marks(&mut self, nodes: &[u64]) -> Result<HashMap<u64, u64>, StoreError> {
-        events::load_seqs(&self.0, nodes)
+        events::load_seqs(&self.tx, nodes)
             .map_err(|e| StoreError(format!("reading event seqs: {e}")))
     }
 
     fn insert(&mut self, batch: &[&EventRecord]) -> Result<Vec<i64>, StoreError> {
         let mut ids = Vec::with_capacity(batch.len());
         for e in batch {
-            events::insert(&self.0, e).map_err(|err| {
+            events::insert(&self.tx, e).map_err(|err| {
                 StoreError(format!("storing an event of node {}: {err}", e.node_id))
             })?;
             // One writer: rowids grow in commit order.
-            ids.push(self.0.last_insert_rowid());
+            ids.push(self.tx.last_insert_rowid());
         }
         Ok(ids)
     }
 
     fn summarize(&mut self, delta: &Delta, upto: i64) -> Result<(), StoreError> {
-        events::apply_rollup(&self.0, delta)
-            .and_then(|_| events::set_mark(&self.0, upto))
+        if let Some(pending) = *self.catch_up {
+            events::catch_up_in(&self.tx, pending)
+                .map_err(|e| StoreError(format!("counting events stored before a crash: {e}")))?;
+            self.caught_up = true;
+        }
+        events::apply_rollup(&self.tx, delta)
+            .and_then(|_| events::set_mark(&self.tx, upto))
             .map_err(|e| StoreError(format!("counting events in the summary tables: {e}")))
     }
 
     fn raise_marks(&mut self, marks: &HashMap<u64, u64>) -> Result<(), StoreError> {
         for (&node, &seq) in marks {
-            events::save_seq(&self.0, node, seq)
+            events::save_seq(&self.tx, node, seq)
                 .map_err(|e| StoreError(format!("recording the seq of node {node}: {e}")))?;
         }
         Ok(())
     }
 
     fn expire(&mut self, now_us: i64, r: &Retention) -> Result<u64, StoreError> {
-        events::expire(&self.0, now_us, r.days, r.max_events, r.max_bytes)
+        events::expire(&self.tx, now_us, r.days, r.max_events, r.max_bytes)
             .map(|n| n as u64)
             .map_err(|e| StoreError(format!("expiring old events: {e}")))
     }
 
     fn commit(self: Box<Self>) -> Result<(), StoreError> {
-        self.0
-            .commit()
-            .map_err(|e| StoreError(format!("committing a batch: {e}")))
+        let SqliteTransaction {
+            tx,
+            catch_up,
+            caught_up,
+        } = *self;
+        tx.commit()
+            .map_err(|e| StoreError(format!("committing a batch: {e}")))?;
+        if caught_up {
+            *catch_up = None;
+        }
+        Ok(())
     }
 }
 
@@ -671,6 +698,74 @@ mod tests {
             .stats(&crate::store::StatsQuery::last(now, 24 * HOUR_US))
             .unwrap();
         assert_eq!((stats.total, stats.in_window), (4, 3));
+        s.close();
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// A core started again on a full disk after a crash: the events the
+    /// crash kept out of the summaries cannot be counted at the start; it
+    /// starts all the same and counts them, once, with its first summary.
+    #[test]
+    fn a_start_on_a_full_disk_counts_a_crash_s_events_later_and_once() {
+        use crate::store::rollup::HOUR_US;
+        let dir = std::env::temp_dir().join(format!("hb-fullstart-{}", std::process::id()));
+        crate::files::create_private_dir(&dir).unwrap();
+        let path = dir.join("f.db");
+        let now = honeybee_proto::time::now_unix().0 * 1_000_000;
+        open(&path).unwrap().close();
+        {
+            // What a crash leaves: events stored, the summaries behind.
+            let c = connect(&path).unwrap();
+            for i in 0..403 {
+                let src = if i < 3 {
+                    "203.0.113.7".to_string()
+                } else {
+                    format!("2001:db8::{i:x}")
+                };
+                c.execute(
+                    "INSERT INTO events (node_id, pot_id, pot_type, event_type, timestamp, time, src_ip, data)
+                     VALUES (1, 'p', 't', 'e.x', '', ?1, ?2, '{}')",
+                    params![now - 60_000_000, src],
+                )
+                .unwrap();
+            }
+        }
+        // The disk is full: not one more page.
+        let conn = connect(&path).unwrap();
+        let pages: i64 = conn
+            .query_row("PRAGMA page_count", [], |r| r.get(0))
+            .unwrap();
+        conn.execute_batch(&format!("PRAGMA max_page_count = {pages}"))
+            .unwrap();
+        let pending = events::migrate(&conn).expect("starts on a full disk");
+        assert_eq!(pending, Some(403), "the catch-up waits");
+        // Space returns; the writer's first summary counts them.
+        conn.execute_batch("PRAGMA max_page_count = 1073741823")
+            .unwrap();
+        let metrics = Arc::new(Metrics::default());
+        let s = Store::start(
+            Box::new(SqliteBackend {
+                conn,
+                catch_up: pending,
+            }),
+            Box::new(SqliteReader(Mutex::new(connect(&path).unwrap()))),
+            Retention::default(),
+            metrics.clone(),
+        )
+        .unwrap();
+        let query = crate::store::StatsQuery::last(now, 24 * HOUR_US);
+        // (Until then the summaries, and so the stats, miss them.)
+        s.append(event(1, None, "203.0.113.7", now)).unwrap();
+        settle(&metrics, 1);
+        s.close();
+        let s = open(&path).unwrap();
+        let stats = s.stats(&query).unwrap();
+        assert_eq!(stats.total, 404);
+        assert_eq!(
+            stats.top_src_ips.first(),
+            Some(&("203.0.113.7".to_string(), 4)),
+            "each counted once"
+        );
         s.close();
         std::fs::remove_dir_all(&dir).ok();
     }
