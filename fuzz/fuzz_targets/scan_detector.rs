@@ -59,7 +59,9 @@ fuzz_target!(|data: &[u8]| {
     let mut summarised = 0u64;
     let mut evicted = 0u64;
     for op in ops.chunks_exact(4) {
-        let [kind, src, port, dt] = [op[0], op[1], op[2], op[3]];
+        let &[kind, src, port, dt] = op else {
+            continue;
+        };
         let step = match kind & 0x3 {
             0 => Duration::from_millis(u64::from(dt)),
             1 => Duration::from_secs(u64::from(dt)),
