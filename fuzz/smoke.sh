@@ -33,7 +33,8 @@ for target in $(cargo fuzz list); do
         cp -R "corpus/$target/." "$work/$target/"
     fi
     log="$work/$target.log"
-    if cargo fuzz run "$target" "$work/$target" -- \
+    # TMPDIR: module_session keeps a throwaway SQLite store under it.
+    if TMPDIR="$work" cargo fuzz run "$target" "$work/$target" -- \
         -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
         -print_final_stats=1 -artifact_prefix="artifacts/$target/" >"$log" 2>&1; then
         # The last status line: executions, coverage, features, speed.
