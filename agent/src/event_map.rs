@@ -5,7 +5,7 @@
 //! fields name the event, the pot and the time, and keeps every other field
 //! verbatim as `data`. What a pot leaves out is filled in from what the agent
 //! knows about its installed pots. Pure: no I/O, so that any byte string can be
-//! thrown at it in tests.
+//! thrown at it in tests and by the `agent_event_line` fuzz target (`fuzz/`).
 
 use std::fmt;
 

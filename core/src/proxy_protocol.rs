@@ -15,7 +15,7 @@
 //! byte past the header's end (the TLS handshake or HTTP head that follows is
 //! left where it is), never asks for more than [`MAX_HEADER`] bytes in all,
 //! and does not panic on any input ([`check`] states these promises for a
-//! fuzzer).
+//! fuzzer: `fuzz/`'s `proxy_protocol` target).
 //!
 //! What is understood:
 //!

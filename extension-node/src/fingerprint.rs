@@ -5,7 +5,8 @@
 //!
 //! [`fingerprint`] is a pure function over the bytes a tripwire read (a few
 //! hundred, after its banner where the protocol speaks first), so it can be
-//! unit tested and fuzzed without sockets. The bytes come from attackers:
+//! unit tested and fuzzed without sockets (`fuzz/`: one `fp_*` target per
+//! protocol family, seeded with real client captures). The bytes come from attackers:
 //! every parser reads through bounds-checked accessors and checked
 //! arithmetic, stops quietly where the input ends or lies, and never panics.
 //! Detection goes by content first (a TLS ClientHello on port 80 is TLS) and

@@ -19,7 +19,8 @@
 //! [`tripwire::MAX_IN_FLIGHT`]), one ticker for flood summaries and port
 //! retries. What the tripwires see goes to a [`tripwire::Sink`]; the agent's
 //! sink appends it to the event spool. Parsers are sans-I/O functions over a
-//! byte slice, so they are unit tested and fuzzed without sockets. Every
+//! byte slice, so they are unit tested and fuzzed without sockets (`fuzz/`:
+//! `fp_*`, `scan_detector`, `native_*`, `config_extension`). Every
 //! structure fed from the network has a fixed capacity; overflow is counted
 //! and reported, never allocated.
 //!

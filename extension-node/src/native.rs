@@ -4,6 +4,12 @@
 //! page, `native-banner` a configurable banner. They are bounded exactly like
 //! Extension mode: a fixed number of sessions at once, fixed-size buffers,
 //! short timeouts, a few commands per session.
+//!
+//! The protocol handling is sans-I/O: [`take_line`] (telnet lines),
+//! [`head_end`], [`parse_head`] and [`answer`] (HTTP), [`shell_output`] and
+//! [`banner_input`] are pure functions over the bytes read, so they are unit
+//! tested and fuzzed without sockets; the session tasks only read, call
+//! them, and write.
 
 use std::cell::Cell;
 use std::collections::BTreeMap;
@@ -19,16 +25,17 @@ use serde_json::{Map, Value};
 use crate::bind;
 use crate::tripwire::{Sink, MAX_IN_FLIGHT};
 
-/// Longest line read in a session (username, password, a command).
-const LINE: usize = 256;
+/// Longest line read in a session (username, password, a command), and the
+/// most bytes a session buffers while waiting for a line.
+pub const LINE: usize = 256;
 /// Commands recorded per telnet session before it is closed.
-const COMMANDS: usize = 8;
+pub const COMMANDS: usize = 8;
 /// A session ends after this long, whatever happens.
 const SESSION: Duration = Duration::from_secs(60);
 /// Waiting for one line.
 const IDLE: Duration = Duration::from_secs(20);
 /// Most bytes of an HTTP request read (head and body).
-const REQUEST: usize = 8192;
+pub const REQUEST: usize = 8192;
 
 /// Which native pot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -267,7 +274,7 @@ impl Pot {
             if matches!(cmd.as_str(), "exit" | "logout" | "quit") {
                 return;
             }
-            let out = fake_shell(&cmd, &self.hostname);
+            let out = shell_output(&cmd, &self.hostname);
             if s.write(format!("{out}{user}@{}:~# ", self.hostname).as_bytes())
                 .await
                 .is_err()
@@ -279,53 +286,32 @@ impl Pot {
 
     async fn http(&self, s: &mut Session) {
         let Some(req) = s.request().await else { return };
-        let response = match (req.method.as_str(), req.path_only()) {
-            ("POST", "/wp-login.php") => {
-                let form = parse_form(&req.body);
-                let user = form.get("log").cloned().unwrap_or_default();
-                let password = form.get("pwd").cloned().unwrap_or_default();
-                self.event(
-                    "native.http.login",
-                    s,
-                    &[
-                        ("username", user.clone().into()),
-                        ("password", password.into()),
-                        ("user_agent", req.user_agent.clone().into()),
-                        ("url", req.path.clone().into()),
-                        ("protocol", "http".into()),
-                    ],
-                );
-                page(200, &login_page(Some(&user)))
-            }
-            (_, "/" | "/wp-login.php") => page(200, &login_page(None)),
-            (_, p) if p.starts_with("/wp-admin") => {
-                "HTTP/1.1 302 Found\r\nLocation: /wp-login.php?redirect_to=%2Fwp-admin%2F&reauth=1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_string()
-            }
-            _ => page(404, "<html><head><title>Page not found</title></head><body><h1>Not Found</h1></body></html>"),
-        };
-        let _ = s.write(response.as_bytes()).await;
+        let answer = answer(&req);
+        if let Some((user, password)) = answer.login {
+            self.event(
+                "native.http.login",
+                s,
+                &[
+                    ("username", user.into()),
+                    ("password", password.into()),
+                    ("user_agent", req.user_agent.clone().into()),
+                    ("url", req.path.clone().into()),
+                    ("protocol", "http".into()),
+                ],
+            );
+        }
+        let _ = s.write(answer.response.as_bytes()).await;
     }
 
     async fn banner(&self, s: &mut Session) {
         let line = format!("{}\r\n", self.banner);
         let _ = s.write(line.as_bytes()).await;
         let first = s.some_bytes().await;
-        let text: String = String::from_utf8_lossy(&first)
-            .chars()
-            .map(|c| {
-                if c.is_control() && !matches!(c, '\n' | '\r' | '\t') {
-                    '\u{fffd}'
-                } else {
-                    c
-                }
-            })
-            .take(LINE)
-            .collect();
         self.event(
             "native.banner.connection",
             s,
             &[
-                ("input", text.trim().to_string().into()),
+                ("input", banner_input(&first).into()),
                 ("bytes", first.len().into()),
             ],
         );
@@ -357,17 +343,34 @@ fn session_id() -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-struct Request {
-    method: String,
-    path: String,
-    user_agent: String,
-    body: Vec<u8>,
+/// An HTTP request as the native HTTP pot reads it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Request {
+    /// The request line's first word, as sent.
+    pub method: String,
+    /// The request target, at most [`LINE`] characters.
+    pub path: String,
+    /// `User-Agent`, trimmed, at most [`LINE`] characters.
+    pub user_agent: String,
+    /// `Content-Length` (0 when missing or not a number).
+    pub content_length: usize,
+    /// The body bytes that arrived, at most [`REQUEST`] with the head.
+    pub body: Vec<u8>,
 }
 
 impl Request {
     fn path_only(&self) -> &str {
         self.path.split('?').next().unwrap_or("")
     }
+}
+
+/// What the HTTP pot answers to one request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Answer {
+    /// The whole response, head and body.
+    pub response: String,
+    /// The user name and password of a login attempt, to record.
+    pub login: Option<(String, String)>,
 }
 
 impl Session {
@@ -403,28 +406,8 @@ impl Session {
     /// One line of text, telnet negotiation removed, at most [`LINE`] bytes.
     async fn line(&mut self) -> Option<String> {
         loop {
-            strip_telnet(&mut self.buf);
-            if let Some(end) = self
-                .buf
-                .iter()
-                .position(|&b| b == b'\n' || b == b'\r' || b == 0)
-            {
-                let line: Vec<u8> = self.buf.drain(..=end).collect();
-                // A CR LF or CR NUL pair: drop the second half too.
-                if matches!(self.buf.first(), Some(b'\n') | Some(0)) {
-                    self.buf.remove(0);
-                }
-                let text = String::from_utf8_lossy(line.get(..end).unwrap_or_default());
-                return Some(text.chars().filter(|c| !c.is_control()).collect());
-            }
-            if self.buf.len() >= LINE {
-                let line: Vec<u8> = std::mem::take(&mut self.buf);
-                return Some(
-                    String::from_utf8_lossy(&line)
-                        .chars()
-                        .filter(|c| !c.is_control())
-                        .collect(),
-                );
+            if let Some(line) = take_line(&mut self.buf) {
+                return Some(line);
             }
             if !self.read_more(LINE).await {
                 return None;
@@ -438,45 +421,125 @@ impl Session {
     }
 
     async fn request(&mut self) -> Option<Request> {
-        let head_end = loop {
-            if let Some(i) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                break i + 4;
+        let end = loop {
+            if let Some(end) = head_end(&self.buf) {
+                break end;
             }
             if !self.read_more(REQUEST).await {
                 return None;
             }
         };
-        let head = String::from_utf8_lossy(self.buf.get(..head_end)?).into_owned();
-        let mut lines = head.split("\r\n");
-        let mut first = lines.next()?.split(' ');
-        let method = first.next()?.to_string();
-        let path: String = first.next()?.chars().take(LINE).collect();
-        let mut user_agent = String::new();
-        let mut length = 0usize;
-        for l in lines {
-            let Some((k, v)) = l.split_once(':') else {
-                continue;
-            };
-            match k.trim().to_ascii_lowercase().as_str() {
-                "user-agent" => user_agent = v.trim().chars().take(LINE).collect(),
-                "content-length" => length = v.trim().parse().unwrap_or(0),
-                _ => {}
-            }
-        }
-        let want = head_end.saturating_add(length).min(REQUEST);
+        let mut req = parse_head(self.buf.get(..end)?)?;
+        let want = end.saturating_add(req.content_length).min(REQUEST);
         while self.buf.len() < want {
             if !self.read_more(REQUEST).await {
                 break;
             }
         }
-        let body = self.buf.get(head_end..).unwrap_or_default().to_vec();
-        Some(Request {
-            method,
-            path,
-            user_agent,
-            body,
-        })
+        req.body = self.buf.get(end..).unwrap_or_default().to_vec();
+        Some(req)
     }
+}
+
+/// Takes one line of a telnet session out of `buf`: telnet negotiation
+/// removed, ended by CR, LF or NUL (a CR LF or CR NUL pair counts once), or
+/// the whole buffer once it holds [`LINE`] bytes without an end. Control
+/// characters are dropped. `None` while more bytes are needed.
+pub fn take_line(buf: &mut Vec<u8>) -> Option<String> {
+    strip_telnet(buf);
+    if let Some(end) = buf.iter().position(|&b| b == b'\n' || b == b'\r' || b == 0) {
+        let line: Vec<u8> = buf.drain(..=end).collect();
+        // A CR LF or CR NUL pair: drop the second half too.
+        if matches!(buf.first(), Some(b'\n') | Some(0)) {
+            buf.remove(0);
+        }
+        let text = String::from_utf8_lossy(line.get(..end).unwrap_or_default());
+        return Some(text.chars().filter(|c| !c.is_control()).collect());
+    }
+    if buf.len() >= LINE {
+        let line: Vec<u8> = std::mem::take(buf);
+        return Some(
+            String::from_utf8_lossy(&line)
+                .chars()
+                .filter(|c| !c.is_control())
+                .collect(),
+        );
+    }
+    None
+}
+
+/// Where an HTTP request head ends (just past its `\r\n\r\n`), once it has.
+pub fn head_end(buf: &[u8]) -> Option<usize> {
+    buf.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4)
+}
+
+/// Reads a complete request head (the bytes up to [`head_end`]); the body
+/// is left empty. `None` when the request line has no method and target.
+pub fn parse_head(head: &[u8]) -> Option<Request> {
+    let head = String::from_utf8_lossy(head);
+    let mut lines = head.split("\r\n");
+    let mut first = lines.next()?.split(' ');
+    let method = first.next()?.to_string();
+    let path: String = first.next()?.chars().take(LINE).collect();
+    let mut user_agent = String::new();
+    let mut content_length = 0usize;
+    for l in lines {
+        let Some((k, v)) = l.split_once(':') else {
+            continue;
+        };
+        match k.trim().to_ascii_lowercase().as_str() {
+            "user-agent" => user_agent = v.trim().chars().take(LINE).collect(),
+            "content-length" => content_length = v.trim().parse().unwrap_or(0),
+            _ => {}
+        }
+    }
+    Some(Request {
+        method,
+        path,
+        user_agent,
+        content_length,
+        body: Vec::new(),
+    })
+}
+
+/// The HTTP pot's answer: a WordPress login page (echoing a failed user
+/// name, escaped), a redirect for `/wp-admin`, or a 404.
+pub fn answer(req: &Request) -> Answer {
+    let mut login = None;
+    let response = match (req.method.as_str(), req.path_only()) {
+        ("POST", "/wp-login.php") => {
+            let form = parse_form(&req.body);
+            let user = form.get("log").cloned().unwrap_or_default();
+            let password = form.get("pwd").cloned().unwrap_or_default();
+            let page = page(200, &login_page(Some(&user)));
+            login = Some((user, password));
+            page
+        }
+        (_, "/" | "/wp-login.php") => page(200, &login_page(None)),
+        (_, p) if p.starts_with("/wp-admin") => {
+            "HTTP/1.1 302 Found\r\nLocation: /wp-login.php?redirect_to=%2Fwp-admin%2F&reauth=1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_string()
+        }
+        _ => page(404, "<html><head><title>Page not found</title></head><body><h1>Not Found</h1></body></html>"),
+    };
+    Answer { response, login }
+}
+
+/// What the banner pot records of a client's first bytes: text with control
+/// characters other than CR, LF and tab replaced, at most [`LINE`]
+/// characters, trimmed.
+pub fn banner_input(first: &[u8]) -> String {
+    let text: String = String::from_utf8_lossy(first)
+        .chars()
+        .map(|c| {
+            if c.is_control() && !matches!(c, '\n' | '\r' | '\t') {
+                '\u{fffd}'
+            } else {
+                c
+            }
+        })
+        .take(LINE)
+        .collect();
+    text.trim().to_string()
 }
 
 /// Removes telnet IAC sequences (option negotiation) from `buf`.
@@ -504,7 +567,8 @@ fn strip_telnet(buf: &mut Vec<u8>) {
     *buf = out;
 }
 
-fn fake_shell(cmd: &str, host: &str) -> String {
+/// The fake BusyBox shell's output for one command line typed on `host`.
+pub fn shell_output(cmd: &str, host: &str) -> String {
     let word = cmd.split_whitespace().next().unwrap_or("");
     match word {
         "uname" => format!(
@@ -525,7 +589,9 @@ fn fake_shell(cmd: &str, host: &str) -> String {
     }
 }
 
-fn parse_form(body: &[u8]) -> BTreeMap<String, String> {
+/// An `application/x-www-form-urlencoded` body: at most 32 pairs, values cut
+/// to [`LINE`] characters, escapes that do not decode kept as written.
+pub fn parse_form(body: &[u8]) -> BTreeMap<String, String> {
     let text = String::from_utf8_lossy(body);
     text.split('&')
         .take(32)
@@ -625,6 +691,40 @@ mod tests {
         let p = login_page(Some("<script>"));
         assert!(p.contains("&lt;script&gt;") && !p.contains("<script>"));
         assert!(p.contains("name=\"log\"") && p.contains("name=\"pwd\""));
+    }
+
+    #[test]
+    fn lines_end_at_cr_lf_or_nul_and_a_full_buffer_is_one_line() {
+        let mut b = b"\xff\xfb\x18root\r\0pass\r\nls".to_vec();
+        assert_eq!(take_line(&mut b).as_deref(), Some("root"));
+        assert_eq!(take_line(&mut b).as_deref(), Some("pass"));
+        assert_eq!(take_line(&mut b), None, "an unfinished line waits");
+        assert_eq!(b, b"ls");
+        let mut b = vec![b'a'; LINE];
+        assert_eq!(take_line(&mut b).map(|l| l.len()), Some(LINE));
+        assert!(b.is_empty());
+    }
+
+    #[test]
+    fn a_login_post_is_answered_and_recorded() {
+        let raw = b"POST /wp-login.php?x=1 HTTP/1.1\r\nUser-Agent:  zgrab \r\nContent-Length: 17\r\n\r\nlog=<b>&pwd=a%40b";
+        let end = head_end(raw).unwrap();
+        let mut req = parse_head(&raw[..end]).unwrap();
+        assert_eq!(
+            (
+                req.method.as_str(),
+                req.path.as_str(),
+                req.user_agent.as_str()
+            ),
+            ("POST", "/wp-login.php?x=1", "zgrab")
+        );
+        assert_eq!(req.content_length, 17);
+        req.body = raw[end..].to_vec();
+        let a = answer(&req);
+        assert_eq!(a.login, Some(("<b>".into(), "a@b".into())));
+        assert!(a.response.contains("<strong>&lt;b&gt;</strong>"));
+        assert_eq!(head_end(b"GET / HTTP/1.1\r\n"), None);
+        assert_eq!(parse_head(b"\r\n\r\n"), None);
     }
 
     #[test]

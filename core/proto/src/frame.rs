@@ -118,7 +118,9 @@ impl LineDecoder {
 
     /// Space to read into; call [`LineDecoder::filled`] with the number of
     /// bytes written. Returns an empty slice only after a framing error, or
-    /// when [`LineDecoder::next_frame`] has an error to report first.
+    /// when [`LineDecoder::next_frame`] has frames or an error to hand out
+    /// first (complete lines left unread count against the same `max + 2`
+    /// bytes; the fuzz target `proto_frame` checks this).
     ///
     /// The window never lets the unfinished line grow past the limit: the
     /// decoder reports the error before asking for more.

@@ -13,8 +13,10 @@
 //! # Implementation
 //!
 //! Nothing here touches a socket or a thread: parsing is pure so that it can be
-//! unit tested and fuzzed. Reads are tolerant in the ways `docs/protocol.md` lists
-//! (unit variants as `"X"`, `{"X": {}}` or `{"X": null}`; both `NodeEvent`
+//! unit tested and fuzzed (`fuzz/`: `proto_frame` checks [`LineDecoder`]
+//! against a model of the framing rules, `proto_envelope` decodes every
+//! message set and checks `decode(encode(x)) == x`). Reads are tolerant in
+//! the ways `docs/protocol.md` lists (unit variants as `"X"`, `{"X": {}}` or `{"X": null}`; both `NodeEvent`
 //! forms; the alternative `PotEvent` shape; unknown fields and variants), while
 //! writes always use one canonical form.
 //!

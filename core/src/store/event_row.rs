@@ -1,6 +1,6 @@
 //! Turning a `PotEvent` into the row the event store keeps: the indexed
 //! columns pulled out of `data`, the rest verbatim. Pure, so that it can be
-//! tested and fuzzed without a database.
+//! tested and fuzzed without a database (`fuzz/`'s `event_row` target).
 
 use honeybee_proto::time::{now_unix, parse_rfc3339};
 use honeybee_proto::PotEvent;
