@@ -16,6 +16,12 @@
 //! Each batch is written with one `write` before it is offered for sending,
 //! so a crash of the agent (not of the machine) loses nothing it accepted;
 //! [`Spool::sync`] makes it survive a power cut too and runs every second.
+//!
+//! `spool/epoch` names this spool's run of seqs. A spool created from
+//! nothing (a new node, or one whose spool was lost while its identity was
+//! kept) draws a new epoch and numbers from 1 again; the core keeps one mark
+//! per (node, epoch), so those events are not taken for replays of the old
+//! ones. A spool written before epochs existed keeps epoch 0.
 
 use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
@@ -39,6 +45,8 @@ const SEGMENT_MAX: u64 = 1024 * 1024;
 const UNREPORTED: &str = "unreported";
 /// The smallest segment a full disk shrinks segments to.
 const SEGMENT_MIN: u64 = 4096;
+/// The file naming this spool's epoch.
+const EPOCH: &str = "epoch";
 
 #[derive(Debug)]
 struct Segment {
@@ -61,6 +69,7 @@ pub struct Spool {
     segments: VecDeque<Segment>,
     active: Option<File>,
     next_seq: u64,
+    epoch: u64,
     acked: u64,
     acked_on_disk: u64,
     /// The next seq to send.
@@ -82,6 +91,41 @@ pub struct Spool {
     /// ENOSPC, as a full disk does.
     #[cfg(test)]
     disk_room: Option<u64>,
+}
+
+/// The spool's epoch: as recorded, else 0 for a spool older than epochs
+/// (`written` says it holds seqs already), else a new random one, recorded
+/// before any event is numbered in it.
+///
+/// A damaged epoch file gets a new epoch too: the core may then store a
+/// few events twice, which is better than taking new ones for replays.
+fn load_epoch(dir: &Path, written: bool) -> io::Result<u64> {
+    let path = dir.join(EPOCH);
+    let recorded = match fs::read_to_string(&path) {
+        Ok(text) => match text.trim().parse() {
+            Ok(epoch) => return Ok(epoch),
+            Err(_) => {
+                log::warn!(
+                    "spool: {} is damaged; starting a new epoch (the core may store \
+                     unacknowledged events twice)",
+                    path.display()
+                );
+                false
+            }
+        },
+        Err(e) if e.kind() == io::ErrorKind::NotFound => written,
+        Err(e) => return Err(e),
+    };
+    let epoch = if recorded { 0 } else { new_epoch()? };
+    state::write_private(&path, format!("{epoch}\n").as_bytes())?;
+    Ok(epoch)
+}
+
+/// A random epoch in 1..2^53, exact in every JSON reader.
+fn new_epoch() -> io::Result<u64> {
+    let mut bytes = [0u8; 8];
+    getrandom::fill(&mut bytes).map_err(|e| io::Error::other(format!("choosing an epoch: {e}")))?;
+    Ok((u64::from_le_bytes(bytes) >> 11).max(1))
 }
 
 fn segment_path(dir: &Path, first_seq: u64) -> PathBuf {
@@ -110,8 +154,9 @@ impl Spool {
             }
         }
         firsts.sort_unstable();
-        let acked = fs::read_to_string(dir.join("acked"))
-            .ok()
+        let acked_text = fs::read_to_string(dir.join("acked")).ok();
+        let epoch = load_epoch(dir, acked_text.is_some() || !firsts.is_empty()).map_err(ctx)?;
+        let acked = acked_text
             .and_then(|s| s.trim().parse::<u64>().ok())
             .unwrap_or(0);
         let mut spool = Spool {
@@ -121,6 +166,7 @@ impl Spool {
             segments: VecDeque::new(),
             active: None,
             next_seq: acked + 1,
+            epoch,
             acked,
             acked_on_disk: acked,
             cursor: acked + 1,
@@ -169,6 +215,11 @@ impl Spool {
     /// The seq the next event gets.
     pub fn next_seq(&self) -> u64 {
         self.next_seq
+    }
+
+    /// The epoch the seqs count in (sent at registration).
+    pub fn epoch(&self) -> u64 {
+        self.epoch
     }
 
     /// The highest seq the core acknowledged.
@@ -791,6 +842,48 @@ mod tests {
             "replay from file and ring"
         );
         assert_eq!(s.pending(), 6);
+        fs::remove_dir_all(&d).ok();
+    }
+
+    /// A spool made from nothing gets its own epoch, kept across restarts;
+    /// one that lost its files (identity kept) gets another, so the core
+    /// does not take its seqs 1, 2, … for replays of the old ones.
+    #[test]
+    fn a_new_spool_draws_an_epoch_that_survives_restarts_and_a_lost_spool_draws_another() {
+        let d = dir("epoch");
+        let first = Spool::open(&d, 1 << 20, 4).unwrap().epoch();
+        assert!((1..1 << 53).contains(&first), "{first}");
+        let mut s = Spool::open(&d, 1 << 20, 4).unwrap();
+        assert_eq!(s.epoch(), first, "kept across a restart");
+        s.push_all(9, (0..3).map(event).collect()).unwrap();
+        drop(s);
+
+        fs::remove_dir_all(&d).unwrap();
+        let s = Spool::open(&d, 1 << 20, 4).unwrap();
+        assert_ne!(s.epoch(), first);
+        assert_eq!(s.next_seq(), 1, "a lost spool numbers from 1 again");
+
+        // Damaged: a new epoch (duplicates at worst), not a failed start.
+        fs::write(d.join(EPOCH), "not a number").unwrap();
+        let damaged = Spool::open(&d, 1 << 20, 4).unwrap().epoch();
+        assert!(damaged != 0 && damaged != s.epoch());
+        fs::remove_dir_all(&d).ok();
+    }
+
+    /// A spool written before epochs existed keeps counting in epoch 0,
+    /// which is what the core assumed for it.
+    #[test]
+    fn a_spool_from_before_epochs_keeps_epoch_zero() {
+        let d = dir("legacy");
+        let mut s = Spool::open(&d, 1 << 20, 4).unwrap();
+        s.push_all(9, (0..3).map(event).collect()).unwrap();
+        s.ack(2);
+        s.sync();
+        drop(s);
+        fs::remove_file(d.join(EPOCH)).unwrap();
+        let s = Spool::open(&d, 1 << 20, 4).unwrap();
+        assert_eq!((s.epoch(), s.next_seq()), (0, 4));
+        assert_eq!(fs::read_to_string(d.join(EPOCH)).unwrap(), "0\n");
         fs::remove_dir_all(&d).ok();
     }
 

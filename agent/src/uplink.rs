@@ -242,6 +242,7 @@ impl Uplink {
             enrollment_token: self.config.enrollment_token.clone(),
             agent_version: Some(env!("CARGO_PKG_VERSION").to_string()),
             capabilities,
+            spool_epoch: Some(self.shared.spool.borrow().epoch()),
         });
         let mut out = Vec::new();
         encode_into(&Envelope::new(registration), &mut out);

@@ -278,8 +278,8 @@ impl Core {
             // Acknowledge committed events on the node's current connection.
             let registry = registry.clone();
             let metrics = metrics.clone();
-            store.on_commit(Box::new(move |node_id, seq| {
-                let counter = match registry.ack_events(node_id, seq) {
+            store.on_commit(Box::new(move |node_id, epoch, seq| {
+                let counter = match registry.ack_events(node_id, epoch, seq) {
                     Ok(true) => &metrics.event_acks,
                     Ok(false) => return,
                     Err(_) => &metrics.event_acks_failed,

@@ -442,6 +442,8 @@ pub struct NodeIdentity {
     pub enrollment_token: Option<String>,
     /// `capabilities` sent in every registration (none by default).
     pub capabilities: Vec<String>,
+    /// `spool_epoch` sent in every registration (none by default).
+    pub spool_epoch: Option<u64>,
 }
 
 impl NodeIdentity {
@@ -454,6 +456,7 @@ impl NodeIdentity {
             totp_key: None,
             enrollment_token: None,
             capabilities: Vec::new(),
+            spool_epoch: None,
         }
     }
 
@@ -481,6 +484,7 @@ impl NodeIdentity {
             enrollment_token: self.enrollment_token.clone(),
             agent_version: Some("0.1.0-test".into()),
             capabilities: self.capabilities.clone(),
+            spool_epoch: self.spool_epoch,
         })
     }
 

@@ -450,3 +450,71 @@ fn a_killed_agent_loses_nothing_that_reached_its_spool() {
     let seqs = seqs_once(&events);
     assert_eq!(seqs, (1..=total).collect(), "every spooled event, once");
 }
+
+/// An agent whose spool is lost (a wiped disk, a reinstall that kept
+/// `identity.json`) numbers its events from 1 again. They are new events,
+/// not replays of the ones the core stored under the same seqs before:
+/// every one is stored, and the old ones stay as they were.
+#[test]
+fn an_agent_that_lost_its_spool_but_kept_its_identity_loses_nothing_after() {
+    let core = Core::start();
+    let store = relay_store(&core);
+    let mut agent = Agent::full(core.node_addr)
+        .workspace(core.workspace())
+        .potstore(store.path())
+        .start();
+    let id = agent.node_id();
+    core.api().wait_status(id, "Running", T);
+    let before = 300u64;
+    let lines: Vec<String> = (0..before)
+        .map(|k| cowrie_line("pot-l", "cowrie.login.failed", "203.0.113.11", k))
+        .collect();
+    send_events(
+        agent.event_addr(),
+        &token(&core, id, &store, "pot-l"),
+        &lines,
+    );
+    assert_eq!(
+        wait_stored(&core, id, before as usize, T).len() as u64,
+        before
+    );
+
+    agent.stop_with(Signal::SIGTERM, T);
+    let spool = agent.state_dir().join("spool");
+    std::fs::remove_dir_all(&spool).expect("removing the spool");
+    let agent = agent.builder().start();
+    assert_eq!(agent.node_id(), id, "the identity was kept");
+    core.api().wait_status(id, "Running", T);
+    let after = 200u64;
+    let lines: Vec<String> = (0..after)
+        .map(|k| cowrie_line("pot-l", "cowrie.command.input", "203.0.113.12", k))
+        .collect();
+    send_events(
+        agent.event_addr(),
+        &token(&core, id, &store, "pot-l"),
+        &lines,
+    );
+    let events = wait_stored(&core, id, (before + after) as usize, T);
+    let new: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["event_type"] == "cowrie.command.input")
+        .collect();
+    assert_eq!(
+        (events.len() as u64, new.len() as u64),
+        (before + after, after),
+        "every event after the lost spool is stored, nothing before it twice"
+    );
+    let new_seqs: BTreeSet<u64> = new.iter().filter_map(|e| e["seq"].as_u64()).collect();
+    assert_eq!(
+        new_seqs,
+        (1..=after).collect(),
+        "the new spool counts from 1"
+    );
+    assert_eq!(
+        core.api()
+            .metrics()
+            .get("honeybee_events_duplicate_total", &[])
+            .unwrap_or(0.0),
+        0.0
+    );
+}

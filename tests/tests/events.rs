@@ -469,6 +469,61 @@ fn a_replayed_event_is_acknowledged_again_and_stored_once() {
     assert_eq!(metric(api, STORED), (N + 1) as f64);
 }
 
+/// A node that lost its spool (its identity kept) registers with a new
+/// `spool_epoch` and numbers from 1 again: those events are stored, not
+/// taken for replays; replays within the new epoch are still caught, also
+/// after a restart of the core.
+#[test]
+fn a_new_spool_epoch_counts_from_one_again_and_its_replays_are_caught_across_a_restart() {
+    let mut core = Core::start();
+    let mut id = NodeIdentity::new("wiped").with_capabilities(&[CAP_EVENT_ACK]);
+    id.spool_epoch = Some(11);
+    let mut conn = id.enroll(core.node_addr);
+    let base = base();
+    for seq in 1..=10 {
+        conn.must_send(&login_event(&id, base, seq, true));
+    }
+    check_acks(&conn.wait_event_ack(10, ACK_T), id.node_id, 10);
+    drop(conn);
+
+    id.spool_epoch = Some(22);
+    totp::wait_for_step_margin(Duration::from_secs(3));
+    let (mut conn, ack) = id.login(core.node_addr, 0);
+    assert!(ack.accepted, "login refused: {:?}", ack.message);
+    for seq in 1..=5 {
+        conn.must_send(&login_event(&id, base + 100, seq, true));
+    }
+    check_acks(&conn.wait_event_ack(5, ACK_T), id.node_id, 5);
+    conn.must_send(&login_event(&id, base + 100, 3, true));
+    conn.wait_event_ack(3, ACK_T);
+    let api = core.api();
+    wait_metric_eq(api, DUPLICATE, 1.0);
+    assert_eq!(
+        metric(api, STORED),
+        15.0,
+        "10 of the old epoch, 5 of the new"
+    );
+    drop(conn);
+    core.terminate(Duration::from_secs(10));
+
+    let core = Core::builder().workspace(core.workspace()).start();
+    let (mut conn, ack) = id.login(core.node_addr, 1);
+    assert!(ack.accepted, "login refused: {:?}", ack.message);
+    for seq in 4..=6 {
+        conn.must_send(&login_event(&id, base + 100, seq, true));
+    }
+    check_acks(&conn.wait_event_ack(6, ACK_T), id.node_id, 6);
+    let api = core.api();
+    wait_metric_eq(api, DUPLICATE, 2.0);
+    let nid = id.node_id.to_string();
+    let events = api.all_events(&[("node_id", &nid)]);
+    assert_eq!(
+        events.len(),
+        16,
+        "the new epoch's mark survived the restart"
+    );
+}
+
 // ---------------------------------------------------------------------------
 // 4. No seq, no ack.
 

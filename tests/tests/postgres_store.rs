@@ -25,7 +25,7 @@ const POLL: Duration = Duration::from_millis(50);
 const RETRY_T: Duration = Duration::from_secs(40);
 
 /// The schema version this core creates (`store/postgres/schema.rs`).
-const SCHEMA: &str = "3";
+const SCHEMA: &str = "4";
 
 /// The password the URLs carry: it must appear in no output.
 const SECRET: &str = "Hb-s3cret-Qx9vT2mK";
@@ -365,6 +365,9 @@ fn a_database_with_a_newer_schema_is_refused_naming_both_versions() {
     );
 }
 
+/// What schema version 4 added (spool epochs in the replay marks).
+const UNDO_V4: &str = "ALTER TABLE event_seqs DROP COLUMN epoch";
+
 /// What schema version 3 added (enrichment columns, summary tables).
 const UNDO_V3: &str = "DROP TABLE rollup_hour; DROP TABLE rollup_day; DROP TABLE rollup_labels;
      ALTER TABLE events DROP COLUMN country, DROP COLUMN country_name, DROP COLUMN city,
@@ -400,6 +403,7 @@ fn a_version_2_database_gets_summaries_of_the_events_it_holds() {
     conn.wait_event_ack(4, T);
     drop(conn);
     first.terminate(T);
+    pg.sql("hbv2", UNDO_V4);
     pg.sql("hbv2", UNDO_V3);
     pg.sql("hbv2", "UPDATE honeybee_schema SET version = 2");
     let second = Core::builder().env("HONEYBEE_POSTGRES", &url).start();
@@ -435,6 +439,79 @@ fn a_version_2_database_gets_summaries_of_the_events_it_holds() {
     assert!(events.iter().all(|e| e["geo"].is_null()), "{events:?}");
 }
 
+/// A version-3 database (replay marks without spool epochs) is migrated:
+/// its marks count as epoch 0, so a replay is still caught, and a node
+/// with a new spool epoch is stored from seq 1 again.
+#[test]
+fn a_version_3_database_keeps_its_replay_marks() {
+    let pg = Postgres::start();
+    pg.create_database("hbv3");
+    let url = pg.url("hbv3");
+    let mut first = Core::builder().env("HONEYBEE_POSTGRES", &url).start();
+    let mut id = NodeIdentity::new("v3").with_capabilities(&[CAP_EVENT_ACK]);
+    let mut conn = id.enroll(first.node_addr);
+    let event = |id: &NodeIdentity, seq: u64| {
+        id.pot_event(
+            "cowrie-01",
+            "cowrie",
+            "cowrie.login.failed",
+            &format_rfc3339(now_unix().0, 0),
+            Some(seq),
+            json!({"src_ip": "203.0.113.9"}),
+        )
+    };
+    for seq in 1..=4 {
+        conn.must_send(&event(&id, seq));
+    }
+    conn.wait_event_ack(4, T);
+    drop(conn);
+    first.terminate(T);
+    pg.sql("hbv3", UNDO_V4);
+    pg.sql("hbv3", "UPDATE honeybee_schema SET version = 3");
+    let second = Core::builder().env("HONEYBEE_POSTGRES", &url).start();
+    wait_stderr(
+        &second,
+        &format!("migrated the database schema from version 3 to {SCHEMA}"),
+        T,
+    );
+    let (mut conn, ack) = id.login(second.node_addr, 0);
+    assert!(ack.accepted, "{:?}", ack.message);
+    conn.must_send(&event(&id, 4));
+    conn.wait_event_ack(4, T);
+    drop(conn);
+    id.spool_epoch = Some(5);
+    let (mut conn, ack) = id.login(second.node_addr, 1);
+    assert!(ack.accepted, "{:?}", ack.message);
+    conn.must_send(&event(&id, 1));
+    conn.wait_event_ack(1, T);
+    let nid = id.node_id.to_string();
+    let deadline = std::time::Instant::now() + T;
+    while second.api().all_events(&[("node_id", &nid)]).len() < 5 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the new epoch's seq 1 was not stored"
+        );
+        std::thread::sleep(POLL);
+    }
+    assert_eq!(
+        pg.sql(
+            "hbv3",
+            &format!(
+                "SELECT epoch, seq FROM event_seqs WHERE node_id = {}",
+                id.node_id as i64
+            )
+        )
+        .trim(),
+        "5|1"
+    );
+    let dup = second
+        .api()
+        .metrics()
+        .get("honeybee_events_duplicate_total", &[])
+        .unwrap_or(0.0);
+    assert_eq!(dup, 1.0, "the epoch-0 replay of seq 4");
+}
+
 /// A database a version-1 core made (what version 2 added taken away again,
 /// a lockout recorded the version-1 way) is migrated by the next core,
 /// keeping what it held.
@@ -445,6 +522,7 @@ fn a_database_with_an_older_schema_is_migrated() {
     let url = pg.url("hbolder");
     let mut first = Core::builder().env("HONEYBEE_POSTGRES", &url).start();
     first.terminate(T);
+    pg.sql("hbolder", UNDO_V4);
     pg.sql("hbolder", UNDO_V3);
     pg.sql(
         "hbolder",

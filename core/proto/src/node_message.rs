@@ -125,6 +125,12 @@ pub struct NodeRegistration {
         deserialize_with = "null_as_empty"
     )]
     pub capabilities: Vec<String>,
+    /// (ext) Which run of the node's spool its `seq`s count in: a node that
+    /// loses its spool starts a new epoch and numbers from 1 again, and the
+    /// core de-duplicates by (epoch, seq) instead of dropping the new events
+    /// as replays. Absent: epoch 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spool_epoch: Option<u64>,
 }
 
 fn null_as_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
@@ -154,6 +160,7 @@ impl fmt::Debug for NodeRegistration {
             )
             .field("agent_version", &self.agent_version)
             .field("capabilities", &self.capabilities)
+            .field("spool_epoch", &self.spool_epoch)
             .finish()
     }
 }

@@ -209,6 +209,7 @@ fn writes_node_registration() {
         enrollment_token: Some(s("enroll-me")),
         agent_version: Some(s("0.1.0")),
         capabilities: vec![s(CAP_EVENT_ACK), s(CAP_NATIVE_POTS), s(CAP_EXTENSION)],
+        spool_epoch: None,
     };
     golden(
         NodeMessage::NodeRegistration(full),
@@ -228,6 +229,7 @@ fn writes_node_registration() {
         enrollment_token: None,
         agent_version: None,
         capabilities: vec![],
+        spool_epoch: None,
     };
     golden(
         NodeMessage::NodeRegistration(minimal),
@@ -1064,6 +1066,7 @@ fn reads_node_ids_up_to_u64_max() {
                 enrollment_token: None,
                 agent_version: None,
                 capabilities: vec![],
+                spool_epoch: None,
             }),
         );
         reads(
@@ -1147,6 +1150,7 @@ fn unknown_fields_are_ignored() {
             enrollment_token: None,
             agent_version: None,
             capabilities: vec![],
+            spool_epoch: None,
         }),
     );
     reads(
@@ -1633,6 +1637,7 @@ fn debug_never_shows_secrets() {
         enrollment_token: Some(s("ENROLL-TOKEN-SECRET-q8Z")),
         agent_version: Some(s("0.1.0")),
         capabilities: vec![s(CAP_EVENT_ACK)],
+        spool_epoch: None,
     };
     let secrets = ["913577", "ENROLL-TOKEN-SECRET-q8Z"];
     let visible = ["edge-07", "192.0.2.7", "0.1.0", "event-ack"];

@@ -196,6 +196,7 @@ fn node_message() -> BoxedStrategy<NodeMessage> {
                     enrollment_token,
                     agent_version,
                     capabilities,
+                    spool_epoch: None,
                 })
             },
         );

@@ -820,6 +820,7 @@ mod tests {
             enrollment_token: None,
             agent_version: None,
             capabilities: vec![],
+            spool_epoch: None,
         };
         let accepted = ctx.registry.register(&reg, peer).unwrap();
         smol::block_on(accepted.receipt.committed()).unwrap();
@@ -828,6 +829,7 @@ mod tests {
             conn_id: accepted.conn_id,
             inbox: accepted.outbox,
             live: accepted.live,
+            epoch: 0,
         }
     }
 
@@ -1020,6 +1022,7 @@ mod tests {
             enrollment_token: None,
             agent_version: None,
             capabilities: vec![],
+            spool_epoch: None,
         };
         let accepted = ctx.registry.register(&reg, peer).unwrap();
         smol::block_on(accepted.receipt.committed()).unwrap();
@@ -1038,6 +1041,7 @@ mod tests {
                 conn_id: accepted.conn_id,
                 inbox: accepted.outbox,
                 live: accepted.live,
+                epoch: 0,
             },
             warner: Warner::new(peer),
             open: OpenConnection::new(ctx.metrics.clone()),

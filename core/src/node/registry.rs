@@ -107,6 +107,9 @@ struct Connection {
     outbox: Outbox,
     live: Arc<Liveness>,
     peer: SocketAddr,
+    /// The spool epoch its `seq`s count in: an `EventAck` for another
+    /// epoch's seqs must not reach it.
+    epoch: u64,
 }
 
 #[derive(Debug)]
@@ -484,6 +487,7 @@ impl Registry {
             outbox,
             live: live.clone(),
             peer,
+            epoch: reg.spool_epoch.unwrap_or(0),
         });
         let receipt = self.store.submit(NodeWrite::Node(entry.record.clone()));
         self.record_status(
@@ -939,10 +943,15 @@ impl Registry {
 
     /// Queues an `EventAck` for a connected node, or raises the one waiting;
     /// says whether a new message was queued.
-    pub fn ack_events(&self, node_id: u64, seq: u64) -> Result<bool, SendError> {
+    pub fn ack_events(&self, node_id: u64, epoch: u64, seq: u64) -> Result<bool, SendError> {
         let nodes = self.lock();
         let entry = nodes.get(&node_id).ok_or(SendError::UnknownNode)?;
         let conn = entry.conn.as_ref().ok_or(SendError::NotConnected)?;
+        if conn.epoch != epoch {
+            // Seqs of the node's previous spool, stored after it lost it:
+            // they say nothing about the current one's.
+            return Ok(false);
+        }
         conn.outbox
             .push_ack(EventAck { node_id, seq })
             .map_err(|e| match e {

@@ -244,6 +244,8 @@ pub struct Registered {
     pub inbox: Inbox,
     /// Shared with the registry's liveness sweep.
     pub live: Arc<Liveness>,
+    /// The spool epoch the node's `seq`s count in on this connection.
+    pub epoch: u64,
 }
 
 /// A node connection that passed registration.
@@ -563,6 +565,7 @@ async fn register<S: AsyncRead + AsyncWrite + Unpin>(
         conn_id,
         inbox: outbox,
         live,
+        epoch: reg.spool_epoch.unwrap_or(0),
     })
 }
 
@@ -592,7 +595,9 @@ fn handle(msg: NodeMessage, node: &Registered, ctx: &NodeContext) -> bool {
             // core's stream then shows each stored event once.
             // Blocks while the writer is behind: no more reading from any
             // node until it catches up, and nothing read is dropped.
-            if let Err(e) = ctx.events.append(EventRecord::new(node_id, event)) {
+            let mut record = EventRecord::new(node_id, event);
+            record.epoch = node.epoch;
+            if let Err(e) = ctx.events.append(record) {
                 log::warn!("node {node_id}: event not stored: {e}");
             }
         }

@@ -57,6 +57,16 @@ pub trait Backend: Send {
     fn shared(&self) -> bool;
 }
 
+/// A node's replay mark: the highest stored `seq` of the spool epoch whose
+/// events it stored last. A `seq` of another epoch is never a replay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SeqMark {
+    /// `NodeRegistration.spool_epoch` (0 when the node sends none).
+    pub epoch: u64,
+    /// The highest stored `seq` in it.
+    pub seq: u64,
+}
+
 /// One batch's transaction. Nothing is visible to readers, nor acknowledged,
 /// before [`Transaction::commit`] returned.
 pub trait Transaction {
@@ -65,7 +75,7 @@ pub trait Transaction {
     /// The highest stored `seq` of each of `nodes` that has one. In a shared
     /// database the marks stay locked until the transaction ends, so two
     /// cores storing events of the same node store each `seq` once.
-    fn seq_marks(&mut self, nodes: &[u64]) -> Result<HashMap<u64, u64>, StoreError>;
+    fn seq_marks(&mut self, nodes: &[u64]) -> Result<HashMap<u64, SeqMark>, StoreError>;
     /// Stores events that are not replays (the writer checked them);
     /// returns their ids, in order. Ids grow in commit order across every
     /// core that writes to the database: they are the live stream's cursors.
@@ -76,8 +86,8 @@ pub trait Transaction {
     /// it opens counts the events stored after it (those a crash kept out
     /// of the summaries).
     fn summarize(&mut self, delta: &Delta, upto: i64) -> Result<(), StoreError>;
-    /// Records new highest stored `seq`s.
-    fn raise_marks(&mut self, marks: &HashMap<u64, u64>) -> Result<(), StoreError>;
+    /// Records new marks.
+    fn raise_marks(&mut self, marks: &HashMap<u64, SeqMark>) -> Result<(), StoreError>;
     /// Drops what `retention` no longer keeps as of `now_us`, taking each
     /// deleted event out of the summary tables; how many went.
     fn expire(&mut self, now_us: i64, retention: &Retention) -> Result<u64, StoreError>;

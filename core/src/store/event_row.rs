@@ -13,6 +13,9 @@ pub struct EventRecord {
     pub node_id: u64,
     /// The node's sequence number, with `event-ack`.
     pub seq: Option<u64>,
+    /// The spool epoch `seq` counts in (`NodeRegistration.spool_epoch`, 0
+    /// when absent).
+    pub epoch: u64,
     /// The pot.
     pub pot_id: String,
     /// The pot's type.
@@ -152,6 +155,7 @@ impl EventRecord {
         EventRecord {
             node_id,
             seq: event.seq,
+            epoch: 0,
             src_ip: text(d, "src_ip"),
             src_port: port(d, "src_port"),
             dst_port: port(d, "dst_port"),

@@ -237,8 +237,9 @@ pub struct StoredEvent {
     pub geo: crate::geo::Geo,
 }
 
-/// Called after a commit with each node and the highest `seq` committed.
-pub type AckSink = Box<dyn Fn(u64, u64) + Send + Sync>;
+/// Called after a commit with each node, spool epoch and the highest `seq`
+/// committed in it.
+pub type AckSink = Box<dyn Fn(u64, u64, u64) + Send + Sync>;
 
 /// Called after a commit with the events it stored (replays left out) and
 /// their ids, in the order they were stored: what the live stream publishes.

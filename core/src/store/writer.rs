@@ -21,7 +21,7 @@ use futures_lite::future;
 
 use crate::geo::{Cache, Enricher};
 use crate::metrics::Metrics;
-use crate::store::backend::{Backend, Reader, Retention, Transaction};
+use crate::store::backend::{Backend, Reader, Retention, SeqMark, Transaction};
 use crate::store::event_row::EventRecord;
 use crate::store::rollup::Pending;
 use crate::store::{
@@ -247,10 +247,10 @@ struct Writer {
     shared: Arc<WriterShared>,
     /// When retention last ran; `None` before the first run.
     last_retention: Option<Instant>,
-    /// Each node's highest stored `seq`, as committed by this writer. In a
+    /// Each node's replay mark, as committed by this writer. In a
     /// database no other core writes, this is the truth and the backend is
     /// asked only about nodes not in here.
-    seqs: HashMap<u64, u64>,
+    seqs: HashMap<u64, SeqMark>,
     /// How long to wait before retrying a failed batch.
     retry_wait: Duration,
     /// Recent sources and what enrichment found for them.
@@ -281,10 +281,11 @@ enum Work {
 /// What one committed batch did.
 #[derive(Default)]
 struct Outcome {
-    /// Highest `seq` per node among the batch's events (stored or replayed).
-    acks: HashMap<u64, u64>,
+    /// Highest `seq` per node and spool epoch among the batch's events
+    /// (stored or replayed).
+    acks: HashMap<(u64, u64), u64>,
     /// Marks the batch raised.
-    raised: HashMap<u64, u64>,
+    raised: HashMap<u64, SeqMark>,
     /// Which of the batch's events were stored (not replays).
     fresh: Vec<usize>,
     /// Whether the batch wrote every waiting summary.
@@ -454,8 +455,8 @@ impl Writer {
                     }
                 }
                 if let Some(sink) = self.shared.acks.get() {
-                    for (node, seq) in outcome.acks {
-                        sink(node, seq);
+                    for ((node, epoch), seq) in outcome.acks {
+                        sink(node, epoch, seq);
                     }
                 }
                 events.clear();
@@ -553,10 +554,10 @@ impl Writer {
 /// alone writes, otherwise (and for nodes the cache lacks) from the backend.
 fn marks_for(
     tx: &mut dyn Transaction,
-    cache: &HashMap<u64, u64>,
+    cache: &HashMap<u64, SeqMark>,
     shared: bool,
     events: &[EventRecord],
-) -> Result<HashMap<u64, u64>, StoreError> {
+) -> Result<HashMap<u64, SeqMark>, StoreError> {
     let mut nodes: Vec<u64> = events
         .iter()
         .filter(|e| e.seq.is_some())
@@ -581,23 +582,30 @@ fn marks_for(
 }
 
 /// Splits a batch into the events to store and the replays (a `seq` at or
-/// below the node's mark, or repeated within the batch). Pure, so that the
-/// rule every backend relies on is tested without a database.
+/// below the node's mark in the same spool epoch, or repeated within the
+/// batch). Pure, so that the rule every backend relies on is tested
+/// without a database.
+///
+/// An event of another epoch than the mark's moves the mark to its epoch:
+/// the node lost its spool and numbers from 1 again. Were the old epoch's
+/// in-flight events to follow, they would be stored again: a duplicate at
+/// worst, never a new event taken for a replay.
 fn replay_filter<'a>(
     events: &'a [EventRecord],
-    marks: &HashMap<u64, u64>,
+    marks: &HashMap<u64, SeqMark>,
 ) -> (Vec<&'a EventRecord>, Outcome) {
     let mut outcome = Outcome::default();
     let mut fresh = Vec::with_capacity(events.len());
     for (i, e) in events.iter().enumerate() {
         if let Some(seq) = e.seq {
-            let top = outcome.acks.entry(e.node_id).or_insert(seq);
+            let top = outcome.acks.entry((e.node_id, e.epoch)).or_insert(seq);
             *top = (*top).max(seq);
-            let stored_up_to = outcome.raised.get(&e.node_id).or(marks.get(&e.node_id));
-            if stored_up_to.is_some_and(|&top| seq <= top) {
+            let mark = outcome.raised.get(&e.node_id).or(marks.get(&e.node_id));
+            if mark.is_some_and(|m| m.epoch == e.epoch && seq <= m.seq) {
                 continue; // a replay: acknowledged again, stored once
             }
-            outcome.raised.insert(e.node_id, seq);
+            let epoch = e.epoch;
+            outcome.raised.insert(e.node_id, SeqMark { epoch, seq });
         }
         outcome.fresh.push(i);
         fresh.push(e);
@@ -630,6 +638,7 @@ mod tests {
         EventRecord {
             node_id,
             seq,
+            epoch: 0,
             pot_id: "p".into(),
             pot_type: "t".into(),
             event_type: "e.x".into(),
@@ -658,7 +667,7 @@ mod tests {
             event(3, None),
             event(3, None),
         ];
-        let marks = HashMap::from([(1, 5)]);
+        let marks = HashMap::from([(1, mark(0, 5))]);
         let (fresh, outcome) = replay_filter(&events, &marks);
         let kept: Vec<_> = fresh.iter().map(|e| (e.node_id, e.seq)).collect();
         assert_eq!(
@@ -667,7 +676,48 @@ mod tests {
             "unsequenced events are always stored"
         );
         assert_eq!(outcome.stored, 4);
-        assert_eq!(outcome.acks, HashMap::from([(1, 6), (2, 1)]));
-        assert_eq!(outcome.raised, HashMap::from([(1, 6), (2, 1)]));
+        assert_eq!(outcome.acks, HashMap::from([((1, 0), 6), ((2, 0), 1)]));
+        assert_eq!(
+            outcome.raised,
+            HashMap::from([(1, mark(0, 6)), (2, mark(0, 1))])
+        );
+    }
+
+    fn mark(epoch: u64, seq: u64) -> SeqMark {
+        SeqMark { epoch, seq }
+    }
+
+    fn in_epoch(epoch: u64, seq: u64) -> EventRecord {
+        EventRecord {
+            epoch,
+            ..event(1, Some(seq))
+        }
+    }
+
+    /// A node that lost its spool numbers from 1 again in a new epoch:
+    /// its events are new, not replays of the old epoch's first ones.
+    #[test]
+    fn a_new_spool_epoch_starts_counting_again_and_its_replays_are_still_caught() {
+        let events = [
+            in_epoch(9, 1),
+            in_epoch(9, 2),
+            in_epoch(9, 2),
+            in_epoch(9, 1),
+        ];
+        let marks = HashMap::from([(1, mark(4, 5000))]);
+        let (fresh, outcome) = replay_filter(&events, &marks);
+        let kept: Vec<_> = fresh.iter().map(|e| (e.epoch, e.seq)).collect();
+        assert_eq!(kept, vec![(9, Some(1)), (9, Some(2))]);
+        assert_eq!(outcome.raised, HashMap::from([(1, mark(9, 2))]));
+        assert_eq!(outcome.acks, HashMap::from([((1, 9), 2)]));
+
+        // The new epoch's mark catches its replays after a reconnect; the
+        // old epoch's stragglers are stored (a duplicate at worst) and
+        // acknowledged in their own epoch only.
+        let stragglers = [in_epoch(9, 2), in_epoch(4, 5001)];
+        let (fresh, outcome) = replay_filter(&stragglers, &outcome.raised);
+        let kept: Vec<_> = fresh.iter().map(|e| (e.epoch, e.seq)).collect();
+        assert_eq!(kept, vec![(4, Some(5001))]);
+        assert_eq!(outcome.acks, HashMap::from([((1, 9), 2), ((1, 4), 5001)]));
     }
 }

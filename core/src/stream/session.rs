@@ -431,6 +431,7 @@ mod tests {
             enrollment_token: None,
             agent_version: None,
             capabilities: vec![],
+            spool_epoch: None,
         };
         let accepted = ctx
             .registry

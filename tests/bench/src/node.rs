@@ -145,6 +145,7 @@ pub fn registration(id: u64, totp_code: Option<String>) -> NodeMessage {
         enrollment_token: None,
         agent_version: Some("bench".into()),
         capabilities: vec![],
+        spool_epoch: None,
     })
 }
 

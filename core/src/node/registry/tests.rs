@@ -115,6 +115,7 @@ fn reg(node_id: u64) -> NodeRegistration {
         enrollment_token: None,
         agent_version: None,
         capabilities: Vec::new(),
+        spool_epoch: None,
     }
 }
 

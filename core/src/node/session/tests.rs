@@ -142,6 +142,7 @@ fn registration(node_id: u64) -> NodeMessage {
         enrollment_token: None,
         agent_version: None,
         capabilities: Vec::new(),
+        spool_epoch: None,
     })
 }
 

@@ -23,7 +23,7 @@ use postgres::{Client, GenericClient, NoTls};
 
 use crate::fleet::notice::Notice;
 use crate::metrics::Metrics;
-use crate::store::backend::{Backend, Reader, Retention, Transaction, EVENTS_PER_NODE};
+use crate::store::backend::{Backend, Reader, Retention, SeqMark, Transaction, EVENTS_PER_NODE};
 use crate::store::event_row::EventRecord;
 use crate::store::rollup::Delta;
 use crate::store::writer::Store;
@@ -201,7 +201,7 @@ impl Transaction for PostgresTransaction<'_> {
             })
     }
 
-    fn seq_marks(&mut self, nodes: &[u64]) -> Result<HashMap<u64, u64>, StoreError> {
+    fn seq_marks(&mut self, nodes: &[u64]) -> Result<HashMap<u64, SeqMark>, StoreError> {
         let ids: Vec<i64> = nodes.iter().map(|&n| n as i64).collect();
         let err = pg_err("locking event seqs");
         // A row for every node first, so that there is one to lock: two
@@ -217,7 +217,7 @@ impl Transaction for PostgresTransaction<'_> {
         let rows = self
             .tx
             .query(
-                "SELECT node_id, seq FROM event_seqs WHERE node_id = ANY($1)
+                "SELECT node_id, seq, epoch FROM event_seqs WHERE node_id = ANY($1)
                  ORDER BY node_id FOR UPDATE",
                 &[&ids],
             )
@@ -226,7 +226,16 @@ impl Transaction for PostgresTransaction<'_> {
             .iter()
             .filter_map(|r| {
                 let seq: Option<i64> = r.get(1);
-                seq.map(|s| (r.get::<_, i64>(0) as u64, s as u64))
+                let epoch = r.get::<_, i64>(2) as u64;
+                seq.map(|s| {
+                    (
+                        r.get::<_, i64>(0) as u64,
+                        SeqMark {
+                            epoch,
+                            seq: s as u64,
+                        },
+                    )
+                })
             })
             .collect())
     }
@@ -251,15 +260,16 @@ impl Transaction for PostgresTransaction<'_> {
             .map_err(pg_err("counting events in the summary tables"))
     }
 
-    fn raise_marks(&mut self, marks: &HashMap<u64, u64>) -> Result<(), StoreError> {
-        let (ids, seqs): (Vec<i64>, Vec<i64>) =
-            marks.iter().map(|(&n, &s)| (n as i64, s as i64)).unzip();
+    fn raise_marks(&mut self, marks: &HashMap<u64, SeqMark>) -> Result<(), StoreError> {
+        let ids: Vec<i64> = marks.keys().map(|&n| n as i64).collect();
+        let seqs: Vec<i64> = marks.values().map(|m| m.seq as i64).collect();
+        let epochs: Vec<i64> = marks.values().map(|m| m.epoch as i64).collect();
         self.tx
             .execute(
-                "UPDATE event_seqs SET seq = v.seq
-                 FROM unnest($1::BIGINT[], $2::BIGINT[]) AS v(node_id, seq)
+                "UPDATE event_seqs SET seq = v.seq, epoch = v.epoch
+                 FROM unnest($1::BIGINT[], $2::BIGINT[], $3::BIGINT[]) AS v(node_id, seq, epoch)
                  WHERE event_seqs.node_id = v.node_id",
-                &[&ids, &seqs],
+                &[&ids, &seqs, &epochs],
             )
             .map(|_| ())
             .map_err(pg_err("recording event seqs"))

@@ -5,7 +5,7 @@
 use postgres::GenericClient;
 
 /// The schema this core writes.
-pub const VERSION: i32 = 3;
+pub const VERSION: i32 = 4;
 
 /// Advisory lock key ("HoneyBee" in ASCII) held while migrating and while
 /// partitions are created or dropped.
@@ -160,8 +160,14 @@ CREATE TABLE rollup_labels (
 );
 ";
 
+/// Version 4. Replay marks carry the node's spool epoch: a node that lost
+/// its spool numbers its events from 1 again in a new epoch.
+const V4: &str = "
+ALTER TABLE event_seqs ADD COLUMN epoch BIGINT NOT NULL DEFAULT 0;
+";
+
 /// Each version's step from the one before, in order.
-const STEPS: [(i32, &str); 3] = [(1, V1), (2, V2), (3, V3)];
+const STEPS: [(i32, &str); 4] = [(1, V1), (2, V2), (3, V3), (4, V4)];
 
 /// Creates or checks the schema, migrating an older one step by step. Errors name both versions when the
 /// database is newer than this core.

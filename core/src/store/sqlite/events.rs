@@ -8,6 +8,7 @@ use rusqlite::types::ToSql;
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 use crate::geo::Geo;
+use crate::store::backend::SeqMark;
 use crate::store::event_row::EventRecord;
 use crate::store::rollup::{Delta, Dim, Keys, Pending, Tier, DAY_US, HOUR_US};
 use crate::store::stats::{StatsSource, MINUTE_US};
@@ -45,7 +46,8 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE TABLE IF NOT EXISTS event_seqs (
     node_id INTEGER PRIMARY KEY,
-    seq INTEGER NOT NULL
+    seq INTEGER NOT NULL,
+    epoch INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS events_by_node ON events (node_id, id);
 CREATE INDEX IF NOT EXISTS events_by_pot ON events (pot_id, id);
@@ -133,6 +135,15 @@ pub fn migrate(conn: &Connection) -> rusqlite::Result<Option<i64>> {
         }
     }
     conn.execute_batch(GEO_INDEXES)?;
+    // Spool epochs (a node that lost its spool numbers from 1 again).
+    let has_epoch: i64 = conn.query_row(
+        "SELECT COUNT(*) FROM pragma_table_info('event_seqs') WHERE name = 'epoch'",
+        [],
+        |r| r.get(0),
+    )?;
+    if has_epoch == 0 {
+        conn.execute_batch("ALTER TABLE event_seqs ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0")?;
+    }
     let old_index: i64 = conn.query_row(
         "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name = 'events_node_seq'",
         [],
@@ -377,26 +388,28 @@ pub fn apply_rollup(conn: &Connection, delta: &Delta) -> rusqlite::Result<()> {
     Ok(())
 }
 
-/// The highest stored `seq` of each of `nodes` that has one.
-pub fn load_seqs(conn: &Connection, nodes: &[u64]) -> rusqlite::Result<HashMap<u64, u64>> {
-    let mut stmt = conn.prepare_cached("SELECT seq FROM event_seqs WHERE node_id = ?1")?;
+/// The replay mark of each of `nodes` that has one.
+pub fn load_seqs(conn: &Connection, nodes: &[u64]) -> rusqlite::Result<HashMap<u64, SeqMark>> {
+    let mut stmt = conn.prepare_cached("SELECT epoch, seq FROM event_seqs WHERE node_id = ?1")?;
     let mut marks = HashMap::new();
     for &node in nodes {
         let mut rows = stmt.query(params![node as i64])?;
         if let Some(row) = rows.next()? {
-            marks.insert(node, row.get::<_, i64>(0)? as u64);
+            let epoch = row.get::<_, i64>(0)? as u64;
+            let seq = row.get::<_, i64>(1)? as u64;
+            marks.insert(node, SeqMark { epoch, seq });
         }
     }
     Ok(marks)
 }
 
-/// Records `seq` as the highest stored for `node_id`.
-pub fn save_seq(tx: &Transaction, node_id: u64, seq: u64) -> rusqlite::Result<()> {
+/// Records `mark` as `node_id`'s replay mark.
+pub fn save_seq(tx: &Transaction, node_id: u64, mark: SeqMark) -> rusqlite::Result<()> {
     tx.prepare_cached(
-        "INSERT INTO event_seqs (node_id, seq) VALUES (?1, ?2)
-         ON CONFLICT (node_id) DO UPDATE SET seq = excluded.seq",
+        "INSERT INTO event_seqs (node_id, seq, epoch) VALUES (?1, ?2, ?3)
+         ON CONFLICT (node_id) DO UPDATE SET seq = excluded.seq, epoch = excluded.epoch",
     )?
-    .execute(params![node_id as i64, seq as i64])?;
+    .execute(params![node_id as i64, mark.seq as i64, mark.epoch as i64])?;
     Ok(())
 }
 

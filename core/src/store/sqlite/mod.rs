@@ -13,7 +13,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::files;
 use crate::metrics::Metrics;
-use crate::store::backend::{Backend, Reader, Retention, Transaction, EVENTS_PER_NODE};
+use crate::store::backend::{Backend, Reader, Retention, SeqMark, Transaction, EVENTS_PER_NODE};
 use crate::store::event_row::EventRecord;
 use crate::store::rollup::Delta;
 use crate::store::writer::Store;
@@ -171,7 +171,7 @@ impl Transaction for SqliteTransaction<'_> {
         apply(&self.tx, write).map_err(|e| StoreError(format!("writing {}: {e}", describe(write))))
     }
 
-    fn seq_marks(&mut self, nodes: &[u64]) -> Result<HashMap<u64, u64>, StoreError> {
+    fn seq_marks(&mut self, nodes: &[u64]) -> Result<HashMap<u64, SeqMark>, StoreError> {
         events::load_seqs(&self.tx, nodes)
             .map_err(|e| StoreError(format!("reading event seqs: {e}")))
     }
@@ -199,9 +199,9 @@ impl Transaction for SqliteTransaction<'_> {
             .map_err(|e| StoreError(format!("counting events in the summary tables: {e}")))
     }
 
-    fn raise_marks(&mut self, marks: &HashMap<u64, u64>) -> Result<(), StoreError> {
-        for (&node, &seq) in marks {
-            events::save_seq(&self.tx, node, seq)
+    fn raise_marks(&mut self, marks: &HashMap<u64, SeqMark>) -> Result<(), StoreError> {
+        for (&node, &mark) in marks {
+            events::save_seq(&self.tx, node, mark)
                 .map_err(|e| StoreError(format!("recording the seq of node {node}: {e}")))?;
         }
         Ok(())
@@ -530,6 +530,7 @@ mod tests {
         EventRecord {
             node_id,
             seq,
+            epoch: 0,
             pot_id: "p".into(),
             pot_type: "t".into(),
             event_type: "e.x".into(),
@@ -554,7 +555,9 @@ mod tests {
         let metrics = Arc::new(Metrics::default());
         let s = open_with(&dir.join("e.db"), Retention::default(), metrics.clone()).unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
-        s.on_commit(Box::new(move |node, seq| tx.send((node, seq)).unwrap()));
+        s.on_commit(Box::new(move |node, _epoch, seq| {
+            tx.send((node, seq)).unwrap()
+        }));
         for seq in 1..=3 {
             s.append(event(1, Some(seq), "198.51.100.1", 1_000 + seq as i64))
                 .unwrap();

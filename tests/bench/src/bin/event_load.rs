@@ -159,6 +159,7 @@ fn connect_node(
         enrollment_token: None,
         agent_version: Some("bench".into()),
         capabilities: vec![CAP_EVENT_ACK.into()],
+        spool_epoch: None,
     });
     let mut line = Vec::new();
     encode_into(&Envelope::new(reg), &mut line);

@@ -96,6 +96,7 @@ fn feed(core: &CoreProcess, busy: u64, noise: u64) -> Result<(), String> {
         enrollment_token: None,
         agent_version: Some("bench".into()),
         capabilities: vec![CAP_EVENT_ACK.into()],
+        spool_epoch: None,
     });
     let mut buf = Vec::new();
     encode_into(&Envelope::new(reg), &mut buf);

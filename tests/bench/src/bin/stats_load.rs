@@ -219,6 +219,7 @@ fn fill(o: &Options, dir: &std::path::Path) -> Result<(), String> {
         let record = EventRecord {
             node_id: 1 + (i % 50),
             seq: None,
+            epoch: 0,
             pot_id: "cowrie-01".into(),
             pot_type: "cowrie".into(),
             event_type: et.into(),
