@@ -66,6 +66,7 @@ fn context() -> ModuleContext {
         enrollment_token: None,
         agent_version: None,
         capabilities: vec![],
+        spool_epoch: None,
     };
     let peer = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 5000);
     let accepted = registry.register(&reg, peer).expect("registration");
