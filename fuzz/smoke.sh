@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # CI smoke run of the fuzz targets: installs cargo-fuzz when missing, builds
 # every target once (AddressSanitizer, libFuzzer), then runs each for
-# FUZZ_SECONDS (default 30) on a temporary copy of its committed corpus, so
+# FUZZ_SECONDS (default 30), FUZZ_JOBS at a time (default: one a core), on a
+# temporary copy of its committed corpus, so
 # that what the run finds never grows the repository. Any crash, leak,
 # timeout (10 s for one input) or out-of-memory fails the script; the
 # failing input is kept under fuzz/artifacts/TARGET/ and named in the log.
@@ -26,28 +27,48 @@ echo "fuzz build: $((built - started)) s"
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-failed=()
-for target in $(cargo fuzz list); do
-    mkdir -p "$work/$target" "artifacts/$target"
+# The targets run side by side, one a core (FUZZ_JOBS, default: every core):
+# each still gets its full FUZZ_SECONDS of one CPU.
+jobs="${FUZZ_JOBS:-$(nproc)}"
+bin="target/$(rustc -vV | sed -n 's/^host: //p')/release"
+
+run_one() {
+    local target=$1
+    mkdir -p "$work/$target" "$work/tmp-$target" "artifacts/$target"
     if [ -d "corpus/$target" ]; then
         cp -R "corpus/$target/." "$work/$target/"
     fi
-    log="$work/$target.log"
+    local log="$work/$target.log"
     # TMPDIR: module_session keeps a throwaway SQLite store under it.
-    if TMPDIR="$work" cargo fuzz run "$target" "$work/$target" -- \
+    if TMPDIR="$work/tmp-$target" "$bin/$target" "$work/$target" \
         -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
         -print_final_stats=1 -artifact_prefix="artifacts/$target/" >"$log" 2>&1; then
         # The last status line: executions, coverage, features, speed.
-        summary=$(grep -E '^#[0-9]+' "$log" | tail -n 1)
-        echo "ok   $target: $summary"
+        echo "ok   $target: $(grep -E '^#[0-9]+' "$log" | tail -n 1)"
     else
         echo "FAIL $target (log below)"
         tail -n 60 "$log"
+        touch "$work/$target.failed"
+    fi
+}
+
+targets=$(cargo fuzz list)
+for target in $targets; do
+    while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do
+        wait -n || true
+    done
+    run_one "$target" &
+done
+wait
+
+failed=()
+for target in $targets; do
+    if [ -e "$work/$target.failed" ]; then
         failed+=("$target")
     fi
 done
 
-echo "fuzz smoke: $(($(date +%s) - started)) s (build $((built - started)) s, ${secs} s per target)"
+echo "fuzz smoke: $(($(date +%s) - started)) s (build $((built - started)) s, ${secs} s per target, $jobs at a time)"
 if [ "${#failed[@]}" -gt 0 ]; then
     echo "fuzz targets failed: ${failed[*]}"
     exit 1
