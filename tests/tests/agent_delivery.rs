@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use honeybee_tests::agent_process::{connect_as_pot, cowrie_line, send_events};
 use honeybee_tests::test_pot::start_token_pot;
-use honeybee_tests::{Agent, Core, LinkProxy, Pki, TestPot, TestPotstore};
+use honeybee_tests::{Agent, AgentBuilder, Core, LinkProxy, Pki, TestPot, TestPotstore};
 use nix::sys::signal::Signal;
 use serde_json::Value;
 
@@ -20,6 +20,22 @@ const T: Duration = Duration::from_secs(30);
 /// themselves, as a pot of that type the agent started.
 fn relay_store(core: &Core) -> TestPotstore {
     TestPotstore::new(core.workspace().path().join("potstore")).with(TestPot::sleeper("relay"))
+}
+
+/// A running Full agent with the `relay` potstore, linked to the core
+/// through `link` (its node port or a proxy); `tweak` adds to the builder.
+fn relay_agent(
+    core: &Core,
+    link: std::net::SocketAddr,
+    tweak: impl FnOnce(AgentBuilder) -> AgentBuilder,
+) -> (Agent, TestPotstore) {
+    let store = relay_store(core);
+    let builder = Agent::full(link)
+        .workspace(core.workspace())
+        .potstore(store.path());
+    let agent = tweak(builder).start();
+    core.api().wait_status(agent.node_id(), "Running", T);
+    (agent, store)
 }
 
 /// Starts a `relay` pot `pot_id` on node `id` and returns its event token.
@@ -95,13 +111,8 @@ fn stored_total(core: &Core) -> f64 {
 #[test]
 fn a_core_killed_mid_stream_loses_nothing_and_stores_each_event_once() {
     let mut core = Core::start();
-    let store = relay_store(&core);
-    let agent = Agent::full(core.node_addr)
-        .workspace(core.workspace())
-        .potstore(store.path())
-        .start();
+    let (agent, store) = relay_agent(&core, core.node_addr, |b| b);
     let id = agent.node_id();
-    core.api().wait_status(id, "Running", T);
     let token = token(&core, id, &store, "pot-a");
     let total = 20_000u64;
     let sender = paced_sender(agent.event_addr(), token, 0, total, 5_000);
@@ -129,13 +140,8 @@ fn a_core_killed_mid_stream_loses_nothing_and_stores_each_event_once() {
 fn a_cut_link_loses_nothing() {
     let core = Core::start();
     let proxy = LinkProxy::start(core.node_addr);
-    let store = relay_store(&core);
-    let agent = Agent::full(proxy.addr())
-        .workspace(core.workspace())
-        .potstore(store.path())
-        .start();
+    let (agent, store) = relay_agent(&core, proxy.addr(), |b| b);
     let id = agent.node_id();
-    core.api().wait_status(id, "Running", T);
     let token = token(&core, id, &store, "pot-a");
     let total = 5_000u64;
     let sender = paced_sender(agent.event_addr(), token, 0, total, 2_500);
@@ -158,14 +164,10 @@ fn a_cut_link_loses_nothing() {
 fn a_spool_past_its_bound_reports_the_dropped_count_as_an_alarm() {
     let core = Core::start();
     let proxy = LinkProxy::start(core.node_addr);
-    let store = relay_store(&core);
-    let agent = Agent::full(proxy.addr())
-        .workspace(core.workspace())
-        .potstore(store.path())
-        .config("[spool]\nmax_bytes = 16384\n")
-        .start();
+    let (agent, store) = relay_agent(&core, proxy.addr(), |b| {
+        b.config("[spool]\nmax_bytes = 16384\n")
+    });
     let id = agent.node_id();
-    core.api().wait_status(id, "Running", T);
     // The pot starts through the core; then the link goes.
     let token = token(&core, id, &store, "pot-a");
     proxy.cut();
@@ -223,13 +225,8 @@ fn tls_with_totp_survives_an_agent_restart() {
             "localhost".into(),
         ])
     };
-    let store = relay_store(&core);
-    let mut agent = tls(Agent::full(core.node_addr)
-        .workspace(core.workspace())
-        .potstore(store.path()))
-    .start();
+    let (mut agent, store) = relay_agent(&core, core.node_addr, tls);
     let id = agent.node_id();
-    core.api().wait_status(id, "Running", T);
     let token = token(&core, id, &store, "pot-t");
     let key = agent.identity().expect("identity")["totp_key"].clone();
     assert!(key.is_string(), "the core's TOTP key is kept");
@@ -276,13 +273,8 @@ fn hwm_kb(pid: u32) -> u64 {
 #[test]
 fn garbage_oversize_lines_and_a_flood_leave_the_agent_up_with_flat_memory() {
     let core = Core::start();
-    let store = relay_store(&core);
-    let mut agent = Agent::full(core.node_addr)
-        .workspace(core.workspace())
-        .potstore(store.path())
-        .start();
+    let (mut agent, store) = relay_agent(&core, core.node_addr, |b| b);
     let id = agent.node_id();
-    core.api().wait_status(id, "Running", T);
     let token = token(&core, id, &store, "pot-g");
     let addr = agent.event_addr();
     let mut sock = connect_as_pot(addr, &token, T);
@@ -410,13 +402,8 @@ fn mtls_with_a_client_certificate() {
 fn a_killed_agent_loses_nothing_that_reached_its_spool() {
     let core = Core::start();
     let proxy = LinkProxy::start(core.node_addr);
-    let store = relay_store(&core);
-    let mut agent = Agent::full(proxy.addr())
-        .workspace(core.workspace())
-        .potstore(store.path())
-        .start();
+    let (mut agent, store) = relay_agent(&core, proxy.addr(), |b| b);
     let id = agent.node_id();
-    core.api().wait_status(id, "Running", T);
     let token = token(&core, id, &store, "pot-k");
     proxy.cut();
     let total = 1_000u64;
@@ -458,13 +445,8 @@ fn a_killed_agent_loses_nothing_that_reached_its_spool() {
 #[test]
 fn an_agent_that_lost_its_spool_but_kept_its_identity_loses_nothing_after() {
     let core = Core::start();
-    let store = relay_store(&core);
-    let mut agent = Agent::full(core.node_addr)
-        .workspace(core.workspace())
-        .potstore(store.path())
-        .start();
+    let (mut agent, store) = relay_agent(&core, core.node_addr, |b| b);
     let id = agent.node_id();
-    core.api().wait_status(id, "Running", T);
     let before = 300u64;
     let lines: Vec<String> = (0..before)
         .map(|k| cowrie_line("pot-l", "cowrie.login.failed", "203.0.113.11", k))
