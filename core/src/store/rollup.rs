@@ -60,6 +60,22 @@ impl Dim {
     pub fn id(self) -> i64 {
         self as i64
     }
+
+    /// Its SQL expression on the `events` table, the same in SQLite and
+    /// PostgreSQL (constants, never input).
+    pub fn expression(self) -> &'static str {
+        match self {
+            Dim::All => "''",
+            Dim::SrcIp => "src_ip",
+            Dim::Username => "username",
+            Dim::Password => "password",
+            Dim::Command => "input",
+            Dim::Credential => "username || ':' || password",
+            Dim::EventType => "event_type",
+            Dim::Country => "country",
+            Dim::Asn => "CAST(asn AS TEXT)",
+        }
+    }
 }
 
 /// Which table.

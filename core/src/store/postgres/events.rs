@@ -352,21 +352,6 @@ fn delete_counted(
     }
 }
 
-/// The SQL expression of a dimension on `events` (constants, never input).
-fn expression(dim: Dim) -> &'static str {
-    match dim {
-        Dim::All => "''",
-        Dim::SrcIp => "src_ip",
-        Dim::Username => "username",
-        Dim::Password => "password",
-        Dim::Command => "input",
-        Dim::Credential => "username || ':' || password",
-        Dim::EventType => "event_type",
-        Dim::Country => "country",
-        Dim::Asn => "asn::TEXT",
-    }
-}
-
 /// The statistics' reads on one connection; the first database error is
 /// kept, so that a broken connection is opened again.
 pub struct PgStats<'c> {
@@ -434,7 +419,7 @@ impl StatsSource for PgStats<'_> {
         until: i64,
         limit: usize,
     ) -> Result<Vec<(String, u64)>, String> {
-        let column = expression(dim);
+        let column = dim.expression();
         let limit = limit as i64;
         let rows = self.rows(
             &format!(

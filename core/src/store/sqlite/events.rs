@@ -638,21 +638,6 @@ fn expire_bytes(tx: &Transaction, max_bytes: u64) -> rusqlite::Result<usize> {
     Ok(gone)
 }
 
-/// The SQL expression of a dimension on `events` (constants, never input).
-fn expression(dim: Dim) -> &'static str {
-    match dim {
-        Dim::All => "''",
-        Dim::SrcIp => "src_ip",
-        Dim::Username => "username",
-        Dim::Password => "password",
-        Dim::Command => "input",
-        Dim::Credential => "username || ':' || password",
-        Dim::EventType => "event_type",
-        Dim::Country => "country",
-        Dim::Asn => "CAST(asn AS TEXT)",
-    }
-}
-
 /// The statistics' reads, on one connection.
 pub struct SqliteStats<'c>(pub &'c Connection);
 
@@ -704,7 +689,7 @@ impl StatsSource for SqliteStats<'_> {
         until: i64,
         limit: usize,
     ) -> Result<Vec<(String, u64)>, String> {
-        let column = expression(dim);
+        let column = dim.expression();
         let sql = format!(
             "SELECT {column}, COUNT(*) AS n FROM events
              WHERE time >= ?1 AND time <= ?2 AND {column} IS NOT NULL
