@@ -649,6 +649,40 @@ pub fn send_events(addr: SocketAddr, token: &str, lines: &[String]) {
     let _ = s.shutdown(std::net::Shutdown::Write);
 }
 
+/// Sends the lines `line(k)` for each `k` in `range` to the event socket at
+/// `addr`, as the pot holding `token`, at about `per_second`, from a thread.
+/// Chunk `c` leaves at `c`/20 s by the clock, so slow writes do not add up
+/// to a slower pace. Panics (in the thread) on a write error.
+pub fn paced_sender(
+    addr: SocketAddr,
+    token: String,
+    range: std::ops::Range<u64>,
+    per_second: u64,
+    line: impl Fn(u64) -> String + Send + 'static,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        // A loaded machine under a fault test may be slow to accept.
+        let mut sock = connect_as_pot(addr, &token, Duration::from_secs(30));
+        let chunk = (per_second / 20).max(1);
+        let start = Instant::now();
+        let mut i = range.start;
+        while i < range.end {
+            let end = (i + chunk).min(range.end);
+            let mut bytes = String::new();
+            for k in i..end {
+                bytes.push_str(&line(k));
+                bytes.push('\n');
+            }
+            if let Err(e) = sock.write_all(bytes.as_bytes()) {
+                panic!("writing events {i}..{end} to {addr}: {e}");
+            }
+            i = end;
+            let due = start + Duration::from_millis(50 * ((i - range.start) / chunk));
+            std::thread::sleep(due.saturating_duration_since(Instant::now()));
+        }
+    })
+}
+
 /// One Cowrie-style event line (no trailing newline): `eventid`, `sensor`
 /// (the pot id, as Cowrie names it), `src_ip`, a timestamp of now, and `n`
 /// in `data` so tests can count each event exactly once.

@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use honeybee_tests::agent_process::{connect_as_pot, cowrie_line, send_events};
+use honeybee_tests::agent_process::{connect_as_pot, cowrie_line, paced_sender, send_events};
 use honeybee_tests::test_pot::start_token_pot;
 use honeybee_tests::{Agent, AgentBuilder, Core, LinkProxy, Pki, TestPot, TestPotstore};
 use nix::sys::signal::Signal;
@@ -43,36 +43,9 @@ fn token(core: &Core, id: u64, store: &TestPotstore, pot_id: &str) -> String {
     start_token_pot(core.api(), id, store, "relay", pot_id)
 }
 
-/// Sends `n` events at about `per_second`, in chunks, from a thread, as the
-/// pot holding `token`.
-fn paced_sender(
-    addr: std::net::SocketAddr,
-    token: String,
-    first: u64,
-    n: u64,
-    per_second: u64,
-) -> std::thread::JoinHandle<()> {
-    std::thread::spawn(move || {
-        let mut sock = connect_as_pot(addr, &token, T);
-        let chunk = (per_second / 20).max(1);
-        let mut i = first;
-        while i < first + n {
-            let mut bytes = String::new();
-            for k in i..(i + chunk).min(first + n) {
-                bytes.push_str(&cowrie_line(
-                    "pot-a",
-                    "cowrie.login.failed",
-                    "203.0.113.5",
-                    k,
-                ));
-                bytes.push('\n');
-            }
-            sock.write_all(bytes.as_bytes())
-                .expect("event socket write");
-            i += chunk;
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    })
+/// Event `k` of the paced senders.
+fn login_line(k: u64) -> String {
+    cowrie_line("pot-a", "cowrie.login.failed", "203.0.113.5", k)
 }
 
 /// Every event of `node_id` once `want` are stored; panics on a timeout.
@@ -115,7 +88,7 @@ fn a_core_killed_mid_stream_loses_nothing_and_stores_each_event_once() {
     let id = agent.node_id();
     let token = token(&core, id, &store, "pot-a");
     let total = 20_000u64;
-    let sender = paced_sender(agent.event_addr(), token, 0, total, 5_000);
+    let sender = paced_sender(agent.event_addr(), token, 0..total, 5_000, login_line);
     let deadline = Instant::now() + T;
     while stored_total(&core) < 3_000.0 {
         assert!(Instant::now() < deadline, "the stream did not start");
@@ -144,7 +117,7 @@ fn a_cut_link_loses_nothing() {
     let id = agent.node_id();
     let token = token(&core, id, &store, "pot-a");
     let total = 5_000u64;
-    let sender = paced_sender(agent.event_addr(), token, 0, total, 2_500);
+    let sender = paced_sender(agent.event_addr(), token, 0..total, 2_500, login_line);
     std::thread::sleep(Duration::from_millis(700));
     proxy.cut();
     std::thread::sleep(Duration::from_millis(1500));

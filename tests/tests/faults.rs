@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use honeybee_tests::agent_process::{connect_as_pot, cowrie_line, send_events};
+use honeybee_tests::agent_process::{self, connect_as_pot, cowrie_line, send_events};
 use honeybee_tests::faults::{self, privileged, FaultPlan, FaultProxy, NetNs, Tmpfs};
 use honeybee_tests::test_pot::start_token_pot;
 use honeybee_tests::{wait_for, Agent, Core, LinkProxy, TempDir, TestPot, TestPotstore};
@@ -112,22 +112,8 @@ fn paced_sender(
     n: u64,
     per_second: u64,
 ) -> std::thread::JoinHandle<()> {
-    std::thread::spawn(move || {
-        let mut sock = connect_as_pot(addr, &token, T);
-        let chunk = (per_second / 20).max(1);
-        let mut i = first;
-        let start = Instant::now();
-        while i < first + n {
-            let end = (i + chunk).min(first + n);
-            let mut bytes = lines(&pot_id, i, end - i).join("\n");
-            bytes.push('\n');
-            sock.write_all(bytes.as_bytes())
-                .expect("event socket write");
-            i = end;
-            // The pace: chunk k leaves at k/20 s.
-            let due = start + Duration::from_millis(50 * ((i - first) / chunk));
-            std::thread::sleep(due.saturating_duration_since(Instant::now()));
-        }
+    agent_process::paced_sender(addr, token, first..first + n, per_second, move |k| {
+        cowrie_line(&pot_id, EVENT, "203.0.113.9", k)
     })
 }
 
