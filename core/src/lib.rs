@@ -40,7 +40,6 @@ pub mod bus;
 pub mod cli;
 pub mod clock;
 pub mod config;
-pub mod files;
 pub mod fleet;
 pub mod geo;
 pub mod io_thread;

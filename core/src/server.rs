@@ -14,7 +14,6 @@ use crate::api::{Api, ApiContext};
 use crate::bus::{Bus, Live};
 use crate::clock::Clock;
 use crate::config::{Config, Enrollment};
-use crate::files;
 use crate::fleet::delivery::Delivery;
 use crate::fleet::shared::SharedFleet;
 use crate::fleet::{Alone, Fleet};
@@ -33,6 +32,7 @@ use crate::store::{postgres, sqlite, Retention, Store};
 use crate::store::{EventStore, NodeStore};
 use crate::stream::session::ModuleContext;
 use crate::stream::StreamListener;
+use honeybee_process::private_files as files;
 
 /// Time modules get between SIGTERM and SIGKILL at shutdown.
 const MODULE_GRACE: Duration = Duration::from_secs(3);
@@ -75,7 +75,7 @@ pub fn api_token(config: &Config) -> Result<String, String> {
         Ok(_) | Err(_) => {
             let raw = totp::generate_key().map_err(|e| format!("generating an API token: {e}"))?;
             let token: String = raw.iter().map(|b| format!("{b:02x}")).collect();
-            files::write_secret(&path, format!("{token}\n").as_bytes())
+            files::write_private(&path, format!("{token}\n").as_bytes())
                 .map_err(|e| format!("writing the API token to {}: {e}", path.display()))?;
             log::info!(
                 "API token: generated into {} (mode 0600); use it as 'Authorization: Bearer <token>'",

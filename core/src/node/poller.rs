@@ -837,7 +837,7 @@ mod tests {
     #[test]
     fn commands_end_the_heartbeat_window() {
         let dir = std::env::temp_dir().join(format!("hb-poller-window-{}", std::process::id()));
-        crate::files::create_private_dir(&dir).unwrap();
+        honeybee_process::private_files::create_private_dir(&dir).unwrap();
         let ctx = context(&dir);
         let poller = NodePoller::start(ctx.clone()).unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -902,7 +902,7 @@ mod tests {
     #[test]
     fn every_connection_adopted_at_once_is_served() {
         let dir = std::env::temp_dir().join(format!("hb-poller-many-{}", std::process::id()));
-        crate::files::create_private_dir(&dir).unwrap();
+        honeybee_process::private_files::create_private_dir(&dir).unwrap();
         let ctx = context(&dir);
         let poller = Arc::new(NodePoller::start(ctx.clone()).unwrap());
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -1004,7 +1004,7 @@ mod tests {
     #[test]
     fn commands_heartbeats_and_close_through_the_poller() {
         let dir = std::env::temp_dir().join(format!("hb-poller-{}", std::process::id()));
-        crate::files::create_private_dir(&dir).unwrap();
+        honeybee_process::private_files::create_private_dir(&dir).unwrap();
         let ctx = context(&dir);
         let poller = NodePoller::start(ctx.clone()).unwrap();
 

@@ -363,7 +363,7 @@ mod tests {
 
     fn fixture(name: &str) -> Fixture {
         let dir = std::env::temp_dir().join(format!("hb-module-{name}-{}", std::process::id()));
-        crate::files::create_private_dir(&dir).unwrap();
+        honeybee_process::private_files::create_private_dir(&dir).unwrap();
         let store = Arc::new(sqlite::open(&dir.join("t.db")).unwrap());
         let metrics = Arc::new(Metrics::default());
         let bus = Arc::new(Bus::new());

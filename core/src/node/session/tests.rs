@@ -97,7 +97,7 @@ impl Drop for Fixture {
 fn fixture(name: &str, policy: Policy) -> Fixture {
     let dir = std::env::temp_dir().join(format!("hb-session-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    crate::files::create_private_dir(&dir).unwrap();
+    honeybee_process::private_files::create_private_dir(&dir).unwrap();
     let store = Arc::new(sqlite::open(&dir.join("t.db")).unwrap());
     let metrics = Arc::new(Metrics::default());
     let bus = Arc::new(Bus::new());

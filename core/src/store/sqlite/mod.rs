@@ -11,7 +11,6 @@ use std::sync::{Arc, Mutex};
 use honeybee_proto::{NodeStatus, NodeType, PotStatus};
 use rusqlite::{params, Connection, OptionalExtension};
 
-use crate::files;
 use crate::metrics::Metrics;
 use crate::store::backend::{Backend, Reader, Retention, SeqMark, Transaction, EVENTS_PER_NODE};
 use crate::store::event_row::EventRecord;
@@ -21,6 +20,7 @@ use crate::store::{
     EventFilter, EventStats, NodeEventRecord, NodeRecord, NodeWrite, PotRecord, StatsQuery,
     StoreError, StoredEvent, StoredNode,
 };
+use honeybee_process::private_files as files;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS nodes (
@@ -491,7 +491,7 @@ mod tests {
     #[test]
     fn survives_reopen_with_u64_ids_and_bounded_events() {
         let dir = std::env::temp_dir().join(format!("hb-store-{}", std::process::id()));
-        crate::files::create_private_dir(&dir).unwrap();
+        honeybee_process::private_files::create_private_dir(&dir).unwrap();
         let path = dir.join("t.db");
         {
             let s = open(&path).unwrap();
@@ -551,7 +551,7 @@ mod tests {
     #[test]
     fn events_are_acked_after_commit_stored_once_queried_and_expired() {
         let dir = std::env::temp_dir().join(format!("hb-events-{}", std::process::id()));
-        crate::files::create_private_dir(&dir).unwrap();
+        honeybee_process::private_files::create_private_dir(&dir).unwrap();
         let metrics = Arc::new(Metrics::default());
         let s = open_with(&dir.join("e.db"), Retention::default(), metrics.clone()).unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
@@ -642,7 +642,7 @@ mod tests {
     fn an_older_database_gets_geo_columns_and_summaries_of_its_events() {
         use crate::store::rollup::HOUR_US;
         let dir = std::env::temp_dir().join(format!("hb-migrate-{}", std::process::id()));
-        crate::files::create_private_dir(&dir).unwrap();
+        honeybee_process::private_files::create_private_dir(&dir).unwrap();
         let path = dir.join("m.db");
         let now = honeybee_proto::time::now_unix().0 * 1_000_000;
         {
@@ -712,7 +712,7 @@ mod tests {
     fn a_start_on_a_full_disk_counts_a_crash_s_events_later_and_once() {
         use crate::store::rollup::HOUR_US;
         let dir = std::env::temp_dir().join(format!("hb-fullstart-{}", std::process::id()));
-        crate::files::create_private_dir(&dir).unwrap();
+        honeybee_process::private_files::create_private_dir(&dir).unwrap();
         let path = dir.join("f.db");
         let now = honeybee_proto::time::now_unix().0 * 1_000_000;
         open(&path).unwrap().close();
@@ -790,7 +790,7 @@ mod tests {
     #[test]
     fn replays_are_stored_once_across_restarts_and_old_databases() {
         let dir = std::env::temp_dir().join(format!("hb-replay-{}", std::process::id()));
-        crate::files::create_private_dir(&dir).unwrap();
+        honeybee_process::private_files::create_private_dir(&dir).unwrap();
         let path = dir.join("r.db");
         {
             let old = connect(&path).unwrap();
@@ -844,7 +844,7 @@ mod tests {
     #[test]
     fn a_stalled_writer_blocks_appenders_and_loses_nothing() {
         let dir = std::env::temp_dir().join(format!("hb-backpressure-{}", std::process::id()));
-        crate::files::create_private_dir(&dir).unwrap();
+        honeybee_process::private_files::create_private_dir(&dir).unwrap();
         let path = dir.join("b.db");
         let metrics = Arc::new(Metrics::default());
         let s = Arc::new(open_with(&path, Retention::default(), metrics.clone()).unwrap());
