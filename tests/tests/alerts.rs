@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use honeybee_proto::time::{format_rfc3339, now_unix};
+use honeybee_proto::{NodeMessage, PotStatus, PotStatusUpdate};
 use honeybee_tests::alerts::{module_pid, run_to_exit, AlertsModule, WebhookReceiver, HANG};
 use honeybee_tests::test_pot::process_alive;
 use honeybee_tests::{Core, NodeIdentity, TempDir, TestNode};
@@ -876,5 +877,116 @@ fn a_restart_of_the_core_under_the_module_misses_nothing_and_repeats_only_the_in
         ns,
         (1..=35).collect::<Vec<_>>(),
         "every event alerted once (by alert id)"
+    );
+}
+
+/// A pot that fails (a crash loop, as the agent reports it) alerts under
+/// the shipped `pot-down` rule, high; the status event carries `status`,
+/// `previous`, `node_id`, `node_name` and `pot_id` for rules (a rule
+/// naming all five matches) and for the ECS file. The shipped `login`
+/// and `new-source` rules alert high and medium.
+#[test]
+fn a_failing_pot_alerts_high_with_its_status_fields_and_logins_and_new_sources_have_their_severities(
+) {
+    let core = core();
+    let hook = WebhookReceiver::start();
+    let dir = Arc::new(TempDir::new("alerts"));
+    let file = dir.path().join("alerts.ecs.json");
+    let mut id = NodeIdentity::new("pot-host-7").with_capabilities(&["event-ack"]);
+    let rule = format!(
+        r#"
+[[rule]]
+name = "cowrie-crash"
+event_type = "pot.status"
+fields = {{ status = "Failed", previous = "Running", node_id = "{node}", node_name = "pot-host-7", pot_id = "cowrie-01" }}
+fields_match = {{ message = "*crash loop*" }}
+severity = "low"
+window = "0s"
+"#,
+        node = id.node_id
+    );
+    let m = AlertsModule::start(&core, &config(&hook, &file, &rule, true), dir.clone());
+    let mut node = id.enroll(core.node_addr);
+    m.wait_subscribed(&core, 1);
+    let pot = |status: PotStatus, message: &str| {
+        NodeMessage::PotStatusUpdate(PotStatusUpdate {
+            node_id: id.node_id,
+            pot_id: "cowrie-01".into(),
+            pot_type: "cowrie".into(),
+            status,
+            message: Some(message.into()),
+            details: None,
+        })
+    };
+    node.must_send(&pot(PotStatus::Running, "started"));
+    core.api()
+        .wait_pot(id.node_id, "cowrie-01", T, |p| p["status"] == "Running");
+    node.must_send(&pot(
+        PotStatus::Failed,
+        "crash loop: exited 5 times in 60 s",
+    ));
+    m.wait_for("pot-down and the five-field rule", T, || {
+        let b = hook.bodies();
+        !with_rule(&b, "pot-down").is_empty() && !with_rule(&b, "cowrie-crash").is_empty()
+    });
+    let bodies = hook.bodies();
+    let down = with_rule(&bodies, "pot-down");
+    assert_eq!(down.len(), 1, "Running is not down: {bodies:?}");
+    let down = down[0];
+    assert_eq!(down["severity"], "high", "{down}");
+    let title = down["title"].as_str().unwrap();
+    assert!(
+        title.contains("cowrie-01") && title.contains("pot-host-7") && title.contains("Failed"),
+        "{title}"
+    );
+    let f = &down["fields"];
+    assert_eq!(f["event.type"], "pot.status", "{down}");
+    assert_eq!(f["data.status"], "Failed", "{down}");
+    assert_eq!(f["data.previous"], "Running", "{down}");
+    assert_eq!(f["data.node_id"], id.node_id.to_string(), "{down}");
+    assert_eq!(f["data.node_name"], "pot-host-7", "{down}");
+    assert_eq!(f["data.pot_id"], "cowrie-01", "{down}");
+    assert_eq!(with_rule(&bodies, "cowrie-crash")[0]["severity"], "low");
+    m.wait_for("the pot-down line in the ECS file", T, || {
+        file_lines(&file)
+            .iter()
+            .any(|l| l["rule"]["name"] == "pot-down")
+    });
+    let lines = file_lines(&file);
+    let line = lines
+        .iter()
+        .find(|l| l["rule"]["name"] == "pot-down")
+        .unwrap();
+    assert_eq!(line["event"]["action"], "pot.status", "{line}");
+    assert_eq!(
+        line["event"]["severity"], 8,
+        "high in ECS (CEF scale): {line}"
+    );
+    let data = &line["honeybee"]["data"];
+    assert_eq!(data["status"], "Failed", "{line}");
+    assert_eq!(data["previous"], "Running", "{line}");
+    assert_eq!(data["node_id"], id.node_id, "{line}");
+    assert_eq!(data["node_name"], "pot-host-7", "{line}");
+    assert_eq!(data["pot_id"], "cowrie-01", "{line}");
+
+    // A successful login from an address never seen: `login` (high) and
+    // `new-source` (medium).
+    event(
+        &mut node,
+        &id,
+        1,
+        "cowrie.login.success",
+        json!({"src_ip": "203.0.113.77", "username": "root", "password": "123456"}),
+    );
+    m.wait_for("login and new-source", T, || {
+        let b = hook.bodies();
+        !with_rule(&b, "login").is_empty() && !with_rule(&b, "new-source").is_empty()
+    });
+    let bodies = hook.bodies();
+    assert_eq!(with_rule(&bodies, "login")[0]["severity"], "high");
+    assert_eq!(with_rule(&bodies, "new-source")[0]["severity"], "medium");
+    assert!(
+        with_rule(&bodies, "tripwire").is_empty(),
+        "a login is not a tripwire: {bodies:?}"
     );
 }
