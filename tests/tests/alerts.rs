@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 
 use honeybee_proto::time::{format_rfc3339, now_unix};
 use honeybee_proto::{NodeMessage, PotStatus, PotStatusUpdate};
-use honeybee_tests::alerts::{module_pid, run_to_exit, AlertsModule, WebhookReceiver, HANG};
+use honeybee_tests::alerts::{
+    module_pid, run_to_exit, AlertsModule, SmtpSink, SyslogReceiver, WebhookReceiver, HANG,
+};
 use honeybee_tests::test_pot::process_alive;
 use honeybee_tests::{Core, NodeIdentity, TempDir, TestNode};
 use nix::sys::signal::Signal;
@@ -989,4 +991,179 @@ window = "0s"
         with_rule(&bodies, "tripwire").is_empty(),
         "a login is not a tripwire: {bodies:?}"
     );
+}
+
+/// A loopback port nobody listens on (yet).
+fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// Syslog (TCP) and SMTP receivers that are down hold back nothing: the
+/// webhook gets every alert at once. Their channels retry (counted, shown
+/// by the core in /api/v1/alerts and /metrics from the module's own
+/// reports), their outboxes keep the newest `max_outbox` alerts (the rest
+/// dropped and counted), and once the receivers are up what waited is
+/// delivered.
+#[test]
+fn syslog_and_smtp_outages_hold_back_nothing_and_their_outboxes_deliver_when_they_are_back() {
+    let core = core();
+    let hook = WebhookReceiver::start();
+    let dir = Arc::new(TempDir::new("alerts"));
+    let syslog_port = closed_port();
+    let smtp_port = closed_port();
+    let cfg = format!(
+        r#"
+default_rules = false
+report_interval = "1s"
+max_outbox = 4
+
+[[channel]]
+name = "hook"
+type = "webhook"
+url = "{hook}"
+
+[[channel]]
+name = "siem"
+type = "syslog"
+address = "127.0.0.1:{syslog_port}"
+transport = "tcp"
+timeout = "1s"
+
+[[channel]]
+name = "mail"
+type = "email"
+server = "127.0.0.1:{smtp_port}"
+tls = "none"
+from = "honeybee@example.org"
+to = ["soc@example.org"]
+timeout = "1s"
+
+{rule}"#,
+        hook = hook.url(),
+        rule = tripwire_rule("0s").replace("channels = [\"hook\", \"ecs\"]\n", ""),
+    );
+    let m = AlertsModule::start(&core, &cfg, dir.clone());
+    let mut id = NodeIdentity::new("outage").with_capabilities(&["event-ack"]);
+    let mut node = id.enroll(core.node_addr);
+    m.wait_subscribed(&core, 1);
+    for seq in 1..=6 {
+        event(
+            &mut node,
+            &id,
+            seq,
+            "extension.connection",
+            json!({"src_ip": "192.0.2.44", "n": seq}),
+        );
+    }
+    m.wait_for(
+        "all 6 alerts on the webhook while syslog and SMTP are down",
+        Duration::from_secs(5),
+        || hook.received().len() >= 6,
+    );
+
+    // The module's own figures, as the core shows them.
+    let api = core.api();
+    let channel = |v: &Value, name: &str| {
+        v["channels"]
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["name"] == name).cloned())
+            .unwrap_or(Value::Null)
+    };
+    let mut seen = Value::Null;
+    m.wait_for("retries and drops reported for siem and mail", T, || {
+        seen = api.get("/api/v1/alerts").json();
+        ["siem", "mail"].iter().all(|n| {
+            let c = channel(&seen, n);
+            c["retries"].as_u64().unwrap_or(0) >= 1 && c["dropped"] == 2 && c["queued"] == 4
+        }) && channel(&seen, "hook")["sent"] == 6
+    });
+    for name in ["siem", "mail"] {
+        let c = channel(&seen, name);
+        assert_eq!(c["sent"], 0, "{c}");
+        assert!(
+            c["last_error"]
+                .as_str()
+                .is_some_and(|e| e.contains("127.0.0.1:")),
+            "the error names the receiver: {c}"
+        );
+    }
+    let metrics = core.metrics();
+    let at = |series: &str, ch: &str| metrics.get(series, &[("module", "alerts"), ("channel", ch)]);
+    for ch in ["siem", "mail"] {
+        assert!(
+            at("honeybee_alerts_retries_total", ch).unwrap_or(0.0) >= 1.0,
+            "{ch}"
+        );
+        assert_eq!(at("honeybee_alerts_dropped_total", ch), Some(2.0), "{ch}");
+        assert_eq!(at("honeybee_alerts_failed_total", ch), Some(0.0), "{ch}");
+        assert_eq!(at("honeybee_alerts_queued", ch), Some(4.0), "{ch}");
+    }
+    assert_eq!(at("honeybee_alerts_sent_total", "hook"), Some(6.0));
+    for q in ["0.5", "0.99"] {
+        assert!(
+            metrics
+                .get(
+                    "honeybee_alerts_latency_ms",
+                    &[("module", "alerts"), ("channel", "hook"), ("quantile", q)]
+                )
+                .is_some(),
+            "the webhook's latency p{q} on /metrics"
+        );
+    }
+
+    // The receivers come up on the addresses configured: the outboxes
+    // deliver the newest four (3..=6), the oldest two having been dropped.
+    let syslog = SyslogReceiver::start_on(([127, 0, 0, 1], syslog_port).into());
+    let smtp = SmtpSink::start_on(smtp_port);
+    m.wait_for(
+        "the 4 alerts kept for syslog and SMTP, after the backoff",
+        Duration::from_secs(60),
+        || syslog.messages().len() >= 4 && smtp.messages().len() >= 4,
+    );
+    let kept: Vec<String> = hook
+        .bodies()
+        .iter()
+        .filter(|b| (3..=6).contains(&b["event"]["honeybee"]["data"]["n"].as_u64().unwrap_or(0)))
+        .map(|b| b["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(kept.len(), 4);
+    let messages = syslog.messages();
+    assert_eq!(messages.len(), 4, "{messages:#?}");
+    for (msg, id) in messages.iter().zip(&kept) {
+        assert!(
+            msg.contains(&format!("id=\"{id}\"")),
+            "{id} in order: {msg}"
+        );
+    }
+    let mails = smtp.messages();
+    assert_eq!(mails.len(), 4, "{mails:#?}");
+    for (mail, n) in mails.iter().zip(3..=6) {
+        assert!(
+            mail["body"]
+                .as_str()
+                .is_some_and(|b| b.replace("\r\n", "\n").contains(&format!("data.n: {n}\n"))),
+            "event {n} in order: {mail}"
+        );
+    }
+    m.wait_for("sent reported for siem and mail", T, || {
+        seen = api.get("/api/v1/alerts").json();
+        ["siem", "mail"]
+            .iter()
+            .all(|n| channel(&seen, n)["sent"] == 4 && channel(&seen, n)["queued"] == 0)
+    });
+    let metrics = core.metrics();
+    for ch in ["siem", "mail"] {
+        assert!(
+            metrics
+                .get(
+                    "honeybee_alerts_latency_ms",
+                    &[("module", "alerts"), ("channel", ch), ("quantile", "0.99")]
+                )
+                .is_some(),
+            "{ch}'s latency once it delivered"
+        );
+    }
 }
