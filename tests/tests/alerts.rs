@@ -1167,3 +1167,157 @@ timeout = "1s"
         );
     }
 }
+
+/// An SMTP server on loopback that offers AUTH and refuses every login,
+/// echoing the password it expected (and what it was sent) as a hostile
+/// or careless server might: plainly on the first connection, placed
+/// across the 200-byte cut of the error text on the second, in a line
+/// that is not an SMTP reply on the third and later. Returns its port and
+/// the AUTH lines it received.
+fn echoing_smtp_server(password: &'static str) -> (u16, Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let got = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let g = got.clone();
+    std::thread::spawn(move || {
+        for (n, conn) in listener.incoming().flatten().enumerate() {
+            let g = g.clone();
+            std::thread::spawn(move || {
+                let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
+                let mut w = conn.try_clone().unwrap();
+                let mut r = BufReader::new(conn);
+                let _ = w.write_all(b"220 echo ESMTP\r\n");
+                let mut line = String::new();
+                while r.read_line(&mut line).is_ok_and(|n| n > 0) {
+                    let l = line.trim_end().to_string();
+                    line.clear();
+                    let verb = l.split(' ').next().unwrap_or("").to_ascii_uppercase();
+                    let answer = match verb.as_str() {
+                        "EHLO" => "250-echo\r\n250 AUTH PLAIN\r\n".to_string(),
+                        "QUIT" => "221 bye\r\n".to_string(),
+                        _ => {
+                            g.lock().unwrap().push(l.clone());
+                            match n {
+                                0 => format!("535 5.7.8 refused {l} (wanted {password})\r\n"),
+                                1 => format!("535 {}{password}\r\n", ".".repeat(190)),
+                                _ => format!("wanted {password}\r\n"),
+                            }
+                        }
+                    };
+                    if w.write_all(answer.as_bytes()).is_err() || verb == "QUIT" {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (port, got)
+}
+
+/// Secrets never reach the log: with an inline HMAC key, a webhook URL
+/// whose path and query are secret, and an SMTP password, while the
+/// receivers fail (the SMTP server echoing the credentials back) and the
+/// channels retry, none of them shows in the module's stderr, nor in what
+/// it reports to the core.
+#[test]
+fn secrets_never_show_in_the_log_while_channels_fail_and_retry() {
+    const HOOK_PATH: &str = "P4TH-s3cr3t-77aa";
+    const HOOK_QUERY: &str = "QU3RY-s3cr3t-55bb";
+    const KEY: &str = "hmac-K3Y-s3cr3t-9f8e";
+    // Quotes and a backslash: escaped in Debug output, where an exact
+    // match would miss them.
+    const PASSWORD: &str = r#"SMTP-PASSW0RD-"s3cr3t"\31cc"#;
+    let core = core();
+    let hook = WebhookReceiver::start();
+    hook.answer(500);
+    let (smtp_port, auth_seen) = echoing_smtp_server(PASSWORD);
+    let dir = Arc::new(TempDir::new("alerts"));
+    let cfg = format!(
+        r#"
+default_rules = false
+report_interval = "1s"
+
+[[channel]]
+name = "hook"
+type = "webhook"
+url = "http://{addr}/hook/{HOOK_PATH}?token={HOOK_QUERY}"
+hmac_key = "{KEY}"
+timeout = "1s"
+
+[[channel]]
+name = "mail"
+type = "email"
+server = "127.0.0.1:{smtp_port}"
+tls = "none"
+from = "honeybee@example.org"
+to = ["soc@example.org"]
+username = "alerts-user"
+password = '{PASSWORD}'
+timeout = "1s"
+
+[[rule]]
+name = "tripwire"
+event_type = "extension.*"
+severity = "high"
+window = "0s"
+"#,
+        addr = hook.addr
+    );
+    let m = AlertsModule::start(&core, &cfg, dir.clone());
+    let mut id = NodeIdentity::new("secretive").with_capabilities(&["event-ack"]);
+    let mut node = id.enroll(core.node_addr);
+    m.wait_subscribed(&core, 1);
+    event(
+        &mut node,
+        &id,
+        1,
+        "extension.connection",
+        json!({"src_ip": "192.0.2.99"}),
+    );
+    m.wait_for("both channels failing and retrying", T, || {
+        let e = m.stderr();
+        e.contains("channel hook: alert")
+            && e.contains("channel mail: alert tripwire/1 not delivered (try 3 of")
+    });
+    let api = core.api();
+    let mut report = String::new();
+    m.wait_for("the failures reported to the core", T, || {
+        report = api.get("/api/v1/alerts").text();
+        report.contains("answered 500") && report.contains("535")
+    });
+    // The requests carried the secrets: the test would see a leak.
+    assert!(hook.requests.load(std::sync::atomic::Ordering::Relaxed) >= 2);
+    let auth: Vec<String> = auth_seen.lock().unwrap().clone();
+    assert!(!auth.is_empty(), "the module tried to log in");
+    let stderr = m.stderr();
+    assert!(
+        stderr.contains("answered 500") && stderr.contains("refused"),
+        "the errors are logged: {stderr}"
+    );
+    // Not even a piece: any 8 bytes of a secret in a row.
+    let mut pieces: Vec<String> = [HOOK_PATH, HOOK_QUERY, KEY, PASSWORD]
+        .iter()
+        .flat_map(|s| {
+            s.as_bytes()
+                .windows(8)
+                .map(|w| String::from_utf8_lossy(w).into_owned())
+        })
+        .collect();
+    pieces.push(TOKEN.to_string());
+    // What the server got after AUTH PLAIN: the credentials in base64.
+    pieces.extend(
+        auth.iter()
+            .filter_map(|l| l.split(' ').nth(2).map(str::to_string)),
+    );
+    for p in &pieces {
+        assert!(
+            !stderr.contains(p.as_str()),
+            "{p:?} in the module's stderr:\n{stderr}"
+        );
+        assert!(
+            !report.contains(p.as_str()),
+            "{p:?} in the report:\n{report}"
+        );
+    }
+}
