@@ -1321,3 +1321,37 @@ window = "0s"
         );
     }
 }
+
+/// The `[[modules]]` block for the alerts module that `configs/core.toml`
+/// ships commented out is one the core accepts once uncommented, and it
+/// names the packaged config.
+#[test]
+fn the_shipped_alerts_modules_block_is_accepted_by_the_core_once_uncommented() {
+    let shipped =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../configs/core.toml"))
+            .unwrap();
+    let lines: Vec<&str> = shipped.lines().collect();
+    let start = lines
+        .windows(2)
+        .position(|w| w[0] == "# [[modules]]" && w[1] == "# name = \"alerts\"")
+        .expect("configs/core.toml has a commented [[modules]] block named alerts");
+    // The block runs to the first line that is not `# key = …`.
+    let end = (start + 1..lines.len())
+        .find(|&i| !lines[i].starts_with("# ") || lines[i].starts_with("# [["))
+        .unwrap_or(lines.len());
+    let mut edited: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+    for l in &mut edited[start..end] {
+        *l = l["# ".len()..].to_string();
+    }
+    let dir = TempDir::new("alerts-core-toml");
+    let path = dir.path().join("core.toml");
+    std::fs::write(&path, edited.join("\n")).unwrap();
+    let (status, out, err) = honeybee_tests::core_process::run_to_exit(
+        &["--config", path.to_str().unwrap(), "--print-config"],
+        dir.path(),
+        T,
+    );
+    assert!(status.success(), "{status}: {err}");
+    let block = "[[modules]]\nname = \"alerts\"\ncommand = \"honeybee-alerts\"\nargs = [\"--config\", \"/etc/honeybee/alerts.toml\"]\nautostart = true\n";
+    assert!(out.contains(block), "the core read another block:\n{out}");
+}
