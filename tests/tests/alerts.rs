@@ -1355,3 +1355,156 @@ fn the_shipped_alerts_modules_block_is_accepted_by_the_core_once_uncommented() {
     let block = "[[modules]]\nname = \"alerts\"\ncommand = \"honeybee-alerts\"\nargs = [\"--config\", \"/etc/honeybee/alerts.toml\"]\nautostart = true\n";
     assert!(out.contains(block), "the core read another block:\n{out}");
 }
+
+/// One connection of the alerts module to a hostile stream port: reads
+/// its registration and subscription (two lines, at most 64 KiB each) and
+/// returns the stream and the cursor it subscribed from.
+fn accept_module(listener: &std::net::TcpListener) -> (std::net::TcpStream, Option<String>) {
+    use std::io::Read;
+    let (mut s, _) = listener.accept().expect("the module connects");
+    s.set_read_timeout(Some(T)).unwrap();
+    let mut frames = honeybee_proto::LineDecoder::new(64 * 1024);
+    let mut lines: Vec<Value> = Vec::new();
+    while lines.len() < 2 {
+        while let Ok(Some(line)) = frames.next_frame() {
+            lines.push(serde_json::from_slice(line).expect("the module sends JSON"));
+        }
+        if lines.len() >= 2 {
+            break;
+        }
+        let n = s.read(frames.window()).expect("the module's first lines");
+        assert!(n > 0, "the module closed before subscribing");
+        frames.filled(n);
+    }
+    assert_eq!(
+        lines[0]["message"]["BackendRegistration"]["token"], TOKEN,
+        "{lines:?}"
+    );
+    let sub = &lines[1]["message"]["BackendCommand"]["Subscribe"];
+    assert!(sub.is_object(), "{lines:?}");
+    (s, sub["cursor"].as_str().map(str::to_string))
+}
+
+/// A stored event as the core's stream sends it, with its cursor.
+fn stream_event(cursor: u64) -> Vec<u8> {
+    let line = json!({"version": 2, "cursor": cursor.to_string(), "message": {"PotEvent": {
+        "node_id": 7, "pot_id": "ext-01", "pot_type": "extension",
+        "event_type": "extension.connection", "timestamp": "2026-12-07T10:00:00Z",
+        "seq": cursor, "data": {"src_ip": "203.0.113.5", "n": cursor}}}});
+    let mut b = line.to_string().into_bytes();
+    b.push(b'\n');
+    b
+}
+
+/// A malicious core on the stream port: 100 MB without a newline, then an
+/// endless stream of lines. The module drops the connection on the long
+/// line and says why, keeps reading the flood without growing, never
+/// crashes, and each time subscribes again from the cursor it saved, so
+/// the events before and after alert exactly once.
+#[test]
+fn a_hostile_stream_port_cannot_grow_the_module_or_lose_its_cursor() {
+    use std::io::Write;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let stream_addr = listener.local_addr().unwrap();
+    let no_api = ([127, 0, 0, 1], closed_port()).into();
+    let dir = Arc::new(TempDir::new("alerts"));
+    let file = dir.path().join("alerts.ecs.json");
+    let cfg = format!(
+        "default_rules = false\n\n[[channel]]\nname = \"ecs\"\ntype = \"file\"\npath = \"{}\"\nmax_per_minute = 1000\n\n[[rule]]\nname = \"tripwire\"\nevent_type = \"extension.*\"\nseverity = \"high\"\nwindow = \"0s\"\n",
+        file.display()
+    );
+    let m = AlertsModule::start_at(stream_addr, no_api, TOKEN, &cfg, dir.clone());
+    let pid = m.pid().unwrap();
+    let peak = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let sampling = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let sampler = {
+        let (peak, sampling) = (peak.clone(), sampling.clone());
+        std::thread::spawn(move || {
+            while sampling.load(std::sync::atomic::Ordering::Relaxed) {
+                peak.fetch_max(rss_kb(pid), std::sync::atomic::Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        })
+    };
+    let ids = || -> Vec<String> {
+        file_lines(&file)
+            .iter()
+            .map(|l| {
+                l["honeybee"]["alert"]["id"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string()
+            })
+            .collect()
+    };
+
+    // 1: three events, then 100 MB without a newline.
+    let (mut s, cursor) = accept_module(&listener);
+    assert_eq!(cursor, None, "a fresh module starts from the live events");
+    std::thread::sleep(Duration::from_millis(300));
+    let idle = rss_kb(pid);
+    for c in 5..=7 {
+        s.write_all(&stream_event(c)).unwrap();
+    }
+    m.wait_for("alerts for events 5..=7", T, || ids().len() >= 3);
+    let chunk = vec![b'a'; 1024 * 1024];
+    let mut sent = 0usize;
+    while sent < 100 * 1024 * 1024 && s.write_all(&chunk).is_ok() {
+        sent += chunk.len();
+    }
+    assert!(
+        sent < 100 * 1024 * 1024,
+        "the module read 100 MB of one line without dropping the connection"
+    );
+    drop(s);
+
+    // 2: it comes back from its cursor; an endless stream of lines (some
+    // the module does not know, some not JSON) for 5 s.
+    let (mut s, cursor) = accept_module(&listener);
+    assert_eq!(cursor.as_deref(), Some("7"), "resubscribed from its cursor");
+    let junk = format!(
+        "{}\n{}\n",
+        json!({"version": 2, "message": {"BackendResponse": {"Success": {"message": "x".repeat(500), "data": null}}}}),
+        "not json ".repeat(60)
+    )
+    .repeat(64);
+    let flood_end = Instant::now() + Duration::from_secs(5);
+    let mut flooded = 0usize;
+    while Instant::now() < flood_end && s.write_all(junk.as_bytes()).is_ok() {
+        flooded += junk.len();
+    }
+    drop(s);
+
+    // 3: it comes back again, still from its cursor, and still alerts.
+    let (mut s, cursor) = accept_module(&listener);
+    assert_eq!(cursor.as_deref(), Some("7"), "the flood moved no cursor");
+    s.write_all(&stream_event(8)).unwrap();
+    m.wait_for("the alert for event 8", T, || ids().len() >= 4);
+    sampling.store(false, std::sync::atomic::Ordering::Relaxed);
+    let _ = sampler.join();
+    let peak = peak.load(std::sync::atomic::Ordering::Relaxed);
+    println!(
+        "module RSS idle {idle} kB, peak {peak} kB; the long line was cut after {} MB, the flood was {} MB",
+        sent / (1024 * 1024),
+        flooded / (1024 * 1024)
+    );
+    assert!(process_alive(pid as i32), "the module is still running");
+    assert_eq!(
+        ids(),
+        ["tripwire/5", "tripwire/6", "tripwire/7", "tripwire/8"],
+        "each event alerted once"
+    );
+    assert!(
+        m.stderr().contains("message longer than"),
+        "the long line is logged: {}",
+        m.stderr()
+    );
+    assert!(
+        peak < idle + 8 * 1024,
+        "RSS grew from {idle} kB to {peak} kB"
+    );
+    m.wait_for("the cursor saved", T, || {
+        saved_cursor(&dir.path().join("state")) == Some(8)
+    });
+    drop(s);
+}
