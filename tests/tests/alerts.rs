@@ -1356,11 +1356,12 @@ fn the_shipped_alerts_modules_block_is_accepted_by_the_core_once_uncommented() {
     assert!(out.contains(block), "the core read another block:\n{out}");
 }
 
-/// One connection of the alerts module to a hostile stream port: reads
-/// its registration and subscription (two lines, at most 64 KiB each) and
-/// returns the stream and the cursor it subscribed from.
+/// One connection of the alerts module to a fake stream port: reads its
+/// registration and subscription (two lines, at most 64 KiB each),
+/// answers both as the core does, and returns the stream and the cursor it
+/// subscribed from.
 fn accept_module(listener: &std::net::TcpListener) -> (std::net::TcpStream, Option<String>) {
-    use std::io::Read;
+    use std::io::{Read, Write};
     let (mut s, _) = listener.accept().expect("the module connects");
     s.set_read_timeout(Some(T)).unwrap();
     let mut frames = honeybee_proto::LineDecoder::new(64 * 1024);
@@ -1382,7 +1383,36 @@ fn accept_module(listener: &std::net::TcpListener) -> (std::net::TcpStream, Opti
     );
     let sub = &lines[1]["message"]["BackendCommand"]["Subscribe"];
     assert!(sub.is_object(), "{lines:?}");
-    (s, sub["cursor"].as_str().map(str::to_string))
+    let cursor = sub["cursor"].as_str().map(str::to_string);
+    s.write_all(&success("Registration successful")).unwrap();
+    s.write_all(&success("subscribed")).unwrap();
+    (s, cursor)
+}
+
+/// `BackendResponse::Success` with `message`, as a line.
+fn success(message: &str) -> Vec<u8> {
+    let mut b = json!({"version": 2, "message": {"BackendResponse": {"Success": {"message": message, "data": null}}}})
+        .to_string()
+        .into_bytes();
+    b.push(b'\n');
+    b
+}
+
+/// Reads the module's next line on `s`: a `Subscribe`; its cursor.
+fn read_resubscribe(s: &mut std::net::TcpStream) -> Option<String> {
+    use std::io::Read;
+    let mut frames = honeybee_proto::LineDecoder::new(64 * 1024);
+    loop {
+        if let Ok(Some(line)) = frames.next_frame() {
+            let v: Value = serde_json::from_slice(line).expect("the module sends JSON");
+            let sub = &v["message"]["BackendCommand"]["Subscribe"];
+            assert!(sub.is_object(), "not a Subscribe: {v}");
+            return sub["cursor"].as_str().map(str::to_string);
+        }
+        let n = s.read(frames.window()).expect("the module's Subscribe");
+        assert!(n > 0, "the module closed instead of subscribing again");
+        frames.filled(n);
+    }
 }
 
 /// A stored event as the core's stream sends it, with its cursor.
@@ -1506,5 +1536,66 @@ fn a_hostile_stream_port_cannot_grow_the_module_or_lose_its_cursor() {
     m.wait_for("the cursor saved", T, || {
         saved_cursor(&dir.path().join("state")) == Some(8)
     });
+    drop(s);
+}
+
+/// The core tells a slow module `lagged N` before the events after the
+/// ones it dropped, and keeps writing what it had queued until it reads
+/// the module's new `Subscribe`. Those events come after the gap: the
+/// module must leave them to the replay its new subscription starts with
+/// (after the core's `subscribed`), or its cursor jumps the gap and the
+/// dropped events never alert.
+#[test]
+fn after_lagged_the_events_in_flight_do_not_make_the_module_skip_the_dropped_ones() {
+    use std::io::Write;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let stream_addr = listener.local_addr().unwrap();
+    let no_api = ([127, 0, 0, 1], closed_port()).into();
+    let dir = Arc::new(TempDir::new("alerts"));
+    let file = dir.path().join("alerts.ecs.json");
+    let cfg = format!(
+        "default_rules = false\n\n[[channel]]\nname = \"ecs\"\ntype = \"file\"\npath = \"{}\"\n\n[[rule]]\nname = \"tripwire\"\nevent_type = \"extension.*\"\nseverity = \"high\"\nwindow = \"0s\"\n",
+        file.display()
+    );
+    let m = AlertsModule::start_at(stream_addr, no_api, TOKEN, &cfg, dir.clone());
+    let ids = || -> Vec<String> {
+        file_lines(&file)
+            .iter()
+            .map(|l| {
+                l["honeybee"]["alert"]["id"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string()
+            })
+            .collect()
+    };
+    let (mut s, _) = accept_module(&listener);
+    for c in 1..=5 {
+        s.write_all(&stream_event(c)).unwrap();
+    }
+    m.wait_for("alerts 1..=5", T, || ids().len() >= 5);
+    // 6..=8 dropped for this subscriber; 9 and 10 still queued for it.
+    let mut lagged = json!({"version": 2, "message": {"BackendResponse": {"Failure": "lagged 3"}}})
+        .to_string()
+        .into_bytes();
+    lagged.push(b'\n');
+    s.write_all(&lagged).unwrap();
+    s.write_all(&stream_event(9)).unwrap();
+    s.write_all(&stream_event(10)).unwrap();
+    assert_eq!(
+        read_resubscribe(&mut s).as_deref(),
+        Some("5"),
+        "subscribes again after the last event it handled"
+    );
+    // As the core answers: `subscribed`, the replay, then live events.
+    s.write_all(&success("subscribed")).unwrap();
+    for c in 6..=11 {
+        s.write_all(&stream_event(c)).unwrap();
+    }
+    m.wait_for("the alert for event 11", T, || {
+        ids().iter().any(|i| i == "tripwire/11")
+    });
+    let want: Vec<String> = (1..=11).map(|c| format!("tripwire/{c}")).collect();
+    assert_eq!(ids(), want, "every event alerted once, in order");
     drop(s);
 }
