@@ -497,63 +497,168 @@ fn a_canary_that_goes_away_alerts() {
     );
 }
 
-/// 20,000 events from 2,000 sources in a burst under the shipped rules:
-/// a bounded number of webhook calls (the ceiling, then one summary), and
-/// the module's memory stays small and flat.
+/// Minutes since the Unix epoch now: the ceilings count per such minute.
+fn minute_now() -> u64 {
+    now_unix().0 as u64 / 60
+}
+
+/// 20,000 events from 200 sources in a burst under the shipped rules, the
+/// tripwire's window cut to 2 s: digests instead of 20,000 mails. The
+/// webhook and the mail server get at most their ceiling (30) a minute and
+/// one summary; the ECS file (no ceiling to speak of) accounts for every
+/// event, as a first alert or in a digest sent when its window ended (so
+/// none is lost when the module lags); the module's memory stays small.
+/// The issue's 100,000 take the debug builds about 80 s (the core alone
+/// stores them in about 37 s): the `alerts-load` benchmark sends 100,000
+/// to the release builds.
 #[test]
 fn a_burst_makes_a_bounded_number_of_alerts_in_bounded_memory() {
+    const TOTAL: u64 = 20_000;
+    const SOURCES: u64 = 200;
     let core = core();
     let hook = WebhookReceiver::start();
+    let smtp = SmtpSink::start_on(closed_port());
     let dir = Arc::new(TempDir::new("alerts"));
+    let file = dir.path().join("alerts.ecs.json");
     let cfg = format!(
-        "default_rules = true\n\n[[channel]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"{}\"\nmax_per_minute = 30\n",
-        hook.url()
+        r#"
+default_rules = true
+
+[[channel]]
+name = "hook"
+type = "webhook"
+url = "{hook}"
+max_per_minute = 30
+
+[[channel]]
+name = "mail"
+type = "email"
+server = "{smtp}"
+tls = "none"
+from = "honeybee@example.org"
+to = ["soc@example.org"]
+max_per_minute = 30
+
+[[channel]]
+name = "ecs"
+type = "file"
+path = "{file}"
+max_per_minute = 100000
+
+[[rule]]
+name = "tripwire"
+event_type = "extension.*"
+severity = "high"
+window = "2s"
+"#,
+        hook = hook.url(),
+        smtp = smtp.addr,
+        file = file.display()
     );
+    let first_minute = minute_now();
     let m = AlertsModule::start(&core, &cfg, dir.clone());
     let pid = m.pid().unwrap();
     let mut id = NodeIdentity::new("burst").with_capabilities(&["event-ack"]);
     let mut node = id.enroll(core.node_addr);
     m.wait_subscribed(&core, 1);
-    let total = 20_000u64;
+    let started = Instant::now();
     let mut peak = 0;
-    for seq in 1..=total {
-        let i = seq % 2000;
+    for seq in 1..=TOTAL {
+        let i = seq % SOURCES;
         event(
             &mut node,
             &id,
             seq,
             "extension.connection",
-            json!({"src_ip": format!("198.51.{}.{}", i / 250, i % 250 + 1), "dst_port": 22}),
+            json!({"src_ip": format!("198.51.100.{}", i + 1), "dst_port": 22}),
         );
         if seq % 1000 == 0 {
             peak = peak.max(rss_kb(pid));
         }
     }
-    node.wait_event_ack(total, Duration::from_secs(60));
-    let state = dir.path().join("state/state.json");
+    node.wait_event_ack(TOTAL, Duration::from_secs(120));
+    let stored = started.elapsed();
+    let state = dir.path().join("state");
     m.wait_for(
         "the module to handle every event",
-        Duration::from_secs(60),
+        Duration::from_secs(120),
         || {
             peak = peak.max(rss_kb(pid));
-            std::fs::read(&state)
-                .ok()
-                .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
-                .and_then(|v| v["cursor"].as_str().and_then(|c| c.parse::<u64>().ok()))
-                .is_some_and(|c| c >= total)
+            saved_cursor(&state).is_some_and(|c| c >= TOTAL)
         },
     );
-    std::thread::sleep(Duration::from_secs(1));
-    let calls = hook.received().len();
+    let handled = started.elapsed();
+    // Every tripwire event is in the file: as the first of a window, or
+    // counted in the digest sent when its window ended.
+    let tripwire = |lines: &[Value]| -> u64 {
+        lines
+            .iter()
+            .filter(|l| l["rule"]["name"] == "tripwire")
+            .map(
+                |l| match l["honeybee"]["alert"]["digest"]["count"].as_u64() {
+                    Some(folded) => folded,
+                    None => 1,
+                },
+            )
+            .sum()
+    };
+    let mut lines = Vec::new();
+    let accounted = honeybee_tests::poll_until(T, Duration::from_millis(100), || {
+        peak = peak.max(rss_kb(pid));
+        lines = file_lines(&file);
+        (tripwire(&lines) >= TOTAL).then_some(())
+    });
     assert!(
-        calls <= 31,
-        "{calls} webhook calls for a burst: the ceiling is 30 a minute (and one summary)"
+        accounted.is_some(),
+        "{} of {TOTAL} events accounted for in {} lines of the ECS file",
+        tripwire(&lines),
+        lines.len()
     );
-    assert!(calls >= 30, "the first 30 alerts go out: {calls}");
+    assert_eq!(tripwire(&lines), TOTAL, "no event counted twice");
+    let digests: Vec<&Value> = lines
+        .iter()
+        .filter(|l| l["honeybee"]["alert"]["digest"].is_object())
+        .collect();
+    assert!(!digests.is_empty(), "2 s windows end during the burst");
+    for d in &digests {
+        let id = d["honeybee"]["alert"]["id"].as_str().unwrap();
+        let opened: u64 = id.rsplit('/').next().unwrap().parse().unwrap();
+        let sent = honeybee_proto::time::parse_rfc3339(d["event"]["created"].as_str().unwrap())
+            .map(|(s, ns)| s as u64 * 1000 + u64::from(ns) / 1_000_000)
+            .unwrap();
+        assert!(
+            sent >= opened + 2000,
+            "digest {id} sent at {sent} before its window ended"
+        );
+    }
+    let new_sources = lines
+        .iter()
+        .filter(|l| l["rule"]["name"] == "new-source")
+        .count() as u64;
+    assert_eq!(new_sources, SOURCES, "each source is new once");
+
+    m.wait_for("the first 30 mails", T, || smtp.messages().len() >= 30);
+    std::thread::sleep(Duration::from_secs(1));
+    let calls = hook.received().len() as u64;
+    let mails = smtp.messages().len() as u64;
+    // The ceiling counts per minute of the clock: one summary of what it
+    // held back goes out once a minute ends.
+    let minutes = minute_now() - first_minute + 1;
+    let bound = minutes * 31;
+    assert!(
+        (30..=bound).contains(&calls),
+        "{calls} webhook calls over {minutes} minute(s) of the clock: at most 30 a minute and one summary"
+    );
+    assert!(
+        (30..=bound).contains(&mails),
+        "{mails} mails over {minutes} minute(s) of the clock: at most 30 a minute and one summary"
+    );
     assert!(peak < 20 * 1024, "module RSS peaked at {peak} kB");
     eprintln!(
-        "burst of {total}: {calls} webhook calls, module RSS peak {} kB",
-        peak
+        "burst of {TOTAL} from {SOURCES} sources: stored in {stored:?}, handled in {handled:?}; \
+         {} alerts in the file ({} digests), {calls} webhook calls, {mails} mails; module RSS peak {peak} kB",
+        lines.len(),
+        digests.len()
     );
 }
 
