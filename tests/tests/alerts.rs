@@ -594,12 +594,12 @@ window = "2s"
         lines
             .iter()
             .filter(|l| l["rule"]["name"] == "tripwire")
-            .map(
-                |l| match l["honeybee"]["alert"]["digest"]["count"].as_u64() {
-                    Some(folded) => folded,
-                    None => 1,
-                },
-            )
+            // A digest counts the events it folded; a first alert, its one.
+            .map(|l| {
+                l["honeybee"]["alert"]["digest"]["count"]
+                    .as_u64()
+                    .unwrap_or(1)
+            })
             .sum()
     };
     let mut lines = Vec::new();
