@@ -1,8 +1,11 @@
 //! The alerts module (`honeybee-alerts`) against a real core: events sent
 //! by a node reach a loopback webhook receiver and an ECS file as alerts;
-//! the noise is folded into digests; restarts neither miss nor repeat; a
-//! dead or hanging receiver holds back nothing else; hostile event text
-//! arrives cleaned; bad configs exit 2 naming the problem.
+//! the noise is folded into digests; restarts of the module or of the core
+//! neither miss nor repeat; a dead or hanging receiver (webhook, syslog,
+//! SMTP) holds back nothing else; hostile event text arrives cleaned;
+//! secrets never reach the log; bad configs exit 2 naming the problem.
+//! And against a fake stream port: a hostile core cannot grow the module
+//! or lose its cursor, and a `lagged` notice loses no event.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
