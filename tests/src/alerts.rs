@@ -1,13 +1,14 @@
 //! The alerts module (`honeybee-alerts`) as tests and benchmarks run it:
 //! started against a core with a config, state directory and token file
-//! of its own, and a loopback webhook receiver that records what arrives.
+//! of its own, and loopback receivers that record what arrives: webhook,
+//! syslog over TCP, and a real SMTP server (aiosmtpd).
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
@@ -304,4 +305,175 @@ fn serve(mut s: TcpStream, got: &Mutex<Vec<Received>>, answer: &AtomicU16, reque
         s,
         "HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
     );
+}
+
+/// The pid of module `name` as the core that runs it lists it
+/// (`GET /api/v1/modules`), while it runs.
+pub fn module_pid(core: &Core, name: &str) -> Option<u32> {
+    let list = core.api().get("/api/v1/modules").json();
+    list["modules"]
+        .as_array()?
+        .iter()
+        .find(|m| m["name"] == name && m["status"] == "running")
+        .and_then(|m| m["pid"].as_u64())
+        .and_then(|p| u32::try_from(p).ok())
+}
+
+/// aiosmtpd, pinned as `.ci/run` installs it.
+pub const AIOSMTPD: &str = "aiosmtpd==1.4.6";
+
+fn smtp_python() -> PathBuf {
+    static PYTHON: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    let found = PYTHON.get_or_init(|| {
+        crate::python::find(
+            "the alerts module's email tests",
+            &[AIOSMTPD],
+            "aiosmtpd",
+            "smtp-venv",
+        )
+    });
+    match found {
+        Ok(p) => p.clone(),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+/// A real SMTP server on loopback: aiosmtpd with the sink of
+/// `core/modules/alerts/tests/smtp_server.py`, which writes every message
+/// it accepted as `NNNN.eml` and `NNNN.json` (envelope, headers, body).
+pub struct SmtpSink {
+    child: Child,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    out: PathBuf,
+    dir: TempDir,
+}
+
+impl SmtpSink {
+    /// Starts one on `127.0.0.1:port` and waits until it listens.
+    pub fn start_on(port: u16) -> SmtpSink {
+        let dir = TempDir::new("smtp-sink");
+        let out = dir.path().join("received");
+        std::fs::create_dir_all(&out).expect("create the SMTP sink's directory");
+        let scripts = Path::new(env!("CARGO_MANIFEST_DIR")).join("../core/modules/alerts/tests");
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let log = |name: &str| std::fs::File::create(dir.path().join(name)).expect("log file");
+        let child = Command::new(smtp_python())
+            .env("PYTHONPATH", scripts)
+            .args(["-m", "aiosmtpd", "-n", "-l", &addr.to_string()])
+            .args(["-c", "smtp_server.Sink"])
+            .arg(&out)
+            .stdin(Stdio::null())
+            .stdout(log("stdout"))
+            .stderr(log("stderr"))
+            .spawn()
+            .expect("start aiosmtpd");
+        let mut sink = SmtpSink {
+            child,
+            addr,
+            out,
+            dir,
+        };
+        let end = Instant::now() + Duration::from_secs(20);
+        loop {
+            if TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_ok() {
+                return sink;
+            }
+            let exited = sink.child.try_wait().ok().flatten();
+            if exited.is_some() || Instant::now() > end {
+                panic!(
+                    "aiosmtpd does not listen on {addr} ({exited:?}): {}",
+                    std::fs::read_to_string(sink.dir.path().join("stderr")).unwrap_or_default()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The messages accepted so far, in order, as the sink describes them
+    /// (`mail_from`, `rcpt_tos`, `headers`, `body`, …).
+    pub fn messages(&self) -> Vec<Value> {
+        let mut names: Vec<PathBuf> = std::fs::read_dir(&self.out)
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        names.retain(|p| p.extension().is_some_and(|e| e == "json"));
+        names.sort();
+        names
+            .iter()
+            .filter_map(|p| std::fs::read(p).ok())
+            .filter_map(|b| serde_json::from_slice(&b).ok())
+            .collect()
+    }
+}
+
+impl Drop for SmtpSink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A syslog receiver on loopback TCP reading octet-counted messages
+/// (RFC 6587 §3.4.1, `LEN SP MSG`), as the syslog channel sends them over
+/// TCP. A connection that breaks the framing is closed.
+pub struct SyslogReceiver {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    got: Arc<Mutex<Vec<String>>>,
+}
+
+/// Longest message the receiver takes.
+const SYSLOG_MAX: usize = 64 * 1024;
+
+impl SyslogReceiver {
+    /// Listens on `addr`.
+    pub fn start_on(addr: SocketAddr) -> SyslogReceiver {
+        let listener = TcpListener::bind(addr).expect("bind the syslog receiver");
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let g = got.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                let g = g.clone();
+                std::thread::spawn(move || read_octet_counted(conn, &g));
+            }
+        });
+        SyslogReceiver { addr, got }
+    }
+
+    /// Every message received so far.
+    pub fn messages(&self) -> Vec<String> {
+        self.got.lock().unwrap().clone()
+    }
+}
+
+fn read_octet_counted(s: TcpStream, got: &Mutex<Vec<String>>) {
+    let mut r = std::io::BufReader::new(s);
+    loop {
+        let mut len = 0usize;
+        let mut digits = 0;
+        loop {
+            let mut b = [0u8; 1];
+            if r.read_exact(&mut b).is_err() {
+                return;
+            }
+            match b[0] {
+                b'0'..=b'9' if digits < 6 => {
+                    len = len * 10 + usize::from(b[0] - b'0');
+                    digits += 1;
+                }
+                b' ' if digits > 0 => break,
+                _ => return,
+            }
+        }
+        if len > SYSLOG_MAX {
+            return;
+        }
+        let mut msg = vec![0u8; len];
+        if r.read_exact(&mut msg).is_err() {
+            return;
+        }
+        got.lock()
+            .unwrap()
+            .push(String::from_utf8_lossy(&msg).into_owned());
+    }
 }

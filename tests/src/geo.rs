@@ -10,7 +10,7 @@
 //! `target/tmp/geo-venv` (needs python3 and python3-venv).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::OnceLock;
 
 use crate::temp_dir::TempDir;
@@ -18,89 +18,13 @@ use crate::temp_dir::TempDir;
 /// The PyPI packages, pinned.
 pub const PACKAGES: [&str; 2] = ["maxminddb-geolite2==2018.703", "mmdb-writer==0.2.7"];
 
-fn has_packages(python: &Path) -> bool {
-    Command::new(python)
-        .args([
-            "-c",
-            "import mmdb_writer, netaddr, maxminddb, _maxminddb_geolite2",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-/// `<workspace>/target`, from the test executable's path.
-fn target_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("current_exe");
-    exe.ancestors()
-        .find(|p| p.file_name().is_some_and(|n| n == "target"))
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| std::env::temp_dir().join("honeybee-target"))
-}
-
 fn find_python() -> Result<PathBuf, String> {
-    let how = format!(
-        "the enrichment tests need Python 3 with {}: set HONEYBEE_PYTHON to such an \
-         interpreter (.ci/run installs them into .ci/venv), or install python3 and python3-venv \
-         so that the tests can make target/tmp/geo-venv",
-        PACKAGES.join(" ")
-    );
-    if let Some(p) = std::env::var_os("HONEYBEE_PYTHON") {
-        let p = PathBuf::from(p);
-        if has_packages(&p) {
-            return Ok(p);
-        }
-    }
-    let venv = target_dir().join("tmp").join("geo-venv");
-    let py = venv.join("bin").join("python");
-    if has_packages(&py) {
-        return Ok(py);
-    }
-    std::fs::create_dir_all(target_dir().join("tmp")).map_err(|e| format!("{e}: {how}"))?;
-    // Test binaries run at once: one makes the venv, the others wait.
-    let lock_path = target_dir().join("tmp").join("geo-venv.lock");
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .map_err(|e| format!("{}: {e}", lock_path.display()))?;
-    let _lock = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
-        .map_err(|(_, e)| format!("locking {}: {e}", lock_path.display()))?;
-    if has_packages(&py) {
-        return Ok(py);
-    }
-    let run = |cmd: &mut Command, what: &str| -> Result<(), String> {
-        let out = cmd
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|e| format!("{what}: {e}: {how}"))?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(format!(
-                "{what} failed: {}{}: {how}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            ))
-        }
-    };
-    run(
-        Command::new("python3").arg("-m").arg("venv").arg(&venv),
-        "python3 -m venv",
-    )?;
-    run(
-        Command::new(&py)
-            .args(["-m", "pip", "install", "-q", "--disable-pip-version-check"])
-            .args(PACKAGES),
-        "pip install",
-    )?;
-    if has_packages(&py) {
-        Ok(py)
-    } else {
-        Err(format!("{} still lacks the packages: {how}", py.display()))
-    }
+    crate::python::find(
+        "the enrichment tests",
+        &PACKAGES,
+        "mmdb_writer, netaddr, maxminddb, _maxminddb_geolite2",
+        "geo-venv",
+    )
 }
 
 /// A Python with the packages, found or made once per test binary.

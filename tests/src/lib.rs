@@ -20,6 +20,8 @@
 //! - [`LinkProxy`] ([`link_proxy`]): a TCP proxy a test can cut and restore;
 //! - [`faults`]: a small tmpfs, a network namespace with random packet
 //!   loss, a proxy that delays, splits, stalls and cuts;
+//! - [`python`]: a Python 3 with pinned PyPI packages, for peers written
+//!   in Python;
 //! - [`postgres::Postgres`]: a throwaway PostgreSQL cluster; with
 //!   `HONEYBEE_TEST_POSTGRES=1` every core keeps its state in one.
 //!
@@ -40,6 +42,7 @@ pub mod http;
 pub mod link_proxy;
 pub mod metrics;
 pub mod postgres;
+pub mod python;
 pub mod skip;
 pub mod temp_dir;
 pub mod test_node;

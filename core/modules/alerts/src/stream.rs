@@ -2,7 +2,12 @@
 //! token, subscribe to events, status and nodes from a cursor, and hand
 //! every message to a [`Handler`]. On `lagged N` or a stopped replay it
 //! subscribes again from the last cursor handled, so nothing is missed;
-//! the handler skips what it already handled.
+//! the handler skips what it already handled. Events of the old
+//! subscription still on their way (the core writes what it queued until
+//! it reads the new `Subscribe`) are not handled: they come after the gap,
+//! and handling them would move the cursor past the events the replay is
+//! about to send. The core's `subscribed` answer marks where the new
+//! subscription starts.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -92,6 +97,7 @@ pub fn session(addr: &str, token: &Secret, name: &str, h: &mut dyn Handler) -> E
     }
     let _ = s.set_read_timeout(Some(IDLE));
     let mut frames = LineDecoder::new(MAX_LINE);
+    let mut subscribed = false;
     let mut last_idle = Instant::now();
     loop {
         if h.stopping() {
@@ -108,7 +114,7 @@ pub fn session(addr: &str, token: &Secret, name: &str, h: &mut dyn Handler) -> E
                 Err(e) => return End::Lost(format!("stream {addr}: {e}")),
             };
             let again = match line {
-                Ok(l) => handle(l, h),
+                Ok(l) => handle(l, h, &mut subscribed),
                 // A message this module does not know: not its business.
                 Err(e) => {
                     log::debug!("stream: skipping a line: {e}");
@@ -117,6 +123,7 @@ pub fn session(addr: &str, token: &Secret, name: &str, h: &mut dyn Handler) -> E
             };
             match again {
                 Ok(true) => {
+                    subscribed = false;
                     if let Err(e) = subscribe(&mut s, h.cursor()) {
                         return End::Lost(format!("stream {addr}: {e}"));
                     }
@@ -139,10 +146,15 @@ pub fn session(addr: &str, token: &Secret, name: &str, h: &mut dyn Handler) -> E
 }
 
 /// Handles one line; `Ok(true)` when the subscription must be renewed
-/// from the last cursor.
-fn handle(line: Line, h: &mut dyn Handler) -> Result<bool, End> {
+/// from the last cursor. Events before the core said `subscribed` belong
+/// to a subscription being replaced, and are left to its replay.
+fn handle(line: Line, h: &mut dyn Handler, subscribed: &mut bool) -> Result<bool, End> {
     match line.message {
-        StreamMessage::Node(NodeMessage::PotEvent(e)) => h.input(Input::Event(e, line.cursor)),
+        StreamMessage::Node(NodeMessage::PotEvent(e)) => {
+            if *subscribed {
+                h.input(Input::Event(e, line.cursor));
+            }
+        }
         StreamMessage::Node(NodeMessage::NodeStatusUpdate(u)) => h.input(Input::NodeStatus(u)),
         StreamMessage::Node(NodeMessage::PotStatusUpdate(u)) => h.input(Input::PotStatus(u)),
         StreamMessage::Node(_) => {}
@@ -161,7 +173,11 @@ fn handle(line: Line, h: &mut dyn Handler) -> Result<bool, End> {
             }
             log::warn!("stream: the core answered: {why}");
         }
-        StreamMessage::BackendResponse(_) => {}
+        StreamMessage::BackendResponse(BackendResponse::Success { message, .. }) => {
+            if message.as_deref() == Some("subscribed") {
+                *subscribed = true;
+            }
+        }
     }
     Ok(false)
 }

@@ -7,7 +7,10 @@
 //! over TLS or to a loopback peer, `MAIL FROM`, one `RCPT TO` per
 //! recipient, `DATA` with dot-stuffing, `QUIT`. Errors say which step
 //! failed and what the server answered (cleaned); they never carry the
-//! password, which is only ever written to the socket.
+//! password, which is only ever written to the socket: a server that
+//! echoes it has it (and its base64 forms) replaced before its text is
+//! cleaned, cut or quoted, so neither an escape nor a cut can leave a
+//! piece of it.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
@@ -67,6 +70,7 @@ pub(super) fn send_mail(
         stream: Stream::Plain(sock),
         buf: Vec::new(),
         deadline: p.deadline,
+        secrets: p.credentials.map(secret_forms).unwrap_or_default(),
     };
     if p.security == Security::Implicit {
         s.start_tls(tls_of(p)?)?;
@@ -151,12 +155,18 @@ struct Reply {
     lines: Vec<String>,
 }
 
-impl Reply {
-    /// `code text` of the first line, cleaned, for errors.
-    fn text(&self) -> String {
-        let first = self.lines.first().map_or("", String::as_str);
-        format!("{} {}", self.code, clean(first, 200))
-    }
+/// The password as it may come back: itself and the base64 forms `AUTH
+/// PLAIN` and `AUTH LOGIN` send it in.
+fn secret_forms((user, password): (&str, &Secret)) -> Vec<String> {
+    let p = password.expose();
+    [
+        base64(format!("\0{user}\0{p}").as_bytes()),
+        base64(p.as_bytes()),
+        p.to_string(),
+    ]
+    .into_iter()
+    .filter(|s| !s.is_empty())
+    .collect()
 }
 
 struct Session {
@@ -164,9 +174,27 @@ struct Session {
     /// Bytes read but not yet consumed.
     buf: Vec<u8>,
     deadline: Instant,
+    /// Never shown in an error (see [`secret_forms`]).
+    secrets: Vec<String>,
 }
 
 impl Session {
+    /// Server text for an error: secrets replaced, then cleaned and cut
+    /// at `max` bytes.
+    fn shown(&self, text: &str, max: usize) -> String {
+        let mut out = text.to_string();
+        for s in &self.secrets {
+            out = out.replace(s.as_str(), "<redacted>");
+        }
+        clean(&out, max)
+    }
+
+    /// `code text` of a reply's first line, for errors.
+    fn reply_text(&self, r: &Reply) -> String {
+        let first = r.lines.first().map_or("", String::as_str);
+        format!("{} {}", r.code, self.shown(first, 200))
+    }
+
     fn is_tls(&self) -> bool {
         matches!(self.stream, Stream::Tls(_))
     }
@@ -237,7 +265,7 @@ impl Session {
                 _ => {
                     return Err(format!(
                         "{what}: not an SMTP reply: {:?}",
-                        clean(&line, 100)
+                        self.shown(&line, 100)
                     ))
                 }
             };
@@ -249,7 +277,7 @@ impl Session {
             if !more && !matches!(bytes.get(3), None | Some(b' ')) {
                 return Err(format!(
                     "{what}: not an SMTP reply: {:?}",
-                    clean(&line, 100)
+                    self.shown(&line, 100)
                 ));
             }
             lines.push(line.get(4..).unwrap_or_default().to_string());
@@ -267,7 +295,10 @@ impl Session {
         if ok.contains(&reply.code) {
             Ok(reply)
         } else {
-            Err(format!("{what}: the server answered {}", reply.text()))
+            Err(format!(
+                "{what}: the server answered {}",
+                self.reply_text(&reply)
+            ))
         }
     }
 
@@ -330,7 +361,7 @@ impl Session {
             if reply.code != 235 {
                 return Err(format!(
                     "AUTH PLAIN: authentication failed: the server answered {}",
-                    reply.text()
+                    self.reply_text(&reply)
                 ));
             }
             Ok(())
@@ -345,7 +376,7 @@ impl Session {
             if reply.code != 235 {
                 return Err(format!(
                     "AUTH LOGIN: authentication failed: the server answered {}",
-                    reply.text()
+                    self.reply_text(&reply)
                 ));
             }
             Ok(())
@@ -354,7 +385,7 @@ impl Session {
         } else {
             Err(format!(
                 "the server offers neither AUTH PLAIN nor AUTH LOGIN (only {})",
-                clean(&mechanisms.join(" "), 100)
+                self.shown(&mechanisms.join(" "), 100)
             ))
         }
     }
@@ -435,6 +466,29 @@ mod tests {
             ("\0u\0p", "AHUAcA=="),
         ] {
             assert_eq!(base64(input.as_bytes()), output);
+        }
+    }
+
+    #[test]
+    fn an_echoed_password_is_replaced_before_the_text_is_cut_or_quoted() {
+        let password = Secret::new(r#"pa"ss\w0rd-0123456789"#.into());
+        let s = Session {
+            stream: Stream::Gone,
+            buf: Vec::new(),
+            deadline: Instant::now(),
+            secrets: secret_forms(("user", &password)),
+        };
+        let plain = base64(format!("\0user\0{}", password.expose()).as_bytes());
+        let login = base64(password.expose().as_bytes());
+        for echo in [
+            format!("{}{}", ".".repeat(190), password.expose()),
+            format!("wanted {} got {plain} or {login}", password.expose()),
+        ] {
+            let shown = format!("{:?}", s.shown(&echo, 200));
+            assert!(shown.contains("<redacted>"), "{shown}");
+            for piece in ["pa\\\"ss", "pa\"ss", "w0rd", &plain[8..16], &login[..8]] {
+                assert!(!shown.contains(piece), "{piece:?} in {shown}");
+            }
         }
     }
 
