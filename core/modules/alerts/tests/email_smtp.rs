@@ -20,8 +20,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use channel_support::{
-    alert, digest_alert, find_program, free_port, hostile_alert, listening, wait_for, Pki, Proc,
-    TempDir,
+    alert, digest_alert, free_port, hostile_alert, listening, wait_for, Pki, Proc, TempDir,
 };
 use honeybee_alerts::alert::{Alert, Digest};
 use honeybee_alerts::channels::email::{self, EmailConfig};
@@ -38,82 +37,12 @@ const PASSWORD: &str = "c0rrect-h0rse-battery-staple";
 /// A Python with aiosmtpd, found or made once per test binary.
 fn python() -> PathBuf {
     static PYTHON: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    match PYTHON.get_or_init(find_python) {
+    let found = PYTHON.get_or_init(|| {
+        honeybee_tests::python::find("the email tests", &[AIOSMTPD], "aiosmtpd", "alerts-venv")
+    });
+    match found {
         Ok(p) => p.clone(),
         Err(e) => panic!("{e}"),
-    }
-}
-
-fn has_aiosmtpd(python: &Path) -> bool {
-    Command::new(python)
-        .args(["-c", "import aiosmtpd"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-fn find_python() -> Result<PathBuf, String> {
-    let how = format!(
-        "the email tests need Python 3 with {AIOSMTPD}: set HONEYBEE_PYTHON to such an \
-         interpreter (.ci/run installs it into .ci/venv and sets it), or install python3 and \
-         python3-venv (apt-get install python3 python3-venv) so that the tests can make a venv \
-         under target/tmp/alerts-venv and pip install {AIOSMTPD} into it"
-    );
-    if let Some(p) = std::env::var_os("HONEYBEE_PYTHON") {
-        let p = PathBuf::from(p);
-        return if has_aiosmtpd(&p) {
-            Ok(p)
-        } else {
-            Err(format!(
-                "HONEYBEE_PYTHON={} cannot import aiosmtpd: {how}",
-                p.display()
-            ))
-        };
-    }
-    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("alerts-venv");
-    let py = venv.join("bin").join("python");
-    if has_aiosmtpd(&py) {
-        return Ok(py);
-    }
-    let python3 = find_program("python3").ok_or_else(|| format!("python3 not found: {how}"))?;
-    let run = |cmd: &mut Command, what: &str| -> Result<(), String> {
-        let out = cmd
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|e| format!("{what}: {e}: {how}"))?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(format!(
-                "{what} failed: {}{}: {how}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            ))
-        }
-    };
-    run(
-        Command::new(python3).arg("-m").arg("venv").arg(&venv),
-        &format!("python3 -m venv {}", venv.display()),
-    )?;
-    run(
-        Command::new(&py).args([
-            "-m",
-            "pip",
-            "install",
-            "-q",
-            "--disable-pip-version-check",
-            AIOSMTPD,
-        ]),
-        &format!("pip install {AIOSMTPD} into {}", venv.display()),
-    )?;
-    if has_aiosmtpd(&py) {
-        Ok(py)
-    } else {
-        Err(format!(
-            "{} still cannot import aiosmtpd: {how}",
-            py.display()
-        ))
     }
 }
 
