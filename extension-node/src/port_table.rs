@@ -150,7 +150,7 @@ mod tests {
         t.extend([2, 0, port_word(3389), 0, 0, 8]);
         assert_eq!(ports(&t, TCP4).collect::<Vec<_>>(), [445, 3389]);
         let mut t6 = vec![1, 0, 0, 0, 1, 0, port_word(5985)];
-        t6.extend([0; 7]);
+        t6.extend([0; 8]);
         assert_eq!(ports(&t6, TCP6).collect::<Vec<_>>(), [5985]);
         let u = vec![1, 0, port_word(1900), 4];
         assert_eq!(ports(&u, UDP4).collect::<Vec<_>>(), [1900]);
