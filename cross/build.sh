@@ -1,21 +1,26 @@
 #!/bin/sh
-# Static musl builds of honeybee-agent and honeybee-core.
+# Static musl builds of honeybee-agent and honeybee-core, and the Windows
+# agent (Extension mode only).
 #
-#   cross/build.sh [TARGET...]      (default: all three)
+#   cross/build.sh [TARGET...]      (default: the three Linux targets)
 #
-# TARGET is x86_64-unknown-linux-musl, aarch64-unknown-linux-musl or
-# armv7-unknown-linux-musleabihf. Binaries go to dist/<target>/; the build
+# TARGET is x86_64-unknown-linux-musl, aarch64-unknown-linux-musl,
+# armv7-unknown-linux-musleabihf or x86_64-pc-windows-gnu. Binaries go to
+# dist/<target>/ (dist/x86_64-pc-windows-gnu/honeybee-agent.exe); the build
 # itself to target/cross/. Installs what it needs first (Debian's
-# rustc-web/cargo-web/rust-web-src, `file`, and Zig from PyPI); see
-# cross/README.md for why this toolchain.
+# rustc-web/cargo-web/rust-web-src, `file`, Zig from PyPI for musl, Debian's
+# mingw-w64 for Windows); see cross/README.md for why this toolchain.
 #
 # Environment: HONEYBEE_CROSS_PACKAGES (default "honeybee-agent
-# honeybee-core honeybee-alerts"), CARGO_BUILD_JOBS (passed to cargo as usual).
+# honeybee-core honeybee-alerts"; Windows builds only honeybee-agent),
+# CARGO_BUILD_JOBS (passed to cargo as usual).
 set -eu
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
-ALL="x86_64-unknown-linux-musl aarch64-unknown-linux-musl armv7-unknown-linux-musleabihf"
-TARGETS=${*:-$ALL}
+LINUX="x86_64-unknown-linux-musl aarch64-unknown-linux-musl armv7-unknown-linux-musleabihf"
+WINDOWS="x86_64-pc-windows-gnu"
+ALL="$LINUX $WINDOWS"
+TARGETS=${*:-$LINUX}
 PACKAGES=${HONEYBEE_CROSS_PACKAGES:-"honeybee-agent honeybee-core honeybee-alerts"}
 TOOLS="$ROOT/target/cross-tools"
 # Its own target dir: the Debian rustc must not share build locks or
@@ -33,8 +38,12 @@ stripper() {
         x86_64-*) echo x86_64-linux-gnu-strip ;;
         aarch64-*) echo aarch64-linux-gnu-strip ;;
         armv7-*) echo arm-linux-gnueabihf-strip ;;
+        *-windows-gnu) echo x86_64-w64-mingw32-strip ;;
     esac
 }
+is_windows() { case "$1" in *-windows-*) return 0 ;; *) return 1 ;; esac; }
+musl=""
+for t in $TARGETS; do is_windows "$t" || musl=1; done
 need_install=""
 { [ -x /usr/bin/cargo ] && [ -x /usr/bin/rustc ] && [ -d /usr/lib/rustlib/src/rust ]; } ||
     need_install="rustc-web cargo-web rust-web-src"
@@ -42,6 +51,12 @@ command -v file >/dev/null 2>&1 || need_install="$need_install file"
 # binutils' strip for each target (see "build" below for why not rustc's).
 for t in $TARGETS; do
     s=$(stripper "$t")
+    if is_windows "$t"; then
+        # mingw-w64: C compiler, linker and the Windows import libraries;
+        # its binutils bring strip and objdump.
+        command -v x86_64-w64-mingw32-gcc >/dev/null 2>&1 || need_install="$need_install gcc-mingw-w64-x86-64"
+        continue
+    fi
     command -v "$s" >/dev/null 2>&1 || need_install="$need_install $(echo "binutils-${s%-strip}" | tr _ -)"
 done
 if [ -n "$need_install" ]; then
@@ -55,7 +70,7 @@ fi
 # wheel: into the Python on PATH when it has pip and allows it, else into a
 # venv of our own (Debian's system Python refuses `pip install`).
 PY=python3
-if ! $PY -m ziglang version >/dev/null 2>&1; then
+if [ -n "$musl" ] && ! $PY -m ziglang version >/dev/null 2>&1; then
     if [ -x "$TOOLS/venv/bin/python3" ] && "$TOOLS/venv/bin/python3" -m ziglang version >/dev/null 2>&1; then
         PY="$TOOLS/venv/bin/python3"
     else
@@ -74,7 +89,7 @@ if ! $PY -m ziglang version >/dev/null 2>&1; then
     fi
 fi
 PY=$(command -v "$PY")
-echo "cross: $(/usr/bin/rustc --version), $(/usr/bin/cargo --version), zig $($PY -m ziglang version)"
+echo "cross: $(/usr/bin/rustc --version), $(/usr/bin/cargo --version)$([ -z "$musl" ] || echo ", zig $($PY -m ziglang version)")"
 
 # --- compiler wrappers ----------------------------------------------------
 # rustc and cc-rs pass the Rust triple as --target=...; zig wants its own.
@@ -106,39 +121,71 @@ mb() { awk -v b="$1" 'BEGIN { printf "%.2f MB", b / 1000000 }'; }
 
 summary=""
 over=0
+# A Windows binary may import only DLLs every Windows has (System32 and
+# the API sets): no MinGW runtime DLL (libgcc_s, libwinpthread) beside it.
+windows_dlls_ok() {
+    bad=$(x86_64-w64-mingw32-objdump -p "$1" | sed -n 's/^[[:space:]]*DLL Name: //p' | tr 'A-Z' 'a-z' |
+        grep -v -x -E 'kernel32\.dll|ntdll\.dll|advapi32\.dll|ws2_32\.dll|iphlpapi\.dll|userenv\.dll|bcryptprimitives\.dll|bcrypt\.dll|msvcrt\.dll|api-ms-win-[a-z0-9-]+\.dll' || true)
+    [ -z "$bad" ] || { echo "cross: $1 imports DLLs Windows does not ship: $bad" >&2; return 1; }
+}
+
 for t in $TARGETS; do
     t0=$(date +%s)
     T=$(echo "$t" | tr 'a-z-' 'A-Z_')
     u=$(echo "$t" | tr '-' '_')
-    echo "cross: building $PACKAGES for $t"
+    packages=$PACKAGES
+    exe=""
+    if is_windows "$t"; then
+        # Extension mode is what runs on Windows; the core and the alerts
+        # module are Unix programs.
+        packages="honeybee-agent"
+        exe=".exe"
+        linker=x86_64-w64-mingw32-gcc
+        cc=x86_64-w64-mingw32-gcc
+        ar=x86_64-w64-mingw32-ar
+        # crt-static: the C runtime pieces (libgcc, winpthread) linked in,
+        # not loaded from MinGW DLLs a workstation does not have.
+        rustflags="-C target-feature=+crt-static"
+    else
+        linker="$TOOLS/cc-$t"
+        cc="$TOOLS/cc-$t"
+        ar="$TOOLS/ar"
+        rustflags="-C link-self-contained=no -C target-feature=+crt-static"
+    fi
+    echo "cross: building $packages for $t"
     pkgs=""
-    for p in $PACKAGES; do pkgs="$pkgs -p $p"; done
+    for p in $packages; do pkgs="$pkgs -p $p"; done
     # Linked with its symbols and stripped after: agent/link/profile-hot-text.sh
     # reads the symbols of the very code that ships, and rustc's link-time
     # strip gives the agent other crate hashes, so another layout of the
     # code outside .text.hot than the one profiled.
     # shellcheck disable=SC2086
     env RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1 CARGO_PROFILE_RELEASE_STRIP=false \
-        "CARGO_TARGET_${T}_LINKER=$TOOLS/cc-$t" \
-        "CARGO_TARGET_${T}_RUSTFLAGS=-C link-self-contained=no -C target-feature=+crt-static" \
-        "CC_$u=$TOOLS/cc-$t" "AR_$u=$TOOLS/ar" \
+        "CARGO_TARGET_${T}_LINKER=$linker" \
+        "CARGO_TARGET_${T}_RUSTFLAGS=$rustflags" \
+        "CC_$u=$cc" "AR_$u=$ar" \
         /usr/bin/cargo build --release --locked -Zbuild-std=std,panic_abort --target "$t" $pkgs
     mkdir -p "dist/$t"
-    for p in $PACKAGES; do
-        "$(stripper "$t")" --strip-all -o "dist/$t/$p" "$CARGO_TARGET_DIR/$t/release/$p"
-        desc=$(file -b "dist/$t/$p")
-        case "$desc" in
-            *"statically linked"*|*"static-pie linked"*) ;;
-            *) echo "cross: dist/$t/$p is not static: $desc" >&2; exit 1 ;;
-        esac
-        size=$(stat -c %s "dist/$t/$p")
+    for p in $packages; do
+        out="dist/$t/$p$exe"
+        "$(stripper "$t")" --strip-all -o "$out" "$CARGO_TARGET_DIR/$t/release/$p$exe"
+        desc=$(file -b "$out")
+        if is_windows "$t"; then
+            windows_dlls_ok "$out" || exit 1
+        else
+            case "$desc" in
+                *"statically linked"*|*"static-pie linked"*) ;;
+                *) echo "cross: $out is not static: $desc" >&2; exit 1 ;;
+            esac
+        fi
+        size=$(stat -c %s "$out")
         max=$(limit "$p")
         note=""
         if [ "$max" -gt 0 ] && [ "$size" -gt "$max" ]; then
             note="  OVER the $(mb "$max") target"
             over=1
         fi
-        echo "cross: dist/$t/$p $size bytes: $desc"
+        echo "cross: $out $size bytes: $desc"
         summary="$summary$(printf '  %-32s %-15s %10s bytes  %s%s' "$t" "$p" "$size" "$(mb "$size")" "$note")
 "
     done

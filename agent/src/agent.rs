@@ -9,12 +9,15 @@ use smol::LocalExecutor;
 use crate::answers::failed;
 use crate::config::{Config, Mode};
 use crate::connect::Connector;
+#[cfg(unix)]
 use crate::event_socket::{self, EventSocketStats};
 use crate::extension_mode;
+#[cfg(unix)]
 use crate::privileges;
 use crate::shared::Shared;
 use crate::spool::Spool;
 use crate::state::{self, IdentityFile};
+#[cfg(unix)]
 use crate::supervisor::Supervisor;
 use crate::uplink::{NodeInfo, Uplink};
 
@@ -64,7 +67,7 @@ fn check_state_writable(config: &Config, more: &[&str]) -> Result<(), Failure> {
                 "the state dir is not writable by {}, which the agent runs as: creating a file in {}: {e}; \
                  it could not save its TOTP key or spool events. Let that user reach and write {} \
                  (every directory above it needs x for it), or choose another --state-dir",
-                crate::users::current_user(),
+                crate::platform::current_user(),
                 dir.display(),
                 config.state_dir.display(),
             )));
@@ -76,6 +79,12 @@ fn check_state_writable(config: &Config, more: &[&str]) -> Result<(), Failure> {
 /// Runs the agent until `shutdown` yields (SIGTERM/SIGINT), then says
 /// goodbye to the core. Errors are the ones that stop a start.
 pub fn run(config: Config, shutdown: async_channel::Receiver<()>) -> Result<(), Failure> {
+    #[cfg(not(unix))]
+    if config.mode == Mode::Full {
+        return Err(Failure::Refused(
+            crate::platform::FULL_MODE_UNSUPPORTED.into(),
+        ));
+    }
     let config = Rc::new(config);
     state::private_dir(&config.state_dir)
         .map_err(|e| format!("creating state dir {}: {e}", config.state_dir.display()))?;
@@ -102,6 +111,14 @@ pub fn run(config: Config, shutdown: async_channel::Receiver<()>) -> Result<(), 
         },
     };
     match config.mode {
+        // Refused before anything was made, above.
+        #[cfg(not(unix))]
+        Mode::Full => {
+            return Err(Failure::Refused(
+                crate::platform::FULL_MODE_UNSUPPORTED.into(),
+            ))
+        }
+        #[cfg(unix)]
         Mode::Full => {
             let listener = event_socket::bind(config.full.event_port)?;
             let supervisor = Supervisor::new(ex.clone(), shared.clone(), config.clone())?;
@@ -126,6 +143,7 @@ pub fn run(config: Config, shutdown: async_channel::Receiver<()>) -> Result<(), 
         Mode::Extension => {
             let settings = config.extension.settings()?;
             let tripwires = extension_mode::bind(settings, &shared);
+            #[cfg(unix)]
             if let Some(who) = privileges::drop_to(&config.extension.user, &config.state_dir)? {
                 log::info!(
                     "ports bound; now running as uid {} gid {}",

@@ -151,22 +151,12 @@ impl Default for Config {
     }
 }
 
-/// /var/lib/honeybee for root (the packages' state dir), else a folder
-/// beside where the agent was started.
 fn default_state_dir() -> PathBuf {
-    if nix::unistd::geteuid().is_root() {
-        PathBuf::from("/var/lib/honeybee")
-    } else {
-        PathBuf::from("./honeybee-agent-state")
-    }
+    crate::platform::default_state_dir()
 }
 
 fn default_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .map(|h| h.trim().to_string())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "honeybee-agent".into())
+    crate::platform::hostname().unwrap_or_else(|| "honeybee-agent".into())
 }
 
 /// A setting that cannot be used, with where it came from.
@@ -335,22 +325,12 @@ impl Config {
 /// file's group may read it; refused if others may read it or it is empty.
 fn read_token_file(path: &Path) -> Result<(String, Option<String>), ConfigError> {
     use std::io::Read;
-    use std::os::unix::fs::PermissionsExt;
     let bad = |why: String| ConfigError(format!("enrollment token file {}: {why}", path.display()));
     let file = std::fs::File::open(path).map_err(|e| bad(e.to_string()))?;
     let meta = file.metadata().map_err(|e| bad(e.to_string()))?;
-    let mode = meta.permissions().mode() & 0o777;
-    if mode & 0o004 != 0 {
-        return Err(bad(format!(
-            "mode {mode:o} lets every local user read it; chmod 600 it"
-        )));
-    }
-    let warning = (mode & 0o040 != 0).then(|| {
-        format!(
-            "enrollment token file {}: mode {mode:o} lets its group read it; chmod 600 it",
-            path.display()
-        )
-    });
+    let warning = crate::platform::check_secret_access(&meta)
+        .map_err(bad)?
+        .map(|w| format!("enrollment token file {}: {w}", path.display()));
     let mut text = String::new();
     file.take(MAX_TOKEN_FILE)
         .read_to_string(&mut text)

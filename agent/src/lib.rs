@@ -23,6 +23,11 @@
 //! [`shared::Shared`]; a second thread only waits for SIGTERM and SIGINT
 //! ([`shutdown`]). Started as root, an Extension agent binds its ports
 //! and then drops to an unprivileged user ([`privileges`]).
+//!
+//! # Platforms
+//!
+//! Linux (and other Unixes) run both modes; Windows runs Extension mode
+//! only. What is Unix-only, and why, is written once in [`platform`].
 #![warn(missing_docs)]
 
 pub mod agent;
@@ -31,19 +36,27 @@ pub mod cli;
 pub mod config;
 pub mod connect;
 pub mod event_map;
+#[cfg(unix)]
 pub mod event_socket;
 pub mod extension_mode;
 pub mod git_allow;
+pub mod platform;
+#[cfg(unix)]
 pub mod pot_process;
+#[cfg(unix)]
 pub mod potstore;
+#[cfg(unix)]
 pub mod privileges;
+#[cfg(unix)]
 pub mod proc_stat;
 pub mod shared;
 pub mod spool;
 pub mod state;
+#[cfg(unix)]
 pub mod supervisor;
 pub mod totp;
 pub mod uplink;
+#[cfg(unix)]
 pub mod users;
 
 /// Reconnect delays (shared with the other HoneyBee programs).

@@ -26,7 +26,17 @@ fn main() -> ExitCode {
             println!("honeybee-agent {}", env!("CARGO_PKG_VERSION"));
             return ExitCode::SUCCESS;
         }
+        #[cfg(unix)]
         Ok(Action::PotstoreList(dir)) => return potstore_list(&dir),
+        // The potstore is Full mode's catalogue.
+        #[cfg(not(unix))]
+        Ok(Action::PotstoreList(_)) => {
+            eprintln!(
+                "honeybee-agent: {}",
+                honeybee_agent::platform::FULL_MODE_UNSUPPORTED
+            );
+            return ExitCode::from(2);
+        }
         Ok(Action::PrintConfig(config)) => {
             print!("{}", config.to_toml());
             return ExitCode::SUCCESS;
@@ -72,6 +82,7 @@ fn main() -> ExitCode {
 }
 
 /// Prints the catalogue: one pot a line.
+#[cfg(unix)]
 fn potstore_list(dir: &std::path::Path) -> ExitCode {
     match honeybee_agent::potstore::Catalogue::load(dir) {
         Ok(c) => {

@@ -26,7 +26,6 @@
 use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use honeybee_proto::{encode_into, Envelope, NodeMessage, PotEvent};
@@ -373,10 +372,7 @@ impl Spool {
         if self.active.is_none() {
             let first = self.segments.back().map_or(first_seq, |s| s.first_seq);
             self.active = Some(
-                OpenOptions::new()
-                    .append(true)
-                    .create(true)
-                    .mode(0o600)
+                state::owner_only(OpenOptions::new().append(true).create(true))
                     .open(segment_path(&self.dir, first))?,
             );
         }
@@ -511,10 +507,7 @@ impl Spool {
     /// at once: the newest segment file is what a restart numbers on from),
     /// so that the one before it can go once acknowledged.
     fn start_empty_segment(&mut self) {
-        let opened = OpenOptions::new()
-            .append(true)
-            .create(true)
-            .mode(0o600)
+        let opened = state::owner_only(OpenOptions::new().append(true).create(true))
             .open(segment_path(&self.dir, self.next_seq));
         match opened {
             Ok(f) => {

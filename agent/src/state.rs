@@ -4,13 +4,14 @@
 
 use std::fs::{self, OpenOptions};
 use std::io;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+#[cfg(unix)]
+pub use honeybee_process::private_files::owned_dir;
 pub use honeybee_process::private_files::{
-    create_private_dir as private_dir, open_dir, owned_dir, write_private,
+    create_private_dir as private_dir, open_dir, owner_only, write_private,
 };
 
 /// Refuses a state dir that is a symbolic link (the agent chmods and, in
@@ -32,15 +33,11 @@ pub fn check_state_dir(dir: &Path) -> Result<(), String> {
 }
 
 /// Proves that this process can create and remove a file in `dir` (a probe
-/// named `.write-probe`, mode 0600), the way every state write does.
+/// named `.write-probe`, owner-only), the way every state write does.
 pub fn probe_writable(dir: &Path) -> io::Result<()> {
     let probe = dir.join(".write-probe");
     let _ = fs::remove_file(&probe);
-    OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&probe)?;
+    owner_only(OpenOptions::new().write(true).create_new(true)).open(&probe)?;
     fs::remove_file(&probe)
 }
 
@@ -91,7 +88,7 @@ impl IdentityFile {
         }
     }
 
-    /// Writes the identity (atomically, 0600).
+    /// Writes the identity (atomically, owner-only).
     pub fn save(&self) -> Result<(), String> {
         let json = serde_json::to_vec_pretty(&self.identity).map_err(|e| e.to_string())?;
         write_private(&self.path, &json)
@@ -107,7 +104,7 @@ fn new_node_id() -> Result<u64, String> {
     Ok((u64::from_le_bytes(b) >> 11).max(1))
 }
 
-#[cfg(test)]
+#[cfg(all(test, unix))]
 mod tests {
     use super::*;
     use std::os::unix::fs::MetadataExt;

@@ -2,10 +2,18 @@
 //!
 //! A port is bound on every configured address or on none: if any address
 //! family refuses it (a real service holds it on 127.0.0.1, on `::`, …) the
-//! sockets already bound for it are closed and the port is skipped. Sockets
-//! TCP sockets get SO_REUSEADDR (so a restarted agent does not wait out
-//! TIME_WAIT); nothing gets SO_REUSEPORT, which would let us share a port
-//! with a real service.
+//! sockets already bound for it are closed and the port is skipped.
+//!
+//! On Unix, TCP sockets get SO_REUSEADDR (so a restarted agent does not
+//! wait out TIME_WAIT); nothing gets SO_REUSEPORT, which would let us share
+//! a port with a real service. On Windows SO_REUSEADDR means the opposite:
+//! it lets a socket bind a port another program holds (port hijacking). So
+//! there every socket gets SO_EXCLUSIVEADDRUSE instead, and before binding,
+//! the system's tables of TCP listeners and UDP endpoints are read: a port
+//! some program holds on any address is in use, even where Windows would
+//! let a more specific bind succeed. A restarted agent may find a few of
+//! its old ports still in TIME_WAIT there; they are skipped and taken on a
+//! later retry like any other port in use.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr, TcpListener, UdpSocket};
@@ -46,16 +54,49 @@ impl Skipped {
 /// An address family this machine does not have (IPv6 disabled) is not a
 /// reason to skip a port.
 fn family_missing(e: &io::Error) -> bool {
-    matches!(e.raw_os_error(), Some(97) | Some(99)) // EAFNOSUPPORT, EADDRNOTAVAIL
+    #[cfg(windows)]
+    return matches!(e.raw_os_error(), Some(10047) | Some(10049)); // WSAEAFNOSUPPORT, WSAEADDRNOTAVAIL
+    #[cfg(not(windows))]
+    return matches!(e.raw_os_error(), Some(97) | Some(99)); // EAFNOSUPPORT, EADDRNOTAVAIL
 }
 
-fn socket(addr: SocketAddr, ty: Type, protocol: Protocol) -> io::Result<Socket> {
-    let s = Socket::new(Domain::for_address(addr), ty, Some(protocol))?;
+/// Linux: SO_REUSEADDR on TCP only, for restarts (see the module docs).
+#[cfg(not(windows))]
+fn never_share(s: &Socket, ty: Type) -> io::Result<()> {
     if ty == Type::STREAM {
         // Not for UDP: there two SO_REUSEADDR sockets may share a port, and
         // a multicast service (SSDP, mDNS) would lose datagrams to us.
         s.set_reuse_address(true)?;
     }
+    Ok(())
+}
+
+/// Windows: SO_EXCLUSIVEADDRUSE on every socket (see the module docs).
+#[cfg(windows)]
+fn never_share(s: &Socket, _ty: Type) -> io::Result<()> {
+    use std::os::windows::io::AsRawSocket;
+    use windows_sys::Win32::Networking::WinSock::{setsockopt, SOL_SOCKET, SO_EXCLUSIVEADDRUSE};
+    let on: i32 = 1;
+    // SAFETY: a live socket handle, and a pointer to an i32 of the length
+    // given, which setsockopt only reads.
+    let r = unsafe {
+        setsockopt(
+            s.as_raw_socket() as usize,
+            SOL_SOCKET,
+            SO_EXCLUSIVEADDRUSE,
+            (&on as *const i32).cast(),
+            std::mem::size_of::<i32>() as i32,
+        )
+    };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+fn socket(addr: SocketAddr, ty: Type, protocol: Protocol) -> io::Result<Socket> {
+    let s = Socket::new(Domain::for_address(addr), ty, Some(protocol))?;
+    never_share(&s, ty)?;
     if addr.is_ipv6() {
         // Each family is bound on its own: `::` must not claim IPv4 too.
         s.set_only_v6(true)?;
@@ -67,6 +108,10 @@ fn socket(addr: SocketAddr, ty: Type, protocol: Protocol) -> io::Result<Socket> 
 
 /// Binds `port` for TCP on every address, or reports why not.
 pub fn tcp(port: u16, addrs: &[IpAddr]) -> Result<Vec<Async<TcpListener>>, Skipped> {
+    #[cfg(windows)]
+    if crate::port_table::held(port, crate::port_table::Transport::Tcp) {
+        return Err(Skipped::InUse);
+    }
     let mut out = Vec::new();
     for &ip in addrs {
         let addr = SocketAddr::new(ip, port);
@@ -88,6 +133,10 @@ pub fn tcp(port: u16, addrs: &[IpAddr]) -> Result<Vec<Async<TcpListener>>, Skipp
 
 /// Binds `port` for UDP on every address, or reports why not.
 pub fn udp(port: u16, addrs: &[IpAddr]) -> Result<Vec<Async<UdpSocket>>, Skipped> {
+    #[cfg(windows)]
+    if crate::port_table::held(port, crate::port_table::Transport::Udp) {
+        return Err(Skipped::InUse);
+    }
     let mut out = Vec::new();
     for &ip in addrs {
         let addr = SocketAddr::new(ip, port);

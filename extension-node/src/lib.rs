@@ -2,8 +2,9 @@
 //!
 //! An office workstation or a Raspberry Pi runs real services on some ports
 //! and nothing on most. `honeybee-extension` takes the commonly probed ports
-//! that are free ([`bind`]: never SO_REUSEPORT, a port in use on any address
-//! is skipped and tried again later), answers each connection with a
+//! that are free ([`bind`]: never SO_REUSEPORT, on Windows SO_EXCLUSIVEADDRUSE
+//! and never SO_REUSEADDR; a port in use on any address is skipped and tried
+//! again later), answers each connection with a
 //! plausible [`banner`] where the protocol speaks first, reads a few hundred
 //! bytes, and turns them into a [`fingerprint`] (HTTP request line and
 //! User-Agent, TLS ClientHello with SNI and JA3, SSH client version, RDP
@@ -39,6 +40,8 @@ pub mod bind;
 pub mod config;
 pub mod fingerprint;
 pub mod native;
+#[cfg(any(windows, test))]
+mod port_table;
 pub mod ports;
 pub mod scan;
 pub mod tripwire;

@@ -2,11 +2,18 @@
 //!
 //! The core, the agent and the alerts module each parse flags, read a TOML
 //! config file, log to stderr at the level of `HONEYBEE_LOG`, stop on
-//! SIGTERM, write secrets to owner-only files and retry with backoff. This
-//! crate holds those parts, so a fix lands in every program at once:
+//! SIGTERM (Ctrl-C on Windows), write secrets to owner-only files and retry
+//! with backoff. This crate holds those parts, so a fix lands in every
+//! program at once:
 //! [`flags`], [`toml_file`], [`logging`], [`signals`], [`private_files`],
-//! [`child`] (supervised child processes) and [`backoff`]. It stays small: the agent ships on routers with a few
-//! megabytes to spare.
+//! [`child`] (supervised child processes, Unix only: process groups and
+//! signals) and [`backoff`]. It stays small: the agent ships on routers
+//! with a few megabytes to spare.
+//!
+//! Everything but [`child`] also builds for Windows, where the agent runs
+//! in Extension mode: [`signals`] takes the console's Ctrl-C and
+//! Ctrl-Break there, and [`private_files`] says what owner-only means
+//! without Unix modes.
 //!
 //! # Implementation
 //!
@@ -33,8 +40,6 @@ pub mod backoff;
 pub mod child;
 pub mod flags;
 pub mod logging;
-#[cfg(unix)]
 pub mod private_files;
-#[cfg(unix)]
 pub mod signals;
 pub mod toml_file;

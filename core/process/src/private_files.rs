@@ -2,22 +2,57 @@
 //! keys, tokens — made without following a symbolic link planted where
 //! one of them should be, and written atomically.
 //!
-//! A file is replaced by writing a temporary sibling (mode 0600), syncing
-//! it, renaming it over the old one and syncing the directory: a crash at
-//! any point leaves either the old file or the new one, never half of one.
-//! Modes are changed and secrets read through descriptors opened with
-//! `O_NOFOLLOW`.
+//! A file is replaced by writing a temporary sibling, syncing it, renaming
+//! it over the old one and (on Unix) syncing the directory: a crash at any
+//! point leaves either the old file or the new one, never half of one.
+//! Secrets are read, and modes changed, through handles that were opened
+//! without following a link.
+//!
+//! On Unix "owner-only" is mode 0700 for directories and 0600 for files.
+//! On Windows there are no mode bits: files and directories made here get
+//! the access list they inherit from their parent, and owner-only access
+//! lists arrive with the Windows service, which gives the agent a state
+//! directory of its own. The functions that only make sense with Unix
+//! owners and modes ([`owned_dir`], [`restrict_to_owner`]) exist on Unix
+//! only.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
+#[cfg(unix)]
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
+#[cfg(unix)]
 use nix::fcntl::OFlag;
+
+/// Asks for an owner-only file when `opts` creates one: mode 0600 on
+/// Unix; on Windows the inherited access list (see the module docs).
+pub fn owner_only(opts: &mut OpenOptions) -> &mut OpenOptions {
+    #[cfg(unix)]
+    opts.mode(0o600);
+    opts
+}
+
+fn link_refused(path: &Path) -> io::Error {
+    io::Error::other(format!(
+        "{} is a symbolic link; refusing to follow it",
+        path.display()
+    ))
+}
+
+fn not_a_directory(path: &Path, kind: io::ErrorKind) -> io::Error {
+    io::Error::new(kind, format!("{} is not a directory", path.display()))
+}
 
 /// Opens `path` without following a symbolic link at its last component;
 /// a link is refused with an error that says so.
-fn open_nofollow(path: &Path, extra: OFlag) -> io::Result<File> {
+#[cfg(unix)]
+fn open_nofollow(path: &Path, dir: bool) -> io::Result<File> {
+    let extra = if dir {
+        OFlag::O_DIRECTORY
+    } else {
+        OFlag::empty()
+    };
     OpenOptions::new()
         .read(true)
         .custom_flags((OFlag::O_NOFOLLOW | extra).bits())
@@ -25,34 +60,66 @@ fn open_nofollow(path: &Path, extra: OFlag) -> io::Result<File> {
         .map_err(|e| {
             let is_link = fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
             match e.raw_os_error() {
-                _ if is_link => io::Error::other(format!(
-                    "{} is a symbolic link; refusing to follow it",
-                    path.display()
-                )),
-                Some(nix::libc::ENOTDIR) if extra.contains(OFlag::O_DIRECTORY) => {
-                    io::Error::new(e.kind(), format!("{} is not a directory", path.display()))
-                }
+                _ if is_link => link_refused(path),
+                Some(nix::libc::ENOTDIR) if dir => not_a_directory(path, e.kind()),
                 _ => e,
             }
         })
 }
 
+/// Opens `path` itself, a symbolic link or junction included, and refuses
+/// it when it is one: the handle is checked, not the name, so a link
+/// swapped in between a check and the open is still caught.
+#[cfg(windows)]
+fn open_nofollow(path: &Path, dir: bool) -> io::Result<File> {
+    use std::os::windows::fs::OpenOptionsExt;
+    // FILE_FLAG_OPEN_REPARSE_POINT: open a link, not its target.
+    // FILE_FLAG_BACKUP_SEMANTICS: the only way to open a directory.
+    const OPEN_REPARSE_POINT: u32 = 0x0020_0000;
+    const BACKUP_SEMANTICS: u32 = 0x0200_0000;
+    let f = OpenOptions::new()
+        .read(true)
+        .custom_flags(OPEN_REPARSE_POINT | BACKUP_SEMANTICS)
+        .open(path)?;
+    let meta = f.metadata()?;
+    if meta.file_type().is_symlink() {
+        return Err(link_refused(path));
+    }
+    if dir && !meta.is_dir() {
+        return Err(not_a_directory(path, io::ErrorKind::NotADirectory));
+    }
+    if !dir && meta.is_dir() {
+        return Err(io::Error::new(
+            io::ErrorKind::IsADirectory,
+            format!("{} is a directory", path.display()),
+        ));
+    }
+    Ok(f)
+}
+
 /// Opens the directory `dir` itself: a symbolic link or a non-directory
 /// there is an error that names the path.
 pub fn open_dir(dir: &Path) -> io::Result<File> {
-    open_nofollow(dir, OFlag::O_DIRECTORY)
+    open_nofollow(dir, true)
 }
 
-/// Creates `dir` (and parents) with mode 0700, and tightens it to 0700 if
-/// it existed with looser bits. A symbolic link there is refused.
+/// Creates `dir` (and parents), owner-only (mode 0700 on Unix, tightened if
+/// it existed with looser bits). A symbolic link there is refused.
 pub fn create_private_dir(dir: &Path) -> io::Result<()> {
-    owned_dir(dir, 0o700, None)
+    #[cfg(unix)]
+    return owned_dir(dir, 0o700, None);
+    #[cfg(not(unix))]
+    {
+        fs::create_dir_all(dir)?;
+        open_dir(dir).map(drop)
+    }
 }
 
 /// Creates `dir` (and parents), then sets its mode and, when `owner` is
 /// given, its owner — on the directory itself, through a descriptor opened
 /// with `O_NOFOLLOW`: a symlink planted at `dir` (say `pots/cowrie-01 ->
 /// /root`) is refused instead of handing its target to someone else.
+#[cfg(unix)]
 pub fn owned_dir(dir: &Path, mode: u32, owner: Option<(u32, u32)>) -> io::Result<()> {
     fs::DirBuilder::new()
         .recursive(true)
@@ -71,23 +138,22 @@ pub fn owned_dir(dir: &Path, mode: u32, owner: Option<(u32, u32)>) -> io::Result
 /// Reads a secret file that must not be a symbolic link.
 pub fn read_secret(path: &Path) -> io::Result<String> {
     let mut text = String::new();
-    open_nofollow(path, OFlag::empty())?.read_to_string(&mut text)?;
+    open_nofollow(path, false)?.read_to_string(&mut text)?;
     Ok(text)
 }
 
-/// Replaces `path` with `bytes`, atomically, mode 0600.
+/// Replaces `path` with `bytes`, atomically, owner-only (see [`owner_only`]).
 pub fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let tmp = path.with_extension("tmp");
     let _ = fs::remove_file(&tmp);
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)?;
+    let mut f = owner_only(OpenOptions::new().write(true).create_new(true)).open(&tmp)?;
     f.write_all(bytes)?;
     f.sync_all()?;
     drop(f);
     fs::rename(&tmp, path)?;
+    // The rename itself reaches the disk with the directory. Windows has no
+    // handle to sync a directory through; NTFS journals the rename.
+    #[cfg(unix)]
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         File::open(dir)?.sync_all()?;
     }
@@ -96,11 +162,12 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
 
 /// Makes sure an existing file is not readable by others (0600); a
 /// symbolic link is refused, not followed.
+#[cfg(unix)]
 pub fn restrict_to_owner(path: &Path) -> io::Result<()> {
-    open_nofollow(path, OFlag::empty())?.set_permissions(fs::Permissions::from_mode(0o600))
+    open_nofollow(path, false)?.set_permissions(fs::Permissions::from_mode(0o600))
 }
 
-#[cfg(test)]
+#[cfg(all(test, unix))]
 mod tests {
     use super::*;
 
