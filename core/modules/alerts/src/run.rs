@@ -206,6 +206,7 @@ impl App {
         self.engine.memory = saved.memory;
         self.dirty = false;
         self.saved_at = Instant::now();
+        release_free_memory();
     }
 
     fn report(&mut self) {
@@ -316,6 +317,22 @@ impl Handler for App {
     fn forget_cursor(&mut self) {
         self.cursor = None;
         self.dirty = true;
+    }
+}
+
+/// Hands the allocator's free pages back to the system. Why: what the
+/// module holds is small and bounded (under a 100,000-event burst heaptrack
+/// measured a peak of 1.5–2.3 MB in use), but glibc keeps the pages freed
+/// between the long-lived windows, and with the transient JSON of every
+/// event and alert that retention, not the data, made the RSS climb past
+/// 10 MB. Called with the save: at most once a second, and only while
+/// events or alerts come. musl's allocator returns pages by itself.
+fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks glibc's own free lists; no pointer of
+    // ours is touched.
+    unsafe {
+        nix::libc::malloc_trim(0);
     }
 }
 
