@@ -89,7 +89,15 @@ impl Engine {
 
     /// What `o`, seen at `now_ms`, sends where.
     pub fn observe(&mut self, o: &Observed, now_ms: u64) -> Vec<Outgoing> {
-        let mut out = self.tick(now_ms);
+        let mut out = Vec::new();
+        self.observe_each(o, now_ms, &mut |x| out.push(x));
+        out
+    }
+
+    /// As [`Engine::observe`], handing each alert to `emit` as it is made
+    /// (so the caller writes it to its outbox before the next is composed).
+    pub fn observe_each(&mut self, o: &Observed, now_ms: u64, emit: &mut dyn FnMut(Outgoing)) {
+        self.tick_each(now_ms, emit);
         let new_source = o.source.is_some_and(|ip| self.memory.seen.first_time(ip));
         for rule in &self.rules {
             if !rule.matches(o, new_source) {
@@ -123,24 +131,33 @@ impl Engine {
                     rule,
                     alert,
                     now_ms,
-                    &mut out,
+                    emit,
                 );
             }
         }
-        out
     }
 
     /// Digests of ended windows and summaries of ceilings, due at `now_ms`.
     pub fn tick(&mut self, now_ms: u64) -> Vec<Outgoing> {
         let mut out = Vec::new();
-        for due in self.memory.windows.due(now_ms) {
-            let Some(rule) = self.rules.iter().find(|r| r.name == due.rule) else {
-                continue;
+        self.tick_each(now_ms, &mut |x| out.push(x));
+        out
+    }
+
+    /// As [`Engine::tick`], handing each alert to `emit` as it is made: a
+    /// stall can end thousands of windows at once, and their digests are
+    /// never all in memory together.
+    pub fn tick_each(&mut self, now_ms: u64, emit: &mut dyn FnMut(Outgoing)) {
+        let (rules, routes, memory) = (&self.rules, &self.routes, &mut self.memory);
+        let ceilings = &mut memory.ceilings;
+        memory.windows.due_each(now_ms, |due| {
+            let Some(rule) = rules.iter().find(|r| r.name == due.rule) else {
+                return;
             };
             let digest = Digest {
                 count: due.window.count,
                 nodes: due.window.nodes.len() as u64,
-                types: due.window.types.clone(),
+                types: due.window.types,
                 window_secs: rule.window.as_secs(),
             };
             let alert = compose::digest(
@@ -151,25 +168,17 @@ impl Engine {
                 due.window.last_title.as_deref(),
                 now_ms,
             );
-            route(
-                &self.routes,
-                &mut self.memory.ceilings,
-                rule,
-                alert,
-                now_ms,
-                &mut out,
-            );
-        }
+            route(routes, ceilings, rule, alert, now_ms, emit);
+        });
         for (i, r) in self.routes.iter().enumerate() {
             let ceiling = self.memory.ceilings.entry(r.name.clone()).or_default();
             if let Some(held) = ceiling.roll(now_ms) {
-                out.push(Outgoing {
+                emit(Outgoing {
                     channel: i,
                     alert: compose::held_back(&r.name, r.max_per_minute, &held, now_ms),
                 });
             }
         }
-        out
     }
 }
 
@@ -179,7 +188,7 @@ fn route(
     rule: &Rule,
     alert: Alert,
     now_ms: u64,
-    out: &mut Vec<Outgoing>,
+    emit: &mut dyn FnMut(Outgoing),
 ) {
     for (i, r) in routes.iter().enumerate() {
         let wanted = rule.channels.is_empty() || rule.channels.contains(&r.name);
@@ -189,13 +198,13 @@ fn route(
         let ceiling = ceilings.entry(r.name.clone()).or_default();
         let (admitted, ended) = ceiling.admit(&rule.name, r.max_per_minute, now_ms);
         if let Some(held) = ended {
-            out.push(Outgoing {
+            emit(Outgoing {
                 channel: i,
                 alert: compose::held_back(&r.name, r.max_per_minute, &held, now_ms),
             });
         }
         if admitted {
-            out.push(Outgoing {
+            emit(Outgoing {
                 channel: i,
                 alert: alert.clone(),
             });

@@ -150,31 +150,50 @@ impl Windows {
     }
 
     /// Removes the windows that ended by `now_ms`; those with folded
-    /// events are returned, their digests due.
+    /// events are returned, their digests due, oldest first.
     pub fn due(&mut self, now_ms: u64) -> Vec<DueDigest> {
         let mut out = Vec::new();
-        for (rule, per_rule) in self.open.iter_mut() {
-            let ended: Vec<String> = per_rule
-                .iter()
-                .filter(|(_, w)| w.end_ms <= now_ms)
-                .map(|(k, _)| k.clone())
-                .collect();
-            for source in ended {
-                if let Some(window) = per_rule.remove(&source) {
-                    self.len = self.len.saturating_sub(1);
-                    if window.count > 0 {
-                        out.push(DueDigest {
-                            rule: rule.clone(),
-                            source,
-                            window,
-                        });
-                    }
+        self.due_each(now_ms, |d| out.push(d));
+        out
+    }
+
+    /// As [`Windows::due`], but hands each digest to `emit` as it is taken
+    /// out, oldest first. Why: after a stall (a lagged stream, say)
+    /// thousands of windows end at once, and their digests, each composed
+    /// into an alert of a few KiB, held all together were the module's
+    /// peak memory; only the keys of the ended windows are held here.
+    pub fn due_each(&mut self, now_ms: u64, mut emit: impl FnMut(DueDigest)) {
+        let mut ended: Vec<(u64, String, String)> = Vec::new();
+        for (rule, per_rule) in &self.open {
+            for (source, w) in per_rule {
+                if w.end_ms <= now_ms {
+                    ended.push((w.start_ms, rule.clone(), source.clone()));
+                }
+            }
+        }
+        ended.sort_unstable();
+        for (_, rule, source) in ended {
+            let Some(per_rule) = self.open.get_mut(&rule) else {
+                continue;
+            };
+            if let Some(window) = per_rule.remove(&source) {
+                self.len = self.len.saturating_sub(1);
+                if window.count > 0 {
+                    emit(DueDigest {
+                        rule,
+                        source,
+                        window,
+                    });
                 }
             }
         }
         self.open.retain(|_, w| !w.is_empty());
-        out.sort_by_key(|d| d.window.start_ms);
-        out
+        // A burst's capacity is not kept once its windows have ended.
+        for per_rule in self.open.values_mut() {
+            if per_rule.capacity() > 4 * per_rule.len().max(256) {
+                per_rule.shrink_to_fit();
+            }
+        }
     }
 
     /// Windows open now.
@@ -401,6 +420,40 @@ mod tests {
         assert_eq!(
             (due[0].source.as_str(), due[0].window.count),
             (OTHER_SOURCES, 4999)
+        );
+    }
+
+    #[test]
+    fn ended_windows_are_handed_out_one_by_one_oldest_first_and_capacity_is_given_back() {
+        let mut w = Windows::default();
+        let sample = Sample {
+            event_type: "x",
+            node_id: 1,
+            title: "x",
+        };
+        // 5,000 sources, each with one folded event, opened in reverse
+        // order of their names.
+        for i in 0..5000u64 {
+            let s = format!("s{i}");
+            let t = 10_000 - i;
+            assert_eq!(w.observe("r", &s, 1000, t, sample), Decision::Alert);
+            assert_eq!(w.observe("r", &s, 1000, t + 1, sample), Decision::Folded);
+        }
+        let big = w.open["r"].capacity();
+        // Two windows stay open, so the rule's map is kept (and shrunk).
+        w.observe("r", "late-1", 1000, 20_000, sample);
+        w.observe("r", "late-2", 1000, 20_000, sample);
+        let mut starts = Vec::new();
+        w.due_each(11_001, |d| {
+            assert_eq!(d.window.count, 1);
+            starts.push(d.window.start_ms);
+        });
+        assert_eq!(starts.len(), 5000, "every folded window, none lost");
+        assert!(starts.windows(2).all(|p| p[0] <= p[1]), "oldest first");
+        assert_eq!(w.len(), 2);
+        assert!(
+            w.open["r"].capacity() < big / 4,
+            "the burst's room is freed"
         );
     }
 
