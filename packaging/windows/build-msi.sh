@@ -22,9 +22,8 @@ command -v wixl >/dev/null || { echo "build-msi: wixl is missing (Debian: apt-ge
 OUT="$DIST/$T/honeybee-agent-$VERSION.msi"
 
 # wixl takes Source paths relative to the current folder only.
-WORK="$ROOT/target/packaging/windows"
-rm -rf "$WORK"
-mkdir -p "$WORK"
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
 cp "$EXE" "$WORK/honeybee-agent.exe"
 cp configs/agent-windows.toml "$WORK/agent.toml"
 cp packaging/windows/honeybee-agent.wxs "$WORK/"
