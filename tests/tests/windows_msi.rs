@@ -12,8 +12,7 @@
 //!   deferred, not impersonated custom actions running the installed exe,
 //!   sequenced where deferred actions can run and where the exe exists.
 //!
-//! Installing it under Wine is not tested: see docs/operations.md ("What
-//! is not tested without Windows"). Without wixl, msitools or the `.exe` the
+//! Installing and removing it under Wine is `windows_service_wine.rs`. Without wixl, msitools or the `.exe` the
 //! test says SKIPPED, and fails under CI ([`honeybee_tests::skip`]).
 
 use std::collections::BTreeMap;
