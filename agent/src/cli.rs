@@ -28,6 +28,7 @@ USAGE:
     honeybee-agent full [OPTIONS] [--potstore DIR] [--event-port N]
     honeybee-agent extension [OPTIONS] [--ports LIST] [--udp-ports LIST] [--bind ADDRS] [--profile P]
     honeybee-agent potstore list [--potstore DIR]
+    honeybee-agent service install | uninstall | start | stop     (Windows only)
     honeybee-agent --version | --help
 
 MODES:
@@ -74,6 +75,16 @@ ENVIRONMENT:
     HONEYBEE_LOG                error | warn | info | debug | trace [info]
     HONEYBEE_ENROLLMENT_TOKEN   the enrollment token, when neither flag gives one
                                 (over the config file's enrollment_token)
+
+WINDOWS SERVICE (HoneyBeeAgent, as NT AUTHORITY\\LocalService):
+    service install             create %ProgramData%\\HoneyBee (SYSTEM, Administrators and
+                                the service only), allow the agent in Windows Firewall,
+                                register the service (automatic start); as Administrator
+    service uninstall           stop and delete it, remove the firewall rule (config,
+                                state and logs stay)
+    service start | stop        through the Service Control Manager
+    The service reads %ProgramData%\\HoneyBee\\agent.toml (Extension mode), keeps its
+    state in ...\\state and logs to ...\\logs\\agent.log (1 MiB, 2 older files kept).
 
 SIGNALS:
     SIGTERM, SIGINT             report Stopped to the core, stop pots, exit 0

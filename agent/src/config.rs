@@ -365,10 +365,31 @@ mod tests {
                 "agent-extension.toml",
                 include_str!("../../configs/agent-extension.toml"),
             ),
+            (
+                "agent-windows.toml",
+                include_str!("../../configs/agent-windows.toml"),
+            ),
         ] {
             let c = Config::from_toml(text).unwrap_or_else(|e| panic!("{name}: {e}"));
             c.validate().unwrap_or_else(|e| panic!("{name}: {e}"));
         }
+    }
+
+    #[test]
+    fn the_windows_config_is_the_workstation_profile() {
+        let c = Config::from_toml(include_str!("../../configs/agent-windows.toml")).unwrap();
+        assert_eq!(c.mode, Mode::Extension);
+        assert_eq!(c.extension.profile, "windows-workstation");
+        let ports = honeybee_extension::ports::parse_ports(&c.extension.ports).unwrap();
+        for p in [21, 22, 23, 445, 1433, 3306, 3389, 5900, 6379, 8080, 9200] {
+            assert!(ports.contains(&p), "{p} watched");
+        }
+        // Always held by Windows: listing them would only add skips.
+        for p in [135, 139] {
+            assert!(!ports.contains(&p), "{p} not listed");
+        }
+        // The service decides its state dir (%ProgramData%), not the file.
+        assert_eq!(c.state_dir, crate::platform::default_state_dir());
     }
 
     #[test]

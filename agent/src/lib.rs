@@ -49,6 +49,7 @@ pub mod potstore;
 pub mod privileges;
 #[cfg(unix)]
 pub mod proc_stat;
+pub mod service;
 pub mod shared;
 pub mod spool;
 pub mod state;

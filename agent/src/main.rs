@@ -8,6 +8,12 @@ use honeybee_agent::{agent, config};
 use honeybee_process::{logging, signals};
 
 fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    // Before the console's stop events are taken: under the Service Control
+    // Manager stop requests come from it, not from a console.
+    if args.first().map(String::as_str) == Some("service") {
+        return service(&args[1..]);
+    }
     // SIGHUP keeps its default: the agent has nothing to reload.
     let signals = match signals::block(false) {
         Ok(s) => s,
@@ -16,7 +22,6 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let args: Vec<String> = std::env::args().skip(1).collect();
     let config = match cli::parse(&args) {
         Ok(Action::Help) => {
             print!("{}", cli::HELP);
@@ -78,6 +83,26 @@ fn main() -> ExitCode {
             eprintln!("honeybee-agent: {e}");
             ExitCode::from(e.exit_code())
         }
+    }
+}
+
+/// `honeybee-agent service …` (Windows only).
+fn service(args: &[String]) -> ExitCode {
+    use honeybee_agent::service;
+    let command = match service::parse(args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("honeybee-agent: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    #[cfg(windows)]
+    return service::main(command);
+    #[cfg(not(windows))]
+    {
+        let _ = command;
+        eprintln!("honeybee-agent: {}", service::WINDOWS_ONLY);
+        ExitCode::from(2)
     }
 }
 

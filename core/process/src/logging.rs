@@ -25,6 +25,8 @@ pub enum LogFormat {
 struct Logger {
     format: LogFormat,
     level: LevelFilter,
+    /// Where lines go instead of stderr: a Windows service has no console.
+    out: Option<std::sync::Mutex<Box<dyn Write + Send>>>,
 }
 
 impl Log for Logger {
@@ -49,7 +51,17 @@ impl Log for Logger {
             r.target(),
             &r.args().to_string(),
         );
-        let _ = std::io::stderr().lock().write_all(line.as_bytes());
+        match &self.out {
+            Some(out) => {
+                if let Ok(mut out) = out.lock() {
+                    let _ = out.write_all(line.as_bytes());
+                    let _ = out.flush();
+                }
+            }
+            None => {
+                let _ = std::io::stderr().lock().write_all(line.as_bytes());
+            }
+        }
     }
 
     fn flush(&self) {}
@@ -93,8 +105,19 @@ pub fn level(value: Option<&str>) -> LevelFilter {
 /// Installs the logger at the level of `HONEYBEE_LOG`. A second call does
 /// nothing.
 pub fn init(format: LogFormat) {
+    install(format, None);
+}
+
+/// Like [`init`], but each line goes to `out` (written whole, then
+/// flushed) instead of stderr: for a program without a console, such as
+/// the agent as a Windows service writing its log file.
+pub fn init_to(format: LogFormat, out: Box<dyn Write + Send>) {
+    install(format, Some(std::sync::Mutex::new(out)));
+}
+
+fn install(format: LogFormat, out: Option<std::sync::Mutex<Box<dyn Write + Send>>>) {
     let level = level(std::env::var(LEVEL_ENV).ok().as_deref());
-    if log::set_boxed_logger(Box::new(Logger { format, level })).is_ok() {
+    if log::set_boxed_logger(Box::new(Logger { format, level, out })).is_ok() {
         log::set_max_level(level);
     }
 }
