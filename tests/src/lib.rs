@@ -48,6 +48,7 @@ pub mod temp_dir;
 pub mod test_node;
 pub mod test_pot;
 pub mod totp;
+pub mod windows;
 
 pub use agent_process::{Agent, AgentBuilder, AgentMode};
 pub use certs::Pki;

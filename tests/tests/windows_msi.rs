@@ -16,32 +16,15 @@
 //! test says SKIPPED, and fails under CI ([`honeybee_tests::skip`]).
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use honeybee_tests::skip::skip;
+use honeybee_tests::windows::{have, root, windows_exe};
 use honeybee_tests::TempDir;
 
 const TEST: &str = "windows_msi";
 const VERSION: &str = env!("CARGO_PKG_VERSION");
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn windows_exe() -> PathBuf {
-    if let Some(p) = std::env::var_os("HONEYBEE_WINDOWS_AGENT") {
-        return PathBuf::from(p);
-    }
-    let dist = std::env::var_os("HONEYBEE_DIST_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("dist"));
-    dist.join("x86_64-pc-windows-gnu/honeybee-agent.exe")
-}
-
-fn have(tool: &str) -> bool {
-    Command::new(tool).arg("--help").output().is_ok()
-}
 
 /// One table as rows of column name → value (`msiinfo export` prints the
 /// column names, their types and the table's keys before the rows).

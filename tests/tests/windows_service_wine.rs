@@ -33,6 +33,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use honeybee_tests::skip::skip;
+use honeybee_tests::windows::{have, root, windows_exe, wine};
 use honeybee_tests::TempDir;
 
 const TEST: &str = "windows_service_wine";
@@ -40,32 +41,6 @@ const VERSION: &str = env!("CARGO_PKG_VERSION");
 const KEY: &str = r"HKLM\System\CurrentControlSet\Services\HoneyBeeAgent";
 /// Long enough for a cold Wine prefix; only ever waited out on failure.
 const T: Duration = Duration::from_secs(60);
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn windows_exe() -> PathBuf {
-    if let Some(p) = std::env::var_os("HONEYBEE_WINDOWS_AGENT") {
-        return PathBuf::from(p);
-    }
-    let dist = std::env::var_os("HONEYBEE_DIST_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("dist"));
-    dist.join("x86_64-pc-windows-gnu/honeybee-agent.exe")
-}
-
-fn wine() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("HONEYBEE_WINE") {
-        return Some(PathBuf::from(p));
-    }
-    let debian = PathBuf::from("/usr/lib/wine/wine64");
-    debian.is_file().then_some(debian)
-}
-
-fn have(tool: &str) -> bool {
-    Command::new(tool).arg("--help").output().is_ok()
-}
 
 /// `Z:\…`: how a Windows program names a Linux path under Wine.
 fn win_path(p: &Path) -> String {

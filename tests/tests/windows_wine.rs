@@ -32,6 +32,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use honeybee_tests::agent_process::listening_on;
+use honeybee_tests::windows::{on_path, root, windows_exe, wine};
 use honeybee_tests::{Core, TempDir};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
@@ -41,38 +42,6 @@ use serde_json::Value;
 const T: Duration = Duration::from_secs(60);
 const TOKEN: &str = "wine-enrollment-token-0123456789";
 const TEST: &str = "windows_wine";
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn on_path(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
-}
-
-fn windows_exe() -> PathBuf {
-    if let Some(p) = std::env::var_os("HONEYBEE_WINDOWS_AGENT") {
-        return PathBuf::from(p);
-    }
-    let dist = std::env::var_os("HONEYBEE_DIST_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("dist"));
-    dist.join("x86_64-pc-windows-gnu/honeybee-agent.exe")
-}
-
-fn wine() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("HONEYBEE_WINE") {
-        return Some(PathBuf::from(p));
-    }
-    let debian = PathBuf::from("/usr/lib/wine/wine64");
-    if debian.is_file() {
-        return Some(debian);
-    }
-    on_path("wine64").or_else(|| on_path("wine"))
-}
 
 /// A Wine prefix of its own with the agent and the shim beside it.
 struct Wine {
