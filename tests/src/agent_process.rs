@@ -75,6 +75,26 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// `n` distinct free loopback ports, all held until chosen so that none
+/// repeats.
+pub fn free_ports(n: usize) -> Vec<u16> {
+    let held: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind((LOOPBACK, 0)).expect("bind 127.0.0.1:0"))
+        .collect();
+    held.iter()
+        .map(|l| l.local_addr().expect("addr").port())
+        .collect()
+}
+
+/// Ports as a config's comma-separated list.
+pub fn port_list(ports: &[u16]) -> String {
+    ports
+        .iter()
+        .map(u16::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// Whether some process listens on TCP `127.0.0.1:port` (or on the IPv4
 /// wildcard), read from `/proc/thread-self/net/tcp` without connecting, so
 /// that the agent's event socket counters stay untouched. (This thread's

@@ -9,33 +9,24 @@ use std::net::{TcpListener, TcpStream};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use honeybee_tests::agent_process::{free_ports, port_list};
 use honeybee_tests::{Agent, Core};
 use serde_json::{json, Value};
 
 const T: Duration = Duration::from_secs(20);
 
-fn free_ports(n: usize) -> Vec<u16> {
-    let held: Vec<TcpListener> = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind"))
-        .collect();
-    held.iter()
-        .map(|l| l.local_addr().expect("addr").port())
-        .collect()
-}
-
-fn list(ports: &[u16]) -> String {
-    ports
-        .iter()
-        .map(u16::to_string)
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
 fn extension(core: &Core, ports: &[u16], bind: &str) -> honeybee_tests::AgentBuilder {
     Agent::extension(core.node_addr)
         .workspace(core.workspace())
         .heartbeat_interval(1)
-        .args(["--ports", &list(ports), "--udp-ports", "", "--bind", bind])
+        .args([
+            "--ports",
+            &port_list(ports),
+            "--udp-ports",
+            "",
+            "--bind",
+            bind,
+        ])
 }
 
 /// The Started event's port report.
@@ -422,7 +413,7 @@ fn an_nmap_scan_from_another_host_is_one_portscan_event() {
         "--max-retries",
         "0",
         "-p",
-        &list(&ports),
+        &port_list(&ports),
         &host.here,
     ]);
     let scan = wait_event(&core, "extension.portscan", |d| {

@@ -31,7 +31,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use honeybee_tests::agent_process::listening_on;
+use honeybee_tests::agent_process::{free_ports, listening_on, port_list};
 use honeybee_tests::windows::{on_path, root, windows_exe, wine};
 use honeybee_tests::{Core, TempDir};
 use nix::sys::signal::{kill, Signal};
@@ -264,23 +264,6 @@ impl Drop for Running {
     }
 }
 
-fn free_ports(n: usize) -> Vec<u16> {
-    let held: Vec<TcpListener> = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind"))
-        .collect();
-    held.iter()
-        .map(|l| l.local_addr().expect("addr").port())
-        .collect()
-}
-
-fn list(ports: &[u16]) -> String {
-    ports
-        .iter()
-        .map(u16::to_string)
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
 fn node_id(state_dir: &Path) -> Option<u64> {
     let bytes = std::fs::read(state_dir.join("identity.json")).ok()?;
     serde_json::from_slice::<Value>(&bytes).ok()?["node_id"].as_u64()
@@ -322,7 +305,7 @@ fn write_config(path: &Path, core: SocketAddr, state: &Path, ports: &[u16], extr
          heartbeat_interval = 1\n\n[extension]\nports = \"{}\"\nudp_ports = \"\"\nbind = [\"127.0.0.1\"]\n{extra}",
         core,
         win_path(state),
-        list(ports),
+        port_list(ports),
     );
     std::fs::write(path, text).expect("write the agent config");
 }
