@@ -67,7 +67,8 @@ EXTENSION MODE:
                                 [~45 ports scanners probe most]
     --udp-ports LIST            UDP ports [123,161,1900]
     --bind ADDRS                comma-separated listen addresses [0.0.0.0,::]
-    --profile P                 banners: linux-server | windows-workstation [linux-server]
+    --profile P                 the machine imitated: linux-server | windows-workstation |
+                                router | nas | printer [linux-server]
     A port something else uses is skipped (and tried again every minute);
     started as root, the agent binds, then becomes extension.user [honeybee].
 

@@ -1,68 +1,17 @@
-//! What a tripwire sends first, so that the port looks like the real service
-//! a scanner expects there.
+//! The fixed first bytes of the services that speak first and whose
+//! greeting is all we need to get right: SSH, Telnet, MySQL, VNC, rsync.
 //!
-//! Some protocols speak first (SSH, FTP, SMTP, POP3, IMAP, Telnet, MySQL,
-//! VNC): a client that connects and hears nothing gives up, or reveals only
-//! that nothing real is listening. For those ports [`banner`] returns the
-//! bytes a common real server sends, chosen by a [`Profile`] so that one
-//! machine tells one consistent story (a Debian server, or a Windows
-//! workstation). Where the client speaks first (HTTP, TLS, RDP, SMB, Redis,
-//! …) there is no banner: we stay silent and read what the client sends.
-//!
-//! The banners are static byte strings, so sending one costs no allocation
-//! and no formatting whatever the connection rate. [`service_name`] names the
-//! service usually found on a port, for events and for probes whose bytes
-//! say nothing by themselves.
+//! A client that connects to such a port and hears nothing gives up, or
+//! learns that nothing real is listening. [`banner`] returns the bytes a
+//! common real server sends, chosen by a [`Profile`] so that one machine
+//! tells one consistent story; the responders of [`crate::respond`] send
+//! them and carry the dialogue on (FTP, SMTP, POP3 and IMAP greet from their
+//! own tables). The banners are static byte strings, so sending one costs
+//! no allocation whatever the connection rate. [`service_name`] names the
+//! service usually found on a port, for events, for choosing a responder,
+//! and for probes whose bytes say nothing by themselves.
 
-use std::fmt;
-use std::str::FromStr;
-
-/// Which kind of machine the banners imitate.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Profile {
-    /// A Debian 12 server: OpenSSH, vsftpd, Postfix, Dovecot, MySQL.
-    #[default]
-    LinuxServer,
-    /// A Windows 10/11 workstation: OpenSSH for Windows, IIS FTP, Microsoft
-    /// SMTP/Exchange-style mail, Microsoft Telnet.
-    WindowsWorkstation,
-}
-
-impl Profile {
-    /// The profile's name in configs and on the command line.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Profile::LinuxServer => "linux-server",
-            Profile::WindowsWorkstation => "windows-workstation",
-        }
-    }
-}
-
-impl FromStr for Profile {
-    /// Says which name was rejected and which are accepted.
-    type Err = String;
-
-    /// Accepts `linux-server` or `windows-workstation` (ASCII case and
-    /// surrounding blanks ignored, since configs are typed by hand).
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let s = s.trim();
-        if s.eq_ignore_ascii_case("linux-server") {
-            Ok(Profile::LinuxServer)
-        } else if s.eq_ignore_ascii_case("windows-workstation") {
-            Ok(Profile::WindowsWorkstation)
-        } else {
-            Err(format!(
-                "unknown banner profile {s:?}: expected linux-server or windows-workstation"
-            ))
-        }
-    }
-}
-
-impl fmt::Display for Profile {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use crate::profile::Profile;
 
 // Telnet option negotiation bytes (RFC 854/855).
 const IAC: u8 = 0xff;
@@ -87,6 +36,14 @@ const TELNET_WINDOWS: &[u8] = &[
     b's', b'o', b'f', b't', b' ', b'T', b'e', b'l', b'n', b'e', b't', b' ', b'S', b'e', b'r', b'v',
     b'i', b'c', b'e', b' ', b'\r', b'\n', b'\n', b'\r', b'l', b'o', b'g', b'i', b'n', b':', b' ',
 ];
+
+/// BusyBox telnetd (OpenWrt and most home routers) negotiates DO ECHO,
+/// DO NAWS, WILL ECHO, WILL SUPPRESS-GO-AHEAD, then /bin/login prompts.
+const TELNET_BUSYBOX: &[u8] =
+    b"\xff\xfd\x01\xff\xfd\x1f\xff\xfb\x01\xff\xfb\x03\r\nOpenWrt login: ";
+
+/// HP JetDirect's telnet configuration console asks for the admin password.
+const TELNET_JETDIRECT: &[u8] = b"\r\nHP JetDirect\r\n\r\nPassword: ";
 
 /// A MySQL 8.0.36 protocol-10 greeting (Initial Handshake Packet).
 ///
@@ -120,32 +77,27 @@ x%2Lq:7j\x00\
 Ze8+tH1{oP6s\x00\
 mysql_native_password\x00";
 
-/// The bytes to send first on `port`, or `None` where the client speaks
-/// first (or the port is not one we imitate): then we only listen.
+/// The bytes to send first on `port` for the banner-only services (SSH,
+/// Telnet, MySQL, VNC, rsync), or `None` where another responder greets
+/// (see [`crate::respond`]) or the client speaks first.
 pub fn banner(port: u16, profile: Profile) -> Option<&'static [u8]> {
-    use Profile::{LinuxServer as L, WindowsWorkstation as W};
+    use Profile::{LinuxServer as L, Nas as N, Printer as P, Router as R, WindowsWorkstation as W};
     let b: &'static [u8] = match (port, profile) {
-        (21, L) => b"220 (vsFTPd 3.0.5)\r\n",
-        (21, W) => b"220 Microsoft FTP Service\r\n",
         (22 | 2222, L) => b"SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3\r\n",
         (22 | 2222, W) => b"SSH-2.0-OpenSSH_for_Windows_8.1\r\n",
+        (22 | 2222, N) => b"SSH-2.0-OpenSSH_8.2p1\r\n",
+        (22 | 2222, R | P) => b"SSH-2.0-dropbear_2022.83\r\n",
         (23 | 2323, L) => TELNET_LINUX,
         (23 | 2323, W) => TELNET_WINDOWS,
-        (25 | 587, L) => b"220 mail.example.lan ESMTP Postfix (Debian/GNU)\r\n",
-        (25 | 587, W) => b"220 ws01.example.lan Microsoft ESMTP MAIL Service ready\r\n",
-        (110, L) => b"+OK Dovecot (Debian) ready.\r\n",
-        (110, W) => b"+OK The Microsoft Exchange POP3 service is ready.\r\n",
-        // No STARTTLS and no LOGINDISABLED: invite a plain-text LOGIN.
-        (143, L) => {
-            b"* OK [CAPABILITY IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE LITERAL+ AUTH=PLAIN] Dovecot (Debian) ready.\r\n"
-        }
-        (143, W) => b"* OK The Microsoft Exchange IMAP4 service is ready.\r\n",
-        (3306, L) => MYSQL_LINUX,
+        (23 | 2323, R) => TELNET_BUSYBOX,
+        (23 | 2323, N) => TELNET_LINUX,
+        (23 | 2323, P) => TELNET_JETDIRECT,
+        (3306, L | N | R | P) => MYSQL_LINUX,
         (3306, W) => MYSQL_WINDOWS,
         // RFB 3.8 is what current RealVNC, TigerVNC and TightVNC all offer.
         (5900..=5905, _) => b"RFB 003.008\n",
-        // Debian 12's rsync daemon; rare on Windows, so silent there.
-        (873, L) => b"@RSYNCD: 31.0 sha512 sha256 sha1 md5 md4\n",
+        // Debian 12's rsync daemon (and Synology's); rare on Windows, so silent there.
+        (873, L | N | R | P) => b"@RSYNCD: 31.0 sha512 sha256 sha1 md5 md4\n",
         _ => return None,
     };
     Some(b)
@@ -161,7 +113,7 @@ pub fn service_name(port: u16) -> &'static str {
         25 | 587 => "smtp",
         53 => "dns",
         69 => "tftp",
-        80 | 81 | 8000 | 8008 | 8080 | 8081 | 8888 => "http",
+        80 | 81 | 5000 | 8000 | 8008 | 8080 | 8081 | 8888 => "http",
         88 => "kerberos",
         102 => "s7",
         110 => "pop3",
@@ -178,6 +130,8 @@ pub fn service_name(port: u16) -> &'static str {
         445 => "smb",
         465 => "smtps",
         502 => "modbus",
+        515 => "printer",
+        631 => "ipp",
         636 => "ldaps",
         873 => "rsync",
         993 => "imaps",
@@ -201,6 +155,7 @@ pub fn service_name(port: u16) -> &'static str {
         5986 => "winrm-tls",
         6379 => "redis",
         6443 => "kubernetes",
+        9100 => "jetdirect",
         9200 => "elasticsearch",
         10250 => "kubelet",
         11211 => "memcached",
@@ -213,29 +168,10 @@ pub fn service_name(port: u16) -> &'static str {
 mod tests {
     use super::*;
 
-    const PROFILES: [Profile; 2] = [Profile::LinuxServer, Profile::WindowsWorkstation];
+    use crate::profile::PROFILES;
 
     fn get(port: u16, p: Profile) -> &'static [u8] {
         banner(port, p).unwrap_or_else(|| panic!("no banner for {port} {p}"))
-    }
-
-    #[test]
-    fn profile_names_round_trip() {
-        for p in PROFILES {
-            assert_eq!(p.as_str().parse::<Profile>(), Ok(p));
-            assert_eq!(p.to_string(), p.as_str());
-        }
-        assert_eq!(
-            " Windows-Workstation ".parse::<Profile>(),
-            Ok(Profile::WindowsWorkstation)
-        );
-        let err = "linux".parse::<Profile>().unwrap_err();
-        assert!(
-            err.contains("\"linux\"") && err.contains("linux-server"),
-            "{err}"
-        );
-        assert!("".parse::<Profile>().is_err());
-        assert_eq!(Profile::default(), Profile::LinuxServer);
     }
 
     #[test]
@@ -261,60 +197,13 @@ mod tests {
             .contains("for_Windows"));
     }
 
-    #[test]
-    fn text_banners_are_single_crlf_lines_with_the_right_code() {
-        let cases: [(u16, &[u8]); 6] = [
-            (21, b"220 "),
-            (25, b"220 "),
-            (587, b"220 "),
-            (110, b"+OK "),
-            (143, b"* OK "),
-            (873, b"@RSYNCD: "),
-        ];
-        for (port, code) in cases {
-            for p in PROFILES {
-                let Some(b) = banner(port, p) else {
-                    // rsync only exists on the Linux profile.
-                    assert_eq!((port, p), (873, Profile::WindowsWorkstation));
-                    continue;
-                };
-                assert!(b.starts_with(code), "{port} {p}");
-                let end: &[u8] = if port == 873 { b"\n" } else { b"\r\n" };
-                assert!(b.ends_with(end), "{port} {p}");
-                // Exactly one line: the client reads one reply.
-                assert_eq!(b.iter().filter(|&&c| c == b'\n').count(), 1, "{port} {p}");
-                assert!(b.iter().all(|c| c.is_ascii()), "{port} {p}");
-            }
-            if port != 873 {
-                assert_ne!(
-                    banner(port, Profile::LinuxServer),
-                    banner(port, Profile::WindowsWorkstation),
-                    "profiles should differ on {port}"
-                );
-            }
-        }
-        assert!(get(21, Profile::LinuxServer)
-            .windows(6)
-            .any(|w| w == b"vsFTPd"));
-        assert!(get(21, Profile::WindowsWorkstation)
-            .windows(9)
-            .any(|w| w == b"Microsoft"));
-        assert!(get(25, Profile::LinuxServer)
-            .windows(7)
-            .any(|w| w == b"Postfix"));
-        assert!(get(25, Profile::WindowsWorkstation)
-            .windows(9)
-            .any(|w| w == b"Microsoft"));
-    }
-
     /// Walks telnet commands: every IAC must start a complete 3-byte
-    /// option negotiation, and the text after them ends in a login prompt.
+    /// option negotiation, and the text after them ends in a prompt.
     #[test]
     fn telnet_banners_negotiate_then_prompt() {
         for p in PROFILES {
             for port in [23, 2323] {
                 let b = get(port, p);
-                assert_eq!(b.first(), Some(&IAC), "{p}");
                 let mut i = 0;
                 let mut options = 0;
                 while b[i] == IAC {
@@ -322,10 +211,14 @@ mod tests {
                     i += 3;
                     options += 1;
                 }
-                assert!(options >= 4, "{p}");
                 let text = &b[i..];
                 assert!(!text.contains(&IAC));
-                assert!(text.ends_with(b"login: "), "{p}");
+                if p == Profile::Printer {
+                    assert!(text.ends_with(b"Password: "), "{p}");
+                } else {
+                    assert!(options >= 4, "{p}");
+                    assert!(text.ends_with(b"login: "), "{p}");
+                }
             }
         }
         assert_ne!(
@@ -416,8 +309,8 @@ mod tests {
     fn client_first_and_unknown_ports_stay_silent() {
         for p in PROFILES {
             for port in [
-                0, 1, 53, 80, 135, 139, 443, 445, 465, 993, 995, 1433, 1521, 2375, 3389, 5432,
-                6379, 6443, 8080, 8443, 9200, 11211, 27017, 12345, 65535,
+                0, 1, 21, 25, 53, 80, 110, 135, 139, 143, 443, 445, 465, 993, 995, 1433, 1521,
+                2375, 3389, 5432, 6379, 6443, 8080, 8443, 9200, 11211, 27017, 12345, 65535,
             ] {
                 assert_eq!(banner(port, p), None, "{port} {p}");
             }

@@ -1,12 +1,14 @@
 //! Extension-mode settings, as the agent's `[extension]` config section.
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::banner::Profile;
 use crate::ports::{format_ports, parse_ports, PortList, DEFAULT_TCP, DEFAULT_UDP};
+use crate::profile::Profile;
+use crate::respond::{check_banner, Banners};
 use crate::scan::ScanConfig;
 
 /// `[extension]` in the agent config; every field has a default.
@@ -19,11 +21,21 @@ pub struct ExtensionConfig {
     pub udp_ports: String,
     /// Addresses to listen on; `0.0.0.0` and `::` mean every address.
     pub bind: Vec<String>,
-    /// `linux-server` or `windows-workstation`: which banners to send.
+    /// Which machine the ports imitate: `linux-server`,
+    /// `windows-workstation`, `router`, `nas` or `printer`.
     pub profile: String,
+    /// Banner overrides by port: `{ "21" = "ProFTPD 1.3.8 Server", "80" =
+    /// "nginx/1.22.1" }` replaces the product the profile shows there (the
+    /// FTP/SMTP/POP3/IMAP greeting text, the SSH version line, the HTTP
+    /// `Server` header, the MySQL version, the Telnet pre-login line).
+    pub banners: BTreeMap<String, String>,
+    /// Redis answers `PING`/`INFO` like an open server instead of asking
+    /// for a password (`-NOAUTH`).
+    pub redis_open: bool,
     /// Most bytes read from one connection.
     pub max_read: usize,
-    /// How long a connection may take to send its first bytes, in ms.
+    /// How long a connection may stay silent (before its first bytes, and
+    /// between two messages of a dialogue), in ms.
     pub read_timeout_ms: u64,
     /// Distinct ports one source touches within `scan_window_secs` that make
     /// an `extension.portscan`.
@@ -50,8 +62,10 @@ impl Default for ExtensionConfig {
             udp_ports: format_ports(DEFAULT_UDP),
             bind: vec!["0.0.0.0".into(), "::".into()],
             profile: "linux-server".into(),
-            max_read: 512,
-            read_timeout_ms: 3000,
+            banners: BTreeMap::new(),
+            redis_open: false,
+            max_read: MAX_READ,
+            read_timeout_ms: 10_000,
             scan_ports: scan.scan_ports,
             scan_window_secs: scan.scan_window.as_secs(),
             flood_connections: scan.flood_connections,
@@ -71,8 +85,12 @@ pub struct Settings {
     pub udp: PortList,
     /// Listen addresses.
     pub bind: Vec<IpAddr>,
-    /// Banner profile.
+    /// Which machine the ports imitate.
     pub profile: Profile,
+    /// Banner overrides by port.
+    pub banners: Banners,
+    /// Redis without a password.
+    pub redis_open: bool,
     /// Most bytes read per connection.
     pub max_read: usize,
     /// First-bytes timeout.
@@ -106,10 +124,22 @@ impl ExtensionConfig {
         }
         let profile = self.profile.parse::<Profile>().map_err(|_| {
             format!(
-                "extension.profile: {:?}: expected linux-server or windows-workstation",
-                self.profile
+                "extension.profile: {:?}: expected {}",
+                self.profile,
+                Profile::NAMES
             )
         })?;
+        let mut banners = Banners::new();
+        for (port, text) in &self.banners {
+            let number = port
+                .trim()
+                .parse::<u16>()
+                .ok()
+                .filter(|&p| p != 0)
+                .ok_or_else(|| format!("extension.banners: {port:?} is not a port number"))?;
+            check_banner(text).map_err(|e| format!("extension.banners.{port}: {e}"))?;
+            banners.insert(number, text.clone());
+        }
         if !(16..=MAX_READ).contains(&self.max_read) {
             return Err(format!("extension.max_read: 16 to {MAX_READ} bytes"));
         }
@@ -132,6 +162,8 @@ impl ExtensionConfig {
             udp,
             bind,
             profile,
+            banners,
+            redis_open: self.redis_open,
             max_read: self.max_read,
             read_timeout: Duration::from_millis(self.read_timeout_ms),
             scan: ScanConfig {

@@ -23,6 +23,7 @@ use md5::{Digest, Md5};
 use serde_json::{Map, Value};
 
 use crate::banner::service_name;
+use crate::reader::Reader;
 
 /// Longest value kept per field (longer ones are cut, on a char boundary).
 pub const MAX_FIELD: usize = 128;
@@ -97,7 +98,7 @@ impl Fingerprint {
 /// `bytes` as printable text of at most `max` bytes: invalid UTF-8 and
 /// control characters become U+FFFD, so that a value cannot rewrite a
 /// terminal or forge a log line when someone prints it.
-fn clean(bytes: &[u8], max: usize) -> String {
+pub(crate) fn clean(bytes: &[u8], max: usize) -> String {
     // Every input byte gives at least one output byte, so nothing past
     // max + 3 (one more UTF-8 character) can survive the cut: skip it.
     let head = bytes.get(..max.saturating_add(3)).unwrap_or(bytes);
@@ -147,81 +148,6 @@ pub fn fingerprint(dst_port: u16, first: &[u8]) -> Fingerprint {
         .or_else(|| redis_resp(first))
         .or_else(|| text(dst_port, first))
         .unwrap_or_else(|| Fingerprint::new(service_name(dst_port)))
-}
-
-/// A cursor over attacker bytes: every read is bounds-checked and returns
-/// `None` at the end instead of panicking.
-#[derive(Clone, Copy)]
-struct Reader<'a> {
-    rest: &'a [u8],
-}
-
-impl<'a> Reader<'a> {
-    fn new(bytes: &'a [u8]) -> Self {
-        Reader { rest: bytes }
-    }
-
-    fn is_empty(&self) -> bool {
-        self.rest.is_empty()
-    }
-
-    fn remaining(&self) -> usize {
-        self.rest.len()
-    }
-
-    /// Exactly `n` bytes, or `None` (and nothing consumed) if fewer remain.
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        let head = self.rest.get(..n)?;
-        self.rest = self.rest.get(n..)?;
-        Some(head)
-    }
-
-    /// Up to `n` bytes: all of them when the input was cut short.
-    fn take_up_to(&mut self, n: usize) -> &'a [u8] {
-        let n = n.min(self.rest.len());
-        self.take(n).unwrap_or_default()
-    }
-
-    fn u8(&mut self) -> Option<u8> {
-        let (&b, rest) = self.rest.split_first()?;
-        self.rest = rest;
-        Some(b)
-    }
-
-    fn array<const N: usize>(&mut self) -> Option<[u8; N]> {
-        self.take(N)?.try_into().ok()
-    }
-
-    fn u16be(&mut self) -> Option<u16> {
-        self.array().map(u16::from_be_bytes)
-    }
-
-    fn u16le(&mut self) -> Option<u16> {
-        self.array().map(u16::from_le_bytes)
-    }
-
-    fn u24be(&mut self) -> Option<usize> {
-        let [a, b, c] = self.array()?;
-        Some(usize::from(a) << 16 | usize::from(b) << 8 | usize::from(c))
-    }
-
-    fn u24le(&mut self) -> Option<usize> {
-        let [a, b, c] = self.array()?;
-        Some(usize::from(c) << 16 | usize::from(b) << 8 | usize::from(a))
-    }
-
-    fn u32le(&mut self) -> Option<u32> {
-        self.array().map(u32::from_le_bytes)
-    }
-
-    /// A NUL-terminated string (without the NUL), or `None` if no NUL
-    /// arrives before the end.
-    fn cstr(&mut self) -> Option<&'a [u8]> {
-        let end = self.rest.iter().position(|&b| b == 0)?;
-        let s = self.take(end)?;
-        self.u8()?;
-        Some(s)
-    }
 }
 
 /// Splits at the first `\n`: the line without its `\r\n` or `\n`, and the
@@ -896,7 +822,7 @@ fn mysql_login(p: &mut Reader<'_>, caps: u32, f: &mut Fingerprint) -> Option<()>
 }
 
 /// A MySQL length-encoded integer.
-fn lenenc(r: &mut Reader<'_>) -> Option<usize> {
+pub(crate) fn lenenc(r: &mut Reader<'_>) -> Option<usize> {
     match r.u8()? {
         n @ 0..=0xfa => Some(usize::from(n)),
         0xfc => r.u16le().map(usize::from),
@@ -906,7 +832,7 @@ fn lenenc(r: &mut Reader<'_>) -> Option<usize> {
     }
 }
 
-fn lenenc_str<'a>(r: &mut Reader<'a>) -> Option<&'a [u8]> {
+pub(crate) fn lenenc_str<'a>(r: &mut Reader<'a>) -> Option<&'a [u8]> {
     let n = lenenc(r)?;
     r.take(n)
 }

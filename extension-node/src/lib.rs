@@ -43,5 +43,8 @@ pub mod native;
 #[cfg(any(windows, test))]
 mod port_table;
 pub mod ports;
+pub mod profile;
+mod reader;
+pub mod respond;
 pub mod scan;
 pub mod tripwire;

@@ -13,18 +13,19 @@ use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_executor::LocalExecutor;
 use async_io::{Async, Timer};
 use futures_lite::{future, AsyncReadExt, AsyncWriteExt};
 use serde_json::{Map, Value};
 
-use crate::banner::{banner, service_name};
+use crate::banner::service_name;
 use crate::bind::{self, Skipped};
 use crate::config::{Settings, MAX_READ};
 use crate::fingerprint::fingerprint;
 use crate::ports::format_ports;
+use crate::respond::{Context, Dialogue, Out, Step};
 use crate::scan::{Detector, Verdict};
 
 /// Connections being read at once.
@@ -33,8 +34,11 @@ pub const MAX_IN_FLIGHT: usize = 64;
 pub const FIRST_BYTES: usize = 64;
 /// After the first bytes arrived, how long to wait for more.
 const MORE_BYTES: Duration = Duration::from_millis(200);
-/// Writing a banner may take this long.
+/// Writing an answer may take this long.
 const BANNER_TIMEOUT: Duration = Duration::from_secs(1);
+/// The longest a connection is read and answered, whatever it sends:
+/// slow clients cannot hold one of the [`MAX_IN_FLIGHT`] places longer.
+const DIALOGUE_LIMIT: Duration = Duration::from_secs(60);
 /// How often flood summaries are cut and counters checked.
 const TICK: Duration = Duration::from_secs(1);
 /// Least time between two overflow notices.
@@ -63,6 +67,8 @@ pub struct Counters {
     pub overflow: Cell<u64>,
     /// UDP datagrams received.
     pub datagrams: Cell<u64>,
+    /// Credentials recorded (`extension.login` events).
+    pub logins: Cell<u64>,
 }
 
 fn bump(c: &Cell<u64>) {
@@ -148,6 +154,8 @@ pub struct Extension {
     ports: RefCell<Ports>,
     pending_tcp: RefCell<Vec<(u16, Async<TcpListener>)>>,
     pending_udp: RefCell<Vec<(u16, Async<UdpSocket>)>>,
+    /// The state of [`Extension::next_seed`].
+    seed: Cell<u64>,
 }
 
 impl Extension {
@@ -163,6 +171,7 @@ impl Extension {
             ports: RefCell::default(),
             pending_tcp: RefCell::default(),
             pending_udp: RefCell::default(),
+            seed: Cell::new(random_seed()),
         };
         ext.take_ports();
         Rc::new(ext)
@@ -344,21 +353,35 @@ impl Extension {
     }
 
     async fn connection(&self, mut stream: Async<TcpStream>, peer: SocketAddr, port: u16) {
-        if let Some(b) = banner(port, self.settings.profile) {
-            let _ = future::or(async { stream.write_all(b).await }, async {
-                Timer::after(BANNER_TIMEOUT).await;
-                Ok(())
-            })
-            .await;
-        }
+        let cx = Context {
+            profile: self.settings.profile,
+            port,
+            banner: self.settings.banners.get(&port).map(String::as_str),
+            peer: peer.ip(),
+            now: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+            seed: self.next_seed(),
+            redis_open: self.settings.redis_open,
+        };
+        let mut dialogue = Dialogue::new(&cx);
+        let mut out = Out::new();
+        dialogue.greet(&cx, &mut out);
         let mut buf = vec![0u8; MAX_READ];
-        let n = read_first_bytes(
-            &mut stream,
-            &mut buf,
-            self.settings.max_read,
-            self.settings.read_timeout,
-        )
-        .await;
+        let n = if send(&mut stream, &out).await {
+            converse(
+                &mut stream,
+                &mut buf,
+                &mut dialogue,
+                &cx,
+                &mut out,
+                self.settings.max_read,
+                self.settings.read_timeout,
+            )
+            .await
+        } else {
+            0
+        };
         let first = buf.get(..n).unwrap_or_default();
         let fp = fingerprint(port, first);
         let mut d = Map::new();
@@ -376,6 +399,28 @@ impl Extension {
         );
         bump(&self.counters.reported);
         self.sink.event("extension.connection", d);
+        for login in dialogue.logins() {
+            let mut d = Map::new();
+            d.insert("src_ip".into(), peer.ip().to_string().into());
+            d.insert("src_port".into(), peer.port().into());
+            d.insert("dst_port".into(), port.into());
+            for (k, v) in login.to_json() {
+                d.insert(k, v);
+            }
+            bump(&self.counters.logins);
+            self.sink.event("extension.login", d);
+        }
+    }
+
+    /// A fresh value per connection for challenges and connection ids
+    /// (SplitMix64 over a random start: cheap, and not guessable from
+    /// outside).
+    fn next_seed(&self) -> u64 {
+        let mut z = self.seed.get().wrapping_add(0x9e37_79b9_7f4a_7c15);
+        self.seed.set(z);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
     }
 
     async fn udp_loop(self: Rc<Self>, port: u16, socket: Async<UdpSocket>) {
@@ -410,6 +455,19 @@ impl Extension {
     }
 }
 
+/// A random start for [`Extension::next_seed`] (the clock if the system
+/// has no randomness to give, which only makes challenges guessable).
+fn random_seed() -> u64 {
+    let mut b = [0u8; 8];
+    if getrandom::fill(&mut b).is_err() {
+        let t = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        return t.as_nanos() as u64;
+    }
+    u64::from_le_bytes(b)
+}
+
 fn or_none(s: String) -> String {
     if s.is_empty() {
         "none".into()
@@ -418,30 +476,48 @@ fn or_none(s: String) -> String {
     }
 }
 
-/// Reads until `limit` bytes, the peer stops sending for a moment after its
-/// first bytes, it closes, or `timeout` passes; returns the bytes read. A
-/// TLS ClientHello may be read whole up to the buffer's end, so that its
-/// JA3 can be computed (modern hellos are 0.5 to 2 KB).
-async fn read_first_bytes(
+/// Sends `out` within [`BANNER_TIMEOUT`]; false if the peer is gone.
+async fn send(stream: &mut Async<TcpStream>, out: &Out) -> bool {
+    if out.bytes().is_empty() {
+        return true;
+    }
+    future::or(
+        async { stream.write_all(out.bytes()).await.is_ok() },
+        async {
+            Timer::after(BANNER_TIMEOUT).await;
+            false
+        },
+    )
+    .await
+}
+
+/// Reads what the client sends and lets `dialogue` answer, until `limit`
+/// bytes were read, the dialogue ends, the client closes or is silent for
+/// `idle`, or [`DIALOGUE_LIMIT`] passes; returns the bytes read. Where the
+/// dialogue has nothing more to say ([`Step::Linger`]) the read goes on
+/// only while bytes keep coming ([`MORE_BYTES`]), so that a TLS
+/// ClientHello is read whole (up to the buffer's end) for its JA3.
+async fn converse(
     stream: &mut Async<TcpStream>,
     buf: &mut [u8],
+    dialogue: &mut Dialogue,
+    cx: &Context<'_>,
+    out: &mut Out,
     limit: usize,
-    timeout: Duration,
+    idle: Duration,
 ) -> usize {
-    let deadline = Instant::now() + timeout;
+    let end = Instant::now() + DIALOGUE_LIMIT;
     let mut limit = limit.min(buf.len());
     let mut n = 0;
+    let mut lingering = false;
     while n < limit {
-        let wait = if n == 0 {
-            deadline
-        } else {
-            (Instant::now() + MORE_BYTES).min(deadline)
-        };
+        let wait = if lingering { MORE_BYTES } else { idle };
+        let deadline = (Instant::now() + wait).min(end);
         let Some(rest) = buf.get_mut(n..limit) else {
             break;
         };
         let read = future::or(async { Some(stream.read(rest).await) }, async {
-            Timer::at(wait).await;
+            Timer::at(deadline).await;
             None
         })
         .await;
@@ -449,8 +525,22 @@ async fn read_first_bytes(
             Some(Ok(0)) | Some(Err(_)) | None => break,
             Some(Ok(k)) => n += k,
         }
-        if let Some(record) = tls_record_len(buf.get(..n).unwrap_or_default()) {
+        let all = buf.get(..n).unwrap_or_default();
+        if let Some(record) = tls_record_len(all) {
             limit = limit.max(record.min(buf.len()));
+        }
+        if lingering {
+            continue;
+        }
+        out.clear();
+        let step = dialogue.input(cx, all, out);
+        if !send(stream, out).await {
+            break;
+        }
+        match step {
+            Step::More => {}
+            Step::Linger => lingering = true,
+            Step::Close => break,
         }
     }
     n
