@@ -1171,7 +1171,7 @@ mod tests {
         35362d636572742d763031406f70656e7373682e636f6d2c65636473612d7368\
         61322d6e697374703338342d636572742d763031406f70656e7373682e636f6d";
 
-    /// PyMySQL 1.2.4 answering our 3306 banner (`banner::banner(3306, …)`):
+    /// PyMySQL 1.2.4 answering our 3306 greeting:
     /// `pymysql.connect(user='root', password='toor', database='wordpress')`.
     const PYMYSQL_LOGIN: &str = "\
         900000010da23a00ffffff002d00000000000000000000000000000000000000\
@@ -1715,8 +1715,9 @@ mod tests {
             &[("ssl_request", "true")],
         );
         // Our banner echoed back is not a login (sequence 0).
-        let greeting = crate::banner::banner(3306, crate::banner::Profile::LinuxServer).unwrap();
-        assert_eq!(fingerprint(3306, greeting).fields, vec![]);
+        let cx = crate::respond::tests::cx(3306, crate::profile::Profile::LinuxServer);
+        let greeting = crate::respond::tests::run_bytes(&cx, &[]).0;
+        assert_eq!(fingerprint(3306, &greeting).fields, vec![]);
     }
 
     #[test]

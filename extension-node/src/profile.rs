@@ -56,11 +56,12 @@ impl Profile {
             Profile::LinuxServer => &[
                 21, 22, 23, 25, 80, 110, 143, 445, 3128, 3306, 5900, 6379, 8080,
             ],
-            Profile::WindowsWorkstation => &[
-                21, 22, 23, 25, 80, 110, 143, 445, 1433, 3306, 3389, 5900, 5985, 6379, 8080,
-            ],
+            // No telnet or mail server: Windows 10/11 ship none.
+            Profile::WindowsWorkstation => {
+                &[21, 22, 80, 445, 1433, 3306, 3389, 5900, 5985, 6379, 8080]
+            }
             Profile::Router => &[21, 22, 23, 80, 8080],
-            Profile::Nas => &[21, 22, 80, 139, 445, 873, 3306, 5000],
+            Profile::Nas => &[21, 22, 80, 139, 445, 3306, 5000],
             Profile::Printer => &[21, 23, 80, 515, 631, 9100],
         }
     }

@@ -1,11 +1,14 @@
-//! The tripwires: accept on every port taken, send a banner where the
-//! protocol speaks first, read a few hundred bytes, fingerprint them and
-//! report — unless the source floods, then it is only counted and
+//! The tripwires: accept on every port taken, let the port's responder
+//! ([`crate::respond`]) answer as the profile's product would, read what the
+//! client sends, fingerprint it and report it, with one `extension.login`
+//! per credential tried. A source that floods is still answered (a server
+//! that falls silent gives the tripwire away) but only counted and
 //! summarised. UDP datagrams are recorded and never answered (a reply could
 //! be used to amplify an attack on a third party).
 //!
 //! Fixed capacity throughout: at most [`MAX_IN_FLIGHT`] connections are read
-//! at once (more are closed unread and counted), each reads into one buffer
+//! at once, half of them at most from flooding sources (more are closed
+//! unread and counted), each for at most a minute, each reads into one buffer
 //! of at most `max_read` bytes, and the scan detector tracks a fixed number
 //! of sources. Whatever arrives, memory does not grow.
 
@@ -36,6 +39,10 @@ pub const FIRST_BYTES: usize = 64;
 const MORE_BYTES: Duration = Duration::from_millis(200);
 /// Writing an answer may take this long.
 const BANNER_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long a flooding source's connection may stay silent: longer than a
+/// scanner waits before it calls a port "tcpwrapped" (3 s), shorter than
+/// the usual wait, so that a flood holds its places briefly.
+const QUIET_IDLE: Duration = Duration::from_secs(5);
 /// The longest a connection is read and answered, whatever it sends:
 /// slow clients cannot hold one of the [`MAX_IN_FLIGHT`] places longer.
 const DIALOGUE_LIMIT: Duration = Duration::from_secs(60);
@@ -61,7 +68,7 @@ pub struct Counters {
     pub connections: Cell<u64>,
     /// Connections and datagrams reported one by one.
     pub reported: Cell<u64>,
-    /// Connections of flooding sources, only counted.
+    /// Connections of flooding sources: answered, only counted.
     pub suppressed: Cell<u64>,
     /// Connections closed unread because [`MAX_IN_FLIGHT`] were being read.
     pub overflow: Cell<u64>,
@@ -149,6 +156,8 @@ pub struct Extension {
     sink: Rc<dyn Sink>,
     detector: RefCell<Detector>,
     in_flight: Cell<usize>,
+    /// Of those, connections of flooding sources (answered, not reported).
+    quiet_in_flight: Cell<usize>,
     /// What happened so far.
     pub counters: Counters,
     ports: RefCell<Ports>,
@@ -167,6 +176,7 @@ impl Extension {
             settings,
             sink,
             in_flight: Cell::new(0),
+            quiet_in_flight: Cell::new(0),
             counters: Counters::default(),
             ports: RefCell::default(),
             pending_tcp: RefCell::default(),
@@ -312,18 +322,26 @@ impl Extension {
                 }
             };
             bump(&self.counters.connections);
-            if !self.observe(peer, port) {
+            // A flooding source is still answered (a server that stops
+            // answering a busy client gives the tripwire away), quietly,
+            // and with at most half the places.
+            let report = self.observe(peer, port);
+            let quiet = self.quiet_in_flight.get();
+            if self.in_flight.get() >= MAX_IN_FLIGHT || (!report && quiet >= MAX_IN_FLIGHT / 2) {
+                bump(&self.counters.overflow);
                 continue; // dropping `stream` closes it
             }
-            if self.in_flight.get() >= MAX_IN_FLIGHT {
-                bump(&self.counters.overflow);
-                continue;
-            }
             self.in_flight.set(self.in_flight.get() + 1);
+            if !report {
+                self.quiet_in_flight.set(quiet + 1);
+            }
             let me = self.clone();
             ex.spawn(async move {
-                me.connection(stream, peer, port).await;
+                me.connection(stream, peer, port, report).await;
                 me.in_flight.set(me.in_flight.get() - 1);
+                if !report {
+                    me.quiet_in_flight.set(me.quiet_in_flight.get() - 1);
+                }
             })
             .detach();
         }
@@ -352,7 +370,15 @@ impl Extension {
         }
     }
 
-    async fn connection(&self, mut stream: Async<TcpStream>, peer: SocketAddr, port: u16) {
+    /// Answers one connection; `report`: one event for it (and one per
+    /// login), else it only counts towards its source's flood summary.
+    async fn connection(
+        &self,
+        mut stream: Async<TcpStream>,
+        peer: SocketAddr,
+        port: u16,
+        report: bool,
+    ) {
         let cx = Context {
             profile: self.settings.profile,
             port,
@@ -366,9 +392,9 @@ impl Extension {
         };
         let mut dialogue = Dialogue::new(&cx);
         let mut out = Out::new();
-        dialogue.greet(&cx, &mut out);
+        let refused = dialogue.greet(&cx, &mut out) == Step::Close;
         let mut buf = vec![0u8; MAX_READ];
-        let n = if send(&mut stream, &out).await {
+        let n = if send(&mut stream, &out).await && !refused {
             converse(
                 &mut stream,
                 &mut buf,
@@ -376,12 +402,19 @@ impl Extension {
                 &cx,
                 &mut out,
                 self.settings.max_read,
-                self.settings.read_timeout,
+                if report {
+                    self.settings.read_timeout
+                } else {
+                    self.settings.read_timeout.min(QUIET_IDLE)
+                },
             )
             .await
         } else {
             0
         };
+        if !report {
+            return;
+        }
         let first = buf.get(..n).unwrap_or_default();
         let fp = fingerprint(port, first);
         let mut d = Map::new();

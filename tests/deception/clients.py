@@ -1,7 +1,7 @@
 """Real clients typing credentials at Extension-mode tripwires.
 
 Usage: clients.py HOST SERVICE=PORT ...   (SERVICE: ftp smtp pop3 imap telnet
-mysql mssql vnc). Each logs in with the user and password the test expects
+mysql mssql vnc smb). Each logs in with the user and password the test expects
 (printed as `SERVICE user password`), expecting to be refused; failures of
 the login are the point, anything else (no answer, a protocol error before
 the login) is printed as `FAIL SERVICE reason` and makes the exit code 1.
@@ -66,20 +66,25 @@ def recv_until(sock, marker):
     return data
 
 
+def refuse_options(data):
+    """WONT/DONT for every DO/WILL in data, as a client that wants none."""
+    out = b""
+    for i in range(len(data) - 2):
+        if data[i] == 0xFF and data[i + 1] in (0xFB, 0xFD):
+            out += bytes([0xFF, 0xFE if data[i + 1] == 0xFB else 0xFC, data[i + 2]])
+    return out
+
+
 def telnet(host, port):
-    # What a telnet client does: answer the options (refuse them all), then
+    # What a telnet client does: answer the server's options at once
+    # (refusing them all; servers print the prompt after the answers), then
     # type at the prompts. telnetlib is gone from newer Pythons.
     s = socket.create_connection((host, port), timeout=TIMEOUT)
-    data = recv_until(s, b"login: ")
-    refusals = b""
-    i = 0
-    while i + 2 < len(data):
-        if data[i] == 0xFF and data[i + 1] in (0xFB, 0xFD):
-            refusals += bytes([0xFF, 0xFE if data[i + 1] == 0xFD else 0xFC, data[i + 2]])
-            i += 3
-        else:
-            i += 1
-    s.sendall(refusals + b"telnetuser\r\n")
+    data = s.recv(4096)
+    s.sendall(refuse_options(data))
+    if b"login: " not in data:
+        recv_until(s, b"login: ")
+    s.sendall(b"telnetuser\r\n")
     recv_until(s, b"assword: ")
     s.sendall(b"telnet-Secret5\r\n")
     recv_until(s, b"login: ")
@@ -138,8 +143,21 @@ def vnc(host, port):
     return "", "vnc-Sec8:" + challenge.hex() + ":" + DES.new(key, DES.MODE_ECB).encrypt(challenge).hex()
 
 
+def smb(host, port):
+    from impacket.smbconnection import SMBConnection, SessionError
+
+    c = SMBConnection("WS01", host, sess_port=port, timeout=TIMEOUT)
+    try:
+        c.login("smbuser", "smb-Secret12", "CORP")
+    except SessionError as e:
+        if "LOGON_FAILURE" not in str(e):
+            raise
+        return "smbuser", "smb-Secret12"
+    raise RuntimeError("login accepted")
+
+
 CLIENTS = dict(ftp=ftp, smtp=smtp, pop3=pop3, imap=imap, telnet=telnet, mysql=mysql,
-               mssql=mssql, vnc=vnc)
+               mssql=mssql, vnc=vnc, smb=smb)
 
 
 def main():

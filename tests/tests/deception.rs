@@ -9,9 +9,10 @@
 //! other test binary binds these ports.
 //!
 //! The clients: Python's ftplib, smtplib, poplib and imaplib, a Telnet
-//! client on a socket, PyMySQL, python-tds and an RFB 3.8 client with
-//! pycryptodome's DES (`tests/deception/clients.py`), curl for HTTP Basic
-//! and a proxy, redis-cli. `.ci/run` installs them; elsewhere a missing one
+//! client on a socket, PyMySQL, python-tds, impacket's SMB client and an
+//! RFB 3.8 client with pycryptodome's DES (`tests/deception/clients.py`),
+//! curl for HTTP Basic and a proxy, redis-cli; and nmap, whose `-sV` must
+//! name every port of every profile as the profile's product. `.ci/run` installs them; elsewhere a missing one
 //! skips the test ([`honeybee_tests::skip`]).
 
 use std::collections::BTreeMap;
@@ -57,8 +58,12 @@ fn have(tool: &str) -> bool {
 
 /// An Extension agent of `profile` on `ports` of 127.0.0.1, running.
 fn agent(core: &Core, profile: &str, ports: &str) -> honeybee_tests::Agent {
+    // One node per profile: a node registers once per TOTP step, so an
+    // agent restarted at once under the same identity would wait.
     let agent = Agent::extension(core.node_addr)
         .workspace(core.workspace())
+        .state_dir(core.workspace().path().join(profile))
+        .name(profile)
         .heartbeat_interval(1)
         .args([
             "--ports",
@@ -252,17 +257,17 @@ fn real_clients_type_credentials_and_each_attempt_is_one_login_event() {
 }
 
 #[test]
-fn sql_server_logins_on_the_windows_profile_are_recorded() {
-    const TEST: &str = "sql_server_logins_on_the_windows_profile_are_recorded";
+fn sql_server_and_smb_logins_on_the_windows_profile_are_recorded() {
+    const TEST: &str = "sql_server_and_smb_logins_on_the_windows_profile_are_recorded";
     let Some(python) = python(TEST) else {
         return;
     };
     let _turn = WELL_KNOWN.lock().unwrap_or_else(|e| e.into_inner());
     let core = Core::start();
-    let _windows = agent(&core, "windows-workstation", "1433");
+    let _windows = agent(&core, "windows-workstation", "445,1433");
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/deception/clients.py");
     let out = Command::new(&python)
-        .args([script, "127.0.0.1", "mssql=1433"])
+        .args([script, "127.0.0.1", "mssql=1433", "smb=445"])
         .output()
         .expect("clients.py");
     assert!(
@@ -271,7 +276,190 @@ fn sql_server_logins_on_the_windows_profile_are_recorded() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    let all = logins(&core, 1);
+    let all = logins(&core, 2);
     let l = login(&all, "mssql", "sa");
     assert_eq!(l["password"], "mssql-Secret7");
+    // NTLM: the password never crosses the wire; the challenge and the
+    // client's LMv2 response crack it offline (hashcat mode 5600).
+    let s = login(&all, "smb", "smbuser");
+    assert_eq!(s["domain"], "CORP", "{s}");
+    assert_eq!(s["challenge"].as_str().map(str::len), Some(16), "{s}");
+    assert!(s["lmv2"].as_str().is_some_and(|v| v.len() == 48), "{s}");
+}
+
+/// What `nmap -sV` must call each port of each profile: the product it
+/// names (a prefix of nmap's `product`).
+const NAMED: &[(&str, &[(u16, &str)])] = &[
+    (
+        "windows-workstation",
+        &[
+            (21, "Microsoft ftpd"),
+            (22, "OpenSSH"),
+            (80, "Microsoft IIS httpd"),
+            (445, "Microsoft Windows"),
+            (1433, "Microsoft SQL Server"),
+            (3306, "MySQL"),
+            (3389, "Microsoft Terminal Services"),
+            (5900, "VNC"),
+            (5985, "Microsoft HTTPAPI httpd"),
+            (6379, "Redis key-value store"),
+            (8080, "Microsoft IIS httpd"),
+        ],
+    ),
+    (
+        "linux-server",
+        &[
+            (21, "vsftpd"),
+            (22, "OpenSSH"),
+            (23, "Linux telnetd"),
+            (25, "Postfix smtpd"),
+            (80, "Apache httpd"),
+            (110, "Dovecot pop3d"),
+            (143, "Dovecot imapd"),
+            (445, "Samba smbd"),
+            (3128, "Squid http proxy"),
+            (3306, "MySQL"),
+            (5900, "VNC"),
+            (6379, "Redis key-value store"),
+            (8080, "Squid http proxy"),
+        ],
+    ),
+    (
+        "router",
+        &[
+            (21, "vsftpd"),
+            (22, "Dropbear sshd"),
+            (23, "BusyBox telnetd"),
+            (80, "TP-LINK WR841N WAP http config"),
+            (8080, "TP-LINK WR841N WAP http config"),
+        ],
+    ),
+    (
+        "nas",
+        &[
+            (21, "Synology DiskStation NAS ftpd"),
+            (22, "OpenSSH"),
+            (80, "nginx"),
+            (139, "Samba smbd"),
+            (445, "Samba smbd"),
+            (3306, "MariaDB"),
+            (5000, "nginx"),
+        ],
+    ),
+    (
+        "printer",
+        &[
+            (21, "HP JetDirect ftpd"),
+            (23, "HP JetDirect telnetd"),
+            (80, "HP LaserJet Pro M404n printer http config"),
+            (515, "lpd"),
+            (631, "HP LaserJet Pro M404n printer http config"),
+            (9100, "HP LaserJet Pro M404n"),
+        ],
+    ),
+];
+
+/// `attr="value"` in an XML element's text.
+fn attr<'a>(element: &'a str, name: &str) -> Option<&'a str> {
+    let start = element.find(&format!(" {name}=\""))? + name.len() + 3;
+    let len = element.get(start..)?.find('"')?;
+    element.get(start..start + len)
+}
+
+/// Each port of nmap's XML report: (port, state, service name, product).
+fn nmap_ports(xml: &str) -> Vec<(u16, String, String, String)> {
+    xml.split("<port ")
+        .skip(1)
+        .filter_map(|p| {
+            let p = p.split("</port>").next()?;
+            let port = attr(p, "portid")?.parse().ok()?;
+            let state = p
+                .split("<state")
+                .nth(1)
+                .and_then(|s| attr(s, "state"))
+                .unwrap_or_default();
+            let service = p.split("<service").nth(1).unwrap_or_default();
+            let name = attr(service, "name").unwrap_or_default();
+            let product = attr(service, "product").unwrap_or_default();
+            Some((
+                port,
+                state.to_string(),
+                name.to_string(),
+                product.to_string(),
+            ))
+        })
+        .collect()
+}
+
+/// `nmap -sV` (with `--allports`: nmap leaves the printer's 9100 out of
+/// version detection by default) names every port of every profile as the
+/// product the profile claims: no `tcpwrapped`, no `unknown`, no port
+/// without a product. A `FIGURES` line gives ports named / open per
+/// profile.
+#[test]
+fn nmap_names_every_port_of_every_profile_as_the_profiles_product() {
+    const TEST: &str = "nmap_names_every_port_of_every_profile_as_the_profiles_product";
+    if !have("nmap") {
+        skip(TEST, "nmap is not installed (apt-get install nmap)");
+        return;
+    }
+    let _turn = WELL_KNOWN.lock().unwrap_or_else(|e| e.into_inner());
+    let core = Core::start();
+    let mut figures = Vec::new();
+    let mut wrong = Vec::new();
+    for (profile, expected) in NAMED {
+        let ports: Vec<String> = expected.iter().map(|(p, _)| p.to_string()).collect();
+        let ports = ports.join(",");
+        let mut agent = agent(&core, profile, &ports);
+        let started = Instant::now();
+        let out = Command::new("nmap")
+            .args([
+                "-sV",
+                "--allports",
+                "-Pn",
+                "-n",
+                "-p",
+                &ports,
+                "-oX",
+                "-",
+                "127.0.0.1",
+            ])
+            .output()
+            .expect("nmap");
+        let secs = started.elapsed().as_secs();
+        let xml = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{xml}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let seen = nmap_ports(&xml);
+        let open = seen.iter().filter(|p| p.1 == "open").count();
+        let mut named = 0;
+        for (port, product) in *expected {
+            match seen.iter().find(|p| p.0 == *port) {
+                Some((_, state, name, got))
+                    if state == "open" && got.starts_with(product) && name != "tcpwrapped" =>
+                {
+                    named += 1
+                }
+                other => wrong.push(format!(
+                    "{profile} {port}: expected {product:?}, nmap says {other:?}"
+                )),
+            }
+        }
+        figures.push(format!("{profile} {named}/{open} named ({secs} s)"));
+        assert!(agent.terminate(T).success());
+    }
+    println!("FIGURES nmap -sV: {}", figures.join("; "));
+    assert!(
+        wrong.is_empty(),
+        "{}\n{}",
+        wrong.join("\n"),
+        figures.join("; ")
+    );
+    // nmap's TerminalServerCookie probe carries the cookie "nmap": the
+    // user name an RDP client would log in as is recorded.
+    let all = logins(&core, 1);
+    login(&all, "rdp", "nmap");
 }

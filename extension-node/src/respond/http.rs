@@ -33,7 +33,10 @@ enum Flavor {
     HttpApi,
     Nginx,
     Squid,
-    Embedded,
+    /// A TP-Link home router's httpd: Basic before anything else.
+    TpLink,
+    /// An HP printer's Embedded Web Server: HTTP/1.1 only.
+    Hp,
 }
 
 /// What `/` is.
@@ -88,11 +91,11 @@ const SQUID: Site = Site {
     robots: None,
 };
 const ROUTER: Site = Site {
-    flavor: Flavor::Embedded,
-    server: "lighttpd/1.4.59",
-    root: Root::Page(ROUTER_PAGE),
-    realm: "Router",
-    robots: Some("User-agent: *\nDisallow: /\n"),
+    flavor: Flavor::TpLink,
+    server: "Router",
+    root: Root::Basic,
+    realm: "TP-LINK Wireless N Router WR841N",
+    robots: None,
 };
 const NAS: Site = Site {
     flavor: Flavor::Nginx,
@@ -102,16 +105,15 @@ const NAS: Site = Site {
     robots: Some("User-agent: *\nDisallow: /\n"),
 };
 const PRINTER: Site = Site {
-    flavor: Flavor::Embedded,
-    server: "HP HTTP Server; HP LaserJet Pro M404dn - W1A53A; Serial Number: PHBBL12345; Built:Thu Mar 10, 2022 10:00:00AM {002_2210A}",
+    flavor: Flavor::Hp,
+    server: "HP HTTP Server; HP LaserJet Pro M404n - W1A52A; Serial Number: PHBQB41837; Built: Thu Mar 02, 2023 10:25:01AM {FDP1CN2309AR, ASIC id 0x00340104}",
     root: Root::Page(PRINTER_PAGE),
     realm: "HP LaserJet",
     robots: Some("User-agent: *\nDisallow: /\n"),
 };
 
-const ROUTER_PAGE: &str = "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Router Login</title></head>\n<body><div class=\"login\"><h2>Router Management</h2>\n<form method=\"post\" action=\"/login.cgi\">\n<label>Username <input name=\"username\" type=\"text\"></label><br>\n<label>Password <input name=\"password\" type=\"password\"></label><br>\n<input type=\"submit\" value=\"Log In\"></form></div></body></html>\n";
 const NAS_PAGE: &str = "<!DOCTYPE html>\n<html class=\"img-no-dd\"><head><meta charset=\"utf-8\"><title>Synology DiskStation</title></head>\n<body><div id=\"sds-login\"><form method=\"post\" action=\"/webapi/auth.cgi\">\n<input name=\"account\" type=\"text\" placeholder=\"Username\"><br>\n<input name=\"passwd\" type=\"password\" placeholder=\"Password\"><br>\n<input type=\"submit\" value=\"Sign In\"></form></div></body></html>\n";
-const PRINTER_PAGE: &str = "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>HP LaserJet Pro M404dn</title></head>\n<body><h1>HP LaserJet Pro M404dn</h1><p>Embedded Web Server</p>\n<form method=\"post\" action=\"/hp/device/SignIn\">\n<label>User <input name=\"username\" type=\"text\" value=\"admin\"></label><br>\n<label>Password <input name=\"password\" type=\"password\"></label><br>\n<input type=\"submit\" value=\"Sign In\"></form></body></html>\n";
+const PRINTER_PAGE: &str = "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>HP LaserJet Pro M404n</title></head>\n<body><h1>HP LaserJet Pro M404n</h1><p>Embedded Web Server</p>\n<form method=\"post\" action=\"/hp/device/SignIn\">\n<label>User <input name=\"username\" type=\"text\" value=\"admin\"></label><br>\n<label>Password <input name=\"password\" type=\"password\"></label><br>\n<input type=\"submit\" value=\"Sign In\"></form></body></html>\n";
 
 const IIS_401: &str = "<!DOCTYPE html PUBLIC \"-//W3C//DTD XHTML 1.0 Strict//EN\" \"http://www.w3.org/TR/xhtml1/DTD/xhtml1-strict.dtd\">\r\n<html xmlns=\"http://www.w3.org/1999/xhtml\">\r\n<head>\r\n<meta http-equiv=\"Content-Type\" content=\"text/html; charset=iso-8859-1\"/>\r\n<title>401 - Unauthorized: Access is denied due to invalid credentials.</title>\r\n</head>\r\n<body>\r\n<div id=\"header\"><h1>Server Error</h1></div>\r\n<div id=\"content\">\r\n <div class=\"content-container\"><fieldset>\r\n  <h2>401 - Unauthorized: Access is denied due to invalid credentials.</h2>\r\n  <h3>You do not have permission to view this directory or page using the credentials that you supplied.</h3>\r\n </fieldset></div>\r\n</div>\r\n</body>\r\n</html>\r\n";
 const IIS_404: &str = "<!DOCTYPE html PUBLIC \"-//W3C//DTD XHTML 1.0 Strict//EN\" \"http://www.w3.org/TR/xhtml1/DTD/xhtml1-strict.dtd\">\r\n<html xmlns=\"http://www.w3.org/1999/xhtml\">\r\n<head>\r\n<meta http-equiv=\"Content-Type\" content=\"text/html; charset=iso-8859-1\"/>\r\n<title>404 - File or directory not found.</title>\r\n</head>\r\n<body>\r\n<div id=\"header\"><h1>Server Error</h1></div>\r\n<div id=\"content\">\r\n <div class=\"content-container\"><fieldset>\r\n  <h2>404 - File or directory not found.</h2>\r\n  <h3>The resource you are looking for might have been removed, had its name changed, or is temporarily unavailable.</h3>\r\n </fieldset></div>\r\n</div>\r\n</body>\r\n</html>\r\n";
@@ -123,6 +125,8 @@ const NGINX_404: &str = "<html>\r\n<head><title>404 Not Found</title></head>\r\n
 const SQUID_407: &str = "<!DOCTYPE html PUBLIC \"-//W3C//DTD HTML 4.01//EN\" \"http://www.w3.org/TR/html4/strict.dtd\">\n<html><head>\n<meta type=\"copyright\" content=\"Copyright (C) 1996-2023 The Squid Software Foundation and contributors\">\n<meta http-equiv=\"Content-Type\" CONTENT=\"text/html; charset=utf-8\">\n<title>ERROR: Cache Access Denied</title>\n</head><body id=\"ERR_CACHE_ACCESS_DENIED\">\n<div id=\"titles\">\n<h1>ERROR</h1>\n<h2>Cache Access Denied.</h2>\n</div>\n<hr>\n<div id=\"content\">\n<p>Sorry, you are not currently allowed to request the URL from this cache until you have authenticated yourself.</p>\n<p>Please contact the <a href=\"mailto:webmaster?subject=CacheErrorInfo%20-%20ERR_CACHE_ACCESS_DENIED\">cache administrator</a> if you have difficulties authenticating yourself.</p>\n<br>\n</div>\n<hr>\n<div id=\"footer\">\n<p>Generated by proxy (squid/5.7)</p>\n<!-- ERR_CACHE_ACCESS_DENIED -->\n</div>\n</body></html>\n";
 const EMBEDDED_404: &str =
     "<html><head><title>404 Not Found</title></head><body><h1>404 Not Found</h1></body></html>\n";
+const TPLINK_401: &str = "<HTML><HEAD><TITLE>401 Unauthorized</TITLE></HEAD>\n<BODY BGCOLOR=\"#cc9999\"><H4>401 Unauthorized</H4>\nAuthorization required.\n</BODY></HTML>\n";
+const SQUID_400: &str = "<!DOCTYPE html PUBLIC \"-//W3C//DTD HTML 4.01//EN\" \"http://www.w3.org/TR/html4/strict.dtd\">\n<html><head>\n<meta type=\"copyright\" content=\"Copyright (C) 1996-2023 The Squid Software Foundation and contributors\">\n<meta http-equiv=\"Content-Type\" CONTENT=\"text/html; charset=utf-8\">\n<title>ERROR: The requested URL could not be retrieved</title>\n</head><body id=\"ERR_INVALID_URL\">\n<div id=\"titles\">\n<h1>ERROR</h1>\n<h2>The requested URL could not be retrieved</h2>\n</div>\n<hr>\n<div id=\"content\">\n<p>The following error was encountered while trying to retrieve the URL: <a href=\"/\">/</a></p>\n<blockquote id=\"error\">\n<p><b>Invalid URL</b></p>\n</blockquote>\n<p>Some aspect of the requested URL is incorrect.</p>\n</div>\n<hr>\n<div id=\"footer\">\n<p>Generated by proxy (squid/5.7)</p>\n<!-- ERR_INVALID_URL -->\n</div>\n</body></html>\n";
 const LOGIN_FAILED: &str = "<html><head><meta http-equiv=\"refresh\" content=\"3;url=/\"><title>Login failed</title></head><body><p>Invalid username or password.</p></body></html>\n";
 const NAS_FAILED: &str = "{\"error\":{\"code\":400},\"success\":false}";
 
@@ -418,19 +422,25 @@ impl Http {
         if let Some(login) = posted {
             logins.add(login);
         }
-        let keep_alive =
-            self.requests < MAX_REQUESTS && !req.close && (!req.http10 || req.keep_alive);
+        // TP-Link's httpd and Squid's errors close; so does the EWS on 1.0.
+        let closes = matches!(site.flavor, Flavor::TpLink | Flavor::Squid)
+            || (site.flavor == Flavor::Hp && req.http10);
+        let keep_alive = self.requests < MAX_REQUESTS
+            && !req.close
+            && !closes
+            && (!req.http10 || req.keep_alive);
         let head = req.method == b"HEAD";
         let not_found = match site.flavor {
             Flavor::Iis => IIS_404,
             Flavor::HttpApi => HTTPAPI_404,
             Flavor::Apache => APACHE_404,
             Flavor::Nginx => NGINX_404,
-            Flavor::Squid | Flavor::Embedded => EMBEDDED_404,
+            Flavor::Squid | Flavor::TpLink | Flavor::Hp => EMBEDDED_404,
         };
         let unauthorized = match site.flavor {
             Flavor::Iis => IIS_401,
             Flavor::Apache => APACHE_401,
+            Flavor::TpLink => TPLINK_401,
             _ => "<html><head><title>401 Unauthorized</title></head><body><h1>401 Unauthorized</h1></body></html>\n",
         };
         let html = "text/html";
@@ -443,13 +453,26 @@ impl Http {
             keep_alive,
         };
         let path = req.path.split(|&b| b == b'?').next().unwrap_or_default();
+        let absolute = path.starts_with(b"http://") || path.starts_with(b"https://");
         let response = match (site.root, path) {
-            (Root::Proxy, _) => r(
+            // A proxy is asked for other sites; a path alone is not a URL
+            // it can fetch.
+            (Root::Proxy, _) if absolute || req.method == b"CONNECT" => r(
                 "407 Proxy Authentication Required",
                 "text/html;charset=utf-8",
                 SQUID_407,
                 Some("Proxy-Authenticate"),
             ),
+            (Root::Proxy, _) => r(
+                "400 Bad Request",
+                "text/html;charset=utf-8",
+                SQUID_400,
+                None,
+            ),
+            // The EWS speaks HTTP/1.1 only.
+            _ if site.flavor == Flavor::Hp && req.http10 => {
+                r("505 HTTP Version Not Supported", "", "", None)
+            }
             (_, b"/robots.txt") => match site.robots {
                 Some(text) => r("200 OK", "text/plain", text, None),
                 None => r("404 Not Found", html, not_found, None),
@@ -480,6 +503,9 @@ impl Http {
                 not_found,
                 None,
             ),
+            (Root::Basic, _) if site.flavor == Flavor::TpLink => {
+                r("401 N/A", html, unauthorized, Some("WWW-Authenticate"))
+            }
             (Root::Basic, _) => r(
                 "401 Unauthorized",
                 html,
@@ -555,11 +581,33 @@ impl Http {
                 ));
             }
             Flavor::Squid => {
-                out.text(&format!("Server: {server}\r\nMime-Version: 1.0\r\nDate: {date}\r\nContent-Type: {}\r\nContent-Length: {length}\r\nX-Squid-Error: ERR_CACHE_ACCESS_DENIED 0\r\nVary: Accept-Language\r\nContent-Language: en\r\n", r.content_type));
+                let error = if r.authenticate.is_some() {
+                    "ERR_CACHE_ACCESS_DENIED"
+                } else {
+                    "ERR_INVALID_URL"
+                };
+                out.text(&format!("Server: {server}\r\nMime-Version: 1.0\r\nDate: {date}\r\nContent-Type: {}\r\nContent-Length: {length}\r\nX-Squid-Error: {error} 0\r\nVary: Accept-Language\r\nContent-Language: en\r\n", r.content_type));
                 auth(out);
                 out.text(&format!("X-Cache: MISS from proxy\r\nX-Cache-Lookup: NONE from proxy:{}\r\nVia: 1.1 proxy (squid/5.7)\r\n", cx.port));
             }
-            Flavor::Nginx | Flavor::Embedded => {
+            Flavor::TpLink => {
+                // This order, no length, always closed: a match line of
+                // scanners checks it.
+                out.text(&format!(
+                    "Server: {server}\r\nConnection: close\r\nContent-Type: text/html\r\n"
+                ));
+                auth(out);
+                out.text("\r\n");
+                if !r.head {
+                    out.text(r.body);
+                }
+                return;
+            }
+            Flavor::Hp if r.status.starts_with("505") => {
+                out.text(&format!("Server: {server}\r\n\r\n"));
+                return;
+            }
+            Flavor::Nginx | Flavor::Hp => {
                 out.text(&format!("Server: {server}\r\nDate: {date}\r\nContent-Type: {}\r\nContent-Length: {length}\r\n", r.content_type));
                 auth(out);
             }
@@ -620,6 +668,20 @@ mod tests {
     }
 
     #[test]
+    fn squid_refuses_a_plain_path_with_400() {
+        let (out, logins, _) = run(
+            &cx(8080, Profile::LinuxServer),
+            &[b"GET / HTTP/1.0\r\n\r\n"],
+        );
+        assert!(
+            out.starts_with("HTTP/1.1 400 Bad Request\r\nServer: squid/5.7\r\n"),
+            "{out}"
+        );
+        assert!(out.contains("X-Squid-Error: ERR_INVALID_URL 0\r\n"));
+        assert!(logins.is_empty());
+    }
+
+    #[test]
     fn squid_answers_407_and_records_proxy_credentials() {
         let (out, logins, _) = run(
             &cx(3128, Profile::LinuxServer),
@@ -640,21 +702,35 @@ mod tests {
     }
 
     #[test]
-    fn router_login_form_is_recorded() {
+    fn printer_login_form_is_recorded_and_http_1_0_gets_505() {
         let body = b"username=admin&password=p%40ss+word";
-        let req = format!("POST /login.cgi HTTP/1.1\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n", body.len());
+        let req = format!("POST /hp/device/SignIn HTTP/1.1\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n", body.len());
         let (out, logins, _) = run(
-            &cx(80, Profile::Router),
-            &[
-                b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
-                req.as_bytes(),
-                body,
-            ],
+            &cx(80, Profile::Printer),
+            &[b"GET / HTTP/1.1\r\n\r\n", req.as_bytes(), body],
         );
-        assert!(out.contains("<title>Router Login</title>"));
+        assert!(out.contains("<title>HP LaserJet Pro M404n</title>"));
         assert!(out.contains("Invalid username or password"));
         assert_eq!(logins[0].username, "admin");
         assert_eq!(logins[0].field("password"), Some("p@ss word"));
+        let (out, _, step) = run(&cx(631, Profile::Printer), &[b"GET / HTTP/1.0\r\n\r\n"]);
+        assert!(out.starts_with("HTTP/1.1 505 HTTP Version Not Supported\r\nServer: HP HTTP Server; HP LaserJet Pro M404n - W1A52A; Serial Number: PHBQB41837;"), "{out}");
+        assert!(out.ends_with("}\r\n\r\n"));
+        assert_eq!(step, Step::Close);
+    }
+
+    #[test]
+    fn the_router_asks_for_basic_in_tp_links_header_order() {
+        let (out, logins, step) = run(
+            &cx(8080, Profile::Router),
+            &[b"GET / HTTP/1.1\r\nAuthorization: Basic YWRtaW46YWRtaW4=\r\n\r\n"],
+        );
+        assert!(out.starts_with("HTTP/1.1 401 N/A\r\nServer: Router\r\nConnection: close\r\nContent-Type: text/html\r\nWWW-Authenticate: Basic realm=\"TP-LINK Wireless N Router WR841N\"\r\n\r\n<HTML>"), "{out}");
+        assert_eq!(step, Step::Close);
+        assert_eq!(
+            (logins[0].username.as_str(), logins[0].field("password")),
+            ("admin", Some("admin"))
+        );
     }
 
     #[test]

@@ -330,7 +330,8 @@ impl Pop3 {
         let (cmd, arg) = command(line, &mut buf);
         if login.is_none() {
             match cmd {
-                b"" => return (used, Step::More),
+                // Dovecot answers an empty line too (scanners send them).
+                b"" => out.text(if ms { "-ERR Protocol error.\r\n" } else { "-ERR Unknown command.\r\n" }),
                 b"USER" => {
                     set_user(&mut self.user, arg);
                     self.has_user = true;
@@ -487,6 +488,7 @@ impl Imap {
         }
         let (t, rest) = word(line);
         if t.is_empty() {
+            out.text("* BAD Error in IMAP command received by server.\r\n");
             return (used, Step::More);
         }
         let Some(t) = tag(t) else {
@@ -694,5 +696,27 @@ mod tests {
         assert_eq!(step, Step::Close);
         assert_eq!(logins[0].username, "u");
         assert!(out.contains("+ \r\n1 NO LOGIN failed.\r\n* BYE"), "{out}");
+    }
+}
+
+#[cfg(test)]
+mod scanner_tests {
+    use super::super::tests::{cx, run};
+    use super::*;
+
+    /// nmap's GenericLines probe on 110 and GetRequest on 143: Dovecot's
+    /// answers to them are how scanners name it.
+    #[test]
+    fn dovecot_answers_blank_lines_and_http_like_a_real_one() {
+        let (out, _, _) = run(&cx(110, Profile::LinuxServer), &[b"\r\n\r\n"]);
+        assert!(
+            out.ends_with("ready.\r\n-ERR Unknown command.\r\n-ERR Unknown command.\r\n"),
+            "{out}"
+        );
+        let (out, _, _) = run(&cx(143, Profile::LinuxServer), &[b"GET / HTTP/1.0\r\n\r\n"]);
+        assert!(
+            out.ends_with("ready.\r\nGET BAD Error in IMAP command received by server.\r\n* BAD Error in IMAP command received by server.\r\n"),
+            "{out}"
+        );
     }
 }

@@ -24,6 +24,7 @@ mod line;
 mod mail;
 mod mssql;
 mod mysql;
+mod printer;
 mod rdp;
 mod redis;
 mod smb;
@@ -237,6 +238,8 @@ enum Kind {
     Vnc(vnc::Vnc),
     Rdp(rdp::Rdp),
     Smb(smb::Smb),
+    Lpd(printer::Lpd),
+    Pjl(printer::Pjl),
     /// SSH and others that speak first but whose next step we cannot take.
     Banner,
     /// Client-first protocols we do not answer (TLS, unknown ports).
@@ -273,7 +276,9 @@ impl Dialogue {
             "smtp" => Kind::Smtp(mail::Smtp::default()),
             "pop3" => Kind::Pop3(mail::Pop3::default()),
             "imap" => Kind::Imap(mail::Imap::default()),
-            "http" | "http-proxy" | "winrm" => Kind::Http(http::Http::new(cx)),
+            "http" | "http-proxy" | "winrm" | "ipp" => Kind::Http(http::Http::new(cx)),
+            "printer" => Kind::Lpd(printer::Lpd::default()),
+            "jetdirect" => Kind::Pjl(printer::Pjl::default()),
             "redis" => Kind::Redis(redis::Redis::default()),
             "mysql" => Kind::Mysql(mysql::Mysql::default()),
             "mssql" => Kind::Mssql(mssql::Mssql::default()),
@@ -291,15 +296,18 @@ impl Dialogue {
         }
     }
 
-    /// The bytes to send on connect (none where the client speaks first).
-    pub fn greet(&mut self, cx: &Context<'_>, out: &mut Out) {
+    /// The bytes to send on connect (none where the client speaks first),
+    /// and whether to go on reading ([`Step::Close`]: a server that refuses
+    /// the client outright).
+    pub fn greet(&mut self, cx: &Context<'_>, out: &mut Out) -> Step {
+        let mut step = Step::More;
         match &mut self.kind {
             Kind::Ftp(_) => ftp::greet(cx, out),
             Kind::Telnet(_) => telnet::greet(cx, out),
             Kind::Smtp(_) => mail::smtp_greet(cx, out),
             Kind::Pop3(_) => mail::pop3_greet(cx, out),
             Kind::Imap(_) => mail::imap_greet(cx, out),
-            Kind::Mysql(m) => m.greet(cx, out),
+            Kind::Mysql(m) => step = m.greet(cx, out),
             Kind::Vnc(_) => vnc::greet(out),
             Kind::Banner => banner_line(cx, out),
             Kind::Http(_)
@@ -307,8 +315,11 @@ impl Dialogue {
             | Kind::Mssql(_)
             | Kind::Rdp(_)
             | Kind::Smb(_)
+            | Kind::Lpd(_)
+            | Kind::Pjl(_)
             | Kind::Silent => {}
         }
+        step
     }
 
     /// Takes everything the client sent so far (`all`, of which the first
@@ -335,6 +346,8 @@ impl Dialogue {
                 Kind::Vnc(s) => s.input(cx, rest, out, &mut logins),
                 Kind::Rdp(s) => s.input(cx, rest, out, &mut logins),
                 Kind::Smb(s) => s.input(cx, rest, out, &mut logins),
+                Kind::Lpd(s) => s.input(cx, rest, out, &mut logins),
+                Kind::Pjl(s) => s.input(cx, rest, out, &mut logins),
                 Kind::Banner | Kind::Silent => (rest.len(), Step::Linger),
             };
             self.consumed = self.consumed.saturating_add(used).min(all.len());
@@ -396,9 +409,11 @@ pub(crate) mod tests {
         let mut d = Dialogue::new(cx);
         let mut out = Out::new();
         let mut all = Vec::new();
-        d.greet(cx, &mut out);
+        let mut step = d.greet(cx, &mut out);
         let mut answers = out.bytes().to_vec();
-        let mut step = Step::More;
+        if step == Step::Close {
+            return (answers, d.logins().to_vec(), step);
+        }
         for chunk in chunks {
             all.extend_from_slice(chunk);
             out.clear();

@@ -21,10 +21,12 @@ pub struct Mysql {
     done: bool,
 }
 
+/// Debian 12 ships MariaDB 10.11 (which announces itself with the 5.5.5-
+/// prefix old clients need); a Windows machine runs MySQL 8.0.
 fn version(profile: Profile) -> &'static str {
     match profile {
-        Profile::Nas => "5.5.5-10.3.32-MariaDB",
-        _ => "8.0.36",
+        Profile::WindowsWorkstation => "8.0.36",
+        _ => "5.5.5-10.11.6-MariaDB-0+deb12u1",
     }
 }
 
@@ -45,7 +47,20 @@ fn salt(seed: u64) -> [u8; 20] {
 impl Mysql {
     /// The Initial Handshake Packet (see [`crate::banner`] for its layout),
     /// the version being the operator's override or the profile's.
-    pub fn greet(&mut self, cx: &Context<'_>, out: &mut Out) {
+    pub fn greet(&mut self, cx: &Context<'_>, out: &mut Out) -> Step {
+        if cx.profile == Profile::Nas && cx.banner.is_none() {
+            // A NAS's MariaDB lets only its own host in, and says so.
+            self.done = true;
+            let message = format!(
+                "Host '{}' is not allowed to connect to this MariaDB server",
+                cx.peer
+            );
+            let mut p = vec![0xff];
+            p.extend_from_slice(&1130u16.to_le_bytes());
+            p.extend_from_slice(message.as_bytes());
+            packet(0, &p, out);
+            return Step::Close;
+        }
         self.salt = salt(cx.seed);
         let version = cx.banner.unwrap_or(version(cx.profile));
         let mut p = Vec::with_capacity(96);
@@ -64,6 +79,7 @@ impl Mysql {
         p.push(0);
         p.extend_from_slice(b"mysql_native_password\0");
         packet(0, &p, out);
+        Step::More
     }
 
     /// Reads the HandshakeResponse41, records it, refuses it.
@@ -223,7 +239,7 @@ mod tests {
         assert_eq!(g1.len(), g2.len());
         let len = usize::from(g1[0]) | usize::from(g1[1]) << 8;
         assert_eq!(len + 4, g1.len());
-        assert_eq!(&g1[4..12], b"\x0a8.0.36\0");
+        assert_eq!(&g1[4..37], b"\x0a5.5.5-10.11.6-MariaDB-0+deb12u1\0");
         assert!(g1.ends_with(b"mysql_native_password\0"));
     }
 
@@ -259,5 +275,61 @@ mod tests {
         assert_eq!(step, Step::Close);
         let (_, _, step) = run_bytes(&cx(3306, Profile::LinuxServer), &[b"\x40\0\0\x01abc"]);
         assert_eq!(step, Step::More);
+    }
+}
+
+#[cfg(test)]
+mod greeting_tests {
+    use super::super::tests::{cx, run_bytes};
+    use super::*;
+
+    /// Decodes the greeting as a MySQL client does and checks every field.
+    #[test]
+    fn the_greeting_is_a_well_formed_protocol_10_packet() {
+        let (b, _, _) = run_bytes(&cx(3306, Profile::WindowsWorkstation), &[]);
+        let len = usize::from(b[0]) | usize::from(b[1]) << 8 | usize::from(b[2]) << 16;
+        assert_eq!(len + 4, b.len(), "length header");
+        assert_eq!(b[3], 0, "sequence id");
+        let body = &b[4..];
+        assert_eq!(body[0], 10, "protocol version");
+        let nul = body.iter().position(|&c| c == 0).unwrap();
+        assert_eq!(&body[1..nul], b"8.0.36");
+        let mut r = &body[nul + 1..];
+        assert_ne!(u32::from_le_bytes(r[..4].try_into().unwrap()), 0);
+        r = &r[4..];
+        let salt1 = &r[..8];
+        assert_eq!(r[8], 0, "filler");
+        r = &r[9..];
+        let caps = u32::from(u16::from_le_bytes([r[0], r[1]]))
+            | u32::from(u16::from_le_bytes([r[5], r[6]])) << 16;
+        assert_eq!(r[2], 255, "utf8mb4");
+        assert_eq!(
+            u16::from_le_bytes([r[3], r[4]]),
+            2,
+            "SERVER_STATUS_AUTOCOMMIT"
+        );
+        assert_eq!(
+            caps & (PROTOCOL_41 | SECURE_CONNECTION | PLUGIN_AUTH),
+            PROTOCOL_41 | SECURE_CONNECTION | PLUGIN_AUTH
+        );
+        assert_eq!(caps & 0x800, 0, "TLS must not be offered");
+        assert_eq!(r[7], 21, "salt length");
+        assert!(r[8..18].iter().all(|&c| c == 0), "reserved");
+        r = &r[18..];
+        let salt2 = &r[..12];
+        assert_eq!(r[12], 0);
+        assert_eq!(&r[13..], b"mysql_native_password\0");
+        // Real servers draw salt bytes without NUL, so clients may treat it
+        // as a C string.
+        assert!(salt1.iter().chain(salt2).all(|&c| c != 0));
+    }
+
+    #[test]
+    fn the_nas_refuses_other_hosts_at_once() {
+        let (b, _, step) = run_bytes(&cx(3306, Profile::Nas), &[]);
+        assert_eq!(step, Step::Close);
+        assert_eq!(&b[3..6], b"\0\xff\x6a");
+        assert!(b.ends_with(b"Host '127.0.0.1' is not allowed to connect to this MariaDB server"));
+        assert_eq!(usize::from(b[0]) + 4, b.len());
     }
 }

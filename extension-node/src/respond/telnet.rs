@@ -25,6 +25,8 @@ pub struct Telnet {
     option: Negotiation,
     /// A CR ended the last line: a LF or NUL right after it belongs to it.
     after_cr: bool,
+    /// The prompt after the negotiation was sent.
+    prompted: bool,
 }
 
 /// Where the byte stream is within a Telnet command.
@@ -43,6 +45,9 @@ enum Negotiation {
 }
 
 struct Prompts {
+    /// What the server prints once the client answered its negotiation
+    /// (empty where the prompt came with the greeting).
+    prelude: &'static str,
     login: &'static str,
     password: &'static str,
     incorrect: &'static str,
@@ -53,24 +58,28 @@ struct Prompts {
 fn prompts(profile: Profile) -> Prompts {
     match profile {
         Profile::LinuxServer | Profile::Nas => Prompts {
+            prelude: "\r\nDebian GNU/Linux 12\r\ndebian login: ",
             login: "debian login: ",
             password: "Password: ",
             incorrect: "\r\nLogin incorrect\r\n",
             password_only: false,
         },
         Profile::WindowsWorkstation => Prompts {
+            prelude: "Welcome to Microsoft Telnet Service \r\n\n\rlogin: ",
             login: "login: ",
             password: "password: ",
             incorrect: "\r\nLogin Failed\r\n\r\n",
             password_only: false,
         },
         Profile::Router => Prompts {
-            login: "OpenWrt login: ",
+            prelude: "",
+            login: "TL-WR841N login: ",
             password: "Password: ",
             incorrect: "\r\nLogin incorrect\r\n",
             password_only: false,
         },
         Profile::Printer => Prompts {
+            prelude: "",
             login: "Password: ",
             password: "Password: ",
             incorrect: "\r\nInvalid password.\r\n\r\n",
@@ -79,23 +88,30 @@ fn prompts(profile: Profile) -> Prompts {
     }
 }
 
-/// The profile's negotiation and prompt; an override replaces the text
-/// before the prompt (the `/etc/issue.net` line).
+/// The profile's negotiation, and its prompt where it comes at once; an
+/// override replaces the text before the prompt (the `/etc/issue.net`
+/// line), which then comes once the client answered.
 pub fn greet(cx: &Context<'_>, out: &mut Out) {
     let Some(b) = crate::banner::banner(cx.port, cx.profile) else {
         return;
     };
     match cx.banner {
         None => out.push(b),
+        Some(_) => out.push(b.get(..negotiation_len(b)).unwrap_or_default()),
+    }
+}
+
+/// What follows the negotiation once the client said something.
+fn prelude(cx: &Context<'_>, out: &mut Out) {
+    let p = prompts(cx.profile);
+    match cx.banner {
         Some(text) => {
-            // Keep the negotiation, replace what follows it.
-            let text_start = negotiation_len(b);
-            out.push(b.get(..text_start).unwrap_or_default());
             out.text("\r\n");
             out.text(text);
             out.text("\r\n");
-            out.text(prompts(cx.profile).login);
+            out.text(p.login);
         }
+        None => out.text(p.prelude),
     }
 }
 
@@ -117,6 +133,10 @@ impl Telnet {
         out: &mut Out,
         logins: &mut Logins<'_>,
     ) -> (usize, Step) {
+        if !self.prompted {
+            self.prompted = true;
+            prelude(cx, out);
+        }
         for (i, &b) in input.iter().enumerate() {
             if !self.data(b) {
                 continue;
@@ -244,5 +264,24 @@ mod tests {
         let (out, _, _) = run(&cx(23, Profile::WindowsWorkstation), &[b"a\x1b[2Jb\r\n"]);
         assert!(out.contains("a[2Jb\r\npassword: "), "{out:?}");
         assert!(!out.contains('\x1b'));
+    }
+}
+
+#[cfg(test)]
+mod greeting_tests {
+    use super::super::tests::{cx, run};
+    use super::*;
+
+    #[test]
+    fn an_override_replaces_the_issue_line_after_the_negotiation() {
+        let mut c = cx(23, Profile::LinuxServer);
+        c.banner = Some("Ubuntu 22.04.4 LTS");
+        let (out, _, _) = run(&c, &[b"\xff\xfc\x18"]);
+        assert!(
+            out.ends_with("\r\nUbuntu 22.04.4 LTS\r\ndebian login: "),
+            "{out:?}"
+        );
+        let (out, _, _) = run(&cx(23, Profile::Router), &[]);
+        assert!(out.ends_with("TL-WR841N login: "), "{out:?}");
     }
 }
