@@ -43,9 +43,10 @@ const BANNER_TIMEOUT: Duration = Duration::from_secs(1);
 /// scanner waits before it calls a port "tcpwrapped" (3 s), shorter than
 /// the usual wait, so that a flood holds its places briefly.
 const QUIET_IDLE: Duration = Duration::from_secs(5);
-/// The longest a connection is read and answered, whatever it sends:
-/// slow clients cannot hold one of the [`MAX_IN_FLIGHT`] places longer.
-const DIALOGUE_LIMIT: Duration = Duration::from_secs(60);
+/// The longest a connection is read and answered, whatever it sends, in
+/// idle timeouts (a minute with the default 10 s): slow clients cannot
+/// hold one of the [`MAX_IN_FLIGHT`] places longer.
+const DIALOGUE_IDLES: u32 = 6;
 /// How often flood summaries are cut and counters checked.
 const TICK: Duration = Duration::from_secs(1);
 /// Least time between two overflow notices.
@@ -526,7 +527,7 @@ async fn send(stream: &mut Async<TcpStream>, out: &Out) -> bool {
 
 /// Reads what the client sends and lets `dialogue` answer, until `limit`
 /// bytes were read, the dialogue ends, the client closes or is silent for
-/// `idle`, or [`DIALOGUE_LIMIT`] passes; returns the bytes read. Where the
+/// `idle`, or [`DIALOGUE_IDLES`] times `idle` pass; returns the bytes read. Where the
 /// dialogue has nothing more to say ([`Step::Linger`]) the read goes on
 /// only while bytes keep coming ([`MORE_BYTES`]), so that a TLS
 /// ClientHello is read whole (up to the buffer's end) for its JA3.
@@ -539,7 +540,7 @@ async fn converse(
     limit: usize,
     idle: Duration,
 ) -> usize {
-    let end = Instant::now() + DIALOGUE_LIMIT;
+    let end = Instant::now() + idle * DIALOGUE_IDLES;
     let mut limit = limit.min(buf.len());
     let mut n = 0;
     let mut lingering = false;

@@ -463,3 +463,148 @@ fn nmap_names_every_port_of_every_profile_as_the_profiles_product() {
     let all = logins(&core, 1);
     login(&all, "rdp", "nmap");
 }
+
+/// Attacks on the responders from outside: an endless stream is cut off
+/// at the read cap, a silent client at the idle timeout, a client that
+/// trickles one byte at a time at six idle timeouts, and control sequences
+/// typed into a user name or a URL never come back.
+#[test]
+fn hostile_clients_are_cut_off_and_nothing_they_send_is_reflected() {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+
+    let _turn = WELL_KNOWN.lock().unwrap_or_else(|e| e.into_inner());
+    let core = Core::start();
+    let agent = Agent::extension(core.node_addr)
+        .workspace(core.workspace())
+        .heartbeat_interval(1)
+        .config("[extension]\nread_timeout_ms = 1000\nflood_connections = 1000\n")
+        .args([
+            "--ports",
+            "21,80,6379",
+            "--udp-ports",
+            "",
+            "--bind",
+            "127.0.0.1",
+        ])
+        .start();
+    core.api().wait_status(agent.node_id(), "Running", T);
+    assert!(
+        agent.wait_stderr_contains("listening on TCP", T),
+        "{}",
+        agent.stderr()
+    );
+
+    // Endless: a megabyte at the web server. The agent reads at most 4 KiB
+    // and closes.
+    let mut c = TcpStream::connect("127.0.0.1:80").expect("connect 80");
+    c.set_write_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let chunk = vec![b'A'; 64 * 1024];
+    let mut sent = 0usize;
+    while sent < (1 << 20) {
+        match c.write(&chunk) {
+            Ok(n) => sent += n,
+            Err(_) => break,
+        }
+    }
+    drop(c);
+    let endless = wait_connection(&core, 80);
+    assert!(
+        endless["bytes"].as_u64().is_some_and(|b| b <= 4096),
+        "{endless}"
+    );
+
+    // Silent: closed after the idle timeout (1 s here), not held.
+    let started = Instant::now();
+    let mut c = TcpStream::connect("127.0.0.1:6379").expect("connect 6379");
+    c.set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    let mut buf = [0u8; 64];
+    assert_eq!(c.read(&mut buf).unwrap_or(0), 0, "closed without a word");
+    let silent = started.elapsed();
+    assert!(
+        silent >= Duration::from_millis(900) && silent < Duration::from_secs(5),
+        "{silent:?}"
+    );
+
+    // Trickle: a byte every 300 ms never ends a line; the dialogue ends
+    // after six idle timeouts whatever arrives.
+    let started = Instant::now();
+    let mut c = TcpStream::connect("127.0.0.1:21").expect("connect 21");
+    c.set_read_timeout(Some(Duration::from_millis(300)))
+        .expect("timeout");
+    let mut greeting = Vec::new();
+    let closed = loop {
+        if c.write_all(b"x").is_err() {
+            break started.elapsed();
+        }
+        match c.read(&mut buf) {
+            Ok(0) => break started.elapsed(),
+            Ok(n) => greeting.extend_from_slice(&buf[..n]),
+            Err(_) => {}
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "still open");
+    };
+    assert!(greeting.starts_with(b"220 "), "{greeting:?}");
+    assert!(
+        closed >= Duration::from_secs(5) && closed < Duration::from_secs(10),
+        "{closed:?}"
+    );
+
+    // Control sequences in what the client types are not sent back.
+    let mut c = TcpStream::connect("127.0.0.1:21").expect("connect 21");
+    c.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    c.write_all(b"USER \x1b[2J\x1b]0;pwned\x07\r\nPASS x\r\nQUIT\r\n")
+        .expect("write");
+    let mut answer = Vec::new();
+    let _ = c.read_to_end(&mut answer);
+    assert!(
+        answer.ends_with(b"221 Goodbye.\r\n"),
+        "{:?}",
+        String::from_utf8_lossy(&answer)
+    );
+    assert!(!answer.contains(&0x1b) && !answer.contains(&0x07));
+    let mut c = TcpStream::connect("127.0.0.1:80").expect("connect 80");
+    c.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    c.write_all(b"GET /\x1b[31m<script> HTTP/1.0\r\n\r\n")
+        .expect("write");
+    let mut answer = Vec::new();
+    let _ = c.read_to_end(&mut answer);
+    assert!(
+        answer.starts_with(b"HTTP/1.1 401"),
+        "{:?}",
+        String::from_utf8_lossy(&answer)
+    );
+    assert!(!answer.contains(&0x1b));
+    assert!(!answer.windows(8).any(|w| w == b"<script>"));
+    // The user name typed is recorded, with its control characters made
+    // harmless.
+    let all = logins(&core, 1);
+    let l = all
+        .iter()
+        .find(|l| l["protocol"] == "ftp")
+        .expect("ftp login");
+    let user = l["username"].as_str().unwrap_or_default();
+    assert!(
+        !user.contains('\u{1b}') && !user.contains('\u{7}') && user.contains("[2J"),
+        "{user:?}"
+    );
+}
+
+/// The `extension.connection` event of the last connection to `port`.
+fn wait_connection(core: &Core, port: u16) -> Value {
+    let deadline = Instant::now() + T;
+    loop {
+        let events = core
+            .api()
+            .all_events(&[("event_type", "extension.connection")]);
+        if let Some(e) = events.iter().find(|e| e["data"]["dst_port"] == port) {
+            return e["data"].clone();
+        }
+        assert!(Instant::now() < deadline, "no connection event on {port}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

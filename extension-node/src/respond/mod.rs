@@ -475,6 +475,71 @@ pub(crate) mod tests {
         assert_eq!(d.messages(), 2 * MAX_MESSAGES_PER_READ as u32);
     }
 
+    /// Every responder of every profile, fed each truncation of hostile
+    /// and random input, a megabyte of one byte, and control sequences:
+    /// answers stay within their cap and text protocols send back no
+    /// control character the client sent. (The `respond` fuzz target
+    /// searches further.)
+    #[test]
+    fn every_responder_survives_truncated_oversized_and_random_input() {
+        let mut x = 0x1234_5678_9abc_def1u64;
+        let mut random = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let seeds: [&[u8]; 6] = [
+            b"USER \x1b[2J\r\nPASS \x1b]0;x\x07\r\n",
+            b"GET /\x1b[31m HTTP/1.1\r\nAuthorization: Basic \x1b\r\n\r\n",
+            b"*2\r\n$4\r\nAUTH\r\n$3\r\n\x1b[H\r\n",
+            b"a1 LOGIN \"\x1b\" \"\x1b\"\r\n",
+            b"\x03\0\0*%\xe0\0\0\0\0\0Cookie: mstshash=\x1b[2J\r\n\x01\0\x08\0\x03\0\0\0",
+            b"\0\0\0\xa4\xffSMBr\0\0\0\0\x08\x01\x40",
+        ];
+        let text_ports = [21, 23, 25, 80, 110, 143, 3128, 5985, 6379];
+        for profile in crate::profile::PROFILES {
+            for port in [
+                21, 22, 23, 25, 80, 110, 139, 143, 445, 515, 631, 1433, 3128, 3306, 3389, 5900,
+                5985, 6379, 9100,
+            ] {
+                let c = Context {
+                    profile,
+                    ..cx(port, profile)
+                };
+                let mut inputs: Vec<Vec<u8>> = Vec::new();
+                for seed in seeds {
+                    for end in 0..=seed.len() {
+                        inputs.push(seed[..end].to_vec());
+                    }
+                }
+                for _ in 0..50 {
+                    let len = (random() % 300) as usize;
+                    inputs.push((0..len).map(|_| random() as u8).collect());
+                }
+                inputs.push(vec![b'A'; 1 << 20]);
+                for input in &inputs {
+                    let mut d = Dialogue::new(&c);
+                    let mut out = Out::new();
+                    d.greet(&c, &mut out);
+                    for chunk in [&input[..input.len() / 2], &input[..]] {
+                        out.clear();
+                        d.input(&c, chunk, &mut out);
+                        assert!(out.bytes().len() <= MAX_REPLY);
+                        if text_ports.contains(&port) {
+                            assert!(
+                                !out.bytes().contains(&0x1b),
+                                "{profile} {port} reflected ESC: {:?}",
+                                String::from_utf8_lossy(out.bytes())
+                            );
+                        }
+                    }
+                    assert!(d.logins().len() <= MAX_LOGINS);
+                }
+            }
+        }
+    }
+
     #[test]
     fn ssh_and_unknown_ports_linger_after_the_first_bytes() {
         let (out, _, step) = run(&cx(22, Profile::Router), &[b"SSH-2.0-Go\r\n"]);
