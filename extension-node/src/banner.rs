@@ -87,7 +87,7 @@ pub fn service_name(port: u16) -> &'static str {
         143 => "imap",
         161 => "snmp",
         389 => "ldap",
-        443 | 8443 => "https",
+        443 | 5001 | 8443 => "https",
         445 => "smb",
         465 => "smtps",
         502 => "modbus",

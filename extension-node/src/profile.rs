@@ -49,20 +49,31 @@ impl Profile {
         }
     }
 
+    /// The machine's name where a protocol shows it (TLS certificates).
+    pub fn host_name(self) -> &'static str {
+        match self {
+            Profile::LinuxServer => "srv01",
+            Profile::WindowsWorkstation => "WS01",
+            Profile::Router => "TL-WR841N",
+            Profile::Nas => "DiskStation",
+            Profile::Printer => "NPI3A5F21",
+        }
+    }
+
     /// The TCP ports where this profile's products answer believably (its
     /// default port list); other ports are still watched when configured.
     pub fn ports(self) -> &'static [u16] {
         match self {
             Profile::LinuxServer => &[
-                21, 22, 23, 25, 80, 110, 143, 445, 3128, 3306, 5900, 6379, 8080,
+                21, 22, 23, 25, 80, 110, 143, 443, 445, 3128, 3306, 5900, 6379, 8080,
             ],
             // No telnet or mail server: Windows 10/11 ship none.
-            Profile::WindowsWorkstation => {
-                &[21, 22, 80, 445, 1433, 3306, 3389, 5900, 5985, 6379, 8080]
-            }
+            Profile::WindowsWorkstation => &[
+                21, 22, 80, 443, 445, 1433, 3306, 3389, 5900, 5985, 6379, 8080, 8443,
+            ],
             Profile::Router => &[21, 22, 23, 80, 8080],
-            Profile::Nas => &[21, 22, 80, 139, 445, 3306, 5000],
-            Profile::Printer => &[21, 23, 80, 515, 631, 9100],
+            Profile::Nas => &[21, 22, 80, 139, 445, 3306, 5000, 5001],
+            Profile::Printer => &[21, 23, 80, 443, 515, 631, 9100],
         }
     }
 }

@@ -28,11 +28,13 @@ use crate::bind::{self, Skipped};
 use crate::config::{Settings, MAX_READ};
 use crate::fingerprint::fingerprint;
 use crate::ports::format_ports;
-use crate::respond::{Context, Dialogue, Out, Step};
+use crate::respond::{Context, Dialogue, Identity, Out, Step};
 use crate::scan::{Detector, Verdict};
 
 /// Connections being read at once.
 pub const MAX_IN_FLIGHT: usize = 64;
+/// Of those, TLS sessions (each holds some 30 KiB of rustls buffers).
+pub const MAX_TLS_IN_FLIGHT: usize = 8;
 /// First bytes kept in an event, as hex.
 pub const FIRST_BYTES: usize = 64;
 /// After the first bytes arrived, how long to wait for more.
@@ -166,12 +168,18 @@ pub struct Extension {
     pending_udp: RefCell<Vec<(u16, Async<UdpSocket>)>>,
     /// The state of [`Extension::next_seed`].
     seed: Cell<u64>,
+    /// The TLS certificate of the HTTPS and Remote Desktop ports (`None`
+    /// if it could not be made: those ports then only fingerprint).
+    identity: Option<Identity>,
+    /// TLS sessions open now, at most [`MAX_TLS_IN_FLIGHT`].
+    tls_in_flight: Cell<usize>,
 }
 
 impl Extension {
     /// Binds every configured port that is free (call before dropping
     /// privileges); [`Extension::run`] then serves them.
     pub fn bind(settings: Settings, sink: Rc<dyn Sink>) -> Rc<Extension> {
+        let settings_profile = settings.profile;
         let ext = Extension {
             detector: RefCell::new(Detector::new(settings.scan)),
             settings,
@@ -183,6 +191,8 @@ impl Extension {
             pending_tcp: RefCell::default(),
             pending_udp: RefCell::default(),
             seed: Cell::new(random_seed()),
+            identity: tls_identity(settings_profile),
+            tls_in_flight: Cell::new(0),
         };
         ext.take_ports();
         Rc::new(ext)
@@ -380,7 +390,15 @@ impl Extension {
         port: u16,
         report: bool,
     ) {
+        let tls = matches!(service_name(port), "https" | "rdp")
+            && self.identity.is_some()
+            && self.tls_in_flight.get() < MAX_TLS_IN_FLIGHT;
+        if tls {
+            self.tls_in_flight.set(self.tls_in_flight.get() + 1);
+        }
+        let _tls_place = Release(&self.tls_in_flight, tls);
         let cx = Context {
+            tls: if tls { self.identity.as_ref() } else { None },
             profile: self.settings.profile,
             port,
             banner: self.settings.banners.get(&port).map(String::as_str),
@@ -485,6 +503,32 @@ impl Extension {
             );
             bump(&self.counters.reported);
             self.sink.event("extension.connection", d);
+        }
+    }
+}
+
+/// Gives back a place of a counter when dropped (`taken`: whether one was
+/// taken), whichever way the connection ends.
+struct Release<'a>(&'a Cell<usize>, bool);
+
+impl Drop for Release<'_> {
+    fn drop(&mut self) {
+        if self.1 {
+            self.0.set(self.0.get().saturating_sub(1));
+        }
+    }
+}
+
+/// The TLS certificate for `profile`'s host name, or `None` (logged).
+fn tls_identity(profile: crate::profile::Profile) -> Option<Identity> {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    match Identity::new(profile.host_name(), now) {
+        Ok(id) => Some(id),
+        Err(e) => {
+            log::warn!("extension: no TLS on the HTTPS and RDP ports: {e}");
+            None
         }
     }
 }

@@ -8,11 +8,19 @@
 use std::net::{IpAddr, Ipv4Addr};
 
 use honeybee_extension::profile::PROFILES;
-use honeybee_extension::respond::{Context, Dialogue, Out, Step, MAX_CREDENTIAL, MAX_LOGINS, MAX_REPLY};
+use honeybee_extension::respond::{
+    Context, Dialogue, Identity, Out, Step, MAX_CREDENTIAL, MAX_LOGINS, MAX_REPLY,
+};
 use libfuzzer_sys::fuzz_target;
 
+/// One certificate for the whole run (making one takes a key generation).
+fn identity() -> &'static Identity {
+    static ID: std::sync::OnceLock<Identity> = std::sync::OnceLock::new();
+    ID.get_or_init(|| Identity::new("WS01", 1_796_665_800).expect("TLS identity"))
+}
+
 /// One port of every responder.
-const PORTS: [u16; 16] = [21, 22, 23, 25, 80, 110, 139, 143, 445, 1433, 3128, 3306, 3389, 5900, 5985, 6379];
+const PORTS: [u16; 17] = [21, 22, 23, 25, 80, 110, 139, 143, 445, 1433, 3128, 3306, 3389, 5900, 5985, 6379, 8443];
 /// Ports whose answers are text built from templates.
 const TEXT: [u16; 9] = [21, 23, 25, 80, 110, 143, 3128, 5985, 6379];
 
@@ -29,6 +37,7 @@ fuzz_target!(|data: &[u8]| {
         now: 1_796_665_800 + u64::from(*flags),
         seed: u64::from(*profile) << 32 | u64::from(*flags),
         redis_open: flags & 2 != 0,
+        tls: (flags & 4 != 0).then(identity),
     };
     let mut d = Dialogue::new(&cx);
     let mut out = Out::new();

@@ -207,7 +207,7 @@ fn real_clients_type_credentials_and_each_attempt_is_one_login_event() {
 
     // smtplib tries each mechanism offered (PLAIN, then LOGIN), as other
     // clients do: two attempts, two events.
-    let all = logins(&core, 11);
+    let all = logins(&core, 12);
     let expected = [
         ("ftp", "ftpuser", "ftp-Secret1"),
         ("smtp", "mailuser", "smtp-Secret2"),
@@ -215,6 +215,7 @@ fn real_clients_type_credentials_and_each_attempt_is_one_login_event() {
         ("imap", "imapuser", "imap Secret4"),
         ("telnet", "telnetuser", "telnet-Secret5"),
         ("http", "webuser", "http-Secret9"),
+        ("http", "tlsuser", "https-Secret13"),
         ("http-proxy", "proxyuser", "proxy-Secret10"),
         ("redis", "redisuser", "redis-Secret11"),
     ];
@@ -253,7 +254,7 @@ fn real_clients_type_credentials_and_each_attempt_is_one_login_event() {
     }
     assert_eq!(per.remove("\"smtp\"/\"mailuser\""), Some(2), "{all:#?}");
     assert!(per.values().all(|&n| n == 1), "{per:?}");
-    assert_eq!(all.len(), 11, "{all:#?}");
+    assert_eq!(all.len(), 12, "{all:#?}");
 }
 
 #[test]
@@ -296,6 +297,7 @@ const NAMED: &[(&str, &[(u16, &str)])] = &[
             (21, "Microsoft ftpd"),
             (22, "OpenSSH"),
             (80, "Microsoft IIS httpd"),
+            (443, "Microsoft IIS httpd"),
             (445, "Microsoft Windows"),
             (1433, "Microsoft SQL Server"),
             (3306, "MySQL"),
@@ -304,6 +306,7 @@ const NAMED: &[(&str, &[(u16, &str)])] = &[
             (5985, "Microsoft HTTPAPI httpd"),
             (6379, "Redis key-value store"),
             (8080, "Microsoft IIS httpd"),
+            (8443, "Microsoft IIS httpd"),
         ],
     ),
     (
@@ -316,6 +319,7 @@ const NAMED: &[(&str, &[(u16, &str)])] = &[
             (80, "Apache httpd"),
             (110, "Dovecot pop3d"),
             (143, "Dovecot imapd"),
+            (443, "Apache httpd"),
             (445, "Samba smbd"),
             (3128, "Squid http proxy"),
             (3306, "MySQL"),
@@ -344,6 +348,7 @@ const NAMED: &[(&str, &[(u16, &str)])] = &[
             (445, "Samba smbd"),
             (3306, "MariaDB"),
             (5000, "nginx"),
+            (5001, "nginx"),
         ],
     ),
     (
@@ -352,6 +357,7 @@ const NAMED: &[(&str, &[(u16, &str)])] = &[
             (21, "HP JetDirect ftpd"),
             (23, "HP JetDirect telnetd"),
             (80, "HP LaserJet Pro M404n printer http config"),
+            (443, "HP LaserJet Pro M404n printer http config"),
             (515, "lpd"),
             (631, "HP LaserJet Pro M404n printer http config"),
             (9100, "HP LaserJet Pro M404n"),

@@ -330,9 +330,26 @@ pub fn http_date(secs: u64) -> String {
     const MONTHS: [&str; 12] = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
     ];
+    let (year, month, day, hour, minute, second) = civil(secs);
+    format!(
+        "{}, {:02} {} {} {:02}:{:02}:{:02} GMT",
+        DAYS.get((secs / 86_400 % 7) as usize).unwrap_or(&"Thu"),
+        day,
+        MONTHS
+            .get(month.saturating_sub(1) as usize)
+            .unwrap_or(&"Jan"),
+        year,
+        hour,
+        minute,
+        second
+    )
+}
+
+/// Year, month, day, hour, minute, second (UTC) of Unix seconds (Howard
+/// Hinnant's civil-from-days).
+pub fn civil(secs: u64) -> (u64, u64, u64, u64, u64, u64) {
     let days = secs / 86_400;
     let rem = secs % 86_400;
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
     let z = days + 719_468;
     let era = z / 146_097;
     let doe = z - era * 146_097;
@@ -342,16 +359,7 @@ pub fn http_date(secs: u64) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + u64::from(month <= 2);
-    format!(
-        "{}, {:02} {} {} {:02}:{:02}:{:02} GMT",
-        DAYS.get((days % 7) as usize).unwrap_or(&"Thu"),
-        day,
-        MONTHS.get((month - 1) as usize).unwrap_or(&"Jan"),
-        year,
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    (year, month, day, rem / 3600, rem % 3600 / 60, rem % 60)
 }
 
 /// One response: status, the headers of the site's flavor, the body.

@@ -18,6 +18,7 @@
 //! the tripwire turns each into an `extension.login` event.
 
 mod base64;
+mod der;
 mod ftp;
 mod http;
 mod line;
@@ -29,7 +30,10 @@ mod rdp;
 mod redis;
 mod smb;
 mod telnet;
+mod tls;
 mod vnc;
+
+pub use tls::Identity;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -213,6 +217,10 @@ pub struct Context<'a> {
     /// Redis answers `PING` and `INFO` without a password (an open server)
     /// instead of `-NOAUTH`.
     pub redis_open: bool,
+    /// The TLS certificate, where this connection may speak TLS (`None`:
+    /// no identity, or too many TLS sessions at once; the client's hello
+    /// is then only fingerprinted).
+    pub tls: Option<&'a Identity>,
 }
 
 /// One connection's responder.
@@ -240,6 +248,7 @@ enum Kind {
     Smb(smb::Smb),
     Lpd(printer::Lpd),
     Pjl(printer::Pjl),
+    Tls(Box<tls::TlsLayer>),
     /// SSH and others that speak first but whose next step we cannot take.
     Banner,
     /// Client-first protocols we do not answer (TLS, unknown ports).
@@ -249,7 +258,7 @@ enum Kind {
 /// Where a responder records logins, bounded by [`MAX_LOGINS`].
 #[derive(Debug)]
 pub struct Logins<'a> {
-    list: &'a mut Vec<Login>,
+    pub(crate) list: &'a mut Vec<Login>,
 }
 
 impl Logins<'_> {
@@ -278,6 +287,14 @@ impl Dialogue {
             "imap" => Kind::Imap(mail::Imap::default()),
             "http" | "http-proxy" | "winrm" | "ipp" => Kind::Http(http::Http::new(cx)),
             "printer" => Kind::Lpd(printer::Lpd::default()),
+            // HTTPS: the profile's web server (that of port 80) inside TLS.
+            "https" => match cx.tls {
+                Some(id) => {
+                    let inner = Dialogue::new(&Context { port: 80, ..*cx });
+                    tls::TlsLayer::new(id, inner).map_or(Kind::Silent, |l| Kind::Tls(Box::new(l)))
+                }
+                None => Kind::Silent,
+            },
             "jetdirect" => Kind::Pjl(printer::Pjl::default()),
             "redis" => Kind::Redis(redis::Redis::default()),
             "mysql" => Kind::Mysql(mysql::Mysql::default()),
@@ -317,6 +334,7 @@ impl Dialogue {
             | Kind::Smb(_)
             | Kind::Lpd(_)
             | Kind::Pjl(_)
+            | Kind::Tls(_)
             | Kind::Silent => {}
         }
         step
@@ -348,12 +366,14 @@ impl Dialogue {
                 Kind::Smb(s) => s.input(cx, rest, out, &mut logins),
                 Kind::Lpd(s) => s.input(cx, rest, out, &mut logins),
                 Kind::Pjl(s) => s.input(cx, rest, out, &mut logins),
+                Kind::Tls(s) => s.input(cx, rest, out, &mut logins),
                 Kind::Banner | Kind::Silent => (rest.len(), Step::Linger),
             };
             self.consumed = self.consumed.saturating_add(used).min(all.len());
             if used > 0 {
                 self.messages = self.messages.saturating_add(1);
             }
+            self.start_tls(cx);
             if step != Step::More || used == 0 {
                 return step;
             }
@@ -361,9 +381,37 @@ impl Dialogue {
         Step::More
     }
 
+    /// Remote Desktop goes on in TLS once its negotiation is confirmed:
+    /// the rest of the connection is a TLS session (around a silent
+    /// responder: what follows the handshake is read for a moment and
+    /// recorded, not answered).
+    fn start_tls(&mut self, cx: &Context<'_>) {
+        let (Kind::Rdp(rdp), Some(id)) = (&self.kind, cx.tls) else {
+            return;
+        };
+        if !rdp.confirmed() {
+            return;
+        }
+        let silent = Dialogue {
+            kind: Kind::Silent,
+            consumed: 0,
+            logins: Vec::new(),
+            messages: 0,
+        };
+        if let Some(layer) = tls::TlsLayer::new(id, silent) {
+            self.kind = Kind::Tls(Box::new(layer));
+        }
+    }
+
     /// The logins recorded so far.
     pub fn logins(&self) -> &[Login] {
         &self.logins
+    }
+
+    /// The logins recorded so far, handed over (a TLS layer passes its
+    /// inner responder's on).
+    fn take_logins(&mut self) -> Vec<Login> {
+        std::mem::take(&mut self.logins)
     }
 
     /// Client messages answered so far.
@@ -400,6 +448,7 @@ pub(crate) mod tests {
             now: 1_796_665_800,
             seed: 0x5eed_1234_abcd_0001,
             redis_open: false,
+            tls: None,
         }
     }
 

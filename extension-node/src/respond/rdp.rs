@@ -20,6 +20,11 @@ const PROTOCOL_SSL: u32 = 1;
 const PROTOCOL_HYBRID: u32 = 2;
 
 impl Rdp {
+    /// Whether the Connection Confirm went out (TLS follows).
+    pub fn confirmed(&self) -> bool {
+        self.confirmed
+    }
+
     /// Answers the Connection Request.
     pub fn input(
         &mut self,

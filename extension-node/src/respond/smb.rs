@@ -22,6 +22,7 @@
 //! from fixed templates; of the client's bytes only its message and
 //! process ids are echoed, as the protocol requires.
 
+use super::der::der;
 use super::{Context, Login, Logins, Out, Step};
 use crate::profile::Profile;
 use crate::reader::Reader;
@@ -654,19 +655,6 @@ fn neg_token_resp(ntlm: &[u8]) -> Vec<u8> {
     let mut token = Vec::new();
     der(0xa1, &body, &mut token);
     token
-}
-
-/// A DER element of our own (short) content.
-fn der(tag: u8, content: &[u8], out: &mut Vec<u8>) {
-    out.push(tag);
-    let len = content.len();
-    let [_, _, hi, lo] = u32::try_from(len).unwrap_or(0).to_be_bytes();
-    match len {
-        0..=0x7f => out.push(lo),
-        0x80..=0xff => out.extend_from_slice(&[0x81, lo]),
-        _ => out.extend_from_slice(&[0x82, hi, lo]),
-    }
-    out.extend_from_slice(content);
 }
 
 /// Appends an NTLM AV pair holding `value` in UTF-16LE.
