@@ -168,9 +168,11 @@ pub struct Extension {
     pending_udp: RefCell<Vec<(u16, Async<UdpSocket>)>>,
     /// The state of [`Extension::next_seed`].
     seed: Cell<u64>,
-    /// The TLS certificate of the HTTPS and Remote Desktop ports (`None`
-    /// if it could not be made: those ports then only fingerprint).
-    identity: Option<Identity>,
+    /// The TLS certificate of the HTTPS and Remote Desktop ports, made at
+    /// the first connection that needs it (an idle agent keeps neither the
+    /// key nor the code that makes it in memory); `None` inside if it could
+    /// not be made: those ports then only fingerprint.
+    identity: std::cell::OnceCell<Option<Identity>>,
     /// TLS sessions open now, at most [`MAX_TLS_IN_FLIGHT`].
     tls_in_flight: Cell<usize>,
 }
@@ -179,7 +181,6 @@ impl Extension {
     /// Binds every configured port that is free (call before dropping
     /// privileges); [`Extension::run`] then serves them.
     pub fn bind(settings: Settings, sink: Rc<dyn Sink>) -> Rc<Extension> {
-        let settings_profile = settings.profile;
         let ext = Extension {
             detector: RefCell::new(Detector::new(settings.scan)),
             settings,
@@ -191,7 +192,7 @@ impl Extension {
             pending_tcp: RefCell::default(),
             pending_udp: RefCell::default(),
             seed: Cell::new(random_seed()),
-            identity: tls_identity(settings_profile),
+            identity: std::cell::OnceCell::new(),
             tls_in_flight: Cell::new(0),
         };
         ext.take_ports();
@@ -391,14 +392,17 @@ impl Extension {
         report: bool,
     ) {
         let tls = matches!(service_name(port), "https" | "rdp")
-            && self.identity.is_some()
-            && self.tls_in_flight.get() < MAX_TLS_IN_FLIGHT;
+            && self.tls_in_flight.get() < MAX_TLS_IN_FLIGHT
+            && self
+                .identity
+                .get_or_init(|| tls_identity(self.settings.profile))
+                .is_some();
         if tls {
             self.tls_in_flight.set(self.tls_in_flight.get() + 1);
         }
         let _tls_place = Release(&self.tls_in_flight, tls);
         let cx = Context {
-            tls: if tls { self.identity.as_ref() } else { None },
+            tls: self.identity.get().and_then(Option::as_ref).filter(|_| tls),
             profile: self.settings.profile,
             port,
             banner: self.settings.banners.get(&port).map(String::as_str),

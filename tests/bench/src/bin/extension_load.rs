@@ -19,7 +19,12 @@
 //! OpenCanary); asserts nothing.
 //!
 //!     CARGO_BUILD_JOBS=1 cargo build --release -p honeybee-core -p honeybee-agent -p honeybee-bench
-//!     target/release/extension-load [--connections 5000] [--threads 8] [--idle 3] [--no-opencanary] [--warm]
+//!     target/release/extension-load [--connections 5000] [--threads 8] [--idle 3] [--no-opencanary] [--warm] [--well-known]
+//!
+//! `--well-known` runs both on the modules' own ports (21, 22, 23, 80, …)
+//! instead of free high ports: there the agent's responders answer the
+//! flood's requests as its profile's products (a 401 page on 80, a Redis
+//! arity error on 6379, …), which is the cost of a believable tripwire.
 //!
 //! The agent reports to a real `honeybee-core` on loopback (not measured).
 //! Binaries are found next to this one, or at `$HONEYBEE_AGENT_BIN` and
@@ -104,6 +109,10 @@ struct Options {
     opencanary: bool,
     /// Start the agent with its binary out of the page cache (as after boot).
     cold: bool,
+    /// Use each module's own port (21, 22, 80, …), where the agent's
+    /// responders answer as its profile's products, instead of free high
+    /// ports where it only listens and fingerprints.
+    well_known: bool,
 }
 
 fn parse() -> Result<Options, String> {
@@ -113,6 +122,7 @@ fn parse() -> Result<Options, String> {
         idle_secs: 3,
         opencanary: true,
         cold: true,
+        well_known: false,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut it = args.iter();
@@ -128,9 +138,10 @@ fn parse() -> Result<Options, String> {
             "--idle" => o.idle_secs = num()?,
             "--no-opencanary" => o.opencanary = false,
             "--warm" => o.cold = false,
+            "--well-known" => o.well_known = true,
             "--help" | "-h" => {
                 println!(
-                    "extension-load [--connections N] [--threads T] [--idle S] [--no-opencanary] [--warm]"
+                    "extension-load [--connections N] [--threads T] [--idle S] [--no-opencanary] [--warm] [--well-known]"
                 );
                 std::process::exit(0);
             }
@@ -227,6 +238,16 @@ fn proc_net_tcp() -> (HashSet<u16>, HashSet<u16>) {
         }
     }
     (listening, any)
+}
+
+/// The modules' own ports, all of which must be free.
+fn well_known_ports() -> Result<Vec<u16>, String> {
+    let (_, used) = proc_net_tcp();
+    let ports: Vec<u16> = MODULES.iter().map(|(_, p)| *p).collect();
+    match ports.iter().find(|p| used.contains(p)) {
+        Some(p) => Err(format!("--well-known: port {p} is in use")),
+        None => Ok(ports),
+    }
 }
 
 /// Free ports below the ephemeral range (so that no client connection can
@@ -1003,7 +1024,11 @@ fn main() {
         }
     };
     honeybee_bench::raise_fd_limit();
-    let ports = match pick_ports(MODULES.len()) {
+    let ports = match if o.well_known {
+        well_known_ports()
+    } else {
+        pick_ports(MODULES.len())
+    } {
         Ok(p) => p,
         Err(e) => {
             eprintln!("extension-load: {e}");
