@@ -56,14 +56,21 @@ def imap(host, port):
     raise RuntimeError("login accepted")
 
 
-def recv_until(sock, marker):
+def recv_until(sock, *markers):
+    """What sock sends until one of markers (or an error if it closes)."""
     data = b""
-    while marker not in data:
+    while not any(m in data for m in markers):
         chunk = sock.recv(4096)
         if not chunk:
-            raise RuntimeError(f"closed before {marker!r}: {data!r}")
+            raise RuntimeError(f"closed before {markers!r}: {data!r}")
         data += chunk
     return data
+
+
+# Login prompts: Linux, BusyBox and JetDirect say "login: ", Cisco-style
+# devices (and OpenCanary, which the deception-scan benchmark runs these
+# clients against) "Username: ".
+LOGIN_PROMPTS = (b"login: ", b"Username: ")
 
 
 def refuse_options(data):
@@ -82,12 +89,12 @@ def telnet(host, port):
     s = socket.create_connection((host, port), timeout=TIMEOUT)
     data = s.recv(4096)
     s.sendall(refuse_options(data))
-    if b"login: " not in data:
-        recv_until(s, b"login: ")
+    if not any(p in data for p in LOGIN_PROMPTS):
+        recv_until(s, *LOGIN_PROMPTS)
     s.sendall(b"telnetuser\r\n")
     recv_until(s, b"assword: ")
     s.sendall(b"telnet-Secret5\r\n")
-    recv_until(s, b"login: ")
+    recv_until(s, *LOGIN_PROMPTS)
     return "telnetuser", "telnet-Secret5"
 
 

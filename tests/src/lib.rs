@@ -20,8 +20,11 @@
 //! - [`LinkProxy`] ([`link_proxy`]): a TCP proxy a test can cut and restore;
 //! - [`faults`]: a small tmpfs, a network namespace with random packet
 //!   loss, a proxy that delays, splits, stalls and cuts;
+//! - [`clients`]: the real clients of the deception tests (Python, curl,
+//!   redis-cli);
 //! - [`python`]: a Python 3 with pinned PyPI packages, for peers written
 //!   in Python;
+//! - [`nmap`]: the ports of nmap's XML report;
 //! - [`postgres::Postgres`]: a throwaway PostgreSQL cluster; with
 //!   `HONEYBEE_TEST_POSTGRES=1` every core keeps its state in one.
 //!
@@ -34,6 +37,7 @@ pub mod attacks;
 pub mod binaries;
 pub mod certs;
 pub mod child_process;
+pub mod clients;
 pub mod core_process;
 pub mod faults;
 pub mod geo;
@@ -41,6 +45,7 @@ pub mod haproxy;
 pub mod http;
 pub mod link_proxy;
 pub mod metrics;
+pub mod nmap;
 pub mod postgres;
 pub mod python;
 pub mod skip;

@@ -21,6 +21,7 @@ use std::process::Command;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use honeybee_tests::clients::{self, have};
 use honeybee_tests::skip::skip;
 use honeybee_tests::{Agent, Core};
 use serde_json::Value;
@@ -31,29 +32,13 @@ const T: Duration = Duration::from_secs(30);
 static WELL_KNOWN: Mutex<()> = Mutex::new(());
 
 fn python(test: &str) -> Option<PathBuf> {
-    match honeybee_tests::python::find(
-        "the deception tests",
-        &[
-            "PyMySQL==1.1.1",
-            "python-tds==1.16.0",
-            "pycryptodome==3.21.0",
-        ],
-        "pymysql, pytds, Crypto",
-        "deception-venv",
-    ) {
+    match clients::python("the deception tests") {
         Ok(p) => Some(p),
         Err(why) => {
             skip(test, &why);
             None
         }
     }
-}
-
-fn have(tool: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .output()
-        .is_ok_and(|o| o.status.success())
 }
 
 /// An Extension agent of `profile` on `ports` of 127.0.0.1, running.
@@ -132,10 +117,9 @@ fn real_clients_type_credentials_and_each_attempt_is_one_login_event() {
         "linux-server",
         "21,23,25,80,110,143,3128,3306,5900,6379",
     );
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/deception/clients.py");
     let out = Command::new(&python)
         .args([
-            script,
+            clients::SCRIPT,
             "127.0.0.1",
             "ftp=21",
             "smtp=25",
@@ -153,22 +137,7 @@ fn real_clients_type_credentials_and_each_attempt_is_one_login_event() {
         "{said}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let curl = |args: &[&str]| {
-        let o = Command::new("curl")
-            .args([
-                "-s",
-                "-o",
-                "/dev/null",
-                "-w",
-                "%{http_code}",
-                "--max-time",
-                "10",
-            ])
-            .args(args)
-            .output()
-            .expect("curl");
-        String::from_utf8_lossy(&o.stdout).into_owned()
-    };
+    let curl = |args: &[&str]| clients::curl_status(args).expect("curl");
     assert_eq!(
         curl(&["-u", "webuser:http-Secret9", "http://127.0.0.1:80/"]),
         "401"
@@ -183,20 +152,7 @@ fn real_clients_type_credentials_and_each_attempt_is_one_login_event() {
         ]),
         "407"
     );
-    let redis = Command::new("redis-cli")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            "6379",
-            "--user",
-            "redisuser",
-            "--pass",
-            "redis-Secret11",
-            "--no-auth-warning",
-            "PING",
-        ])
-        .output()
+    let redis = clients::redis_cli_auth("127.0.0.1", 6379, "redisuser", "redis-Secret11")
         .expect("redis-cli");
     let redis_said = String::from_utf8_lossy(&redis.stdout).into_owned()
         + &String::from_utf8_lossy(&redis.stderr);
@@ -266,9 +222,8 @@ fn sql_server_and_smb_logins_on_the_windows_profile_are_recorded() {
     let _turn = WELL_KNOWN.lock().unwrap_or_else(|e| e.into_inner());
     let core = Core::start();
     let _windows = agent(&core, "windows-workstation", "445,1433");
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/deception/clients.py");
     let out = Command::new(&python)
-        .args([script, "127.0.0.1", "mssql=1433", "smb=445"])
+        .args([clients::SCRIPT, "127.0.0.1", "mssql=1433", "smb=445"])
         .output()
         .expect("clients.py");
     assert!(
@@ -365,38 +320,6 @@ const NAMED: &[(&str, &[(u16, &str)])] = &[
     ),
 ];
 
-/// `attr="value"` in an XML element's text.
-fn attr<'a>(element: &'a str, name: &str) -> Option<&'a str> {
-    let start = element.find(&format!(" {name}=\""))? + name.len() + 3;
-    let len = element.get(start..)?.find('"')?;
-    element.get(start..start + len)
-}
-
-/// Each port of nmap's XML report: (port, state, service name, product).
-fn nmap_ports(xml: &str) -> Vec<(u16, String, String, String)> {
-    xml.split("<port ")
-        .skip(1)
-        .filter_map(|p| {
-            let p = p.split("</port>").next()?;
-            let port = attr(p, "portid")?.parse().ok()?;
-            let state = p
-                .split("<state")
-                .nth(1)
-                .and_then(|s| attr(s, "state"))
-                .unwrap_or_default();
-            let service = p.split("<service").nth(1).unwrap_or_default();
-            let name = attr(service, "name").unwrap_or_default();
-            let product = attr(service, "product").unwrap_or_default();
-            Some((
-                port,
-                state.to_string(),
-                name.to_string(),
-                product.to_string(),
-            ))
-        })
-        .collect()
-}
-
 /// `nmap -sV` (with `--allports`: nmap leaves the printer's 9100 out of
 /// version detection by default) names every port of every profile as the
 /// product the profile claims: no `tcpwrapped`, no `unknown`, no port
@@ -418,20 +341,7 @@ fn nmap_names_every_port_of_every_profile_as_the_profiles_product() {
         let ports = ports.join(",");
         let mut agent = agent(&core, profile, &ports);
         let started = Instant::now();
-        let out = Command::new("nmap")
-            .args([
-                "-sV",
-                "--allports",
-                "-Pn",
-                "-n",
-                "-p",
-                &ports,
-                "-oX",
-                "-",
-                "127.0.0.1",
-            ])
-            .output()
-            .expect("nmap");
+        let out = honeybee_tests::nmap::version_scan(&ports).expect("nmap");
         let secs = started.elapsed().as_secs();
         let xml = String::from_utf8_lossy(&out.stdout).into_owned();
         assert!(
@@ -439,13 +349,15 @@ fn nmap_names_every_port_of_every_profile_as_the_profiles_product() {
             "{xml}\n{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let seen = nmap_ports(&xml);
-        let open = seen.iter().filter(|p| p.1 == "open").count();
+        let seen = honeybee_tests::nmap::ports(&xml);
+        let open = seen.iter().filter(|p| p.state == "open").count();
         let mut named = 0;
         for (port, product) in *expected {
-            match seen.iter().find(|p| p.0 == *port) {
-                Some((_, state, name, got))
-                    if state == "open" && got.starts_with(product) && name != "tcpwrapped" =>
+            match seen.iter().find(|p| p.port == *port) {
+                Some(p)
+                    if p.state == "open"
+                        && p.product.starts_with(product)
+                        && p.name != "tcpwrapped" =>
                 {
                     named += 1
                 }

@@ -231,6 +231,16 @@ impl CoreProcess {
         Ok(answer)
     }
 
+    /// A GET with the bench token; the JSON body of a 200, else an error
+    /// with the status line.
+    pub fn get_json(&self, path: &str) -> Result<serde_json::Value, String> {
+        let r = self.get(path)?;
+        if !r.starts_with("HTTP/1.1 200") {
+            return Err(format!("GET {path}: {}", r.lines().next().unwrap_or("")));
+        }
+        Ok(json_body(&r))
+    }
+
     fn metric(&self, prefix: &str) -> Result<u64, String> {
         let text = self.get("/metrics")?;
         text.lines()
@@ -298,6 +308,29 @@ impl CoreProcess {
             hwm_kb,
         })
     }
+}
+
+/// The JSON body of a whole HTTP/1.1 response, chunked or not.
+pub fn json_body(response: &str) -> serde_json::Value {
+    let Some((head, mut rest)) = response.split_once("\r\n\r\n") else {
+        return serde_json::Value::Null;
+    };
+    if !head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        return serde_json::from_str(rest).unwrap_or(serde_json::Value::Null);
+    }
+    let mut text = String::new();
+    while let Some((size, tail)) = rest.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        text.push_str(tail.get(..n).unwrap_or(""));
+        rest = tail.get(n + 2..).unwrap_or("");
+    }
+    serde_json::from_str(&text).unwrap_or(serde_json::Value::Null)
 }
 
 fn spawn(args: &[String], env: &[(String, String)]) -> Result<Child, String> {

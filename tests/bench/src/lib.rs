@@ -3,6 +3,8 @@
 
 pub mod child;
 pub mod core_process;
+pub mod daemon;
+pub mod extension;
 pub mod fleet;
 pub mod haproxy;
 pub mod node;

@@ -33,14 +33,10 @@
 //!     HONEYBEE_CROSS_PACKAGES=honeybee-agent cross/build.sh x86_64-unknown-linux-musl
 //!     HONEYBEE_AGENT_BIN=dist/x86_64-unknown-linux-musl/honeybee-agent target/release/extension-load
 //!
-//! OpenCanary runs from a venv made with Debian's `/usr/bin/python3` at
-//! `target/bench-venv` (or `$HONEYBEE_OPENCANARY_VENV`); it is created with
-//! `python3 -m venv` and `pip install opencanary` when missing. It runs as
-//! `opencanaryd --dev` would run it (`twistd -noy opencanary.tac`, here with
-//! the pid file in the temp dir instead of /var/run), from a temp dir that
-//! holds its `opencanary.conf`: ten TCP modules on 127.0.0.1, JSON log to a
-//! file in that dir. Everything is stopped at the end (SIGTERM, then SIGKILL)
-//! and the temp dirs removed.
+//! OpenCanary runs from `target/bench-venv`, made when missing (see
+//! `honeybee_bench::extension`), with its ten TCP modules on 127.0.0.1.
+//! Everything is stopped at the end (SIGTERM, then SIGKILL) and the temp
+//! dirs removed.
 //!
 //! The agent's binary is dropped from the page cache before it starts (as
 //! after boot; `--warm` keeps it): how the file was last written decides
@@ -59,19 +55,19 @@
 //! listener 2.10 MB: the 2 MB target is below a dynamic glibc floor.
 //! CPU comes in 10 ms ticks: the agent's 60–70 ms total is ±1 tick.
 
-use honeybee_bench::child;
+use honeybee_bench::daemon::{proc_net_tcp, tree, Daemon};
+use honeybee_bench::extension::{
+    opencanary_setup, start_agent, AgentSpec, OpenCanary, OPENCANARY_MODULES,
+};
 use honeybee_bench::procfs::{
     clock_ticks, drop_from_page_cache, smaps_rollup_kb, stat_fields, status_kb,
 };
 use honeybee_bench::report::verdict;
 use honeybee_bench::rss_watch::RssWatch;
 use honeybee_bench::sibling_binary;
-use std::collections::{HashMap, HashSet};
-use std::fs::File;
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Barrier, Mutex};
 use std::time::{Duration, Instant};
@@ -87,20 +83,8 @@ const STORED: &str = "honeybee_events_stored_total";
 const REGISTERED: &str = "honeybee_registrations_accepted_total";
 const REQUEST: &[u8] = b"GET / HTTP/1.0\r\n\r\n";
 
-/// OpenCanary modules that need nothing beyond `pip install opencanary`,
-/// with their usual port (the bench maps each to a free high port).
-const MODULES: [(&str, u16); 10] = [
-    ("ftp", 21),
-    ("ssh", 22),
-    ("telnet", 23),
-    ("http", 80),
-    ("mssql", 1433),
-    ("mysql", 3306),
-    ("rdp", 3389),
-    ("vnc", 5900),
-    ("redis", 6379),
-    ("httpproxy", 8080),
-];
+/// OpenCanary's modules, each mapped to a free high port.
+const MODULES: [(&str, u16); 10] = OPENCANARY_MODULES;
 
 struct Options {
     connections: u64,
@@ -153,35 +137,6 @@ fn parse() -> Result<Options, String> {
 
 // ---------------------------------------------------------------- /proc
 
-/// `root` and every process descending from it.
-fn tree(root: u32) -> Vec<u32> {
-    let mut children: HashMap<u32, Vec<u32>> = HashMap::new();
-    if let Ok(dir) = std::fs::read_dir("/proc") {
-        for entry in dir.flatten() {
-            let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse().ok()) else {
-                continue;
-            };
-            if let Some(f) = stat_fields(pid) {
-                if let Some(&ppid) = f.get(1) {
-                    children.entry(ppid as u32).or_default().push(pid);
-                }
-            }
-        }
-    }
-    let mut out = Vec::new();
-    if Path::new(&format!("/proc/{root}")).exists() {
-        out.push(root);
-    }
-    let mut i = 0;
-    while i < out.len() {
-        if let Some(c) = children.get(&out[i]) {
-            out.extend(c);
-        }
-        i += 1;
-    }
-    out
-}
-
 /// CPU time and memory of a process tree at one moment.
 #[derive(Clone, Copy)]
 struct TreeSample {
@@ -211,38 +166,9 @@ fn sample_tree(root: u32) -> TreeSample {
     }
 }
 
-/// Local ports in `/proc/net/tcp` (and tcp6): (listening on 127.0.0.1 or
-/// 0.0.0.0, any socket at all).
-fn proc_net_tcp() -> (HashSet<u16>, HashSet<u16>) {
-    let mut listening = HashSet::new();
-    let mut any = HashSet::new();
-    for file in ["/proc/net/tcp", "/proc/net/tcp6"] {
-        let Ok(text) = std::fs::read_to_string(file) else {
-            continue;
-        };
-        for line in text.lines().skip(1) {
-            let mut f = line.split_whitespace();
-            let (Some(local), Some(_remote), Some(state)) = (f.nth(1), f.next(), f.next()) else {
-                continue;
-            };
-            let Some((addr, port)) = local.split_once(':') else {
-                continue;
-            };
-            let Ok(port) = u16::from_str_radix(port, 16) else {
-                continue;
-            };
-            any.insert(port);
-            if state == "0A" && (addr == "0100007F" || addr == "00000000") {
-                listening.insert(port);
-            }
-        }
-    }
-    (listening, any)
-}
-
 /// The modules' own ports, all of which must be free.
 fn well_known_ports() -> Result<Vec<u16>, String> {
-    let (_, used) = proc_net_tcp();
+    let used = proc_net_tcp().listening_anywhere;
     let ports: Vec<u16> = MODULES.iter().map(|(_, p)| *p).collect();
     match ports.iter().find(|p| used.contains(p)) {
         Some(p) => Err(format!("--well-known: port {p} is in use")),
@@ -264,7 +190,7 @@ fn pick_ports(n: usize) -> Result<Vec<u16>, String> {
     } else {
         (hi + 1..=65_535).collect()
     };
-    let (_, used) = proc_net_tcp();
+    let used = proc_net_tcp().used;
     let mut out = Vec::new();
     for p in candidates {
         let p = p as u16;
@@ -292,128 +218,6 @@ fn pick_ports(n: usize) -> Result<Vec<u16>, String> {
 
 // ---------------------------------------------------------------- daemons
 
-/// A daemon under test: its process tree is stopped (SIGTERM, then SIGKILL)
-/// and its temp dir removed when dropped.
-struct Daemon {
-    name: &'static str,
-    child: Child,
-    dir: PathBuf,
-    log: PathBuf,
-    spawned: Instant,
-}
-
-fn temp_dir(tag: &str) -> Result<PathBuf, String> {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    let dir = std::env::temp_dir().join(format!(
-        "hb-extension-load-{}-{tag}-{nanos}",
-        std::process::id()
-    ));
-    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    Ok(dir)
-}
-
-impl Daemon {
-    fn spawn(
-        name: &'static str,
-        mut cmd: Command,
-        dir: PathBuf,
-        log: PathBuf,
-    ) -> Result<Daemon, String> {
-        let out = File::create(&log).map_err(|e| e.to_string())?;
-        let err = out.try_clone().map_err(|e| e.to_string())?;
-        cmd.stdin(Stdio::null()).stdout(out).stderr(err);
-        let spawned = Instant::now();
-        match cmd.spawn() {
-            Ok(child) => Ok(Daemon {
-                name,
-                child,
-                dir,
-                log,
-                spawned,
-            }),
-            Err(e) => {
-                let _ = std::fs::remove_dir_all(&dir);
-                Err(format!("starting {name}: {e}"))
-            }
-        }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn alive(&mut self) -> Result<(), String> {
-        match self.child.try_wait() {
-            Ok(Some(status)) => Err(format!(
-                "{} exited ({status}); the end of its output:\n{}",
-                self.name,
-                self.tail()
-            )),
-            _ => Ok(()),
-        }
-    }
-
-    /// Time from spawn until every port is in LISTEN.
-    fn wait_listening(&mut self, ports: &[u16], limit: Duration) -> Result<Duration, String> {
-        loop {
-            let (listening, _) = proc_net_tcp();
-            let at = self.spawned.elapsed();
-            let missing: Vec<u16> = ports
-                .iter()
-                .copied()
-                .filter(|p| !listening.contains(p))
-                .collect();
-            if missing.is_empty() {
-                return Ok(at);
-            }
-            self.alive()?;
-            if at > limit {
-                return Err(format!(
-                    "{} did not listen on {missing:?} within {} s; the end of its output:\n{}",
-                    self.name,
-                    limit.as_secs(),
-                    self.tail()
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(2));
-        }
-    }
-
-    fn tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(15)..].join("\n")
-    }
-
-    fn stop(&mut self) {
-        let root = self.pid();
-        let pids = tree(root);
-        let signal = |pids: &[u32], sig| {
-            for &p in pids {
-                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(p as i32), sig);
-            }
-        };
-        let children: Vec<u32> = pids.iter().copied().filter(|&p| p != root).collect();
-        signal(&children, nix::sys::signal::Signal::SIGTERM);
-        child::stop(&mut self.child, Duration::from_secs(5));
-        let left: Vec<u32> = pids
-            .into_iter()
-            .filter(|p| Path::new(&format!("/proc/{p}")).exists())
-            .collect();
-        signal(&left, nix::sys::signal::Signal::SIGKILL);
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        self.stop();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 /// Whether an ELF binary has no program interpreter (statically linked).
 fn is_static(bin: &Path) -> bool {
     let Ok(b) = std::fs::read(bin) else {
@@ -429,193 +233,6 @@ fn is_static(bin: &Path) -> bool {
         let o = phoff + i * size;
         o + 4 <= b.len() && u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]) == 3
     })
-}
-
-fn start_agent(
-    bin: &Path,
-    core: &CoreProcess,
-    ports: &[u16],
-    o: &Options,
-) -> Result<Daemon, String> {
-    if o.cold {
-        drop_from_page_cache(bin)?;
-        println!(
-            "agent: {} dropped from the page cache first, as after boot (--warm: as last written)",
-            bin.display()
-        );
-    }
-    let dir = temp_dir("agent")?;
-    let log = dir.join("agent.log");
-    let list: Vec<String> = ports.iter().map(|p| p.to_string()).collect();
-    let mut cmd = Command::new(bin);
-    cmd.arg("extension")
-        .arg("--core")
-        .arg(core.node_addr.to_string())
-        .arg("--state-dir")
-        .arg(dir.join("state"))
-        .arg("--name")
-        .arg("extension-load")
-        .arg("--ports")
-        .arg(list.join(","))
-        .arg("--udp-ports")
-        .arg("")
-        .arg("--bind")
-        .arg("127.0.0.1")
-        .current_dir(&dir);
-    Daemon::spawn("honeybee-agent extension", cmd, dir, log)
-}
-
-struct OpenCanary {
-    twistd: PathBuf,
-    tac: PathBuf,
-    version: String,
-}
-
-fn venv_dir() -> Result<PathBuf, String> {
-    if let Ok(p) = std::env::var("HONEYBEE_OPENCANARY_VENV") {
-        return Ok(PathBuf::from(p));
-    }
-    // target/release/extension-load -> target/bench-venv
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    exe.parent()
-        .and_then(Path::parent)
-        .map(|t| t.join("bench-venv"))
-        .ok_or_else(|| "no target dir above this binary".into())
-}
-
-fn run_quiet(cmd: &mut Command, what: &str) -> Result<(), String> {
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("{what}: {e}"))?;
-    if out.status.success() {
-        return Ok(());
-    }
-    let text =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    let lines: Vec<&str> = text.lines().collect();
-    Err(format!(
-        "{what} failed ({}):\n{}",
-        out.status,
-        lines[lines.len().saturating_sub(10)..].join("\n")
-    ))
-}
-
-/// The venv with OpenCanary, made when missing.
-fn opencanary_setup() -> Result<OpenCanary, String> {
-    let venv = venv_dir()?;
-    let twistd = venv.join("bin").join("twistd");
-    let tac = venv.join("bin").join("opencanary.tac");
-    if !twistd.exists() || !tac.exists() {
-        let python = Path::new("/usr/bin/python3");
-        if !python.exists() {
-            return Err(
-                "/usr/bin/python3 is missing (apt-get install python3 python3-venv)".into(),
-            );
-        }
-        eprintln!(
-            "extension-load: installing OpenCanary into {} (python3 -m venv, pip install opencanary)",
-            venv.display()
-        );
-        run_quiet(
-            Command::new(python).arg("-m").arg("venv").arg(&venv),
-            "python3 -m venv",
-        )?;
-        run_quiet(
-            Command::new(venv.join("bin").join("pip"))
-                .arg("install")
-                .arg("--quiet")
-                .arg("opencanary"),
-            "pip install opencanary",
-        )?;
-        if !twistd.exists() || !tac.exists() {
-            return Err(format!(
-                "pip install opencanary left no bin/twistd and bin/opencanary.tac in {}",
-                venv.display()
-            ));
-        }
-    }
-    // OpenCanary reads /etc/opencanaryd/opencanary.conf before ./opencanary.conf.
-    if Path::new("/etc/opencanaryd/opencanary.conf").exists() {
-        return Err("/etc/opencanaryd/opencanary.conf exists and would be read instead of the bench's config".into());
-    }
-    let mut version = String::from("?");
-    for lib in std::fs::read_dir(venv.join("lib"))
-        .into_iter()
-        .flatten()
-        .flatten()
-    {
-        for e in std::fs::read_dir(lib.path().join("site-packages"))
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            let n = e.file_name().to_string_lossy().to_string();
-            if let Some(v) = n
-                .strip_prefix("opencanary-")
-                .and_then(|v| v.strip_suffix(".dist-info"))
-            {
-                version = v.to_string();
-            }
-        }
-    }
-    Ok(OpenCanary {
-        twistd,
-        tac,
-        version,
-    })
-}
-
-fn start_opencanary(oc: &OpenCanary, ports: &[u16]) -> Result<Daemon, String> {
-    let dir = temp_dir("opencanary")?;
-    let log = dir.join("twistd.out");
-    let mut conf = serde_json::json!({
-        "device.node_id": "extension-load",
-        "device.listen_addr": "127.0.0.1",
-        "ip.ignorelist": [],
-        "logtype.ignorelist": [],
-        "ftp.banner": "FTP server ready",
-        "http.banner": "Apache/2.2.22 (Ubuntu)",
-        "http.skin": "nasLogin",
-        "httpproxy.skin": "squid",
-        "ssh.version": "SSH-2.0-OpenSSH_5.1p1 Debian-4",
-        "ssh.key_path": dir.display().to_string(),
-        "telnet.banner": "",
-        "telnet.honeycreds": [{"username": "admin", "password": "admin1"}],
-        "mysql.banner": "5.5.43-0ubuntu0.14.04.1",
-        "mssql.version": "2012",
-        "logger": {
-            "class": "PyLogger",
-            "kwargs": {
-                "formatters": {"plain": {"format": "%(message)s"}},
-                "handlers": {
-                    "file": {
-                        "class": "logging.FileHandler",
-                        "filename": dir.join("opencanary.log").display().to_string()
-                    }
-                }
-            }
-        }
-    });
-    let map = conf.as_object_mut().expect("an object");
-    for ((module, _), port) in MODULES.iter().zip(ports) {
-        map.insert(format!("{module}.enabled"), true.into());
-        map.insert(format!("{module}.port"), (*port).into());
-    }
-    std::fs::write(
-        dir.join("opencanary.conf"),
-        serde_json::to_string_pretty(&conf).map_err(|e| e.to_string())?,
-    )
-    .map_err(|e| e.to_string())?;
-    let mut cmd = Command::new(&oc.twistd);
-    cmd.arg("-noy")
-        .arg(&oc.tac)
-        .arg("--pidfile")
-        .arg(dir.join("twistd.pid"))
-        .current_dir(&dir)
-        // No ~/.opencanary.conf either: only ./opencanary.conf.
-        .env("HOME", &dir);
-    Daemon::spawn("OpenCanary", cmd, dir, log)
 }
 
 // ---------------------------------------------------------------- the run
@@ -814,7 +431,22 @@ fn measure(
 fn run_agent(bin: &Path, ports: &[u16], o: &Options) -> Result<Figures, String> {
     let core = CoreProcess::start(false)?;
     let registered = core.metric_value(REGISTERED)?;
-    let d = start_agent(bin, &core, ports, o)?;
+    if o.cold {
+        drop_from_page_cache(bin)?;
+        println!(
+            "agent: {} dropped from the page cache first, as after boot (--warm: as last written)",
+            bin.display()
+        );
+    }
+    let d = start_agent(
+        bin,
+        &core,
+        &AgentSpec {
+            name: "extension-load",
+            ports,
+            profile: None,
+        },
+    )?;
     let mut base = 0;
     let mut recorded = |d: &Daemon, after: bool| {
         if !after {
@@ -843,8 +475,13 @@ fn run_agent(bin: &Path, ports: &[u16], o: &Options) -> Result<Figures, String> 
 }
 
 fn run_opencanary(oc: &OpenCanary, ports: &[u16], o: &Options) -> Result<Figures, String> {
-    let d = start_opencanary(oc, ports)?;
-    let log = d.dir.join("opencanary.log");
+    let modules: Vec<(&str, u16)> = MODULES
+        .iter()
+        .zip(ports)
+        .map(|((m, _), p)| (*m, *p))
+        .collect();
+    let d = oc.start("extension-load", &modules)?;
+    let log = OpenCanary::log_of(&d);
     let lines = move || {
         std::fs::read_to_string(&log)
             .map(|t| t.lines().count() as u64)

@@ -15,7 +15,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use honeybee_bench::core_process::CoreProcess;
+use honeybee_bench::core_process::{json_body, CoreProcess};
 use honeybee_proto::{
     decode, encode_into, CoreMessage, Envelope, NodeMessage, NodeRegistration, NodeType, PotEvent,
     CAP_EVENT_ACK,
@@ -136,29 +136,6 @@ fn feed(core: &CoreProcess, busy: u64, noise: u64) -> Result<(), String> {
         .map_err(|_| "ack reader panicked".to_string())?
 }
 
-/// The JSON body of a whole HTTP/1.1 response, chunked or not.
-fn body(response: &str) -> Value {
-    let Some((head, mut rest)) = response.split_once("\r\n\r\n") else {
-        return Value::Null;
-    };
-    if !head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        return serde_json::from_str(rest).unwrap_or(Value::Null);
-    }
-    let mut text = String::new();
-    while let Some((size, tail)) = rest.split_once("\r\n") {
-        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if n == 0 {
-            break;
-        }
-        text.push_str(tail.get(..n).unwrap_or(""));
-        rest = tail.get(n + 2..).unwrap_or("");
-    }
-    serde_json::from_str(&text).unwrap_or(Value::Null)
-}
-
 fn time(core: &CoreProcess, what: &str, path: &str, n: usize) -> Value {
     let mut lat = Vec::with_capacity(n);
     let mut last = String::new();
@@ -177,7 +154,7 @@ fn time(core: &CoreProcess, what: &str, path: &str, n: usize) -> Value {
         ms(pct(99)),
         ms(lat.last())
     );
-    let b = body(&last);
+    let b = json_body(&last);
     if status != "200" {
         println!("  answer: {b}");
     }
