@@ -115,7 +115,7 @@ fn real_clients_type_credentials_and_each_attempt_is_one_login_event() {
     let _linux = agent(
         &core,
         "linux-server",
-        "21,23,25,80,110,143,3128,3306,5900,6379",
+        "21,23,25,80,110,143,443,3128,3306,5900,6379",
     );
     let out = Command::new(&python)
         .args([
@@ -140,6 +140,16 @@ fn real_clients_type_credentials_and_each_attempt_is_one_login_event() {
     let curl = |args: &[&str]| clients::curl_status(args).expect("curl");
     assert_eq!(
         curl(&["-u", "webuser:http-Secret9", "http://127.0.0.1:80/"]),
+        "401"
+    );
+    // HTTPS: the same server inside TLS, with a certificate made at start.
+    assert_eq!(
+        curl(&[
+            "-k",
+            "-u",
+            "tlsuser:https-Secret13",
+            "https://127.0.0.1:443/"
+        ]),
         "401"
     );
     assert_eq!(

@@ -407,4 +407,49 @@ mod tests {
             ("rdp", "eve1")
         );
     }
+
+    #[test]
+    fn an_https_port_records_its_logins_in_the_dialogue() {
+        let id = Identity::new("srv01", 1_796_665_800).unwrap();
+        let c = Context {
+            tls: Some(&id),
+            ..cx(443, Profile::LinuxServer)
+        };
+        let mut d = Dialogue::new(&c);
+        let config =
+            ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(AnyCert))
+                .with_no_client_auth();
+        let mut client =
+            ClientConnection::new(Arc::new(config), ServerName::try_from("srv01").unwrap())
+                .unwrap();
+        client
+            .writer()
+            .write_all(b"GET / HTTP/1.1\r\nAuthorization: Basic dTpw\r\n\r\n")
+            .unwrap();
+        let mut all = Vec::new();
+        let mut plain = Vec::new();
+        for _ in 0..6 {
+            while client.wants_write() {
+                client.write_tls(&mut all).unwrap();
+            }
+            let mut out = Out::new();
+            d.input(&c, &all, &mut out);
+            let mut back = out.bytes();
+            while !back.is_empty() {
+                client.read_tls(&mut back).unwrap();
+                client.process_new_packets().unwrap();
+            }
+            let _ = client.reader().read_to_end(&mut plain);
+        }
+        assert!(
+            String::from_utf8_lossy(&plain).starts_with("HTTP/1.1 401"),
+            "{plain:?}"
+        );
+        assert_eq!(d.logins().len(), 1);
+        assert_eq!(d.logins()[0].username, "u");
+    }
 }
