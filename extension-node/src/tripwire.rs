@@ -339,6 +339,9 @@ impl Extension {
             // and with at most half the places.
             let report = self.observe(peer, port);
             let quiet = self.quiet_in_flight.get();
+            if !report && !crate::respond::answers(port) {
+                continue; // nothing to imitate there: closed at once
+            }
             if self.in_flight.get() >= MAX_IN_FLIGHT || (!report && quiet >= MAX_IN_FLIGHT / 2) {
                 bump(&self.counters.overflow);
                 continue; // dropping `stream` closes it

@@ -275,6 +275,35 @@ impl Logins<'_> {
     }
 }
 
+/// Whether `port` has a responder (a port where a silent server would be
+/// a giveaway); elsewhere the tripwire only listens.
+pub fn answers(port: u16) -> bool {
+    matches!(
+        service_name(port),
+        "ftp"
+            | "telnet"
+            | "smtp"
+            | "pop3"
+            | "imap"
+            | "http"
+            | "http-proxy"
+            | "winrm"
+            | "ipp"
+            | "printer"
+            | "jetdirect"
+            | "https"
+            | "redis"
+            | "mysql"
+            | "mssql"
+            | "vnc"
+            | "rdp"
+            | "smb"
+            | "netbios-ssn"
+            | "ssh"
+            | "rsync"
+    )
+}
+
 impl Dialogue {
     /// The responder for a connection to `cx.port`, chosen by the port's
     /// usual service.
@@ -403,6 +432,11 @@ impl Dialogue {
         }
     }
 
+    /// Whether this responder only listens.
+    pub fn is_silent(&self) -> bool {
+        matches!(self.kind, Kind::Silent)
+    }
+
     /// The logins recorded so far.
     pub fn logins(&self) -> &[Login] {
         &self.logins
@@ -479,6 +513,22 @@ pub(crate) mod tests {
     pub fn run(cx: &Context<'_>, chunks: &[&[u8]]) -> (String, Vec<Login>, Step) {
         let (out, logins, step) = run_bytes(cx, chunks);
         (String::from_utf8_lossy(&out).into_owned(), logins, step)
+    }
+
+    #[test]
+    fn answers_names_exactly_the_ports_with_a_responder() {
+        let id = Identity::new("WS01", 0).unwrap();
+        for port in 0..=u16::MAX {
+            let c = Context {
+                tls: Some(&id),
+                ..cx(port, Profile::WindowsWorkstation)
+            };
+            if !answers(port) {
+                assert!(Dialogue::new(&c).is_silent(), "{port}");
+            } else if service_name(port) != "https" {
+                assert!(!Dialogue::new(&c).is_silent(), "{port}");
+            }
+        }
     }
 
     #[test]
