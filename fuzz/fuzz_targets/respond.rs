@@ -46,10 +46,19 @@ fuzz_target!(|data: &[u8]| {
     if refused {
         return;
     }
-    // Reads end at each 0xFE 0xFE: the client's bytes arrive in pieces.
+    // The client's bytes arrive in pieces: each piece is a length byte
+    // (0 counts as 1) and that many bytes; the last one may be short.
     let mut all = Vec::new();
     let mut messages = 0;
-    for chunk in rest.split(|&b| b == 0xfe).filter(|c| !c.is_empty()) {
+    let mut pieces = Vec::new();
+    let mut tail = rest;
+    while let [len, more @ ..] = tail {
+        let n = usize::from(*len).max(1).min(more.len());
+        let (piece, after) = more.split_at(n);
+        pieces.push(piece);
+        tail = after;
+    }
+    for chunk in pieces.into_iter().filter(|c| !c.is_empty()) {
         all.extend_from_slice(chunk);
         out.clear();
         let step = d.input(&cx, &all, &mut out);
