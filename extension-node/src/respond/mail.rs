@@ -40,10 +40,14 @@ fn plain(protocol: &'static str, b64: &[u8]) -> Option<Login> {
     Some(Login::new(protocol, user).with("password", password))
 }
 
-/// Counts a failure; true once the connection should end.
-fn failed(failures: &mut u8) -> bool {
+/// Counts a failure; the connection ends after [`MAX_LOGINS`] of them.
+fn failed(failures: &mut u8) -> Step {
     *failures = failures.saturating_add(1);
-    usize::from(*failures) >= MAX_LOGINS
+    if usize::from(*failures) >= MAX_LOGINS {
+        Step::Close
+    } else {
+        Step::More
+    }
 }
 
 fn microsoft(profile: Profile) -> bool {
@@ -272,11 +276,7 @@ impl Smtp {
             logins.add(login);
         }
         out.text(denied);
-        if failed(&mut self.failures) {
-            Step::Close
-        } else {
-            Step::More
-        }
+        failed(&mut self.failures)
     }
 }
 
@@ -377,14 +377,7 @@ impl Pop3 {
             logins.add(login);
         }
         out.text(denied);
-        (
-            used,
-            if failed(&mut self.failures) {
-                Step::Close
-            } else {
-                Step::More
-            },
-        )
+        (used, failed(&mut self.failures))
     }
 }
 
@@ -477,14 +470,7 @@ impl Imap {
             }
             out.text(&t);
             out.text(denied);
-            return (
-                used,
-                if failed(&mut self.failures) {
-                    Step::Close
-                } else {
-                    Step::More
-                },
-            );
+            return (used, failed(&mut self.failures));
         }
         let (t, rest) = word(line);
         if t.is_empty() {
@@ -522,14 +508,7 @@ impl Imap {
                 logins.add(Login::new("imap", &user).with("password", &password));
                 out.text(&t);
                 out.text(denied);
-                return (
-                    used,
-                    if failed(&mut self.failures) {
-                        Step::Close
-                    } else {
-                        Step::More
-                    },
-                );
+                return (used, failed(&mut self.failures));
             }
             b"AUTHENTICATE" => {
                 let (mechanism, initial) = word(arg);
@@ -545,14 +524,7 @@ impl Imap {
                     }
                     out.text(&t);
                     out.text(denied);
-                    return (
-                        used,
-                        if failed(&mut self.failures) {
-                            Step::Close
-                        } else {
-                            Step::More
-                        },
-                    );
+                    return (used, failed(&mut self.failures));
                 }
             }
             b"NOOP" => ok(out, "NOOP completed."),

@@ -289,6 +289,18 @@ mod tests {
         }
     }
 
+    /// A rustls client for `host` that takes any certificate.
+    fn client(host: &'static str) -> ClientConnection {
+        let config =
+            ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(AnyCert))
+                .with_no_client_auth();
+        ClientConnection::new(Arc::new(config), ServerName::try_from(host).unwrap()).unwrap()
+    }
+
     /// Runs a rustls client against a layer until both are quiet; returns
     /// the client and what it decrypted.
     fn converse(
@@ -297,15 +309,7 @@ mod tests {
         request: &[u8],
         logins: &mut Vec<crate::respond::Login>,
     ) -> (ClientConnection, Vec<u8>) {
-        let config =
-            ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-                .with_safe_default_protocol_versions()
-                .unwrap()
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(AnyCert))
-                .with_no_client_auth();
-        let mut client =
-            ClientConnection::new(Arc::new(config), ServerName::try_from("ws01").unwrap()).unwrap();
+        let mut client = client("ws01");
         client.writer().write_all(request).unwrap();
         let mut plain = Vec::new();
         for _ in 0..10 {
@@ -388,15 +392,7 @@ mod tests {
         assert_eq!(d.input(&c, &all, &mut out), Step::More);
         assert_eq!(out.bytes().len(), 19, "the Connection Confirm");
         // A client's TLS hello after it: the server's hello comes back.
-        let config =
-            ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-                .with_safe_default_protocol_versions()
-                .unwrap()
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(AnyCert))
-                .with_no_client_auth();
-        let mut client =
-            ClientConnection::new(Arc::new(config), ServerName::try_from("ws01").unwrap()).unwrap();
+        let mut client = client("ws01");
         client.write_tls(&mut all).unwrap();
         out.clear();
         assert_eq!(d.input(&c, &all, &mut out), Step::More);
@@ -416,16 +412,7 @@ mod tests {
             ..cx(443, Profile::LinuxServer)
         };
         let mut d = Dialogue::new(&c);
-        let config =
-            ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-                .with_safe_default_protocol_versions()
-                .unwrap()
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(AnyCert))
-                .with_no_client_auth();
-        let mut client =
-            ClientConnection::new(Arc::new(config), ServerName::try_from("srv01").unwrap())
-                .unwrap();
+        let mut client = client("srv01");
         client
             .writer()
             .write_all(b"GET / HTTP/1.1\r\nAuthorization: Basic dTpw\r\n\r\n")
