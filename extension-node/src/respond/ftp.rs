@@ -3,7 +3,7 @@
 //! every password refused the way the profile's server refuses it.
 
 use super::line::{command, next_line, Line};
-use super::{Context, Login, Logins, Out, Step, MAX_LOGINS};
+use super::{failed, Context, Login, Logins, Out, Step};
 use crate::profile::Profile;
 
 /// What a connection remembers: the last `USER` (cut) and the failures.
@@ -126,13 +126,8 @@ impl Ftp {
             b"PASS" => {
                 logins.add(Login::new("ftp", &self.user).with("password", arg));
                 self.has_user = false;
-                self.failures = self.failures.saturating_add(1);
                 out.text(r.denied);
-                if usize::from(self.failures) >= MAX_LOGINS {
-                    Step::Close
-                } else {
-                    Step::More
-                }
+                failed(&mut self.failures)
             }
             b"QUIT" => {
                 out.text("221 Goodbye.\r\n");

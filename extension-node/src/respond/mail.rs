@@ -4,7 +4,7 @@
 
 use super::base64;
 use super::line::{command, next_line, word, Line};
-use super::{Context, Login, Logins, Out, Step, MAX_LOGINS};
+use super::{failed, Context, Login, Logins, Out, Step};
 use crate::profile::Profile;
 
 /// Longest decoded SASL value.
@@ -38,16 +38,6 @@ fn plain(protocol: &'static str, b64: &[u8]) -> Option<Login> {
     let user = parts.next()?;
     let password = parts.next()?;
     Some(Login::new(protocol, user).with("password", password))
-}
-
-/// Counts a failure; the connection ends after [`MAX_LOGINS`] of them.
-fn failed(failures: &mut u8) -> Step {
-    *failures = failures.saturating_add(1);
-    if usize::from(*failures) >= MAX_LOGINS {
-        Step::Close
-    } else {
-        Step::More
-    }
 }
 
 fn microsoft(profile: Profile) -> bool {

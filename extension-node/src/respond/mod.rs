@@ -275,6 +275,17 @@ impl Logins<'_> {
     }
 }
 
+/// Counts a refused login; the connection ends after [`MAX_LOGINS`] of
+/// them, as real servers hang up after about three.
+pub(super) fn failed(failures: &mut u8) -> Step {
+    *failures = failures.saturating_add(1);
+    if usize::from(*failures) >= MAX_LOGINS {
+        Step::Close
+    } else {
+        Step::More
+    }
+}
+
 /// Whether `port` has a responder (a port where a silent server would be
 /// a giveaway); elsewhere the tripwire only listens.
 pub fn answers(port: u16) -> bool {

@@ -3,7 +3,7 @@
 //! negotiation from the client (RFC 854/855) is skipped byte by byte, so a
 //! sequence split across reads is handled.
 
-use super::{Context, Login, Logins, Out, Step, MAX_LOGINS};
+use super::{failed, Context, Login, Logins, Out, Step};
 use crate::profile::Profile;
 
 const IAC: u8 = 0xff;
@@ -185,9 +185,8 @@ impl Telnet {
             };
             logins.add(Login::new("telnet", user).with("password", &line));
             self.awaiting_password = false;
-            self.failures = self.failures.saturating_add(1);
             out.text(p.incorrect);
-            if usize::from(self.failures) >= MAX_LOGINS {
+            if failed(&mut self.failures) == Step::Close {
                 return Step::Close;
             }
             out.text(p.login);
