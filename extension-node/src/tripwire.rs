@@ -28,7 +28,7 @@ use crate::bind::{self, Skipped};
 use crate::config::{Settings, MAX_READ};
 use crate::fingerprint::fingerprint;
 use crate::ports::format_ports;
-use crate::respond::{Context, Dialogue, Identity, Out, Step};
+use crate::respond::{Context, Dialogue, HostKey, Identity, Out, Step};
 use crate::scan::{Detector, Verdict};
 
 /// Connections being read at once.
@@ -175,6 +175,10 @@ pub struct Extension {
     identity: std::cell::OnceCell<Option<Identity>>,
     /// TLS sessions open now, at most [`MAX_TLS_IN_FLIGHT`].
     tls_in_flight: Cell<usize>,
+    /// The SSH host key, made at the first SSH connection (as the TLS
+    /// certificate is); `None` inside if it could not be made: SSH ports
+    /// then send their banner only.
+    ssh_key: std::cell::OnceCell<Option<HostKey>>,
 }
 
 impl Extension {
@@ -194,6 +198,7 @@ impl Extension {
             seed: Cell::new(random_seed()),
             identity: std::cell::OnceCell::new(),
             tls_in_flight: Cell::new(0),
+            ssh_key: std::cell::OnceCell::new(),
         };
         ext.take_ports();
         Rc::new(ext)
@@ -404,8 +409,14 @@ impl Extension {
             self.tls_in_flight.set(self.tls_in_flight.get() + 1);
         }
         let _tls_place = Release(&self.tls_in_flight, tls);
+        let ssh_key = if service_name(port) == "ssh" {
+            self.ssh_key.get_or_init(ssh_host_key).as_ref()
+        } else {
+            None
+        };
         let cx = Context {
             tls: self.identity.get().and_then(Option::as_ref).filter(|_| tls),
+            ssh_key,
             profile: self.settings.profile,
             port,
             banner: self.settings.banners.get(&port).map(String::as_str),
@@ -538,6 +549,13 @@ fn tls_identity(profile: crate::profile::Profile) -> Option<Identity> {
             None
         }
     }
+}
+
+/// The SSH host key, or `None` (logged).
+fn ssh_host_key() -> Option<HostKey> {
+    HostKey::new()
+        .map_err(|e| log::warn!("extension: SSH ports send their banner only: {e}"))
+        .ok()
 }
 
 /// A random start for [`Extension::next_seed`] (the clock if the system

@@ -9,7 +9,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use honeybee_extension::profile::PROFILES;
 use honeybee_extension::respond::{
-    Context, Dialogue, Identity, Out, Step, MAX_CREDENTIAL, MAX_LOGINS, MAX_REPLY,
+    Context, Dialogue, HostKey, Identity, Out, Step, MAX_CREDENTIAL, MAX_LOGINS, MAX_REPLY,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -17,6 +17,12 @@ use libfuzzer_sys::fuzz_target;
 fn identity() -> &'static Identity {
     static ID: std::sync::OnceLock<Identity> = std::sync::OnceLock::new();
     ID.get_or_init(|| Identity::new("WS01", 1_796_665_800).expect("TLS identity"))
+}
+
+/// One SSH host key for the whole run.
+fn host_key() -> &'static HostKey {
+    static KEY: std::sync::OnceLock<HostKey> = std::sync::OnceLock::new();
+    KEY.get_or_init(|| HostKey::new().expect("SSH host key"))
 }
 
 /// One port of every responder.
@@ -38,6 +44,7 @@ fuzz_target!(|data: &[u8]| {
         seed: u64::from(*profile) << 32 | u64::from(*flags),
         redis_open: flags & 2 != 0,
         tls: (flags & 4 != 0).then(identity),
+        ssh_key: (flags & 8 != 0).then(host_key),
     };
     let mut d = Dialogue::new(&cx);
     let mut out = Out::new();

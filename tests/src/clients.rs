@@ -72,3 +72,57 @@ pub fn redis_cli_auth(
         ])
         .output()
 }
+
+/// The OpenSSH client logging in as `user` at `host:port` with password
+/// authentication only, typing `passwords` one a prompt (through an
+/// `SSH_ASKPASS` script in `dir`, so one connection tries them all), with
+/// cipher `cipher` when given; at most 20 s. The host key is not checked
+/// or kept. Returns what ssh printed; it never logs in.
+pub fn ssh_passwords(
+    host: &str,
+    port: u16,
+    user: &str,
+    passwords: &[&str],
+    cipher: Option<&str>,
+    dir: &std::path::Path,
+) -> std::io::Result<Output> {
+    use std::os::unix::fs::PermissionsExt;
+    let list = dir.join("ssh-passwords");
+    let script = dir.join("ssh-askpass");
+    std::fs::write(&list, passwords.join("\n") + "\n")?;
+    // Each prompt takes the first line and leaves the rest for the next.
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nf='{}'\nhead -n 1 \"$f\"\ntail -n +2 \"$f\" > \"$f.rest\" && mv \"$f.rest\" \"$f\"\n",
+            list.display()
+        ),
+    )?;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o700))?;
+    let prompts = format!("NumberOfPasswordPrompts={}", passwords.len().max(1));
+    let mut cmd = Command::new("timeout");
+    cmd.args([
+        "20",
+        "ssh",
+        "-F",
+        "/dev/null",
+        "-T",
+        "-p",
+        &port.to_string(),
+    ])
+    .args(["-o", "StrictHostKeyChecking=no"])
+    .args(["-o", "UserKnownHostsFile=/dev/null"])
+    .args(["-o", "PubkeyAuthentication=no"])
+    .args(["-o", "PreferredAuthentications=password"])
+    .args(["-o", &prompts]);
+    if let Some(c) = cipher {
+        cmd.args(["-c", c]);
+    }
+    cmd.arg(format!("{user}@{host}"))
+        .arg("true")
+        .env("SSH_ASKPASS", &script)
+        .env("SSH_ASKPASS_REQUIRE", "force")
+        .env("DISPLAY", ":0")
+        .stdin(std::process::Stdio::null())
+        .output()
+}

@@ -11,7 +11,7 @@
 //! The clients: Python's ftplib, smtplib, poplib and imaplib, a Telnet
 //! client on a socket, PyMySQL, python-tds, impacket's SMB client and an
 //! RFB 3.8 client with pycryptodome's DES (`tests/deception/clients.py`),
-//! curl for HTTP Basic and a proxy, redis-cli; and nmap, whose `-sV` must
+//! curl for HTTP Basic and a proxy, redis-cli, the OpenSSH client; and nmap, whose `-sV` must
 //! name every port of every profile as the profile's product. `.ci/run` installs them; elsewhere a missing one
 //! skips the test ([`honeybee_tests::skip`]).
 
@@ -101,11 +101,13 @@ fn real_clients_type_credentials_and_each_attempt_is_one_login_event() {
     let Some(python) = python(TEST) else {
         return;
     };
-    for tool in ["curl", "redis-cli"] {
+    for tool in ["curl", "redis-cli", "ssh"] {
         if !have(tool) {
             skip(
                 TEST,
-                &format!("{tool} is not installed (apt-get install curl redis-tools)"),
+                &format!(
+                    "{tool} is not installed (apt-get install curl redis-tools openssh-client)"
+                ),
             );
             return;
         }
@@ -115,7 +117,7 @@ fn real_clients_type_credentials_and_each_attempt_is_one_login_event() {
     let _linux = agent(
         &core,
         "linux-server",
-        "21,23,25,80,110,143,443,3128,3306,5900,6379",
+        "21,23,25,80,110,143,443,2222,3128,3306,5900,6379",
     );
     let out = Command::new(&python)
         .args([
@@ -171,9 +173,31 @@ fn real_clients_type_credentials_and_each_attempt_is_one_login_event() {
         "{redis_said}"
     );
 
+    // SSH: a real key exchange first (chacha20-poly1305 by default, then
+    // AES-GCM), then every password typed in the one connection.
+    let ssh = |user, passwords: &[&str], cipher| {
+        let o = clients::ssh_passwords(
+            "127.0.0.1",
+            2222,
+            user,
+            passwords,
+            cipher,
+            core.workspace().path(),
+        )
+        .expect("ssh");
+        let said = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert!(said.contains("Permission denied"), "{said}");
+    };
+    ssh(
+        "sshuser",
+        &["ssh-Secret14", "ssh Secret15", "ssh-Secret16"],
+        None,
+    );
+    ssh("gcmuser", &["ssh-Secret17"], Some("aes256-gcm@openssh.com"));
+
     // smtplib tries each mechanism offered (PLAIN, then LOGIN), as other
     // clients do: two attempts, two events.
-    let all = logins(&core, 12);
+    let all = logins(&core, 16);
     let expected = [
         ("ftp", "ftpuser", "ftp-Secret1"),
         ("smtp", "mailuser", "smtp-Secret2"),
@@ -184,6 +208,7 @@ fn real_clients_type_credentials_and_each_attempt_is_one_login_event() {
         ("http", "tlsuser", "https-Secret13"),
         ("http-proxy", "proxyuser", "proxy-Secret10"),
         ("redis", "redisuser", "redis-Secret11"),
+        ("ssh", "gcmuser", "ssh-Secret17"),
     ];
     for (protocol, user, password) in expected {
         let l = login(&all, protocol, user);
@@ -219,8 +244,27 @@ fn real_clients_type_credentials_and_each_attempt_is_one_login_event() {
             .or_default() += 1;
     }
     assert_eq!(per.remove("\"smtp\"/\"mailuser\""), Some(2), "{all:#?}");
+    let mut typed: Vec<(u64, &str)> = all
+        .iter()
+        .filter(|l| l["protocol"] == "ssh" && l["username"] == "sshuser")
+        .map(|l| {
+            let port = l["src_port"].as_u64().unwrap_or_default();
+            (port, l["password"].as_str().unwrap_or_default())
+        })
+        .collect();
+    typed.sort_unstable();
+    assert_eq!(typed.len(), 3, "{all:#?}");
+    assert!(typed.iter().all(|t| t.0 == typed[0].0), "one connection");
+    let mut typed: Vec<&str> = typed.into_iter().map(|t| t.1).collect();
+    typed.sort_unstable();
+    assert_eq!(
+        typed,
+        ["ssh Secret15", "ssh-Secret14", "ssh-Secret16"],
+        "{all:#?}"
+    );
+    per.remove("\"ssh\"/\"sshuser\"");
     assert!(per.values().all(|&n| n == 1), "{per:?}");
-    assert_eq!(all.len(), 12, "{all:#?}");
+    assert_eq!(all.len(), 16, "{all:#?}");
 }
 
 #[test]

@@ -29,10 +29,12 @@ mod printer;
 mod rdp;
 mod redis;
 mod smb;
+mod ssh;
 mod telnet;
 mod tls;
 mod vnc;
 
+pub use ssh::HostKey;
 pub use tls::Identity;
 
 use std::collections::BTreeMap;
@@ -221,6 +223,8 @@ pub struct Context<'a> {
     /// no identity, or too many TLS sessions at once; the client's hello
     /// is then only fingerprinted).
     pub tls: Option<&'a Identity>,
+    /// The SSH host key (`None`: SSH ports send their banner only).
+    pub ssh_key: Option<&'a HostKey>,
 }
 
 /// One connection's responder.
@@ -249,7 +253,8 @@ enum Kind {
     Lpd(printer::Lpd),
     Pjl(printer::Pjl),
     Tls(Box<tls::TlsLayer>),
-    /// SSH and others that speak first but whose next step we cannot take.
+    Ssh(Box<ssh::Ssh>),
+    /// SSH without a host key, rsync, and others that speak first but whose next step we cannot take.
     Banner,
     /// Client-first protocols we do not answer (TLS, unknown ports).
     Silent,
@@ -342,6 +347,7 @@ impl Dialogue {
             "vnc" => Kind::Vnc(vnc::Vnc::default()),
             "rdp" => Kind::Rdp(rdp::Rdp::default()),
             "smb" | "netbios-ssn" => Kind::Smb(smb::Smb::default()),
+            "ssh" if cx.ssh_key.is_some() => Kind::Ssh(Box::new(ssh::Ssh::new(cx))),
             "ssh" | "rsync" => Kind::Banner,
             _ => Kind::Silent,
         };
@@ -366,7 +372,7 @@ impl Dialogue {
             Kind::Imap(_) => mail::imap_greet(cx, out),
             Kind::Mysql(m) => step = m.greet(cx, out),
             Kind::Vnc(_) => vnc::greet(out),
-            Kind::Banner => banner_line(cx, out),
+            Kind::Banner | Kind::Ssh(_) => banner_line(cx, out),
             Kind::Http(_)
             | Kind::Redis(_)
             | Kind::Mssql(_)
@@ -407,6 +413,7 @@ impl Dialogue {
                 Kind::Lpd(s) => s.input(cx, rest, out, &mut logins),
                 Kind::Pjl(s) => s.input(cx, rest, out, &mut logins),
                 Kind::Tls(s) => s.input(cx, rest, out, &mut logins),
+                Kind::Ssh(s) => s.input(cx, rest, out, &mut logins),
                 Kind::Banner | Kind::Silent => (rest.len(), Step::Linger),
             };
             self.consumed = self.consumed.saturating_add(used).min(all.len());
@@ -494,6 +501,7 @@ pub(crate) mod tests {
             seed: 0x5eed_1234_abcd_0001,
             redis_open: false,
             tls: None,
+            ssh_key: None,
         }
     }
 
@@ -608,6 +616,9 @@ pub(crate) mod tests {
             b"\0\0\0\xa4\xffSMBr\0\0\0\0\x08\x01\x40",
         ];
         let text_ports = [21, 23, 25, 80, 110, 143, 3128, 5985, 6379];
+        let host_key = HostKey::new().unwrap();
+        // An SSH client's version line, KEXINIT and key share.
+        let ssh_seed = ssh::tests::client_hello();
         for profile in crate::profile::PROFILES {
             for port in [
                 21, 22, 23, 25, 80, 110, 139, 143, 445, 515, 631, 1433, 3128, 3306, 3389, 5900,
@@ -615,10 +626,11 @@ pub(crate) mod tests {
             ] {
                 let c = Context {
                     profile,
+                    ssh_key: Some(&host_key),
                     ..cx(port, profile)
                 };
                 let mut inputs: Vec<Vec<u8>> = Vec::new();
-                for seed in seeds {
+                for seed in seeds.iter().copied().chain([&ssh_seed[..]]) {
                     for end in 0..=seed.len() {
                         inputs.push(seed[..end].to_vec());
                     }

@@ -67,6 +67,8 @@ enum How {
     CurlProxy,
     /// `redis-cli -p PORT --user redisuser --pass redis-Secret11 PING`.
     RedisCli,
+    /// The OpenSSH client as `sshuser`, password `ssh-Secret14`.
+    Ssh,
 }
 
 /// One client, run against one profile's agent and against OpenCanary.
@@ -115,8 +117,9 @@ const REDIS_COMMAND: u64 = 17001;
 /// 3001 (its login form; a GET with Basic credentials is an HTTP_GET 3000),
 /// TELNET_LOGIN_ATTEMPT 6001, HTTPPROXY_LOGIN_ATTEMPT 7001,
 /// MYSQL_LOGIN_ATTEMPT 8001, MSSQL_LOGIN_SQLAUTH / WINAUTH 9001 / 9002,
-/// VNC 12001, REDIS_COMMAND 17001 with `AUTH`.
-const CLIENTS: [Client; 12] = [
+/// VNC 12001, REDIS_COMMAND 17001 with `AUTH`, SSH_LOGIN_ATTEMPT 4002.
+const CLIENTS: [Client; 13] = [
+    client("ssh", How::Ssh, "sshuser", LINUX, 22, Some((22, &[4002]))),
     client(
         "ftp",
         How::Script("ftp"),
@@ -352,6 +355,21 @@ fn run_clients(python: &Path, run: &[(&Client, u16)]) -> Vec<String> {
                     },
                 )
             }
+            How::Ssh => clients::ssh_passwords(
+                "127.0.0.1",
+                *port,
+                "sshuser",
+                &["ssh-Secret14"],
+                None,
+                &std::env::temp_dir(),
+            )
+            .map(|o| {
+                String::from_utf8_lossy(&o.stderr)
+                    .lines()
+                    .filter(|l| !l.starts_with("Warning: Permanently added"))
+                    .collect::<Vec<_>>()
+                    .join(" / ")
+            }),
         };
         said.push(match r {
             Ok(s) => format!("{} {}: {s}", c.protocol, c.user),
@@ -635,6 +653,7 @@ fn print_tables(agents: &Agents, oc: &Result<Scan, String>, oc_label: &str, capt
             How::CurlBasic => "curl -u".into(),
             How::CurlProxy => "curl -x -U".into(),
             How::RedisCli => "redis-cli --user --pass".into(),
+            How::Ssh => "ssh (OpenSSH, password)".into(),
         };
         let got = |m: &BTreeMap<&str, (usize, String)>| match m.get(c.protocol) {
             Some((n, keys)) if keys.is_empty() => n.to_string(),
