@@ -21,6 +21,10 @@ use crate::state::{self, IdentityFile};
 use crate::supervisor::Supervisor;
 use crate::uplink::{NodeInfo, Uplink};
 
+/// The Extension tripwires' SSH host key in the state directory (0600),
+/// so that a returning visitor's client sees the same key after a restart.
+const SSH_HOST_KEY: &str = "ssh_host_ed25519_key";
+
 /// Why the agent stopped with an error.
 #[derive(Debug)]
 pub enum Failure {
@@ -141,7 +145,8 @@ pub fn run(config: Config, shutdown: async_channel::Receiver<()>) -> Result<(), 
             .detach();
         }
         Mode::Extension => {
-            let settings = config.extension.settings()?;
+            let mut settings = config.extension.settings()?;
+            settings.ssh_host_key = Some(config.state_dir.join(SSH_HOST_KEY));
             let tripwires = extension_mode::bind(settings, &shared);
             #[cfg(unix)]
             if let Some(who) = privileges::drop_to(&config.extension.user, &config.state_dir)? {

@@ -99,6 +99,9 @@ pub struct Settings {
     pub scan: ScanConfig,
     /// Port retry interval.
     pub retry: Duration,
+    /// Where the SSH host key is kept across restarts (the agent puts it
+    /// in its state directory); `None`: a new key each run.
+    pub ssh_host_key: Option<std::path::PathBuf>,
 }
 
 /// The most bytes a connection is read for, whatever the config says.
@@ -173,6 +176,7 @@ impl ExtensionConfig {
                 flood_window: Duration::from_secs(self.flood_window_secs),
             },
             retry: Duration::from_secs(self.retry_secs),
+            ssh_host_key: None,
         })
     }
 }

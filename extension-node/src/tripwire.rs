@@ -410,7 +410,9 @@ impl Extension {
         }
         let _tls_place = Release(&self.tls_in_flight, tls);
         let ssh_key = if service_name(port) == "ssh" {
-            self.ssh_key.get_or_init(ssh_host_key).as_ref()
+            self.ssh_key
+                .get_or_init(|| ssh_host_key(self.settings.ssh_host_key.as_deref()))
+                .as_ref()
         } else {
             None
         };
@@ -551,8 +553,15 @@ fn tls_identity(profile: crate::profile::Profile) -> Option<Identity> {
     }
 }
 
-/// The SSH host key, or `None` (logged).
-fn ssh_host_key() -> Option<HostKey> {
+/// The SSH host key kept in `path` (made there at the first run), else a
+/// new one for this run, else `None`; each fallback logged.
+fn ssh_host_key(path: Option<&std::path::Path>) -> Option<HostKey> {
+    if let Some(path) = path {
+        match HostKey::load_or_create(path) {
+            Ok(key) => return Some(key),
+            Err(e) => log::warn!("extension: {e}; a new SSH host key serves this run"),
+        }
+    }
     HostKey::new()
         .map_err(|e| log::warn!("extension: SSH ports send their banner only: {e}"))
         .ok()

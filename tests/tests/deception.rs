@@ -194,6 +194,40 @@ fn real_clients_type_credentials_and_each_attempt_is_one_login_event() {
         None,
     );
     ssh("gcmuser", &["ssh-Secret17"], Some("aes256-gcm@openssh.com"));
+    // The host key the clients saw is the one kept (0600) in the agent's
+    // state directory for the next start.
+    let kept = core
+        .workspace()
+        .path()
+        .join("linux-server/ssh_host_ed25519_key");
+    let mode = std::fs::metadata(&kept).expect("host key file").permissions();
+    assert_eq!(std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777, 0o600);
+    let scan = Command::new("ssh-keyscan")
+        .args(["-p", "2222", "-t", "ed25519", "127.0.0.1"])
+        .output()
+        .expect("ssh-keyscan");
+    let line = String::from_utf8_lossy(&scan.stdout).into_owned();
+    let shown = line.split_whitespace().nth(2).unwrap_or_default();
+    let public = Command::new(&python)
+        .args([
+            "-c",
+            "import base64,sys; print(base64.b64decode(sys.argv[1])[-32:].hex())",
+            shown,
+        ])
+        .output()
+        .expect("python");
+    let file = std::fs::read(&kept).expect("host key file");
+    let file_public: String = file
+        .get(file.len().saturating_sub(32)..)
+        .unwrap_or_default()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(
+        String::from_utf8_lossy(&public.stdout).trim(),
+        file_public,
+        "ssh-keyscan: {line}"
+    );
 
     // smtplib tries each mechanism offered (PLAIN, then LOGIN), as other
     // clients do: two attempts, two events.

@@ -142,6 +142,22 @@ pub fn read_secret(path: &Path) -> io::Result<String> {
     Ok(text)
 }
 
+/// Reads a secret file of at most `max` bytes that must not be a symbolic
+/// link; a larger one is an error (`InvalidData`), not read to its end.
+pub fn read_secret_bytes(path: &Path, max: u64) -> io::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    open_nofollow(path, false)?
+        .take(max.saturating_add(1))
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > max {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{}: larger than {max} bytes", path.display()),
+        ));
+    }
+    Ok(bytes)
+}
+
 /// Replaces `path` with `bytes`, atomically, owner-only (see [`owner_only`]).
 pub fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let tmp = path.with_extension("tmp");

@@ -14,6 +14,7 @@ mod cipher;
 mod kex;
 mod wire;
 
+use honeybee_process::private_files;
 use ring::rand::SystemRandom;
 use ring::signature::{Ed25519KeyPair, KeyPair};
 
@@ -33,6 +34,9 @@ const NEWKEYS: u8 = 21;
 const KEX_ECDH_INIT: u8 = 30;
 const USERAUTH_REQUEST: u8 = 50;
 const USERAUTH_FAILURE: u8 = 51;
+
+/// Largest host key file read (ring's ed25519 PKCS#8 is 83 bytes).
+const MAX_KEY_FILE: u64 = 1024;
 
 /// OpenSSH's `MaxAuthTries` default.
 const MAX_AUTH_TRIES: u8 = 6;
@@ -54,12 +58,40 @@ impl std::fmt::Debug for HostKey {
 impl HostKey {
     /// A fresh key.
     pub fn new() -> Result<HostKey, String> {
+        HostKey::generate().map(|(key, _)| key)
+    }
+
+    /// A fresh key, and its PKCS#8 document to keep it by.
+    pub fn generate() -> Result<(HostKey, Vec<u8>), String> {
         let rng = SystemRandom::new();
         let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng)
             .map_err(|_| "generating the SSH host key".to_string())?;
-        let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref())
-            .map_err(|_| "loading the SSH host key".to_string())?;
+        let key = HostKey::from_pkcs8(pkcs8.as_ref())?;
+        Ok((key, pkcs8.as_ref().to_vec()))
+    }
+
+    /// The key of a PKCS#8 document made by [`HostKey::generate`].
+    pub fn from_pkcs8(pkcs8: &[u8]) -> Result<HostKey, String> {
+        let pair = Ed25519KeyPair::from_pkcs8(pkcs8)
+            .map_err(|e| format!("not an ed25519 PKCS#8 key ({e})"))?;
         Ok(HostKey { pair })
+    }
+
+    /// The key kept in `path`, or a new one written there (0600, atomically)
+    /// when there is none. A file that is a symbolic link, larger than a
+    /// key, or not a key is left alone and a new key serves this run.
+    pub fn load_or_create(path: &std::path::Path) -> Result<HostKey, String> {
+        match private_files::read_secret_bytes(path, MAX_KEY_FILE) {
+            Ok(bytes) => HostKey::from_pkcs8(&bytes)
+                .map_err(|e| format!("SSH host key {}: {e}", path.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let (key, pkcs8) = HostKey::generate()?;
+                private_files::write_private(path, &pkcs8)
+                    .map_err(|e| format!("writing the SSH host key {}: {e}", path.display()))?;
+                Ok(key)
+            }
+            Err(e) => Err(format!("reading the SSH host key {}: {e}", path.display())),
+        }
     }
 
     /// The public key as SSH sends it (`K_S`).
@@ -704,5 +736,52 @@ pub(super) mod tests {
         let (out, _, step) = crate::respond::tests::run(&c, &[b"SSH-2.0-x\r\n"]);
         assert_eq!(out, "SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3\r\n");
         assert_eq!(step, Step::Linger);
+    }
+}
+
+#[cfg(all(test, unix))]
+mod key_file_tests {
+    use super::*;
+    use std::os::unix::fs::{symlink, PermissionsExt};
+
+    fn dir(name: &str) -> std::path::PathBuf {
+        let d = std::env::temp_dir().join(format!("hb-ssh-key-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn the_host_key_is_made_once_kept_0600_and_the_same_after_a_restart() {
+        let d = dir("kept");
+        let path = d.join("ssh_host_ed25519_key");
+        let first = HostKey::load_or_create(&path).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let again = HostKey::load_or_create(&path).unwrap();
+        assert_eq!(first.blob(), again.blob());
+        assert_ne!(first.blob(), HostKey::new().unwrap().blob());
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn a_planted_link_a_huge_file_or_garbage_is_refused_and_left_alone() {
+        let d = dir("hostile");
+        let path = d.join("ssh_host_ed25519_key");
+        let target = d.join("elsewhere");
+        std::fs::write(&target, b"precious").unwrap();
+        symlink(&target, &path).unwrap();
+        let e = HostKey::load_or_create(&path).unwrap_err();
+        assert!(e.contains("link"), "{e}");
+        assert_eq!(std::fs::read(&target).unwrap(), b"precious");
+        std::fs::remove_file(&path).unwrap();
+        std::fs::write(&path, vec![b'x'; 1 << 20]).unwrap();
+        let e = HostKey::load_or_create(&path).unwrap_err();
+        assert!(e.contains("larger than"), "{e}");
+        std::fs::write(&path, b"not a key").unwrap();
+        let e = HostKey::load_or_create(&path).unwrap_err();
+        assert!(e.contains("not an ed25519 PKCS#8 key"), "{e}");
+        assert_eq!(std::fs::read(&path).unwrap(), b"not a key");
+        std::fs::remove_dir_all(&d).unwrap();
     }
 }
