@@ -168,6 +168,8 @@ pub struct Extension {
     pending_udp: RefCell<Vec<(u16, Async<UdpSocket>)>>,
     /// The state of [`Extension::next_seed`].
     seed: Cell<u64>,
+    /// Fixed for this run: [`Context::host_id`].
+    host_id: u64,
     /// The TLS certificate of the HTTPS and Remote Desktop ports, made at
     /// the first connection that needs it (an idle agent keeps neither the
     /// key nor the code that makes it in memory); `None` inside if it could
@@ -196,6 +198,7 @@ impl Extension {
             pending_tcp: RefCell::default(),
             pending_udp: RefCell::default(),
             seed: Cell::new(random_seed()),
+            host_id: random_seed(),
             identity: std::cell::OnceCell::new(),
             tls_in_flight: Cell::new(0),
             ssh_key: std::cell::OnceCell::new(),
@@ -427,6 +430,7 @@ impl Extension {
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs()),
             seed: self.next_seed(),
+            host_id: self.host_id,
             redis_open: self.settings.redis_open,
         };
         let mut dialogue = Dialogue::new(&cx);

@@ -42,6 +42,7 @@ fuzz_target!(|data: &[u8]| {
         peer: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7)),
         now: 1_796_665_800 + u64::from(*flags),
         seed: u64::from(*profile) << 32 | u64::from(*flags),
+        host_id: 0x4057_1d00_0000_0001,
         redis_open: flags & 2 != 0,
         tls: (flags & 4 != 0).then(identity),
         ssh_key: (flags & 8 != 0).then(host_key),

@@ -200,8 +200,13 @@ fn real_clients_type_credentials_and_each_attempt_is_one_login_event() {
         .workspace()
         .path()
         .join("linux-server/ssh_host_ed25519_key");
-    let mode = std::fs::metadata(&kept).expect("host key file").permissions();
-    assert_eq!(std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777, 0o600);
+    let mode = std::fs::metadata(&kept)
+        .expect("host key file")
+        .permissions();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+        0o600
+    );
     let scan = Command::new("ssh-keyscan")
         .args(["-p", "2222", "-t", "ed25519", "127.0.0.1"])
         .output()

@@ -216,6 +216,9 @@ pub struct Context<'a> {
     pub now: u64,
     /// Per-connection randomness (challenges, connection ids).
     pub seed: u64,
+    /// Randomness fixed for the agent's run, for what a real server keeps
+    /// from one connection to the next (the SMB server GUID).
+    pub host_id: u64,
     /// Redis answers `PING` and `INFO` without a password (an open server)
     /// instead of `-NOAUTH`.
     pub redis_open: bool,
@@ -499,6 +502,7 @@ pub(crate) mod tests {
             peer: IpAddr::V4(Ipv4Addr::LOCALHOST),
             now: 1_796_665_800,
             seed: 0x5eed_1234_abcd_0001,
+            host_id: 0x4057_1d00_0000_0001,
             redis_open: false,
             tls: None,
             ssh_key: None,

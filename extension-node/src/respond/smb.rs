@@ -427,7 +427,7 @@ fn smb2_negotiate(cx: &Context<'_>, dialect: u16, message_id: &[u8]) -> Vec<u8> 
     m.extend_from_slice(&1u16.to_le_bytes()); // signing enabled, not required
     m.extend_from_slice(&dialect.to_le_bytes());
     m.extend_from_slice(&contexts.to_le_bytes());
-    m.extend_from_slice(&server_guid(cx.seed));
+    m.extend_from_slice(&server_guid(cx.host_id));
     m.extend_from_slice(&capabilities.to_le_bytes());
     for _ in 0..3 {
         m.extend_from_slice(&max_size.to_le_bytes()); // transact, read, write
@@ -725,7 +725,7 @@ fn server_challenge(seed: u64) -> [u8; 8] {
     mix(seed).to_le_bytes()
 }
 
-/// The server GUID, stable for a seed.
+/// The server GUID: one per server, the same on every connection.
 fn server_guid(seed: u64) -> [u8; 16] {
     let mut g = [0u8; 16];
     let (a, b) = g.split_at_mut(8);
@@ -1088,6 +1088,21 @@ mod tests {
         assert_eq!(&out[4 + at..4 + at + 4], &[1, 0, 38, 0]);
         let (out, _, step) = run_bytes(&c, &[&negotiate(&[0x0100, 0x0400])]);
         assert_eq!((out.as_slice(), step), (&b""[..], Step::Close));
+    }
+
+    #[test]
+    fn the_server_guid_is_the_same_on_every_connection_to_one_agent() {
+        let guid = |seed, host_id| {
+            let c = Context {
+                seed,
+                host_id,
+                ..cx(445, Profile::WindowsWorkstation)
+            };
+            let (out, _, _) = run_bytes(&c, &[&negotiate(&[0x0202, 0x0210])]);
+            out[4 + 72..4 + 88].to_vec()
+        };
+        assert_eq!(guid(1, 7), guid(2, 7), "another connection, same server");
+        assert_ne!(guid(1, 7), guid(1, 8), "another agent");
     }
 
     /// A minimal AUTHENTICATE: every field empty, or `user` as the user.
