@@ -66,6 +66,19 @@ pub fn cpu(pid: u32) -> Option<std::time::Duration> {
     ))
 }
 
+/// CPU time of every live thread of `pid`, in nanoseconds, from
+/// `/proc/<pid>/task/*/schedstat` (the scheduler's own count, not 10 ms
+/// ticks); `None` when the kernel keeps no schedstat or the process is gone.
+pub fn threads_cpu_ns(pid: u32) -> Option<u64> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    let mut total = 0u64;
+    for task in tasks.flatten() {
+        let text = std::fs::read_to_string(task.path().join("schedstat")).ok()?;
+        total += text.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    Some(total)
+}
+
 /// The live processes whose parent is `parent`.
 pub fn children(parent: u32) -> Vec<u32> {
     let Ok(dir) = std::fs::read_dir("/proc") else {
