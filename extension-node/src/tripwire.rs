@@ -412,7 +412,9 @@ impl Extension {
             self.tls_in_flight.set(self.tls_in_flight.get() + 1);
         }
         let _tls_place = Release(&self.tls_in_flight, tls);
-        let ssh_key = if service_name(port) == "ssh" {
+        // A key exchange costs a key agreement and a signature: a flooding
+        // source gets the banner only.
+        let ssh_key = if report && service_name(port) == "ssh" {
             self.ssh_key
                 .get_or_init(|| ssh_host_key(self.settings.ssh_host_key.as_deref()))
                 .as_ref()

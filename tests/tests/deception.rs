@@ -606,6 +606,108 @@ fn hostile_clients_are_cut_off_and_nothing_they_send_is_reflected() {
 }
 
 /// The `extension.connection` event of the last connection to `port`.
+/// SSH under attack: a client that sends a megabyte after its version is
+/// read for at most 4 KiB and closed; a flooding source gets the banner but
+/// no key exchange (each costs a key agreement and a signature), while a
+/// source that is not flooding does.
+#[test]
+fn ssh_floods_and_endless_input_cost_no_key_exchanges() {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+
+    let _turn = WELL_KNOWN.lock().unwrap_or_else(|e| e.into_inner());
+    let core = Core::start();
+    let agent = Agent::extension(core.node_addr)
+        .workspace(core.workspace())
+        .heartbeat_interval(1)
+        .config(
+            "[extension]\nread_timeout_ms = 1000\nflood_connections = 4\nflood_window_secs = 120\n",
+        )
+        .args([
+            "--ports",
+            "2222",
+            "--udp-ports",
+            "",
+            "--bind",
+            "127.0.0.1",
+            "--profile",
+            "linux-server",
+        ])
+        .start();
+    core.api().wait_status(agent.node_id(), "Running", T);
+    assert!(
+        agent.wait_stderr_contains("listening on TCP", T),
+        "{}",
+        agent.stderr()
+    );
+    // What the server says after our version line, until it closes or
+    // stays silent for 2 s.
+    let after_version = |extra: &[u8]| {
+        let mut c = TcpStream::connect("127.0.0.1:2222").expect("connect 2222");
+        c.set_read_timeout(Some(Duration::from_secs(2)))
+            .expect("timeout");
+        c.set_write_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        let mut heard = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !heard.ends_with(b"\r\n") {
+            match c.read(&mut buf) {
+                Ok(n) if n > 0 => heard.extend_from_slice(&buf[..n]),
+                _ => break,
+            }
+        }
+        assert_eq!(heard, b"SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3\r\n");
+        let _ = c.write_all(b"SSH-2.0-OpenSSH_9.2p1\r\n");
+        let mut sent = 0;
+        while sent < extra.len() {
+            match c.write(&extra[sent..]) {
+                Ok(n) => sent += n,
+                Err(_) => break,
+            }
+        }
+        let mut after = Vec::new();
+        // Closed: an end of stream, or a reset (the agent closed with
+        // unread bytes); still open: silent for the read timeout.
+        let closed = loop {
+            match c.read(&mut buf) {
+                Ok(0) => break true,
+                Ok(n) => after.extend_from_slice(&buf[..n]),
+                Err(e) => {
+                    break !matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    )
+                }
+            }
+        };
+        (after, closed)
+    };
+    // A KEXINIT: packet length, padding length, message 20.
+    let is_kexinit = |b: &[u8]| b.get(5) == Some(&20);
+    let (first, _) = after_version(b"");
+    assert!(is_kexinit(&first), "{first:?}");
+
+    // Endless: a megabyte of garbage after the version line (its first
+    // four bytes, read as a packet length, are 1 GiB): our KEXINIT, then
+    // closed at once.
+    let (answer, closed) = after_version(&vec![0x41; 1 << 20]);
+    assert!(closed && is_kexinit(&answer), "{answer:?}");
+    let endless = wait_connection(&core, 2222);
+    assert!(
+        endless["bytes"].as_u64().is_some_and(|b| b <= 4096),
+        "{endless}"
+    );
+
+    // From the fifth connection within the window on, 127.0.0.1 floods.
+    let mut flooded = Vec::new();
+    for _ in 0..4 {
+        flooded.push(after_version(b""));
+    }
+    let (last, closed) = flooded.last().cloned().unwrap_or_default();
+    assert!(!is_kexinit(&last), "a flooding source got a key exchange");
+    assert!(last.is_empty() && closed, "{last:?}");
+}
+
 fn wait_connection(core: &Core, port: u16) -> Value {
     let deadline = Instant::now() + T;
     loop {
