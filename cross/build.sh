@@ -159,12 +159,17 @@ for t in $TARGETS; do
     # reads the symbols of the very code that ships, and rustc's link-time
     # strip gives the agent other crate hashes, so another layout of the
     # code outside .text.hot than the one profiled.
+    # std without its `backtrace` feature: the shipped binaries are stripped,
+    # so std's DWARF symbolizer (gimli, addr2line, miniz_oxide: about 140 KB
+    # of the agent) could never name a frame anyway; a panic still prints
+    # its message and location.
     # shellcheck disable=SC2086
     env RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1 CARGO_PROFILE_RELEASE_STRIP=false \
         "CARGO_TARGET_${T}_LINKER=$linker" \
         "CARGO_TARGET_${T}_RUSTFLAGS=$rustflags" \
         "CC_$u=$cc" "AR_$u=$ar" \
-        /usr/bin/cargo build --release --locked -Zbuild-std=std,panic_abort --target "$t" $pkgs
+        /usr/bin/cargo build --release --locked -Zbuild-std=std,panic_abort \
+        -Zbuild-std-features= --target "$t" $pkgs
     mkdir -p "dist/$t"
     for p in $packages; do
         out="dist/$t/$p$exe"

@@ -332,7 +332,7 @@ impl Extension {
         listener: Async<TcpListener>,
     ) {
         loop {
-            let (stream, peer) = match listener.accept().await {
+            let (stream, peer) = match accept(&listener).await {
                 Ok(c) => c,
                 Err(e) => {
                     // Out of descriptors and the like: wait, never spin.
@@ -358,6 +358,9 @@ impl Extension {
             if !report {
                 self.quiet_in_flight.set(quiet + 1);
             }
+            let Ok(stream) = Async::new(stream) else {
+                continue;
+            };
             let me = self.clone();
             ex.spawn(async move {
                 me.connection(stream, peer, port, report).await;
@@ -529,6 +532,18 @@ impl Extension {
             );
             bump(&self.counters.reported);
             self.sink.event("extension.connection", d);
+        }
+    }
+}
+
+/// The next connection, not yet registered with the reactor: most of a
+/// flood is closed at once, and a connection that is never read costs no
+/// registration (two `epoll_ctl` calls and an allocation) that way.
+async fn accept(listener: &Async<TcpListener>) -> std::io::Result<(TcpStream, SocketAddr)> {
+    loop {
+        match listener.get_ref().accept() {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => listener.readable().await?,
+            accepted => return accepted,
         }
     }
 }

@@ -327,14 +327,16 @@ fn flood(d: &mut Daemon, ports: &[u16], o: &Options) -> Result<Flood, String> {
         let _ = c.join();
     }
     let wall = start.elapsed();
-    // Settled: CPU time unchanged for a second (at most 30 s).
+    // Settled: less than 1 ms of CPU time for a second (at most 30 s); an
+    // idle agent's timers and heartbeats still cost a few microseconds,
+    // which schedstat sees.
     let (mut last, mut still_since) = (sample_tree(pid).cpu, Instant::now());
     while still_since.elapsed() < Duration::from_secs(1)
         && start.elapsed() < wall + Duration::from_secs(30)
     {
         std::thread::sleep(Duration::from_millis(100));
         let now = sample_tree(pid).cpu;
-        if now != last {
+        if now.saturating_sub(last) >= Duration::from_millis(1) {
             (last, still_since) = (now, Instant::now());
         }
     }
