@@ -43,9 +43,23 @@ fn python(test: &str) -> Option<PathBuf> {
 
 /// An Extension agent of `profile` on `ports` of 127.0.0.1, running.
 fn agent(core: &Core, profile: &str, ports: &str) -> honeybee_tests::Agent {
+    agent_with(core, profile, ports, None)
+}
+
+/// [`agent`] with a config file holding `config`.
+fn agent_with(
+    core: &Core,
+    profile: &str,
+    ports: &str,
+    config: Option<&str>,
+) -> honeybee_tests::Agent {
     // One node per profile: a node registers once per TOTP step, so an
     // agent restarted at once under the same identity would wait.
-    let agent = Agent::extension(core.node_addr)
+    let mut agent = Agent::extension(core.node_addr);
+    if let Some(config) = config {
+        agent = agent.config(config);
+    }
+    let agent = agent
         .workspace(core.workspace())
         .state_dir(core.workspace().path().join(profile))
         .name(profile)
@@ -486,24 +500,11 @@ fn hostile_clients_are_cut_off_and_nothing_they_send_is_reflected() {
 
     let _turn = WELL_KNOWN.lock().unwrap_or_else(|e| e.into_inner());
     let core = Core::start();
-    let agent = Agent::extension(core.node_addr)
-        .workspace(core.workspace())
-        .heartbeat_interval(1)
-        .config("[extension]\nread_timeout_ms = 1000\nflood_connections = 1000\n")
-        .args([
-            "--ports",
-            "21,80,6379",
-            "--udp-ports",
-            "",
-            "--bind",
-            "127.0.0.1",
-        ])
-        .start();
-    core.api().wait_status(agent.node_id(), "Running", T);
-    assert!(
-        agent.wait_stderr_contains("listening on TCP", T),
-        "{}",
-        agent.stderr()
+    let _agent = agent_with(
+        &core,
+        "linux-server",
+        "21,80,6379",
+        Some("[extension]\nread_timeout_ms = 1000\nflood_connections = 1000\n"),
     );
 
     // Endless: a megabyte at the web server. The agent reads at most 4 KiB
@@ -617,28 +618,13 @@ fn ssh_floods_and_endless_input_cost_no_key_exchanges() {
 
     let _turn = WELL_KNOWN.lock().unwrap_or_else(|e| e.into_inner());
     let core = Core::start();
-    let agent = Agent::extension(core.node_addr)
-        .workspace(core.workspace())
-        .heartbeat_interval(1)
-        .config(
+    let _agent = agent_with(
+        &core,
+        "linux-server",
+        "2222",
+        Some(
             "[extension]\nread_timeout_ms = 1000\nflood_connections = 4\nflood_window_secs = 120\n",
-        )
-        .args([
-            "--ports",
-            "2222",
-            "--udp-ports",
-            "",
-            "--bind",
-            "127.0.0.1",
-            "--profile",
-            "linux-server",
-        ])
-        .start();
-    core.api().wait_status(agent.node_id(), "Running", T);
-    assert!(
-        agent.wait_stderr_contains("listening on TCP", T),
-        "{}",
-        agent.stderr()
+        ),
     );
     // What the server says after our version line, until it closes or
     // stays silent for 2 s.

@@ -228,27 +228,35 @@ pub(super) fn derive(k: &[u8], h: &[u8], letter: u8, session_id: &[u8], len: usi
 pub(super) mod tests {
     use super::*;
 
-    /// OpenSSH 9.2's client `KEXINIT` lists (from a capture).
-    pub fn openssh_client_kexinit(guess: bool) -> Vec<u8> {
+    /// A client `KEXINIT` with these ten name-lists.
+    pub fn client_kexinit(lists: [&[u8]; 10], guess: bool) -> Vec<u8> {
         let mut p = vec![KEXINIT];
         p.extend_from_slice(&[9; 16]);
-        for list in [
-            &b"sntrup761x25519-sha512@openssh.com,curve25519-sha256,curve25519-sha256@libssh.org,ecdh-sha2-nistp256,diffie-hellman-group14-sha256,ext-info-c,kex-strict-c-v00@openssh.com"[..],
-            b"ssh-ed25519-cert-v01@openssh.com,ecdsa-sha2-nistp256,ssh-ed25519,rsa-sha2-512",
-            b"chacha20-poly1305@openssh.com,aes128-ctr,aes128-gcm@openssh.com",
-            b"chacha20-poly1305@openssh.com,aes128-ctr,aes128-gcm@openssh.com",
-            b"umac-64-etm@openssh.com,hmac-sha2-256",
-            b"umac-64-etm@openssh.com,hmac-sha2-256",
-            b"none,zlib@openssh.com,zlib",
-            b"none,zlib@openssh.com,zlib",
-            b"",
-            b"",
-        ] {
+        for list in lists {
             put_string(&mut p, list);
         }
         p.push(u8::from(guess));
         put_u32(&mut p, 0);
         p
+    }
+
+    /// OpenSSH 9.2's client `KEXINIT` lists (from a capture).
+    pub fn openssh_client_kexinit(guess: bool) -> Vec<u8> {
+        client_kexinit(
+            [
+                b"sntrup761x25519-sha512@openssh.com,curve25519-sha256,curve25519-sha256@libssh.org,ecdh-sha2-nistp256,diffie-hellman-group14-sha256,ext-info-c,kex-strict-c-v00@openssh.com",
+                b"ssh-ed25519-cert-v01@openssh.com,ecdsa-sha2-nistp256,ssh-ed25519,rsa-sha2-512",
+                b"chacha20-poly1305@openssh.com,aes128-ctr,aes128-gcm@openssh.com",
+                b"chacha20-poly1305@openssh.com,aes128-ctr,aes128-gcm@openssh.com",
+                b"umac-64-etm@openssh.com,hmac-sha2-256",
+                b"umac-64-etm@openssh.com,hmac-sha2-256",
+                b"none,zlib@openssh.com,zlib",
+                b"none,zlib@openssh.com,zlib",
+                b"",
+                b"",
+            ],
+            guess,
+        )
     }
 
     #[test]
@@ -275,23 +283,21 @@ pub(super) mod tests {
 
     #[test]
     fn no_common_algorithm_is_refused_with_openssh_words() {
-        let mut p = vec![KEXINIT];
-        p.extend_from_slice(&[0; 16]);
-        for list in [
-            &b"diffie-hellman-group1-sha1"[..],
-            b"ssh-rsa",
-            b"aes128-cbc",
-            b"aes128-cbc",
-            b"hmac-md5",
-            b"hmac-md5",
-            b"none",
-            b"none",
-            b"",
-            b"",
-        ] {
-            put_string(&mut p, list);
-        }
-        p.extend_from_slice(&[0, 0, 0, 0, 0]);
+        let p = client_kexinit(
+            [
+                b"diffie-hellman-group1-sha1",
+                b"ssh-rsa",
+                b"aes128-cbc",
+                b"aes128-cbc",
+                b"hmac-md5",
+                b"hmac-md5",
+                b"none",
+                b"none",
+                b"",
+                b"",
+            ],
+            false,
+        );
         assert_eq!(
             agree(&p, true),
             Err("no matching key exchange method found")

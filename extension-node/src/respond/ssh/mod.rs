@@ -386,7 +386,7 @@ fn strict_offered(version: &[u8]) -> bool {
 #[cfg(test)]
 pub(super) mod tests {
     use super::cipher::Algorithm;
-    use super::kex::tests::openssh_client_kexinit;
+    use super::kex::tests::{client_kexinit, openssh_client_kexinit};
     use super::*;
     use crate::profile::Profile;
     use crate::respond::tests::cx;
@@ -661,23 +661,21 @@ pub(super) mod tests {
         c.line();
         c.raw(b"SSH-2.0-old\r\n");
         c.hear();
-        let mut p = vec![kex::KEXINIT];
-        p.extend_from_slice(&[0; 16]);
-        for list in [
-            &b"curve25519-sha256"[..],
-            b"ssh-ed25519",
-            b"aes128-cbc",
-            b"aes128-cbc",
-            b"",
-            b"",
-            b"none",
-            b"none",
-            b"",
-            b"",
-        ] {
-            put_string(&mut p, list);
-        }
-        p.extend_from_slice(&[0; 5]);
+        let p = client_kexinit(
+            [
+                b"curve25519-sha256",
+                b"ssh-ed25519",
+                b"aes128-cbc",
+                b"aes128-cbc",
+                b"",
+                b"",
+                b"none",
+                b"none",
+                b"",
+                b"",
+            ],
+            false,
+        );
         c.send(&p);
         let bye = c.hear();
         assert_eq!(bye[0], DISCONNECT);
