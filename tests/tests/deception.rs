@@ -328,7 +328,7 @@ fn sql_server_and_smb_logins_on_the_windows_profile_are_recorded() {
     };
     let _turn = WELL_KNOWN.lock().unwrap_or_else(|e| e.into_inner());
     let core = Core::start();
-    let _windows = agent(&core, "windows-workstation", "445,1433");
+    let _windows = agent(&core, "windows-workstation", "445,1433,3389");
     let out = Command::new(&python)
         .args([clients::SCRIPT, "127.0.0.1", "mssql=1433", "smb=445"])
         .output()
@@ -339,16 +339,60 @@ fn sql_server_and_smb_logins_on_the_windows_profile_are_recorded() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    let all = logins(&core, 2);
+    // Remote Desktop with Network Level Authentication: impacket's
+    // rdp_check (TLS, then CredSSP with NTLM), always on port 3389.
+    let rdp_check = python.with_file_name("rdp_check.py");
+    let out = Command::new(&python)
+        .arg(&rdp_check)
+        .arg("CORP/rdpuser:rdp-Secret18@127.0.0.1")
+        .output()
+        .expect("rdp_check.py");
+    let rdp_said =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(!rdp_said.contains("Access Granted"), "{rdp_said}");
+    let all = logins(&core, 3);
     let l = login(&all, "mssql", "sa");
     assert_eq!(l["password"], "mssql-Secret7");
     // NTLM: the password never crosses the wire; the challenge and the
-    // client's LMv2 response crack it offline (hashcat mode 5600).
-    let s = login(&all, "smb", "smbuser");
-    assert_eq!(s["domain"], "CORP", "{s}");
-    assert_eq!(s["challenge"].as_str().map(str::len), Some(16), "{s}");
-    assert!(s["lmv2"].as_str().is_some_and(|v| v.len() == 48), "{s}");
+    // client's LMv2 response crack it offline (hashcat mode 5600): checked
+    // here by computing the LMv2 response from the password typed.
+    for (protocol, user, password) in [
+        ("smb", "smbuser", "smb-Secret12"),
+        ("rdp", "rdpuser", "rdp-Secret18"),
+    ] {
+        let s = login(&all, protocol, user);
+        assert_eq!(s["domain"], "CORP", "{s}");
+        assert_eq!(s["challenge"].as_str().map(str::len), Some(16), "{s}");
+        let lmv2 = s["lmv2"].as_str().unwrap_or_default();
+        assert_eq!(lmv2.len(), 48, "{s}");
+        let check = Command::new(&python)
+            .args(["-c", LMV2_CHECK, password, user, "CORP"])
+            .args([s["challenge"].as_str().unwrap_or_default(), lmv2])
+            .output()
+            .expect("python");
+        assert_eq!(
+            String::from_utf8_lossy(&check.stdout).trim(),
+            "cracked",
+            "{protocol}: {s} {}",
+            String::from_utf8_lossy(&check.stderr)
+        );
+    }
 }
+
+/// `python -c LMV2_CHECK PASSWORD USER DOMAIN CHALLENGE LMV2`: prints
+/// "cracked" when the recorded LMv2 response is the one `PASSWORD` gives
+/// (MS-NLMP 3.3.2), as a word-list attack would find it.
+const LMV2_CHECK: &str = "
+import hmac, sys
+from Crypto.Hash import MD4
+password, user, domain, challenge, lmv2 = sys.argv[1:]
+nt = MD4.new(password.encode('utf-16-le')).digest()
+v2 = hmac.new(nt, (user.upper() + domain).encode('utf-16-le'), 'md5').digest()
+given = bytes.fromhex(lmv2)
+client = given[16:]
+proof = hmac.new(v2, bytes.fromhex(challenge) + client, 'md5').digest()
+print('cracked' if proof == given[:16] else 'no')
+";
 
 /// What `nmap -sV` must call each port of each profile: the product it
 /// names (a prefix of nmap's `product`).

@@ -18,6 +18,7 @@
 //! the tripwire turns each into an `extension.login` event.
 
 mod base64;
+mod credssp;
 mod der;
 mod ftp;
 mod http;
@@ -25,6 +26,7 @@ mod line;
 mod mail;
 mod mssql;
 mod mysql;
+mod ntlm;
 mod printer;
 mod rdp;
 mod redis;
@@ -257,6 +259,7 @@ enum Kind {
     Pjl(printer::Pjl),
     Tls(Box<tls::TlsLayer>),
     Ssh(Box<ssh::Ssh>),
+    CredSsp(credssp::CredSsp),
     /// SSH without a host key, rsync, and others that speak first but whose next step we cannot take.
     Banner,
     /// Client-first protocols we do not answer (TLS, unknown ports).
@@ -292,6 +295,14 @@ pub(super) fn failed(failures: &mut u8) -> Step {
     } else {
         Step::More
     }
+}
+
+/// SplitMix64's finalizer, to derive several values from one seed.
+pub(super) fn mix(seed: u64) -> u64 {
+    let mut z = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 /// Whether `port` has a responder (a port where a silent server would be
@@ -384,6 +395,7 @@ impl Dialogue {
             | Kind::Lpd(_)
             | Kind::Pjl(_)
             | Kind::Tls(_)
+            | Kind::CredSsp(_)
             | Kind::Silent => {}
         }
         step
@@ -417,6 +429,7 @@ impl Dialogue {
                 Kind::Pjl(s) => s.input(cx, rest, out, &mut logins),
                 Kind::Tls(s) => s.input(cx, rest, out, &mut logins),
                 Kind::Ssh(s) => s.input(cx, rest, out, &mut logins),
+                Kind::CredSsp(s) => s.input(cx, rest, out, &mut logins),
                 Kind::Banner | Kind::Silent => (rest.len(), Step::Linger),
             };
             self.consumed = self.consumed.saturating_add(used).min(all.len());
@@ -432,9 +445,8 @@ impl Dialogue {
     }
 
     /// Remote Desktop goes on in TLS once its negotiation is confirmed:
-    /// the rest of the connection is a TLS session (around a silent
-    /// responder: what follows the handshake is read for a moment and
-    /// recorded, not answered).
+    /// the rest of the connection is a TLS session around CredSSP (Network
+    /// Level Authentication, up to the password).
     fn start_tls(&mut self, cx: &Context<'_>) {
         let (Kind::Rdp(rdp), Some(id)) = (&self.kind, cx.tls) else {
             return;
@@ -442,13 +454,13 @@ impl Dialogue {
         if !rdp.confirmed() {
             return;
         }
-        let silent = Dialogue {
-            kind: Kind::Silent,
+        let nla = Dialogue {
+            kind: Kind::CredSsp(credssp::CredSsp::default()),
             consumed: 0,
             logins: Vec::new(),
             messages: 0,
         };
-        if let Some(layer) = tls::TlsLayer::new(id, silent) {
+        if let Some(layer) = tls::TlsLayer::new(id, nla) {
             self.kind = Kind::Tls(Box::new(layer));
         }
     }

@@ -1,8 +1,8 @@
 //! Remote Desktop up to TLS: the client's X.224 Connection Request (with
 //! its `mstshash` cookie, the user name it will log in as) is answered with
 //! the Connection Confirm of a Windows 10 host that requires Network Level
-//! Authentication; the client's TLS ClientHello that follows is read for
-//! its fingerprint, then the connection closes.
+//! Authentication; TLS follows (the responder's TLS layer), and inside it
+//! CredSSP up to the password (see `credssp`).
 
 use super::{Context, Login, Logins, Out, Step};
 use crate::reader::Reader;

@@ -14,7 +14,7 @@
 //!   client speaks) and a SPNEGO hint that offers NTLMSSP only.
 //! - SESSION_SETUP: an NTLMSSP NEGOTIATE gets a CHALLENGE (more processing
 //!   required); the AUTHENTICATE that follows is recorded as a [`Login`]
-//!   (see [`record`] for the fields and how to crack them) and refused with
+//!   (see [`ntlm::record`] for the fields and how to crack them) and refused with
 //!   STATUS_LOGON_FAILURE, then the connection closes.
 //!
 //! Anything else (TLS, HTTP, other SMB commands, malformed frames, frames
@@ -23,8 +23,8 @@
 //! process ids are echoed, as the protocol requires.
 
 use super::der::der;
-use super::{Context, Login, Logins, Out, Step};
-use crate::profile::Profile;
+use super::ntlm::{self, host, len16, server_challenge, utf16, Host};
+use super::{mix, Context, Logins, Out, Step};
 use crate::reader::Reader;
 
 /// Largest NetBIOS frame read: a Windows AUTHENTICATE message is under
@@ -62,22 +62,6 @@ const SMB_2_WILDCARD: u16 = 0x02ff;
 const OID_NTLMSSP: &[u8] = b"\x06\x0a\x2b\x06\x01\x04\x01\x82\x37\x02\x02\x0a";
 /// SPNEGO, 1.3.6.1.5.5.2, DER-encoded.
 const OID_SPNEGO: &[u8] = b"\x06\x06\x2b\x06\x01\x05\x05\x02";
-const NTLMSSP: &[u8] = b"NTLMSSP\0";
-
-/// NTLMSSP negotiate flags (MS-NLMP 2.2.2.5).
-const NTLM_UNICODE: u32 = 0x0000_0001;
-const NTLM_REQUEST_TARGET: u32 = 0x0000_0004;
-const NTLM_SIGN: u32 = 0x0000_0010;
-const NTLM_SEAL: u32 = 0x0000_0020;
-const NTLM_NTLM: u32 = 0x0000_0200;
-const NTLM_ALWAYS_SIGN: u32 = 0x0000_8000;
-const NTLM_TARGET_TYPE_SERVER: u32 = 0x0002_0000;
-const NTLM_EXTENDED_SESSIONSECURITY: u32 = 0x0008_0000;
-const NTLM_TARGET_INFO: u32 = 0x0080_0000;
-const NTLM_VERSION: u32 = 0x0200_0000;
-const NTLM_128: u32 = 0x2000_0000;
-const NTLM_KEY_EXCH: u32 = 0x4000_0000;
-const NTLM_56: u32 = 0x8000_0000;
 
 /// Seconds from 1601 (FILETIME's epoch) to 1970.
 const FILETIME_UNIX_EPOCH: u64 = 11_644_473_600;
@@ -89,41 +73,6 @@ pub struct Smb {
     frames: u8,
     /// An NTLM CHALLENGE went out, so an AUTHENTICATE answers it.
     challenged: bool,
-}
-
-/// Who the server says it is.
-struct Host {
-    /// NetBIOS workgroup, shown in the SMB1 negotiate answer.
-    workgroup: &'static str,
-    /// NetBIOS computer name.
-    name: &'static str,
-    /// DNS computer name.
-    dns: &'static str,
-    /// Windows 10 rather than Samba 4.
-    windows: bool,
-}
-
-fn host(profile: Profile) -> Host {
-    match profile {
-        Profile::WindowsWorkstation => Host {
-            workgroup: "WORKGROUP",
-            name: "WS01",
-            dns: "WS01",
-            windows: true,
-        },
-        Profile::Nas => Host {
-            workgroup: "WORKGROUP",
-            name: "DISKSTATION",
-            dns: "diskstation",
-            windows: false,
-        },
-        Profile::LinuxServer | Profile::Router | Profile::Printer => Host {
-            workgroup: "WORKGROUP",
-            name: "FILESERVER",
-            dns: "fileserver",
-            windows: false,
-        },
-    }
 }
 
 impl Smb {
@@ -229,15 +178,10 @@ impl Smb {
     ) -> Step {
         let blob = security_buffer(msg, body).unwrap_or_default();
         let spnego = matches!(blob.first(), Some(0x60 | 0xa1));
-        let ntlm = find(blob, NTLMSSP).and_then(|at| blob.get(at..));
-        let kind = ntlm.and_then(|m| Reader::new(m.get(8..)?).u32le());
-        match (ntlm, kind) {
-            (Some(m), Some(1)) if !self.challenged => {
+        match ntlm::message(blob) {
+            Some((1, m)) if !self.challenged => {
                 self.challenged = true;
-                let flags = Reader::new(m.get(12..).unwrap_or_default())
-                    .u32le()
-                    .unwrap_or(0);
-                let challenge = ntlm_challenge(cx, flags);
+                let challenge = ntlm::challenge(cx, ntlm::negotiate_flags(m));
                 let token = if spnego {
                     neg_token_resp(&challenge)
                 } else {
@@ -257,8 +201,8 @@ impl Smb {
                 frame(out, &m);
                 Step::More
             }
-            (Some(m), Some(3)) if self.challenged => {
-                if let Some(login) = record(cx, m) {
+            Some((3, m)) if self.challenged => {
+                if let Some(login) = ntlm::record("smb", cx, m) {
                     logins.add(login);
                 }
                 logon_failure(cx, message_id, out);
@@ -513,119 +457,6 @@ fn security_buffer<'a>(msg: &'a [u8], body: &[u8]) -> Option<&'a [u8]> {
     msg.get(offset..offset.checked_add(len)?)
 }
 
-/// The NTLMSSP CHALLENGE: the target (the host's name: a workgroup
-/// machine's accounts are its own), this connection's challenge, and the
-/// target info pairs. There is deliberately no MsvAvTimestamp pair:
-/// with one, clients replace their LMv2 response by zeros (MS-NLMP
-/// 3.1.5.1.2), and LMv2 is the part of an NTLMv2 answer short enough to
-/// record whole (see [`record`]).
-fn ntlm_challenge(cx: &Context<'_>, client_flags: u32) -> Vec<u8> {
-    let host = host(cx.profile);
-    let mut target = Vec::with_capacity(32);
-    utf16(host.name, &mut target);
-    let mut info = Vec::with_capacity(128);
-    av_pair(2, host.name, &mut info); // NetBIOS domain
-    av_pair(1, host.name, &mut info); // NetBIOS computer
-    av_pair(4, if host.windows { host.dns } else { "" }, &mut info); // DNS domain
-    av_pair(3, host.dns, &mut info); // DNS computer
-    info.extend_from_slice(&[0, 0, 0, 0]); // end of list
-    let flags = NTLM_UNICODE
-        | NTLM_REQUEST_TARGET
-        | NTLM_NTLM
-        | NTLM_ALWAYS_SIGN
-        | NTLM_TARGET_TYPE_SERVER
-        | NTLM_EXTENDED_SESSIONSECURITY
-        | NTLM_TARGET_INFO
-        | NTLM_VERSION
-        | client_flags & (NTLM_SIGN | NTLM_SEAL | NTLM_128 | NTLM_KEY_EXCH | NTLM_56);
-    // Fixed part: signature, type, target name, flags, challenge,
-    // reserved, target info, version.
-    const FIXED: usize = 56;
-    let mut m = Vec::with_capacity(FIXED + target.len() + info.len());
-    m.extend_from_slice(NTLMSSP);
-    m.extend_from_slice(&2u32.to_le_bytes());
-    security_field(&target, FIXED, &mut m);
-    m.extend_from_slice(&flags.to_le_bytes());
-    m.extend_from_slice(&server_challenge(cx.seed));
-    m.extend_from_slice(&[0; 8]);
-    security_field(&info, FIXED + target.len(), &mut m);
-    // Windows 10 build 19041 or Samba's 6.1; NTLM revision 15.
-    m.extend_from_slice(if host.windows {
-        &[10, 0, 0x61, 0x4a, 0, 0, 0, 15]
-    } else {
-        &[6, 1, 0, 0, 0, 0, 0, 15]
-    });
-    m.extend_from_slice(&target);
-    m.extend_from_slice(&info);
-    m
-}
-
-/// The login an NTLMSSP AUTHENTICATE message `m` tried, or `None` for an
-/// anonymous (null session) or malformed one.
-///
-/// Fields (at most four, each at most 128 characters):
-/// - `domain`, `workstation`: as the client sent them;
-/// - `challenge`: this connection's server challenge, 16 hex digits;
-/// - one of:
-///   - `lmv2` (NTLMv2 clients): the 24-byte LMv2 response, 48 hex digits.
-///     It is keyed like the NTLMv2 response, by the password's NT hash,
-///     the user and the domain, so it cracks offline as hashcat mode 5600
-///     (NetNTLMv2): `user::domain:challenge:lmv2[0..32]:lmv2[32..48]`;
-///   - `ntproofstr` (NTLMv2 clients that sent no LMv2, all zeros): the
-///     first 16 bytes of the NTLMv2 response, 32 hex digits. This only
-///     identifies the attempt: cracking needs the rest of the response
-///     (its blob, usually 150 to 400 bytes), which does not fit a field;
-///   - `netntlm` (NTLMv1 clients): `lm:nt`, the two 24-byte responses in
-///     hex, for hashcat mode 5500:
-///     `user::domain:lm:nt:challenge`.
-fn record(cx: &Context<'_>, m: &[u8]) -> Option<Login> {
-    let field = |at: usize| -> Option<&[u8]> {
-        let mut r = Reader::new(m.get(at..)?);
-        let len = usize::from(r.u16le()?);
-        r.u16le()?;
-        let offset = usize::try_from(r.u32le()?).ok()?;
-        m.get(offset..offset.checked_add(len)?)
-    };
-    let (lm, nt) = (field(12)?, field(20)?);
-    let (domain, user, workstation) = (field(28)?, field(36)?, field(44)?);
-    if user.is_empty() && nt.is_empty() {
-        return None;
-    }
-    // Flags follow the session key field; OEM strings without Unicode.
-    let flags = Reader::new(m.get(60..).unwrap_or_default())
-        .u32le()
-        .unwrap_or(NTLM_UNICODE);
-    let text = |b: &[u8]| text(b, flags & NTLM_UNICODE != 0);
-    let login = Login::new("smb", &text(user))
-        .with("domain", &text(domain))
-        .with("workstation", &text(workstation))
-        .with_hex("challenge", &server_challenge(cx.seed));
-    Some(if nt.len() == 24 {
-        login.with("netntlm", format!("{}:{}", hex(lm), hex(nt)).as_bytes())
-    } else if lm.len() == 24 && lm.iter().any(|&b| b != 0) {
-        login.with_hex("lmv2", lm)
-    } else {
-        login.with_hex("ntproofstr", nt.get(..16).unwrap_or(nt))
-    })
-}
-
-/// A string of an NTLM message (UTF-16LE or OEM), cut to what a credential
-/// field keeps.
-fn text(bytes: &[u8], unicode: bool) -> Vec<u8> {
-    let bytes = bytes.get(..2 * super::MAX_CREDENTIAL).unwrap_or(bytes);
-    if !unicode {
-        return bytes.to_vec();
-    }
-    let units = bytes
-        .chunks_exact(2)
-        .filter_map(|c| <[u8; 2]>::try_from(c).ok())
-        .map(u16::from_le_bytes);
-    char::decode_utf16(units)
-        .map(|c| c.unwrap_or('\u{fffd}'))
-        .collect::<String>()
-        .into_bytes()
-}
-
 /// SPNEGO NegTokenInit offering NTLMSSP, as the NEGOTIATE answer's hint.
 fn neg_token_init() -> Vec<u8> {
     let mut mechs = Vec::new();
@@ -657,22 +488,6 @@ fn neg_token_resp(ntlm: &[u8]) -> Vec<u8> {
     token
 }
 
-/// Appends an NTLM AV pair holding `value` in UTF-16LE.
-fn av_pair(id: u16, value: &str, out: &mut Vec<u8>) {
-    let mut v = Vec::new();
-    utf16(value, &mut v);
-    out.extend_from_slice(&id.to_le_bytes());
-    out.extend_from_slice(&len16(&v));
-    out.extend_from_slice(&v);
-}
-
-/// Appends an NTLM security buffer field: length, maximum length, offset.
-fn security_field(payload: &[u8], offset: usize, out: &mut Vec<u8>) {
-    out.extend_from_slice(&len16(payload));
-    out.extend_from_slice(&len16(payload));
-    out.extend_from_slice(&u32::try_from(offset).unwrap_or(0).to_le_bytes());
-}
-
 /// Frames `msg` in a NetBIOS session message.
 fn frame(out: &mut Out, msg: &[u8]) {
     let [_, a, b, c] = u32::try_from(msg.len()).unwrap_or(0).to_be_bytes();
@@ -680,29 +495,9 @@ fn frame(out: &mut Out, msg: &[u8]) {
     out.push(msg);
 }
 
-/// The length of one of our templates as a little-endian u16.
-fn len16(bytes: &[u8]) -> [u8; 2] {
-    u16::try_from(bytes.len()).unwrap_or(0).to_le_bytes()
-}
-
-fn utf16(s: &str, out: &mut Vec<u8>) {
-    for u in s.encode_utf16() {
-        out.extend_from_slice(&u.to_le_bytes());
-    }
-}
-
 fn utf16z(s: &str, out: &mut Vec<u8>) {
     utf16(s, out);
     out.extend_from_slice(&[0, 0]);
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Where `needle` first occurs in `hay`.
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
 }
 
 /// `now` (Unix seconds) as a FILETIME (100 ns since 1601).
@@ -710,19 +505,6 @@ fn filetime(now: u64) -> [u8; 8] {
     now.saturating_add(FILETIME_UNIX_EPOCH)
         .saturating_mul(10_000_000)
         .to_le_bytes()
-}
-
-/// SplitMix64's finalizer, to derive several values from one seed.
-fn mix(seed: u64) -> u64 {
-    let mut z = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
-
-/// This connection's NTLM (and SMB1) challenge.
-fn server_challenge(seed: u64) -> [u8; 8] {
-    mix(seed).to_le_bytes()
 }
 
 /// The server GUID: one per server, the same on every connection.
@@ -741,8 +523,10 @@ fn session_id(seed: u64) -> u64 {
 
 #[cfg(test)]
 mod tests {
+    use super::super::ntlm::{find, NTLMSSP, NTLM_UNICODE};
     use super::super::tests::{cx, run_bytes};
     use super::*;
+    use crate::profile::Profile;
 
     /// nmap 7.93's SMBProgNeg probe (SMB1 dialects only).
     const NMAP: &[u8] = b"\0\0\0\xa4\xff\x53\x4d\x42\x72\0\0\0\0\x08\x01\x40\0\0\0\0\0\0\0\0\0\0\0\0\0\0\x40\x06\0\0\x01\0\0\x81\0\x02PC NETWORK PROGRAM 1.0\0\x02MICROSOFT NETWORKS 1.03\0\x02MICROSOFT NETWORKS 3.0\0\x02LANMAN1.0\0\x02LM1.2X002\0\x02Samba\0\x02NT LANMAN 1.0\0\x02NT LM 0.12\0";
