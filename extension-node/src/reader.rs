@@ -63,6 +63,10 @@ impl<'a> Reader<'a> {
         Some(usize::from(c) << 16 | usize::from(b) << 8 | usize::from(a))
     }
 
+    pub(crate) fn u32be(&mut self) -> Option<u32> {
+        self.array().map(u32::from_be_bytes)
+    }
+
     pub(crate) fn u32le(&mut self) -> Option<u32> {
         self.array().map(u32::from_le_bytes)
     }

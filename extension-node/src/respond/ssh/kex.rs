@@ -7,7 +7,7 @@ use ring::digest::{self, SHA256};
 use ring::rand::SystemRandom;
 
 use super::cipher::{Algorithm, Opener, Sealer};
-use super::wire::{names, put_mpint, put_string, put_u32, Reader};
+use super::wire::{boolean, names, put_mpint, put_string, put_u32, string, Reader};
 use super::HostKey;
 
 /// `SSH_MSG_KEXINIT`.
@@ -74,15 +74,15 @@ pub type Refusal = &'static str;
 pub fn agree(client: &[u8], strict_offered: bool) -> Result<Agreed, Refusal> {
     let mut r = Reader::new(client);
     let malformed = "invalid KEXINIT";
-    if r.byte() != Some(KEXINIT) || r.bytes(16).is_none() {
+    if r.u8() != Some(KEXINIT) || r.take(16).is_none() {
         return Err(malformed);
     }
     let mut lists = [&[][..]; 10];
     for list in &mut lists {
-        *list = r.string().ok_or(malformed)?;
+        *list = string(&mut r).ok_or(malformed)?;
     }
-    let guessed = r.bool().ok_or(malformed)?;
-    r.u32().ok_or(malformed)?;
+    let guessed = boolean(&mut r).ok_or(malformed)?;
+    r.u32be().ok_or(malformed)?;
     let [kex, host, c_in, c_out, _, _, z_in, z_out, _, _] = lists;
     let first_kex = names(kex).next();
     if !names(kex).any(|n| KEX.contains(&n)) {
@@ -139,23 +139,23 @@ impl Exchange {
     pub fn new(client_version: &[u8], server_version: &[u8]) -> Exchange {
         let mut hash = digest::Context::new(&SHA256);
         for part in [client_version, server_version] {
-            string(&mut hash, part);
+            hash_string(&mut hash, part);
         }
         Exchange { hash }
     }
 
     /// Adds both `KEXINIT` payloads.
     pub fn kexinits(&mut self, client: &[u8], server: &[u8]) {
-        string(&mut self.hash, client);
-        string(&mut self.hash, server);
+        hash_string(&mut self.hash, client);
+        hash_string(&mut self.hash, server);
     }
 
     /// Answers the client's `SSH_MSG_KEX_ECDH_INIT` payload: our reply
     /// payload and the keys, or `None` for a key share that is not one.
     pub fn reply(self, init: &[u8], host: &HostKey, agreed: &Agreed) -> Option<(Vec<u8>, Keys)> {
         let mut r = Reader::new(init);
-        r.byte()?;
-        let q_c = r.string()?;
+        r.u8()?;
+        let q_c = string(&mut r)?;
         if q_c.len() != 32 {
             return None;
         }
@@ -170,7 +170,7 @@ impl Exchange {
         let k_s = host.blob();
         let mut hash = self.hash;
         for part in [&k_s[..], q_c, q_s.as_ref()] {
-            string(&mut hash, part);
+            hash_string(&mut hash, part);
         }
         hash.update(&k);
         let h = hash.finish();
@@ -199,7 +199,8 @@ impl Exchange {
     }
 }
 
-fn string(hash: &mut digest::Context, s: &[u8]) {
+/// Hashes `s` as an SSH `string`.
+fn hash_string(hash: &mut digest::Context, s: &[u8]) {
     hash.update(&u32::try_from(s.len()).unwrap_or(u32::MAX).to_be_bytes());
     hash.update(s);
 }

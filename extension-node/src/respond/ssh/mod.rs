@@ -19,10 +19,10 @@ use ring::rand::SystemRandom;
 use ring::signature::{Ed25519KeyPair, KeyPair};
 
 use super::line::{next_line, Line};
-use super::{Context, Login, Logins, Out, Step};
+use super::{mix, Context, Login, Logins, Out, Step};
 use cipher::{Opened, Opener, Sealer};
 use kex::{Agreed, Exchange};
-use wire::{plain_packet, put_string, put_u32, Packet, Reader};
+use wire::{boolean, plain_packet, put_string, put_u32, string, Packet, Reader};
 
 const DISCONNECT: u8 = 1;
 const IGNORE: u8 = 2;
@@ -223,14 +223,8 @@ impl Ssh {
     fn cookie(&self) -> [u8; 16] {
         let mut c = [0u8; 16];
         let (a, b) = c.split_at_mut(8);
-        a.copy_from_slice(&self.seed.to_le_bytes());
-        b.copy_from_slice(
-            &self
-                .seed
-                .rotate_left(23)
-                .wrapping_mul(0x9e37_79b9_7f4a_7c15)
-                .to_le_bytes(),
-        );
+        a.copy_from_slice(&mix(self.seed).to_le_bytes());
+        b.copy_from_slice(&mix(self.seed ^ 0x00c0_0c1e).to_le_bytes());
         c
     }
 
@@ -263,7 +257,7 @@ impl Ssh {
             }
             (Phase::Service, SERVICE_REQUEST) => {
                 let mut r = Reader::new(payload.get(1..).unwrap_or_default());
-                if r.string() != Some(b"ssh-userauth") {
+                if string(&mut r) != Some(b"ssh-userauth") {
                     return self.disconnect(PROTOCOL_ERROR, "bad service request", out);
                 }
                 let mut p = vec![SERVICE_ACCEPT];
@@ -318,13 +312,14 @@ impl Ssh {
     /// A `USERAUTH_REQUEST`: a password is recorded; every method fails.
     fn userauth(&mut self, payload: &[u8], out: &mut Out, logins: &mut Logins<'_>) -> Step {
         let mut r = Reader::new(payload.get(1..).unwrap_or_default());
-        let (Some(user), Some(_service), Some(method)) = (r.string(), r.string(), r.string())
+        let (Some(user), Some(_service), Some(method)) =
+            (string(&mut r), string(&mut r), string(&mut r))
         else {
             return self.disconnect(PROTOCOL_ERROR, "bad userauth request", out);
         };
         match method {
             b"password" => {
-                let (Some(_change), Some(password)) = (r.bool(), r.string()) else {
+                let (Some(_change), Some(password)) = (boolean(&mut r), string(&mut r)) else {
                     return self.disconnect(PROTOCOL_ERROR, "bad userauth request", out);
                 };
                 logins.add(Login::new("ssh", user).with("password", password));
@@ -500,9 +495,9 @@ pub(super) mod tests {
             let reply = self.hear();
             let mut r = Reader::new(&reply[1..]);
             let (k_s, q_s, sig) = (
-                r.string().unwrap(),
-                r.string().unwrap(),
-                r.string().unwrap(),
+                string(&mut r).unwrap(),
+                string(&mut r).unwrap(),
+                string(&mut r).unwrap(),
             );
             assert_eq!(k_s, host_key().blob());
             let mut k = Vec::new();
@@ -526,9 +521,9 @@ pub(super) mod tests {
             h.update(&k);
             let h = h.finish();
             let mut s = Reader::new(sig);
-            assert_eq!(s.string(), Some(&b"ssh-ed25519"[..]));
+            assert_eq!(string(&mut s), Some(&b"ssh-ed25519"[..]));
             let host = Verifier::new(&ED25519, &k_s[19..]);
-            host.verify(h.as_ref(), s.string().unwrap())
+            host.verify(h.as_ref(), string(&mut s).unwrap())
                 .expect("host key signature");
             assert_eq!(self.hear(), [NEWKEYS]);
             self.send(&[NEWKEYS]);

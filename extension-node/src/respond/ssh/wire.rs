@@ -6,49 +6,17 @@
 /// before it): the whole connection fits the tripwire's read cap anyway.
 pub const MAX_PACKET: usize = crate::config::MAX_READ;
 
-/// Reads SSH data types off a payload; a read past its end gives `None`.
-#[derive(Debug)]
-pub struct Reader<'a> {
-    rest: &'a [u8],
+pub(crate) use crate::reader::Reader;
+
+/// A `string` (or `name-list`): its bytes.
+pub fn string<'a>(r: &mut Reader<'a>) -> Option<&'a [u8]> {
+    let n = usize::try_from(r.u32be()?).ok()?;
+    r.take(n)
 }
 
-impl<'a> Reader<'a> {
-    /// A reader at the start of `bytes`.
-    pub fn new(bytes: &'a [u8]) -> Reader<'a> {
-        Reader { rest: bytes }
-    }
-
-    /// The next `n` bytes.
-    pub fn bytes(&mut self, n: usize) -> Option<&'a [u8]> {
-        if n > self.rest.len() {
-            return None;
-        }
-        let (head, tail) = self.rest.split_at(n);
-        self.rest = tail;
-        Some(head)
-    }
-
-    /// A `byte`.
-    pub fn byte(&mut self) -> Option<u8> {
-        self.bytes(1)?.first().copied()
-    }
-
-    /// A `boolean`.
-    pub fn bool(&mut self) -> Option<bool> {
-        self.byte().map(|b| b != 0)
-    }
-
-    /// A `uint32`.
-    pub fn u32(&mut self) -> Option<u32> {
-        let b: [u8; 4] = self.bytes(4)?.try_into().ok()?;
-        Some(u32::from_be_bytes(b))
-    }
-
-    /// A `string` (or `name-list`): its bytes.
-    pub fn string(&mut self) -> Option<&'a [u8]> {
-        let n = usize::try_from(self.u32()?).ok()?;
-        self.bytes(n)
-    }
+/// A `boolean`.
+pub fn boolean(r: &mut Reader<'_>) -> Option<bool> {
+    r.u8().map(|b| b != 0)
 }
 
 /// The names of a `name-list`.
@@ -96,13 +64,13 @@ pub enum Packet<'a> {
 /// The first unencrypted packet of `input`.
 pub fn plain_packet(input: &[u8]) -> Packet<'_> {
     let mut r = Reader::new(input);
-    let Some(len) = r.u32().and_then(|n| usize::try_from(n).ok()) else {
+    let Some(len) = r.u32be().and_then(|n| usize::try_from(n).ok()) else {
         return Packet::Partial;
     };
     if !(5..=MAX_PACKET - 4).contains(&len) || len % 8 != 4 {
         return Packet::Bad;
     }
-    let Some(body) = r.bytes(len) else {
+    let Some(body) = r.take(len) else {
         return Packet::Partial;
     };
     match payload(body) {
@@ -155,13 +123,13 @@ mod tests {
     #[test]
     fn reads_stop_at_the_end_of_the_payload() {
         let mut r = Reader::new(&[0, 0, 0, 3, b'a', b'b']);
-        assert_eq!(r.string(), None);
+        assert_eq!(string(&mut r), None);
         let mut r = Reader::new(&[0xff, 0xff, 0xff, 0xff, 1]);
-        assert_eq!(r.string(), None);
+        assert_eq!(string(&mut r), None);
         let mut r = Reader::new(&[0, 0, 0, 2, b'a', b'b', 1]);
-        assert_eq!(r.string(), Some(&b"ab"[..]));
-        assert_eq!(r.bool(), Some(true));
-        assert_eq!(r.byte(), None);
+        assert_eq!(string(&mut r), Some(&b"ab"[..]));
+        assert_eq!(boolean(&mut r), Some(true));
+        assert_eq!(r.u8(), None);
     }
 
     #[test]
